@@ -1,0 +1,160 @@
+"""Architecture specs: plain data that both frameworks build the same network from.
+
+A network is a list of blocks followed by global average pooling and one linear
+classifier. A block is `depth` stacked "same"-padded convolutions, each followed
+by its activation, then an optional max-pool.
+
+Maxout convention (stated once, used everywhere): a convolution with `width`
+filters followed by maxout with k pieces yields width/k maps, and output map j
+is the maximum over pieces i of input map i*(width/k) + j. The pieces are
+contiguous slabs of channels, so k = 2 is exactly the Max-Feature-Map of
+Lightened CNN (the max of the first and the second half of the channels).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "maxout")
+
+
+class SpecError(ValueError):
+    """A spec or config value is invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Block:
+    width: int  # filters of each convolution in the block
+    kernel: int = 3
+    depth: int = 1
+    activation: str = "relu"
+    pieces: int = 1  # maxout pieces k; 1 for relu
+    pool: int = 2  # max-pool window and stride after the block; 1 for none
+
+    @property
+    def out_channels(self) -> int:
+        return self.width // self.pieces
+
+    def validate(self, where: str) -> None:
+        def need(ok: bool, field: str, rule: str, got) -> None:
+            if not ok:
+                raise SpecError(f"{where}.{field}: {rule} (got {got!r})")
+
+        for field in ("width", "kernel", "depth", "pieces", "pool"):
+            value = getattr(self, field)
+            need(isinstance(value, int) and not isinstance(value, bool), field, "must be an integer", value)
+            need(value >= 1, field, "must be >= 1", value)
+        need(self.kernel % 2 == 1, "kernel", "must be odd so that 'same' padding is symmetric", self.kernel)
+        need(self.activation in ACTIVATIONS, "activation", f"must be one of {', '.join(ACTIVATIONS)}", self.activation)
+        if self.activation == "relu":
+            need(self.pieces == 1, "pieces", "must be 1 for relu", self.pieces)
+        need(self.width % self.pieces == 0, "pieces", f"must divide width {self.width}", self.pieces)
+
+
+class Conv(NamedTuple):
+    name: str  # parameter prefix shared by both frameworks, e.g. "blocks.0.convs.1"
+    in_channels: int
+    out_channels: int
+    kernel: int
+    block: int  # index of the block it belongs to
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    blocks: tuple[Block, ...]
+    in_channels: int = 1
+    num_classes: int = 10
+
+    def __post_init__(self):
+        if not self.blocks:
+            raise SpecError(f"architectures.{self.name}.blocks: must list at least one block")
+        for i, block in enumerate(self.blocks):
+            block.validate(f"architectures.{self.name}.blocks[{i}]")
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict, in_channels: int = 1, num_classes: int = 10) -> ArchSpec:
+        if not isinstance(data.get("blocks"), (list, tuple)):
+            raise SpecError(f"architectures.{name}.blocks: must be a list of blocks")
+        blocks = []
+        for i, raw in enumerate(data["blocks"]):
+            unknown = set(raw) - {f.name for f in dataclasses.fields(Block)}
+            if unknown:
+                raise SpecError(f"architectures.{name}.blocks[{i}]: unknown field(s) {sorted(unknown)}")
+            if "width" not in raw:
+                raise SpecError(f"architectures.{name}.blocks[{i}].width: is required")
+            blocks.append(Block(**raw))
+        return cls(name, tuple(blocks), in_channels, num_classes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def with_io(self, in_channels: int, num_classes: int) -> ArchSpec:
+        return dataclasses.replace(self, in_channels=in_channels, num_classes=num_classes)
+
+    def convs(self) -> list[Conv]:
+        convs, channels = [], self.in_channels
+        for i, block in enumerate(self.blocks):
+            for j in range(block.depth):
+                convs.append(Conv(f"blocks.{i}.convs.{j}", channels, block.width, block.kernel, i))
+                channels = block.out_channels
+        return convs
+
+    @property
+    def features(self) -> int:
+        return self.blocks[-1].out_channels
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field of the first block, in input pixels (kernel-size studies compare these)."""
+        first = self.blocks[0]
+        return first.depth * (first.kernel - 1) + 1
+
+    def describe(self) -> str:
+        parts = []
+        for b in self.blocks:
+            act = "ReLU" if b.activation == "relu" else f"maxout-{b.pieces}"
+            stack = f"{b.depth}x " if b.depth > 1 else ""
+            parts.append(f"{stack}{b.kernel}x{b.kernel}/{b.width} {act}")
+        return ", ".join(parts)
+
+
+def param_count(spec: ArchSpec) -> int:
+    """Trainable parameters: convolution weights and biases, and the classifier."""
+    convs = sum(c.kernel**2 * c.in_channels * c.out_channels + c.out_channels for c in spec.convs())
+    return convs + spec.features * spec.num_classes + spec.num_classes
+
+
+def forward_flops(spec: ArchSpec, image_size: int) -> int:
+    """Forward FLOPs of one example, counting a multiply-add as two FLOPs.
+
+    Convolutions and the classifier only; activations, pooling and biases are
+    left out, as torch.utils.flop_counter does.
+    """
+    sizes = [image_size]
+    for block in spec.blocks:
+        sizes.append(sizes[-1] // block.pool)
+    flops = sum(2 * c.kernel**2 * c.in_channels * c.out_channels * sizes[c.block] ** 2 for c in spec.convs())
+    return flops + 2 * spec.features * spec.num_classes
+
+
+def init_weights(spec: ArchSpec, seed: int) -> dict[str, np.ndarray]:
+    """Framework-neutral initial weights in PyTorch layout (OIHW; linear as out x in).
+
+    He-uniform convolutions, uniform(+-1/sqrt(fan_in)) classifier, zero biases.
+    Both builders load this dict, so both frameworks start from identical weights.
+    """
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for c in spec.convs():
+        bound = np.sqrt(6.0 / (c.in_channels * c.kernel**2))
+        shape = (c.out_channels, c.in_channels, c.kernel, c.kernel)
+        weights[f"{c.name}.weight"] = rng.uniform(-bound, bound, shape).astype(np.float32)
+        weights[f"{c.name}.bias"] = np.zeros(c.out_channels, np.float32)
+    bound = 1.0 / np.sqrt(spec.features)
+    weights["head.weight"] = rng.uniform(-bound, bound, (spec.num_classes, spec.features)).astype(np.float32)
+    weights["head.bias"] = np.zeros(spec.num_classes, np.float32)
+    return weights

@@ -1,0 +1,87 @@
+"""The same spec and weights give the same network in PyTorch and in TensorFlow."""
+import numpy as np
+import pytest
+from conftest import batch, make_spec
+
+from convbench.spec import init_weights
+
+BLOCKS = {
+    "relu-k1": [{"width": 8, "kernel": 1}],
+    "relu-k3": [{"width": 8, "kernel": 3}, {"width": 12, "kernel": 3}],
+    "relu-k5": [{"width": 8, "kernel": 5}],
+    "relu-k7-nopool": [{"width": 6, "kernel": 7, "pool": 1}],
+    "relu-stack2": [{"width": 8, "kernel": 3, "depth": 2}],
+    "relu-stack3": [{"width": 8, "kernel": 3, "depth": 3}],
+    "maxout2": [{"width": 8, "kernel": 3, "activation": "maxout", "pieces": 2}],
+    "maxout3-stack2": [{"width": 12, "kernel": 3, "depth": 2, "activation": "maxout", "pieces": 3}],
+    "maxout4-k5": [{"width": 16, "kernel": 5, "activation": "maxout", "pieces": 4}, {"width": 8, "kernel": 3}],
+}
+
+
+def rel_err(a, b):
+    return np.abs(a - b).max() / max(np.abs(a).max(), 1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_outputs_and_gradients_agree(name, torch_backend, tf_backend):
+    spec = make_spec(*BLOCKS[name])
+    weights = init_weights(spec, seed=3)
+    x, y = batch()
+    pt = torch_backend.Trainer(spec, weights, 0.1, 0.9)
+    tf = tf_backend.Trainer(spec, weights, 0.1, 0.9)
+    assert rel_err(pt.logits(pt.to_device(x, y)[0]), tf.logits(tf.to_device(x, y)[0])) < 1e-4
+    grads_pt, grads_tf = pt.gradients(*pt.to_device(x, y)), tf.gradients(*tf.to_device(x, y))
+    assert grads_pt.keys() == grads_tf.keys() == {*weights, "input"}
+    for key in grads_pt:
+        assert grads_pt[key].shape == grads_tf[key].shape, key
+        assert rel_err(grads_pt[key], grads_tf[key]) < 1e-4, key
+
+
+def test_weights_round_trip_through_both_frameworks(torch_backend, tf_backend):
+    spec = make_spec(*BLOCKS["maxout3-stack2"], {"width": 4, "kernel": 5})
+    weights = init_weights(spec, seed=0)
+    via_torch = torch_backend.export_weights(torch_backend.build(spec, weights))
+    via_tf = tf_backend.export_weights(tf_backend.build(spec, via_torch))
+    for key, value in weights.items():
+        np.testing.assert_array_equal(via_tf[key], value)
+
+
+def test_sgd_momentum_training_steps_agree(torch_backend, tf_backend):
+    spec = make_spec(*BLOCKS["relu-stack2"])
+    weights = init_weights(spec, seed=0)
+    x, y = batch(n=16)
+    pt = torch_backend.Trainer(spec, weights, 0.05, 0.9)
+    tf = tf_backend.Trainer(spec, weights, 0.05, 0.9)
+    losses_pt = [pt.train_step(*pt.to_device(x, y)) for _ in range(4)]
+    losses_tf = [tf.train_step(*tf.to_device(x, y)) for _ in range(4)]
+    assert losses_pt[-1] < losses_pt[0]
+    np.testing.assert_allclose(losses_pt, losses_tf, rtol=1e-4)
+    trained_pt, trained_tf = torch_backend.export_weights(pt.model), tf_backend.export_weights(tf.model)
+    for key in weights:
+        assert rel_err(trained_pt[key], trained_tf[key]) < 1e-4, key
+
+
+@pytest.mark.parametrize("pieces", [2, 3, 4])
+def test_maxout_is_the_max_over_its_group(pieces, torch_backend, tf_backend):
+    import tensorflow
+    import torch
+
+    maps = 3
+    x = np.random.default_rng(pieces).normal(size=(2, pieces * maps, 5, 5)).astype(np.float32)
+    # map j is the max over pieces i of channel i*maps + j (contiguous slabs)
+    expected = np.stack([x[:, [i * maps + j for i in range(pieces)]].max(axis=1) for j in range(maps)], axis=1)
+    out_torch = torch_backend.Maxout(pieces)(torch.from_numpy(x)).numpy()
+    out_tf = tf_backend.Maxout(pieces)(tensorflow.constant(x.transpose(0, 2, 3, 1))).numpy().transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(out_torch, expected)
+    np.testing.assert_array_equal(out_tf, expected)
+
+
+def test_maxout_2_is_max_feature_map(torch_backend, tf_backend):
+    import tensorflow
+    import torch
+
+    x = np.random.default_rng(0).normal(size=(2, 10, 4, 4)).astype(np.float32)
+    mfm = np.maximum(x[:, :5], x[:, 5:])  # Lightened CNN: max of the two channel halves
+    np.testing.assert_array_equal(torch_backend.Maxout(2)(torch.from_numpy(x)).numpy(), mfm)
+    out_tf = tf_backend.Maxout(2)(tensorflow.constant(x.transpose(0, 2, 3, 1))).numpy()
+    np.testing.assert_array_equal(out_tf.transpose(0, 3, 1, 2), mfm)
