@@ -1,0 +1,106 @@
+"""Command line: list and run cells, analyse records, build the paper.
+
+    python -m convbench cells --config config/config.yaml
+    python -m convbench run --config config/config.yaml --cell kernel_k5_torch-eager_cpu1-none_b64_s0_speed
+    python -m convbench analyse --records results/default/records --out results/default/generated
+    python -m convbench paper --generated results/default/generated --pdf results/default/paper.pdf
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from convbench import cells as cells_module
+from convbench import config as config_module
+from convbench.data import DataError
+from convbench.spec import SpecError
+
+USER_ERRORS = (config_module.ConfigError, SpecError, DataError, FileNotFoundError)
+
+
+def _select_cells(args) -> list[cells_module.Cell]:
+    if args.cells_json:
+        return [cells_module.Cell.from_dict(c) for c in json.loads(args.cells_json)]
+    _, cells = config_module.load(args.config)
+    if args.cell:
+        by_id = {c.id: c for c in cells}
+        unknown = [i for i in args.cell if i not in by_id]
+        if unknown:
+            raise config_module.ConfigError(f"{args.config}: no cell named {', '.join(unknown)} (see `python -m convbench cells`)")
+        cells = [by_id[i] for i in args.cell]
+    if args.group:
+        cells = [c for c in cells if c.group == args.group]
+    return cells
+
+
+def cmd_cells(args) -> None:
+    _, cells = config_module.load(args.config)
+    for group, members in cells_module.groups(cells).items():
+        print(f"# {group}: {len(members)} cells")
+        for cell in members:
+            print(cell.id)
+
+
+def cmd_run(args) -> None:
+    from convbench.run import run_cells
+
+    cells = _select_cells(args)
+    if not cells:
+        raise SystemExit("no cells selected")
+    for group, members in cells_module.groups(cells).items():
+        out = Path(args.out) if args.out else Path("results") / "cli" / "records" / group
+        run_cells(members, out)  # a group holds one framework: one import for all its cells
+        print(f"records in {out}")
+
+
+def cmd_analyse(args) -> None:
+    from convbench.analysis import analyse
+
+    analyse([Path(p) for p in args.records], Path(args.out))
+
+
+def cmd_paper(args) -> None:
+    from convbench.analysis import build_pdf
+
+    build_pdf(Path(args.generated), Path(args.pdf), paper_dir=Path(args.paper_dir))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="convbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("cells", help="list the cells a config asks for, by process group")
+    p.add_argument("--config", default="config/config.yaml")
+    p.set_defaults(func=cmd_cells)
+
+    p = sub.add_parser("run", help="run cells in this process and write one record each")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--cell", action="append", help="a cell id (repeatable); default: all cells of the config")
+    p.add_argument("--group", help="only cells of this group, e.g. speed/torch")
+    p.add_argument("--cells-json", help="the cells themselves, as JSON (used by the Snakemake rules)")
+    p.add_argument("--out", help="directory for the records (default results/cli/records/<group>)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("analyse", help="records -> tidy table, figures, tables, macros")
+    p.add_argument("--records", nargs="+", required=True, help="record directories")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_analyse)
+
+    p = sub.add_parser("paper", help="build the PDF from paper/ and the generated files")
+    p.add_argument("--generated", required=True)
+    p.add_argument("--pdf", required=True)
+    p.add_argument("--paper-dir", default="paper")
+    p.set_defaults(func=cmd_paper)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except USER_ERRORS as e:
+        print(f"convbench: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

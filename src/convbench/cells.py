@@ -1,0 +1,113 @@
+"""Cells: the units of work, each fully named by its parameters, expanded from the config."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from convbench.spec import ArchSpec, SpecError
+
+FRAMEWORKS = ("torch", "tensorflow")
+ENGINES = {"torch": ("eager",), "tensorflow": ("eager",)}
+TASKS = ("train", "speed")
+# Input channels, image size and classes of the data sets a train cell can use.
+DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    study: str
+    task: str  # "train": accuracy on a data set; "speed": timed steps on a synthetic batch
+    framework: str
+    engine: str
+    arch: ArchSpec
+    batch_size: int
+    image_size: int
+    seed: int
+    threads: int
+    device: str = "cpu"
+    devices: int = 1
+    parallelism: str = "none"
+    settings: dict = field(default_factory=dict, compare=False)  # protocol or training settings
+
+    @property
+    def id(self) -> str:
+        """A readable slug of the parameters that name the cell; also its record's file name."""
+        return (
+            f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_"
+            f"{self.device}{self.devices}-{self.parallelism}_b{self.batch_size}_s{self.seed}_{self.task}"
+        )
+
+    @property
+    def group(self) -> str:
+        """Cells of one group run in one process, sharing the framework import."""
+        return f"{self.task}/{self.framework}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Cell:
+        arch = data["arch"]
+        spec = ArchSpec.from_dict(arch["name"], arch, arch["in_channels"], arch["num_classes"])
+        return cls(**{**data, "arch": spec})
+
+
+def _check_names(config: dict) -> None:
+    for framework in config["frameworks"]:
+        if framework not in FRAMEWORKS:
+            raise SpecError(f"frameworks: unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
+        for engine in config["engines"].get(framework, ()):
+            if engine not in ENGINES[framework]:
+                raise SpecError(f"engines.{framework}: unknown engine {engine!r} (known: {', '.join(ENGINES[framework])})")
+    for study_name, study in config["studies"].items():
+        for arch_name in study["architectures"]:
+            if arch_name not in config["architectures"]:
+                raise SpecError(f"studies.{study_name}.architectures: unknown architecture {arch_name!r}")
+
+
+def _train_cells(config: dict, arch: dict, name: str, common: dict) -> list[Cell]:
+    train, data = config["train"], config["data"]
+    channels, size, classes = DATASET_SHAPES[data["dataset"]]
+    spec = ArchSpec.from_dict(name, arch, channels, classes)
+    settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size")}
+    return [
+        Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
+             settings={**settings, "data": data})
+        for seed in train["seeds"]
+    ]
+
+
+def _speed_cells(config: dict, arch: dict, name: str, common: dict) -> list[Cell]:
+    speed = config["speed"]
+    spec = ArchSpec.from_dict(name, arch, speed["in_channels"], speed["num_classes"])
+    settings = {k: v for k, v in speed.items() if k not in ("batch_size", "image_size", "in_channels", "num_classes")}
+    settings.update(lr=config["train"]["lr"], momentum=config["train"]["momentum"])
+    return [Cell(**common, task="speed", arch=spec, batch_size=speed["batch_size"], image_size=speed["image_size"],
+                 seed=0, settings=settings)]
+
+
+def expand(config: dict) -> list[Cell]:
+    """Every cell the (schema-validated) config asks for, in a stable order."""
+    _check_names(config)
+    makers = {"train": _train_cells, "speed": _speed_cells}
+    cells = []
+    for study_name, study in config["studies"].items():
+        for arch_name in study["architectures"]:
+            for framework in config["frameworks"]:
+                for engine in config["engines"][framework]:
+                    common = dict(study=study_name, framework=framework, engine=engine,
+                                  threads=config["threads"], device=config["device"])
+                    for task in study["tasks"]:
+                        cells += makers[task](config, config["architectures"][arch_name], arch_name, common)
+    ids = [c.id for c in cells]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise SpecError(f"studies: cells named twice: {duplicates}")
+    return cells
+
+
+def groups(cells: list[Cell]) -> dict[str, list[Cell]]:
+    grouped: dict[str, list[Cell]] = {}
+    for cell in cells:
+        grouped.setdefault(cell.group, []).append(cell)
+    return grouped

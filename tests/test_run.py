@@ -1,0 +1,73 @@
+import json
+
+import pytest
+import yaml
+
+from convbench import config
+from convbench.records import write_record
+from convbench.run import run_cells
+
+with open("config/config.yaml") as f:
+    DEFAULT = yaml.safe_load(f)
+
+
+def tiny_config(**train):
+    tiny = {
+        **DEFAULT,
+        "frameworks": ["torch", "tensorflow"],
+        "train": {**DEFAULT["train"], "epochs": 1, "seeds": [0], **train},
+        "speed": {**DEFAULT["speed"], "batch_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3},
+        "architectures": {"small": {"blocks": [{"width": 8}, {"width": 8, "activation": "maxout", "pieces": 2}]}},
+        "studies": {"tiny": {"architectures": ["small"], "tasks": ["train", "speed"]}},
+    }
+    return config.check(tiny)
+
+
+def test_speed_record_holds_samples_counts_and_environment(tmp_path):
+    cell = next(c for c in tiny_config() if c.group == "speed/torch")
+    [record] = run_cells([cell], tmp_path, log=lambda _: None)
+    saved = json.loads((tmp_path / f"{cell.id}.json").read_text())
+    assert saved == json.loads(json.dumps(record)) and saved["status"] == "ok"
+    assert saved["counts"]["params"] == saved["counts"]["params_framework"]
+    for phase in ("forward", "backward", "optimizer", "total"):
+        timing = saved["timings"]["phases"][phase]
+        assert len(timing["samples"]) == 3 and timing["median"] > 0
+    assert saved["timings"]["step"]["n"] == 3
+    env = saved["environment"]
+    assert env["versions"]["torch"].startswith("2.") and env["threads"]["intra_op"] == cell.threads
+    assert env["cpu_model"] and env["git_commit"] and env["flags"]["layout"] == "NCHW"
+
+
+def test_a_failing_cell_becomes_a_failed_record_and_the_run_goes_on(tmp_path):
+    cell = next(c for c in tiny_config() if c.group == "speed/torch")
+    broken = type(cell)(**{**cell.__dict__, "device": "cuda"})  # no GPU here, or a different id on one
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU, so device 'cuda' does not fail")
+    records = run_cells([broken, cell], tmp_path, log=lambda _: None)
+    assert [r["status"] for r in records] == ["failed", "ok"]
+    failed = json.loads((tmp_path / f"{broken.id}.json").read_text())
+    assert "torch.cuda.is_available() is False" in failed["error"]
+    assert "timings" not in failed and failed["cell"]["device"] == "cuda"
+
+
+def test_both_frameworks_train_to_the_same_losses(tmp_path):
+    train_cells = [c for c in tiny_config(lr=0.05, epochs=2) if c.task == "train"]
+    results = {}
+    for cell in train_cells:
+        [record] = run_cells([cell], tmp_path / cell.framework, log=lambda _: None)
+        assert record["status"] == "ok", record["error"]
+        results[cell.framework] = record["training"]["epochs"][-1]
+    assert results["torch"]["train_loss"] == pytest.approx(results["tensorflow"]["train_loss"], rel=1e-3)
+    assert results["torch"]["test_accuracy"] == pytest.approx(results["tensorflow"]["test_accuracy"], abs=0.01)
+    assert 0.2 < results["torch"]["test_accuracy"] <= 1.0  # two epochs on digits learns well above chance
+
+
+def test_write_record_is_atomic_and_keeps_the_old_file_on_error(tmp_path):
+    path = tmp_path / "cell.json"
+    write_record(path, {"status": "ok"})
+    with pytest.raises(TypeError):
+        write_record(path, {"status": "ok", "bad": object()})
+    assert json.loads(path.read_text())["status"] == "ok"
+    assert [p.name for p in tmp_path.iterdir()] == ["cell.json"]
