@@ -1,0 +1,280 @@
+"""Analysis: records -> tidy table -> figures, tables, macros. Fixture records are written like a real run's."""
+import json
+import os
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convbench import spec
+from convbench.analysis import analyse, figures, macros, tables, tidy
+
+ARCHS = {
+    "k3": [(32, 3, 1, 1), (64, 3, 1, 1)],
+    "k5": [(32, 5, 1, 1), (64, 5, 1, 1)],
+    "k7": [(32, 7, 1, 1), (64, 7, 1, 1)],
+    "k3-stack2": [(32, 3, 2, 1), (64, 3, 2, 1)],
+    "k3-stack3": [(32, 3, 3, 1), (64, 3, 3, 1)],
+    "relu": [(32, 3, 1, 1), (64, 3, 1, 1)],
+    "maxout2-eqparams": [(32, 3, 1, 2), (64, 3, 1, 2)],
+    "maxout2-eqwidth": [(64, 3, 1, 2), (128, 3, 1, 2)],
+}
+STUDIES = {"kernel": ["k3", "k5", "k7", "k3-stack2", "k3-stack3"], "activation": ["relu", "maxout2-eqparams", "maxout2-eqwidth"]}
+FRAMEWORKS = {"torch": {"torch": "2.13.0+cpu"}, "tensorflow": {"tensorflow": "2.21.0", "keras": "3.15.1"}}
+# Test accuracy per arch; train accuracy is this plus a gap that grows with the parameters.
+ACCURACY = {"k3": 0.951, "k5": 0.962, "k7": 0.958, "k3-stack2": 0.966, "k3-stack3": 0.969,
+            "relu": 0.951, "maxout2-eqparams": 0.944, "maxout2-eqwidth": 0.972}
+FAILED = "kernel_k7_tensorflow-eager_cpu1-none_b64_s0_train"
+ERROR = "Traceback (most recent call last):\n  File \"run.py\", line 3\nResourceExhaustedError: OOM when allocating tensor"
+
+
+def arch_dict(name, in_channels):
+    blocks = [{"width": w, "kernel": k, "depth": d, "activation": "maxout" if p > 1 else "relu", "pieces": p, "pool": 2}
+              for w, k, d, p in ARCHS[name]]
+    return {"name": name, "in_channels": in_channels, "num_classes": 10, "blocks": blocks}
+
+
+def summary(median, rng, n=20):
+    samples = list(median * (1 + 0.04 * rng.standard_normal(n)))
+    q1, q3 = np.percentile(samples, [25, 75])
+    return {"median": float(np.median(samples)), "iqr": float(q3 - q1), "cv": float(np.std(samples) / np.mean(samples)),
+            "n": n, "samples": samples}
+
+
+def make_record(study, task, framework, arch, seed=0, slowdown=1.0, accuracy=None):
+    """A realistic record; backward time grows with the arch's FLOPs (times `slowdown`), TF a bit slower."""
+    image_size, in_channels = (16, 3) if task == "speed" else (8, 1)
+    cell_id = f"{study}_{arch}_{framework}-eager_cpu1-none_b64_s{seed}_{task}"
+    archd = arch_dict(arch, in_channels)
+    s = spec.ArchSpec.from_dict(arch, archd, in_channels, 10)
+    params, flops = spec.param_count(s), spec.forward_flops(s, image_size)
+    cell = {"study": study, "task": task, "framework": framework, "engine": "eager", "device": "cpu", "devices": 1,
+            "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": seed, "threads": 2, "arch": archd,
+            "settings": {"warmup": 3, "min_repeats": 5, "max_repeats": 30} if task == "speed"
+            else {"epochs": 3, "lr": 0.05, "momentum": 0.9, "dataset": "digits"}}
+    record = {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
+              "counts": {"params": params, "params_framework": params, "flops_forward": flops},
+              "process": {"import_s": 4.3 if framework == "torch" else 9.1}, "wall_s": 3.2,
+              "started": "2026-11-28T23:59:00+00:00",
+              "environment": {"python": "3.11.7", "platform": "Linux-6.8.0-x86_64-with-glibc2.39",
+                              "cpu_model": "AMD EPYC 7B13", "cpu_count": 2, "hostname": "bench-1",
+                              "git_commit": "abc123def4567890", "git_dirty": False, "convbench": "0.1.0",
+                              "numpy": "2.4.6", "versions": FRAMEWORKS[framework],
+                              "threads": {"intra_op": 2, "inter_op": 1},
+                              "flags": {"layout": "NCHW" if framework == "torch" else "NHWC"}, "device_model": "cpu"}}
+    rng = np.random.default_rng(zlib.crc32(cell_id.encode()))
+    if task == "speed":
+        forward = flops * 64 / 20e9 * (1.0 if framework == "torch" else 1.5)
+        phases = {"forward": summary(forward, rng), "backward": summary(2 * forward * slowdown, rng),
+                  "optimizer": summary(0.002, rng)}
+        phases["total"] = summary(sum(p["median"] for p in phases.values()), rng)
+        record["timings"] = {"first_step": 0.21, "phases": phases, "step": summary(phases["total"]["median"] * 1.02, rng)}
+    else:
+        test = ACCURACY[arch] if accuracy is None else accuracy
+        train = min(1.0, test + params / 2e6)
+        epochs = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": train * e / 3, "test_loss": 1.1 / e,
+                   "test_accuracy": test * e / 3, "seconds": 1.5 + 0.1 * e} for e in (1, 2, 3)]
+        record["training"] = {"epochs": epochs, "dataset": {"name": "digits", "train_size": 1347, "test_size": 450}}
+    if cell_id == FAILED:
+        record.update(status="failed", error=ERROR)
+        del record["training"]
+    return record
+
+
+def write_run(root, slowdown=None, accuracy=None):
+    """Write a run's records under root/records; slowdown/accuracy: {arch: value} overrides. Returns the dir."""
+    records = root / "records"
+    for study, archs in STUDIES.items():
+        for arch in archs:
+            for framework in FRAMEWORKS:
+                for task in ("speed", "train"):
+                    r = make_record(study, task, framework, arch, slowdown=(slowdown or {}).get(arch, 1.0),
+                                    accuracy=(accuracy or {}).get(arch))
+                    path = records / task / framework / f"{r['cell_id']}.json"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps(r, indent=1))
+    return records
+
+
+def load(records, study, arch, framework, task):
+    """The record of one cell, read back from a written run."""
+    return json.loads((records / task / framework / f"{study}_{arch}_{framework}-eager_cpu1-none_b64_s0_{task}.json").read_text())
+
+
+@pytest.fixture
+def run(tmp_path):
+    return write_run(tmp_path)
+
+
+def test_tidy_has_one_row_per_cell_metric_phase(run):
+    df = tidy.tidy(tidy.load_records(run))
+    assert df["cell_id"].nunique() == 2 * 2 * 8
+    speed = df[(df.cell_id == "kernel_k5_torch-eager_cpu1-none_b64_s0_speed") & (df.metric == "time")]
+    assert sorted(speed.phase) == ["backward", "forward", "optimizer", "step", "total"]
+    record = load(run, study="kernel", arch="k5", framework="torch", task="speed")
+    backward = speed.set_index("phase").loc["backward"]
+    assert backward.value == record["timings"]["phases"]["backward"]["median"]
+    assert backward.iqr == record["timings"]["phases"]["backward"]["iqr"]
+    assert backward.n == 20
+    stack = load(run, study="kernel", arch="k3-stack2", framework="torch", task="speed")
+    row = df[df.cell_id == stack["cell_id"]].iloc[0]
+    assert (row.kernel, row.depth, row.receptive_field) == (3, 2, 5)
+    assert (row.params, row.flops) == (stack["counts"]["params"], stack["counts"]["flops_forward"])
+    train = df[df.cell_id == "activation_maxout2-eqwidth_torch-eager_cpu1-none_b64_s0_train"].set_index("metric")
+    assert train.loc["test_accuracy", "value"] == pytest.approx(ACCURACY["maxout2-eqwidth"])
+    assert train.loc["gap", "value"] == pytest.approx(train.loc["train_accuracy", "value"] - train.loc["test_accuracy", "value"])
+    assert train.loc["test_accuracy", "phase"] == "final" and train.loc["test_accuracy", "pieces"] == 2
+    assert train.loc["test_accuracy", "train_size"] == 1347
+    for column in ("study", "task", "framework", "engine", "device", "devices", "arch", "kernel", "depth", "activation",
+                   "pieces", "params", "flops", "batch_size", "seed", "status", "metric", "phase", "value", "iqr", "cv", "n"):
+        assert column in df.columns
+
+
+def test_failed_record_keeps_one_row_with_its_error(run):
+    df = tidy.tidy(tidy.load_records(run))
+    failed = df[df.status == "failed"]
+    assert list(failed.cell_id) == [FAILED]
+    assert failed.iloc[0].error == "ResourceExhaustedError: OOM when allocating tensor"
+
+
+@pytest.mark.parametrize("content, reason", [("{not json", "not a readable JSON"),
+                                             (json.dumps({"schema_version": 1, "cell_id": "x", "status": "ok"}), "missing key")])
+def test_malformed_record_raises_naming_the_file(run, content, reason):
+    bad = run / "speed" / "torch" / "broken.json"
+    bad.write_text(content)
+    with pytest.raises(tidy.RecordError, match=reason) as error:
+        tidy.load_records(run)
+    assert str(bad) in str(error.value)
+
+
+def test_records_from_several_directories_and_files(run):
+    dirs = [run / "speed", run / "train" / "torch"]
+    one = next((run / "train" / "tensorflow").glob("*.json"))
+    assert len(tidy.load_records([*dirs, one])) == 16 + 8 + 1
+    with pytest.raises(tidy.RecordError, match="already read from"):
+        tidy.load_records([run, one])
+
+
+def test_empty_directory_raises(tmp_path):
+    with pytest.raises(tidy.RecordError, match="no result records"):
+        tidy.load_records(tmp_path)
+
+
+def medians(df, arch, phase="backward", framework="torch"):
+    row = df[(df.arch == arch) & (df.metric == "time") & (df.phase == phase) & (df.framework == framework)].iloc[0]
+    return row.value, row.iqr
+
+
+def test_macros_hold_ratios_of_the_record_medians(run):
+    df = tidy.tidy(tidy.load_records(run))
+    values = macros.macros(df, tidy.environment(tidy.load_records(run)), command="snakemake --cores 2")
+    k5, _ = medians(df, "k5")
+    stack2, _ = medians(df, "k3-stack2")
+    assert float(values["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]) == pytest.approx(k5 / stack2, abs=0.005)
+    tf7, _ = medians(df, "k7", "step", "tensorflow")
+    assert float(values["kernel/tensorflow-eager/k7/step-ms"]) == pytest.approx(tf7 * 1e3, rel=0.01)
+    assert values["run/cells"] == "32" and values["run/cells-failed"] == "1"
+    assert values["env/git-commit"] == "abc123def456"
+    assert "AMD EPYC 7B13" in values["env/hardware"]
+    assert "2.13.0+cpu" in values["env/versions"] and "3.15.1" in values["env/versions"]
+    assert "snakemake {-}{-}cores 2" in values["run/command"] or "snakemake --cores 2" in values["run/command"]
+    test = df[(df.arch == "maxout2-eqwidth") & (df.metric == "test_accuracy") & (df.framework == "torch")].value.iloc[0]
+    assert values["activation/torch-eager/maxout2-eqwidth/test-accuracy"] == f"{100 * test:.1f}"
+
+
+def test_direction_sentences_follow_the_data(tmp_path):
+    def sentences(slowdown, accuracy):
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        df = tidy.tidy(tidy.load_records(write_run(root, slowdown, accuracy)))
+        return macros.macros(df, pd.DataFrame())
+
+    def direction(sentence):
+        return sentence.split(r"one 5$\times$5 convolution per block (\texttt{k5}) was ")[1].split(" two stacked")[0]
+
+    # With the fixture's FLOP-proportional times one 5x5 is faster than two 3x3; slowing k5 3x flips that.
+    a = sentences({}, {"maxout2-eqwidth": 0.99})
+    b = sentences({"k5": 3.0}, {"maxout2-eqwidth": 0.90})
+    key = "kernel/torch-eager/k5-vs-k3-stack2/sentence"
+    assert direction(a[key]) == "faster than" and direction(b[key]) == "slower than"
+    assert a[key] in a["kernel/sentence"] and b[key] in b["kernel/sentence"]
+    assert float(a["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]) < 1 < float(b["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"])
+    key = "activation/torch-eager/maxout2-eqwidth-vs-relu/sentence"
+    assert r"reached higher test accuracy than \texttt{relu} (99.0" in a[key]
+    assert r"reached lower test accuracy than \texttt{relu} (90.0" in b[key]
+
+
+def test_analyse_writes_figures_tables_and_macros(run, tmp_path):
+    out = tmp_path / "generated"
+    analyse(run, out, command="snakemake --cores 2")
+    for name in ("backward_vs_receptive_field", "accuracy_vs_params", "phases"):
+        assert (out / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    df = pd.read_csv(out / "tidy.csv")
+    assert df.cell_id.nunique() == 32
+    speed = (out / "tables" / "speed.tex").read_text()
+    value, iqr = medians(df, "k5")
+    assert tables.ms(value, iqr) in speed
+    assert "k3-stack2" in speed and r"\toprule" in speed and r"\bottomrule" in speed
+    archs = (out / "tables" / "architectures.tex").read_text()
+    assert tables.thousands(df[df.arch == "k3-stack3"].params.iloc[0]) in archs
+    accuracy = (out / "tables" / "accuracy.tex").read_text()
+    assert f"{100 * ACCURACY['k5']:.1f}" in accuracy
+    failed = (out / "tables" / "failed.tex").read_text()
+    assert tables.tt(FAILED) in failed and "ResourceExhaustedError: OOM when allocating tensor" in failed
+    assert r"\cbset{run/cells}{32}" in (out / "macros.tex").read_text()
+    assert "2.21.0" in (out / "tables" / "environment.tex").read_text()
+
+
+def test_failed_table_says_all_succeeded(tmp_path):
+    record = make_record("kernel", "speed", "torch", "k5")
+    table = tables.failed(tidy.tidy([record]))
+    assert "All 1 cells succeeded." in table
+
+
+def test_figures_survive_missing_data(tmp_path):
+    df = tidy.tidy([make_record("kernel", "speed", "torch", "k5")])  # no train cells, one receptive field
+    paths = figures.all_figures(df, tmp_path)
+    assert len(paths) == 3 and all(p.read_bytes().startswith(b"%PDF") for p in paths)
+
+
+def test_escape():
+    assert tables.escape("k3_stack 50% & #1") == r"k3\_stack 50\% \& \#1"
+
+
+def test_a_run_where_every_cell_failed_still_analyses(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    for arch in ["k3", "k5"]:
+        r = make_record("kernel", "speed", "torch", arch)
+        r.update(status="failed", error="RuntimeError: boom")
+        del r["timings"]
+        (records / f"{r['cell_id']}.json").write_text(json.dumps(r))
+    out = analyse(records, tmp_path / "generated")
+    text = (out / "macros.tex").read_text()
+    assert r"\cbset{run/cells-failed}{2}" in text and r"\cbset{kernel/sentence}{The \texttt{kernel} study has no pair" in text
+    assert "2 of 2 cells failed." in (out / "tables" / "failed.tex").read_text()
+    assert "no timed cells" in (out / "tables" / "speed.tex").read_text()
+
+
+def test_new_engines_and_studies_flow_through(tmp_path):
+    records = []
+    for engine, slowdown in [("eager", 1.0), ("compile", 0.5)]:
+        for arch in ["k3", "k5", "k3-stack2"]:
+            r = make_record("kernel2", "speed", "torch", arch, slowdown=slowdown)
+            r["cell"]["engine"] = engine
+            r["cell_id"] = r["cell_id"].replace("eager", engine)
+            records.append(r)
+    df = tidy.tidy(records)
+    values = macros.macros(df, tidy.environment(records))
+    assert "kernel2/torch-compile/k5-over-k3-stack2/backward-ratio" in values
+    assert "PyTorch compile" in tables.speed(df) and "PyTorch eager" in tables.speed(df)
+    assert float(values["frameworks/torch-compile-over-torch-eager/backward-ratio"]) == pytest.approx(0.5, abs=0.05)
+
+
+def test_analysis_imports_no_framework():
+    code = "import sys, convbench.analysis; print(sorted({'torch', 'tensorflow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip() == "[]"
