@@ -58,7 +58,7 @@ def cmd_run(args) -> None:
 def cmd_analyse(args) -> None:
     from convbench.analysis import analyse
 
-    analyse([Path(p) for p in args.records], Path(args.out))
+    analyse([Path(p) for p in args.records], Path(args.out), command=args.command)
 
 
 def cmd_paper(args) -> None:
@@ -86,6 +86,7 @@ def main(argv=None) -> None:
     p = sub.add_parser("analyse", help="records -> tidy table, figures, tables, macros")
     p.add_argument("--records", nargs="+", required=True, help="record directories")
     p.add_argument("--out", required=True)
+    p.add_argument("--command", help="the command that reproduces the run, quoted in the paper")
     p.set_defaults(func=cmd_analyse)
 
     p = sub.add_parser("paper", help="build the PDF from paper/ and the generated files")

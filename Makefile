@@ -1,0 +1,40 @@
+# Two commands on a fresh Debian/Ubuntu machine:
+#   make paper   set up everything, run the default pipeline, write results/default/paper.pdf
+#   make test    set up everything, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= all
+BIN := $(abspath $(VENV))/bin
+# The rules call `python`: the environment's own.
+export PATH := $(BIN):$(PATH)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended \
+	texlive-science poppler-utils
+
+.PHONY: paper test lint system clean
+
+paper: $(VENV)/.installed system
+	snakemake --cores $(CORES)
+	@echo "The paper: results/$$(sed -n 's/^run: *\([^ #]*\).*/\1/p' config/config.yaml)/paper.pdf"
+
+test: $(VENV)/.installed system
+	python -m pytest
+
+lint: $(VENV)/.installed
+	snakemake --lint
+
+# TeX Live and poppler from the distribution, only when something is missing.
+system:
+	@command -v latexmk >/dev/null && command -v pdftotext >/dev/null && kpsewhich siunitx.sty >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES); }
+
+$(VENV)/.installed: pyproject.toml envs/constraints-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c envs/constraints-cpu.txt -e '.[cpu,test]'
+	touch $@
+
+clean:  # keeps committed reference runs
+	find results -mindepth 1 -maxdepth 1 ! -name reference -exec rm -rf {} +
+	rm -rf .snakemake

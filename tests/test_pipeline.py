@@ -1,0 +1,86 @@
+"""The real pipeline: Snakemake's dry run and lint on the default config, and a tiny real run to the PDF."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args, cwd=ROOT, timeout=900):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_dry_run_of_the_default_config_plans_every_stage():
+    result = snakemake("-n", "--cores", "2", "--forceall")
+    assert result.returncode == 0, result.stderr
+    jobs = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert jobs == {"all": 1, "measure": 2, "train": 2, "analyse": 1, "paper": 1, "total": 7}
+
+
+def test_lint_reports_nothing():
+    result = snakemake("--lint")
+    assert result.returncode == 0
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_a_bad_config_stops_the_pipeline_before_any_job(tmp_path):
+    bad = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    bad["architectures"]["k3"]["blocks"][0]["pieces"] = 3
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    result = snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "bad.yaml"))
+    assert result.returncode != 0
+    assert "architectures.k3.blocks[0].pieces: must be 1 for relu" in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The whole pipeline on a tiny config in a copy of the workflow; returns its results directory."""
+    work = tmp_path_factory.mktemp("pipeline")
+    for name in ("Snakefile", "workflow", "paper", "profiles"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, work / name)
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config.update(run="tiny", architectures={k: config["architectures"][k] for k in ("k3", "k5", "maxout2-eqparams")},
+                  studies={"kernel": {"architectures": ["k3", "k5"], "tasks": ["train", "speed"]},
+                           "activation": {"architectures": ["maxout2-eqparams"], "tasks": ["speed"]}})
+    config["train"].update(epochs=1, seeds=[0])
+    config["speed"].update(batch_size=16, warmup=1, min_repeats=3, max_repeats=3)
+    (work / "config").mkdir()
+    (work / "config/config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake("--cores", "2", cwd=work)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work / "results" / "tiny"
+
+
+def records(run_dir):
+    return [json.loads(p.read_text()) for p in sorted(run_dir.glob("records/*/*/*.json"))]
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_one_ok_record_per_cell(tiny_run):
+    found = records(tiny_run)
+    assert len(found) == 2 * (2 + 3)  # frameworks x (train cells + speed cells)
+    assert {r["status"] for r in found} == {"ok"}
+    assert (tiny_run / "generated" / "tidy.csv").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_tiny_run_pdf_quotes_numbers_from_the_records(tiny_run):
+    pdf = tiny_run / "paper.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    text = " ".join(text.split())
+    for record in records(tiny_run):
+        if record["cell"]["task"] == "speed":
+            assert f"{record['counts']['params']:,}" in text, record["cell_id"]
+            backward_ms = record["timings"]["phases"]["backward"]["median"] * 1e3
+            assert f"{backward_ms:.2f}" in text or f"{backward_ms:.1f}" in text, record["cell_id"]
+    commit = records(tiny_run)[0]["environment"]["git_commit"]
+    assert commit[:7] in text

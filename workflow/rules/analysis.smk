@@ -1,0 +1,18 @@
+# All records -> tidy table (CSV), seaborn figures, booktabs tables and the macros the text quotes.
+rule analyse:
+    input:
+        record_dirs,
+    output:
+        directory("results/{run}/generated"),
+    params:
+        command=REPRODUCE,
+    log:
+        "results/{run}/logs/analyse.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/convbench.yaml"
+    shell:
+        "python -m convbench analyse --records {input} --out {output} --command {params.command:q} > {log} 2>&1"

@@ -1,0 +1,25 @@
+from pathlib import Path
+
+import json
+
+from convbench.cells import groups
+
+GROUPS = groups(CELLS)  # "task/framework" -> cells; one process per group shares the framework import
+
+
+wildcard_constraints:
+    run=r"[A-Za-z0-9._-]+",
+    framework="|".join(config["frameworks"]),
+
+
+# How to reproduce this run, quoted in the paper: the config files that made it, not volatile flags.
+_extra_configs = [str(f) for f in workflow.configfiles if Path(f) != Path("config/config.yaml")]
+REPRODUCE = " ".join(["snakemake --cores all", *(f"--configfile {f}" for f in _extra_configs)])
+
+
+def cells_json(task, framework):
+    return json.dumps([cell.to_dict() for cell in GROUPS.get(f"{task}/{framework}", [])])
+
+
+def record_dirs(wildcards):
+    return [f"results/{wildcards.run}/records/{group}" for group in GROUPS]
