@@ -10,6 +10,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+envvars:
+    "PATH",  # extended in common.smk so that jobs find this Python
+
+
 validate(config, "workflow/schemas/config.schema.yaml")
 CELLS = check_config(config)  # what the schema cannot say: known names, valid architectures
 RUN = config["run"]

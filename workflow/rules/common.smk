@@ -1,8 +1,13 @@
+import json
+import os
+import sys
 from pathlib import Path
 
-import json
-
 from convbench.cells import groups
+
+# Jobs call `python`: let that be the interpreter running Snakemake (say .venv's, even when not
+# activated). A conda env that --sdm conda activates for a job still comes first on its PATH.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 GROUPS = groups(CELLS)  # "task/framework" -> cells; one process per group shares the framework import
 

@@ -257,7 +257,7 @@ def pair_values(df: pd.DataFrame, times: pd.DataFrame, accuracy: dict[str, pd.Da
                 if gap_a is not None and gap_b is not None:
                     gx, gy = points(gap_a["value"]), points(gap_b["value"])
                     values[f"{key}/{a}-vs-{b}/gap-diff"] = points(gap_a["value"] - gap_b["value"])
-                    clause += (f", with a {compare('larger', 'smaller', gx, gy, 'equal')} train/test gap ({gx} vs {gy} "
+                    clause += (f", with {compare('a larger', 'a smaller', gx, gy, 'the same')} train/test gap ({gx} vs {gy} "
                                f"points{compare(': it overfit more', ': it overfit less', gx, gy, '')})")
                 clauses.append(clause)
             if clauses:
