@@ -24,14 +24,29 @@ def changed(path: str, value):
 
 def test_default_config_expands_to_every_cell_once():
     found = config.check(DEFAULT)
-    studies = DEFAULT["studies"]
-    per_framework = sum(
-        len(s["architectures"]) * (("train" in s["tasks"]) * len(DEFAULT["train"]["seeds"]) + ("speed" in s["tasks"]))
-        for s in studies.values()
-    )
-    assert len(found) == per_framework * len(DEFAULT["frameworks"])
     assert len({c.id for c in found}) == len(found)
-    assert set(cells.groups(found)) == {f"{t}/{f}" for t in ("train", "speed") for f in DEFAULT["frameworks"]}
+    for study_name, study in DEFAULT["studies"].items():
+        engines = {**DEFAULT["engines"], **study.get("engines", {})}
+        runs = sum(len(engines[f]) for f in DEFAULT["frameworks"]) * len(study["architectures"])
+        mine = [c for c in found if c.study == study_name]
+        assert len([c for c in mine if c.task == "speed"]) == runs * ("speed" in study["tasks"])
+        assert len([c for c in mine if c.task == "train"]) == runs * len(DEFAULT["train"]["seeds"]) * ("train" in study["tasks"])
+    expected = {f"{t}/{f}" for t in ("train", "speed", "layers") for f in DEFAULT["frameworks"]}
+    assert set(cells.groups(found)) == expected
+
+
+def test_layer_cells_cover_every_convolution_of_the_speed_cells_once():
+    from convbench.spec import conv_sizes
+
+    found = config.check(DEFAULT)
+    layers = {(c.framework, c.arch.in_channels, c.arch.blocks[0], c.image_size) for c in found if c.task == "layers"}
+    assert len(layers) == len([c for c in found if c.task == "layers"])
+    for cell in (c for c in found if c.task == "speed"):
+        for conv, size in conv_sizes(cell.arch, cell.image_size):
+            block = cell.arch.blocks[conv.block]
+            wanted = (cell.framework, conv.in_channels, type(block)(conv.out_channels, conv.kernel, 1, block.activation,
+                                                                    block.pieces, 1), size)
+            assert wanted in layers, (cell.id, conv)
 
 
 def test_cell_id_names_its_parameters_and_round_trips():
@@ -52,6 +67,8 @@ def test_cell_id_names_its_parameters_and_round_trips():
         ("train.epochs", "ten", r"train\.epochs: 'ten' is not of type 'integer'"),
         ("data.dataset", "imagenet", r"data\.dataset: 'imagenet' is not one of"),
         ("speed.warmup", -1, r"speed\.warmup: -1 is less than the minimum of 0"),
+        ("studies.engines.engines.torch", ["eager", "jit"], r"studies\.engines\.engines\.torch\.1: 'jit' is not one of"),
+        ("speed.layers", "yes", r"speed\.layers: 'yes' is not of type 'boolean'"),
     ],
 )
 def test_bad_config_names_the_field(path, value, message):

@@ -31,7 +31,7 @@ def test_outputs_and_gradients_agree(name, torch_backend, tf_backend):
     tf = tf_backend.Trainer(spec, weights, 0.1, 0.9)
     assert rel_err(pt.logits(pt.to_device(x, y)[0]), tf.logits(tf.to_device(x, y)[0])) < 1e-4
     grads_pt, grads_tf = pt.gradients(*pt.to_device(x, y)), tf.gradients(*tf.to_device(x, y))
-    assert grads_pt.keys() == grads_tf.keys() == {*weights, "input"}
+    assert grads_pt.keys() == grads_tf.keys() == {*weights, "input", "loss"}
     for key in grads_pt:
         assert grads_pt[key].shape == grads_tf[key].shape, key
         assert rel_err(grads_pt[key], grads_tf[key]) < 1e-4, key

@@ -32,5 +32,14 @@ def test_repeats_stop_at_the_time_budget_but_not_below_the_minimum():
     protocol = Protocol(warmup=0, min_repeats=4, max_repeats=1000, max_seconds=0.001)
     m = time_step(lambda: time.sleep(0.002), lambda: None, protocol)
     assert len(m.samples) == 4
-    protocol = Protocol(warmup=0, min_repeats=1, max_repeats=7, max_seconds=60)
+    protocol = Protocol(warmup=0, min_repeats=1, max_repeats=7, max_seconds=60, max_iqr_ratio=0)
     assert len(time_step(lambda: None, lambda: None, protocol).samples) == 7
+
+
+def test_repeats_stop_once_the_median_is_stable_and_noise_is_flagged():
+    protocol = Protocol(warmup=0, min_repeats=6, max_repeats=100, max_seconds=60, max_iqr_ratio=0.5)
+    steady = time_step(lambda: time.sleep(0.001), lambda: None, protocol)
+    assert len(steady.samples) == 6 and not steady.summary(0.5)["noisy"]
+    durations = iter([0.001, 0.008] * 50)  # alternating: IQR/median stays far above 0.5
+    noisy = time_step(lambda: time.sleep(next(durations)), lambda: None, protocol)
+    assert len(noisy.samples) == 100 and noisy.summary(0.5)["noisy"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from convbench.spec import ArchSpec, SpecError
+from convbench.spec import ArchSpec, Block, SpecError, conv_sizes
 
 FRAMEWORKS = ("torch", "tensorflow")
-ENGINES = {"torch": ("eager",), "tensorflow": ("eager",)}
-TASKS = ("train", "speed")
+# Kept here, not imported from the backends, so that expanding a config never imports a framework.
+ENGINES = {"torch": ("eager", "torchscript", "compile"), "tensorflow": ("eager", "function", "xla")}
+TASKS = ("train", "speed", "layers")
 # Input channels, image size and classes of the data sets a train cell can use.
 DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
 
@@ -16,7 +17,7 @@ DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "cifar10": (3, 32,
 @dataclass(frozen=True)
 class Cell:
     study: str
-    task: str  # "train": accuracy on a data set; "speed": timed steps on a synthetic batch
+    task: str  # "train": accuracy on a data set; "speed": timed steps on a synthetic batch; "layers": one conv
     framework: str
     engine: str
     arch: ArchSpec
@@ -52,14 +53,20 @@ class Cell:
         return cls(**{**data, "arch": spec})
 
 
+def _check_engines(engines: dict, where: str, frameworks) -> None:
+    for framework in frameworks:
+        for engine in engines.get(framework, ()):
+            if engine not in ENGINES[framework]:
+                raise SpecError(f"{where}.{framework}: unknown engine {engine!r} (known: {', '.join(ENGINES[framework])})")
+
+
 def _check_names(config: dict) -> None:
     for framework in config["frameworks"]:
         if framework not in FRAMEWORKS:
             raise SpecError(f"frameworks: unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
-        for engine in config["engines"].get(framework, ()):
-            if engine not in ENGINES[framework]:
-                raise SpecError(f"engines.{framework}: unknown engine {engine!r} (known: {', '.join(ENGINES[framework])})")
+    _check_engines(config["engines"], "engines", config["frameworks"])
     for study_name, study in config["studies"].items():
+        _check_engines(study.get("engines", {}), f"studies.{study_name}.engines", config["frameworks"])
         for arch_name in study["architectures"]:
             if arch_name not in config["architectures"]:
                 raise SpecError(f"studies.{study_name}.architectures: unknown architecture {arch_name!r}")
@@ -80,10 +87,26 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict) -> list[Cell
 def _speed_cells(config: dict, arch: dict, name: str, common: dict) -> list[Cell]:
     speed = config["speed"]
     spec = ArchSpec.from_dict(name, arch, speed["in_channels"], speed["num_classes"])
-    settings = {k: v for k, v in speed.items() if k not in ("batch_size", "image_size", "in_channels", "num_classes")}
+    settings = {k: v for k, v in speed.items() if k not in ("batch_size", "image_size", "in_channels", "num_classes", "layers")}
     settings.update(lr=config["train"]["lr"], momentum=config["train"]["momentum"])
     return [Cell(**common, task="speed", arch=spec, batch_size=speed["batch_size"], image_size=speed["image_size"],
                  seed=0, settings=settings)]
+
+
+def _layer_cells(speed_cells: list[Cell]) -> list[Cell]:
+    """One cell per framework and distinct convolution shape of the speed cells: the layer-wise split."""
+    cells = {}
+    for cell in speed_cells:
+        for conv, size in conv_sizes(cell.arch, cell.image_size):
+            source = cell.arch.blocks[conv.block]
+            block = Block(width=conv.out_channels, kernel=conv.kernel, activation=source.activation,
+                          pieces=source.pieces, pool=1)
+            activation = "relu" if block.pieces == 1 else f"maxout{block.pieces}"
+            name = f"c{conv.in_channels}-o{conv.out_channels}-k{conv.kernel}-s{size}-{activation}"
+            spec = ArchSpec(name, (block,), conv.in_channels, cell.arch.num_classes)
+            layer = dataclasses.replace(cell, study="layers", task="layers", engine="eager", arch=spec, image_size=size)
+            cells.setdefault(layer.id, layer)
+    return list(cells.values())
 
 
 def expand(config: dict) -> list[Cell]:
@@ -92,13 +115,16 @@ def expand(config: dict) -> list[Cell]:
     makers = {"train": _train_cells, "speed": _speed_cells}
     cells = []
     for study_name, study in config["studies"].items():
+        engines = {**config["engines"], **study.get("engines", {})}
         for arch_name in study["architectures"]:
             for framework in config["frameworks"]:
-                for engine in config["engines"][framework]:
+                for engine in engines[framework]:
                     common = dict(study=study_name, framework=framework, engine=engine,
                                   threads=config["threads"], device=config["device"])
                     for task in study["tasks"]:
                         cells += makers[task](config, config["architectures"][arch_name], arch_name, common)
+    if config["speed"]["layers"]:
+        cells += _layer_cells([c for c in cells if c.task == "speed"])
     ids = [c.id for c in cells]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -166,3 +166,18 @@ def batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     """Index arrays for one shuffled epoch, last partial batch kept; shared by both backends so batch orders match."""
     order = np.random.default_rng((seed, epoch)).permutation(n)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def layer_tensors(in_channels: int, filters: int, kernel: int, pieces: int, batch_size: int, image_size: int,
+                  seed: int) -> dict[str, np.ndarray]:
+    """Inputs of one convolution and its activation, in PyTorch layout (NCHW, OIHW), for layer-wise timing:
+    x, weight, bias and grad_out of the convolution; pre (the activation's input) and grad_post."""
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    maps = (batch_size, filters, image_size, image_size)
+    return {"x": normal(batch_size, in_channels, image_size, image_size), "weight": normal(filters, in_channels, kernel, kernel),
+            "bias": normal(filters), "grad_out": normal(*maps), "pre": normal(*maps),
+            "grad_post": normal(batch_size, filters // pieces, image_size, image_size)}

@@ -15,41 +15,67 @@ import numpy as np
 from convbench import data, timing
 from convbench.cells import Cell
 from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
-from convbench.spec import forward_flops, init_weights, param_count
+from convbench.spec import forward_flops, init_weights, param_count, step_bytes, step_flops
 
 BACKENDS = {"torch": "convbench.backends.torch_backend", "tensorflow": "convbench.backends.tf_backend"}
 
 
+def _protocol(cell: Cell) -> timing.Protocol:
+    keys = ("warmup", "min_repeats", "max_repeats", "max_seconds", "max_iqr_ratio")
+    return timing.Protocol(**{k: cell.settings[k] for k in keys})
+
+
 def measure_speed(cell: Cell, backend) -> dict:
     """Time forward, backward and optimizer phases, and whole steps, on one synthetic batch."""
-    settings = cell.settings
-    protocol = timing.Protocol(**{k: settings[k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds")})
+    protocol = _protocol(cell)
     x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, cell.arch.num_classes, cell.seed)
-    trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), settings["lr"], settings["momentum"], cell.device)
+    trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), cell.settings["lr"],
+                              cell.settings["momentum"], cell.device, cell.engine)
     x, y = trainer.to_device(x, y)
-
-    def step():
-        trainer.forward(x, y)
-        trainer.backward()
-        trainer.optimizer_step()
-
     trainer.sync()
     t0 = time.perf_counter()
-    step()  # the first step pays for lazy initialisation (and compilation, in graph engines)
+    trainer.step(x, y)  # the first step pays for tracing, compilation and lazy initialisation
     trainer.sync()
     first_step = time.perf_counter() - t0
-    phases = timing.time_phases(
-        {"forward": lambda: trainer.forward(x, y), "backward": trainer.backward, "optimizer": trainer.optimizer_step},
-        trainer.sync, protocol)
-    whole = timing.time_step(step, trainer.sync, protocol)
+    phases = timing.time_phases(trainer.phases(x, y), trainer.sync, protocol)
+    if trainer.phase_method == "derived":
+        phases = timing.derive_phases(phases)
+    whole = timing.time_step(lambda: trainer.step(x, y), trainer.sync, protocol)
     return {
         "counts": {"params_framework": trainer.num_params()},
         "timings": {
             "first_step": first_step,
-            "phases": {name: m.summary() for name, m in phases.items()},
-            "step": whole.summary(),
+            "phase_method": trainer.phase_method,
+            "phases": {name: m.summary(protocol.max_iqr_ratio) for name, m in phases.items()},
+            "step": whole.summary(protocol.max_iqr_ratio),
         },
+        "engine": {"name": cell.engine, "compile_s": first_step - whole.median, "warnings": trainer.warnings,
+                   "optimizer": trainer.optimizer_name, "precision": "float32"},
     }
+
+
+def measure_layers(cell: Cell, backend) -> dict:
+    """One convolution of a studied network, and its activation, each direction timed on its own."""
+    protocol = _protocol(cell)
+    [block] = cell.arch.blocks
+    tensors = data.layer_tensors(cell.arch.in_channels, block.width, block.kernel, block.pieces, cell.batch_size,
+                                 cell.image_size, cell.seed)
+    phases, sync = backend.layer_phases(block, tensors, cell.device)
+    measured = timing.time_phases(phases, sync, protocol)
+    del measured["total"]  # a sum of unrelated operations
+    return {"timings": {"phase_method": "direct",
+                        "phases": {name: m.summary(protocol.max_iqr_ratio) for name, m in measured.items()}}}
+
+
+def measure_ceilings(backend, device: str, settings: dict) -> dict:
+    """The device's own ceilings for the roofline, measured by this framework in this process."""
+    protocol = timing.Protocol(warmup=2, min_repeats=5, max_repeats=20, max_seconds=3.0, max_iqr_ratio=0.02)
+    programs, work, sync = backend.ceilings(device, settings["gemm_n"], settings["copy_mib"] * 2**20)
+    result = {"gemm_n": settings["gemm_n"], "copy_bytes": settings["copy_mib"] * 2**20}
+    for name, key in (("gemm", "gemm_flops"), ("stream", "memory_bandwidth")):
+        seconds = timing.time_step(programs[name], sync, protocol)
+        result[key] = timing.Measurement([work[name] / s for s in seconds.samples]).summary()
+    return result
 
 
 def _evaluate(trainer, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> tuple[float, float]:
@@ -65,7 +91,8 @@ def train(cell: Cell, backend) -> dict:
     settings, source = cell.settings, cell.settings["data"]
     dataset = data.load(source["dataset"], source.get("root"), seed=cell.seed,
                         test_fraction=source["test_fraction"], train_fraction=source["train_fraction"])
-    trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), settings["lr"], settings["momentum"], cell.device)
+    trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), settings["lr"], settings["momentum"],
+                              cell.device, cell.engine)
     epochs = []
     for epoch in range(1, settings["epochs"] + 1):
         t0 = time.perf_counter()
@@ -83,7 +110,17 @@ def train(cell: Cell, backend) -> dict:
     }
 
 
-TASKS = {"speed": measure_speed, "train": train}
+TASKS = {"speed": measure_speed, "layers": measure_layers, "train": train}
+
+
+def _counts(cell: Cell) -> dict:
+    if cell.task == "layers":
+        [conv] = cell.arch.convs()
+        return {"flops_forward": 2 * conv.kernel**2 * conv.in_channels * conv.out_channels
+                * cell.image_size**2 * cell.batch_size}
+    return {"params": param_count(cell.arch), "flops_forward": forward_flops(cell.arch, cell.image_size),
+            "flops_step": step_flops(cell.arch, cell.image_size, cell.batch_size),
+            "bytes_step": step_bytes(cell.arch, cell.image_size, cell.batch_size)}
 
 
 def run_cell(cell: Cell, backend, context: dict) -> dict:
@@ -92,11 +129,11 @@ def run_cell(cell: Cell, backend, context: dict) -> dict:
         "schema_version": SCHEMA_VERSION,
         "cell_id": cell.id,
         "cell": cell.to_dict(),
-        "counts": {"params": param_count(cell.arch), "flops_forward": forward_flops(cell.arch, cell.image_size)},
+        "counts": _counts(cell),
     }
     try:
         result = TASKS[cell.task](cell, backend)
-        record["counts"].update(result.pop("counts"))
+        record["counts"].update(result.pop("counts", {}))
         record.update(result, status="ok", error=None)
     except Exception:  # a failing cell is data, not the end of the run
         record.update(status="failed", error=traceback.format_exc())
@@ -119,6 +156,14 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print) -> list[dict]:
     backend.configure(cells[0].threads)
     context = {"host": host_environment(), "process": {"import_s": time.perf_counter() - t0, "cells": len(cells)}}
     log(f"imported {backend.NAME} in {context['process']['import_s']:.1f} s")
+    if any(c.task == "speed" for c in cells):
+        try:
+            ceilings = measure_ceilings(backend, cells[0].device, cells[0].settings)
+            log(f"ceilings: {ceilings['gemm_flops']['median'] / 1e9:.1f} GFLOP/s fp32 GEMM, "
+                f"{ceilings['memory_bandwidth']['median'] / 1e9:.1f} GB/s stream")
+        except Exception:  # the cells are still worth running; the roofline will say what is missing
+            ceilings = {"error": traceback.format_exc()}
+        context["process"]["ceilings"] = ceilings
     records = []
     for i, cell in enumerate(cells, 1):
         record = run_cell(cell, backend, context)

@@ -128,17 +128,36 @@ def param_count(spec: ArchSpec) -> int:
     return convs + spec.features * spec.num_classes + spec.num_classes
 
 
+def conv_sizes(spec: ArchSpec, image_size: int) -> list[tuple[Conv, int]]:
+    """Every convolution with the height (= width) of the maps it works on."""
+    sizes = [image_size]
+    for block in spec.blocks:
+        sizes.append(sizes[-1] // block.pool)
+    return [(c, sizes[c.block]) for c in spec.convs()]
+
+
 def forward_flops(spec: ArchSpec, image_size: int) -> int:
     """Forward FLOPs of one example, counting a multiply-add as two FLOPs.
 
     Convolutions and the classifier only; activations, pooling and biases are
     left out, as torch.utils.flop_counter does.
     """
-    sizes = [image_size]
-    for block in spec.blocks:
-        sizes.append(sizes[-1] // block.pool)
-    flops = sum(2 * c.kernel**2 * c.in_channels * c.out_channels * sizes[c.block] ** 2 for c in spec.convs())
+    flops = sum(2 * c.kernel**2 * c.in_channels * c.out_channels * size**2 for c, size in conv_sizes(spec, image_size))
     return flops + 2 * spec.features * spec.num_classes
+
+
+def step_flops(spec: ArchSpec, image_size: int, batch: int) -> int:
+    """One training step: the backward pass costs twice the forward (to the input, to the weights)."""
+    return 3 * forward_flops(spec, image_size) * batch
+
+
+def step_bytes(spec: ArchSpec, image_size: int, batch: int) -> int:
+    """Least fp32 memory traffic of one training step's convolutions: each of the forward, the backward
+    to the input and the backward to the weights reads two of (input, weights, output) or their
+    gradients and writes the third, each once."""
+    per_pass = sum(batch * c.in_channels * size**2 + c.kernel**2 * c.in_channels * c.out_channels
+                   + batch * c.out_channels * size**2 for c, size in conv_sizes(spec, image_size))
+    return 3 * 4 * per_pass
 
 
 def init_weights(spec: ArchSpec, seed: int) -> dict[str, np.ndarray]:

@@ -36,23 +36,35 @@ class Measurement:
         """Coefficient of variation (std / mean): flags noisy cells."""
         return float(np.std(self.samples) / np.mean(self.samples))
 
-    def summary(self) -> dict:
-        return {"median": self.median, "iqr": self.iqr, "cv": self.cv, "n": len(self.samples), "samples": self.samples}
+    @property
+    def spread(self) -> float:
+        """IQR relative to the median: what the adaptive protocol and the noisy flag look at."""
+        return self.iqr / self.median if self.median > 0 else float("inf")
+
+    def summary(self, max_spread: float = float("inf")) -> dict:
+        return {"median": self.median, "iqr": self.iqr, "cv": self.cv, "n": len(self.samples),
+                "noisy": self.spread > max_spread, "samples": self.samples}
 
 
 @dataclass(frozen=True)
 class Protocol:
+    """Adaptive repeats, as torch.utils.benchmark's adaptive_autorange: stop once the median is
+    stable (IQR / median below max_iqr_ratio) or a cap is reached, never below min_repeats."""
+
     warmup: int = 3  # untimed steps first: allocator, autotuning, lazy initialisation
     min_repeats: int = 5
     max_repeats: int = 50
-    max_seconds: float = 5.0  # stop adding repeats past this budget, once min_repeats are in
+    max_seconds: float = 5.0
+    max_iqr_ratio: float = 0.05  # also the threshold above which a result is flagged noisy
 
 
-def _repeat(protocol: Protocol, body: Callable[[], None]) -> None:
+def _repeat(protocol: Protocol, body: Callable[[], None], watched: Measurement) -> None:
     start = time.perf_counter()
     for i in range(protocol.max_repeats):
         body()
-        if i + 1 >= protocol.min_repeats and time.perf_counter() - start > protocol.max_seconds:
+        if i + 1 < protocol.min_repeats:
+            continue
+        if watched.spread < protocol.max_iqr_ratio or time.perf_counter() - start > protocol.max_seconds:
             break
 
 
@@ -76,8 +88,20 @@ def time_phases(phases: dict[str, Callable[[], None]], sync: Callable[[], None],
 
     for _ in range(protocol.warmup):
         one_step(record=False)
-    _repeat(protocol, lambda: one_step(record=True))
+    _repeat(protocol, lambda: one_step(record=True), results["total"])
     return results
+
+
+def derive_phases(programs: dict[str, Measurement]) -> dict[str, Measurement]:
+    """Phases from cumulative programs timed in the same repeats (graph engines cannot stop mid-step):
+    backward = (forward + backward) - forward, optimizer = step - (forward + backward), per repeat."""
+    forward, forward_backward, step = (programs[k].samples for k in ("forward", "forward_backward", "step"))
+    return {
+        "forward": Measurement(list(forward)),
+        "backward": Measurement([fb - f for f, fb in zip(forward, forward_backward)]),
+        "optimizer": Measurement([s - fb for fb, s in zip(forward_backward, step)]),
+        "total": Measurement(list(step)),
+    }
 
 
 def time_step(step: Callable[[], None], sync: Callable[[], None], protocol: Protocol) -> Measurement:
@@ -94,5 +118,5 @@ def time_step(step: Callable[[], None], sync: Callable[[], None], protocol: Prot
     for _ in range(protocol.warmup):
         step()
     sync()
-    _repeat(protocol, one_step)
+    _repeat(protocol, one_step, result)
     return result

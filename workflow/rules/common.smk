@@ -15,6 +15,7 @@ GROUPS = groups(CELLS)  # "task/framework" -> cells; one process per group share
 wildcard_constraints:
     run=r"[A-Za-z0-9._-]+",
     framework="|".join(config["frameworks"]),
+    task="speed|layers",
 
 
 # How to reproduce this run, quoted in the paper: the config files that made it, not volatile flags.

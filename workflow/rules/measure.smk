@@ -1,18 +1,18 @@
-# Speed cells: timed training steps on a synthetic batch. A measuring job takes every core the
-# scheduler has, so that nothing else runs beside it and disturbs the clock.
+# Timed cells: training steps on a synthetic batch (speed), or one convolution at a time (layers).
+# A measuring job takes every core the scheduler has, so that nothing else runs beside it.
 rule measure:
     output:
-        directory("results/{run}/records/speed/{framework}"),
+        directory("results/{run}/records/{task}/{framework}"),
     params:
-        cells=lambda wildcards: cells_json("speed", wildcards.framework),
+        cells=lambda wildcards: cells_json(wildcards.task, wildcards.framework),
     log:
-        "results/{run}/logs/speed/{framework}.log",
+        "results/{run}/logs/{task}/{framework}.log",
     benchmark:
-        "results/{run}/benchmarks/speed/{framework}.tsv"
+        "results/{run}/benchmarks/{task}/{framework}.tsv"
     threads: workflow.cores
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=90,
     conda:
         "../../envs/convbench.yaml"
     shell:

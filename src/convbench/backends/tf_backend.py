@@ -17,19 +17,24 @@ from convbench.spec import ArchSpec  # noqa: E402
 
 NAME = "tensorflow"
 LAYOUT = "NHWC"
+# eager: op by op. function: tf.function graphs. xla: tf.function(jit_compile=True).
+ENGINES = ("eager", "function", "xla")
+
+
+def maxout(x, pieces: int):
+    """Max over `pieces` contiguous channel slabs (see convbench.spec for the convention)."""
+    channels = x.shape[-1]
+    shape = tf.concat([tf.shape(x)[:-1], [pieces, channels // pieces]], axis=0)
+    return tf.reduce_max(tf.reshape(x, shape), axis=-2)
 
 
 class Maxout(keras.layers.Layer):
-    """Max over `pieces` contiguous channel slabs (see convbench.spec for the convention)."""
-
     def __init__(self, pieces: int, **kwargs):
         super().__init__(**kwargs)
         self.pieces = pieces
 
     def call(self, x):
-        channels = x.shape[-1]
-        shape = tf.concat([tf.shape(x)[:-1], [self.pieces, channels // self.pieces]], axis=0)
-        return tf.reduce_max(tf.reshape(x, shape), axis=-2)
+        return maxout(x, self.pieces)
 
 
 class ConvNet(keras.Model):
@@ -133,17 +138,32 @@ def environment(device: str) -> dict:
 
 
 class Trainer:
-    """One network, its SGD optimizer and loss, on one device; the phases of a training step."""
+    """One network, its SGD optimizer and loss, on one device; the phases of a training step.
+
+    Eager mode can stop between phases. A graph engine runs a step as one program, so it
+    compiles three cumulative programs (forward, forward + backward, whole step) and
+    convbench.timing.derive_phases takes differences ("derived" phase method).
+    """
 
     framework = NAME
+    optimizer_name = "keras.optimizers.SGD with momentum, inside the engine's program"
 
-    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu"):
-        self.device = _device_name(device)
+    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu", engine: str = "eager"):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown TensorFlow engine {engine!r} (known: {', '.join(ENGINES)})")
+        self.device, self.engine, self.warnings = _device_name(device), engine, []
+        self.phase_method = "direct" if engine == "eager" else "derived"
         with tf.device(self.device):
             self.model = build(spec, weights)
             self.optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
             self.optimizer.build(self.model.trainable_variables)
         self._tape = self._loss = self._grads = None
+        if engine != "eager":
+            program = tf.function(jit_compile=engine == "xla", reduce_retracing=True)
+            self._forward_program = program(self._forward_loss)
+            self._forward_backward_program = program(self._forward_backward)
+            self._step_program = program(self._step)
+            self._gradients_program = program(self._gradients)
 
     def to_device(self, x: np.ndarray, y: np.ndarray):
         """Inputs given in NCHW float32 with integer labels; returned NHWC on the device."""
@@ -154,17 +174,36 @@ class Trainer:
         return int(sum(np.prod(v.shape) for v in self.model.trainable_variables))
 
     def sync(self) -> None:
-        if self.device != "/CPU:0":
-            tf.test.experimental.sync_devices()
+        _sync_for(self.device)()
 
     @staticmethod
     def _loss_fn(logits, y):
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
 
-    # The three phases of a training step, timed one by one by convbench.timing.
+    # The computations, written once; graph engines compile them, eager mode runs them as they are.
+    def _forward_loss(self, x, y):
+        return self._loss_fn(self.model(x, training=True), y)
+
+    def _forward_backward(self, x, y):
+        with tf.GradientTape() as tape:
+            loss = self._forward_loss(x, y)
+        return loss, tape.gradient(loss, self.model.trainable_variables)
+
+    def _step(self, x, y):
+        loss, grads = self._forward_backward(x, y)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return loss
+
+    def _gradients(self, x, y):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = self._forward_loss(x, y)
+        return loss, tape.gradient(loss, [x, *_named_variables(self.model).values()])
+
+    # Eager mode: the three phases of a training step, timed one by one by convbench.timing.
     def forward(self, x, y):
         with tf.device(self.device), tf.GradientTape() as tape:
-            self._loss = self._loss_fn(self.model(x, training=True), y)
+            self._loss = self._forward_loss(x, y)
         self._tape = tape
 
     def backward(self):
@@ -175,11 +214,26 @@ class Trainer:
         with tf.device(self.device):
             self.optimizer.apply_gradients(zip(self._grads, self.model.trainable_variables))
 
+    def phases(self, x, y) -> dict:
+        """Direct phases in eager mode; the cumulative programs of a graph engine otherwise."""
+        if self.engine == "eager":
+            return {"forward": lambda: self.forward(x, y), "backward": self.backward, "optimizer": self.optimizer_step}
+        with tf.device(self.device):
+            return {"forward": lambda: self._forward_program(x, y),
+                    "forward_backward": lambda: self._forward_backward_program(x, y),
+                    "step": lambda: self._step_program(x, y)}
+
+    def step(self, x, y):
+        if self.engine == "eager":
+            self.forward(x, y)
+            self.backward()
+            self.optimizer_step()
+            return self._loss
+        with tf.device(self.device):
+            return self._step_program(x, y)
+
     def train_step(self, x, y) -> float:
-        self.forward(x, y)
-        self.backward()
-        self.optimizer_step()
-        return float(self._loss)
+        return float(self.step(x, y))
 
     def evaluate(self, x, y) -> tuple[float, float]:
         with tf.device(self.device):
@@ -189,15 +243,65 @@ class Trainer:
         return float(loss), int(correct)
 
     def gradients(self, x, y) -> dict[str, np.ndarray]:
-        """Loss gradients w.r.t. every weight and the input, in neutral names and layouts."""
-        variables = _named_variables(self.model)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = self._loss_fn(self.model(x, training=True), y)
-        grads = tape.gradient(loss, [x, *variables.values()])
-        named = {name: _from_tf(g.numpy()) for name, g in zip(variables, grads[1:])}
+        """Loss gradients w.r.t. every weight and the input, in neutral names and layouts, under this engine."""
+        run = self._gradients if self.engine == "eager" else self._gradients_program
+        with tf.device(self.device):
+            loss, grads = run(x, y)
+        names = list(_named_variables(self.model))
+        named = {name: _from_tf(g.numpy()) for name, g in zip(names, grads[1:])}
         named["input"] = grads[0].numpy().transpose(0, 3, 1, 2)
+        named["loss"] = loss.numpy()
         return named
 
     def logits(self, x) -> np.ndarray:
         return self.model(x, training=False).numpy()
+
+
+def _on(device: str, fn):
+    def run():
+        with tf.device(device):
+            return fn()
+    return run
+
+
+def _sync_for(device: str):
+    return tf.test.experimental.sync_devices if device != "/CPU:0" else (lambda: None)
+
+
+def layer_phases(block, tensors: dict[str, np.ndarray], device: str = "cpu"):
+    """One convolution and its activation, each direction on its own: forward, backward to the input,
+    backward to the weights (and bias), activation forward and backward. Returns (phases, sync);
+    each phase returns what it computed (in TensorFlow's layouts)."""
+    dev = _device_name(device)
+    strides = [1, 1, 1, 1]
+    activation = tf.nn.relu if block.activation == "relu" else (lambda v: maxout(v, block.pieces))
+    with tf.device(dev):
+        t = {name: tf.constant(_to_tf(value) if name == "weight" else
+                               value.transpose(0, 2, 3, 1) if value.ndim == 4 else value)
+             for name, value in tensors.items()}
+        x, w, b, grad_out, pre = t["x"], t["weight"], t["bias"], t["grad_out"], t["pre"]
+        with tf.GradientTape(persistent=True) as tape:  # kept, so the activation's backward can run again
+            tape.watch(pre)
+            post = activation(pre)
+    phases = {
+        "forward": lambda: tf.nn.bias_add(tf.nn.conv2d(x, w, 1, "SAME"), b),
+        "backward_input": lambda: tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=x.shape, filter=w, out_backprop=grad_out, strides=strides, padding="SAME"),
+        "backward_weight": lambda: (tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=w.shape, out_backprop=grad_out, strides=strides, padding="SAME"),
+            tf.reduce_sum(grad_out, axis=(0, 1, 2))),
+        "activation_forward": lambda: activation(pre),
+        "activation_backward": lambda: tape.gradient(post, pre, output_gradients=t["grad_post"]),
+    }
+    return {name: _on(dev, fn) for name, fn in phases.items()}, _sync_for(dev)
+
+
+def ceilings(device: str, gemm_n: int, copy_bytes: int):
+    """Programs that find the device's own ceilings: fp32 GEMM (n x n) and a streaming scale
+    (reads and writes copy_bytes). Returns (programs, flops or bytes per call, sync)."""
+    dev = _device_name(device)
+    with tf.device(dev):
+        a, b = tf.random.normal((gemm_n, gemm_n)), tf.random.normal((gemm_n, gemm_n))
+        src = tf.ones(copy_bytes // 4)
+    programs = {"gemm": _on(dev, lambda: tf.linalg.matmul(a, b)), "stream": _on(dev, lambda: src * 2.0)}
+    return programs, {"gemm": 2 * gemm_n**3, "stream": 2 * copy_bytes}, _sync_for(dev)

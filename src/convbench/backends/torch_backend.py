@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform
+import warnings
 
 import numpy as np
 import torch
@@ -12,18 +13,24 @@ from convbench.spec import ArchSpec, Block
 
 NAME = "torch"
 LAYOUT = "NCHW"
+# eager: op by op. torchscript: the TorchScript graph executor (deprecated, kept while it runs: it took
+# over Caffe2's production role). compile: torch.compile with Inductor. Autograd writes every backward.
+ENGINES = ("eager", "torchscript", "compile")
+
+
+def maxout(x, pieces: int):
+    """Max over `pieces` contiguous channel slabs (see convbench.spec for the convention)."""
+    n, c, h, w = x.shape
+    return x.view(n, pieces, c // pieces, h, w).amax(dim=1)
 
 
 class Maxout(nn.Module):
-    """Max over `pieces` contiguous channel slabs (see convbench.spec for the convention)."""
-
     def __init__(self, pieces: int):
         super().__init__()
         self.pieces = pieces
 
     def forward(self, x):
-        n, c, h, w = x.shape
-        return x.view(n, self.pieces, c // self.pieces, h, w).amax(dim=1)
+        return maxout(x, self.pieces)
 
 
 class ConvBlock(nn.Module):
@@ -104,14 +111,38 @@ def environment(device: str) -> dict:
     return env
 
 
+def compile_engine(model: ConvNet, engine: str) -> tuple[nn.Module, list[str]]:
+    """The module that runs `model` under `engine`, sharing its parameters; and the warnings it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if engine == "eager":
+            net = model
+        elif engine == "torchscript":
+            net = torch.jit.script(model)
+        elif engine == "compile":
+            from torch._inductor import config as inductor_config
+
+            # Compile in this process: a pool of compile workers would still be busy on the cores
+            # while the first timed steps run. And no cache from an earlier cell's network.
+            inductor_config.compile_threads = 1
+            torch._dynamo.reset()
+            net = torch.compile(model)
+        else:
+            raise ValueError(f"unknown PyTorch engine {engine!r} (known: {', '.join(ENGINES)})")
+    return net, sorted({str(w.message) for w in caught})
+
+
 class Trainer:
     """One network, its SGD optimizer and loss, on one device; the phases of a training step."""
 
     framework = NAME
+    phase_method = "direct"  # autograd lets every engine stop between forward, backward and optimizer
+    optimizer_name = "torch.optim.SGD with momentum (default foreach implementation), run eagerly"
 
-    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu"):
+    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu", engine: str = "eager"):
         self.device = device_for(device)
         self.model = build(spec, weights).to(self.device)
+        self.net, self.warnings = compile_engine(self.model, engine)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
         self._loss = None
 
@@ -123,12 +154,11 @@ class Trainer:
         return sum(p.numel() for p in self.model.parameters())
 
     def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        _sync_for(self.device)()
 
     # The three phases of a training step, timed one by one by convbench.timing.
     def forward(self, x, y):
-        self._loss = F.cross_entropy(self.model(x), y)
+        self._loss = F.cross_entropy(self.net(x), y)
 
     def backward(self):
         self._loss.backward()
@@ -137,18 +167,22 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def train_step(self, x, y) -> float:
-        self.model.train()
+    def phases(self, x, y) -> dict:
+        return {"forward": lambda: self.forward(x, y), "backward": self.backward, "optimizer": self.optimizer_step}
+
+    def step(self, x, y) -> None:
         self.forward(x, y)
         self.backward()
         self.optimizer_step()
+
+    def train_step(self, x, y) -> float:
+        self.step(x, y)
         return self._loss.item()
 
     @torch.no_grad()
     def evaluate(self, x, y) -> tuple[float, float]:
-        """Summed loss and number of correct predictions on one batch."""
-        self.model.eval()
-        logits = self.model(x)
+        """Summed loss and number of correct predictions on one batch (no dropout or batch norm: no eval mode)."""
+        logits = self.net(x)
         loss = F.cross_entropy(logits, y, reduction="sum").item()
         return loss, (logits.argmax(1) == y).sum().item()
 
@@ -156,12 +190,54 @@ class Trainer:
         """Loss gradients w.r.t. every weight (neutral names) and the input ("input")."""
         x = x.clone().requires_grad_(True)
         names, params = zip(*self.model.named_parameters())
-        loss = F.cross_entropy(self.model(x), y)
+        loss = F.cross_entropy(self.net(x), y)
         grads = torch.autograd.grad(loss, [x, *params])
         named = {name: g.cpu().numpy() for name, g in zip(names, grads[1:])}
         named["input"] = grads[0].cpu().numpy()
+        named["loss"] = loss.detach().cpu().numpy()
         return named
 
     def logits(self, x) -> np.ndarray:
         with torch.no_grad():
-            return self.model(x).cpu().numpy()
+            return self.net(x).cpu().numpy()
+
+
+def _sync_for(device: torch.device):
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def layer_phases(block: Block, tensors: dict[str, np.ndarray], device: str = "cpu"):
+    """One convolution and its activation, each direction on its own: forward, backward to the input,
+    backward to the weights (and bias), activation forward and backward. Returns (phases, sync);
+    each phase returns what it computed."""
+    dev = device_for(device)
+    t = {name: torch.from_numpy(value).to(dev) for name, value in tensors.items()}
+    x, w, b, grad_out = t["x"], t["weight"], t["bias"], t["grad_out"]
+    pad = block.kernel // 2
+    activation = F.relu if block.activation == "relu" else (lambda v: maxout(v, block.pieces))
+    pre = t["pre"].requires_grad_(True)
+    post = activation(pre)  # kept with its graph, so the activation's backward can run again and again
+
+    def conv_backward(mask):
+        return torch.ops.aten.convolution_backward(
+            grad_out, x, w, [block.width], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask)
+
+    phases = {
+        "forward": lambda: F.conv2d(x, w, b, padding=pad),
+        "backward_input": lambda: conv_backward([True, False, False])[0],
+        "backward_weight": lambda: conv_backward([False, True, True])[1:],
+        "activation_forward": lambda: activation(pre.detach()),
+        "activation_backward": lambda: torch.autograd.grad(post, pre, t["grad_post"], retain_graph=True)[0],
+    }
+    return phases, _sync_for(dev)
+
+
+def ceilings(device: str, gemm_n: int, copy_bytes: int):
+    """Programs that find the device's own ceilings: fp32 GEMM (n x n) and a streaming scale
+    (reads and writes copy_bytes). Returns (programs, flops and bytes per call, sync)."""
+    dev = device_for(device)
+    a, b = torch.randn(gemm_n, gemm_n, device=dev), torch.randn(gemm_n, gemm_n, device=dev)
+    src = torch.ones(copy_bytes // 4, device=dev)
+    dst = torch.empty_like(src)
+    programs = {"gemm": lambda: torch.mm(a, b), "stream": lambda: torch.mul(src, 2.0, out=dst)}
+    return programs, {"gemm": 2 * gemm_n**3, "stream": 2 * copy_bytes}, _sync_for(dev)
