@@ -30,7 +30,9 @@ def test_default_config_expands_to_every_cell_once():
         runs = sum(len(engines[f]) for f in DEFAULT["frameworks"]) * len(study["architectures"])
         mine = [c for c in found if c.study == study_name]
         assert len([c for c in mine if c.task == "speed"]) == runs * ("speed" in study["tasks"])
-        assert len([c for c in mine if c.task == "train"]) == runs * len(DEFAULT["train"]["seeds"]) * ("train" in study["tasks"])
+        fractions = len(study.get("train_fractions", [DEFAULT["data"]["train_fraction"]]))
+        trained = runs * len(DEFAULT["train"]["seeds"]) * fractions * ("train" in study["tasks"])
+        assert len([c for c in mine if c.task == "train"]) == trained
     expected = {f"{t}/{f}" for t in ("train", "speed", "layers") for f in DEFAULT["frameworks"]}
     assert set(cells.groups(found)) == expected
 
@@ -50,9 +52,20 @@ def test_layer_cells_cover_every_convolution_of_the_speed_cells_once():
 
 
 def test_cell_id_names_its_parameters_and_round_trips():
-    cell = next(c for c in config.check(DEFAULT) if c.task == "speed" and c.arch.name == "k5")
+    found = config.check(DEFAULT)
+    cell = next(c for c in found if c.task == "speed" and c.arch.name == "k5")
     assert cell.id == "kernel_k5_torch-eager_cpu1-none_b64_s0_speed"
     assert cells.Cell.from_dict(cell.to_dict()) == cell
+    shrunk = next(c for c in found if c.task == "train" and c.train_fraction == 0.25)
+    assert shrunk.id.endswith("_f0.25_train") and cells.Cell.from_dict(shrunk.to_dict()) == shrunk
+
+
+def test_the_paper_config_is_valid():
+    with open("config/paper.yaml") as f:
+        paper = yaml.safe_load(f)
+    found = config.check(paper)
+    assert {c.arch.blocks[0].pieces for c in found if c.study == "activation"} == {1, 2, 3, 4}
+    assert {c.train_fraction for c in found if c.study == "activation" and c.task == "train"} == {0.1, 0.25, 0.5, 1.0}
 
 
 @pytest.mark.parametrize(

@@ -85,3 +85,32 @@ def test_maxout_2_is_max_feature_map(torch_backend, tf_backend):
     np.testing.assert_array_equal(torch_backend.Maxout(2)(torch.from_numpy(x)).numpy(), mfm)
     out_tf = tf_backend.Maxout(2)(tensorflow.constant(x.transpose(0, 2, 3, 1))).numpy()
     np.testing.assert_array_equal(out_tf.transpose(0, 3, 1, 2), mfm)
+
+
+def test_maxout2_with_a_zeroed_piece_is_relu(torch_backend, tf_backend):
+    """The textbook identity: max(w.x + b, 0) is maxout over two pieces, one of them fixed at zero."""
+    maxout = make_spec({"width": 16, "kernel": 3, "activation": "maxout", "pieces": 2})
+    relu = make_spec({"width": 8, "kernel": 3})
+    weights = init_weights(maxout, seed=5)
+    for key in ("blocks.0.convs.0.weight", "blocks.0.convs.0.bias"):
+        weights[key][8:] = 0  # the second piece (channels 8..15) is identically zero
+        weights[key][:8] += 0.1  # nonzero biases, so the identity is not about zero biases
+    relu_weights = {**init_weights(relu, seed=5), **{k: v[:8] for k, v in weights.items() if k.startswith("blocks")}}
+    relu_weights["head.weight"], relu_weights["head.bias"] = weights["head.weight"], weights["head.bias"]
+    x, y = batch()
+    for backend in (torch_backend, tf_backend):
+        a = backend.Trainer(maxout, weights, 0.1, 0.9)
+        b = backend.Trainer(relu, relu_weights, 0.1, 0.9)
+        np.testing.assert_allclose(a.logits(a.to_device(x, y)[0]), b.logits(b.to_device(x, y)[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_torch_counts_the_bytes_autograd_saves(torch_backend):
+    x, y = batch()
+
+    def saved(width):
+        spec = make_spec({"width": width})
+        trainer = torch_backend.Trainer(spec, init_weights(spec, 0), 0.1, 0.9)
+        return trainer.memory(*trainer.to_device(x, y))["saved_for_backward_bytes"]
+
+    # the input batch is saved once; the maps after it grow with the width
+    assert saved(16) - saved(8) > 0.9 * (saved(8) - x.nbytes)

@@ -74,3 +74,20 @@ def test_forward_flops_match_torch_flop_counter(name, torch_backend):
 def test_bad_block_names_the_field(block, field):
     with pytest.raises(SpecError, match=r"architectures\.test\." + field):
         make_spec(block)
+
+
+@pytest.mark.parametrize("pieces", [2, 3, 4])
+def test_maxout_matchings_closed_forms(pieces):
+    k, c0, c1, c2, n = 3, 3, 48, 96, 10
+    relu = make_spec({"width": c1}, {"width": c2}, in_channels=c0)
+    equal_params = make_spec({"width": c1, "activation": "maxout", "pieces": pieces},
+                             {"width": c2, "activation": "maxout", "pieces": pieces}, in_channels=c0)
+    equal_width = make_spec({"width": pieces * c1, "activation": "maxout", "pieces": pieces},
+                            {"width": pieces * c2, "activation": "maxout", "pieces": pieces}, in_channels=c0)
+    assert param_count(relu) == k * k * c0 * c1 + c1 + k * k * c1 * c2 + c2 + c2 * n + n
+    # as many filters as ReLU, but only 1/k of the maps go on to the next layer and the classifier
+    assert param_count(equal_params) == k * k * c0 * c1 + c1 + k * k * (c1 // pieces) * c2 + c2 + (c2 // pieces) * n + n
+    # k times the filters, and as many maps go on as with ReLU
+    assert param_count(equal_width) == (k * k * c0 * pieces * c1 + pieces * c1 + k * k * c1 * pieces * c2
+                                        + pieces * c2 + c2 * n + n)
+    assert equal_width.features == relu.features == pieces * equal_params.features

@@ -28,14 +28,16 @@ class Cell:
     device: str = "cpu"
     devices: int = 1
     parallelism: str = "none"
+    train_fraction: float = 1.0  # of the training split, for train cells (the overfitting question)
     settings: dict = field(default_factory=dict, compare=False)  # protocol or training settings
 
     @property
     def id(self) -> str:
         """A readable slug of the parameters that name the cell; also its record's file name."""
+        fraction = f"_f{self.train_fraction:g}" if self.train_fraction != 1 else ""
         return (
             f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_"
-            f"{self.device}{self.devices}-{self.parallelism}_b{self.batch_size}_s{self.seed}_{self.task}"
+            f"{self.device}{self.devices}-{self.parallelism}_b{self.batch_size}_s{self.seed}{fraction}_{self.task}"
         )
 
     @property
@@ -72,19 +74,20 @@ def _check_names(config: dict) -> None:
                 raise SpecError(f"studies.{study_name}.architectures: unknown architecture {arch_name!r}")
 
 
-def _train_cells(config: dict, arch: dict, name: str, common: dict) -> list[Cell]:
+def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
     train, data = config["train"], config["data"]
     channels, size, classes = DATASET_SHAPES[data["dataset"]]
     spec = ArchSpec.from_dict(name, arch, channels, classes)
     settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size")}
     return [
         Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
-             settings={**settings, "data": data})
+             train_fraction=fraction, settings={**settings, "data": data})
+        for fraction in study.get("train_fractions", [data["train_fraction"]])
         for seed in train["seeds"]
     ]
 
 
-def _speed_cells(config: dict, arch: dict, name: str, common: dict) -> list[Cell]:
+def _speed_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
     speed = config["speed"]
     spec = ArchSpec.from_dict(name, arch, speed["in_channels"], speed["num_classes"])
     settings = {k: v for k, v in speed.items() if k not in ("batch_size", "image_size", "in_channels", "num_classes", "layers")}
@@ -122,7 +125,7 @@ def expand(config: dict) -> list[Cell]:
                     common = dict(study=study_name, framework=framework, engine=engine,
                                   threads=config["threads"], device=config["device"])
                     for task in study["tasks"]:
-                        cells += makers[task](config, config["architectures"][arch_name], arch_name, common)
+                        cells += makers[task](config, config["architectures"][arch_name], arch_name, common, study)
     if config["speed"]["layers"]:
         cells += _layer_cells([c for c in cells if c.task == "speed"])
     ids = [c.id for c in cells]

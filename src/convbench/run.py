@@ -43,6 +43,7 @@ def measure_speed(cell: Cell, backend) -> dict:
     whole = timing.time_step(lambda: trainer.step(x, y), trainer.sync, protocol)
     return {
         "counts": {"params_framework": trainer.num_params()},
+        "memory": trainer.memory(x, y),
         "timings": {
             "first_step": first_step,
             "phase_method": trainer.phase_method,
@@ -90,7 +91,7 @@ def train(cell: Cell, backend) -> dict:
     """Train on the configured data set; loss and accuracy on both splits after every epoch."""
     settings, source = cell.settings, cell.settings["data"]
     dataset = data.load(source["dataset"], source.get("root"), seed=cell.seed,
-                        test_fraction=source["test_fraction"], train_fraction=source["train_fraction"])
+                        test_fraction=source["test_fraction"], train_fraction=cell.train_fraction)
     trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), settings["lr"], settings["momentum"],
                               cell.device, cell.engine)
     epochs = []

@@ -235,6 +235,18 @@ class Trainer:
     def train_step(self, x, y) -> float:
         return float(self.step(x, y))
 
+    def memory(self, x, y) -> dict:
+        """The device's peak allocation over one step where TensorFlow reports it (GPUs); a tape has no
+        hook that counts what it saves, so that stays unmeasured here."""
+        peak = None
+        if self.device != "/CPU:0":
+            name = self.device.strip("/")
+            tf.config.experimental.reset_memory_stats(name)
+            self.step(x, y)
+            self.sync()
+            peak = tf.config.experimental.get_memory_info(name)["peak"]
+        return {"saved_for_backward_bytes": None, "peak_bytes": peak}
+
     def evaluate(self, x, y) -> tuple[float, float]:
         with tf.device(self.device):
             logits = self.model(x, training=False)

@@ -179,6 +179,27 @@ class Trainer:
         self.step(x, y)
         return self._loss.item()
 
+    def memory(self, x, y) -> dict:
+        """Bytes autograd saves for the backward of one step (activations and the weights it keeps),
+        counted with saved-tensor hooks; and the device's peak allocation over one step on CUDA."""
+        saved = 0
+
+        def pack(tensor):
+            nonlocal saved
+            saved += tensor.numel() * tensor.element_size()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss = F.cross_entropy(self.net(x), y)
+        del loss
+        peak = None
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.step(x, y)
+            self.sync()
+            peak = torch.cuda.max_memory_allocated(self.device)
+        return {"saved_for_backward_bytes": saved, "peak_bytes": peak}
+
     @torch.no_grad()
     def evaluate(self, x, y) -> tuple[float, float]:
         """Summed loss and number of correct predictions on one batch (no dropout or batch norm: no eval mode)."""
