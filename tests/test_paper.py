@@ -7,22 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from convbench.analysis import LatexError, analyse, build_pdf, tables
+from convbench.analysis import LatexError, analyse, build_pdf, claim, engines, macros, tables, tidy
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                 reason="latexmk and pdftotext (TeX Live, poppler-utils) are needed to build the paper")
 
-# The fixture generator lives beside us in test_analysis.py; load it by path so any pytest import mode works.
-_spec = importlib.util.spec_from_file_location("analysis_fixtures", Path(__file__).with_name("test_analysis.py"))
-fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fixtures)
+
+
+def load_fixtures(name: str):
+    """The fixture generators live beside us; load them by path so any pytest import mode works."""
+    spec = importlib.util.spec_from_file_location(f"fixtures_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fixtures, engine_fixtures = load_fixtures("test_analysis"), load_fixtures("test_analysis_engines")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     records = fixtures.write_run(root)
+    engine_fixtures.write_engines(root)
     analyse(records, root / "generated", command="snakemake --cores 2 --configfile config/config.yaml")
     pdf = build_pdf(root / "generated", root / "paper.pdf", paper_dir=PAPER)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
@@ -39,7 +47,7 @@ def test_pdf_shows_the_records_numbers(built):
     relu = fixtures.load(records, study="activation", arch="relu", framework="tensorflow", task="train")
     assert tables.percent(relu["training"]["epochs"][-1]["test_accuracy"]) in text  # accuracy table
     for fact in ["2.21.0", "3.15.1", "2.13.0+cpu", "abc123def456", "AMD EPYC 7B13", "ResourceExhaustedError",
-                 "snakemake --cores 2 --configfile config/config.yaml", "1 of 32 cells failed"]:
+                 "snakemake --cores 2 --configfile config/config.yaml", "2 of 66 cells failed"]:
         assert fact in text
     assert fixtures.FAILED in text.replace("_ ", "_")  # the failed cell's id may wrap after an underscore
 
@@ -49,6 +57,35 @@ def test_pdf_states_directions_from_the_data(built):
     # Fixture times follow the FLOPs: one 5x5 is faster than two stacked 3x3; maxout2-eqwidth is the most accurate.
     assert "one 5×5 convolution per block (k5) was faster than two stacked 3×3 convolutions (k3-stack2)" in text
     assert "reached higher test accuracy than relu" in text
+
+
+def test_engines_section_shows_the_claim_from_the_records(built):
+    records, _, text = built
+    loaded = tidy.load_records(records)
+    df, samples = tidy.tidy(loaded), tidy.samples(loaded)
+    claims = claim.claims(df, samples)
+    row = claims[(claims.engine_a == "compile") & (claims.engine_b == "eager") & (claims.arch == "k7")].iloc[0]
+    assert claim.interval(row.ratio, row.lo, row.hi) in text  # the claim table
+    low = claims.loc[claims.ratio.idxmin()]
+    assert f"{tables.ratio(low.ratio)}× (95 % CI {tables.ratio(low.lo)}–{tables.ratio(low.hi)})" in text  # the verdict
+    assert "Where the backward time goes" in text and "What became of Caffe and Caffe2" in text
+    assert "claim holds for none of them" in text  # the fixture's engines differ by less than 2x
+    assert "XlaRuntimeError" in text and "estimated from layer-wise timings" in text
+    assert "torch.jit.script is deprecated." in text  # the fairness table's warnings row
+    fair = engines.fairness(df, tidy.environment(loaded))
+    assert fair.loc["Compile time (median)", "PyTorch compile"] in text
+
+
+def test_every_key_the_paper_quotes_exists_with_or_without_the_new_studies(tmp_path):
+    """A run without engines or layer-wise cells (the default run before issue 3) still defines every key."""
+    keys = set()
+    for path in [PAPER / "main.tex", *sorted((PAPER / "sections").glob("*.tex"))]:
+        keys |= set(re.findall(r"\\cb\{([^}]+)\}", re.sub(r"(?m)%.*$", "", path.read_text())))
+    old = tidy.load_records(fixtures.write_run(tmp_path / "old"))
+    new = [*old, *engine_fixtures.engine_records()]
+    for records in (old, new):
+        values = macros.macros(tidy.tidy(records), tidy.environment(records), samples=tidy.samples(records))
+        assert keys <= set(values), sorted(keys - set(values))
 
 
 def test_undefined_result_key_stops_the_build(tmp_path, built):

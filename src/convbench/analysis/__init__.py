@@ -3,26 +3,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convbench.analysis import figures, macros, tables, tidy
+from convbench.analysis import claim, engines, figures, layers, macros, tables, tidy
 from convbench.analysis.latex import LatexError, build_pdf
 
-__all__ = ["analyse", "build_pdf", "LatexError", "figures", "macros", "tables", "tidy"]
+__all__ = ["analyse", "build_pdf", "LatexError", "claim", "engines", "figures", "layers", "macros", "tables", "tidy"]
 
 
 def analyse(records_dir, out_dir, command: str | None = None) -> Path:
-    """Write tidy.csv, environment.csv, figures/*.pdf, tables/*.tex and macros.tex into out_dir.
+    """Write tidy.csv, samples.csv, environment.csv, figures/*.pdf, tables/*.tex and macros.tex into out_dir.
 
     command: how the run was started, quoted in the paper; defaults to a 'command' the records' environment holds.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = tidy.load_records(records_dir)
-    df, env = tidy.tidy(records), tidy.environment(records)
+    df, env, samples = tidy.tidy(records), tidy.environment(records), tidy.samples(records)
     df.to_csv(out / "tidy.csv", index=False)
+    samples.to_csv(out / "samples.csv", index=False)
     env.to_csv(out / "environment.csv", index=False)
     figures.all_figures(df, out / "figures")
-    tables.write_tables(df, env, out / "tables")
+    studies = {"claim": claim.claim_table(df, samples), "layers": layers.layers_table(df),
+               "fairness": engines.fairness_table(df, env)}
+    tables.write_tables(df, env, out / "tables", studies)
     if command is None and "command" in env:
         command = "; ".join(sorted({str(c) for c in env["command"].dropna()})) or None
-    macros.write_macros(macros.macros(df, env, command), out / "macros.tex")
+    macros.write_macros(macros.macros(df, env, command, samples), out / "macros.tex")
     return out

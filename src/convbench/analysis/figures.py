@@ -7,10 +7,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from convbench.analysis.tidy import setup_labels, summarise  # noqa: E402
+from convbench.analysis import engines  # noqa: E402
+from convbench.analysis.tidy import (ARCH_ORDER, LAYER_TASK, framework_name, setup_labels, setup_rank,  # noqa: E402
+                                     summarise)
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
 PHASES = ["forward", "backward", "optimizer"]
@@ -25,9 +28,14 @@ def placeholder(path: Path, text: str) -> Path:
     return path
 
 
+def network_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Speed cells of the kernel and activation studies; the engines study has figures of its own."""
+    return df[(df["task"] == "speed") & (df["study"] != engines.STUDY)]
+
+
 def backward_vs_receptive_field(df: pd.DataFrame, path: Path) -> Path:
     """Forward and backward time against the receptive field; one conv (k x k) vs stacked convs by marker and line."""
-    times = summarise(df, "time")
+    times = summarise(network_cells(df), "time")
     times = times[times["phase"].isin(["forward", "backward"])]
     # Only studies that vary the receptive field say anything here.
     varying = times.groupby("study")["receptive_field"].nunique()
@@ -74,7 +82,7 @@ def accuracy_vs_params(df: pd.DataFrame, path: Path) -> Path:
 
 def phases(df: pd.DataFrame, path: Path) -> Path:
     """Stacked forward / backward / optimizer bars per architecture, one panel per setup."""
-    times = summarise(df, "time")
+    times = summarise(network_cells(df), "time")
     times = times[times["phase"].isin(PHASES)]
     if times.empty:
         return placeholder(path, "No timed cells in this run.")
@@ -98,8 +106,116 @@ def phases(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+SPLIT_LABELS = {"forward": "forward", "backward_input": "backward to input (est.)",
+                "backward_weight": "backward to weights (est.)", "backward": "backward", "optimizer": "optimizer"}
+
+
+def engine_phases(df: pd.DataFrame, path: Path) -> Path:
+    """Stacked forward / backward (split into input and weights where layer cells allow) / optimizer bars per
+    engine, one panel per network of the engines study; a failed cell is written in its bar's place."""
+    phases = engines.engine_phases(df)
+    if phases.empty:
+        return placeholder(path, f"No cells of the {engines.STUDY} study in this run.")
+    phases = phases.assign(ms=phases["value"].clip(lower=0) * 1e3)  # a derived phase can dip below zero
+    setups = sorted(set(phases["setup"]), key=setup_rank)
+    labels = {s: phases[phases["setup"] == s]["Setup"].iloc[0] for s in setups}
+    archs = list(dict.fromkeys(engines.study_cells(df)["arch"]))
+    order = [p for p in SPLIT_LABELS if p in set(phases["phase"].dropna())]
+    colors = dict(zip(SPLIT_LABELS, sns.color_palette()[:5]))
+    fig, axes = plt.subplots(1, len(archs), figsize=(2.4 * len(archs) + 0.6, 3.6), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        rows = phases[phases["arch"] == arch]
+        bars = (rows.pivot_table(index="setup", columns="phase", values="ms", aggfunc="sum")
+                .reindex(index=setups, columns=order).rename(index=labels, columns=SPLIT_LABELS))
+        bars.plot.bar(stacked=True, ax=ax, width=0.75, legend=False, color=[colors[p] for p in order])
+        for i, setup in enumerate(setups):
+            if (rows[rows["setup"] == setup]["status"] == "failed").any():
+                ax.text(i, 0, " failed", rotation=90, ha="center", va="bottom", fontsize="small", color="0.3")
+        ax.set_title(arch)
+        ax.set_xlabel("")
+        ax.set_ylabel("median time per step (ms)" if ax is axes[0][0] else "")
+        ax.tick_params(axis="x", labelrotation=45)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def roofline(df: pd.DataFrame, path: Path) -> Path:
+    """Achieved GFLOP/s of every speed cell against its arithmetic intensity, under each framework's roof
+    (the median GEMM ceiling and copy bandwidth its processes measured)."""
+    ok = df[(df["status"] == "ok") & (df["task"] == "speed")]
+    keys = ["study", "setup", "framework", "engine", "arch", "config"]
+    achieved, intensity = summarise(ok, "achieved_flops"), summarise(ok, "arithmetic_intensity")
+    ceilings = ok[ok["phase"] == "ceiling"].groupby(["framework", "metric"])["value"].median().unstack()
+    ceilings = ceilings.sort_index(key=lambda f: f.map(lambda x: setup_rank(f"{x}-")))
+    if achieved.empty or ceilings.empty:
+        return placeholder(path, "No speed cell of this run recorded step FLOPs, bytes and ceilings.")
+    points = achieved.merge(intensity[keys + ["value"]].rename(columns={"value": "arithmetic_intensity"}), on=keys)
+    points = points.rename(columns={"value": "achieved_flops"})
+    points = points.assign(GFLOPs=points["achieved_flops"] / 1e9, Setup=setup_labels(points),
+                           Architecture=points["arch"], order=points["setup"].map(setup_rank)).sort_values("order")
+    ridge = ceilings["gemm_flops"] / ceilings["memory_bandwidth"]
+    lo = min(points["arithmetic_intensity"].min(), ridge.min()) / 3
+    hi = max(points["arithmetic_intensity"].max(), ridge.max()) * 3
+    x = np.geomspace(lo, hi, 200)
+    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    for (framework, roof), style in zip(ceilings.iterrows(), ["-", "--", ":", "-."]):
+        ax.plot(x, np.minimum(roof["gemm_flops"], roof["memory_bandwidth"] * x) / 1e9, color="0.35", linestyle=style,
+                linewidth=1, label=f"{framework_name(framework)} roof")
+    sns.scatterplot(data=points, x="arithmetic_intensity", y="GFLOPs", hue="Setup", style="Architecture", s=45, ax=ax,
+                    style_order=list(dict.fromkeys(points.sort_values(ARCH_ORDER)["arch"])))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity of a training step (FLOP/byte)")
+    ax.set_ylabel("GFLOP/s")
+    ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize="small", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+LAYER_PHASES = {"forward": "forward", "backward_input": "backward to input", "backward_weight": "backward to weights"}
+
+
+def layers(df: pd.DataFrame, path: Path) -> Path:
+    """Achieved GFLOP/s of each convolution shape's forward and backward halves, per framework, with the GEMM
+    ceiling of the framework's process as a line."""
+    cells = df[(df["task"] == LAYER_TASK) & (df["engine"] == "eager")]
+    rates = summarise(cells, "achieved_flops")
+    if rates.empty:
+        return placeholder(path, "No layer-wise cells in this run.")
+    rates = (rates.groupby(["framework", "convs", "in_channels", "width", "kernel", "image_size", "phase"], sort=False)
+             ["value"].median().reset_index().sort_values(["image_size", "in_channels", "kernel"],
+                                                         ascending=[False, True, True]))
+    rates = rates.assign(GFLOPs=rates["value"] / 1e9, Phase=rates["phase"].map(LAYER_PHASES),
+                         Framework=rates["framework"].map(framework_name),
+                         Shape=[f"{c:.0f}→{o:.0f} k{k:.0f} @{s:.0f}" for c, o, k, s in
+                                zip(rates["in_channels"], rates["width"], rates["kernel"], rates["image_size"])])
+    g = sns.catplot(data=rates, x="Shape", y="GFLOPs", hue="Phase", col="Framework", kind="bar", height=2.8,
+                    aspect=1.3, hue_order=list(LAYER_PHASES.values()),
+                    col_order=sorted(rates["Framework"].unique(), key=lambda f: rates[rates["Framework"] == f]
+                                     ["framework"].map(lambda x: setup_rank(f"{x}-eager")).iloc[0]))
+    gemm = df[df["metric"] == "gemm_flops"].groupby("framework")["value"].median()  # any of the framework's processes
+    for name, ax in g.axes_dict.items():
+        framework = rates[rates["Framework"] == name]["framework"].iloc[0]
+        if framework in gemm:
+            ax.axhline(gemm[framework] / 1e9, color="0.35", linestyle="--", linewidth=1)
+        ax.tick_params(axis="x", labelrotation=45)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+    g.set_axis_labels("convolution (in→out channels, kernel, image size)", "GFLOP/s")
+    g.set_titles("{col_name}")
+    g.savefig(path)
+    plt.close(g.figure)
+    return path
+
+
 FIGURES = {"backward_vs_receptive_field": backward_vs_receptive_field, "accuracy_vs_params": accuracy_vs_params,
-           "phases": phases}
+           "phases": phases, "engine_phases": engine_phases, "roofline": roofline, "layers": layers}
 
 
 def all_figures(df: pd.DataFrame, out_dir) -> list[Path]:

@@ -6,11 +6,15 @@ Keys: run/..., env/..., data/..., speed/..., and per study
   <study>/<setup>/<a>-over-<b>/<phase>-ratio             time of a over time of b (-lo / -hi: quartile-based range)
   <study>/<setup>/<a>-vs-<b>/test-accuracy-diff          a minus b, points (gap-diff likewise)
   <study>/<setup>/<a>-vs-<b>/sentence, <study>/sentence  the comparisons in words
-  frameworks/<s1>-over-<s2>/<phase>-ratio, frameworks/sentence
+  frameworks/<s1>-over-<s2>/<phase>-ratio, frameworks/sentence   (the sentence compares eager setups only)
 <setup> is framework-engine (e.g. torch-eager), with the config (device, count, parallelism, batch)
 appended only where a study's task ran in more than one config. Pairs are found from the data: a single
 k x k convolution against a stack of smaller ones with the same receptive field, and an arch with maxout
 pieces against the arch with the same convolutions and pieces 1.
+
+The engines study's keys come from its modules: engines/... (scope, methods, derived phases, consistency, compile
+time, failures, the estimated backward split, the roofline) from engines.py, engines/claim/... from claim.py and
+layerwise/... from layers.py.
 """
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from convbench.analysis.tables import decimals, escape, ms, tt
-from convbench.analysis.tidy import framework_name, setup_label, summarise
+from convbench.analysis import claim, engines, layers
+from convbench.analysis.tables import decimals, escape, ms, ratio, tt, words
+from convbench.analysis.tidy import LAYER_TASK, framework_name, setup_label, setup_rank, summarise
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 TIME_PHASES = ["forward", "backward", "optimizer", "total", "step"]
@@ -27,18 +32,8 @@ PHASE_WORDS = {"forward": "forward pass", "backward": "backward pass", "optimize
                "total": "sum of the phases", "step": "whole training step"}
 
 
-def ratio(x: float) -> str:
-    return f"{x:.2f}"
-
-
 def points(fraction: float) -> str:
     return f"{100 * fraction:.1f}"
-
-
-def words(items) -> str:
-    """'a', 'a and b', 'a, b and c'; '' for nothing."""
-    items = list(items)
-    return " and ".join(items) if len(items) <= 2 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def slugs(summary: pd.DataFrame) -> pd.Series:
@@ -61,7 +56,7 @@ def convolutions(row) -> str:
 
 def pairs(df: pd.DataFrame) -> list[tuple[str, str, str, str]]:
     """(study, a, b, kind) comparisons the data supports; kind is 'stack' or 'activation'."""
-    archs = df[df["status"] == "ok"].drop_duplicates(["study", "arch"])
+    archs = df[(df["status"] == "ok") & (df["task"] != LAYER_TASK)].drop_duplicates(["study", "arch"])
     found = []
     for study, group in archs.groupby("study", sort=True):
         rows = group.sort_values(["receptive_field", "depth", "pieces", "width", "arch"]).to_dict("records")
@@ -101,7 +96,7 @@ def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
     studies = [
         f"{tt(study)} ({len(rows)} cells: {', '.join(escape(t) for t in sorted(rows['task'].unique()))})"
         for study, rows in cells.groupby("study", sort=True)]
-    setups = sorted({setup_label(f, e) for f, e in zip(cells["framework"], cells["engine"])})
+    setups = [setup_label(*s.split("-", 1)) for s in sorted(set(cells["setup"]), key=setup_rank)]
     devices = sorted({f"{n} {d} device{'s' if n != 1 else ''}" for d, n in zip(cells["device"], cells["devices"])})
     return {
         "run/cells": str(len(cells)),
@@ -171,7 +166,7 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
         values["train/batch-size"] = words(str(b) for b in sorted(trained["batch_size"].unique()))
         values["data/sentence"] = (f"Networks were trained for {values['train/epochs']} epochs with batches of "
                                    f"{values['train/batch-size']} on {data}.")
-    timed = ok[ok["metric"] == "time"]
+    timed = ok[(ok["metric"] == "time") & (ok["task"] == "speed")]
     if timed.empty:
         values["speed/sentence"] = "This run timed no training step."
     else:
@@ -264,7 +259,7 @@ def pair_values(df: pd.DataFrame, times: pd.DataFrame, accuracy: dict[str, pd.Da
                 sentence = f"{in_words(ra)}, " + "; ".join(clauses) + "."
                 values[f"{key}/{a}-vs-{b}/sentence"] = sentence
                 study_sentences.setdefault(study, []).append(sentence)
-    for study in sorted(df["study"].unique()):
+    for study in sorted(df[df["task"] != LAYER_TASK]["study"].unique()):
         found = study_sentences.get(study, [])
         none = f"The {tt(study)} study has no pair of architectures with results in this run to compare."
         values[f"{study}/sentence"] = " ".join(found) or none
@@ -274,8 +269,12 @@ def pair_values(df: pd.DataFrame, times: pd.DataFrame, accuracy: dict[str, pd.Da
 
 
 def framework_values(times: pd.DataFrame) -> dict[str, str]:
-    """Each setup against each other one: median over the architectures both timed of the per-arch ratio."""
+    """Each setup against each other one: median over the architectures both timed of the per-arch ratio.
+
+    The sentence compares eager setups only; the engines study (left out here) compares every engine, with intervals.
+    """
     values, sentences = {}, []
+    times = times[(times["task"] == "speed") & (times["study"] != engines.STUDY)] if len(times) else times
     setups = sorted(times["setup"].unique()) if len(times) else []
     for phase in ["backward", "step"]:
         rows = times[times["phase"] == phase]
@@ -290,6 +289,8 @@ def framework_values(times: pd.DataFrame) -> dict[str, str]:
                 values[f"frameworks/{s1}-over-{s2}/{phase}-ratio"] = ratio(ratios.median())
                 values[f"frameworks/{s1}-over-{s2}/{phase}-ratio-min"] = ratio(ratios.min())
                 values[f"frameworks/{s1}-over-{s2}/{phase}-ratio-max"] = ratio(ratios.max())
+                if not (s1.endswith("-eager") and s2.endswith("-eager")):
+                    continue
                 slow, fast, r = (s1, s2, ratios) if ratios.median() >= 1 else (s2, s1, 1 / ratios)
                 name = {s: escape(setup_label(*times[times["setup"] == s].iloc[0][["framework", "engine"]])) for s in (s1, s2)}
                 what = "backward pass" if phase == "backward" else "whole training step"
@@ -297,11 +298,14 @@ def framework_values(times: pd.DataFrame) -> dict[str, str]:
                     f"{name[slow]}'s {what} took {ratio(r.median())}$\\times$ as long as {name[fast]}'s "
                     f"(median over {len(r)} architectures; range {ratio(r.min())}--{ratio(r.max())}$\\times$)")
     values["frameworks/sentence"] = ("; ".join(sentences) + ".") if sentences else (
-        "Only one framework setup was timed in this run, so there is no cross-framework comparison.")
+        "Only one framework was timed in eager mode in this run, so there is no cross-framework comparison here.")
     return values
 
 
-def macros(df: pd.DataFrame, env: pd.DataFrame, command: str | None = None) -> dict[str, str]:
+def macros(df: pd.DataFrame, env: pd.DataFrame, command: str | None = None,
+           samples: pd.DataFrame | None = None) -> dict[str, str]:
+    """samples: the raw timing samples (tidy.samples), which the engines study's bootstrap intervals resample."""
+    samples = pd.DataFrame(columns=["cell_id", "phase", "repeat", "value"]) if samples is None else samples
     times = summarise(df, "time")
     times = times.assign(slug=slugs(times)) if len(times) else times.assign(slug=[])
     accuracy = {}
@@ -309,7 +313,8 @@ def macros(df: pd.DataFrame, env: pd.DataFrame, command: str | None = None) -> d
         summary = summarise(df, metric)
         accuracy[metric] = summary.assign(slug=slugs(summary)) if len(summary) else summary.assign(slug=[])
     return {**run_values(df, command), **env_values(env), **data_values(df), **cell_values(times, accuracy),
-            **pair_values(df, times, accuracy), **framework_values(times)}
+            **pair_values(df, times, accuracy), **framework_values(times), **engines.engine_values(df, samples),
+            **layers.layer_values(df), **claim.claim_values(claim.claims(df, samples))}
 
 
 def write_macros(values: dict[str, str], path) -> Path:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from convbench.analysis.tidy import ARCH_ORDER, framework_name, setup_labels, summarise
+from convbench.analysis.tidy import (ARCH_ORDER, LAYER_TASK, by_setup, framework_name, setup_labels, summarise,
+                                     with_config)
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -44,6 +45,21 @@ def thousands(n) -> str:
     return f"{int(n):,}" if pd.notna(n) else "--"
 
 
+def seconds(x: float, space: str = r"\,") -> str:
+    """A duration with its unit: milliseconds below one second."""
+    return f"{sig3(x)}{space}s" if abs(x) >= 1 else f"{sig3(x * 1e3)}{space}ms"
+
+
+def ratio(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def words(items) -> str:
+    """'a', 'a and b', 'a, b and c'; '' for nothing."""
+    items = list(items)
+    return " and ".join(items) if len(items) <= 2 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def percent(fraction: float) -> str:
     return f"{100 * fraction:.1f}"
 
@@ -69,10 +85,11 @@ def header(columns: pd.Index) -> list[str]:
 
 
 def booktabs(df: pd.DataFrame, caption: str, label: str, align: str | None = None, raw: tuple[str, ...] = (),
-             size: str = r"\small", groups: pd.Series | None = None) -> str:
+             size: str = r"\small", groups: pd.Series | None = None, note: str | None = None) -> str:
     """A table float; cells are escaped except in the columns named in raw (already LaTeX).
 
     groups: one name per row, shown as a heading row wherever it changes (e.g. the study).
+    note: LaTeX set under the table, e.g. what a dagger means.
     """
     group = groups is not None
     groups = groups if group else [None] * len(df)
@@ -87,7 +104,8 @@ def booktabs(df: pd.DataFrame, caption: str, label: str, align: str | None = Non
     return "\n".join([r"\begin{table}[htbp]", r"\centering", size, r"\setlength{\tabcolsep}{4pt}",
                       rf"\caption{{{caption}}}", rf"\label{{{label}}}",
                       rf"\begin{{tabular}}{{{align}}}", r"\toprule", *header(df.columns), r"\midrule", *body,
-                      r"\bottomrule", r"\end{tabular}", r"\end{table}", ""])
+                      r"\bottomrule", r"\end{tabular}", *([rf"\par\smallskip{{\footnotesize {note}}}"] if note else []),
+                      r"\end{table}", ""])
 
 
 def ragged(fraction: float) -> str:
@@ -103,7 +121,7 @@ def placeholder(caption: str, label: str, text: str) -> str:
 def architectures(df: pd.DataFrame) -> str:
     caption = ("Architectures: blocks (stack depth x kernel / filters, activation), parameters and forward MFLOPs per "
                "example, counted from the spec in closed form for each task's inputs (channels x height x width).")
-    counts = df[df["params"].notna()].drop_duplicates(["study", "arch", "task"])
+    counts = df[df["params"].notna() & (df["task"] != LAYER_TASK)].drop_duplicates(["study", "arch", "task"])
     if counts.empty:
         return placeholder(caption, "tab:architectures", "No cell of this run recorded parameter counts.")
     archs = counts.drop_duplicates(["study", "arch"]).sort_values(["study", *ARCH_ORDER])
@@ -120,20 +138,58 @@ def architectures(df: pd.DataFrame) -> str:
     return booktabs(table, caption, "tab:architectures", "ll" + "r" * (len(table.columns) - 2), groups=studies)
 
 
+DAGGER = r"$^\dagger$"
+
+
+def noisy_note(df: pd.DataFrame) -> str | None:
+    """What the dagger means, with the threshold the protocol recorded; None when no shown cell is noisy."""
+    if not df["noisy"].fillna(False).any():
+        return None
+    limits = words(f"{x:g}" for x in sorted(df.loc[df["noisy"].fillna(False), "max_iqr_ratio"].dropna().unique()))
+    limit = f"{limits} of the median (the protocol's {tt('max_iqr_ratio')})" if limits else "the protocol's threshold"
+    return rf"{DAGGER}\,Noisy: the interquartile range of the repeats exceeded {limit}."
+
+
+def flagged(text: str, noisy) -> str:
+    return text + DAGGER if pd.notna(noisy) and noisy else text
+
+
+def cells_in_order(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """One row per study x arch x setup x config of a task, failed cells included, in the tables' order."""
+    cells = with_config(df[df["task"] == task]).drop_duplicates(["study", "arch", "setup", "config"])
+    return cells.sort_values(["study", *ARCH_ORDER, "setup", "config"], kind="stable", key=by_setup)
+
+
 def speed(df: pd.DataFrame) -> str:
     caption = ("Time per training step and phase, in ms: median (interquartile range) over the timed repeats; "
-               "sum = forward + backward + optimizer of the same repeat, step = a whole step timed on its own.")
+               "sum = forward + backward + optimizer of the same repeat, step = a whole step timed on its own; "
+               "roof = FLOPs of a step over the step's median, as a percentage of what the ceilings measured in the "
+               "cell's own process allow at its arithmetic intensity (Figure~\\ref{fig:roofline}). "
+               "A cell that failed shows \\emph{failed} in its place.")
+    df = df[df["task"] == "speed"]
     times = summarise(df, "time")
     if times.empty:
         return placeholder(caption, "tab:speed", "This run has no timed cells.")
-    times = times.assign(Setup=setup_labels(times), cell=[ms(v, i) for v, i in zip(times["value"], times["iqr"])])
-    table = times.pivot_table(index=["study", "arch", "Setup"], columns="phase", values="cell", aggfunc="first", sort=False)
+    times = times.assign(cell=[flagged(ms(v, i), noisy)
+                               for v, i, noisy in zip(times["value"], times["iqr"], times["noisy"])])
+    keys = ["study", "arch", "setup", "config"]
+    table = times.pivot_table(index=keys, columns="phase", values="cell", aggfunc="first", sort=False)
     phases = [p for p in ["forward", "backward", "optimizer", "total", "step"] if p in table.columns]
     phases += [p for p in table.columns if p not in phases]  # phases a new harness adds
-    table = table[phases].rename(columns={"total": "sum"}).fillna("--").reset_index()
+    table = table[phases].rename(columns={"total": "sum"})
+    roof = summarise(df, "ceiling_fraction")
+    if len(roof):
+        table["roof %"] = roof.set_index(keys)["value"].map(percent)
+    cells = cells_in_order(df, "speed")
+    index = pd.MultiIndex.from_frame(cells[keys])
+    table = table.reindex(index).fillna("--")
+    table.loc[~index.isin(table.index.intersection(times.set_index(keys).index))] = r"\emph{failed}"
+    table = table.reset_index().assign(Setup=setup_labels(cells.reset_index(drop=True)).to_numpy())
+    columns = list(table.columns[len(keys):-1])
     studies = table["study"]
-    table = blank_repeats(table, ["study", "arch"]).drop(columns="study").rename(columns={"arch": "Architecture"})
-    return booktabs(table, caption, "tab:speed", "ll" + "r" * len(phases), size=r"\footnotesize", groups=studies)
+    table = blank_repeats(table[["study", "arch", "Setup", *columns]], ["study", "arch"]).drop(columns="study")
+    return booktabs(table.rename(columns={"arch": "Architecture"}), caption, "tab:speed", "ll" + "r" * len(columns),
+                    raw=tuple(columns), size=r"\footnotesize", groups=studies, note=noisy_note(times))
 
 
 def accuracy(df: pd.DataFrame) -> str:
@@ -164,7 +220,9 @@ def environment(env: pd.DataFrame) -> str:
     caption = "Environment of the cells, per framework, as recorded by each cell."
     if env.empty:
         return placeholder(caption, "tab:environment", "No environment recorded.")
-    fields = [c for c in env.columns if c not in ("cell_id", "framework", "engine", "status")]
+    # How each engine ran (optimizer, precision, warnings) is the fairness table's, per setup.
+    fields = [c for c in env.columns
+              if c not in ("cell_id", "framework", "engine", "status") and not c.startswith("engine.")]
     # Version columns of other frameworks are empty for a framework; keep only fields it has.
     table = {}
     for framework, rows in env.groupby("framework", sort=True):
@@ -192,11 +250,12 @@ def failed(df: pd.DataFrame) -> str:
                        size=r"\footnotesize"))
 
 
-def write_tables(df: pd.DataFrame, env: pd.DataFrame, out_dir) -> list[Path]:
+def write_tables(df: pd.DataFrame, env: pd.DataFrame, out_dir, more: dict[str, str] | None = None) -> list[Path]:
+    """The tables of this module, plus more: {name: LaTeX} made by the study modules (engines, claim, layers)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = {"architectures": architectures(df), "speed": speed(df), "accuracy": accuracy(df),
-              "environment": environment(env), "failed": failed(df)}
+              "environment": environment(env), "failed": failed(df), **(more or {})}
     for name, tex in tables.items():
         (out / f"{name}.tex").write_text(tex)
     return [out / f"{name}.tex" for name in tables]

@@ -1,6 +1,8 @@
 """Result records -> one tidy table: one row per cell x metric x phase.
 
-Times stay in seconds here; tables and text convert them for display.
+Times stay in seconds here; tables and text convert them for display. Besides the measured times a speed cell
+gets its roofline metrics (achieved FLOP/s against the ceilings measured in its own process), and samples()
+keeps every raw timing sample in a long table of its own.
 """
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ import pandas as pd
 REQUIRED = ("schema_version", "cell_id", "cell", "status")
 CELL_REQUIRED = ("study", "task", "framework", "engine", "device", "devices", "batch_size", "seed", "arch")
 STATUSES = ("ok", "failed")
+
+LAYER_TASK = "layers"  # layer-wise cells: one convolution and its activation, timed phase by phase
+
+# Tables list setups in this order: frameworks, then each framework's engines; others follow alphabetically.
+FRAMEWORK_ORDER = ["torch", "tensorflow"]
+ENGINE_ORDER = ["eager", "torchscript", "compile", "function", "xla"]
 
 # Display names only; any framework not listed shows under its own name.
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "keras": "Keras", "jax": "JAX"}
@@ -102,10 +110,34 @@ def setup_label(framework: str, engine: str) -> str:
     return f"{framework_name(framework)} {engine}"
 
 
+def setup_rank(setup: str) -> tuple:
+    framework, _, engine = setup.partition("-")
+    rank = lambda order, x: (order.index(x), "") if x in order else (len(order), x)  # noqa: E731
+    return (*rank(FRAMEWORK_ORDER, framework), *rank(ENGINE_ORDER, engine))
+
+
+def by_setup(column: pd.Series) -> pd.Series:
+    """A sort key: the setup column in setup_rank order, other columns as they are."""
+    return column.map(setup_rank) if column.name == "setup" else column
+
+
 def setup_labels(summary: pd.DataFrame) -> pd.Series:
     """'PyTorch eager' per row, plus the config (device, batch) where the rows hold more than one."""
     label = pd.Series([setup_label(f, e) for f, e in zip(summary["framework"], summary["engine"])], index=summary.index)
     return label + " " + summary["config"] if summary["config"].nunique() > 1 else label
+
+
+def convolutions(arch: dict, image_size) -> str | None:
+    """The network's convolutions as 'c<in>-o<filters>-k<kernel>-s<size>' words, the layer cells' naming."""
+    if not image_size or arch.get("in_channels") is None:
+        return None
+    shapes, channels, size = [], arch["in_channels"], int(image_size)
+    for block in arch["blocks"]:
+        for _ in range(block.get("depth", 1)):
+            shapes.append(f"c{channels}-o{block['width']}-k{block['kernel']}-s{size}")
+            channels = block["width"] // block.get("pieces", 1)
+        size //= block.get("pool", 2)
+    return " ".join(shapes)
 
 
 def cell_columns(record: dict) -> dict:
@@ -133,10 +165,15 @@ def cell_columns(record: dict) -> dict:
         "width": first.get("width"),
         "in_channels": arch.get("in_channels"),
         "params": counts.get("params"),
-        "flops": counts.get("flops_forward"),
+        "flops": counts.get("flops_forward"),  # per example; a layer cell's is its convolution's for the whole batch
+        "flops_step": counts.get("flops_step"),
+        "bytes_step": counts.get("bytes_step"),
+        "convs": convolutions(arch, cell.get("image_size")),
         "batch_size": cell["batch_size"],
         "image_size": cell.get("image_size"),
         "seed": cell["seed"],
+        "phase_method": (record.get("timings") or {}).get("phase_method"),
+        "max_iqr_ratio": (cell.get("settings") or {}).get("max_iqr_ratio"),
         "dataset": dataset.get("name"),
         "train_size": dataset.get("train_size"),
         "test_size": dataset.get("test_size"),
@@ -146,24 +183,52 @@ def cell_columns(record: dict) -> dict:
     }
 
 
+def roofline(flops: float, bytes_moved: float, seconds: float, gemm_flops: float, bandwidth: float) -> dict:
+    """Achieved FLOP/s, arithmetic intensity (FLOP/byte), attainable FLOP/s under both ceilings, and the fraction."""
+    intensity = flops / bytes_moved
+    attainable = min(gemm_flops, bandwidth * intensity)
+    achieved = flops / seconds
+    return {"achieved_flops": achieved, "arithmetic_intensity": intensity, "attainable_flops": attainable,
+            "ceiling_fraction": achieved / attainable}
+
+
 def measurement_rows(record: dict) -> list[dict]:
-    """(metric, phase, value, iqr, cv, n) of an ok record."""
+    """(metric, phase, value, iqr, cv, n, noisy) of an ok record."""
     rows = []
 
-    def add(metric, phase, value, iqr=None, cv=None, n=None):
-        rows.append({"metric": metric, "phase": phase, "value": value, "iqr": iqr, "cv": cv, "n": n})
+    def add(metric, phase, value, iqr=None, cv=None, n=None, noisy=None):
+        rows.append({"metric": metric, "phase": phase, "value": value, "iqr": iqr, "cv": cv, "n": n, "noisy": noisy})
 
-    def add_summary(phase, s):
-        add("time", phase, s["median"], s.get("iqr"), s.get("cv"), s.get("n"))
+    def add_summary(metric, phase, s):
+        add(metric, phase, s["median"], s.get("iqr"), s.get("cv"), s.get("n"), s.get("noisy"))
 
-    timings = record.get("timings")
+    timings, counts = record.get("timings"), record.get("counts") or {}
+    ceilings = (record.get("process") or {}).get("ceilings") or {}
     if timings:
         for phase, summary in timings["phases"].items():
-            add_summary(phase, summary)
+            add_summary("time", phase, summary)
         if timings.get("step"):
-            add_summary("step", timings["step"])
+            add_summary("time", "step", timings["step"])
         if timings.get("first_step") is not None:
             add("first_step", "step", timings["first_step"])
+        if (record.get("engine") or {}).get("compile_s") is not None:
+            add("compile_time", "step", record["engine"]["compile_s"])
+        for metric in ("gemm_flops", "memory_bandwidth"):
+            if ceilings.get(metric):  # a ceiling is the best repeat (older records: the median)
+                c = ceilings[metric]
+                add(metric, "ceiling", c.get("best", c["median"]), c.get("iqr"), c.get("cv"), c.get("n"), c.get("noisy"))
+        if record["cell"]["task"] == LAYER_TASK and counts.get("flops_forward"):
+            # The forward convolution, and each half of its backward, do the same FLOPs.
+            for phase in ("forward", "backward_input", "backward_weight"):
+                if timings["phases"].get(phase):
+                    add("achieved_flops", phase, counts["flops_forward"] / timings["phases"][phase]["median"])
+        step = timings.get("step")
+        if step and counts.get("flops_step") and counts.get("bytes_step") and all(
+                ceilings.get(m) for m in ("gemm_flops", "memory_bandwidth")):
+            gemm, bandwidth = (ceilings[m].get("best", ceilings[m]["median"]) for m in ("gemm_flops", "memory_bandwidth"))
+            point = roofline(counts["flops_step"], counts["bytes_step"], step["median"], gemm, bandwidth)
+            for metric, value in point.items():
+                add(metric, "step", value)
     training = record.get("training")
     if training:
         epochs = training["epochs"]
@@ -191,19 +256,43 @@ def tidy(records: list[dict]) -> pd.DataFrame:
     for record in records:
         cell = cell_columns(record)
         if record["status"] == "failed":
-            rows.append({**cell, "metric": None, "phase": None, "value": None, "iqr": None, "cv": None, "n": None})
+            rows.append({**cell, "metric": None, "phase": None, "value": None, "iqr": None, "cv": None, "n": None,
+                         "noisy": None})
         else:
             rows.extend({**cell, **m} for m in measurement_rows(record))
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    return df.assign(noisy=df["noisy"].astype("boolean")) if len(df) else df
+
+
+def samples(records: list[dict]) -> pd.DataFrame:
+    """Every raw timing sample: one row per cell x phase x repeat, in seconds (bootstrap intervals resample these)."""
+    rows = []
+    for record in records:
+        timings = record.get("timings") if record["status"] == "ok" else None
+        if not timings:
+            continue
+        summaries = {**timings["phases"], **({"step": timings["step"]} if timings.get("step") else {})}
+        for phase, summary in summaries.items():
+            rows += [{"cell_id": record["cell_id"], "phase": phase, "repeat": i, "value": v}
+                     for i, v in enumerate(summary.get("samples") or [])]
+    return pd.DataFrame(rows, columns=["cell_id", "phase", "repeat", "value"])
+
+
+WARNINGS_SEP = " | "
 
 
 def environment(records: list[dict]) -> pd.DataFrame:
-    """One row per record: its framework and its flattened environment (versions.torch, threads.intra_op, ...)."""
+    """One row per record: its framework, its flattened environment (versions.torch, threads.intra_op, flags.layout,
+    ...) and how its engine ran it (engine.optimizer, engine.precision, engine.warnings joined by WARNINGS_SEP)."""
     cells = pd.DataFrame([{"cell_id": r["cell_id"], "framework": r["cell"]["framework"],
                            "engine": r["cell"]["engine"], "status": r["status"], "started": r.get("started")}
                           for r in records])
     env = pd.json_normalize([r.get("environment") or {} for r in records])
-    return pd.concat([cells, env], axis=1)
+    engine = [r.get("engine") or {} for r in records]
+    engines = pd.DataFrame({"engine.optimizer": [e.get("optimizer") for e in engine],
+                            "engine.precision": [e.get("precision") for e in engine],
+                            "engine.warnings": [WARNINGS_SEP.join(e.get("warnings") or []) or None for e in engine]})
+    return pd.concat([cells, env, engines], axis=1)
 
 
 # A "setup" is what runs the cell (framework + engine); a "config" is where and how big (devices, batch).
@@ -219,15 +308,19 @@ def with_config(df: pd.DataFrame) -> pd.DataFrame:
 def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Median over the cells (seeds) of each study x setup x config x arch x phase, for one metric.
 
-    iqr is the median of the cells' own IQRs (repeat-to-repeat spread), seeds the number of seeds.
+    iqr is the median of the cells' own IQRs (repeat-to-repeat spread), seeds the number of seeds, noisy whether
+    any of the cells was flagged noisy.
     """
     rows = with_config(df[(df["status"] == "ok") & (df["metric"] == metric)])
     if rows.empty:
         return rows.assign(seeds=[])
     first = {c: (c, "first") for c in ["description", "kernel", "depth", "receptive_field", "activation", "pieces",
                                        "width", "params", "flops", "in_channels", "image_size", "dataset",
-                                       "train_size", "test_size"]}
+                                       "train_size", "test_size", "batch_size", "convs", "flops_step", "bytes_step",
+                                       "phase_method", "max_iqr_ratio"]}
     out = (rows.groupby(SUMMARY_KEYS + ["phase"], sort=False, dropna=False)
-           .agg(value=("value", "median"), iqr=("iqr", "median"), n=("n", "sum"), seeds=("seed", "nunique"), **first)
+           .agg(value=("value", "median"), iqr=("iqr", "median"), n=("n", "sum"), seeds=("seed", "nunique"),
+                noisy=("noisy", "max"), **first)
            .reset_index())
-    return out.sort_values(["study", *ARCH_ORDER, "setup", "config"], kind="stable").reset_index(drop=True)
+    out = out.sort_values(["study", *ARCH_ORDER, "setup", "config"], kind="stable", key=by_setup)
+    return out.reset_index(drop=True)
