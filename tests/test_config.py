@@ -31,7 +31,8 @@ def test_default_config_expands_to_every_cell_once():
         mine = [c for c in found if c.study == study_name]
         assert len([c for c in mine if c.task == "speed"]) == runs * ("speed" in study["tasks"])
         fractions = len(study.get("train_fractions", [DEFAULT["data"]["train_fraction"]]))
-        trained = runs * len(DEFAULT["train"]["seeds"]) * fractions * ("train" in study["tasks"])
+        seeds = {**DEFAULT["train"], **study.get("train", {})}["seeds"]
+        trained = runs * len(seeds) * fractions * ("train" in study["tasks"])
         assert len([c for c in mine if c.task == "train"]) == trained
     expected = {f"{t}/{f}" for t in ("train", "speed", "layers") for f in DEFAULT["frameworks"]}
     assert set(cells.groups(found)) == expected

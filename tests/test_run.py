@@ -71,3 +71,21 @@ def test_write_record_is_atomic_and_keeps_the_old_file_on_error(tmp_path):
         write_record(path, {"status": "ok", "bad": object()})
     assert json.loads(path.read_text())["status"] == "ok"
     assert [p.name for p in tmp_path.iterdir()] == ["cell.json"]
+
+
+def test_a_learned_network_is_shrunk_checked_and_timed(tmp_path):
+    tiny = {**DEFAULT, "frameworks": ["torch"],
+            "speed": {**DEFAULT["speed"], "warmup": 1, "min_repeats": 3, "max_repeats": 3},
+            "architectures": {"learns": {"blocks": [{"width": 8, "kernel": 5, "init_radius": 1.0, "radius_penalty": 1.0},
+                                                    {"width": 8, "gates": True, "init_log_alpha": 0.5}]}},
+            "studies": {"learned": {"architectures": ["learns"], "tasks": ["train"],
+                                    "train": {"optimizer": "adam", "lr": 0.01, "epochs": 2, "seeds": [0]}}}}
+    [cell] = config.check(tiny)
+    [record] = run_cells([cell], tmp_path, log=lambda _: None)
+    assert record["status"] == "ok", record["error"]
+    epochs, result = record["training"]["epochs"], record["learned"]
+    assert epochs[-1]["learned"]["blocks.0.radius"] < 1.0  # the radius penalty pulls the mask in
+    assert result["kept"][0]["kernel"] in (3, 5) and result["kept"][1] == {"kernel": 3, "maps": result["kept"][1]["maps"]}
+    assert result["max_logit_difference"] < 1e-4
+    assert result["test_accuracy"] == pytest.approx(epochs[-1]["test_accuracy"], abs=1 / record["training"]["dataset"]["test_size"])
+    assert result["step"]["shrunk"]["n"] == 3 and result["params"] <= record["counts"]["params"]

@@ -75,10 +75,13 @@ def _check_names(config: dict) -> None:
 
 
 def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
-    train, data = config["train"], config["data"]
+    train, data = {**config["train"], **study.get("train", {})}, config["data"]
     channels, size, classes = DATASET_SHAPES[data["dataset"]]
     spec = ArchSpec.from_dict(name, arch, channels, classes)
     settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size")}
+    # a network that learns its size is shrunk after training and timed like a speed cell
+    settings["timing"] = {k: config["speed"][k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds",
+                                                          "max_iqr_ratio")}
     return [
         Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
              train_fraction=fraction, settings={**settings, "data": data})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convbench import data, timing
+from convbench import data, learned, timing
 from convbench.cells import Cell
 from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
 from convbench.spec import forward_flops, init_weights, param_count, step_bytes, step_flops
@@ -89,13 +89,46 @@ def _evaluate(trainer, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> t
     return loss / len(x), correct / len(x)
 
 
+def _learned_state(weights: dict[str, np.ndarray], spec) -> dict:
+    """Per learned block: the mean learned radius, and the maps whose test-time gate is open."""
+    state = {}
+    for i, block in enumerate(spec.blocks):
+        if block.init_radius is not None:
+            state[f"blocks.{i}.radius"] = float(np.mean(weights[f"blocks.{i}.convs.0.radius"]))
+        if block.gates:
+            state[f"blocks.{i}.open_maps"] = int((learned.test_gate(weights[f"blocks.{i}.gate.log_alpha"]) > 0).sum())
+    return state
+
+
+def shrink_and_measure(cell: Cell, backend, trainer, dataset) -> dict:
+    """Crop and prune the trained network to a plain one; check it computes the same; time both."""
+    plain, weights, kept = learned.shrink(cell.arch, backend.export_weights(trainer.model))
+    shrunk = backend.Trainer(plain, weights, cell.settings["lr"], cell.settings["momentum"], cell.device, cell.engine,
+                             optimizer=cell.settings["optimizer"])
+    x_test, _ = trainer.to_device(dataset.x_test, dataset.y_test)
+    difference = np.abs(trainer.logits(x_test) - shrunk.logits(shrunk.to_device(dataset.x_test, dataset.y_test)[0]))
+    accuracy = _evaluate(shrunk, dataset.x_test, dataset.y_test)[1]  # before timing: timed steps train on
+    protocol = timing.Protocol(**cell.settings["timing"])
+    x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, cell.arch.num_classes, cell.seed)
+    steps = {}
+    for name, net in (("learned", trainer), ("shrunk", shrunk)):
+        inputs = net.to_device(x, y)
+        steps[name] = timing.time_step(lambda: net.step(*inputs), net.sync, protocol).summary(protocol.max_iqr_ratio)
+    return {"shrunk_arch": plain.to_dict(), "kept": [{"kernel": k, "maps": m} for k, m in kept],
+            "params": param_count(plain), "flops_forward": forward_flops(plain, cell.image_size),
+            "test_accuracy": accuracy,
+            "max_logit_difference": float(difference.max()), "step": steps}
+
+
 def train(cell: Cell, backend) -> dict:
-    """Train on the configured data set; loss and accuracy on both splits after every epoch."""
+    """Train on the configured data set; loss and accuracy on both splits after every epoch. A network
+    that learns its kernel sizes or filter counts is then shrunk to a plain one, checked and timed."""
     settings, source = cell.settings, cell.settings["data"]
     dataset = data.load(source["dataset"], source.get("root"), seed=cell.seed,
                         test_fraction=source["test_fraction"], train_fraction=cell.train_fraction)
     trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), settings["lr"], settings["momentum"],
-                              cell.device, cell.engine)
+                              cell.device, cell.engine, seed=cell.seed, optimizer=settings["optimizer"])
+    is_learned = any(block.learned for block in cell.arch.blocks)
     epochs = []
     for epoch in range(1, settings["epochs"] + 1):
         t0 = time.perf_counter()
@@ -106,11 +139,16 @@ def train(cell: Cell, backend) -> dict:
         test_loss, test_accuracy = _evaluate(trainer, dataset.x_test, dataset.y_test)
         epochs.append(dict(epoch=epoch, train_loss=train_loss, train_accuracy=train_accuracy,
                            test_loss=test_loss, test_accuracy=test_accuracy, seconds=seconds))
-    return {
+        if is_learned:
+            epochs[-1]["learned"] = _learned_state(backend.export_weights(trainer.model), cell.arch)
+    result = {
         "counts": {"params_framework": trainer.num_params()},
         "training": {"epochs": epochs, "dataset": {"name": dataset.name, "train_size": len(dataset.y_train),
                                                     "test_size": len(dataset.y_test)}},
     }
+    if is_learned:
+        result["learned"] = shrink_and_measure(cell, backend, trainer, dataset)
+    return result
 
 
 TASKS = {"speed": measure_speed, "layers": measure_layers, "train": train}

@@ -9,6 +9,12 @@ filters followed by maxout with k pieces yields width/k maps, and output map j
 is the maximum over pieces i of input map i*(width/k) + j. The pieces are
 contiguous slabs of channels, so k = 2 is exactly the Max-Feature-Map of
 Lightened CNN (the max of the first and the second half of the channels).
+
+Learned size and width (convbench.learned): a block with `init_radius` masks each
+convolution's kernel-size taps with a ramp of learnable radius (`kernel` is then
+the largest size it may keep); a block with `gates` multiplies each map after the
+activation by a hard-concrete L0 gate. Training adds the penalties to the loss;
+afterwards the network is cropped and pruned to a plain spec.
 """
 from __future__ import annotations
 
@@ -33,10 +39,19 @@ class Block:
     activation: str = "relu"
     pieces: int = 1  # maxout pieces k; 1 for relu
     pool: int = 2  # max-pool window and stride after the block; 1 for none
+    init_radius: float | None = None  # learnable kernel radius (a masked `kernel` x `kernel` convolution)
+    radius_penalty: float = 0.0  # x the mean radius of each masked convolution, added to the loss
+    gates: bool = False  # an L0 hard-concrete gate on every map
+    init_log_alpha: float = 2.0
+    l0_penalty: float = 0.0  # x the expected number of open gates, added to the loss
 
     @property
     def out_channels(self) -> int:
         return self.width // self.pieces
+
+    @property
+    def learned(self) -> bool:
+        return self.init_radius is not None or self.gates
 
     def validate(self, where: str) -> None:
         def need(ok: bool, field: str, rule: str, got) -> None:
@@ -52,6 +67,16 @@ class Block:
         if self.activation == "relu":
             need(self.pieces == 1, "pieces", "must be 1 for relu", self.pieces)
         need(self.width % self.pieces == 0, "pieces", f"must divide width {self.width}", self.pieces)
+        from convbench import learned  # it needs SpecError from here
+
+        if self.init_radius is not None:
+            need(self.depth == 1, "depth", "must be 1 with a learned kernel size or gates (one crop per block)",
+                 self.depth)
+            learned.validate_mask(where, self.kernel, self.init_radius, radius_penalty=self.radius_penalty)
+        if self.gates:
+            need(self.depth == 1, "depth", "must be 1 with a learned kernel size or gates (one crop per block)",
+                 self.depth)
+            learned.validate_gate(where, self.init_log_alpha, self.l0_penalty)
 
 
 class Conv(NamedTuple):
@@ -123,9 +148,10 @@ class ArchSpec:
 
 
 def param_count(spec: ArchSpec) -> int:
-    """Trainable parameters: convolution weights and biases, and the classifier."""
+    """Trainable parameters: convolution weights and biases, learned radii and gates, and the classifier."""
     convs = sum(c.kernel**2 * c.in_channels * c.out_channels + c.out_channels for c in spec.convs())
-    return convs + spec.features * spec.num_classes + spec.num_classes
+    learned = sum((b.init_radius is not None) + b.gates * b.out_channels for b in spec.blocks for _ in range(b.depth))
+    return convs + learned + spec.features * spec.num_classes + spec.num_classes
 
 
 def conv_sizes(spec: ArchSpec, image_size: int) -> list[tuple[Conv, int]]:
@@ -173,6 +199,11 @@ def init_weights(spec: ArchSpec, seed: int) -> dict[str, np.ndarray]:
         shape = (c.out_channels, c.in_channels, c.kernel, c.kernel)
         weights[f"{c.name}.weight"] = rng.uniform(-bound, bound, shape).astype(np.float32)
         weights[f"{c.name}.bias"] = np.zeros(c.out_channels, np.float32)
+        block = spec.blocks[c.block]
+        if block.init_radius is not None:
+            weights[f"{c.name}.radius"] = np.full(1, block.init_radius, np.float32)
+        if block.gates:
+            weights[f"blocks.{c.block}.gate.log_alpha"] = np.full(block.out_channels, block.init_log_alpha, np.float32)
     bound = 1.0 / np.sqrt(spec.features)
     weights["head.weight"] = rng.uniform(-bound, bound, (spec.num_classes, spec.features)).astype(np.float32)
     weights["head.bias"] = np.zeros(spec.num_classes, np.float32)

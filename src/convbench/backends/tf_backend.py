@@ -13,6 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from convbench.backends.tf_learned import L0Gate, MaskedConv2D  # noqa: E402
 from convbench.spec import ArchSpec  # noqa: E402
 
 NAME = "tensorflow"
@@ -41,22 +42,38 @@ class ConvNet(keras.Model):
     def __init__(self, spec: ArchSpec):
         super().__init__()
         self.spec = spec
-        self.convs = [
-            keras.layers.Conv2D(c.out_channels, c.kernel, padding="same", name=c.name.replace(".", "_"))
-            for c in spec.convs()
-        ]
+        self.convs = [self._conv(c, spec.blocks[c.block]) for c in spec.convs()]
         self.activations = [keras.layers.ReLU() if b.activation == "relu" else Maxout(b.pieces) for b in spec.blocks]
+        # Learned blocks have depth 1 (spec), so one gate follows their one convolution.
+        self.gates = [L0Gate(b.out_channels, b.init_log_alpha, name=f"blocks_{i}_gate") if b.gates else None
+                      for i, b in enumerate(spec.blocks)]
         self.pools = [keras.layers.MaxPooling2D(b.pool) if b.pool > 1 else None for b in spec.blocks]
         self.head = keras.layers.Dense(spec.num_classes, name="head")
 
-    def call(self, x):
+    @staticmethod
+    def _conv(conv, block):
+        name = conv.name.replace(".", "_")
+        if block.init_radius is None:
+            return keras.layers.Conv2D(conv.out_channels, conv.kernel, padding="same", name=name)
+        return MaskedConv2D(conv.out_channels, conv.kernel, block.init_radius, name=name)
+
+    def call(self, x, training=False):
         convs = iter(self.convs)
-        for block, activation, pool in zip(self.spec.blocks, self.activations, self.pools):
+        for block, activation, gate, pool in zip(self.spec.blocks, self.activations, self.gates, self.pools):
             for _ in range(block.depth):
                 x = activation(next(convs)(x))
+            if gate is not None:
+                x = gate(x, training=training)
             if pool is not None:
                 x = pool(x)
         return self.head(tf.reduce_mean(x, axis=(1, 2)))
+
+    def penalty(self):
+        """What the learned blocks add to the loss: their radii and their expected numbers of open gates."""
+        terms = [self.spec.blocks[c.block].radius_penalty * layer.penalty()
+                 for c, layer in zip(self.spec.convs(), self.convs) if isinstance(layer, MaskedConv2D)]
+        terms += [block.l0_penalty * gate.penalty() for block, gate in zip(self.spec.blocks, self.gates) if gate is not None]
+        return tf.add_n(terms) if terms else 0.0
 
 
 def _to_tf(value: np.ndarray) -> np.ndarray:
@@ -80,6 +97,11 @@ def _named_variables(model: ConvNet) -> dict[str, tf.Variable]:
     named = {}
     for conv, layer in zip(model.spec.convs(), model.convs):
         named[f"{conv.name}.weight"], named[f"{conv.name}.bias"] = layer.kernel, layer.bias
+        if isinstance(layer, MaskedConv2D):
+            named[f"{conv.name}.radius"] = layer.radius
+    for i, gate in enumerate(model.gates):
+        if gate is not None:
+            named[f"blocks.{i}.gate.log_alpha"] = gate.log_alpha
     named["head.weight"], named["head.bias"] = model.head.kernel, model.head.bias
     return named
 
@@ -138,7 +160,7 @@ def environment(device: str) -> dict:
 
 
 class Trainer:
-    """One network, its SGD optimizer and loss, on one device; the phases of a training step.
+    """One network, its optimizer (SGD with momentum, or Adam) and loss, on one device; the phases of a step.
 
     Eager mode can stop between phases. A graph engine runs a step as one program, so it
     compiles three cumulative programs (forward, forward + backward, whole step) and
@@ -146,17 +168,22 @@ class Trainer:
     """
 
     framework = NAME
-    optimizer_name = "keras.optimizers.SGD with momentum, inside the engine's program"
 
-    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu", engine: str = "eager"):
+    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu", engine: str = "eager",
+                 seed: int = 0, optimizer: str = "sgd"):
+        keras.utils.set_random_seed(seed)  # what samples at training time (the L0 gates) draws from here
         if engine not in ENGINES:
             raise ValueError(f"unknown TensorFlow engine {engine!r} (known: {', '.join(ENGINES)})")
         self.device, self.engine, self.warnings = _device_name(device), engine, []
         self.phase_method = "direct" if engine == "eager" else "derived"
         with tf.device(self.device):
             self.model = build(spec, weights)
-            self.optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+            if optimizer == "sgd":
+                self.optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
+            else:
+                self.optimizer = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-7)
             self.optimizer.build(self.model.trainable_variables)
+        self.optimizer_name = f"keras.optimizers.{type(self.optimizer).__name__}, inside the engine's program"
         self._tape = self._loss = self._grads = None
         if engine != "eager":
             program = tf.function(jit_compile=engine == "xla", reduce_retracing=True)
@@ -182,7 +209,7 @@ class Trainer:
 
     # The computations, written once; graph engines compile them, eager mode runs them as they are.
     def _forward_loss(self, x, y):
-        return self._loss_fn(self.model(x, training=True), y)
+        return self._loss_fn(self.model(x, training=True), y) + self.model.penalty()
 
     def _forward_backward(self, x, y):
         with tf.GradientTape() as tape:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from convbench.backends.torch_learned import L0Gate, MaskedConv2d
 from convbench.spec import ArchSpec, Block
 
 NAME = "torch"
@@ -36,17 +37,31 @@ class Maxout(nn.Module):
 class ConvBlock(nn.Module):
     def __init__(self, block: Block, in_channels: int):
         super().__init__()
+        self.radius_penalty, self.l0_penalty = block.radius_penalty, block.l0_penalty
         self.convs = nn.ModuleList()
         for _ in range(block.depth):
-            self.convs.append(nn.Conv2d(in_channels, block.width, block.kernel, padding=block.kernel // 2))
+            if block.init_radius is None:
+                conv = nn.Conv2d(in_channels, block.width, block.kernel, padding=block.kernel // 2)
+            else:
+                conv = MaskedConv2d(in_channels, block.width, block.kernel, block.init_radius)
+            self.convs.append(conv)
             in_channels = block.out_channels
         self.activation = nn.ReLU() if block.activation == "relu" else Maxout(block.pieces)
+        # Learned blocks have depth 1 (spec), so one gate follows their one convolution.
+        self.gate = L0Gate(block.out_channels, block.init_log_alpha) if block.gates else nn.Identity()
         self.pool = nn.MaxPool2d(block.pool) if block.pool > 1 else nn.Identity()
 
     def forward(self, x):
         for conv in self.convs:
             x = self.activation(conv(x))
-        return self.pool(x)
+        return self.pool(self.gate(x))
+
+    def penalty(self):
+        """What this block adds to the loss: its radii and its expected number of open gates."""
+        terms = [self.radius_penalty * conv.penalty() for conv in self.convs if isinstance(conv, MaskedConv2d)]
+        if isinstance(self.gate, L0Gate):
+            terms.append(self.l0_penalty * self.gate.penalty())
+        return sum(terms)
 
 
 class ConvNet(nn.Module):
@@ -63,6 +78,9 @@ class ConvNet(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(x.mean(dim=(2, 3)))
+
+    def penalty(self):
+        return sum(block.penalty() for block in self.blocks)
 
 
 def build(spec: ArchSpec, weights: dict[str, np.ndarray]) -> ConvNet:
@@ -133,17 +151,23 @@ def compile_engine(model: ConvNet, engine: str) -> tuple[nn.Module, list[str]]:
 
 
 class Trainer:
-    """One network, its SGD optimizer and loss, on one device; the phases of a training step."""
+    """One network, its optimizer (SGD with momentum, or Adam) and loss, on one device; the phases of a step."""
 
     framework = NAME
     phase_method = "direct"  # autograd lets every engine stop between forward, backward and optimizer
-    optimizer_name = "torch.optim.SGD with momentum (default foreach implementation), run eagerly"
 
-    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu", engine: str = "eager"):
+    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu", engine: str = "eager",
+                 seed: int = 0, optimizer: str = "sgd"):
+        torch.manual_seed(seed)  # what samples at training time (the L0 gates) draws from here
         self.device = device_for(device)
         self.model = build(spec, weights).to(self.device)
+        self.learned = any(block.learned for block in spec.blocks)
         self.net, self.warnings = compile_engine(self.model, engine)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
+        if optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
+        else:  # Keras's default epsilon, so that both frameworks run the same Adam
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, eps=1e-7)
+        self.optimizer_name = f"torch.optim.{type(self.optimizer).__name__} (default foreach implementation), eager"
         self._loss = None
 
     def to_device(self, x: np.ndarray, y: np.ndarray):
@@ -159,6 +183,8 @@ class Trainer:
     # The three phases of a training step, timed one by one by convbench.timing.
     def forward(self, x, y):
         self._loss = F.cross_entropy(self.net(x), y)
+        if self.learned:
+            self._loss = self._loss + self.model.penalty()
 
     def backward(self):
         self._loss.backward()
@@ -202,8 +228,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, x, y) -> tuple[float, float]:
-        """Summed loss and number of correct predictions on one batch (no dropout or batch norm: no eval mode)."""
-        logits = self.net(x)
+        """Summed loss and number of correct predictions on one batch, with test-time gates."""
+        logits = self.logits_tensor(x)
         loss = F.cross_entropy(logits, y, reduction="sum").item()
         return loss, (logits.argmax(1) == y).sum().item()
 
@@ -212,15 +238,26 @@ class Trainer:
         x = x.clone().requires_grad_(True)
         names, params = zip(*self.model.named_parameters())
         loss = F.cross_entropy(self.net(x), y)
+        if self.learned:
+            loss = loss + self.model.penalty()
         grads = torch.autograd.grad(loss, [x, *params])
         named = {name: g.cpu().numpy() for name, g in zip(names, grads[1:])}
         named["input"] = grads[0].cpu().numpy()
         named["loss"] = loss.detach().cpu().numpy()
         return named
 
+    @torch.no_grad()
+    def logits_tensor(self, x):
+        if not self.learned:  # no gates, nothing differs between modes: skip a recompile under torch.compile
+            return self.net(x)
+        self.net.eval()  # a TorchScript module keeps a training flag of its own
+        try:
+            return self.net(x)
+        finally:
+            self.net.train()
+
     def logits(self, x) -> np.ndarray:
-        with torch.no_grad():
-            return self.net(x).cpu().numpy()
+        return self.logits_tensor(x).cpu().numpy()
 
 
 def _sync_for(device: torch.device):
