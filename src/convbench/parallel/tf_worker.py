@@ -1,0 +1,160 @@
+"""Scaling cells in TensorFlow: one process holding n devices (logical CPUs here, GPUs where present).
+
+    python -m convbench.parallel.tf_worker --cells-json FILE_OR_JSON --out DIR
+
+The devices are made once, before TensorFlow initialises, as many as the largest cell asks for;
+a cell uses the first `devices` of them. One record per cell (named record_id(cell)), in the shape
+of convbench.run's and convbench.parallel.worker's; a cell that raises becomes a failed record.
+
+A step runs as tf.function programs (engine "function"), so its phases come from cumulative
+programs timed in the same repeats (convbench.timing.derive_phases): forward; backward = forward
+and backward less forward; optimizer = whole step less forward and backward, which holds the
+gradients' all-reduce (Keras's optimizer runs it inside apply_gradients) and the update. The
+all-reduce is also timed alone, on buffers shaped like the gradients. The no-communication
+baseline is one independent network per device, on its share, all in one program.
+"""
+import argparse
+import time
+import traceback
+from pathlib import Path
+
+from convbench.parallel import tf_parallel  # noqa: I001 (first: sets TF's log level before TF loads)
+from convbench import data, timing
+from convbench.backends import tf_backend
+from convbench.cells import Cell
+from convbench.parallel import bytes_model
+from convbench.parallel.cells import PROTOCOL_KEYS, global_batch, hybrid_error, load_cells, record_id
+from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
+from convbench.spec import forward_flops, init_weights, param_count, step_flops
+
+PARALLELISMS = ("none", "data", "tensor")
+
+
+def check(cell: Cell, devices: list[str]) -> None:
+    if cell.framework != "tensorflow":
+        raise ValueError(f"this worker runs TensorFlow cells; {cell.framework} cells run in convbench.parallel.worker")
+    if cell.parallelism == "hybrid":
+        raise hybrid_error()
+    if cell.parallelism not in PARALLELISMS:
+        raise ValueError(f"unknown parallelism {cell.parallelism!r} (known: {', '.join(PARALLELISMS)})")
+    if cell.parallelism == "none" and cell.devices != 1:
+        raise ValueError(f"parallelism 'none' runs on one device, the cell asks for {cell.devices}")
+    if cell.engine != "function":
+        raise ValueError(f"TensorFlow scaling cells run as tf.function programs (engine 'function'); eagerly, "
+                         f"MirroredStrategy runs its replicas in Python threads. Got engine {cell.engine!r}")
+    if cell.parallelism == "tensor":
+        tf_parallel.tensor_parallel(devices)  # raises, with DTensor's error
+    if global_batch(cell) % cell.devices:
+        raise ValueError(f"data parallel over {cell.devices} devices needs a global batch divisible by "
+                         f"{cell.devices}, got {global_batch(cell)}")
+
+
+def _time(trainer, inputs, protocol: timing.Protocol) -> dict:
+    trainer.sync()
+    t0 = time.perf_counter()
+    trainer.step(inputs)  # traces and compiles the program
+    trainer.sync()
+    first = time.perf_counter() - t0
+    phases = timing.derive_phases(timing.time_phases(trainer.phases(inputs), trainer.sync, protocol))
+    whole = timing.time_step(lambda: trainer.step(inputs), trainer.sync, protocol)
+    return {"first": first, "phases": phases, "step": whole}
+
+
+def measure(cell: Cell, all_devices: list[str]) -> dict:
+    if cell.devices > len(all_devices):
+        raise ValueError(f"the cell asks for {cell.devices} devices; this process made {len(all_devices)}")
+    devices = all_devices[:cell.devices]
+    check(cell, devices)
+    settings, spec = cell.settings, cell.arch
+    protocol = timing.Protocol(**{k: settings[k] for k in PROTOCOL_KEYS})
+    batch = global_batch(cell)
+    x, y = data.synthetic_batch(batch, spec.in_channels, cell.image_size, spec.num_classes, cell.seed)
+    weights = init_weights(spec, cell.seed)
+    lr, momentum = settings["lr"], settings["momentum"]
+    n = len(devices)
+    delays = [0.0] * (n - 1) + [settings.get("straggler_ms", 0) / 1000]
+
+    baseline = tf_parallel.AloneTrainers(spec, weights, lr, momentum, devices, batch)
+    if cell.parallelism == "none":
+        trainer = baseline
+    else:
+        trainer = tf_parallel.MirroredTrainer(spec, weights, lr, momentum, devices, batch, delays_s=delays)
+    inputs = trainer.distribute(x, y)
+    measured = _time(trainer, inputs, protocol)
+    result = {"counts": {"global_batch": batch, "local_batch": batch // n, "straggler_device": n - 1}}
+    timings = {"first_step": measured["first"], "phase_method": "derived",
+               "phases": {name: m.summary(protocol.max_iqr_ratio) for name, m in measured["phases"].items()},
+               "step": measured["step"].summary(protocol.max_iqr_ratio), "communication": None}
+    model = {"payload_bytes": 0, "wire_bytes_per_rank": 0.0}
+    payload = 0
+    if cell.parallelism == "data":
+        buffers = trainer.gradient_buffers()
+        trainer.all_reduce_program(buffers)
+        comm = timing.time_step(lambda: trainer.all_reduce_program(buffers), trainer.sync, protocol)
+        timings["communication"] = comm.summary(protocol.max_iqr_ratio)
+        payload = trainer.traced_payload_bytes
+        model = bytes_model.data_parallel_bytes(spec, n)
+        base = _time(baseline, baseline.distribute(x, y), protocol)
+    else:
+        base = measured
+    timings["baseline"] = {"phases": {name: m.summary(protocol.max_iqr_ratio) for name, m in base["phases"].items()},
+                           "step": base["step"].summary(protocol.max_iqr_ratio)}
+    timings["efficiency"] = base["step"].median / measured["step"].median
+    result["timings"] = timings
+    result["communication"] = {
+        "measured": {"payload_bytes": payload},
+        "model": model,
+        "payload_matches_model": payload == model["payload_bytes"],
+        "note": "payload: the gradients one replica hands to Keras's all-reduce (apply_gradients), counted as the "
+                "step program is traced. On logical CPU devices the all-reduce is copies inside one process "
+                "(ReductionToOneDevice), so the ring model's wire bytes do not apply; on GPUs MirroredStrategy "
+                "uses NCCL's all-reduce.",
+    }
+    return result
+
+
+def run_cell(cell: Cell, devices: list[str], context: dict) -> dict:
+    started, t0 = now(), time.perf_counter()
+    record = {"schema_version": SCHEMA_VERSION, "cell_id": record_id(cell), "cell": cell.to_dict(), "counts": {}}
+    try:
+        batch = global_batch(cell)
+        record["counts"] = {"params": param_count(cell.arch), "flops_forward": forward_flops(cell.arch, cell.image_size),
+                            "flops_step": step_flops(cell.arch, cell.image_size, batch)}
+        result = measure(cell, devices)
+        record["counts"].update(result.pop("counts"))
+        record.update(result, status="ok", error=None)
+    except Exception:  # a failing cell is data, not the end of the run
+        record.update(status="failed", error=traceback.format_exc())
+    record.update(process=context["process"],
+                  environment={**context["host"], **tf_backend.environment(cell.device),
+                               "distributed": {**context["distributed"], "devices": devices[:cell.devices]}},
+                  started=started, wall_s=time.perf_counter() - t0)
+    return record
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells-json", required=True, help="a JSON file, or JSON text, holding a list of cells")
+    parser.add_argument("--out", required=True, type=Path, help="directory for the records")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    cells = load_cells(args.cells_json)
+    kinds, threads = {c.device for c in cells}, {c.threads for c in cells}
+    if len(kinds) != 1 or len(threads) != 1:
+        raise ValueError("one process runs cells of one device kind and one thread count")
+    device = kinds.pop()
+    devices = tf_parallel.configure(max(c.devices for c in cells), threads.pop(), device)
+    cross = "ReductionToOneDevice" if device == "cpu" else "MirroredStrategy's default (NCCL all-reduce)"
+    context = {"host": host_environment(),
+               "process": {"launcher": "one process", "devices_made": len(devices), "setup_s": time.perf_counter() - t0,
+                           "cells": len(cells)},
+               "distributed": {"strategy": "tf.distribute.MirroredStrategy", "cross_device_ops": cross}}
+    for i, cell in enumerate(cells, 1):
+        result = run_cell(cell, devices, context)
+        write_record(args.out / f"{result['cell_id']}.json", result)
+        status = result["status"] if result["status"] == "ok" else result["error"].strip().splitlines()[-1]
+        print(f"[{i}/{len(cells)}] {result['cell_id']}: {status} ({result['wall_s']:.1f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
