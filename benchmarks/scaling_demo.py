@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from convbench.parallel.cells import record_id, scaling_cell
+from convbench.parallel.cells import scaling_cell
 from convbench.spec import ArchSpec
 
 
@@ -115,11 +115,11 @@ def main() -> None:
         wanted += cells
     records = []
     for cell in wanted:
-        path = args.out / "records" / f"{record_id(cell)}.json"
+        path = args.out / "records" / f"{cell.id}.json"
         if path.exists():
             records.append(json.loads(path.read_text()))
         else:
-            print(f"no record for {record_id(cell)}")
+            print(f"no record for {cell.id}")
     table(records)
 
 

@@ -35,6 +35,7 @@ def test_default_config_expands_to_every_cell_once():
         trained = runs * len(seeds) * fractions * ("train" in study["tasks"])
         assert len([c for c in mine if c.task == "train"]) == trained
     expected = {f"{t}/{f}" for t in ("train", "speed", "layers") for f in DEFAULT["frameworks"]}
+    expected |= {f"scaling/{f}{n}" for f in DEFAULT["scaling"]["frameworks"] for n in DEFAULT["scaling"]["devices"]}
     assert set(cells.groups(found)) == expected
 
 

@@ -9,11 +9,12 @@ from convbench.run import run_cells
 
 with open("config/config.yaml") as f:
     DEFAULT = yaml.safe_load(f)
+WITHOUT_SCALING = {k: v for k, v in DEFAULT.items() if k != "scaling"}
 
 
 def tiny_config(**train):
     tiny = {
-        **DEFAULT,
+        **WITHOUT_SCALING,
         "frameworks": ["torch", "tensorflow"],
         "train": {**DEFAULT["train"], "epochs": 1, "seeds": [0], **train},
         "speed": {**DEFAULT["speed"], "batch_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3},
@@ -74,7 +75,7 @@ def test_write_record_is_atomic_and_keeps_the_old_file_on_error(tmp_path):
 
 
 def test_a_learned_network_is_shrunk_checked_and_timed(tmp_path):
-    tiny = {**DEFAULT, "frameworks": ["torch"],
+    tiny = {**WITHOUT_SCALING, "frameworks": ["torch"],
             "speed": {**DEFAULT["speed"], "warmup": 1, "min_repeats": 3, "max_repeats": 3},
             "architectures": {"learns": {"blocks": [{"width": 8, "kernel": 5, "init_radius": 1.0, "radius_penalty": 1.0},
                                                     {"width": 8, "gates": True, "init_log_alpha": 0.5}]}},
@@ -89,3 +90,16 @@ def test_a_learned_network_is_shrunk_checked_and_timed(tmp_path):
     assert result["max_logit_difference"] < 1e-4
     assert result["test_accuracy"] == pytest.approx(epochs[-1]["test_accuracy"], abs=1 / record["training"]["dataset"]["test_size"])
     assert result["step"]["shrunk"]["n"] == 3 and result["params"] <= record["counts"]["params"]
+
+
+def test_a_dead_launcher_leaves_a_failed_record_per_cell(tmp_path, monkeypatch):
+    from convbench import run
+
+    scaling = {**DEFAULT, "scaling": {**DEFAULT["scaling"], "frameworks": ["torch"], "architectures": ["k3"],
+                                      "devices": [2], "parallelism": ["data"], "scaling": ["strong"], "straggler_ms": []}}
+    cells = [c for c in config.check(scaling) if c.task == "scaling"]
+    assert [c.id for c in cells] == ["scaling_k3_torch-eager_cpu2-data-strong_b64_s0_scaling"]
+    monkeypatch.setattr(run.sys, "executable", "false")  # a launcher that dies at once, as a crashed one would
+    run.run_scaling(cells, tmp_path, log=lambda _: None)
+    record = json.loads((tmp_path / f"{cells[0].id}.json").read_text())
+    assert record["status"] == "failed" and "the launcher exited with status 1" in record["error"]

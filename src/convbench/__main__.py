@@ -44,14 +44,15 @@ def cmd_cells(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from convbench.run import run_cells
+    from convbench.run import run_cells, run_scaling
 
     cells = _select_cells(args)
     if not cells:
         raise SystemExit("no cells selected")
     for group, members in cells_module.groups(cells).items():
         out = Path(args.out) if args.out else Path("results") / "cli" / "records" / group
-        run_cells(members, out)  # a group holds one framework: one import for all its cells
+        # a group holds one framework: one import for all its cells (one launch, for several devices)
+        (run_scaling if members[0].task == "scaling" else run_cells)(members, out)
         print(f"records in {out}")
 
 

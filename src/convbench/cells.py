@@ -9,7 +9,7 @@ from convbench.spec import ArchSpec, Block, SpecError, conv_sizes
 FRAMEWORKS = ("torch", "tensorflow")
 # Kept here, not imported from the backends, so that expanding a config never imports a framework.
 ENGINES = {"torch": ("eager", "torchscript", "compile"), "tensorflow": ("eager", "function", "xla")}
-TASKS = ("train", "speed", "layers")
+TASKS = ("train", "speed", "layers", "scaling")
 # Input channels, image size and classes of the data sets a train cell can use.
 DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
 
@@ -35,15 +35,21 @@ class Cell:
     def id(self) -> str:
         """A readable slug of the parameters that name the cell; also its record's file name."""
         fraction = f"_f{self.train_fraction:g}" if self.train_fraction != 1 else ""
+        variant = ""
+        if self.task == "scaling":  # strong: batch_size is the global batch; weak: the batch per device
+            delay = self.settings.get("straggler_ms", 0)
+            variant = f"-{self.settings['scaling']}" + (f"-lag{delay:g}ms" if delay else "")
         return (
-            f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_"
-            f"{self.device}{self.devices}-{self.parallelism}_b{self.batch_size}_s{self.seed}{fraction}_{self.task}"
+            f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_{self.device}{self.devices}-"
+            f"{self.parallelism}{variant}_b{self.batch_size}_s{self.seed}{fraction}_{self.task}"
         )
 
     @property
     def group(self) -> str:
-        """Cells of one group run in one process, sharing the framework import."""
-        return f"{self.task}/{self.framework}"
+        """Cells of one group run in one job (one process, or one process per device for scaling
+        cells), sharing the framework import."""
+        devices = str(self.devices) if self.task == "scaling" else ""
+        return f"{self.task}/{self.framework}{devices}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -67,6 +73,9 @@ def _check_names(config: dict) -> None:
         if framework not in FRAMEWORKS:
             raise SpecError(f"frameworks: unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
     _check_engines(config["engines"], "engines", config["frameworks"])
+    for arch_name in config.get("scaling", {}).get("architectures", []):
+        if arch_name not in config["architectures"]:
+            raise SpecError(f"scaling.architectures: unknown architecture {arch_name!r}")
     for study_name, study in config["studies"].items():
         _check_engines(study.get("engines", {}), f"studies.{study_name}.engines", config["frameworks"])
         for arch_name in study["architectures"]:
@@ -115,6 +124,35 @@ def _layer_cells(speed_cells: list[Cell]) -> list[Cell]:
     return list(cells.values())
 
 
+def _scaling_cells(config: dict) -> list[Cell]:
+    """Several devices: each parallelism, strong and weak, and a straggler, over the device counts.
+    One device is the reference: parallelism none (strong and weak coincide there)."""
+    scaling, speed = config["scaling"], config["speed"]
+    protocol = {k: speed[k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds", "max_iqr_ratio")}
+    base = {**protocol, "lr": config["train"]["lr"], "momentum": config["train"]["momentum"]}
+    variants = [("none", "strong", 0)]
+    for parallelism in scaling["parallelism"]:
+        variants += [(parallelism, mode, 0) for mode in scaling["scaling"]]
+        variants += [(parallelism, "strong", delay) for delay in scaling["straggler_ms"] if delay]
+    cells = []
+    for framework in scaling["frameworks"]:
+        for name in scaling["architectures"]:
+            spec = ArchSpec.from_dict(name, config["architectures"][name], speed["in_channels"], speed["num_classes"])
+            for devices in scaling["devices"]:
+                for parallelism, mode, delay in variants:
+                    if (devices == 1) != (parallelism == "none"):
+                        continue
+                    # TensorFlow's replicas run as one tf.function program (eagerly, MirroredStrategy runs
+                    # them in Python threads); PyTorch's ranks are processes running eagerly.
+                    engine = "function" if framework == "tensorflow" else "eager"
+                    cells.append(Cell(study="scaling", task="scaling", framework=framework, engine=engine, arch=spec,
+                                      batch_size=scaling["batch_size"], image_size=speed["image_size"], seed=0,
+                                      threads=config["threads"], device=config["device"], devices=devices,
+                                      parallelism=parallelism,
+                                      settings={**base, "scaling": mode, "straggler_ms": float(delay)}))
+    return cells
+
+
 def expand(config: dict) -> list[Cell]:
     """Every cell the (schema-validated) config asks for, in a stable order."""
     _check_names(config)
@@ -131,6 +169,8 @@ def expand(config: dict) -> list[Cell]:
                         cells += makers[task](config, config["architectures"][arch_name], arch_name, common, study)
     if config["speed"]["layers"]:
         cells += _layer_cells([c for c in cells if c.task == "speed"])
+    if "scaling" in config:
+        cells += _scaling_cells(config)
     ids = [c.id for c in cells]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

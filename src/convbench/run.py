@@ -6,6 +6,9 @@ other cells of the process still run.
 from __future__ import annotations
 
 import importlib
+import json
+import subprocess
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -213,3 +216,31 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print) -> list[dict]:
         log(f"[{i}/{len(cells)}] {cell.id}: {status} ({record['wall_s']:.1f} s)")
         records.append(record)
     return records
+
+
+def run_scaling(cells: list[Cell], out_dir: Path, log=print) -> None:
+    """Run scaling cells of one framework and device count in their own launcher: torchrun with one
+    process per device for PyTorch, one process with logical devices for TensorFlow. If the launcher
+    itself dies, each cell it left without a record gets a failed one carrying the launcher's output."""
+    devices = {c.devices for c in cells}
+    frameworks = {c.framework for c in cells}
+    if len(devices) != 1 or len(frameworks) != 1:
+        raise ValueError("run_scaling takes cells of one framework and one device count")
+    cells_json = json.dumps([c.to_dict() for c in cells])
+    if frameworks.pop() == "torch":
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices.pop()}",
+                    "-m", "convbench.parallel.worker"]
+    else:
+        launcher = [sys.executable, "-m", "convbench.parallel.tf_worker"]
+    out_dir = Path(out_dir)
+    result = subprocess.run([*launcher, "--cells-json", cells_json, "--out", str(out_dir)],
+                            capture_output=True, text=True)
+    log(result.stdout + result.stderr)
+    if result.returncode == 0:
+        return
+    error = f"the launcher exited with status {result.returncode}:\n" + (result.stdout + result.stderr)[-4000:]
+    for cell in cells:
+        if not (out_dir / f"{cell.id}.json").exists():
+            write_record(out_dir / f"{cell.id}.json", {
+                "schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(), "counts": {},
+                "status": "failed", "error": error, "environment": host_environment(), "started": now()})

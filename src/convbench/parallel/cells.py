@@ -31,12 +31,6 @@ def scaling_cell(arch: ArchSpec, framework: str = "torch", devices: int = 1, par
                 devices=devices, parallelism=parallelism, settings={**DEFAULT_SETTINGS, **settings})
 
 
-def record_id(cell: Cell) -> str:
-    """Cell.id names neither the scaling mode nor the straggler; the record's name does."""
-    delay = cell.settings.get("straggler_ms", 0)
-    return f"{cell.id}_{cell.settings['scaling']}" + (f"_lag{delay:g}ms" if delay else "")
-
-
 def global_batch(cell: Cell) -> int:
     scaling = cell.settings.get("scaling")
     if scaling not in ("strong", "weak"):

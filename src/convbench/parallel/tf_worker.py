@@ -3,7 +3,7 @@
     python -m convbench.parallel.tf_worker --cells-json FILE_OR_JSON --out DIR
 
 The devices are made once, before TensorFlow initialises, as many as the largest cell asks for;
-a cell uses the first `devices` of them. One record per cell (named record_id(cell)), in the shape
+a cell uses the first `devices` of them. One record per cell (named cell.id), in the shape
 of convbench.run's and convbench.parallel.worker's; a cell that raises becomes a failed record.
 
 A step runs as tf.function programs (engine "function"), so its phases come from cumulative
@@ -23,7 +23,7 @@ from convbench import data, timing
 from convbench.backends import tf_backend
 from convbench.cells import Cell
 from convbench.parallel import bytes_model
-from convbench.parallel.cells import PROTOCOL_KEYS, global_batch, hybrid_error, load_cells, record_id
+from convbench.parallel.cells import PROTOCOL_KEYS, global_batch, hybrid_error, load_cells
 from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
 from convbench.spec import forward_flops, init_weights, param_count, step_flops
 
@@ -115,7 +115,7 @@ def measure(cell: Cell, all_devices: list[str]) -> dict:
 
 def run_cell(cell: Cell, devices: list[str], context: dict) -> dict:
     started, t0 = now(), time.perf_counter()
-    record = {"schema_version": SCHEMA_VERSION, "cell_id": record_id(cell), "cell": cell.to_dict(), "counts": {}}
+    record = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(), "counts": {}}
     try:
         batch = global_batch(cell)
         record["counts"] = {"params": param_count(cell.arch), "flops_forward": forward_flops(cell.arch, cell.image_size),

@@ -4,7 +4,7 @@
         -m convbench.parallel.worker --cells-json FILE_OR_JSON --out DIR [--timeout-s 60]
 
 Every rank runs every cell (cells with devices == T); rank 0 writes one record per cell, named
-record_id(cell). A cell that raises on any rank becomes a failed record and the next cell runs.
+cell.id. A cell that raises on any rank becomes a failed record and the next cell runs.
 A rank that dies, or a collective that waits past --timeout-s, ends the whole job: torchrun stops
 the other ranks and exits non-zero with the failing rank's traceback (the @record decorator).
 
@@ -37,7 +37,7 @@ from convbench.cells import Cell
 from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
 from convbench.parallel import bytes_model
 from convbench.parallel import torch_parallel as tp
-from convbench.parallel.cells import global_batch, hybrid_error, load_cells, record_id
+from convbench.parallel.cells import global_batch, hybrid_error, load_cells
 from convbench.spec import forward_flops, init_weights, param_count, step_flops
 
 
@@ -199,7 +199,7 @@ def counts(cell: Cell) -> dict:
 
 def run_cell(cell: Cell, device: torch.device, context: dict) -> dict:
     started, t0 = now(), time.perf_counter()
-    record = {"schema_version": SCHEMA_VERSION, "cell_id": record_id(cell), "cell": cell.to_dict(), "counts": {}}
+    record = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(), "counts": {}}
     error = None
     try:
         record["counts"] = counts(cell)
