@@ -82,3 +82,24 @@ def test_layer_phases_agree_across_frameworks_and_with_autograd(activation, piec
     gx, gw = torch.autograd.grad(out, [x, w], torch.from_numpy(tensors["grad_out"]))
     np.testing.assert_allclose(pt["backward_input"]().numpy(), gx.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(w_pt.numpy(), gw.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_gpu_cells_fail_cleanly_without_a_gpu(tmp_path):
+    """The GPU path imports and runs on a machine without CUDA: its cells become failed records that say why."""
+    import json
+
+    import torch
+    import yaml
+
+    from convbench import config
+    from convbench.run import run_cells
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the GPU path runs for real here")
+    with open("config/paper-gpu.yaml") as f:
+        gpu = yaml.safe_load(f)
+    cell = next(c for c in config.check(gpu) if c.group == "speed/torch")
+    assert cell.device == "cuda" and cell.settings["cuda"] == {"cudnn_benchmark": True, "tf32": False}
+    [record] = run_cells([cell], tmp_path, log=lambda _: None)
+    assert record["status"] == "failed" and "torch.cuda.is_available() is False" in record["error"]
+    assert json.loads((tmp_path / f"{cell.id}.json").read_text())["status"] == "failed"

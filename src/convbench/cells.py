@@ -171,6 +171,8 @@ def expand(config: dict) -> list[Cell]:
         cells += _layer_cells([c for c in cells if c.task == "speed"])
     if "scaling" in config:
         cells += _scaling_cells(config)
+    for cell in cells:  # the GPU policy each process applies (and records) before its first cell
+        cell.settings["cuda"] = {"cudnn_benchmark": True, "tf32": False, **config.get("cuda", {})}
     ids = [c.id for c in cells]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

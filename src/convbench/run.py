@@ -197,7 +197,7 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print) -> list[dict]:
         raise ValueError("run_cells takes cells of one framework and one thread count")
     t0 = time.perf_counter()
     backend = importlib.import_module(BACKENDS[frameworks.pop()])
-    backend.configure(cells[0].threads)
+    backend.configure(cells[0].threads, **cells[0].settings.get("cuda", {}))
     context = {"host": host_environment(), "process": {"import_s": time.perf_counter() - t0, "cells": len(cells)}}
     log(f"imported {backend.NAME} in {context['process']['import_s']:.1f} s")
     if any(c.task == "speed" for c in cells):

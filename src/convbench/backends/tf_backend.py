@@ -122,13 +122,16 @@ def export_weights(model: ConvNet) -> dict[str, np.ndarray]:
     return {name: _from_tf(v.numpy()) for name, v in _named_variables(model).items()}
 
 
-def configure(threads: int) -> None:
+def configure(threads: int, cudnn_benchmark: bool = True, tf32: bool = False) -> None:
+    """Threads (intra-op; inter-op 1) and the TF32 policy. TensorFlow autotunes cuDNN convolutions by
+    itself (TF_CUDNN_USE_AUTOTUNE, on by default), so cudnn_benchmark is only recorded."""
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # the runtime is already initialised in this process
         if tf.config.threading.get_intra_op_parallelism_threads() != threads:
             raise
+    tf.config.experimental.enable_tensor_float_32_execution(tf32)
 
 
 def _device_name(kind: str) -> str:
@@ -156,6 +159,7 @@ def environment(device: str) -> dict:
         details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
         env["device_model"] = details.get("device_name", "unknown GPU")
         env["flags"]["tf32"] = tf.config.experimental.tensor_float_32_execution_enabled()
+        env["flags"]["cudnn_autotune"] = os.environ.get("TF_CUDNN_USE_AUTOTUNE", "default (on)")
     return env
 
 

@@ -94,12 +94,17 @@ def export_weights(model: ConvNet) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
 
-def configure(threads: int) -> None:
+def configure(threads: int, cudnn_benchmark: bool = True, tf32: bool = False) -> None:
+    """Threads (intra-op; inter-op 1) and, on GPUs, the policy the records state: cuDNN's autotuner on,
+    TF32 off unless the config asks for it, in matrix products and convolutions alike."""
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process, or parallel work has started
         pass
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
 
 
 def device_for(kind: str) -> torch.device:
