@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from convbench.analysis import LatexError, analyse, build_pdf, claim, engines, macros, tables, tidy
+from convbench.analysis import LatexError, activation, analyse, build_pdf, claim, engines, macros, tables, tidy
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
@@ -24,6 +24,7 @@ def load_fixtures(name: str):
 
 
 fixtures, engine_fixtures = load_fixtures("test_analysis"), load_fixtures("test_analysis_engines")
+activation_fixtures = load_fixtures("test_analysis_activation")
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     records = fixtures.write_run(root)
     engine_fixtures.write_engines(root)
+    activation_fixtures.more_seeds(records)
     analyse(records, root / "generated", command="snakemake --cores 2 --configfile config/config.yaml")
     pdf = build_pdf(root / "generated", root / "paper.pdf", paper_dir=PAPER)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
@@ -47,7 +49,8 @@ def test_pdf_shows_the_records_numbers(built):
     relu = fixtures.load(records, study="activation", arch="relu", framework="tensorflow", task="train")
     assert tables.percent(relu["training"]["epochs"][-1]["test_accuracy"]) in text  # accuracy table
     for fact in ["2.21.0", "3.15.1", "2.13.0+cpu", "abc123def456", "AMD EPYC 7B13", "ResourceExhaustedError",
-                 "snakemake --cores 2 --configfile config/config.yaml", "2 of 66 cells failed"]:
+                 "snakemake --cores 2 --configfile config/config.yaml",
+                 f"2 of {len(list(records.rglob('*.json')))} cells failed"]:
         assert fact in text
     assert fixtures.FAILED in text.replace("_ ", "_")  # the failed cell's id may wrap after an underscore
 
@@ -56,7 +59,22 @@ def test_pdf_states_directions_from_the_data(built):
     _, _, text = built
     # Fixture times follow the FLOPs: one 5x5 is faster than two stacked 3x3; maxout2-eqwidth is the most accurate.
     assert "one 5×5 convolution per block (k5) was faster than two stacked 3×3 convolutions (k3-stack2)" in text
-    assert "reached higher test accuracy than relu" in text
+    # The activation study's seeds: maxout2-eqwidth beats ReLU with intervals apart, maxout2-eqparams overlaps it.
+    assert "maxout with k = 2 at equal width (maxout2-eqwidth). On the whole training split" in text
+    assert "higher than ReLU’s, the intervals apart" in text
+    assert "the intervals overlap, so the two are not distinguishable at this number of seeds" in text
+    assert "From 100 % to 25 % of the training split" in text
+
+
+def test_activation_section_shows_means_intervals_and_fractions(built):
+    records, _, text = built
+    stats = activation.seed_stats(tidy.tidy(tidy.load_records(records)))
+    relu = stats[(stats.setup == "tensorflow-eager") & (stats.arch == "relu") & (stats.train_fraction == 0.25)].iloc[0]
+    assert f"{tables.percent(relu.gap)} ± {tables.percent(relu.gap_ci)}" in text  # the gap table
+    assert "Maxout against ReLU" in text and "Train/test gap (points)" in text
+    assert "Test (%)" in text and "25%" in text and "change" in text  # the table's header, in any reading order
+    assert "Max-Feature-Map" in text and "in this run that is maxout2-eqparams and maxout2-eqwidth" in text
+    assert "No cell recorded the bytes kept for the backward pass." in text  # the fixtures record no memory
 
 
 def test_engines_section_shows_the_claim_from_the_records(built):

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convbench.analysis import claim, engines, figures, layers, macros, tables, tidy
+from convbench.analysis import activation, claim, engines, figures, layers, macros, tables, tidy
 from convbench.analysis.latex import LatexError, build_pdf
 
-__all__ = ["analyse", "build_pdf", "LatexError", "claim", "engines", "figures", "layers", "macros", "tables", "tidy"]
+__all__ = ["analyse", "build_pdf", "LatexError", "activation", "claim", "engines", "figures", "layers", "macros",
+           "tables", "tidy"]
 
 
 def analyse(records_dir, out_dir, command: str | None = None) -> Path:
@@ -23,7 +24,8 @@ def analyse(records_dir, out_dir, command: str | None = None) -> Path:
     env.to_csv(out / "environment.csv", index=False)
     figures.all_figures(df, out / "figures")
     studies = {"claim": claim.claim_table(df, samples), "layers": layers.layers_table(df),
-               "fairness": engines.fairness_table(df, env)}
+               "fairness": engines.fairness_table(df, env), "activation_cost": activation.cost_table(df),
+               "activation_accuracy": activation.accuracy_table(df)}
     tables.write_tables(df, env, out / "tables", studies)
     if command is None and "command" in env:
         command = "; ".join(sorted({str(c) for c in env["command"].dropna()})) or None

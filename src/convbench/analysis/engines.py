@@ -112,7 +112,7 @@ def fairness_table(df: pd.DataFrame, env: pd.DataFrame) -> str:
     table = table.map(lambda v: re.sub(r"\.(?=[A-Za-z])", r".\\allowbreak{}", escape(v)))
     table = table.reset_index().rename(columns={"index": "Setting"})
     n = len(table.columns) - 1
-    return booktabs(table, caption, "tab:fairness", ragged(0.12) + ragged(0.83 / n) * n, raw=tuple(table.columns[1:]),
+    return booktabs(table, caption, "tab:fairness", ragged(0.12) + ragged(0.75 / n) * n, raw=tuple(table.columns[1:]),
                     size=r"\scriptsize")
 
 

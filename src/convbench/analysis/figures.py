@@ -11,9 +11,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from convbench.analysis import engines  # noqa: E402
-from convbench.analysis.tidy import (ARCH_ORDER, LAYER_TASK, framework_name, setup_labels, setup_rank,  # noqa: E402
-                                     summarise)
+from convbench.analysis import activation, engines  # noqa: E402
+from convbench.analysis.tidy import (ARCH_ORDER, LAYER_TASK, framework_name, full_data, setup_labels,  # noqa: E402
+                                     setup_rank, summarise)
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
 PHASES = ["forward", "backward", "optimizer"]
@@ -62,7 +62,7 @@ def backward_vs_receptive_field(df: pd.DataFrame, path: Path) -> Path:
 
 
 def accuracy_vs_params(df: pd.DataFrame, path: Path) -> Path:
-    accuracy = summarise(df, "test_accuracy")
+    accuracy = summarise(full_data(df), "test_accuracy")
     if accuracy.empty:
         return placeholder(path, "No training cells in this run.")
     accuracy = accuracy.assign(percent=100 * accuracy["value"],
@@ -214,8 +214,106 @@ def layers(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def variant_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The activation study's hue (k), style (matching) and panel (setup) columns."""
+    return frame.assign(Variant=["ReLU" if k == 1 else f"maxout k={k}" for k in frame["k"]],
+                        Matching=frame["matching"].map(activation.MATCHING), Setup=frame["Label"])
+
+
+def variant_orders(frame: pd.DataFrame) -> dict:
+    ordered = frame.assign(rank=frame["matching"].map(list(activation.MATCHING).index)).sort_values(["k", "rank"])
+    units = ordered.drop_duplicates("Setup").set_index("Setup")["unit"]
+    return {"hue_order": list(dict.fromkeys(ordered["Variant"])),
+            "style_order": list(dict.fromkeys(ordered["Matching"])),
+            "col_order": sorted(units.index, key=lambda s: setup_rank(units[s]))}
+
+
+def activation_accuracy(df: pd.DataFrame, path: Path) -> Path:
+    """Test accuracy (mean and t interval over seeds, largest training fraction) against parameters per variant."""
+    stats = activation.seed_stats(df)
+    if stats.empty:
+        return placeholder(path, f"No training cells of the {activation.STUDY} study in this run.")
+    stats = variant_columns(stats[stats["train_fraction"] == stats["train_fraction"].max()])
+    stats = stats.assign(percent=100 * stats["test"], ci=100 * stats["test_ci"].fillna(0))
+    g = sns.relplot(data=stats, x="params", y="percent", col="Setup", hue="Variant", style="Matching", s=60,
+                    height=2.8, aspect=1.0, **variant_orders(stats))
+    for setup, ax in g.axes_dict.items():
+        rows = stats[stats["Setup"] == setup]
+        ax.errorbar(rows["params"], rows["percent"], yerr=rows["ci"], fmt="none", ecolor="0.3", elinewidth=0.8,
+                    capsize=2, zorder=1)
+        ax.set_xscale("log")
+        ax.margins(x=0.15)
+    # A t interval over few seeds can reach past 0 or 100 %; accuracy cannot.
+    lo, hi = (stats["percent"] - stats["ci"]).min(), (stats["percent"] + stats["ci"]).max()
+    g.set(ylim=(max(0, lo - 2), min(100, hi) + 2))
+    g.set_axis_labels("parameters of the trained network", "test accuracy (%)")
+    g.set_titles("{col_name}")
+    g.savefig(path)
+    plt.close(g.figure)
+    return path
+
+
+def activation_gap(df: pd.DataFrame, path: Path) -> Path:
+    """Train/test gap against the training fraction per variant: mean over seeds, band = t interval."""
+    stats = activation.seed_stats(df)
+    if stats.empty:
+        return placeholder(path, f"No training cells of the {activation.STUDY} study in this run.")
+    stats = variant_columns(stats).assign(points=100 * stats["gap"], ci=100 * stats["gap_ci"].fillna(0),
+                                          percent=100 * stats["train_fraction"])
+    orders = variant_orders(stats)
+    colors = dict(zip(orders["hue_order"], sns.color_palette(n_colors=len(orders["hue_order"]))))
+    g = sns.relplot(data=stats, x="percent", y="points", col="Setup", hue="Variant", style="Matching", kind="line",
+                    markers=True, palette=colors, errorbar=None, height=2.8, aspect=1.0, **orders)
+    fractions = sorted(stats["percent"].unique())
+    for setup, ax in g.axes_dict.items():
+        for (variant, _), rows in stats[stats["Setup"] == setup].groupby(["Variant", "Matching"]):
+            rows = rows.sort_values("percent")
+            ax.fill_between(rows["percent"], rows["points"] - rows["ci"], rows["points"] + rows["ci"],
+                            color=colors[variant], alpha=0.12, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_xticks(fractions, [f"{f:g}%" for f in fractions])
+        ax.minorticks_off()
+    g.set_axis_labels("share of the training split", "train/test gap (points)")
+    g.set_titles("{col_name}")
+    g.savefig(path)
+    plt.close(g.figure)
+    return path
+
+
+def activation_time(df: pd.DataFrame, path: Path) -> Path:
+    """Median forward and backward time per variant, one panel per setup; error bars span the IQR."""
+    speed = df[(df["study"] == activation.STUDY) & (df["task"] == "speed")]
+    times = summarise(speed, "time")
+    times = times[times["phase"].isin(activation.PHASES)]
+    if times.empty:
+        return placeholder(path, f"No timed cells of the {activation.STUDY} study in this run.")
+    times = activation.with_units(times, df).merge(activation.variants(df), on="arch")
+    times = times.assign(ms=times["value"] * 1e3, err=times["iqr"].fillna(0) * 1e3 / 2)
+    units = sorted(set(times["unit"]), key=setup_rank)
+    archs = list(activation.variants(df)["arch"])
+    fig, axes = plt.subplots(1, len(units), figsize=(3.1 * len(units) + 0.4, 3.3), squeeze=False)
+    for ax, unit in zip(axes[0], units):
+        rows = times[times["unit"] == unit]
+        bars, err = (rows.pivot_table(index="arch", columns="phase", values=v)
+                     .reindex(index=archs, columns=activation.PHASES) for v in ("ms", "err"))
+        bars.plot.bar(ax=ax, yerr=err, width=0.75, capsize=2, legend=ax is axes[0][-1], error_kw={"elinewidth": 0.8},
+                      color=sns.color_palette()[:2])
+        ax.set_title(rows["Label"].iloc[0])
+        ax.set_xlabel("")
+        ax.set_ylabel("median time per step (ms)" if ax is axes[0][0] else "")
+        ax.tick_params(axis="x", labelrotation=45)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+    axes[0][-1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 FIGURES = {"backward_vs_receptive_field": backward_vs_receptive_field, "accuracy_vs_params": accuracy_vs_params,
-           "phases": phases, "engine_phases": engine_phases, "roofline": roofline, "layers": layers}
+           "phases": phases, "engine_phases": engine_phases, "roofline": roofline, "layers": layers,
+           "activation_accuracy": activation_accuracy, "activation_gap": activation_gap,
+           "activation_time": activation_time}
 
 
 def all_figures(df: pd.DataFrame, out_dir) -> list[Path]:

@@ -18,7 +18,8 @@ def build_pdf(generated_dir, pdf_path, paper_dir="paper", timeout: float = 300) 
     build.mkdir(parents=True, exist_ok=True)
     search = f"{paper}{os.pathsep}{generated}{os.pathsep}"  # the trailing separator keeps TeX's own paths
     env = {**os.environ, "TEXINPUTS": search, "BIBINPUTS": search}
-    command = ["latexmk", "-pdf", "-halt-on-error", "-interaction=nonstopmode", "-file-line-error",
+    # -g: build even where latexmk thinks the PDF is current; the same build dir may have seen other generated files.
+    command = ["latexmk", "-pdf", "-g", "-halt-on-error", "-interaction=nonstopmode", "-file-line-error",
                f"-outdir={build}", "main.tex"]
     try:
         result = subprocess.run(command, cwd=paper, env=env, capture_output=True, text=True, timeout=timeout)

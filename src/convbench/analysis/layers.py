@@ -75,7 +75,7 @@ def layers_table(df: pd.DataFrame) -> str:
     table["framework"] = table["framework"].map(framework_name)
     table = blank_repeats(table, ["convs", "framework"]).rename(columns={"convs": "Shape", "framework": "Framework"})
     return booktabs(table, caption, "tab:layers", "lll" + "r" * 6, raw=("Shape", *phases.values()),
-                    size=r"\footnotesize", note=noisy_note(layers))
+                    size=r"\scriptsize", note=noisy_note(layers), colsep="2.5pt")
 
 
 def layer_values(df: pd.DataFrame) -> dict[str, str]:

@@ -14,7 +14,9 @@ pieces against the arch with the same convolutions and pieces 1.
 
 The engines study's keys come from its modules: engines/... (scope, methods, derived phases, consistency, compile
 time, failures, the estimated backward split, the roofline) from engines.py, engines/claim/... from claim.py and
-layerwise/... from layers.py.
+layerwise/... from layers.py. The activation study compares its variants with intervals over seeds and training
+fractions in activation.py (activation/...; its pairs are not among the pairs above). Accuracy keys here are medians
+at each study's largest training fraction.
 """
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from convbench.analysis import claim, engines, layers
+from convbench.analysis import activation, claim, engines, layers
 from convbench.analysis.tables import decimals, escape, ms, ratio, tt, words
-from convbench.analysis.tidy import LAYER_TASK, framework_name, setup_label, setup_rank, summarise
+from convbench.analysis.tidy import LAYER_TASK, framework_name, full_data, setup_label, setup_rank, summarise
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 TIME_PHASES = ["forward", "backward", "optimizer", "total", "step"]
@@ -55,8 +57,10 @@ def convolutions(row) -> str:
 
 
 def pairs(df: pd.DataFrame) -> list[tuple[str, str, str, str]]:
-    """(study, a, b, kind) comparisons the data supports; kind is 'stack' or 'activation'."""
-    archs = df[(df["status"] == "ok") & (df["task"] != LAYER_TASK)].drop_duplicates(["study", "arch"])
+    """(study, a, b, kind) comparisons the data supports; kind is 'stack' or 'activation'. The activation study
+    compares its variants with intervals over seeds in activation.py."""
+    archs = df[(df["status"] == "ok") & (df["task"] != LAYER_TASK) & (df["study"] != activation.STUDY)]
+    archs = archs.drop_duplicates(["study", "arch"])
     found = []
     for study, group in archs.groupby("study", sort=True):
         rows = group.sort_values(["receptive_field", "depth", "pieces", "width", "arch"]).to_dict("records")
@@ -154,7 +158,7 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
 def data_values(df: pd.DataFrame) -> dict[str, str]:
     values = {}
     ok = df[df["status"] == "ok"]
-    trained = ok[ok["metric"] == "test_accuracy"]
+    trained = full_data(ok[ok["metric"] == "test_accuracy"])  # activation.py states its smaller training sets
     if trained.empty:
         values["data/sentence"] = "This run trained no network."
     else:
@@ -259,7 +263,7 @@ def pair_values(df: pd.DataFrame, times: pd.DataFrame, accuracy: dict[str, pd.Da
                 sentence = f"{in_words(ra)}, " + "; ".join(clauses) + "."
                 values[f"{key}/{a}-vs-{b}/sentence"] = sentence
                 study_sentences.setdefault(study, []).append(sentence)
-    for study in sorted(df[df["task"] != LAYER_TASK]["study"].unique()):
+    for study in sorted(df[(df["task"] != LAYER_TASK) & (df["study"] != activation.STUDY)]["study"].unique()):
         found = study_sentences.get(study, [])
         none = f"The {tt(study)} study has no pair of architectures with results in this run to compare."
         values[f"{study}/sentence"] = " ".join(found) or none
@@ -310,11 +314,12 @@ def macros(df: pd.DataFrame, env: pd.DataFrame, command: str | None = None,
     times = times.assign(slug=slugs(times)) if len(times) else times.assign(slug=[])
     accuracy = {}
     for metric in ["test_accuracy", "train_accuracy", "gap"]:
-        summary = summarise(df, metric)
+        summary = summarise(full_data(df), metric)
         accuracy[metric] = summary.assign(slug=slugs(summary)) if len(summary) else summary.assign(slug=[])
     return {**run_values(df, command), **env_values(env), **data_values(df), **cell_values(times, accuracy),
             **pair_values(df, times, accuracy), **framework_values(times), **engines.engine_values(df, samples),
-            **layers.layer_values(df), **claim.claim_values(claim.claims(df, samples))}
+            **layers.layer_values(df), **claim.claim_values(claim.claims(df, samples)),
+            **activation.activation_values(df, samples)}
 
 
 def write_macros(values: dict[str, str], path) -> Path:

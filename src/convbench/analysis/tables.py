@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from convbench.analysis.tidy import (ARCH_ORDER, LAYER_TASK, by_setup, framework_name, setup_labels, summarise,
-                                     with_config)
+from convbench.analysis.tidy import (ARCH_ORDER, LAYER_TASK, by_setup, framework_name, full_data, setup_labels,
+                                     summarise, with_config)
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -77,7 +77,7 @@ def header(columns: pd.Index) -> list[str]:
     top, rules, start = [], [], 1
     for name, group in itertools.groupby(columns.get_level_values(0)):
         n = len(list(group))
-        top.append(rf"\multicolumn{{{n}}}{{c}}{{{escape(name)}}}" if name else "")
+        top += [rf"\multicolumn{{{n}}}{{c}}{{{escape(name)}}}"] if name else [""] * n  # one cell per unnamed column
         if name:
             rules.append(rf"\cmidrule(lr){{{start}-{start + n - 1}}}")
         start += n
@@ -85,7 +85,8 @@ def header(columns: pd.Index) -> list[str]:
 
 
 def booktabs(df: pd.DataFrame, caption: str, label: str, align: str | None = None, raw: tuple[str, ...] = (),
-             size: str = r"\small", groups: pd.Series | None = None, note: str | None = None) -> str:
+             size: str = r"\small", groups: pd.Series | None = None, note: str | None = None,
+             colsep: str = "4pt") -> str:
     """A table float; cells are escaped except in the columns named in raw (already LaTeX).
 
     groups: one name per row, shown as a heading row wherever it changes (e.g. the study).
@@ -101,7 +102,7 @@ def booktabs(df: pd.DataFrame, caption: str, label: str, align: str | None = Non
                 rf"\multicolumn{{{len(df.columns)}}}{{@{{}}l}}{{\textit{{{escape(name)}}}}} \\"]
             previous = name
         body.append(" & ".join(str(v) if c in raw else escape(v) for c, v in row.items()) + r" \\")
-    return "\n".join([r"\begin{table}[htbp]", r"\centering", size, r"\setlength{\tabcolsep}{4pt}",
+    return "\n".join([r"\begin{table}[htbp]", r"\centering", size, rf"\setlength{{\tabcolsep}}{{{colsep}}}",
                       rf"\caption{{{caption}}}", rf"\label{{{label}}}",
                       rf"\begin{{tabular}}{{{align}}}", r"\toprule", *header(df.columns), r"\midrule", *body,
                       r"\bottomrule", r"\end{tabular}", *([rf"\par\smallskip{{\footnotesize {note}}}"] if note else []),
@@ -189,16 +190,17 @@ def speed(df: pd.DataFrame) -> str:
     studies = table["study"]
     table = blank_repeats(table[["study", "arch", "Setup", *columns]], ["study", "arch"]).drop(columns="study")
     return booktabs(table.rename(columns={"arch": "Architecture"}), caption, "tab:speed", "ll" + "r" * len(columns),
-                    raw=tuple(columns), size=r"\footnotesize", groups=studies, note=noisy_note(times))
+                    raw=tuple(columns), size=r"\scriptsize", groups=studies, note=noisy_note(times), colsep="2pt")
 
 
 def accuracy(df: pd.DataFrame) -> str:
     caption = ("Accuracy after the last epoch, in percent: train and test accuracy and their gap "
-               "(train minus test, percentage points); median over seeds.")
-    metrics = {m: summarise(df, m) for m in ["train_accuracy", "test_accuracy", "gap"]}
+               "(train minus test, percentage points); median over seeds, at each study's largest training fraction"
+               " (the whole training split unless a column says otherwise).")
+    metrics = {m: summarise(full_data(df), m) for m in ["train_accuracy", "test_accuracy", "gap"]}
     if metrics["test_accuracy"].empty:
         return placeholder(caption, "tab:accuracy", "This run has no training cells.")
-    keys = ["study", "arch", "setup", "framework", "engine", "config"]
+    keys = ["study", "arch", "setup", "framework", "engine", "config", "train_fraction"]
     table = metrics["test_accuracy"][keys + ["seeds", "train_size"]].copy()
     for metric, name in [("train_accuracy", "Train"), ("test_accuracy", "Test"), ("gap", "Gap")]:
         table = table.merge(metrics[metric][keys + ["value"]].rename(columns={"value": name}), on=keys, how="left")
@@ -209,9 +211,12 @@ def accuracy(df: pd.DataFrame) -> str:
         columns.append("seeds")
     if table["train_size"].nunique() > 1:
         columns.append("train_size")
+    if (table["train_fraction"] < 1).any():
+        table["train_fraction"] = table["train_fraction"].map(lambda f: f"{100 * f:g}%")
+        columns.append("train_fraction")
     studies = table["study"]
     table = blank_repeats(table[columns], ["study", "arch"]).drop(columns="study").rename(
-        columns={"arch": "Architecture", "seeds": "Seeds", "train_size": "Train size"})
+        columns={"arch": "Architecture", "seeds": "Seeds", "train_size": "Train size", "train_fraction": "Fraction"})
     return booktabs(table, caption, "tab:accuracy", "ll" + "r" * (len(columns) - 3), groups=studies)
 
 
@@ -234,7 +239,7 @@ def environment(env: pd.DataFrame) -> str:
         table.loc["started"] = f"{starts[0]} to {starts[-1]}" if starts else "--"
     table = table.loc[~(table == "--").all(axis=1)].reset_index().rename(columns={"index": "Field"})
     align = ragged(0.2) + ragged(0.72 / (len(table.columns) - 1)) * (len(table.columns) - 1)
-    return booktabs(table, caption, "tab:environment", align, size=r"\footnotesize")
+    return booktabs(table, caption, "tab:environment", align, size=r"\scriptsize")  # a whole commit hash fits
 
 
 def failed(df: pd.DataFrame) -> str:

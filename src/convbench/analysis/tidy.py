@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 REQUIRED = ("schema_version", "cell_id", "cell", "status")
 CELL_REQUIRED = ("study", "task", "framework", "engine", "device", "devices", "batch_size", "seed", "arch")
 STATUSES = ("ok", "failed")
 
 LAYER_TASK = "layers"  # layer-wise cells: one convolution and its activation, timed phase by phase
+LEVEL = 0.95  # of every interval over seeds
 
 # Tables list setups in this order: frameworks, then each framework's engines; others follow alphabetically.
 FRAMEWORK_ORDER = ["torch", "tensorflow"]
@@ -163,6 +166,7 @@ def cell_columns(record: dict) -> dict:
         "activation": first.get("activation", "relu"),
         "pieces": first.get("pieces", 1),
         "width": first.get("width"),
+        "maps": ", ".join(str(b["width"] // b.get("pieces", 1)) for b in arch["blocks"]),  # leaving each block
         "in_channels": arch.get("in_channels"),
         "params": counts.get("params"),
         "flops": counts.get("flops_forward"),  # per example; a layer cell's is its convolution's for the whole batch
@@ -172,6 +176,7 @@ def cell_columns(record: dict) -> dict:
         "batch_size": cell["batch_size"],
         "image_size": cell.get("image_size"),
         "seed": cell["seed"],
+        "train_fraction": float(cell.get("train_fraction", 1.0)),  # of the training split; speed cells: 1.0
         "phase_method": (record.get("timings") or {}).get("phase_method"),
         "max_iqr_ratio": (cell.get("settings") or {}).get("max_iqr_ratio"),
         "dataset": dataset.get("name"),
@@ -213,6 +218,11 @@ def measurement_rows(record: dict) -> list[dict]:
             add("first_step", "step", timings["first_step"])
         if (record.get("engine") or {}).get("compile_s") is not None:
             add("compile_time", "step", record["engine"]["compile_s"])
+        memory = record.get("memory") or {}  # null where the framework or device cannot measure it
+        if memory.get("saved_for_backward_bytes") is not None:
+            add("saved_bytes", "backward", memory["saved_for_backward_bytes"])
+        if memory.get("peak_bytes") is not None:
+            add("peak_bytes", "step", memory["peak_bytes"])
         for metric in ("gemm_flops", "memory_bandwidth"):
             if ceilings.get(metric):  # a ceiling is the best repeat (older records: the median)
                 c = ceilings[metric]
@@ -296,7 +306,7 @@ def environment(records: list[dict]) -> pd.DataFrame:
 
 
 # A "setup" is what runs the cell (framework + engine); a "config" is where and how big (devices, batch).
-SUMMARY_KEYS = ["study", "task", "setup", "framework", "engine", "config", "arch"]
+SUMMARY_KEYS = ["study", "task", "setup", "framework", "engine", "config", "arch", "train_fraction"]
 ARCH_ORDER = ["receptive_field", "depth", "pieces", "width", "arch"]
 
 
@@ -315,12 +325,43 @@ def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     if rows.empty:
         return rows.assign(seeds=[])
     first = {c: (c, "first") for c in ["description", "kernel", "depth", "receptive_field", "activation", "pieces",
-                                       "width", "params", "flops", "in_channels", "image_size", "dataset",
+                                       "width", "maps", "params", "flops", "in_channels", "image_size", "dataset",
                                        "train_size", "test_size", "batch_size", "convs", "flops_step", "bytes_step",
                                        "phase_method", "max_iqr_ratio"]}
     out = (rows.groupby(SUMMARY_KEYS + ["phase"], sort=False, dropna=False)
            .agg(value=("value", "median"), iqr=("iqr", "median"), n=("n", "sum"), seeds=("seed", "nunique"),
                 noisy=("noisy", "max"), **first)
            .reset_index())
-    out = out.sort_values(["study", *ARCH_ORDER, "setup", "config"], kind="stable", key=by_setup)
+    out = out.sort_values(["study", *ARCH_ORDER, "setup", "config", "train_fraction"], kind="stable", key=by_setup)
     return out.reset_index(drop=True)
+
+
+def full_data(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows at the largest training fraction of their study and task (the whole training split, unless a study
+    trained on less): summaries over seeds never mix training-set sizes."""
+    largest = df.groupby(["study", "task"])["train_fraction"].transform("max")
+    return df[df["train_fraction"] == largest]
+
+
+def t_interval(values, level: float = LEVEL) -> tuple[float, float, int]:
+    """Mean, half-width of the t interval of the mean (NaN below two values) and the number of values."""
+    x = np.asarray(values, float)
+    n = len(x)
+    if n < 2:
+        return (float(x.mean()) if n else np.nan), np.nan, n
+    return float(x.mean()), float(t_quantile(n, level) * x.std(ddof=1) / np.sqrt(n)), n
+
+
+def t_quantile(n: int, level: float = LEVEL) -> float:
+    """Standard errors on each side of the mean of n values that a two-sided t interval spans."""
+    return float(stats.t.ppf((1 + level) / 2, n - 1))
+
+
+def seed_summary(df: pd.DataFrame, metric: str, level: float = LEVEL) -> pd.DataFrame:
+    """Mean over seeds, the half-width of its t interval (ci) and the number of seeds, per study x setup x config x
+    arch x training fraction x phase, for one metric."""
+    rows = with_config(df[(df["status"] == "ok") & (df["metric"] == metric)])
+    keys = SUMMARY_KEYS + ["phase"]
+    out = [dict(zip(keys, k)) | dict(zip(["mean", "ci", "seeds"], t_interval(g["value"], level)))
+           for k, g in rows.groupby(keys, sort=False, dropna=False)]
+    return pd.DataFrame(out, columns=[*keys, "mean", "ci", "seeds"])
