@@ -117,3 +117,9 @@ def test_cli_rejects_bad_config_and_leaves_records_alone(tmp_path):
     assert "bad.yaml: architectures.k3.blocks.0.kernel" in result.stderr
     assert [p.name for p in records.iterdir()] == ["earlier.json"]
     assert kept.read_text() == '{"status": "ok"}'
+
+
+def test_a_training_fraction_takes_as_many_steps_as_the_whole_split():
+    found = [c for c in config.check(DEFAULT) if c.task == "train" and c.study == "activation" and c.seed == 0]
+    epochs = {c.train_fraction: c.settings["epochs"] for c in found}
+    assert epochs[0.25] == 4 * epochs[1.0] == 4 * DEFAULT["train"]["epochs"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from convbench.spec import ArchSpec, Block, SpecError, conv_sizes
@@ -91,9 +92,12 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
     # a network that learns its size is shrunk after training and timed like a speed cell
     settings["timing"] = {k: config["speed"][k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds",
                                                           "max_iqr_ratio")}
+    # `epochs` counts passes over the whole training split: a fraction f of it gets epochs / f passes,
+    # so that every cell takes the same number of optimizer steps and the gap is not underfitting.
     return [
         Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
-             train_fraction=fraction, settings={**settings, "data": data})
+             train_fraction=fraction, settings={**settings, "epochs": math.ceil(train["epochs"] / fraction),
+                                                "data": data})
         for fraction in study.get("train_fractions", [data["train_fraction"]])
         for seed in train["seeds"]
     ]
