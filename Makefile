@@ -1,6 +1,7 @@
 # Two commands on a fresh Debian/Ubuntu machine:
 #   make paper   set up everything, run the default pipeline, write results/default/paper.pdf
 #   make test    set up everything, run the test suite
+#   make report  after make paper: Snakemake's HTML report of the run, results/<run>/report.html
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
@@ -11,14 +12,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended \
 	texlive-science poppler-utils
 
-.PHONY: paper test lint system clean
+RUN = $(shell sed -n 's/^run: *\([^ #]*\).*/\1/p' config/config.yaml)
+
+.PHONY: paper test report lint system clean
 
 paper: $(VENV)/.installed system
 	snakemake --cores $(CORES)
-	@echo "The paper: results/$$(sed -n 's/^run: *\([^ #]*\).*/\1/p' config/config.yaml)/paper.pdf"
+	@echo "The paper: results/$(RUN)/paper.pdf"
 
 test: $(VENV)/.installed system
 	python -m pytest
+
+report: $(VENV)/.installed
+	snakemake --report results/$(RUN)/report.html
 
 lint: $(VENV)/.installed
 	snakemake --lint

@@ -1,0 +1,101 @@
+"""`snakemake --report` on a finished tiny run: the figures, tables, records and paper, with captions from
+workflow/report/, a category per study and a label column per cell parameter."""
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from convbench.analysis.figures import FIGURES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A tiny run (PyTorch only, two studies) in a copy of the workflow, then its report: (run dir, data)."""
+    work = tmp_path_factory.mktemp("report")
+    for name in ("Snakefile", "workflow", "paper", "profiles", "envs"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, work / name)
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config.update(run="tiny", frameworks=["torch"], engines={"torch": ["eager"]},
+                  architectures={k: config["architectures"][k] for k in ("k3", "k5", "maxout2-eqparams")},
+                  studies={"kernel": {"architectures": ["k3", "k5"], "tasks": ["train", "speed"]},
+                           "activation": {"architectures": ["maxout2-eqparams"], "tasks": ["speed"]}})
+    config.pop("scaling", None)  # several devices: minutes more, and the same record wrapper as measure's
+    config["train"].update(epochs=1, seeds=[0])
+    config["speed"].update(batch_size=16, warmup=1, min_repeats=3, max_repeats=3)
+    (work / "config").mkdir()
+    (work / "config/config.yaml").write_text(yaml.safe_dump(config))
+    for args in (["--cores", "2"], ["--report", "results/tiny/report.html"]):
+        result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=work, capture_output=True, text=True,
+                                timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work / "results" / "tiny", report_data((work / "results/tiny/report.html").read_text())
+
+
+def report_data(html: str) -> dict:
+    """The report's own data, the JavaScript objects `categories` and `results` (both JSON)."""
+    data = {}
+    for name in ("categories", "results"):
+        start = re.search(rf"\bvar {name} = (?=\{{)", html)
+        assert start, f"no `var {name} = {{...}}` in the report"
+        data[name], _ = json.JSONDecoder().raw_decode(html, start.end())
+    return data
+
+
+def file_bytes(entry: dict) -> bytes:
+    return base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+
+
+@pytest.mark.slow
+def test_the_report_holds_every_figure_with_its_own_caption(report):
+    run, data = report
+    figures = sorted((run / "generated/figures").glob("*.pdf"))
+    assert {f.stem for f in figures} == set(FIGURES)
+    for figure in figures:
+        entry = data["results"][f"results/tiny/generated/figures/{figure.name}"]
+        assert file_bytes(entry) == figure.read_bytes()  # the figure itself, not a link to it
+        assert entry["mime_type"] == "application/pdf"
+        assert entry["labels"] == {"figure": figure.stem}
+        # workflow/report/generated.rst has a caption of its own for every figure convbench draws.
+        assert entry["caption"].strip() and "drawn from this run's tidy table" not in entry["caption"], figure.stem
+
+
+@pytest.mark.slow
+def test_the_report_has_a_category_per_study(report):
+    run, data = report
+    categories = data["categories"]
+    kernel, activation = categories["kernel"], categories["activation"]
+    assert kernel["Figures"] == ["results/tiny/generated/figures/backward_vs_receptive_field.pdf"]
+    assert len(kernel["train records"]) == 2 and len(kernel["speed records"]) == 2  # k3, k5
+    assert [Path(p).name for p in activation["speed records"]] == [
+        "activation_maxout2-eqparams_torch-eager_cpu1-none_b16_s0_speed.json"]
+    assert {Path(p).stem for p in activation["Figures"]} == {"activation_accuracy", "activation_gap", "activation_time"}
+    tables = {Path(p).stem for p in categories["All studies"]["Tables"]}
+    assert tables == {p.stem for p in (run / "generated/tables").glob("*.tex")}
+    assert "speed" in tables and "accuracy" in tables
+    assert categories["Paper"]["Other"] == ["results/tiny/paper.pdf"]
+    assert file_bytes(data["results"]["results/tiny/paper.pdf"]) == (run / "paper.pdf").read_bytes()
+
+
+@pytest.mark.slow
+def test_every_cell_record_is_in_the_report_with_its_parameters_as_labels(report):
+    run, data = report
+    records = sorted(run.glob("records/*/*/*.json"))
+    assert len(records) > 5
+    for path in records:
+        record = json.loads(path.read_text())
+        entry = data["results"][str(path.relative_to(run.parents[1]))]
+        cell = record["cell"]
+        assert entry["labels"] == {
+            "architecture": cell["arch"]["name"], "framework": "torch", "engine": "eager",
+            "devices": "1 cpu, none", "batch": cell["batch_size"], "seed": 0, "status": "ok"}
+        assert record["cell_id"] in entry["caption"]
+        assert json.loads(file_bytes(entry)) == record
