@@ -22,6 +22,7 @@ RUN = config["run"]
 include: "workflow/rules/common.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/scaling.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/paper.smk"
 

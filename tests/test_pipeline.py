@@ -24,7 +24,7 @@ def test_dry_run_of_the_default_config_plans_every_stage():
     stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]  # the table "job  count"
     rows = [line.split() for line in stats.splitlines()]
     jobs = {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
-    assert jobs == {"all": 1, "measure": 4, "train": 2, "analyse": 1, "paper": 1, "total": 9}
+    assert jobs == {"all": 1, "measure": 4, "scaling": 4, "train": 2, "analyse": 1, "paper": 1, "total": 13}
 
 
 def test_lint_reports_nothing():
@@ -55,6 +55,8 @@ def tiny_run(tmp_path_factory):
                            "activation": {"architectures": ["maxout2-eqparams"], "tasks": ["speed"]}})
     config["train"].update(epochs=1, seeds=[0])
     config["speed"].update(batch_size=16, warmup=1, min_repeats=3, max_repeats=3)
+    config["scaling"].update(frameworks=["torch"], architectures=["k3"], devices=[1, 2], parallelism=["data"],
+                             scaling=["strong"], batch_size=16, straggler_ms=[])
     (work / "config").mkdir()
     (work / "config/config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake("--cores", "2", cwd=work)
@@ -68,8 +70,12 @@ def records(run_dir):
 
 @pytest.mark.slow
 def test_tiny_run_writes_one_ok_record_per_cell(tiny_run):
+    from convbench.config import load
+
+    _, cells = load(tiny_run.parents[1] / "config" / "config.yaml")
     found = records(tiny_run)
-    assert len(found) == 2 * (2 + 3)  # frameworks x (train cells + speed cells)
+    assert sorted(r["cell_id"] for r in found) == sorted(c.id for c in cells)
+    assert {r["cell"]["task"] for r in found} == {"train", "speed", "layers", "scaling"}
     assert {r["status"] for r in found} == {"ok"}
     assert (tiny_run / "generated" / "tidy.csv").stat().st_size > 0
 

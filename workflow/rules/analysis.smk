@@ -3,7 +3,14 @@ rule analyse:
     input:
         record_dirs,
     output:
-        directory("results/{run}/generated"),
+        report(
+            directory("results/{run}/generated"),
+            patterns=["figures/{figure}.pdf", "tables/{table}.tex"],
+            caption="../report/generated.rst",
+            category=generated_category,
+            subcategory=generated_subcategory,
+            labels=generated_labels,
+        ),
     params:
         command=REPRODUCE,
     log:

@@ -2,9 +2,16 @@
 # A measuring job takes every core the scheduler has, so that nothing else runs beside it.
 rule measure:
     output:
-        directory("results/{run}/records/{task}/{framework}"),
+        report(
+            directory("results/{run}/records/{task}/{framework}"),
+            patterns=["{cell}.json"],
+            caption="../report/record.rst",
+            category=record_category,
+            subcategory="{task} records",
+            labels=record_labels,
+        ),
     params:
-        cells=lambda wildcards: cells_json(wildcards.task, wildcards.framework),
+        cells=lambda wildcards: cells_json(f"{wildcards.task}/{wildcards.framework}"),
     log:
         "results/{run}/logs/{task}/{framework}.log",
     benchmark:
@@ -13,6 +20,8 @@ rule measure:
     resources:
         mem_mb=4000,
         runtime=90,
+        cpus_per_task=lambda wildcards: cpus(f"{wildcards.task}/{wildcards.framework}"),  # Slurm's; threads: local
+        gpu=lambda wildcards: gpus(f"{wildcards.task}/{wildcards.framework}"),
     conda:
         "../../envs/convbench.yaml"
     shell:

@@ -2,7 +2,14 @@
 # torchrun (gloo on the CPU, nccl on GPUs); TensorFlow one process over logical devices or GPUs.
 rule scaling:
     output:
-        directory("results/{run}/records/scaling/{framework}{devices}"),
+        report(
+            directory("results/{run}/records/scaling/{framework}{devices}"),
+            patterns=["{cell}.json"],
+            caption="../report/record.rst",
+            category=record_category,
+            subcategory="scaling records",
+            labels=record_labels,
+        ),
     params:
         cells=lambda wildcards: cells_json(f"scaling/{wildcards.framework}{wildcards.devices}"),
     log:
@@ -13,6 +20,8 @@ rule scaling:
     resources:
         mem_mb=8000,
         runtime=60,
+        cpus_per_task=lambda wildcards: cpus(f"scaling/{wildcards.framework}{wildcards.devices}"),
+        gpu=lambda wildcards: gpus(f"scaling/{wildcards.framework}{wildcards.devices}"),
     conda:
         "../../envs/convbench.yaml"
     shell:

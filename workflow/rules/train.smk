@@ -1,9 +1,16 @@
 # Train cells: accuracy on the configured data set, loss and accuracy on both splits per epoch.
 rule train:
     output:
-        directory("results/{run}/records/train/{framework}"),
+        report(
+            directory("results/{run}/records/train/{framework}"),
+            patterns=["{cell}.json"],
+            caption="../report/record.rst",
+            category=record_category,
+            subcategory="train records",
+            labels=record_labels,
+        ),
     params:
-        cells=lambda wildcards: cells_json("train", wildcards.framework),
+        cells=lambda wildcards: cells_json(f"train/{wildcards.framework}"),
     log:
         "results/{run}/logs/train/{framework}.log",
     benchmark:
@@ -12,6 +19,8 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=120,
+        cpus_per_task=lambda wildcards: cpus(f"train/{wildcards.framework}"),
+        gpu=lambda wildcards: gpus(f"train/{wildcards.framework}"),
     conda:
         "../../envs/convbench.yaml"
     shell:
