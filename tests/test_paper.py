@@ -99,11 +99,14 @@ def test_every_key_the_paper_quotes_exists_with_or_without_the_new_studies(tmp_p
     keys = set()
     for path in [PAPER / "main.tex", *sorted((PAPER / "sections").glob("*.tex"))]:
         keys |= set(re.findall(r"\\cb\{([^}]+)\}", re.sub(r"(?m)%.*$", "", path.read_text())))
-    old = tidy.load_records(fixtures.write_run(tmp_path / "old"))
-    new = [*old, *engine_fixtures.engine_records()]
+    old = fixtures.write_run(tmp_path / "old")
+    new = fixtures.write_run(tmp_path / "new")
+    engine_fixtures.write_engines(new)
     for records in (old, new):
-        values = macros.macros(tidy.tidy(records), tidy.environment(records), samples=tidy.samples(records))
-        assert keys <= set(values), sorted(keys - set(values))
+        analyse(records, records.parent / f"{records.name}-generated", reference_root=tmp_path / "no-reference")
+        written = (records.parent / f"{records.name}-generated" / "macros.tex").read_text()
+        values = set(re.findall(r"\\cbset\{([^}]+)\}", written))
+        assert keys <= values, sorted(keys - values)
 
 
 def test_undefined_result_key_stops_the_build(tmp_path, built):

@@ -1,7 +1,9 @@
 # All records -> tidy table (CSV), seaborn figures, booktabs tables and the macros the text quotes.
 rule analyse:
     input:
-        record_dirs,
+        records=record_dirs,
+        # committed reference runs on GPUs, rendered in their own section when present
+        reference=sorted(map(str, Path("results/reference").glob("*/records/**/*.json"))),
     output:
         report(
             directory("results/{run}/generated"),
@@ -22,4 +24,4 @@ rule analyse:
     conda:
         "../../envs/convbench.yaml"
     shell:
-        "python -m convbench analyse --records {input} --out {output} --command {params.command:q} > {log} 2>&1"
+        "python -m convbench analyse --records {input.records} --out {output} --command {params.command:q} > {log} 2>&1"

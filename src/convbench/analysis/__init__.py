@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convbench.analysis import activation, claim, engines, figures, layers, macros, tables, tidy
+from convbench.analysis import activation, claim, engines, figures, layers, learned, macros, reference, tables, tidy
 from convbench.analysis.latex import LatexError, build_pdf
 
 __all__ = ["analyse", "build_pdf", "LatexError", "activation", "claim", "engines", "figures", "layers", "macros",
-           "tables", "tidy"]
+           "learned", "reference", "tables", "tidy"]
 
 
-def analyse(records_dir, out_dir, command: str | None = None) -> Path:
+def analyse(records_dir, out_dir, command: str | None = None, reference_root="results/reference") -> Path:
     """Write tidy.csv, samples.csv, environment.csv, figures/*.pdf, tables/*.tex and macros.tex into out_dir.
 
     command: how the run was started, quoted in the paper; defaults to a 'command' the records' environment holds.
@@ -29,5 +29,9 @@ def analyse(records_dir, out_dir, command: str | None = None) -> Path:
     tables.write_tables(df, env, out / "tables", studies)
     if command is None and "command" in env:
         command = "; ".join(sorted({str(c) for c in env["command"].dropna()})) or None
-    macros.write_macros(macros.macros(df, env, command, samples), out / "macros.tex")
+    values = macros.macros(df, env, command, samples)
+    # the later studies read the records themselves and write their own figures and tables
+    values.update(learned.analyse_learned(records, out))
+    values.update(reference.analyse_reference(Path(reference_root), out))
+    macros.write_macros(values, out / "macros.tex")
     return out
