@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convbench.analysis import activation, claim, engines, figures, layers, learned, macros, reference, tables, tidy
+from convbench.analysis import (activation, claim, engines, figures, layers, learned, macros, reference, scaling,
+                                tables, tidy)
 from convbench.analysis.latex import LatexError, build_pdf
 
 __all__ = ["analyse", "build_pdf", "LatexError", "activation", "claim", "engines", "figures", "layers", "macros",
-           "learned", "reference", "tables", "tidy"]
+           "learned", "reference", "scaling", "tables", "tidy"]
 
 
 def analyse(records_dir, out_dir, command: str | None = None, reference_root="results/reference") -> Path:
@@ -32,6 +33,7 @@ def analyse(records_dir, out_dir, command: str | None = None, reference_root="re
     values = macros.macros(df, env, command, samples)
     # the later studies read the records themselves and write their own figures and tables
     values.update(learned.analyse_learned(records, out))
+    values.update(scaling.analyse_scaling(records, out))
     values.update(reference.analyse_reference(Path(reference_root), out))
     macros.write_macros(values, out / "macros.tex")
     return out
