@@ -278,3 +278,17 @@ def test_analysis_imports_no_framework():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "[]"
+
+
+def test_environment_table_takes_list_valued_fields():
+    """Records of several devices hold per-rank lists in their environment; the table lists them, not crashes."""
+    import pandas as pd
+
+    from convbench.analysis.tables import environment
+
+    env = pd.DataFrame([{"cell_id": "a", "framework": "torch", "engine": "eager", "status": "ok",
+                         "ranks.threads": [1, 1], "python": "3.11.7"},
+                        {"cell_id": "b", "framework": "torch", "engine": "eager", "status": "ok",
+                         "ranks.threads": [], "python": "3.11.7"}])
+    table = environment(env)
+    assert "[1, 1]" in table and "3.11.7" in table

@@ -220,6 +220,13 @@ def accuracy(df: pd.DataFrame) -> str:
     return booktabs(table, caption, "tab:accuracy", "ll" + "r" * (len(columns) - 3), groups=studies)
 
 
+def recorded(value) -> bool:
+    """A value some record holds: not missing, not empty (lists, such as per-rank figures, count too)."""
+    if isinstance(value, (list, tuple, dict)):
+        return len(value) > 0
+    return pd.notna(value) and str(value) != ""
+
+
 def environment(env: pd.DataFrame) -> str:
     """One column per framework; a row per environment field (whatever the records hold), distinct values joined."""
     caption = "Environment of the cells, per framework, as recorded by each cell."
@@ -232,7 +239,7 @@ def environment(env: pd.DataFrame) -> str:
     table = {}
     for framework, rows in env.groupby("framework", sort=True):
         table[framework_name(framework)] = {
-            f: "; ".join(sorted({str(v) for v in rows[f] if pd.notna(v) and str(v) != ""})) for f in fields}
+            f: "; ".join(sorted({str(v) for v in rows[f] if recorded(v)})) for f in fields}
     table = pd.DataFrame(table).replace("", "--")
     if "started" in table.index:  # the run's time span, not every cell's start
         starts = sorted(str(v) for v in env["started"].dropna())
