@@ -42,6 +42,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from convbench.analysis.claim import LEVEL, RESAMPLES, SEED, bootstrap_ratio  # noqa: E402
+from convbench.analysis.figures import placeholder as figure_placeholder  # noqa: E402
 from convbench.analysis.tables import (blank_repeats, booktabs, escape, placeholder, ragged, ratio,  # noqa: E402
                                        sig3, thousands, tt, words)
 from convbench.analysis.tidy import last_line, setup_label, setup_rank  # noqa: E402
@@ -56,7 +58,6 @@ MODE_ORDER = ["strong", "weak"]
 PHASES = ["forward", "backward", "optimizer"]
 KERNELS = (1, 3, 5, 7, 9)  # odd: 'same' padding (convbench.spec)
 BATCHES = (8, 16, 32, 64, 128, 256, 512)
-RESAMPLES, SEED, LEVEL = 2000, 0, 0.95
 STRAGGLER_WHOLE = 0.8  # a step that grew by this fraction of the delay or more "waited" for the late device
 NONE = "No scaling cells ran in this run."
 X = r"$\times$"  # for f-strings, whose expressions cannot hold a backslash (Python 3.11)
@@ -204,16 +205,6 @@ def quartile_ratio(a, ia, b, ib):
     return lo, hi
 
 
-def bootstrap_ratio(a, b, resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL):
-    """median(a) / median(b) and its percentile bootstrap interval, both samples resampled with replacement."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    rng = np.random.default_rng(seed)
-    ratios = (np.median(rng.choice(a, (resamples, len(a))), axis=1)
-              / np.median(rng.choice(b, (resamples, len(b))), axis=1))
-    lo, hi = np.percentile(ratios, [50 * (1 - level), 50 * (1 + level)])
-    return float(np.median(a) / np.median(b)), float(lo), float(hi)
-
-
 def _ratio_of(a: pd.Series, b: pd.Series, column: str) -> tuple[float, float, float]:
     """Bootstrap over raw samples where both cells kept them, else the quartile-based range."""
     sa, sb = a.get(f"{column}_samples"), b.get(f"{column}_samples")
@@ -285,15 +276,6 @@ def config_label(row) -> str:
 
 
 # --- figures --------------------------------------------------------------------------------------
-
-def figure_placeholder(path: Path, text: str) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 1.2))
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
 
 def _timed(df: pd.DataFrame) -> pd.DataFrame:
     """Cells that ran, without a straggler."""
