@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from convbench.analysis.figures import FIGURES
+from convbench.analysis import FIGURES
 
 ROOT = Path(__file__).resolve().parents[1]
 

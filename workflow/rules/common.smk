@@ -49,7 +49,9 @@ def cpus(group):
 # parameter, and the figures about it alone); what spans studies goes under "All studies".
 ALL_STUDIES = "All studies"
 FIGURE_STUDY = {"backward_vs_receptive_field": "kernel", "engine_phases": "engines", "layers": "layers",
-                "activation_accuracy": "activation", "activation_gap": "activation", "activation_time": "activation"}
+                "activation_accuracy": "activation", "activation_gap": "activation", "activation_time": "activation",
+                "learned_pareto": "learned", "learned_radius": "learned", "learned_maps": "learned",
+                "scaling_speedup": "scaling", "scaling_phases": "scaling", "scaling_bytes": "scaling"}
 
 
 def generated_category(wildcards):

@@ -11,6 +11,10 @@ __all__ = ["analyse", "build_pdf", "LatexError", "activation", "claim", "engines
            "learned", "reference", "scaling", "tables", "tidy"]
 
 
+# Every figure a run writes, by name (analysis/figures.py's, and those of the studies that draw their own).
+FIGURES = (*figures.FIGURES, *learned.FIGURES, *scaling.FIGURES)
+
+
 def analyse(records_dir, out_dir, command: str | None = None, reference_root="results/reference") -> Path:
     """Write tidy.csv, samples.csv, environment.csv, figures/*.pdf, tables/*.tex and macros.tex into out_dir.
 

@@ -54,6 +54,7 @@ STATE = re.compile(r"blocks\.(\d+)\.(radius|open_maps)$")
 RAMP = inspect.signature(method.ramp_mask).parameters["ramp"].default
 THRESHOLD = inspect.signature(method.shrink).parameters["threshold"].default
 
+FIGURES = ("learned_pareto", "learned_radius", "learned_maps")
 FIXED = ["kernelsweep/scope", "kernelsweep/interval", "kernelsweep/matching-sentence", "kernelsweep/best-sentence",
          "kernelsweep/pareto-sentence", "kernelsweep/failed-sentence",
          "learned/ramp", "learned/threshold", "learned/beta", "learned/gamma", "learned/zeta",
