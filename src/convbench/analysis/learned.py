@@ -45,6 +45,7 @@ from convbench.analysis.figures import plt  # pyplot on the Agg backend, with th
 from convbench.analysis.tables import (booktabs, escape, ms, percent, placeholder, ratio, sig3, thousands, tt,
                                        words)
 from convbench.analysis.tidy import LEVEL, describe, last_line, setup_label, setup_rank
+from convbench.analysis.tidy import t_interval as tidy_t_interval
 
 SWEEP, LEARNED = "kernel", "learned"
 CI = f"{LEVEL * 100:.0f}\\,\\% CI"
@@ -68,12 +69,8 @@ FIXED = ["kernelsweep/scope", "kernelsweep/interval", "kernelsweep/matching-sent
 # ---- numbers ---------------------------------------------------------------------------------------
 
 def t_interval(values, level: float = LEVEL) -> tuple[float, float, int]:
-    """Mean, half-width of the two-sided t interval of the mean (n - 1 degrees of freedom; NaN below two values), n."""
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], float)
-    n = len(x)
-    if n < 2:
-        return (float(x[0]) if n else math.nan), math.nan, n
-    return float(x.mean()), float(stats.t.ppf((1 + level) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)), n
+    """tidy.t_interval over the values a run produced (a missing or diverged value is left out)."""
+    return tidy_t_interval([v for v in values if v is not None and np.isfinite(v)], level)
 
 
 def pareto_front(params, accuracy) -> np.ndarray:

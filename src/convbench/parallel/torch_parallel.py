@@ -232,14 +232,12 @@ def local_batch(parallelism: str, x, y, rank: int, world: int):
     return x[rank * share:(rank + 1) * share], y[rank * share:(rank + 1) * share]
 
 
-class ParallelTrainer:
-    """One rank's part of a network, its SGD optimizer and loss; the phases of a training step.
+class ParallelTrainer(torch_backend.Trainer):
+    """One rank's part of a network, its SGD optimizer and loss; the phases of a training step
+    (optimizer step, phases and whole step as torch_backend.Trainer's).
 
     parallelism "data": DDP (communicate=False: the same local model without DDP, on the same share);
     "tensor": TensorParallelConvNet; "none": the plain network. Inputs are the rank's own rows."""
-
-    framework = "torch"
-    phase_method = "direct"
 
     def __init__(self, spec: ArchSpec, weights, parallelism: str, lr: float, momentum: float,
                  device: torch.device, dtype: torch.dtype = torch.float32, communicate: bool = True):
@@ -263,9 +261,6 @@ class ParallelTrainer:
         self.delay_s = 0.0  # a straggler sleeps this long at the start of every forward
         self._loss = None
 
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
     def forward(self, x, y):
         if self.delay_s:
             time.sleep(self.delay_s)
@@ -273,18 +268,6 @@ class ParallelTrainer:
 
     def backward(self):
         (self._loss * self.loss_scale).backward()
-
-    def optimizer_step(self):
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def phases(self, x, y) -> dict:
-        return {"forward": lambda: self.forward(x, y), "backward": self.backward, "optimizer": self.optimizer_step}
-
-    def step(self, x, y) -> None:
-        self.forward(x, y)
-        self.backward()
-        self.optimizer_step()
 
     def gradients(self, x, y) -> dict[str, np.ndarray]:
         """Loss gradients of every weight in full neutral layout, the same on every rank (collective)."""
