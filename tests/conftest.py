@@ -27,3 +27,26 @@ def make_spec(*blocks, in_channels=3, num_classes=10, name="test") -> ArchSpec:
 def batch(n=4, channels=3, size=12, classes=10, seed=1):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, channels, size, size)).astype(np.float32), rng.integers(0, classes, n)
+
+
+def tiny_pipeline(work, **changes):
+    """A copy of the workflow in `work` with a tiny config (two kernel sizes, a maxout speed cell, one epoch,
+    three repeats), `changes` applied on top; returns the config. Snakemake runs there like in the repo."""
+    import shutil
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("Snakefile", "workflow", "paper", "profiles", "envs"):
+        (shutil.copytree if (root / name).is_dir() else shutil.copy)(root / name, work / name)
+    config = yaml.safe_load((root / "config/config.yaml").read_text())
+    config.update(run="tiny", architectures={k: config["architectures"][k] for k in ("k3", "k5", "maxout2-eqparams")},
+                  studies={"kernel": {"architectures": ["k3", "k5"], "tasks": ["train", "speed"]},
+                           "activation": {"architectures": ["maxout2-eqparams"], "tasks": ["speed"]}})
+    config["train"].update(epochs=1, seeds=[0])
+    config["speed"].update(batch_size=16, warmup=1, min_repeats=3, max_repeats=3)
+    config.update(changes)
+    (work / "config").mkdir()
+    (work / "config/config.yaml").write_text(yaml.safe_dump(config))
+    return config

@@ -1,12 +1,12 @@
 """The real pipeline: Snakemake's dry run and lint on the default config, and a tiny real run to the PDF."""
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_pipeline
 
 from convbench.analysis.tables import ms
 
@@ -46,19 +46,10 @@ def test_a_bad_config_stops_the_pipeline_before_any_job(tmp_path):
 def tiny_run(tmp_path_factory):
     """The whole pipeline on a tiny config in a copy of the workflow; returns its results directory."""
     work = tmp_path_factory.mktemp("pipeline")
-    for name in ("Snakefile", "workflow", "paper", "profiles", "envs"):
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
-        copy(ROOT / name, work / name)
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    config.update(run="tiny", architectures={k: config["architectures"][k] for k in ("k3", "k5", "maxout2-eqparams")},
-                  studies={"kernel": {"architectures": ["k3", "k5"], "tasks": ["train", "speed"]},
-                           "activation": {"architectures": ["maxout2-eqparams"], "tasks": ["speed"]}})
-    config["train"].update(epochs=1, seeds=[0])
-    config["speed"].update(batch_size=16, warmup=1, min_repeats=3, max_repeats=3)
-    config["scaling"].update(frameworks=["torch"], architectures=["k3"], devices=[1, 2], parallelism=["data"],
-                             scaling=["strong"], batch_size=16, straggler_ms=[])
-    (work / "config").mkdir()
-    (work / "config/config.yaml").write_text(yaml.safe_dump(config))
+    scaling = yaml.safe_load((ROOT / "config/config.yaml").read_text())["scaling"]
+    scaling.update(frameworks=["torch"], architectures=["k3"], devices=[1, 2], parallelism=["data"],
+                   scaling=["strong"], batch_size=16, straggler_ms=[])
+    tiny_pipeline(work, scaling=scaling)
     result = snakemake("--cores", "2", cwd=work)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return work / "results" / "tiny"

@@ -3,35 +3,25 @@ workflow/report/, a category per study and a label column per cell parameter."""
 import base64
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_pipeline
 
 from convbench.analysis import FIGURES
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """A tiny run (PyTorch only, two studies) in a copy of the workflow, then its report: (run dir, data)."""
     work = tmp_path_factory.mktemp("report")
-    for name in ("Snakefile", "workflow", "paper", "profiles", "envs"):
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
-        copy(ROOT / name, work / name)
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    config.update(run="tiny", frameworks=["torch"], engines={"torch": ["eager"]},
-                  architectures={k: config["architectures"][k] for k in ("k3", "k5", "maxout2-eqparams")},
-                  studies={"kernel": {"architectures": ["k3", "k5"], "tasks": ["train", "speed"]},
-                           "activation": {"architectures": ["maxout2-eqparams"], "tasks": ["speed"]}})
-    config.pop("scaling", None)  # several devices: minutes more, and the same record wrapper as measure's
-    config["train"].update(epochs=1, seeds=[0])
-    config["speed"].update(batch_size=16, warmup=1, min_repeats=3, max_repeats=3)
-    (work / "config").mkdir()
+    # several devices left out: minutes more, and the same record wrapper as measure's
+    config = tiny_pipeline(work, frameworks=["torch"], engines={"torch": ["eager"]})
+    config.pop("scaling")
     (work / "config/config.yaml").write_text(yaml.safe_dump(config))
     for args in (["--cores", "2"], ["--report", "results/tiny/report.html"]):
         result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=work, capture_output=True, text=True,
