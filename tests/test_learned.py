@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from convbench import learned
+from convbench import learned, spec
 from convbench.spec import SpecError
 
 
@@ -450,13 +450,13 @@ WHERE = "architectures.learned.blocks[0]"
 ])
 def test_mask_settings_errors_name_the_field(settings, field, message):
     with pytest.raises(SpecError, match=f"^{re.escape(WHERE)}\\.{field}: .*{message}"):
-        learned.validate_mask(WHERE, **settings)
+        spec.validate_mask(WHERE, **settings)
 
 
 def test_valid_mask_settings_pass():
-    learned.validate_mask(WHERE, max_kernel=7, init_radius=3.0)  # ramp 1: the whole 7 x 7 at the start
-    learned.validate_mask(WHERE, max_kernel=1, init_radius=0.0)
-    learned.validate_mask(WHERE, max_kernel=9, init_radius=2.5, ramp=2.0, threshold=0.5, radius_penalty=0.01)
+    spec.validate_mask(WHERE, max_kernel=7, init_radius=3.0)  # ramp 1: the whole 7 x 7 at the start
+    spec.validate_mask(WHERE, max_kernel=1, init_radius=0.0)
+    spec.validate_mask(WHERE, max_kernel=9, init_radius=2.5, ramp=2.0, threshold=0.5, radius_penalty=0.01)
 
 
 @pytest.mark.parametrize("settings, field", [
@@ -466,8 +466,8 @@ def test_valid_mask_settings_pass():
 ])
 def test_gate_settings_errors_name_the_field(settings, field):
     with pytest.raises(ValueError, match=f"blocks.0..{field}: "):
-        learned.validate_gate(WHERE, **settings)
-    learned.validate_gate(WHERE, init_log_alpha=2.0, l0_penalty=1e-3)
+        spec.validate_gate(WHERE, **settings)
+    spec.validate_gate(WHERE, init_log_alpha=2.0, l0_penalty=1e-3)
 
 
 def test_layers_validate_their_settings(pt, tfl):

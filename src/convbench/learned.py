@@ -21,9 +21,9 @@ into the convolution's weights and bias (all pieces of a maxout map share their 
 """
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
-from convbench.spec import SpecError
+import numpy as np
 
 # Hard-concrete constants (Louizos et al. 2018, section 4 and appendix).
 BETA = 2.0 / 3.0  # temperature of the concrete distribution
@@ -143,51 +143,6 @@ def prune(weight: np.ndarray, bias: np.ndarray, gate: np.ndarray, next_weight: n
     return (weight[rows] * scale[:, None, None, None], bias[rows] * scale, next_weight[:, kept], kept)
 
 
-# ---- settings ------------------------------------------------------------------------------------
-
-def _need(ok: bool, where: str, field: str, rule: str, got) -> None:
-    if not ok:
-        raise SpecError(f"{where}.{field}: {rule} (got {got!r})")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-
-
-def validate_mask(where: str, max_kernel, init_radius, ramp=1.0, threshold=0.0, radius_penalty=0.0) -> None:
-    """Settings of a masked convolution; raises SpecError (a ValueError) naming the field, e.g.
-    "architectures.k7.blocks[0].max_kernel: must be odd ... (got 6)".
-
-    The initial mask must fit the kernel: its support is r < init_radius + ramp, and the K x K grid holds
-    r <= (K-1)/2, so init_radius + ramp <= (K+1)/2 (with ramp 1: init_radius <= (K-1)/2). During training
-    the radius may grow past that; the mask then saturates at 1 on the whole grid (no loss gradient
-    reaches the radius, only the penalty, which pulls it back).
-    """
-    _need(isinstance(max_kernel, int) and not isinstance(max_kernel, bool), where, "max_kernel",
-          "must be an integer", max_kernel)
-    _need(max_kernel >= 1, where, "max_kernel", "must be >= 1", max_kernel)
-    _need(max_kernel % 2 == 1, where, "max_kernel", "must be odd so that the mask's centre is a tap "
-          "and 'same' padding is symmetric", max_kernel)
-    _need(_is_number(ramp) and ramp > 0, where, "ramp", "must be a number > 0", ramp)
-    _need(_is_number(init_radius) and init_radius >= 0, where, "init_radius", "must be a number >= 0", init_radius)
-    _need(init_radius + ramp <= (max_kernel + 1) / 2, where, "init_radius",
-          f"must be <= (max_kernel + 1) / 2 - ramp = {(max_kernel + 1) / 2 - ramp:g} so that the initial "
-          f"mask fits a {max_kernel}x{max_kernel} kernel", init_radius)
-    _need(_is_number(threshold) and 0 <= threshold < 1, where, "threshold",
-          "must be in [0, 1) (0 keeps every nonzero tap: an exact crop)", threshold)
-    _need(_is_number(radius_penalty) and radius_penalty >= 0, where, "radius_penalty",
-          "must be a number >= 0", radius_penalty)
-
-
-def validate_gate(where: str, init_log_alpha, l0_penalty=0.0) -> None:
-    """Settings of L0 gates; raises SpecError naming the field. init_log_alpha must leave the gates
-    open at the start (test-time gate > 0, i.e. init_log_alpha > log(1/11) ~ -2.40)."""
-    _need(_is_number(init_log_alpha), where, "init_log_alpha", "must be a finite number", init_log_alpha)
-    _need(test_gate(init_log_alpha) > 0, where, "init_log_alpha",
-          "must be > log(-gamma / zeta) = -2.398, or every gate starts closed", init_log_alpha)
-    _need(_is_number(l0_penalty) and l0_penalty >= 0, where, "l0_penalty", "must be a number >= 0", l0_penalty)
-
-
 # ---- a trained network, shrunk to a plain spec -------------------------------------------------------
 
 def shrink(spec, weights: dict[str, np.ndarray], threshold: float = 0.0):
@@ -196,10 +151,6 @@ def shrink(spec, weights: dict[str, np.ndarray], threshold: float = 0.0):
 
     Learned blocks have depth 1 (the spec enforces it), so block i holds the one conv blocks.i.convs.0.
     """
-    import dataclasses
-
-    from convbench.spec import ArchSpec, SpecError
-
     weights = {k: np.array(v) for k, v in weights.items()}
     blocks, kept = [], []
     for i, block in enumerate(spec.blocks):
@@ -218,10 +169,10 @@ def shrink(spec, weights: dict[str, np.ndarray], threshold: float = 0.0):
             after = f"blocks.{i + 1}.convs.0.weight" if i + 1 < len(spec.blocks) else "head.weight"
             weight, bias, weights[after], maps = prune(weight, bias, gate, weights[after], block.pieces)
             if len(maps) == 0:
-                raise SpecError(f"architectures.{spec.name}.blocks[{i}]: every gate closed; nothing is left to keep")
+                raise ValueError(f"architectures.{spec.name}.blocks[{i}]: every gate closed; nothing is left to keep")
             width = len(maps) * block.pieces
         weights[f"{conv}.weight"], weights[f"{conv}.bias"] = weight, bias
         blocks.append(dataclasses.replace(block, width=width, kernel=weight.shape[-1], init_radius=None, gates=False,
                                           radius_penalty=0.0, l0_penalty=0.0))
         kept.append((weight.shape[-1], width // block.pieces))
-    return ArchSpec(f"{spec.name}-shrunk", tuple(blocks), spec.in_channels, spec.num_classes), weights, kept
+    return dataclasses.replace(spec, name=f"{spec.name}-shrunk", blocks=tuple(blocks)), weights, kept

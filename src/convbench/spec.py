@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from convbench.learned import test_gate
+
 ACTIVATIONS = ("relu", "maxout")
 
 
@@ -67,16 +69,59 @@ class Block:
         if self.activation == "relu":
             need(self.pieces == 1, "pieces", "must be 1 for relu", self.pieces)
         need(self.width % self.pieces == 0, "pieces", f"must divide width {self.width}", self.pieces)
-        from convbench import learned  # it needs SpecError from here
-
         if self.init_radius is not None:
             need(self.depth == 1, "depth", "must be 1 with a learned kernel size or gates (one crop per block)",
                  self.depth)
-            learned.validate_mask(where, self.kernel, self.init_radius, radius_penalty=self.radius_penalty)
+            validate_mask(where, self.kernel, self.init_radius, radius_penalty=self.radius_penalty)
         if self.gates:
             need(self.depth == 1, "depth", "must be 1 with a learned kernel size or gates (one crop per block)",
                  self.depth)
-            learned.validate_gate(where, self.init_log_alpha, self.l0_penalty)
+            validate_gate(where, self.init_log_alpha, self.l0_penalty)
+
+
+# ---- settings of learned blocks (convbench.learned) ------------------------------------------------
+
+def _need(ok: bool, where: str, field: str, rule: str, got) -> None:
+    if not ok:
+        raise SpecError(f"{where}.{field}: {rule} (got {got!r})")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def validate_mask(where: str, max_kernel, init_radius, ramp=1.0, threshold=0.0, radius_penalty=0.0) -> None:
+    """Settings of a masked convolution; raises SpecError (a ValueError) naming the field, e.g.
+    "architectures.k7.blocks[0].max_kernel: must be odd ... (got 6)".
+
+    The initial mask must fit the kernel: its support is r < init_radius + ramp, and the K x K grid holds
+    r <= (K-1)/2, so init_radius + ramp <= (K+1)/2 (with ramp 1: init_radius <= (K-1)/2). During training
+    the radius may grow past that; the mask then saturates at 1 on the whole grid (no loss gradient
+    reaches the radius, only the penalty, which pulls it back).
+    """
+    _need(isinstance(max_kernel, int) and not isinstance(max_kernel, bool), where, "max_kernel",
+          "must be an integer", max_kernel)
+    _need(max_kernel >= 1, where, "max_kernel", "must be >= 1", max_kernel)
+    _need(max_kernel % 2 == 1, where, "max_kernel", "must be odd so that the mask's centre is a tap "
+          "and 'same' padding is symmetric", max_kernel)
+    _need(_is_number(ramp) and ramp > 0, where, "ramp", "must be a number > 0", ramp)
+    _need(_is_number(init_radius) and init_radius >= 0, where, "init_radius", "must be a number >= 0", init_radius)
+    _need(init_radius + ramp <= (max_kernel + 1) / 2, where, "init_radius",
+          f"must be <= (max_kernel + 1) / 2 - ramp = {(max_kernel + 1) / 2 - ramp:g} so that the initial "
+          f"mask fits a {max_kernel}x{max_kernel} kernel", init_radius)
+    _need(_is_number(threshold) and 0 <= threshold < 1, where, "threshold",
+          "must be in [0, 1) (0 keeps every nonzero tap: an exact crop)", threshold)
+    _need(_is_number(radius_penalty) and radius_penalty >= 0, where, "radius_penalty",
+          "must be a number >= 0", radius_penalty)
+
+
+def validate_gate(where: str, init_log_alpha, l0_penalty=0.0) -> None:
+    """Settings of L0 gates; raises SpecError naming the field. init_log_alpha must leave the gates
+    open at the start (test-time gate > 0, i.e. init_log_alpha > log(1/11) ~ -2.40)."""
+    _need(_is_number(init_log_alpha), where, "init_log_alpha", "must be a finite number", init_log_alpha)
+    _need(test_gate(init_log_alpha) > 0, where, "init_log_alpha",
+          "must be > log(-gamma / zeta) = -2.398, or every gate starts closed", init_log_alpha)
+    _need(_is_number(l0_penalty) and l0_penalty >= 0, where, "l0_penalty", "must be a number >= 0", l0_penalty)
 
 
 class Conv(NamedTuple):

@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from convbench import learned  # noqa: E402
+from convbench import learned, spec  # noqa: E402
 
 
 def ramp_mask(distance, radius, ramp: float):
@@ -53,7 +53,7 @@ class MaskedConv2D(keras.layers.Layer):
     def __init__(self, filters: int, max_kernel: int, init_radius: float, ramp: float = 1.0,
                  per_filter: bool = False, **kwargs):
         super().__init__(**kwargs)
-        learned.validate_mask("MaskedConv2D", max_kernel, init_radius, ramp)
+        spec.validate_mask("MaskedConv2D", max_kernel, init_radius, ramp)
         self.filters, self.max_kernel, self.init_radius = filters, max_kernel, float(init_radius)
         self.ramp, self.per_filter = float(ramp), per_filter
         self.distance = learned.distance_grid(max_kernel)
@@ -87,7 +87,7 @@ class L0Gate(keras.layers.Layer):
 
     def __init__(self, maps: int, init_log_alpha: float, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        learned.validate_gate("L0Gate", init_log_alpha)
+        spec.validate_gate("L0Gate", init_log_alpha)
         self.maps, self.init_log_alpha = maps, float(init_log_alpha)
         self.seed_generator = keras.random.SeedGenerator(seed)
 

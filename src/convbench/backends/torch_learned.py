@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convbench import learned
+from convbench import learned, spec
 
 
 def ramp_mask(distance, radius, ramp: float):
@@ -49,7 +49,7 @@ class MaskedConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, max_kernel: int, init_radius: float,
                  ramp: float = 1.0, per_filter: bool = False):
         super().__init__()
-        learned.validate_mask("MaskedConv2d", max_kernel, init_radius, ramp)
+        spec.validate_mask("MaskedConv2d", max_kernel, init_radius, ramp)
         self.ramp = float(ramp)
         bound = np.sqrt(6.0 / (in_channels * max_kernel**2))  # He-uniform placeholder; builders load neutral weights
         shape = (out_channels, in_channels, max_kernel, max_kernel)
@@ -79,7 +79,7 @@ class L0Gate(nn.Module):
 
     def __init__(self, maps: int, init_log_alpha: float, generator: torch.Generator | None = None):
         super().__init__()
-        learned.validate_gate("L0Gate", init_log_alpha)
+        spec.validate_gate("L0Gate", init_log_alpha)
         self.log_alpha = nn.Parameter(torch.full((maps,), float(init_log_alpha)))
         self.generator = generator
 
