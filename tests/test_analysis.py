@@ -1,4 +1,5 @@
-"""Analysis: records -> tidy table -> figures, tables, macros. Fixture records are written like a real run's."""
+"""Analysis, shared part: records -> tidy table -> every study's outputs; the overview study. Fixture records are
+written like a real run's (other test files import make_record and write_run from here)."""
 import json
 import os
 import subprocess
@@ -10,7 +11,10 @@ import pandas as pd
 import pytest
 
 from convbench import spec
-from convbench.analysis import analyse, figures, macros, tables, tidy
+from convbench.analysis import analyse, read_run, registry, tidy, write_tidy
+from convbench.analysis.formatting import escape, thousands, tt
+from convbench.analysis.latex import read_macros
+from convbench.analysis.records import RecordError, load_records, parse
 
 ARCHS = {
     "k3": [(32, 3, 1, 1), (64, 3, 1, 1)],
@@ -110,7 +114,7 @@ def run(tmp_path):
 
 
 def test_tidy_has_one_row_per_cell_metric_phase(run):
-    df = tidy.tidy(tidy.load_records(run))
+    df = tidy.tidy(load_records(run))
     assert df["cell_id"].nunique() == 2 * 2 * 8
     speed = df[(df.cell_id == "kernel_k5_torch-eager_cpu1-none_b64_s0_speed") & (df.metric == "time")]
     assert sorted(speed.phase) == ["backward", "forward", "optimizer", "step", "total"]
@@ -133,8 +137,27 @@ def test_tidy_has_one_row_per_cell_metric_phase(run):
         assert column in df.columns
 
 
+def test_the_published_table_reads_back_as_it_was_written(run, tmp_path):
+    """Studies draw from tidy.csv, not from the records: the round trip keeps every value and the noisy flags."""
+    records = load_records(run)
+    out = write_tidy(run, tmp_path / "generated")
+    back = read_run(out)
+    direct = tidy.tidy(records)
+    assert back.tidy.shape == direct.shape
+    pd.testing.assert_series_equal(back.tidy["value"], direct["value"])
+    assert back.tidy["noisy"].dtype == "boolean"
+    assert len(back.samples) == len(tidy.samples(records)) > 0
+
+
+def test_a_record_is_plain_typed_data(run):
+    record = parse(load(run, study="kernel", arch="k5", framework="torch", task="speed"))
+    assert record.cell.setup == "torch-eager" and record.cell.devices == 1 and record.ok
+    assert record.timings.phases["backward"].n == 20 and len(record.timings.phases["backward"].samples) == 20
+    assert record.timings.step.median > 0 and record.counts["params"] > 0
+
+
 def test_failed_record_keeps_one_row_with_its_error(run):
-    df = tidy.tidy(tidy.load_records(run))
+    df = tidy.tidy(load_records(run))
     failed = df[df.status == "failed"]
     assert list(failed.cell_id) == [FAILED]
     assert failed.iloc[0].error == "ResourceExhaustedError: OOM when allocating tensor"
@@ -145,105 +168,67 @@ def test_failed_record_keeps_one_row_with_its_error(run):
 def test_malformed_record_raises_naming_the_file(run, content, reason):
     bad = run / "speed" / "torch" / "broken.json"
     bad.write_text(content)
-    with pytest.raises(tidy.RecordError, match=reason) as error:
-        tidy.load_records(run)
+    with pytest.raises(RecordError, match=reason) as error:
+        load_records(run)
     assert str(bad) in str(error.value)
 
 
 def test_records_from_several_directories_and_files(run):
     dirs = [run / "speed", run / "train" / "torch"]
     one = next((run / "train" / "tensorflow").glob("*.json"))
-    assert len(tidy.load_records([*dirs, one])) == 16 + 8 + 1
-    with pytest.raises(tidy.RecordError, match="already read from"):
-        tidy.load_records([run, one])
+    assert len(load_records([*dirs, one])) == 16 + 8 + 1
+    with pytest.raises(RecordError, match="already read from"):
+        load_records([run, one])
 
 
-def test_empty_directory_raises(tmp_path):
-    with pytest.raises(tidy.RecordError, match="no result records"):
-        tidy.load_records(tmp_path)
+def test_empty_or_missing_directory_raises(tmp_path):
+    with pytest.raises(RecordError, match="no result records"):
+        load_records(tmp_path)
+    with pytest.raises(RecordError, match="no such records directory"):
+        load_records(tmp_path / "absent")
 
 
-def medians(df, arch, phase="backward", framework="torch"):
-    row = df[(df.arch == arch) & (df.metric == "time") & (df.phase == phase) & (df.framework == framework)].iloc[0]
-    return row.value, row.iqr
-
-
-def test_macros_hold_ratios_of_the_record_medians(run):
-    df = tidy.tidy(tidy.load_records(run))
-    values = macros.macros(df, tidy.environment(tidy.load_records(run)), command="snakemake --cores 2")
-    k5, _ = medians(df, "k5")
-    stack2, _ = medians(df, "k3-stack2")
-    assert float(values["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]) == pytest.approx(k5 / stack2, abs=0.005)
-    tf7, _ = medians(df, "k7", "step", "tensorflow")
-    assert float(values["kernel/tensorflow-eager/k7/step-ms"]) == pytest.approx(tf7 * 1e3, rel=0.01)
-    assert values["run/cells"] == "32" and values["run/cells-failed"] == "1"
+def test_overview_values_come_from_the_records(run, tmp_path):
+    out = analyse(run, tmp_path / "generated", command="snakemake --cores 2", studies=["overview"])
+    values = read_macros(out / "overview" / "macros.tex")
+    assert values["run/cells"] == "32" and values["run/cells-failed"] == "1" and values["overview/failed"] == "1"
     assert values["env/git-commit"] == "abc123def456"
     assert "AMD EPYC 7B13" in values["env/hardware"]
     assert "2.13.0+cpu" in values["env/versions"] and "3.15.1" in values["env/versions"]
-    assert "snakemake {-}{-}cores 2" in values["run/command"] or "snakemake --cores 2" in values["run/command"]
-    test = df[(df.arch == "maxout2-eqwidth") & (df.metric == "test_accuracy") & (df.framework == "torch")].value.iloc[0]
-    assert values["activation/torch-eager/maxout2-eqwidth/test-accuracy"] == f"{100 * test:.1f}"
-
-
-def test_direction_sentences_follow_the_data(tmp_path):
-    def sentences(slowdown, accuracy):
-        root = tmp_path / str(len(list(tmp_path.iterdir())))
-        df = tidy.tidy(tidy.load_records(write_run(root, slowdown, accuracy)))
-        return macros.macros(df, pd.DataFrame())
-
-    def direction(sentence):
-        return sentence.split(r"one 5$\times$5 convolution per block (\texttt{k5}) was ")[1].split(" two stacked")[0]
-
-    # With the fixture's FLOP-proportional times one 5x5 is faster than two 3x3; slowing k5 3x flips that.
-    a = sentences({}, {"maxout2-eqwidth": 0.99})
-    b = sentences({"k5": 3.0}, {"maxout2-eqwidth": 0.90})
-    key = "kernel/torch-eager/k5-vs-k3-stack2/sentence"
-    assert direction(a[key]) == "faster than" and direction(b[key]) == "slower than"
-    assert a[key] in a["kernel/sentence"] and b[key] in b["kernel/sentence"]
-    assert float(a["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]) < 1 < float(b["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"])
-    key = "activation/torch-eager/maxout2-eqwidth-vs-relu/verdict"  # one seed: numbers, no direction
-    assert r"its test accuracy was 99.0\,\% against ReLU's 95.1\,\% (one seed, so no interval" in a[key]
-    assert r"its test accuracy was 90.0\,\% against ReLU's 95.1\,\% (one seed, so no interval" in b[key]
-
-
-def test_analyse_writes_figures_tables_and_macros(run, tmp_path):
-    out = tmp_path / "generated"
-    analyse(run, out, command="snakemake --cores 2")
-    for name in ("backward_vs_receptive_field", "accuracy_vs_params", "phases"):
-        assert (out / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    assert "snakemake --cores 2" in values["run/command"]
+    assert values["import/torch-s"] == "4.3" and values["overview/trained"] == "1" and values["overview/timed"] == "1"
+    assert values["speed/repeats"] == "20"
+    archs = (out / "overview" / "tables" / "architectures.tex").read_text()
     df = pd.read_csv(out / "tidy.csv")
-    assert df.cell_id.nunique() == 32
-    speed = (out / "tables" / "speed.tex").read_text()
-    value, iqr = medians(df, "k5")
-    assert tables.ms(value, iqr) in speed
-    assert "k3-stack2" in speed and r"\toprule" in speed and r"\bottomrule" in speed
-    archs = (out / "tables" / "architectures.tex").read_text()
-    assert tables.thousands(df[df.arch == "k3-stack3"].params.iloc[0]) in archs
-    accuracy = (out / "tables" / "accuracy.tex").read_text()
-    assert f"{100 * ACCURACY['k5']:.1f}" in accuracy
-    failed = (out / "tables" / "failed.tex").read_text()
-    assert tables.tt(FAILED) in failed and "ResourceExhaustedError: OOM when allocating tensor" in failed
-    assert r"\cbset{run/cells}{32}" in (out / "macros.tex").read_text()
-    assert "2.21.0" in (out / "tables" / "environment.tex").read_text()
+    assert thousands(df[df.arch == "k3-stack3"].params.iloc[0]) in archs
+    failed = (out / "overview" / "tables" / "failed.tex").read_text()
+    assert tt(FAILED) in failed and "ResourceExhaustedError: OOM when allocating tensor" in failed
+    assert "2.21.0" in (out / "overview" / "tables" / "environment.tex").read_text()
 
 
-def test_failed_table_says_all_succeeded(tmp_path):
-    record = make_record("kernel", "speed", "torch", "k5")
-    table = tables.failed(tidy.tidy([record]))
-    assert "All 1 cells succeeded." in table
+def test_analyse_writes_every_registered_figure_and_table(run, tmp_path):
+    out = analyse(run, tmp_path / "generated")
+    for name, (study, _) in registry.FIGURES.items():
+        assert (out / study / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
+    for name, (study, _) in registry.TABLES.items():
+        assert (out / study / "tables" / f"{name}.tex").exists(), name
+    for study in registry.STUDIES:
+        assert read_macros(out / study / "macros.tex")[f"{study}/ran"] in ("0", "1")
+        json.loads((out / study / "verdicts.json").read_text())
 
 
-def test_figures_survive_missing_data(tmp_path):
-    df = tidy.tidy([make_record("kernel", "speed", "torch", "k5")])  # no train cells, one receptive field
-    paths = figures.all_figures(df, tmp_path)
-    assert len(paths) == len(figures.FIGURES) and all(p.read_bytes().startswith(b"%PDF") for p in paths)
-
-
-def test_escape():
-    assert tables.escape("k3_stack 50% & #1") == r"k3\_stack 50\% \& \#1"
+def test_no_failed_cell_no_failed_table(tmp_path):
+    records = tmp_path / "records"
+    r = make_record("kernel", "speed", "torch", "k5")
+    (records / "speed").mkdir(parents=True)
+    (records / "speed" / f"{r['cell_id']}.json").write_text(json.dumps(r))
+    out = analyse(records, tmp_path / "generated", studies=["overview"])
+    assert read_macros(out / "overview" / "macros.tex")["overview/failed"] == "0"
+    assert (out / "overview" / "tables" / "failed.tex").read_text() == ""
 
 
 def test_a_run_where_every_cell_failed_still_analyses(tmp_path):
+    """Every study, every figure: a placeholder page or an empty table, never a crash."""
     records = tmp_path / "records"
     records.mkdir()
     for arch in ["k3", "k5"]:
@@ -252,43 +237,34 @@ def test_a_run_where_every_cell_failed_still_analyses(tmp_path):
         del r["timings"]
         (records / f"{r['cell_id']}.json").write_text(json.dumps(r))
     out = analyse(records, tmp_path / "generated")
-    text = (out / "macros.tex").read_text()
-    assert r"\cbset{run/cells-failed}{2}" in text and r"\cbset{kernel/sentence}{The \texttt{kernel} study has no pair" in text
-    assert "2 of 2 cells failed." in (out / "tables" / "failed.tex").read_text()
-    assert "no timed cells" in (out / "tables" / "speed.tex").read_text()
+    assert read_macros(out / "overview" / "macros.tex")["run/cells-failed"] == "2"
+    assert "RuntimeError: boom" in (out / "overview" / "tables" / "failed.tex").read_text()
+    for name, (study, _) in registry.FIGURES.items():
+        assert (out / study / "figures" / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
 
 
-def test_new_engines_and_studies_flow_through(tmp_path):
-    records = []
-    for engine, slowdown in [("eager", 1.0), ("compile", 0.5)]:
-        for arch in ["k3", "k5", "k3-stack2"]:
-            r = make_record("kernel2", "speed", "torch", arch, slowdown=slowdown)
-            r["cell"]["engine"] = engine
-            r["cell_id"] = r["cell_id"].replace("eager", engine)
-            records.append(r)
-    df = tidy.tidy(records)
-    values = macros.macros(df, tidy.environment(records))
-    assert "kernel2/torch-compile/k5-over-k3-stack2/backward-ratio" in values
-    assert "PyTorch compile" in tables.speed(df) and "PyTorch eager" in tables.speed(df)
-    assert float(values["frameworks/torch-compile-over-torch-eager/backward-ratio"]) == pytest.approx(0.5, abs=0.05)
+def test_escape():
+    assert escape("k3_stack 50% & #1") == r"k3\_stack 50\% \& \#1"
 
 
 def test_analysis_imports_no_framework():
-    code = "import sys, convbench.analysis; print(sorted({'torch', 'tensorflow'} & set(sys.modules)))"
+    code = "import sys, convbench.analysis.registry; print(sorted({'torch', 'tensorflow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "[]"
 
 
-def test_environment_table_takes_list_valued_fields():
+def test_environment_table_takes_list_valued_fields(tmp_path):
     """Records of several devices hold per-rank lists in their environment; the table lists them, not crashes."""
-    import pandas as pd
-
-    from convbench.analysis.tables import environment
+    from convbench.analysis.overview.tables import environment
+    from convbench.analysis.study import Run
 
     env = pd.DataFrame([{"cell_id": "a", "framework": "torch", "engine": "eager", "status": "ok",
                          "ranks.threads": [1, 1], "python": "3.11.7"},
                         {"cell_id": "b", "framework": "torch", "engine": "eager", "status": "ok",
                          "ranks.threads": [], "python": "3.11.7"}])
-    table = environment(env)
+    path = tmp_path / "environment.csv"
+    env.to_csv(path, index=False)  # as the pipeline publishes it
+    back = pd.read_csv(path, dtype=str, keep_default_na=False).replace("", None)
+    table = environment(Run(pd.DataFrame(), pd.DataFrame(), back))
     assert "[1, 1]" in table and "3.11.7" in table

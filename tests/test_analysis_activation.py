@@ -2,26 +2,29 @@
 
 Fixture records follow the measuring side's format: train cells with cell.train_fraction (and _f<fraction> in the id
 below 1.0), seeds 0-2, the final epoch's accuracies and loss; speed cells with raw samples and memory (saved bytes in
-PyTorch, null in TensorFlow, peak null off GPUs).
+PyTorch, null in TensorFlow, peak null off GPUs). They go through write_tidy and read_run, as in the pipeline.
 """
 import importlib.util
 import json
 import math
+import re
 import zlib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from convbench import spec
-from convbench.analysis import activation, analyse, figures, macros, tables, tidy
+from convbench.analysis import analyse_study, read_run, write_tidy
+from convbench.analysis.activation import STUDY, data, tables
+from convbench.analysis.activation.verdicts import UNDECIDED, values, verdicts
+from convbench.analysis.formatting import percent, pm, ratio
+from convbench.analysis.latex import read_macros
+from convbench.analysis.registry import STUDIES
 
-_spec = importlib.util.spec_from_file_location("analysis_fixtures", Path(__file__).with_name("test_analysis.py"))
-base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(base)
-
+SECTION = Path(__file__).resolve().parents[1] / "paper" / "sections"
 T_2 = 4.302652729911275  # t quantile 0.975 at 2 degrees of freedom, from a printed table
+FRAMEWORKS = ("torch", "tensorflow")
 # First block's (filters, pieces); the second block has twice the filters. Names say nothing the analysis reads.
 ARCHS = {"relu": (48, 1), "maxout2-eqparams": (48, 2), "maxout2-eqwidth": (96, 2)}
 # Per arch and training fraction: test accuracy and train/test gap of seeds 0, 1, 2.
@@ -41,38 +44,51 @@ def arch_dict(name, in_channels, archs=ARCHS):
                         "pieces": pieces, "pool": 2} for m in (1, 2)]}
 
 
-def with_arch(record, name, archs, image_size):
-    archd = arch_dict(name, record["cell"]["arch"]["in_channels"], archs)
-    s = spec.ArchSpec.from_dict(name, archd, archd["in_channels"], 10)
-    record["cell"]["arch"] = archd
-    record["counts"] = {"params": spec.param_count(s), "flops_forward": spec.forward_flops(s, image_size)}
-    return record
+def summary(median, rng, n=30):
+    samples = list(median * (1 + 0.04 * rng.standard_normal(n)))
+    q1, q3 = np.percentile(samples, [25, 75])
+    return {"median": float(np.median(samples)), "iqr": float(q3 - q1), "cv": float(np.std(samples) / np.mean(samples)),
+            "n": n, "samples": samples}
+
+
+def record(task, framework, name, seed=0, fraction=1.0, archs=ARCHS):
+    """A record of the study's (train or speed) cell, without measurements."""
+    image_size, in_channels = (16, 3) if task == "speed" else (8, 1)
+    suffix = "" if fraction == 1 else f"_f{fraction:g}"
+    cell_id = f"activation_{name}_{framework}-eager_cpu1-none_b64_s{seed}{suffix}_{task}"
+    archd = arch_dict(name, in_channels, archs)
+    s = spec.ArchSpec.from_dict(name, archd, in_channels, 10)
+    cell = {"study": "activation", "task": task, "framework": framework, "engine": "eager", "device": "cpu",
+            "devices": 1, "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": seed,
+            "train_fraction": fraction, "arch": archd, "settings": {"max_iqr_ratio": 0.1}}
+    return {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
+            "counts": {"params": spec.param_count(s), "flops_forward": spec.forward_flops(s, image_size)},
+            "environment": {"python": "3.11.7", "versions": {framework: "1.0"}}, "process": {"import_s": 4.0},
+            "started": "2026-11-28T23:59:00+00:00"}
 
 
 def train_record(framework, name, seed, fraction, test, gap, loss=0.1, archs=ARCHS):
-    record = with_arch(base.make_record("activation", "train", framework, "relu", seed=seed), name, archs, 8)
-    record["cell"]["train_fraction"] = fraction
-    suffix = "" if fraction == 1 else f"_f{fraction:g}"
-    record["cell_id"] = f"activation_{name}_{framework}-eager_cpu1-none_b64_s{seed}{suffix}_train"
-    record["training"]["epochs"][-1] |= {"test_accuracy": test, "train_accuracy": test + gap, "train_loss": loss}
-    record["training"]["dataset"]["train_size"] = round(1347 * fraction)
-    return record
+    r = record("train", framework, name, seed, fraction, archs)
+    final = {"epoch": 3, "train_loss": loss, "train_accuracy": test + gap, "test_loss": 0.2, "test_accuracy": test,
+             "seconds": 1.5}
+    r["training"] = {"epochs": [final], "dataset": {"name": "digits", "train_size": round(1347 * fraction),
+                                                    "test_size": 450}}
+    return r
 
 
 def speed_record(framework, name, forward, backward, saved, archs=ARCHS):
-    record = with_arch(base.make_record("activation", "speed", framework, "relu"), name, archs, 16)
-    record["cell_id"] = f"activation_{name}_{framework}-eager_cpu1-none_b64_s0_speed"
-    rng = np.random.default_rng(zlib.crc32(record["cell_id"].encode()))
-    record["timings"]["phases"] |= {phase: base.summary(median, rng, 30)
-                                    for phase, median in [("forward", forward), ("backward", backward)]}
-    record["memory"] = {"saved_for_backward_bytes": saved if framework == "torch" else None, "peak_bytes": None}
-    return record
+    r = record("speed", framework, name, archs=archs)
+    rng = np.random.default_rng(zlib.crc32(r["cell_id"].encode()))
+    r["timings"] = {"phases": {"forward": summary(forward, rng), "backward": summary(backward, rng),
+                               "optimizer": summary(0.002, rng)}}
+    r["memory"] = {"saved_for_backward_bytes": saved if framework == "torch" else None, "peak_bytes": None}
+    return r
 
 
 def study(test=TEST, gap=GAP, times=TIMES, seeds=(0, 1, 2), fractions=(0.1, 0.25, 1.0), archs=ARCHS, loss=None):
     """Records of the whole study in both frameworks; archs maps the fixture's names to (filters, pieces)."""
     records = []
-    for framework in base.FRAMEWORKS:
+    for framework in FRAMEWORKS:
         for name in archs:
             key = name if name in TEST else list(TEST)[list(archs).index(name)]  # renamed archs keep their data
             for fraction in fractions:
@@ -83,33 +99,37 @@ def study(test=TEST, gap=GAP, times=TIMES, seeds=(0, 1, 2), fractions=(0.1, 0.25
     return records
 
 
-def values_of(records):
-    df = tidy.tidy(records)
-    return macros.macros(df, tidy.environment(records), samples=tidy.samples(records))
+def published(records, tmp_path):
+    """The run as a study sees it: records written, read into tidy.csv and back."""
+    root = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+    for r in records:
+        path = root / "records" / f"{r['cell_id']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    return read_run(write_tidy(root / "records", root / "generated"))
 
 
-def verdict(values, arch, setup="torch-eager"):
-    return values[f"activation/{setup}/{arch}-vs-relu/verdict"]
+def found(run, unit="torch-eager"):
+    """The verdicts of a unit by (arch, key suffix)."""
+    return {(v.subject, v.key.rsplit("/", 1)[1]): v for v in verdicts(run) if v.key.split("/")[1] == unit}
 
 
 @pytest.fixture(scope="module")
-def records():
-    return study()
+def run(tmp_path_factory):
+    return published(study(), tmp_path_factory.mktemp("activation"))
 
 
-def test_tidy_reads_the_training_fraction_and_memory(records):
-    df = tidy.tidy(records)
+def test_tidy_reads_the_training_fraction_and_memory(run):
+    df = run.tidy
     assert sorted(df[df.task == "train"].train_fraction.unique()) == [0.1, 0.25, 1.0]
     assert (df[df.task == "speed"].train_fraction == 1.0).all()
     saved = df[df.metric == "saved_bytes"]
     assert set(saved.framework) == {"torch"} and saved.set_index("arch").value["maxout2-eqwidth"] == 2_000_000
     assert df[df.arch == "maxout2-eqparams"].maps.iloc[0] == "24, 48"
-    old = base.make_record("kernel", "train", "torch", "k3")  # a record from before fractions
-    assert tidy.tidy([old]).train_fraction.unique().tolist() == [1.0]
 
 
-def test_mean_and_interval_match_a_hand_computation(records):
-    stats = activation.seed_stats(tidy.tidy(records))
+def test_mean_and_interval_match_a_hand_computation(run):
+    stats = data.seed_stats(run.tidy)
     relu = stats[(stats.setup == "torch-eager") & (stats.arch == "relu") & (stats.train_fraction == 1.0)].iloc[0]
     x = np.array(TEST["relu"])
     half = T_2 * x.std(ddof=1) / math.sqrt(3)
@@ -117,163 +137,206 @@ def test_mean_and_interval_match_a_hand_computation(records):
     gap = stats[(stats.setup == "tensorflow-eager") & (stats.arch == "maxout2-eqparams")
                 & (stats.train_fraction == 0.1)]
     assert gap.gap_ci.iloc[0] == pytest.approx(T_2 * 0.02 / math.sqrt(3))  # 0.21, 0.23, 0.25: sd 0.02
-    change = activation.gap_growth(tidy.tidy(records)).set_index(["setup", "arch"])
+    change = data.gap_growth(run.tidy).set_index(["setup", "arch"])
     growth = np.array(GAP["relu"][0.1]) - np.array(GAP["relu"][1.0])  # seed by seed
     assert change.loc[("torch-eager", "relu"), "change"] == pytest.approx(growth.mean())
     assert change.loc[("torch-eager", "relu"), "change_ci"] == pytest.approx(T_2 * growth.std(ddof=1) / math.sqrt(3))
-    values = values_of(records)
-    assert values["activation/torch-eager/relu/test-accuracy-mean"] == f"{100 * x.mean():.1f}"
-    assert values["activation/torch-eager/relu/test-accuracy-ci"] == f"{100 * half:.1f}"
-    assert values["activation/torch-eager/relu/gap-f10"] == f"{100 * np.mean(GAP['relu'][0.1]):.1f}"
+    v = values(run)
+    assert v["activation/torch-eager/relu/test-accuracy-mean"] == percent(x.mean())
+    assert v["activation/torch-eager/relu/test-accuracy-ci"] == percent(half)
+    assert v["activation/torch-eager/relu/gap-f10"] == percent(np.mean(GAP["relu"][0.1]))
+    assert v["activation/torch-eager/relu/test-accuracy"] == percent(np.median(x))  # the cell's median
+    assert (v["activation/seeds"], v["activation/t-quantile"], v["activation/intervals"]) == ("3", f"{T_2:.2f}", "1")
+    assert v["activation/fractions"] == r"10\,\%, 25\,\% and 100\,\%"
+    assert (v["activation/fraction-smallest"], v["activation/fraction-largest"]) == ("10", "100")
 
 
-def test_variants_are_read_from_the_spec_not_the_name():
+def test_variants_are_read_from_the_spec_not_the_name(tmp_path):
     archs = {"a": (48, 1), "b": (96, 2), "c": (48, 2)}  # ReLU, equal width, equal filters
-    v = activation.variants(tidy.tidy(study(archs=archs, fractions=(1.0,)))).set_index("arch")
+    v = data.variants(published(study(archs=archs, fractions=(1.0,)), tmp_path).tidy).set_index("arch")
     assert v.loc["b", ["k", "matching", "reference"]].tolist() == [2, "width", "a"]
     assert v.loc["c", ["k", "matching", "reference"]].tolist() == [2, "filters", "a"]
     assert v.loc["a", "matching"] == "reference" and v.loc["c", "maps"] == "24, 48"
     three = {"relu": (48, 1), "maxout2-eqparams": (48, 3), "maxout2-eqwidth": (144, 3)}  # names lie: k = 3
-    v = activation.variants(tidy.tidy(study(archs=three, fractions=(1.0,)))).set_index("arch")
+    v = data.variants(published(study(archs=three, fractions=(1.0,)), tmp_path).tidy).set_index("arch")
     assert v.loc["maxout2-eqwidth", ["k", "matching"]].tolist() == [3, "width"]
     assert v.loc["maxout2-eqparams", "maps"] == "16, 32"
 
 
-def test_accuracy_verdict_follows_the_intervals(records):
-    values = values_of(records)
-    assert "lower than ReLU's, the intervals apart" in verdict(values, "maxout2-eqparams")
-    assert "not distinguishable at this number of seeds" in verdict(values, "maxout2-eqwidth")
-    assert r"89.0\,$\pm$\," not in verdict(values, "maxout2-eqparams")  # the mean, not seed 0
-    flipped = values_of(study(test={**TEST, "maxout2-eqparams": [0.995, 1.0, 1.0]}))
-    assert "higher than ReLU's, the intervals apart" in verdict(flipped, "maxout2-eqparams")
+def test_accuracy_verdict_follows_the_intervals(run, tmp_path):
+    v = found(run)
+    lower = v[("maxout2-eqparams", "test-accuracy-diff")]
+    assert (lower.word, lower.reference, lower.unit, lower.n) == ("lower", "relu", "points", 3)
+    assert lower.estimate == pytest.approx(np.mean(TEST["maxout2-eqparams"]) - np.mean(TEST["relu"]), abs=1e-3)
+    assert lower.hi < 0  # the intervals apart: the difference's interval excludes 0
+    same = v[("maxout2-eqwidth", "test-accuracy-diff")]
+    assert same.word == UNDECIDED and same.lo < 0 < same.hi
+    flipped = published(study(test={**TEST, "maxout2-eqparams": [0.995, 1.0, 1.0]}), tmp_path)
+    assert found(flipped)[("maxout2-eqparams", "test-accuracy-diff")].word == "higher"
+    counts = values(run)
+    assert [counts[f"activation/accuracy-{w}"] for w in ("compared", "higher", "lower", "undecided")] == [
+        "4", "0", "2", "2"]
 
 
-def test_overfitting_verdict_follows_the_change_of_the_gap(records):
-    values = values_of(records)
-    assert "From 100\\,\\% to 10\\,\\% of the training split" in verdict(values, "maxout2-eqparams")
-    assert "it overfit more than ReLU" in verdict(values, "maxout2-eqparams")
-    assert "did not overfit distinguishably more or less than ReLU" in verdict(values, "maxout2-eqwidth")
+def test_overfitting_verdict_follows_the_change_of_the_gap(run, tmp_path):
+    v = found(run)
+    assert v[("maxout2-eqparams", "gap-change-diff")].word == "overfit more"
+    assert v[("maxout2-eqwidth", "gap-change-diff")].word == UNDECIDED
     flat = {1.0: [0.01, 0.02, 0.03], 0.25: [0.01, 0.02, 0.03], 0.1: [0.01, 0.02, 0.02]}
-    assert "it overfit less than ReLU" in verdict(values_of(study(gap={**GAP, "maxout2-eqparams": flat})),
-                                                  "maxout2-eqparams")
+    less = published(study(gap={**GAP, "maxout2-eqparams": flat}), tmp_path)
+    assert found(less)[("maxout2-eqparams", "gap-change-diff")].word == "overfit less"
+    assert values(run)["activation/overfit-more"] == "2"
 
 
-def test_one_seed_gives_no_interval_and_no_verdict():
-    values = values_of(study(seeds=(0,)))
-    assert "one seed, so no interval and no verdict" in verdict(values, "maxout2-eqparams")
-    assert "one seed, so no verdict on overfitting" in verdict(values, "maxout2-eqparams")
-    assert "activation/torch-eager/relu/test-accuracy-ci" not in values
-    table = activation.accuracy_table(tidy.tidy(study(seeds=(0,))))
+def test_one_seed_gives_no_interval_and_no_verdict(tmp_path):
+    one = published(study(seeds=(0,)), tmp_path)
+    kinds = {suffix for _, suffix in found(one)}
+    assert kinds == {"forward-ratio", "backward-ratio"}  # time only: no accuracy or gap verdict without intervals
+    v = values(one)
+    assert "activation/torch-eager/relu/test-accuracy-ci" not in v
+    assert (v["activation/intervals"], v["activation/accuracy-compared"]) == ("0", "0")
+    table = tables.accuracy_table(one)
     assert "has no interval" in table and r"$\pm$" not in table.split(r"\midrule", 1)[1]
 
 
-def test_time_params_and_memory_against_relu(records):
-    values = values_of(records)
-    text = verdict(values, "maxout2-eqparams")
-    assert "not distinguishable from ReLU in the forward pass" in text
-    assert "slower than ReLU in the backward pass" in text
-    assert "faster than ReLU in the forward pass" in verdict(values, "maxout2-eqwidth")
-    ratio = float(values["activation/torch-eager/maxout2-eqparams-over-relu/backward-ratio"])
-    assert ratio == pytest.approx(2.0, abs=0.1)
-    key = "activation/torch-eager/maxout2-eqparams-over-relu/backward-ratio"
-    lo, hi = float(values[f"{key}-lo"]), float(values[f"{key}-hi"])
-    assert lo <= ratio <= hi
-    df = tidy.tidy(records)
-    params = df[df.task == "train"].drop_duplicates("arch").set_index("arch").params
-    assert values["activation/torch-eager/maxout2-eqwidth-over-relu/params-ratio"] == tables.ratio(
+def test_time_params_and_memory_against_relu(run):
+    v = found(run)
+    assert v[("maxout2-eqparams", "forward-ratio")].word == "about as fast as"
+    assert v[("maxout2-eqparams", "backward-ratio")].word == "slower than"
+    assert v[("maxout2-eqwidth", "forward-ratio")].word == "faster than"
+    backward = v[("maxout2-eqparams", "backward-ratio")]
+    assert backward.estimate == pytest.approx(2.0, abs=0.1) and backward.lo <= backward.estimate <= backward.hi
+    assert backward.key == "activation/torch-eager/maxout2-eqparams-over-relu/backward-ratio"  # the old macro's key
+    values_ = values(run)
+    params = data.params(run.tidy)
+    assert values_["activation/torch-eager/maxout2-eqwidth-over-relu/params-ratio"] == ratio(
         params["maxout2-eqwidth"] / params["relu"])
-    assert values["activation/torch-eager/maxout2-eqwidth-over-relu/saved-ratio"] == "2.00"
-    assert "activation/tensorflow-eager/maxout2-eqwidth-over-relu/saved-ratio" not in values  # TF has no hook
+    assert values_["activation/torch-eager/maxout2-eqwidth-over-relu/saved-ratio"] == "2.00"
+    assert "activation/tensorflow-eager/maxout2-eqwidth-over-relu/saved-ratio" not in values_  # TF has no hook
+    assert values_["activation/width/saved-ratio"] == "2.00" and values_["activation/filters-saved"] == "1"
+    assert [values_[f"activation/backward-{w}"] for w in ("compared", "slower", "faster", "same")] == [
+        "4", "2", "0", "2"]
 
 
-def test_diverged_runs_are_counted_and_named():
-    values = values_of(study(loss={("maxout2-eqwidth", 1): float("nan")}))
-    assert "3 of its 9 training runs diverged" in verdict(values, "maxout2-eqwidth")  # seed 1 at every fraction
-    assert r"\texttt{maxout2-eqwidth} in PyTorch eager (3 of 9 runs)" in values["activation/diverged-sentence"]
-    assert "No training run" in values_of(study())["activation/diverged-sentence"]
+def test_diverged_runs_are_counted_and_named(tmp_path):
+    diverged = published(study(loss={("maxout2-eqwidth", 1): float("nan")}), tmp_path)
+    v = values(diverged)
+    assert (v["activation/diverged"], v["activation/runs"], v["activation/any-diverged"]) == ("6", "54", "1")
+    assert r"\texttt{maxout2-eqwidth} in PyTorch eager (3 of 9 runs)" in tables.accuracy_table(diverged)
+    assert values(published(study(fractions=(1.0,)), tmp_path))["activation/any-diverged"] == "0"
 
 
-def test_tables_show_every_fraction_and_a_dash_where_memory_is_not_measured(records):
-    df = tidy.tidy(records)
-    accuracy = activation.accuracy_table(df)
+def test_tables_show_every_fraction_and_a_dash_where_memory_is_not_measured(run):
+    accuracy = tables.accuracy_table(run)
     for header in ["10\\%", "25\\%", "100\\%", "change", "Test (\\%)"]:
         assert header in accuracy
-    stats = activation.seed_stats(df)
+    stats = data.seed_stats(run.tidy)
     row = stats[(stats.setup == "tensorflow-eager") & (stats.arch == "maxout2-eqwidth")
                 & (stats.train_fraction == 0.25)]
-    assert activation.pm(row.gap.iloc[0], row.gap_ci.iloc[0]) in accuracy
-    cost = activation.cost_table(df)
+    assert pm(row.gap.iloc[0], row.gap_ci.iloc[0]) in accuracy
+    cost = tables.cost_table(run)
     torch_rows, tf_rows = cost.split(r"\textit{TensorFlow eager}")
-    assert activation.mib(SAVED["maxout2-eqwidth"]) in torch_rows
+    assert tables.mib(SAVED["maxout2-eqwidth"]) in torch_rows
     assert all(line.rstrip(" \\").endswith("--") for line in tf_rows.splitlines() if line.startswith(r"\texttt"))
     assert "a dash in TensorFlow eager, which has no such hook" in cost
     assert "Peak" not in cost.split(r"\midrule")[0]  # no cell measured peak memory: no column, a note
     assert "recorded on GPUs only" in cost and "equal filters" in cost and "24, 48" in cost
 
 
-def test_figures_of_the_study(records, tmp_path):
-    df = tidy.tidy(records)
-    for name in ("activation_accuracy", "activation_gap", "activation_time"):
-        assert figures.FIGURES[name](df, tmp_path / f"{name}.pdf").read_bytes().startswith(b"%PDF")
-    kernel_only = tidy.tidy([base.make_record("kernel", "speed", "torch", "k5")])
-    for name in ("activation_accuracy", "activation_gap", "activation_time"):
-        assert figures.FIGURES[name](kernel_only, tmp_path / f"none_{name}.pdf").exists()
+def test_verdict_table_marks_what_the_intervals_decide(run):
+    table = tables.verdict_table(run)
+    v = found(run)
+    assert tables.interval(v[("maxout2-eqparams", "test-accuracy-diff")]).startswith(r"\textbf")  # lower
+    assert not tables.interval(v[("maxout2-eqwidth", "test-accuracy-diff")]).startswith(r"\textbf")
+    assert not tables.interval(v[("maxout2-eqparams", "forward-ratio")]).startswith(r"\textbf")  # about as fast
+    for x in v.values():
+        assert tables.interval(x) in table
+    assert table.count(r"\texttt{maxout2-eqwidth}") == 2  # one row per setup; ReLU is the reference, not a row
 
 
-def test_kernel_sentences_and_accuracy_table_ignore_smaller_fractions(tmp_path):
-    records = tidy.load_records(base.write_run(tmp_path))
-    before, table = values_of(records), tables.accuracy(tidy.tidy(records))
-    smaller = []
-    for r in records:
-        if r["cell"]["task"] == "train" and r["status"] == "ok":
-            r = json.loads(json.dumps(r))
-            r["cell"]["train_fraction"] = 0.25
-            r["cell_id"] = r["cell_id"].replace("_train", "_f0.25_train")
-            r["training"]["epochs"][-1]["test_accuracy"] = 0.5  # would move every median if mixed in
-            smaller.append(r)
-    after = values_of(records + smaller)
-    for key in ["kernel/sentence", "kernel/findings", "kernel/torch-eager/k5/test-accuracy", "data/sentence"]:
-        assert after[key] == before[key]
-    assert tables.accuracy(tidy.tidy(records + smaller)) == table
+def test_figures_of_the_study(run, tmp_path):
+    for figure in STUDY.figures:
+        assert figure.draw(run, tmp_path / f"{figure.name}.pdf").read_bytes().startswith(b"%PDF")
+    assert [f.name for f in STUDY.figures] == ["activation_accuracy", "activation_gap", "activation_time"]
+    other = study(fractions=(1.0,))
+    for r in other:  # another study's cells only
+        r["cell"]["study"] = "kernel"
+    kernel_only = published(other, tmp_path)
+    for figure in STUDY.figures:
+        assert figure.draw(kernel_only, tmp_path / f"none_{figure.name}.pdf").exists()
 
 
-def test_without_the_study_every_key_still_exists():
-    records = [base.make_record("kernel", "speed", "torch", "k5")]
-    values = values_of(records)
-    for key in ["scope", "intro", "mfm", "verdicts", "fractions", "level", "seeds-sentence", "diverged-sentence"]:
-        assert f"activation/{key}" in values
-    assert "no maxout variant" in values["activation/verdicts"]
+def test_accuracy_values_ignore_smaller_fractions(run, tmp_path):
+    whole = published(study(fractions=(1.0,)), tmp_path)
+    keys = [k for k in values(whole) if re.search(r"/(test-accuracy|train-accuracy|gap)$", k)]
+    assert keys and all(values(run)[k] == values(whole)[k] for k in keys)
 
 
-def test_analyse_writes_the_study_tables(records, tmp_path):
-    root = tmp_path / "records"
-    for r in records:
-        path = root / f"{r['cell_id']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(r))
-    out = analyse(root, tmp_path / "generated")
+def section_keys() -> set[str]:
+    keys = set()
+    for name in ("activation.tex", "appendix-activation.tex"):
+        text = re.sub(r"(?m)%.*$", "", (SECTION / name).read_text())
+        keys |= set(re.findall(r"\\(?:cb|ifcb)\{([^}]+)\}", text))
+    return keys
+
+
+def test_every_key_the_section_quotes_exists_with_or_without_the_study(run, tmp_path):
+    keys = section_keys()
+    assert {"activation/ran", "activation/accuracy-lower", "activation/width/backward-ratio"} <= keys
+    other = study(fractions=(1.0,))
+    for r in other:
+        r["cell"]["study"] = "kernel"
+    speed_only = [r for r in study(fractions=(1.0,)) if r["cell"]["task"] == "speed"
+                  and r["cell"]["arch"]["name"] == "maxout2-eqparams"]  # the tiny pipeline's: no ReLU, no training
+    cases = [run, *(published(records, tmp_path) for records in (other, speed_only, study(seeds=(0,))))]
+    for case in cases:
+        written = {"activation/ran": "1" if STUDY.ran(case) else "0"} | values(case)
+        assert keys <= set(written), sorted(keys - set(written))
+    assert STUDY.ran(run) and not STUDY.ran(published(other, tmp_path))
+    assert values(published(speed_only, tmp_path))["activation/compared"] == "0"
+
+
+def test_analyse_study_writes_its_outputs(run, tmp_path):
+    assert STUDIES["activation"] is STUDY
+    out = analyse_study(STUDY, run, tmp_path / "activation")
     assert "tab:activation-accuracy" in (out / "tables" / "activation_accuracy.tex").read_text()
     assert "tab:activation-cost" in (out / "tables" / "activation_cost.tex").read_text()
-    assert (out / "figures" / "activation_gap.pdf").exists()
-    assert pd.read_csv(out / "tidy.csv").train_fraction.notna().all()
+    assert "tab:activation-verdicts" in (out / "tables" / "activation_verdicts.tex").read_text()
+    assert all((out / "figures" / f"{f.name}.pdf").exists() for f in STUDY.figures)
+    macros = read_macros(out / "macros.tex")
+    key = "activation/torch-eager/maxout2-eqparams-over-relu/backward-ratio"
+    assert macros[f"{key}-word"] == "slower than" and float(macros[f"{key}-lo"]) <= float(macros[key])
+    assert len(json.loads((out / "verdicts.json").read_text())) == len(verdicts(run))
 
 
-BASE_ARCHS = {name: (base.ARCHS[name][0][0], base.ARCHS[name][0][3]) for name in base.STUDIES["activation"]}
+# ---- for tests/test_paper.py: more seeds beside tests/test_analysis.py's run ------------------------------------
+
 OFFSETS = [0.0, 0.002, -0.002]  # seed 0 keeps base's accuracy
 
 
+def _base():
+    spec_ = importlib.util.spec_from_file_location("analysis_fixtures", Path(__file__).with_name("test_analysis.py"))
+    module = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(module)
+    return module
+
+
 def more_seeds(records_dir):
-    """Seeds 1 and 2 on the whole training split and seeds 0-2 on a quarter of it, beside write_run's activation
-    cells (seed 0, whole split): maxout2-eqwidth beats ReLU with intervals apart, maxout2-eqparams overlaps it."""
+    """Seeds 1 and 2 on the whole training split and seeds 0-2 on a quarter of it, beside test_analysis.write_run's
+    activation cells (seed 0, whole split): maxout2-eqwidth beats ReLU with intervals apart, maxout2-eqparams overlaps
+    it."""
+    base = _base()
+    archs = {name: (base.ARCHS[name][0][0], base.ARCHS[name][0][3]) for name in base.STUDIES["activation"]}
     written = []
     for framework in base.FRAMEWORKS:
-        for name in BASE_ARCHS:
+        for name in archs:
             for fraction, seeds in [(1.0, (1, 2)), (0.25, (0, 1, 2))]:
                 for seed in seeds:
                     test = base.ACCURACY[name] + OFFSETS[seed] - (1 - fraction) / 10
                     r = train_record(framework, name, seed, fraction, test, 0.02 + (1 - fraction) / 10 + OFFSETS[seed],
-                                     archs=BASE_ARCHS)
+                                     archs=archs)
                     path = records_dir / "train" / framework / f"{r['cell_id']}.json"
+                    path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(json.dumps(r, indent=1))
                     written.append(r)
     return written

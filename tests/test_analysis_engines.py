@@ -1,27 +1,30 @@
-"""The engines study: bootstrap claim, roofline, estimated backward split, layer-wise and fairness tables.
+"""The engines and layers studies: the claim's verdicts with bootstrap intervals, roofline, estimated backward split,
+layer-wise and fairness tables, figures and values.
 
 Fixture records follow the measuring side's format: engines-study speed cells with engine info, phase method, step
 FLOPs and bytes, the process's ceilings and noisy flags; layer-wise cells (one convolution each); a failed XLA cell.
+They go through write_tidy and read_run, as the pipeline's do.
 """
-import importlib.util
 import json
-import re
 import zlib
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from convbench import spec
-from convbench.analysis import analyse, claim, engines, figures, layers, macros, tables, tidy
-
-_spec = importlib.util.spec_from_file_location("analysis_fixtures", Path(__file__).with_name("test_analysis.py"))
-base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(base)
+from convbench.analysis import analyse_study, read_run, tidy, write_tidy
+from convbench.analysis.engines import STUDY as ENGINES_STUDY
+from convbench.analysis.engines import claim, fairness, values
+from convbench.analysis.engines.cells import engine_phases
+from convbench.analysis.formatting import ms, percent, ratio, sig3
+from convbench.analysis.latex import DAGGER, read_macros
+from convbench.analysis.layers import STUDY as LAYERS_STUDY
+from convbench.analysis.layers.tables import layers_table
+from convbench.analysis.layers.values import layer_values
+from convbench.analysis.stats import bootstrap_ratio
 
 ENGINES = {"torch": ["eager", "torchscript", "compile"], "tensorflow": ["eager", "function", "xla"]}
-ARCHS = ["k3", "k5", "k7"]
+ARCHS = {"k3": 3, "k5": 5, "k7": 7}  # two blocks of one k x k convolution each: 32 and 64 filters
 # Backward time relative to PyTorch eager's, per setup; tests override some.
 BACKWARD = {"torch-eager": 1.0, "torch-torchscript": 1.0, "torch-compile": 0.8,
             "tensorflow-eager": 1.6, "tensorflow-function": 1.2, "tensorflow-xla": 0.9}
@@ -43,7 +46,8 @@ def summary(samples):
             "n": len(samples), "samples": samples, "noisy": bool((q3 - q1) / abs(median) > MAX_IQR_RATIO)}
 
 
-def ceilings(framework, rng):
+def ceilings(framework):
+    rng = np.random.default_rng(len(framework))
     gemm, bandwidth = CEILINGS[framework]
     return {"gemm_flops": summary(gemm * (1 + 0.01 * rng.standard_normal(7))),
             "memory_bandwidth": summary(bandwidth * (1 + 0.01 * rng.standard_normal(7))),
@@ -56,25 +60,35 @@ def flags(framework):
     return {"layout": "NHWC", "xla_auto_jit": False, "onednn": True}
 
 
-def step_bytes(archd, image_size, batch):
-    """Activations in and out of each convolution and its weights, read and written about three times a step."""
-    s = spec.ArchSpec.from_dict(archd["name"], archd, archd["in_channels"])
-    size = {0: image_size, 1: image_size // 2}
-    return 3 * 4 * sum(batch * (c.in_channels + c.out_channels) * size[c.block] ** 2 + c.in_channels * c.out_channels
-                       * c.kernel**2 for c in s.convs())
+def base_record(study, task, framework, engine, archd, image_size, cell_id):
+    """What every record holds: the cell, environment and process of a CPU run."""
+    cell = {"study": study, "task": task, "framework": framework, "engine": engine, "device": "cpu", "devices": 1,
+            "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": 0, "threads": 2,
+            "arch": archd, "settings": {"warmup": 3, "min_repeats": 5, "max_repeats": 30,
+                                        "max_iqr_ratio": MAX_IQR_RATIO}}
+    return {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
+            "process": {"import_s": 4.3 if framework == "torch" else 9.1, "ceilings": ceilings(framework)},
+            "wall_s": 3.2, "started": "2026-11-28T23:59:00+00:00",
+            "environment": {"python": "3.11.7", "cpu_model": "AMD EPYC 7B13", "cpu_count": 2,
+                            "versions": {"torch": "2.13.0+cpu"} if framework == "torch" else {"tensorflow": "2.21.0"},
+                            "threads": {"intra_op": 2, "inter_op": 1}, "flags": flags(framework),
+                            "device_model": "cpu"}}
 
 
-def engine_record(framework, engine, arch, backward=None, n=30):
-    """A speed cell of the engines study; TF graph engines derive their phases from three programs per repeat."""
-    record = base.make_record("engines", "speed", framework, arch)
+def engine_record(framework, engine, arch, backward=None, n=30, study="engines"):
+    """A speed cell; TF graph engines derive their phases from three programs per repeat."""
     setup = f"{framework}-{engine}"
-    cell_id = record["cell_id"].replace(f"{framework}-eager", setup)
-    record.update(cell_id=cell_id)
-    record["cell"]["engine"] = engine
-    record["cell"]["settings"]["max_iqr_ratio"] = MAX_IQR_RATIO
+    cell_id = f"{study}_{arch}_{setup}_cpu1-none_b64_s0_speed"
+    k = ARCHS[arch]
+    archd = {"name": arch, "in_channels": 3, "num_classes": 10,
+             "blocks": [{"width": w, "kernel": k, "depth": 1, "activation": "relu", "pieces": 1, "pool": 2}
+                        for w in (32, 64)]}
+    record = base_record(study, "speed", framework, engine, archd, 16, cell_id)
+    s = spec.ArchSpec.from_dict(arch, archd, 3, 10)
+    flops = spec.forward_flops(s, 16)
+    record["counts"] = {"params": spec.param_count(s), "flops_forward": flops, "flops_step": 3 * flops * 64,
+                        "bytes_step": spec.step_bytes(s, 16, 64)}
     rng = np.random.default_rng(zlib.crc32(cell_id.encode()))
-    flops = record["counts"]["flops_forward"]
-    record["counts"] |= {"flops_step": 3 * flops * 64, "bytes_step": step_bytes(record["cell"]["arch"], 16, 64)}
     forward = flops * 64 / 20e9 * (1.0 if framework == "torch" else 1.5)
     back = 2 * flops * 64 / 20e9 * (BACKWARD | (backward or {}))[setup]
     noise = 0.2 if (cell_id, "backward") == NOISY else 0.02
@@ -97,8 +111,6 @@ def engine_record(framework, engine, arch, backward=None, n=30):
                         "warnings": [WARNING] if engine == "torchscript" else [],
                         "optimizer": "SGD momentum, eager foreach" if framework == "torch" else "SGD momentum, Keras",
                         "precision": "float32"}
-    record["process"]["ceilings"] = ceilings(framework, np.random.default_rng(len(framework)))
-    record["environment"]["flags"] = flags(framework)
     if cell_id == FAILED_ENGINE:
         record.update(status="failed", error="Traceback (most recent call last):\n"
                                               "XlaRuntimeError: INTERNAL: RET_CHECK failure in convolution emitter")
@@ -118,11 +130,9 @@ def layer_record(framework, c, o, k, s, activation, pieces, n=25):
     cell_id = f"layers_{name}_{framework}-eager_cpu1-none_b64_s0_layers"
     arch = {"name": name, "in_channels": c, "num_classes": 10,
             "blocks": [{"width": o, "kernel": k, "depth": 1, "activation": activation, "pieces": pieces, "pool": 1}]}
-    record = base.make_record("kernel", "speed", framework, "k3")  # environment and process of a real record
-    record["cell"] |= {"study": "layers", "task": "layers", "arch": arch, "image_size": s}
-    record["cell"]["settings"]["max_iqr_ratio"] = MAX_IQR_RATIO
+    record = base_record("layers", "layers", framework, "eager", arch, s, cell_id)
     flops = 2 * k * k * c * o * s * s * 64
-    record.update(cell_id=cell_id, counts={"params": k * k * c * o + o, "flops_forward": flops})
+    record["counts"] = {"params": k * k * c * o + o, "flops_forward": flops}
     rng = np.random.default_rng(zlib.crc32(cell_id.encode()))
     forward = flops / LAYER_RATE[framework]
     to_input, to_weight = BACKWARD_HALVES[framework]
@@ -133,8 +143,6 @@ def layer_record(framework, c, o, k, s, activation, pieces, n=25):
                          "phase_method": "direct"}
     record["engine"] = {"name": "eager", "compile_s": 0.01, "warnings": [], "precision": "float32",
                         "optimizer": "none (no optimizer step)"}
-    record["process"]["ceilings"] = ceilings(framework, np.random.default_rng(len(framework)))
-    record["environment"]["flags"] = flags(framework)
     return record
 
 
@@ -145,24 +153,36 @@ def engine_records(backward=None, layers=True):
     return records
 
 
-def write_engines(root, backward=None, layers=True):
-    """Write the engines and layers records under root/records (beside write_run's); returns the dir."""
-    out = root / "records"
-    for r in engine_records(backward, layers):
-        path = out / r["cell"]["task"] / r["cell"]["framework"] / f"{r['cell_id']}.json"
+def write_engines(root, records=None):
+    """The engines and layer-wise records written under root/records, as a run writes them (for tests/test_paper.py)."""
+    for r in engine_records() if records is None else records:
+        path = root / "records" / r["cell"]["task"] / r["cell"]["framework"] / f"{r['cell_id']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(r, indent=1))
-    return out
+    return root / "records"
 
 
-def frames(records):
-    return tidy.tidy(records), tidy.environment(records), tidy.samples(records)
+def published(root, records):
+    """The records written under root/records, published as the tidy tables and read back as a Run."""
+    return read_run(write_tidy(write_engines(root, records), root / "generated"), reference=None)
 
 
 @pytest.fixture(scope="module")
-def run():
-    records = engine_records()
-    return (records, *frames(records))
+def records():
+    return engine_records()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, records):
+    return published(tmp_path_factory.mktemp("engines"), records)
+
+
+def run_of(tmp_path, backward=None, layers=True):
+    return published(tmp_path, engine_records(backward, layers))
+
+
+def verdicts_by_key(run):
+    return {v.key: v for v in claim.claim_verdicts(run)}
 
 
 def test_bootstrap_interval_holds_the_ratio_and_narrows_with_more_samples():
@@ -170,60 +190,63 @@ def test_bootstrap_interval_holds_the_ratio_and_narrows_with_more_samples():
     widths = []
     for n in (15, 400):
         a, b = 0.03 * rng.lognormal(0, 0.1, n), 0.01 * rng.lognormal(0, 0.1, n)
-        r, lo, hi = claim.bootstrap_ratio(a, b)
+        r, lo, hi = bootstrap_ratio(a, b)
         assert lo <= r <= hi and r == pytest.approx(np.median(a) / np.median(b))
         assert 2.5 < r < 3.5
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 2
-    assert claim.bootstrap_ratio(a, b) == claim.bootstrap_ratio(a, b)  # fixed seed: reproducible
+    assert bootstrap_ratio(a, b) == bootstrap_ratio(a, b)  # fixed seed: reproducible
 
 
-def test_claim_holds_for_a_threefold_difference_and_not_for_equal_times():
-    def values(backward):
-        df, env, samples = frames(engine_records(backward, layers=False))
-        return claim.claims(df, samples), macros.macros(df, env, samples=samples)
-
+def test_claim_verdicts_hold_for_a_threefold_difference_and_not_for_equal_times(tmp_path):
     equal = {s: 1.0 for s in BACKWARD}
-    c, v = values(equal | {"torch-eager": 3.0})
-    eager = c[(c.engine_a == "eager") & (c.engine_b == "eager")]
-    assert (eager.holds == "first-slower").all() and (eager.lo >= 2).all()
-    assert eager.ratio.between(2.5, 3.5).all()
-    sentence = v["engines/claim/sentence"]
-    assert "The claim holds" in sentence and "PyTorch eager / TensorFlow eager" in sentence
-    k5 = eager[eager.arch == "k5"].iloc[0]
-    key = "engines/claim/torch-eager-over-tensorflow-eager/k5"
-    assert (v[f"{key}/ratio"], v[f"{key}/ratio-lo"], v[f"{key}/ratio-hi"]) == tuple(
-        tables.ratio(x) for x in (k5.ratio, k5.lo, k5.hi))
-    # Every ratio the sentence quotes comes with its interval.
-    quoted = re.findall(r"\d+\.\d+\$\\times\$( \(95\\,\\% CI \d+\.\d+--\d+\.\d+\))?", sentence)
-    assert len(quoted) == 2 and all(quoted)  # the range; holding pairs are named, their ratios in the table
-    c, v = values(equal)
-    assert not c[c.status == "ok"].holds.any()
-    assert "holds for none of them" in v["engines/claim/sentence"]
-    # Torch setups halved: the claim holds the other way round.
-    c, v = values(equal | {"torch-compile": 0.3})
-    assert (c[c.engine_a == "compile"].dropna(subset=["ratio"]).holds == "first-faster").all()
-    assert "PyTorch's backward pass several times faster" in v["engines/claim/sentence"]
+    run = run_of(tmp_path / "slow", equal | {"torch-eager": 3.0}, layers=False)
+    verdicts = verdicts_by_key(run)
+    eager = [v for v in verdicts.values() if v.subject == "torch-eager" and v.reference == "tensorflow-eager"]
+    assert len(eager) == 3 and all(v.word == claim.SLOWER and v.lo >= 2 and 2.5 < v.estimate < 3.5 for v in eager)
+    k5 = verdicts["engines/claim/torch-eager-over-tensorflow-eager/k5/ratio"]
+    assert k5.lo <= k5.estimate <= k5.hi and k5.unit == "ratio" and k5.n == 60
+    v = claim.claim_values(run)
+    assert v["engines/claim/holds-any"] == "1" and int(v["engines/claim/first-slower"]) >= 3
+    assert v["engines/claim/first-faster"] == "0"
+    ok = list(verdicts.values())
+    assert v["engines/claim/pairs"] == str(len(ok)) == "24"  # 27 pairs, three with the failed XLA cell
+    assert v["engines/claim/failed"] == "3" and v["engines/claim/any-failed"] == "1"
+    assert v["engines/claim/ratio-max"] == ratio(max(x.estimate for x in ok))
+
+    run = run_of(tmp_path / "equal", equal, layers=False)
+    assert not any(x.word in (claim.SLOWER, claim.FASTER) for x in claim.claim_verdicts(run))
+    assert claim.claim_values(run)["engines/claim/holds-any"] == "0"
+
+    run = run_of(tmp_path / "fast", equal | {"torch-compile": 0.3}, layers=False)
+    compiled = [x for x in claim.claim_verdicts(run) if x.subject == "torch-compile"]
+    assert compiled and all(x.word == claim.FASTER for x in compiled)
+    assert claim.claim_values(run)["engines/claim/first-faster"] == str(len(compiled))
 
 
-def test_failed_cell_shows_failed_in_claim_fairness_and_speed_tables(run):
-    _, df, env, samples = run
-    c = claim.claims(df, samples)
+def test_claim_word_follows_the_interval_as_printed():
+    assert claim.claim_word(2.5, 1.996, 3.0) == claim.SLOWER  # prints as 2.00
+    assert claim.claim_word(2.5, 1.9, 3.0) == "slower than"
+    assert claim.claim_word(0.4, 0.3, 0.5004) == claim.FASTER  # prints as 0.50
+    assert claim.claim_word(1.0, 0.9, 1.1) == "about as fast as"
+
+
+def test_failed_cell_shows_failed_in_claim_and_fairness(run):
+    c = claim.claims(run)
     assert set(c[(c.engine_b == "xla") & (c.arch == "k7")].status) == {"failed"}
-    table = claim.claim_table(df, samples)
+    assert not any("xla/k7" in v.key for v in claim.claim_verdicts(run))
+    table = claim.claim_table(run)
     row = next(line for line in table.splitlines() if line.startswith("PyTorch eager / TensorFlow xla"))
     assert row.rstrip(r" \\").endswith(r"\emph{failed}")
-    fair = engines.fairness(df, env)
+    fair = fairness.fairness(run.tidy, run.environment)
     assert fair.loc["Cells", "TensorFlow xla"] == "2 ok, 1 failed"
-    speed = tables.speed(df)
-    xla = [line for line in speed.splitlines() if "TensorFlow xla" in line]
-    assert len(xla) == 3 and sum(r"\emph{failed}" in line for line in xla) == 1
-    assert "failed" in macros.macros(df, env, samples=samples)["engines/failed-sentence"]
+    v = values.scope_values(run)
+    assert (v["engines/any-failed"], v["engines/cells-failed"], v["engines/cells"]) == ("1", "1", "18")
+    assert "XlaRuntimeError" in v["engines/failed-cells"]
 
 
 def test_fairness_table_reads_every_setting_from_the_records(run):
-    _, df, env, _ = run
-    fair = engines.fairness(df, env)
+    fair = fairness.fairness(run.tidy, run.environment)
     assert list(fair.columns) == ["PyTorch eager", "PyTorch torchscript", "PyTorch compile", "TensorFlow eager",
                                   "TensorFlow function", "TensorFlow xla"]
     assert fair.loc["Phases timed", "TensorFlow xla"] == "derived"
@@ -233,43 +256,47 @@ def test_fairness_table_reads_every_setting_from_the_records(run):
     assert fair.loc["Compile time (median)", "PyTorch compile"] == "31.0 s"
     assert fair.loc["Compile time (median)", "PyTorch eager"] == "50.0 ms"
     assert fair.loc["xla_auto_jit", "TensorFlow xla"] == "False" and fair.loc["xla_auto_jit", "PyTorch eager"] == "--"
+    assert list(fair.index).index("mkldnn") < list(fair.index).index("xla_auto_jit")  # PyTorch's flags first
     assert fair.loc["Warnings", "PyTorch torchscript"].startswith("torch.jit.script is deprecated.")
     assert len(fair.loc["Warnings", "PyTorch torchscript"]) <= 80
-    assert "64" in fair.loc["Batch", "PyTorch eager"]
-    assert "failed" not in engines.fairness_table(df, env).split(r"\midrule")[0]
+    assert fair.loc["Batch", "PyTorch eager"] == "64"
+    assert "failed" not in fairness.fairness_table(run).split(r"\midrule")[0]
 
 
-def test_fairness_shows_failed_for_a_setup_whose_cells_all_failed():
+def test_fairness_shows_failed_for_a_setup_whose_cells_all_failed(tmp_path):
     records = [engine_record("tensorflow", "xla", a) for a in ARCHS] + [engine_record("torch", "eager", "k3")]
     for r in records[:3]:
         r.update(status="failed", error="XlaRuntimeError: boom")
         r.pop("timings", None), r.pop("engine")
-    df, env, _ = frames(records)
-    fair = engines.fairness(df, env)
+    run = published(tmp_path, records)
+    fair = fairness.fairness(run.tidy, run.environment)
     assert fair.loc["Cells", "TensorFlow xla"] == "0 ok, 3 failed"
     assert fair.loc["Optimizer", "TensorFlow xla"] == "failed" and fair.loc["Layout", "TensorFlow xla"] == "NHWC"
+    assert claim.claim_values(run)["engines/claim/tested"] == "0"
 
 
-def test_roofline_fraction_is_achieved_over_attainable(run):
-    records, df, _, _ = run
+def test_roofline_values_come_from_the_cells_fractions(run, records):
     record = next(r for r in records if r["cell_id"] == "engines_k5_tensorflow-function_cpu1-none_b64_s0_speed")
     flops, moved = record["counts"]["flops_step"], record["counts"]["bytes_step"]
     gemm = record["process"]["ceilings"]["gemm_flops"]["median"]
     bandwidth = record["process"]["ceilings"]["memory_bandwidth"]["median"]
     achieved = flops / record["timings"]["step"]["median"]
-    attainable = min(gemm, bandwidth * flops / moved)
-    rows = df[df.cell_id == record["cell_id"]].set_index("metric")
-    assert rows.loc["achieved_flops", "value"] == pytest.approx(achieved)
-    assert rows.loc["attainable_flops", "value"] == pytest.approx(attainable)
-    assert rows.loc["ceiling_fraction", "value"] == pytest.approx(achieved / attainable)
-    assert rows.loc["gemm_flops", "value"] == gemm and rows.loc["gemm_flops", "n"] == 7
-    assert rows.loc["compile_time", "value"] == 2.1
-    assert tables.percent(achieved / attainable) in tables.speed(df)
+    rows = run.tidy[run.tidy.cell_id == record["cell_id"]].set_index("metric")
+    assert rows.loc["ceiling_fraction", "value"] == pytest.approx(achieved / min(gemm, bandwidth * flops / moved))
+    v = values.roofline_values(run)
+    fractions = run.tidy[run.tidy.metric == "ceiling_fraction"]["value"]
+    assert v["engines/roofline/percent-min"] == percent(fractions.min())
+    assert v["engines/roofline/percent-max"] == percent(fractions.max())
+    assert v["engines/roofline/steps"] == str(len(fractions)) and v["engines/roofline/ran"] == "1"
+    assert v["engines/roofline/any-above"] == ("1" if (fractions > 1).any() else "0")
+    assert v["engines/roofline/torch-gemm-gflops"] == sig3(
+        run.tidy[(run.tidy.framework == "torch") & (run.tidy.metric == "gemm_flops") & (run.tidy.task == "speed")]
+        .drop_duplicates("cell_id")["value"].median() / 1e9)
 
 
 def test_estimated_split_sums_to_the_measured_backward(run):
-    _, df, _, _ = run
-    phases = engines.engine_phases(df)
+    df = run.tidy
+    phases = engine_phases(df)
     times = tidy.summarise(df[df.study == "engines"], "time")
     for (setup, arch), rows in phases[phases.status == "ok"].groupby(["setup", "arch"]):
         split = rows.set_index("phase")["value"]
@@ -283,77 +310,99 @@ def test_estimated_split_sums_to_the_measured_backward(run):
     to_weight = t["c3-o32-k5-s16-relu", "backward_weight"] + t["c32-o64-k5-s8-relu", "backward_weight"]
     fraction = phases[(phases.setup == "torch-compile") & (phases.arch == "k5")].input_fraction.iloc[0]
     assert fraction == pytest.approx(to_input / (to_input + to_weight))
+    v = values.split_values(run)
+    assert v["engines/split/ran"] == "1" and v["engines/split/torch-larger"] == "the weights"
+    fractions = phases[phases.framework == "torch"].drop_duplicates("arch")["input_fraction"]
+    assert v["engines/split/torch-input-percent"] == f"{100 * fractions.median():.0f}"
 
 
-def test_without_layer_cells_the_backward_stays_whole_with_a_note():
-    df, env, samples = frames(engine_records(layers=False))
-    phases = engines.engine_phases(df)
+def test_without_layer_cells_the_backward_stays_whole(tmp_path):
+    run = run_of(tmp_path, layers=False)
+    phases = engine_phases(run.tidy)
     assert set(phases.phase.dropna()) == {"forward", "backward", "optimizer"}
-    v = macros.macros(df, env, samples=samples)
-    assert "not split" in v["engines/bars-note"] and "no layer-wise cells" in layers.layers_table(df)
+    v = values.split_values(run)
+    assert v["engines/split/ran"] == "0" and v["engines/split/torch-input-percent"] == "--"
+    assert not LAYERS_STUDY.ran(run) and ENGINES_STUDY.ran(run)
+    assert "no layer-wise cells" in layers_table(run)
+    lv = layer_values(run)
+    assert lv["layerwise/shapes"] == "0" and lv["layerwise/torch/bwd-input-over-forward"] == "--"
 
 
-def test_noisy_cells_are_flagged_with_the_threshold(run):
-    _, df, env, samples = run
+def test_noisy_cells_are_flagged_in_the_claim_table(run):
     cell, phase = NOISY
+    df = run.tidy
     row = df[(df.cell_id == cell) & (df.metric == "time") & (df.phase == phase)].iloc[0]
     assert row.noisy == True  # noqa: E712 (a nullable boolean)
-    assert not df[(df.cell_id == cell) & (df.phase == "forward")].noisy.any()
-    speed = tables.speed(df)
-    shown = tidy.summarise(df[df.task == "speed"], "time")
-    assert speed.count(tables.DAGGER) == shown.noisy.sum() + 1  # and once in the note
-    rows = speed.split(r"\midrule")[1].splitlines()
-    start = next(i for i, line in enumerate(rows) if line.startswith("k5"))
-    k5 = next(line for line in rows[start:] if "PyTorch compile" in line).split(" & ")
-    assert k5[3].endswith(tables.DAGGER) and tables.DAGGER not in k5[2]  # backward flagged, forward not
-    assert not any(tables.DAGGER in line for line in rows if "PyTorch eager" in line)
-    assert r"exceeded 0.1 of the median" in speed
-    assert tables.DAGGER in claim.claim_table(df, samples)
+    table = claim.claim_table(run)
+    compiled = [line for line in table.splitlines() if line.startswith("PyTorch compile")]
+    assert all(line.split(" & ")[2].endswith(DAGGER) for line in compiled)  # k5, the noisy cell's column
+    assert r"exceeded 0.1 of the median" in table
 
 
-def test_layer_table_splits_the_convolution_and_compares_activations(run):
-    _, df, env, samples = run
-    table = layers.layers_table(df)
+def test_layer_table_and_values_split_the_convolution_and_compare_activations(run):
+    table = layers_table(run)
     assert r"32$\to$64, 5$\times$5 at 8$\times$8" in table
+    df = run.tidy
     t = tidy.summarise(df[df.task == "layers"], "time").set_index(["arch", "framework", "phase"])["value"]
-    assert tables.sig3(t["c3-o32-k7-s16-relu", "tensorflow", "backward_weight"] * 1e3) in table
-    act = lambda name: (t[name, "torch", "activation_forward"] + t[name, "torch", "activation_backward"])
-    expected = act("c3-o32-k3-s16-maxout2") / act("c3-o32-k3-s16-relu")
-    assert tables.ratio(expected) in table
-    v = macros.macros(df, env, samples=samples)
-    assert v["layerwise/torch/maxout-over-relu"] in {tables.ratio(expected), tables.ratio(
-        act("c32-o64-k3-s8-maxout2") / act("c32-o64-k3-s8-relu"))} or "--" in v["layerwise/torch/maxout-over-relu"]
-    assert "cost more in PyTorch" in v["layerwise/sentence"]
+    assert sig3(t["c3-o32-k7-s16-relu", "tensorflow", "backward_weight"] * 1e3) in table
+    act = lambda name, f="torch": t[name, f, "activation_forward"] + t[name, f, "activation_backward"]  # noqa: E731
+    shapes = [act(f"{c}-maxout2") / act(f"{c}-relu") for c in ("c3-o32-k3-s16", "c32-o64-k3-s8")]
+    assert ratio(shapes[0]) in table
+    v = layer_values(run)
+    assert v["layerwise/torch/maxout-over-relu"] == ratio(np.median(shapes))
+    assert v["layerwise/torch/maxout-over-relu-shapes"] == "2" and v["layerwise/torch/maxout-over-relu-word"] == "more"
+    assert v["layerwise/shapes"] == "6" and v["layerwise/maxout-any"] == "1"
+    assert float(v["layerwise/tensorflow/bwd-weight-over-forward"]) == pytest.approx(2.0, abs=0.1)
+    assert float(v["layerwise/torch/bwd-input-over-forward"]) == pytest.approx(1.2, abs=0.1)
     achieved = df[(df.cell_id.str.contains("c3-o32-k5-s16-relu_torch")) & (df.metric == "achieved_flops")]
     assert set(achieved.phase) == {"forward", "backward_input", "backward_weight"}
 
 
-def test_text_and_figures_for_the_engines_study(run, tmp_path):
-    _, df, env, samples = run
-    v = macros.macros(df, env, samples=samples)
-    for key in ["engines/scope", "engines/methods-sentence", "engines/derived-sentence", "engines/compile-sentence",
-                "engines/split-sentence", "engines/roofline-sentence", "engines/bars-note", "engines/claim/sentence",
-                "layerwise/sentence", "engines/failed-sentence"]:
-        assert v[key], key
-    assert "derived" in v["engines/methods-sentence"] and "TensorFlow xla" in v["engines/methods-sentence"]
-    assert "estimated from layer-wise timings" in v["engines/bars-note"]
-    paths = figures.all_figures(df, tmp_path)
-    assert {p.stem for p in paths} >= {"roofline", "engine_phases", "layers"}
-    assert all(p.read_bytes().startswith(b"%PDF") for p in paths)
+def test_timing_values_derived_samples_compile_and_consistency(run):
+    v = values.derived_values(run)
+    s = run.samples
+    derived = run.tidy[(run.tidy.phase_method == "derived") & (run.tidy.status == "ok")]["cell_id"].unique()
+    opt = s[s.cell_id.isin(derived) & (s.phase == "optimizer")]["value"]
+    assert v["engines/derived/optimizer-samples"] == str(len(opt))
+    assert v["engines/derived/optimizer-negative"] == str((opt < 0).sum())
+    c = values.compile_values(run)
+    assert (c["engines/compile/max"], c["engines/compile/max-setup"]) == (r"31.0\,s", "PyTorch compile")
+    k = values.consistency_values(run)
+    assert k["engines/consistency/ran"] == "1" and k["engines/consistency/any-off"] == "0"
+    assert 0.9 < float(k["engines/consistency/ratio-median"]) < 1.1
+    scope = values.scope_values(run)
+    assert scope["engines/any-derived"] == "1" and "TensorFlow xla" in scope["engines/derived-setups"]
+    assert scope["engines/setups-count"] == "6" and scope["engines/layer-cells"] == str(2 * len(layer_shapes()))
 
 
-def test_analyse_writes_samples_and_engine_tables(tmp_path):
-    records = write_engines(tmp_path)
-    out = analyse(records, tmp_path / "generated")
-    samples = pd.read_csv(out / "samples.csv")
-    assert samples.cell_id.nunique() == len(list(records.rglob("*.json"))) - 1  # the failed cell has none
-    for name in ("claim", "layers", "fairness", "speed"):
-        assert (out / "tables" / f"{name}.tex").read_text().startswith(r"\begin{table}")
+def test_studies_write_figures_tables_macros_and_verdicts(run, tmp_path):
+    for study, tables in ((ENGINES_STUDY, {"claim", "fairness"}), (LAYERS_STUDY, {"layers"})):
+        out = analyse_study(study, run, tmp_path / study.name)
+        assert {p.stem for p in (out / "tables").glob("*.tex")} == tables
+        for figure in study.figures:
+            assert (out / "figures" / f"{figure.name}.pdf").read_bytes().startswith(b"%PDF")
+        macros = read_macros(out / "macros.tex")
+        assert macros[f"{study.name}/ran"] == "1"
+    engines = read_macros(tmp_path / "engines" / "macros.tex")
+    backward = tidy.summarise(run.tidy[run.tidy.study == "engines"], "time")
+    k3 = backward[(backward.setup == "torch-eager") & (backward.arch == "k3") & (backward.phase == "backward")].iloc[0]
+    assert engines["engines/torch-eager/k3/backward-ms"] == ms(k3.value)
+    verdicts = json.loads((tmp_path / "engines" / "verdicts.json").read_text())
+    assert len(verdicts) == 24 and all(engines[v["key"]] == ratio(v["estimate"]) for v in verdicts)
+    assert all(engines[v["key"] + "-word"] == v["word"] for v in verdicts)
+    layers = read_macros(tmp_path / "layers" / "macros.tex")
+    assert any(k.startswith("layers/torch-eager/c3-o32-k3-s16-relu/") for k in layers)
 
 
-def test_old_records_still_analyse(tmp_path):
-    """Records without the new fields (the default run before issue 3) give the new keys as 'not in this run'."""
-    df = tidy.tidy(tidy.load_records(base.write_run(tmp_path)))
-    v = macros.macros(df, pd.DataFrame())
-    assert "study, so it does not time compiled engines" in v["engines/scope"] and "does not test" in v["engines/claim/sentence"]
-    assert "no layer-wise cells" in v["layerwise/sentence"]
+def test_a_run_without_the_engines_study(tmp_path):
+    """Speed cells of another study only: the engines flags are 0 and nothing fails."""
+    records = [engine_record(f, "eager", a, study="kernel") for f in ENGINES for a in ARCHS]
+    run = published(tmp_path, records)
+    assert not ENGINES_STUDY.ran(run) and not LAYERS_STUDY.ran(run)
+    out = analyse_study(ENGINES_STUDY, run, tmp_path / "engines")
+    macros = read_macros(out / "macros.tex")
+    assert macros["engines/ran"] == "0" and macros["engines/claim/tested"] == "0"
+    assert macros["engines/roofline/ran"] == "1"  # the roofline covers every study's speed cells
+    assert json.loads((out / "verdicts.json").read_text()) == []
+    assert (out / "figures" / "engine_phases.pdf").exists()
+    assert read_macros(analyse_study(LAYERS_STUDY, run, tmp_path / "layers") / "macros.tex")["layers/ran"] == "0"

@@ -1,12 +1,14 @@
-"""Issue 4's analysis: the kernel study's grid search against the kernel size and filters learned in training.
+"""The learned study: the kernel study's grid search against the kernel size and filters learned in training.
 
 Fixture records follow the measuring side's format (convbench.run.train and shrink_and_measure): kernel-study train
 cells with the final epoch's accuracies and wall_s, speed cells with forward/backward summaries, learned-study train
 cells whose epochs carry "learned" ({"blocks.i.radius": float} or {"blocks.i.open_maps": int}) and whose "learned"
-section holds the shrunk spec, what was kept, its counts, accuracy, logit difference and step timings.
+section holds the shrunk spec, what was kept, its counts, accuracy, logit difference and step timings. They go
+through write_tidy and read_run, as in the pipeline; the asserts are on values and verdicts, not on wording.
 """
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -16,9 +18,11 @@ import numpy as np
 import pytest
 
 from convbench import spec
-from convbench.analysis import build_pdf, tables, tidy
-from convbench.analysis import learned as analysis
-from convbench.analysis.macros import write_macros
+from convbench.analysis import analyse_study, build_pdf, read_run, write_tidy
+from convbench.analysis.latex import read_macros
+from convbench.analysis.learned import STUDY, data
+from convbench.analysis.learned.values import frames, verdicts as study_verdicts
+from convbench.analysis.stats import pareto_front, t_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 T_2 = 4.302652729911275  # t quantile 0.975 at 2 degrees of freedom, from a printed table
@@ -136,25 +140,67 @@ def study(accuracy=ACCURACY, seeds=(0, 1, 2), learned=True, size=None, width=Non
     return records
 
 
-def written(records, tmp_path):
-    """Write the records as a run would and read them back through the loader the pipeline uses."""
+def written(records, root):
+    """Write the records as a run would, publish the tidy table and read it back as every study does."""
     for r in records:
-        path = tmp_path / "records" / r["cell"]["task"] / r["cell"]["framework"] / f"{r['cell_id']}.json"
+        path = root / "records" / r["cell"]["task"] / r["cell"]["framework"] / f"{r['cell_id']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(r))
-    return tidy.load_records(tmp_path / "records")
+    return read_run(write_tidy(root / "records", root / "generated"), reference=None)
+
+
+def analysed(tmp_path, name="run", **kwargs):
+    """(values, verdicts by key, out dir) of the study on the fixture records."""
+    run = written(study(**kwargs), tmp_path / name)
+    out = analyse_study(STUDY, run, tmp_path / name / "learned")
+    return read_macros(out / "macros.tex"), {v.key: v for v in study_verdicts(run)}, out
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    return analysed(tmp_path_factory.mktemp("full"))
 
 
 @pytest.fixture
-def values(tmp_path):
-    return analysis.analyse_learned(written(study(), tmp_path), tmp_path / "generated")
+def values(full):
+    return full[0]
 
 
-def flat(text: str) -> str:
-    return " ".join(text.split())
+def tt(name):
+    return rf"\texttt{{{name}}}"
 
 
-# ---- numbers ------------------------------------------------------------------------------------
+def line(table: str, start: str) -> str:
+    return next(x for x in table.splitlines() if x.startswith(start))
+
+
+# ---- the tidy table ------------------------------------------------------------------------------
+
+def test_tidy_holds_the_learned_state_and_the_recipe(tmp_path):
+    run = written(study(), tmp_path)
+    df = run.tidy
+    radius = df[(df["metric"] == "radius") & (df["setup"] == "torch-eager") & (df["block"] == 0)].sort_values("epoch")
+    assert list(radius["epoch"]) == [0, 1, 2, 3, 4] and radius["value"].iloc[0] == 2.0  # epoch 0: the spec's
+    kept = df[(df["metric"] == "kept_maps") & (df["arch"] == "learned-width")].groupby("block")["value"].first()
+    assert list(kept) == [32, 40]
+    step = df[(df["metric"] == "step_time") & (df["setup"] == "torch-eager") & (df["arch"] == "learned-size")]
+    assert dict(zip(step["phase"], step["value"])) == {"learned": 0.040, "shrunk": 0.028}
+    learned = df[df["study"] == "learned"].iloc[0]
+    assert (learned["optimizer"], learned["lr"], learned["planned_epochs"]) == ("adam", 0.01, 4)
+    sweep = df[(df["study"] == "kernel") & (df["arch"] == "k3-stack2")].iloc[0]
+    assert (sweep["kernels"], sweep["depths"], sweep["widths"]) == ("3, 3", "2, 2", "32, 64")
+    assert df[df["study"] == "learned"]["init_radius"].dropna().unique().tolist() == ["2, 2", "-, -"]
+
+
+def test_trajectories_start_at_the_initialisation(tmp_path):
+    traj = frames(written(study(), tmp_path)).traj
+    radius = traj[(traj["quantity"] == "radius") & (traj["unit"] == "torch-eager") & (traj["block"] == 0)]
+    assert list(radius.sort_values("epoch")["epoch"]) == [0, 1, 2, 3, 4]
+    maps = traj[(traj["quantity"] == "open_maps") & (traj["block"] == 1) & (traj["unit"] == "torch-eager")]
+    assert maps.sort_values("epoch")["value"].tolist() == [64, 58, 52, 46, 40]
+
+
+# ---- the grid search ----------------------------------------------------------------------------
 
 def test_mean_and_interval_by_hand(values):
     for arch, acc in ACCURACY.items():
@@ -165,195 +211,37 @@ def test_mean_and_interval_by_hand(values):
         assert values[f"kernelsweep/torch-eager/{arch}/seeds"] == "3"
     assert values["kernelsweep/torch-eager/k5/test-accuracy-ci"] == "1.2"  # 4.303 * 0.005 / sqrt(3) = 0.0124
     assert values["kernelsweep/torch-eager/k3/params"] == f"{counts('k3', blocks(SWEEP['k3']))[0]:,}"
-    assert "95\\,\\% CI" in values["kernelsweep/interval"] and "three seeds" in values["kernelsweep/scope"]
-    best = flat(values["kernelsweep/best-sentence"]).split(" In TensorFlow")[0]
-    assert best.startswith("In PyTorch eager \\texttt{k5} reached the highest mean test accuracy, 97.5\\,$\\pm$\\,1.2")
-    assert "overlap its interval" in best and "the smallest of them, \\texttt{k3}, has 19,466 parameters" in best
+    assert values["kernelsweep/seeds"] == "three seeds" and values["kernelsweep/intervals"] == "1"
+    assert values["kernelsweep/best"] == tt("k5") and values["kernelsweep/best-accuracy"] == r"97.5\,$\pm$\,1.2"
+    assert all(tt(a) in values["kernelsweep/tied"] for a in ("k3", "k7", "k3-stack2", "k5-b"))
 
 
-def test_t_interval():
-    mean, ci, n = analysis.t_interval([0.97, 0.975, 0.98])
-    assert (mean, n) == (pytest.approx(0.975), 3)
-    assert ci == pytest.approx(T_2 * 0.005 / math.sqrt(3))
-    one = analysis.t_interval([0.9])
-    assert one[0] == 0.9 and math.isnan(one[1]) and one[2] == 1
-    assert analysis.t_interval([])[2] == 0
-
-
-def test_pareto_front_on_a_known_set():
+def test_t_interval_and_pareto_front():
+    mean, ci, n = t_interval([0.97, 0.975, 0.98])
+    assert (mean, n) == (pytest.approx(0.975), 3) and ci == pytest.approx(T_2 * 0.005 / math.sqrt(3))
     params = [100, 200, 200, 300, 400, 50, 500, np.nan]
     accuracy = [0.90, 0.95, 0.93, 0.95, 0.97, 0.80, 0.97, 0.99]
-    #           front  front  (200 beats) (200 as good, fewer) front front (400 as good, fewer) missing
-    assert list(analysis.pareto_front(params, accuracy)) == [True, True, False, False, True, True, False, False]
-    assert list(analysis.pareto_front([10, 10], [0.5, 0.5])) == [True, True]  # equal points dominate neither
+    assert list(pareto_front(params, accuracy)) == [True, True, False, False, True, True, False, False]
 
 
-def test_front_marked_in_the_table_and_sentence(values, tmp_path):
-    table = (tmp_path / "generated" / "tables" / "learned_sweep.tex").read_text()
+def test_front_marked_in_the_table_and_values(full):
+    values, _, out = full
     # k3 (fewest parameters) and k5 (the most accurate) are on the front; k5-b has more parameters than k3 and a
     # lower accuracy, k7 and k3-stack2 more parameters than k5 and lower accuracies.
-    assert "On the Pareto front" in values["kernelsweep/pareto-sentence"]
-    front = values["kernelsweep/pareto-sentence"].split("in PyTorch eager, ")[1].split(";")[0]
-    assert front == r"\texttt{k3} and \texttt{k5}"
-    line = next(x for x in table.splitlines() if x.startswith(r"\texttt{k5} "))
-    assert r"97.5\,$\pm$\,1.2$^\star$" in line
-    assert "$^\\star$" not in next(x for x in table.splitlines() if x.startswith(r"\texttt{k7} "))
+    assert values["kernelsweep/front"] == rf"{tt('k3')} and {tt('k5')}"
+    table = (out / "tables" / "learned_sweep.tex").read_text()
+    assert r"97.5\,$\pm$\,1.2$^\star$" in line(table, tt("k5") + " ")
+    assert "$^\\star$" not in line(table, tt("k7") + " ")
 
 
-def test_matching_read_from_the_widths(values, tmp_path):
-    sentence = values["kernelsweep/matching-sentence"]
-    assert sentence.startswith(r"Against \texttt{k3}, a single 3$\times$3")
-    assert r"\texttt{k5-b} is narrower or wider" in sentence and "equal parameters" in sentence
-    table = (tmp_path / "generated" / "tables" / "learned_sweep.tex").read_text()
-    assert "equal params" in next(x for x in table.splitlines() if x.startswith(r"\texttt{k5-b}"))
-    assert "equal width" in next(x for x in table.splitlines() if x.startswith(r"\texttt{k3-stack2}"))
-
-
-def test_compute_cost_ratio(values):
-    cells = len(SWEEP) * 3  # architectures x seeds, per framework
-    whole, one = cells * SWEEP_WALL / LEARNED_WALL, len(SWEEP) * SWEEP_WALL / LEARNED_WALL
-    assert values["learned/torch-eager/learned-size/cost-ratio"] == f"{whole:.2f}" == "2.50"
-    sentence = flat(values["learned/cost-sentence"])
-    assert f"took {cells * SWEEP_WALL:.1f}\\,s of wall-clock time" in sentence
-    assert f"{whole:.2f}$\\times$ and one seed of it {one:.2f}$\\times$" in sentence
-    assert "the learned run cost less than the whole grid but more than one seed of it" in sentence
-
-
-def test_cost_verdict_flips_with_the_numbers(tmp_path):
-    cheap = analysis.analyse_learned(written(study(size={"wall": 4.0}), tmp_path), tmp_path / "out")
-    assert "cost less than even one seed of the grid" in cheap["learned/cost-sentence"]
-    dear = analysis.analyse_learned(written(study(size={"wall": 60.0}), tmp_path / "b"), tmp_path / "out2")
-    assert "the learned run cost more than the whole grid" in dear["learned/cost-sentence"]
-
-
-# ---- what was learned ---------------------------------------------------------------------------
-
-def test_learned_radius_kernels_and_maps(values, tmp_path):
-    radius = flat(values["learned/radius-sentence"])
-    assert "from 2.00 to 1.20 in block 1" in radius and "5$\\times$5 kernels in both blocks, of 7$\\times$7" in radius
-    assert values["learned/torch-eager/learned-size/kernels"] == "5, 5"
-    assert "kept 32 of 32 maps in block 1 and 40 of 64 in block 2" in values["learned/kept-sentence"]
-    assert values["learned/tensorflow-eager/learned-width/maps"] == "32, 40"
-    shrunk = (tmp_path / "generated" / "tables" / "learned_shrunk.tex").read_text()
-    assert "5/7, 5/7" in shrunk and "32/32, 40/64" in shrunk
-    for name in ("learned_pareto", "learned_radius", "learned_maps"):
-        assert (tmp_path / "generated" / "figures" / f"{name}.pdf").stat().st_size > 1000
-
-
-def test_trajectories_start_at_the_initialisation(tmp_path):
-    cells = analysis.learned_cells(written(study(), tmp_path))
-    traj = analysis.trajectories(cells)
-    radius = traj[(traj["quantity"] == "radius") & (traj["unit"] == "torch-eager") & (traj["block"] == 0)]
-    assert list(radius.sort_values("epoch")["epoch"]) == [0, 1, 2, 3, 4]
-    assert radius[radius["epoch"] == 0]["value"].iloc[0] == 2.0
-    maps = traj[(traj["quantity"] == "open_maps") & (traj["block"] == 1) & (traj["unit"] == "torch-eager")]
-    assert maps.sort_values("epoch")["value"].tolist() == [64, 58, 52, 46, 40]
-
-
-def test_shrunk_against_masked_and_exactness(values):
-    shrunk = flat(values["learned/shrunk-sentence"])
-    params = counts("s", blocks([(32, 5, 1), (64, 5, 1)]))[0]
-    assert f"the shrunk \\texttt{{learned-size}} has {params:,} parameters" in shrunk
-    assert "0.70$\\times$ the time" in shrunk and "faster than the masked network" in shrunk
-    assert "It has the shape of the hand-picked \\texttt{k5}" in shrunk
-    assert values["learned/max-logit-difference"] == "$2.0\\times10^{-6}$"
-    assert "left the function the network computes unchanged" in values["learned/exact-sentence"]
-
-
-def test_exactness_sentence_flips(tmp_path):
-    out = analysis.analyse_learned(written(study(width={"max_diff": 0.03}), tmp_path), tmp_path / "g")
-    assert "crop or prune changed the network" in out["learned/exact-sentence"]
-    assert out["learned/max-logit-difference"] == "$3.0\\times10^{-2}$"
-
-
-# ---- verdicts -----------------------------------------------------------------------------------
-
-def verdicts(tmp_path, name, **kwargs):
-    return analysis.analyse_learned(written(study(**kwargs), tmp_path / name), tmp_path / name / "out")
-
-
-def test_size_verdict_flips_with_the_data(tmp_path):
-    best = flat(verdicts(tmp_path, "a")["learned/verdict-size"])
-    assert "ranks \\texttt{k5} (5$\\times$5" in best and "learned 5$\\times$5: the size the grid search ranks best" in best
-    tied = flat(verdicts(tmp_path, "b", size={"kernels": (3, 3)})["learned/verdict-size"])
-    assert "the size of \\texttt{k3}" in tied and "cannot tell the two apart" in tied
-    apart = dict(ACCURACY, k3=[0.90, 0.905, 0.91])
-    worse = flat(verdicts(tmp_path, "c", accuracy=apart, size={"kernels": (3, 3)})["learned/verdict-size"])
-    assert "the intervals apart: not the size it ranks best" in worse and "ranks 3 of 3" in worse
-    mixed = flat(verdicts(tmp_path, "d", size={"kernels": (5, 3)})["learned/verdict-size"])
-    assert "a different size per block" in mixed and "one of its blocks learned the best size" in mixed
-
-
-def test_accuracy_verdict_flips_with_the_data(tmp_path):
-    within = flat(verdicts(tmp_path, "a")["learned/verdict-accuracy"])
-    assert "\\texttt{learned-size} reached 97.4\\,\\%" in within
-    assert "within the 95\\,\\% CI of the best, with as many parameters as it" in within
-    assert "\\texttt{k5} is both at most as large and at least as accurate" in within  # k5: same size, 97.5 %
-    below = flat(verdicts(tmp_path, "b", size={"test": 0.90})["learned/verdict-accuracy"])
-    assert "below the 95\\,\\% CI of the best" in below
-    above = flat(verdicts(tmp_path, "c", size={"test": 0.995})["learned/verdict-accuracy"])
-    assert "above the 95\\,\\% CI of the best" in above and "no hand-picked network is both" in above.split("TensorFlow")[0]
-    width = within.split("\\texttt{learned-width} reached")[1].split(" In ")[0]
-    assert "fewer parameters than it" in width
-
-
-def test_one_seed_has_no_interval_and_says_so(tmp_path):
-    out = verdicts(tmp_path, "a", seeds=(0,))
-    assert "one seed per network and setup" in out["kernelsweep/interval"]
-    assert not any(k.endswith("test-accuracy-ci") for k in out)
-    assert "(one seed: ranked by that run alone)" in out["kernelsweep/best-sentence"]
-    assert "with one seed per hand-picked network there is no interval" in out["learned/verdict-accuracy"]
-    assert "one seed per network and setup in this run" in out["learned/seeds-threat"]
-
-
-def test_several_learned_seeds(tmp_path):
-    records = study()
-    for framework in FRAMEWORKS:
-        records += [learned_record(framework, "size", seed=s, kernels=k, test=t)
-                    for s, k, t in [(1, (5, 5), 0.97), (2, (3, 3), 0.96)]]
-    out = analysis.analyse_learned(written(records, tmp_path), tmp_path / "g")
-    mean, ci, _ = analysis.t_interval([0.974, 0.97, 0.96])
-    assert out["learned/torch-eager/learned-size/test-accuracy"] == f"{100 * mean:.1f}"
-    assert f"{100 * mean:.1f}\\,$\\pm$\\,{100 * ci:.1f}" in out["learned/verdict-accuracy"]
-    assert "(in 2 of 3 seeds; 3$\\times$3, 3$\\times$3 in 1)" in out["learned/radius-sentence"]
-    assert "over 3 seeds" in out["learned/radius-sentence"]
-    assert "5/7, 5/7 (2 of 3)" in (tmp_path / "g" / "tables" / "learned_shrunk.tex").read_text()
-
-
-# ---- missing and failed cells -------------------------------------------------------------------
-
-def test_no_learned_records_gives_placeholders_and_every_key(tmp_path):
-    out = analysis.analyse_learned(written(study(learned=False), tmp_path), tmp_path / "g")
-    assert set(analysis.FIXED) <= set(out)
-    assert "no training cells of the \\texttt{learned} study" in out["learned/scope"]
-    assert "nothing to hold against the grid search" in out["learned/verdict-size"]
-    assert "No network was shrunk" in out["learned/shrunk-sentence"]
-    assert "97.5" in out["kernelsweep/best-sentence"]  # the grid search still reports
-    assert "This run has no training cells of the learned study" in (
-        tmp_path / "g" / "tables" / "learned_shrunk.tex").read_text()
-    for name in ("learned_pareto", "learned_radius", "learned_maps"):
-        assert (tmp_path / "g" / "figures" / f"{name}.pdf").exists()
-
-
-def test_no_records_at_all(tmp_path):
-    out = analysis.analyse_learned([], tmp_path)
-    assert set(analysis.FIXED) <= set(out)
-    assert all(v for v in out.values())
-    assert "no training cells of the \\texttt{kernel} study" in out["kernelsweep/scope"]
-    assert "This run trained no network" in out["learned/data-sentence"]
-
-
-def test_failed_learned_cell_appears_as_failed(tmp_path):
-    out = analysis.analyse_learned(written(study(failed=("width",)), tmp_path), tmp_path / "g")
-    assert "2 cells" not in out["learned/failed-sentence"]
-    assert "Two cells of the \\texttt{learned} study failed" in out["learned/failed-sentence"]
-    assert tables.tt("learned_learned-width_tensorflow-eager_cpu1-none_b64_s0_train") in out["learned/failed-sentence"]
-    assert "SpecError: every gate closed" in out["learned/failed-sentence"]
-    assert "every run of \\texttt{learned-width} failed" in out["learned/kept-sentence"]
-    table = (tmp_path / "g" / "tables" / "learned_shrunk.tex").read_text()
-    row = next(x for x in table.splitlines() if x.startswith(r"\texttt{learned-width}"))
-    assert row.count(r"\emph{failed}") >= 6 and "0 (+1 failed)" in row
-    assert "\\texttt{learned-size} reached" in out["learned/verdict-accuracy"]  # the other cells still report
+def test_matching_read_from_the_widths(full, tmp_path):
+    values, _, out = full
+    scells = frames(written(study(), tmp_path)).scells
+    assert data.matching(scells) == {"k3": "reference", "k5": "equal width", "k7": "equal width",
+                                     "k3-stack2": "equal width", "k5-b": "equal params"}
+    assert values["kernelsweep/reference"] == tt("k3")
+    table = (out / "tables" / "learned_sweep.tex").read_text()
+    assert "equal params" in line(table, tt("k5-b")) and "equal width" in line(table, tt("k3-stack2"))
 
 
 def test_failed_sweep_cell_is_counted_as_failed(tmp_path):
@@ -361,11 +249,144 @@ def test_failed_sweep_cell_is_counted_as_failed(tmp_path):
     bad = next(r for r in records if r["cell_id"] == "kernel_k7_torch-eager_cpu1-none_b64_s1_train")
     bad.update(status="failed", error="Traceback\nRuntimeError: out of memory")
     del bad["training"]
-    out = analysis.analyse_learned(written(records, tmp_path), tmp_path / "g")
-    assert "One training cell of the \\texttt{kernel} study failed" in out["kernelsweep/failed-sentence"]
-    assert out["kernelsweep/torch-eager/k7/seeds"] == "2"
-    table = (tmp_path / "g" / "tables" / "learned_sweep.tex").read_text()
-    assert "2 (+1 failed)" in table
+    out = analyse_study(STUDY, written(records, tmp_path), tmp_path / "learned")
+    values = read_macros(out / "macros.tex")
+    assert values["kernelsweep/failed"] == "1" and values["kernelsweep/torch-eager/k7/seeds"] == "2"
+    assert "2 (+1 failed)" in (out / "tables" / "learned_sweep.tex").read_text()
+
+
+# ---- what was learned ---------------------------------------------------------------------------
+
+def test_learned_radius_kernels_and_maps(full):
+    values, _, out = full
+    assert values["learned/size/final-radius"] == "1.20" and values["learned/size/init-radius"] == "2"
+    assert values["learned/size/kept"] == r"5$\times$5" and values["learned/size/max-kernel"] == "7"
+    assert values["learned/torch-eager/learned-size/kernels"] == "5, 5"
+    assert values["learned/width/kept"] == "32 of 32 and 40 of 64"
+    assert values["learned/tensorflow-eager/learned-width/maps"] == "32, 40"
+    shrunk = (out / "tables" / "learned_shrunk.tex").read_text()
+    assert "5/7, 5/7" in shrunk and "32/32, 40/64" in shrunk
+    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius"}
+    for f in STUDY.figures:
+        assert (out / "figures" / f"{f.name}.pdf").stat().st_size > 1000
+
+
+def test_shrunk_against_masked_and_exactness(full):
+    values, verdicts, _ = full
+    assert values["learned/size/params"] == f"{counts('s', blocks([(32, 5, 1), (64, 5, 1)]))[0]:,}"
+    step = verdicts["learned/size/step"]
+    assert step.estimate == pytest.approx(0.7) and step.word == "faster than" and step.lo < 0.7 < step.hi
+    assert verdicts["learned/tensorflow-eager/learned-width/step"].word == "faster than"
+    assert values["learned/torch-eager/learned-size/step-ratio"] == "0.70"
+    assert values["learned/size/has-twin"] == "1" and values["learned/size/twin"] == tt("k5")
+    assert values["learned/max-logit-difference"] == "$2.0\\times10^{-6}$" and values["learned/exact"] == "1"
+
+
+def test_exactness_flips(tmp_path):
+    values, _, _ = analysed(tmp_path, width={"max_diff": 0.03})
+    assert values["learned/exact"] == "0" and values["learned/max-logit-difference"] == "$3.0\\times10^{-2}$"
+
+
+# ---- verdicts -----------------------------------------------------------------------------------
+
+def test_size_verdict_flips_with_the_data(tmp_path):
+    best = analysed(tmp_path, "a")[1]["learned/size/kernel"]
+    assert (best.word, best.reference, best.estimate) == ("the size the grid ranks best", "k5", 0)
+    tied = analysed(tmp_path, "b", size={"kernels": (3, 3)})[1]["learned/size/kernel"]
+    assert tied.word == "a size the grid cannot tell from its best"
+    assert tied.estimate == pytest.approx(-0.015) and tied.lo < 0 < tied.hi  # k3 96.0 +- 2.5 against k5 97.5 +- 1.2
+    apart = dict(ACCURACY, k3=[0.90, 0.905, 0.91])
+    worse = analysed(tmp_path, "c", accuracy=apart, size={"kernels": (3, 3)})[1]["learned/size/kernel"]
+    assert worse.word == "not the size the grid ranks best" and worse.hi < 0
+    mixed = analysed(tmp_path, "d", size={"kernels": (5, 3)})[1]["learned/size/kernel"]
+    assert mixed.word == "a different size per block" and math.isnan(mixed.estimate)
+
+
+def test_accuracy_verdict_flips_with_the_data(tmp_path, full):
+    values, verdicts, _ = full
+    within = verdicts["learned/size/vs-best"]
+    assert (within.word, within.reference) == ("within the interval of", "k5")
+    assert within.estimate == pytest.approx(-0.001) and within.unit == "points"  # 97.4 against 97.5 +- 1.2
+    assert values["learned/size/vs-best"] == "$-$0.1" and values["learned/size/vs-best-word"] == within.word
+    assert values["learned/size/dominators"] == tt("k5")  # k5: as many parameters, 97.5 %
+    below = analysed(tmp_path, "b", size={"test": 0.90})[1]["learned/size/vs-best"]
+    assert below.word == "below the interval of" and below.hi < 0
+    above_values, above, _ = analysed(tmp_path, "c", size={"test": 0.995})
+    assert above["learned/size/vs-best"].word == "above the interval of" and above["learned/size/vs-best"].lo > 0
+    assert above_values["learned/size/dominated"] == "0" and above_values["learned/size/dominators"] == "none"
+    width = verdicts["learned/torch-eager/learned-width/vs-best"]
+    assert width.word == "within the interval of"
+    number = lambda key: float(values[key].replace(",", ""))  # noqa: E731
+    assert number("learned/width/params") < number("kernelsweep/best-params")
+
+
+def test_compute_cost_ratio(full):
+    values, verdicts, _ = full
+    cells = len(SWEEP) * 3  # architectures x seeds, per framework
+    whole, one = cells * SWEEP_WALL / LEARNED_WALL, len(SWEEP) * SWEEP_WALL / LEARNED_WALL
+    assert values["learned/torch-eager/learned-size/cost-ratio"] == f"{whole:.2f}" == "2.50"
+    cost = verdicts["learned/cost"]
+    assert (cost.estimate, cost.lo) == (pytest.approx(whole), pytest.approx(one))
+    assert cost.word == "less than the whole grid but more than one seed of it"
+    assert values["learned/grid-time"] == "30.0\\,s"
+
+
+def test_cost_verdict_flips_with_the_numbers(tmp_path):
+    cheap = analysed(tmp_path, "a", size={"wall": 4.0}, width={"wall": 4.0})[1]["learned/cost"]
+    assert cheap.word == "less than even one seed of the grid"
+    dear = analysed(tmp_path, "b", size={"wall": 60.0})[1]["learned/cost"]  # the dearest run decides
+    assert dear.word == "more than the whole grid" and dear.estimate == pytest.approx(0.5)
+
+
+def test_one_seed_has_no_interval_and_says_so(tmp_path):
+    values, verdicts, _ = analysed(tmp_path, seeds=(0,))
+    assert not any(k.endswith("test-accuracy-ci") for k in values)
+    assert values["kernelsweep/intervals"] == "0" and values["learned/one-seed"] == "1"
+    v = verdicts["learned/size/vs-best"]
+    assert v.word in ("higher than", "lower than", "the same as") and math.isnan(v.lo)
+
+
+def test_several_learned_seeds(tmp_path):
+    records = study()
+    for framework in FRAMEWORKS:
+        records += [learned_record(framework, "size", seed=s, kernels=k, test=t)
+                    for s, k, t in [(1, (5, 5), 0.97), (2, (3, 3), 0.96)]]
+    out = analyse_study(STUDY, written(records, tmp_path), tmp_path / "learned")
+    values = read_macros(out / "macros.tex")
+    mean, ci, _ = t_interval([0.974, 0.97, 0.96])
+    assert values["learned/torch-eager/learned-size/test-accuracy"] == f"{100 * mean:.1f}"
+    assert values["learned/size/test-accuracy"] == f"{100 * mean:.1f}\\,$\\pm$\\,{100 * ci:.1f}"
+    assert values["learned/size/agree"] == "0" and values["learned/size/kept"] == r"5$\times$5"  # 2 of 3 seeds
+    assert values["learned/seeds"] == "1--3 seeds" and values["learned/one-seed"] == "0"
+    assert "5/7, 5/7 (2 of 3)" in (out / "tables" / "learned_shrunk.tex").read_text()
+
+
+# ---- missing and failed cells -------------------------------------------------------------------
+
+def test_no_learned_records(tmp_path):
+    values, verdicts, out = analysed(tmp_path, learned=False)
+    assert values["learned/ran"] == "0" and values["learned/size/ran"] == "0" and not verdicts
+    assert values["kernelsweep/best-accuracy"] == r"97.5\,$\pm$\,1.2"  # the grid search still reports
+    assert "no training cells of the learned study" in (out / "tables" / "learned_shrunk.tex").read_text()
+    for f in STUDY.figures:
+        assert (out / "figures" / f"{f.name}.pdf").exists()
+
+
+def test_neither_study_trained(tmp_path):
+    records = [speed_record("torch", arch) for arch in SWEEP]
+    out = analyse_study(STUDY, written(records, tmp_path), tmp_path / "learned")
+    values = read_macros(out / "macros.tex")
+    assert values["learned/ran"] == "0" and values["kernelsweep/grid"] == "0" and values["learned/has-cost"] == "0"
+    assert all(v for v in values.values())
+
+
+def test_failed_learned_cell_appears_as_failed(tmp_path):
+    values, verdicts, out = analysed(tmp_path, failed=("width",))
+    assert values["learned/failed"] == "2" and values["learned/width/ran"] == "0"
+    assert "learned/tensorflow-eager/learned-width/vs-best" not in verdicts
+    row = line((out / "tables" / "learned_shrunk.tex").read_text(), tt("learned-width"))
+    assert row.count(r"\emph{failed}") >= 6 and "0 (+1 failed)" in row
+    assert verdicts["learned/size/vs-best"].word == "within the interval of"  # the other cells still report
 
 
 def test_analysis_imports_no_framework():
@@ -376,27 +397,28 @@ def test_analysis_imports_no_framework():
 
 # ---- the paper section builds -------------------------------------------------------------------
 
+SECTIONS = ("learned", "appendix-learned")
+
+
 def paper_dir(tmp_path: Path) -> Path:
-    """A paper dir whose main.tex has paper/main.tex's preamble (its \\cb) and inputs only this section."""
+    """A paper dir whose main.tex has paper/main.tex's preamble (its \\cb, \\ifcb) and inputs only this study."""
     main = (ROOT / "paper" / "main.tex").read_text()
     preamble = main[:main.index(r"\input{macros.tex}") + len(r"\input{macros.tex}")]
     paper = tmp_path / "paper"
     (paper / "sections").mkdir(parents=True)
-    (paper / "main.tex").write_text(preamble + "\n\\begin{document}\n\\input{sections/learned}\n"
+    (paper / "main.tex").write_text(preamble + "\n\\begin{document}\n\\input{sections/learned}\n\\appendix\n"
+                                    "\\input{sections/appendix-learned}\n"
                                     "\\bibliographystyle{plain}\n\\bibliography{refs}\n\\end{document}\n")
-    shutil.copy(ROOT / "paper" / "sections" / "learned.tex", paper / "sections")
+    for name in SECTIONS:
+        shutil.copy(ROOT / "paper" / "sections" / f"{name}.tex", paper / "sections")
     shutil.copy(ROOT / "paper" / "refs.bib", paper)
     return paper
 
 
-def section_keys() -> set[str]:
-    import re
-
-    return set(re.findall(r"\\cb\{([^}]+)\}", (ROOT / "paper" / "sections" / "learned.tex").read_text()))
-
-
-def test_section_quotes_only_fixed_keys():
-    assert section_keys() <= set(analysis.FIXED)
+def test_section_quotes_only_keys_the_study_writes(values):
+    text = "".join((ROOT / "paper" / "sections" / f"{name}.tex").read_text() for name in SECTIONS)
+    keys = set(re.findall(r"\\(?:cb|ifcb)\{([^}]+)\}", text))
+    assert keys and keys <= set(values)
 
 
 needs_latex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
@@ -406,15 +428,14 @@ needs_latex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which
 @needs_latex
 @pytest.mark.parametrize("learned", [True, False])
 def test_section_builds_and_shows_the_numbers(tmp_path, learned):
-    generated = tmp_path / "generated"
-    values = analysis.analyse_learned(written(study(learned=learned), tmp_path), generated)
-    write_macros(values, generated / "macros.tex")
-    pdf = build_pdf(generated, tmp_path / "paper.pdf", paper_dir=paper_dir(tmp_path))
-    text = flat(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout)
+    _, _, out = analysed(tmp_path, learned=learned)
+    pdf = build_pdf(out.parent, tmp_path / "paper.pdf", paper_dir=paper_dir(tmp_path))
+    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
     assert "Learning the kernel size and the number of filters" in text
-    assert "97.5" in text  # k5's mean accuracy over the fixture's seeds
-    assert "Louizos" in text  # the reference resolved
+    assert "97.5" in text  # k5's mean accuracy over the fixture's seeds, in the appendix's table
     if learned:
+        assert "Louizos" in text  # the reference resolved
         assert f"{counts('s', blocks([(32, 5, 1), (64, 5, 1)]))[0]:,}" in text  # the shrunk learned-size net
     else:
-        assert "no training cells of the learned study" in text
+        assert "no finished cell of the learned study" in text

@@ -1,7 +1,18 @@
-"""The reference-GPU section: from committed records when they exist, a plain sentence when not."""
+"""The reference-GPU section: from committed records when they exist, a fallback in the paper when not."""
 import json
 
-from convbench.analysis.reference import analyse_reference
+import pandas as pd
+
+from convbench.analysis import analyse_study
+from convbench.analysis.latex import read_macros
+from convbench.analysis.reference import STUDY
+from convbench.analysis.study import Run
+
+
+def run_with(reference) -> Run:
+    """The reference study reads only run.reference: the folder of committed GPU runs."""
+    return Run(pd.DataFrame(), pd.DataFrame(columns=["cell_id", "phase", "repeat", "value"]), pd.DataFrame(),
+               reference=reference)
 
 
 def write_reference(root, gpu="nvidia-h200"):
@@ -26,16 +37,23 @@ def write_reference(root, gpu="nvidia-h200"):
     (records / f"{record['cell_id']}.json").write_text(json.dumps(record))
 
 
-def test_without_a_reference_run_the_section_says_so(tmp_path):
-    values = analyse_reference(tmp_path / "reference", tmp_path / "out")
-    assert "No reference run from a GPU is committed" in values["reference/sentence"]
-    assert (tmp_path / "out" / "tables" / "reference.tex").read_text().strip() == "%"
+def test_without_a_reference_run_the_flag_is_off(tmp_path):
+    run = run_with(tmp_path / "reference")
+    out = analyse_study(STUDY, run, tmp_path / "out")
+    assert not STUDY.ran(run)
+    values = read_macros(out / "macros.tex")
+    assert values["reference/ran"] == "0" and values["reference/gpus"] == "none" and values["reference/records"] == "0"
+    assert (out / "tables" / "reference.tex").read_text().strip() == "%"
+    assert not STUDY.ran(run_with(None))
 
 
 def test_a_committed_reference_run_becomes_a_table_with_its_hardware(tmp_path):
     write_reference(tmp_path / "reference")
-    values = analyse_reference(tmp_path / "reference", tmp_path / "out")
-    table = (tmp_path / "out" / "tables" / "reference.tex").read_text()
+    run = run_with(tmp_path / "reference")
+    out = analyse_study(STUDY, run, tmp_path / "out")
+    table = (out / "tables" / "reference.tex").read_text()
     assert "6.10 (0.20)" in table and "PyTorch eager" in table  # the step: median (IQR) in ms
     assert "NVIDIA H200" in table and "cudnn.benchmark True" in table and "TF32 matmul False" in table
-    assert values["reference/gpus"] == "nvidia-h200" and "1 records" in values["reference/sentence"]
+    values = read_macros(out / "macros.tex")
+    assert values["reference/ran"] == "1" and values["reference/gpus"] == "nvidia-h200"
+    assert values["reference/records"] == "1"

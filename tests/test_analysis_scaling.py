@@ -3,7 +3,8 @@ straggler, failed cells, zero records, and the paper section built with LaTeX.
 
 Fixture records follow convbench.parallel.worker (PyTorch: torchrun processes over gloo, or nccl on GPUs) and
 convbench.parallel.tf_worker (TensorFlow: MirroredStrategy; tensor parallel fails in DTensor). Every timing's raw
-samples are the median times 1 + 0.02 x (-3..3), so that the median is exactly the number the test names.
+samples are the median times 1 + 0.02 x (-3..3), so that the median is exactly the number the test names. Records go
+through write_tidy + read_run, as in the pipeline.
 """
 import json
 import re
@@ -13,17 +14,22 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from convbench.analysis import macros, tidy
-from convbench.analysis import scaling
-from convbench.analysis.scaling import analyse_scaling
+from convbench.analysis import analyse_study, read_run, write_tidy
+from convbench.analysis.latex import read_macros
+from convbench.analysis.scaling import STUDY, crossover
+from convbench.analysis.scaling.values import values as scaling_values, verdicts as scaling_verdicts
+from convbench.analysis.study import Run
 from convbench.parallel import bytes_model
 from convbench.spec import ArchSpec, forward_flops, param_count
 
-SECTION = Path(__file__).resolve().parents[1] / "paper" / "sections" / "scaling.tex"
-MAIN = SECTION.parents[1] / "main.tex"
+SECTIONS = Path(__file__).resolve().parents[1] / "paper" / "sections"
+SECTION, APPENDIX = SECTIONS / "scaling.tex", SECTIONS / "appendix-scaling.tex"
+MAIN = SECTIONS.parent / "main.tex"
 SPREAD = 0.02 * np.arange(-3, 4)
+
 DTENSOR = ('<unknown>:0: error: loc(fused["Conv2D:", "eager_operation"]): Filter for convolution must have fully '
            'replicated layout.')
 TF_ERROR = "\n".join([
@@ -161,67 +167,89 @@ def write_records(records, root: Path) -> Path:
     return root
 
 
+def run_of(records, root: Path) -> Run:
+    """The records as the pipeline reads them: JSON files -> tidy.csv, samples.csv, environment.csv -> Run."""
+    write_records(records, root / "records")
+    return read_run(write_tidy(root / "records", root / "generated"), reference=None)
+
+
+def analysed_in(records, root: Path):
+    run = run_of(records, root)
+    out = analyse_study(STUDY, run, root / "generated" / "scaling")
+    return run, read_macros(out / "macros.tex"), {v.key: v for v in scaling_verdicts(run)}, out
+
+
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("scaling")
-    records = tidy.load_records(write_records(fixture_records(), root / "records"))  # through the JSON files
-    return records, analyse_scaling(records, root / "out"), root / "out"
+    return analysed_in(fixture_records(), tmp_path_factory.mktemp("scaling"))
 
 
-def section_keys() -> set[str]:
-    return set(re.findall(r"\\cb\{([^}]+)\}", re.sub(r"(?m)%.*$", "", SECTION.read_text())))
+def test_tidy_table_holds_the_scaling_rows_and_columns(analysed):
+    run, *_ = analysed
+    rows = run.study("scaling")
+    assert {"comm_time", "baseline_time", "exposed_communication", "payload_bytes", "wire_bytes", "loopback_bytes",
+            "payload_match"} <= set(rows["metric"])
+    assert set(rows["scaling_mode"]) == {"strong", "weak"} and set(rows["straggler_ms"]) == {0.0, 20.0}
+    base = rows[(rows["metric"] == "baseline_time") & (rows["phase"] == "step")
+                & (rows["cell_id"].str.contains("k3_torch-eager_cpu2-data-strong_"))]
+    assert base["value"].iloc[0] == pytest.approx(0.020)
+    assert json.loads(rows["arch_spec"].iloc[0])["blocks"][0]["width"] == 32
 
 
 def test_efficiency_and_speedup_as_computed_by_hand(analysed):
-    records, values, out = analysed
-    df = scaling.cells(records)
-    row = df[(df["setup"] == "torch-eager") & (df["arch"] == "k3") & (df["parallelism"] == "data")
-             & (df["mode"] == "strong") & (df["straggler_ms"] == 0)].iloc[0]
-    assert row["efficiency"] == pytest.approx(20 / 25)  # baseline / step
-    assert row["speedup"] == pytest.approx(40 / 25)  # strong: the one-device step over this step
+    _, values, _, out = analysed
     key = "scaling/torch-eager/k3"
-    assert values[f"{key}/data-strong/t2/efficiency"] == "0.80"
-    assert values[f"{key}/data-strong/t2/speedup"] == "1.60"
+    assert values[f"{key}/data-strong/t2/efficiency"] == "0.80"  # baseline / step: 20 / 25
+    assert values[f"{key}/data-strong/t2/speedup"] == "1.60"  # strong: the one-device step over this step
     assert values[f"{key}/data-weak/t2/speedup"] == "1.60"  # weak: twice the work, 2 x 40 / 50
     assert values[f"{key}/data-weak/t2/efficiency"] == "0.84"  # 42 / 50
     assert values[f"{key}/tensor-strong/t2/speedup"] == "1.25"  # 40 / 32
     assert values[f"{key}/none-strong/t1/speedup"] == "1.00"
     assert values["scaling/tensorflow-function/k5/data-strong/t2/speedup"] == "0.91"  # 15 / 16.5
+    assert values["scaling/speedup-any"] == "1" and values["scaling/data/ran"] == "1"
+    assert values["scaling/efficiency-min"] == "0.69"  # tensor parallel, k3 strong: 22 / 32
     times = (out / "tables" / "scaling_times.tex").read_text()
     assert "1.60" in times and "0.80" in times and "25.0 (" in times
-    assert "PyTorch eager under strong scaling: data parallel 1.60$\\times$ on 2 devices" in \
-        values["scaling/speedup-sentence"]
 
 
 def test_phases_and_verdicts(analysed):
-    _, values, out = analysed
+    _, values, verdicts, out = analysed
     phases = (out / "tables" / "scaling_phases.tex").read_text()
     assert "Comm. alone" in phases and "3.00 (" in phases  # data parallel's collectives replayed alone, k3
     # tensor over data: backward 20 / 12.5 = 1.6, step 32 / 25 = 1.28; the samples' spread cannot overturn them
-    assert values["scaling/verdict/torch-eager/k3/strong/t2/backward-ratio"] == "1.60"
+    backward = verdicts["scaling/verdict/torch-eager/k3/strong/t2/backward-ratio"]
+    assert (backward.subject, backward.reference) == ("tensor parallel", "data parallel")
+    assert round(backward.estimate, 2) == 1.60 and backward.lo > 1 and backward.word == "slower than"
     assert values["scaling/verdict/torch-eager/k3/strong/t2/step-ratio"] == "1.28"
-    assert float(values["scaling/verdict/torch-eager/k3/strong/t2/backward-ratio-lo"]) > 1
-    sentence = values["scaling/verdict-sentence"]
-    assert sentence.startswith("With 2 devices (simulated), the backward pass was shorter with data parallel in 4 of 4")
+    assert values["scaling/compared"] == "4" and values["scaling/backward/data-shorter"] == "4"
+    assert values["scaling/backward/tensor-shorter"] == "0" and values["scaling/backward/neither"] == "0"
     assert "data" in (out / "tables" / "scaling_verdicts.tex").read_text()
 
 
-def test_bytes_table_shows_counted_payload_and_model(tmp_path):
+def test_bytes_against_the_model(tmp_path):
     records = fixture_records()
     spec = ArchSpec.from_dict("k3", arch(), 3, 10)
     model = bytes_model.data_parallel_bytes(spec, 2)["payload_bytes"]
     records[1] = record("torch", devices=2, parallelism="data", step=25, comm=3, payload=model + 40)
-    values = analyse_scaling(records, tmp_path)
-    table = (tmp_path / "tables" / "scaling_bytes.tex").read_text()
+    _, values, verdicts, out = analysed_in(records, tmp_path)
+    table = (out / "tables" / "scaling_bytes.tex").read_text()
     assert f"{model + 40:,}" in table and f"{model:,}" in table  # counted and modelled side by side
     assert " no " in table and " yes " in table
     tensor = bytes_model.tensor_parallel_bytes(spec, 16, 64, 2)
     assert f"{tensor['payload_bytes']:,}" in table
     assert f"{int(tensor['wire_bytes_per_rank']):,}" in table  # the ring model's wire bytes per rank
-    assert "equalled the closed-form model in 9 of 10 parallel cells" in values["scaling/bytes-sentence"]
-    assert "1.01" in values["scaling/bytes-sentence"]  # the loopback counter against the gloo model
+    match = verdicts["scaling/bytes/match"]
+    assert match.word == "differed from" and match.n == 10 and match.hi > 1 == match.lo
+    assert (values["scaling/bytes-matched"], values["scaling/bytes-compared"]) == ("9", "10")
+    assert values["scaling/bytes-all-match"] == "0"
+    assert values["scaling/loopback-over-gloo"] == "1.01$\\times$"  # the loopback counter against the gloo model
     # gloo runs its reduce-scatter as an all-reduce: 1.5 times the ring model's bytes, times the fixture's 1.01
-    assert "1.51$\\times$ the ring model's bytes" in values["scaling/gloo-sentence"]
+    assert values["scaling/tensor/loopback-over-ring"] == "1.51$\\times$"
+
+
+def test_every_payload_equal_gives_the_word_equalled(analysed):
+    _, values, verdicts, _ = analysed
+    assert verdicts["scaling/bytes/match"].word == "equalled" and values["scaling/bytes-all-match"] == "1"
 
 
 def crossover_by_hand(widths, kernel, image=16, classes=10, in_channels=3, t=2) -> int:
@@ -234,55 +262,50 @@ def crossover_by_hand(widths, kernel, image=16, classes=10, in_channels=3, t=2) 
     return int(np.ceil(exact)) - 1
 
 
-def test_crossover_sentence_follows_the_widths_and_batches(tmp_path):
-    narrow = analyse_scaling(fixture_records(), tmp_path / "narrow")
-    wide = analyse_scaling(fixture_records(widths=(64, 128)), tmp_path / "wide")
-    small = analyse_scaling(fixture_records(batch_size=8), tmp_path / "small")
+def test_crossover_follows_the_widths_and_batches(tmp_path):
+    narrow = scaling_values(run_of(fixture_records(), tmp_path / "narrow"))
+    wide = scaling_values(run_of(fixture_records(widths=(64, 128)), tmp_path / "wide"))
+    small = scaling_values(run_of(fixture_records(batch_size=8), tmp_path / "small"))
     for values, widths in [(narrow, (32, 64)), (wide, (64, 128))]:
-        for k in scaling.KERNELS:
+        for k in crossover.KERNELS:
             assert values[f"scaling/crossover/k{k}-batch"] == str(crossover_by_hand(widths, k))
     assert narrow["scaling/crossover/k3-batch"] == "9" and narrow["scaling/crossover/k9-batch"] == "84"
-    assert narrow["scaling/crossover-sentence"] != wide["scaling/crossover-sentence"]
-    assert "32 and 64 filters" in narrow["scaling/crossover-sentence"]
-    assert "64 and 128 filters" in wide["scaling/crossover-sentence"]
-    assert "at any device count" in narrow["scaling/crossover-sentence"]
-    # At a global batch of 64 both kernels move fewer bytes under data parallel; at 8 tensor parallel wins for 3x3
-    # (crossover 9) and 5x5 (26), and data parallel still wins at 16 (weak scaling's global batch) for 3x3.
-    assert "5$\\times$5 kernels at global batches of 8 and 16" in small["scaling/crossover-sentence"]
-    assert "tensor parallel moves fewer bytes" not in narrow["scaling/crossover-sentence"]
-    assert "tensor parallel moves fewer bytes with 3$\\times$3 kernels at a global batch of 8 and " in \
-        small["scaling/crossover-sentence"]
-    assert "data parallel moves fewer bytes with 3$\\times$3 kernels at a global batch of 16" in \
-        small["scaling/crossover-sentence"]
-    table = (tmp_path / "narrow" / "tables" / "scaling_crossover.tex").read_text()
+    assert narrow["scaling/crossover-widths"] == "32 and 64" and wide["scaling/crossover-widths"] == "64 and 128"
+    assert narrow["scaling/crossover-same-t"] == "1" and narrow["scaling/crossover-grows"] == "1"
+    # At a global batch of 64 and 128 data parallel moves fewer bytes with both kernels; at 8 tensor parallel does for
+    # 3x3 (crossover 9) and 5x5 (26), and at 16 (weak scaling's global batch) for 5x5 only.
+    assert (narrow["scaling/crossover-measured"], narrow["scaling/crossover-tensor-fewer"]) == ("4", "0")
+    assert (small["scaling/crossover-measured"], small["scaling/crossover-tensor-fewer"]) == ("4", "3")
+    table = (analyse_study(STUDY, run_of(fixture_records(), tmp_path / "table"), tmp_path / "out")
+             / "tables" / "scaling_crossover.tex").read_text()
     assert "9x9" in table and " 84 " in table
 
 
 def test_straggler_ratio(analysed):
-    _, values, out = analysed
+    _, values, verdicts, out = analysed
     key = "scaling/straggler/torch-eager/k3"
     assert values[f"{key}/data/t2/ratio"] == "1.80"  # 45 / 25
     assert values[f"{key}/data/t2/added-ms"] == "20.0"
     assert values[f"{key}/tensor/t2/ratio"] == "1.69"  # 54 / 32
-    assert float(values[f"{key}/data/t2/ratio-lo"]) < 1.80 < float(values[f"{key}/data/t2/ratio-hi"])
-    sentence = values["scaling/straggler-sentence"]
-    assert "the step under data parallel by 1.80$\\times$" in sentence
-    assert "for a delay of 20\\,ms" in sentence
+    v = verdicts[f"{key}/data/t2/ratio"]
+    assert v.lo < 1.80 < v.hi and v.word == "waited"  # 20 ms added for a delay of 20 ms
+    assert values["scaling/straggler-waited-all"] == "1" and values["scaling/delays"] == "20"
+    assert values["scaling/data/straggler-ratio"] == "1.80$\\times$"  # k3 and k5 alike
     assert "1.80 [" in (out / "tables" / "scaling_straggler.tex").read_text()
 
 
 def test_failed_tensorflow_tensor_cell_is_shown_with_its_error(analysed):
-    _, values, out = analysed
+    _, values, _, out = analysed
     assert "\\emph{failed}" in (out / "tables" / "scaling_times.tex").read_text()
     failed = (out / "tables" / "scaling_failed.tex").read_text()
     assert "In short: Filter for convolution must have fully replicated layout." in failed
     assert "scaling\\char95\\allowbreak{}k3\\char95\\allowbreak{}tensorflow-function" in failed
-    sentence = values["scaling/tf-tensor-sentence"]
-    assert sentence.startswith("2 of 2 TensorFlow tensor-parallel cells failed in TensorFlow 2.21.0")
-    assert "NotImplementedError: DTensor tensor parallel does not run in TensorFlow 2.21.0" in sentence
-    assert "Filter for convolution must have fully replicated layout." in sentence
-    assert values["scaling/cells-failed"] == "2"
-    assert "NotImplementedError: hybrid parallelism" in values["scaling/hybrid-sentence"]  # from the workers' code
+    assert (values["scaling/tf-tensor-failed"], values["scaling/tf-tensor-cells"]) == ("2", "2")
+    assert values["scaling/tf-version"] == "2.21.0"
+    assert "Filter for convolution must have fully replicated layout." in values["scaling/tf-tensor-error"]
+    assert values["scaling/cells-failed"] == "2" and values["scaling/failed-any"] == "1"
+    assert values["scaling/hybrid-ran"] == "0"
+    assert "NotImplementedError: hybrid parallelism" in values["scaling/hybrid-error"]  # from the workers' code
 
 
 def test_a_failed_hybrid_cell_quotes_its_record(tmp_path):
@@ -290,33 +313,52 @@ def test_a_failed_hybrid_cell_quotes_its_record(tmp_path):
              "NotImplementedError: hybrid parallelism (data-parallel convolutions, model-parallel classifier) is not "
              "built: splitting a 640-weight classifier saves next to nothing\n")
     records = [*fixture_records(), record("torch", devices=2, parallelism="hybrid", failed=error)]
-    values = analyse_scaling(records, tmp_path)
-    assert values["scaling/hybrid-sentence"].startswith("The 1 hybrid cell of this run failed")
-    assert "splitting a 640-weight classifier" in values["scaling/hybrid-sentence"]
-    assert "rank 0" not in values["scaling/hybrid-sentence"]
+    values = scaling_values(run_of(records, tmp_path))
+    assert (values["scaling/hybrid-ran"], values["scaling/hybrid-failed"]) == ("1", "1")
+    assert "splitting a 640-weight classifier" in values["scaling/hybrid-error"]
+    assert "rank 0" not in values["scaling/hybrid-error"]
 
 
-@pytest.mark.parametrize("records", [[], [{"cell_id": "x", "cell": {"task": "speed"}, "status": "ok"}]],
-                         ids=["none", "no-scaling-cell"])
-def test_zero_records_give_placeholders_and_every_key(tmp_path, records):
-    values = analyse_scaling(records, tmp_path)
-    for name in scaling.FIGURES:
-        assert (tmp_path / "figures" / f"{name}.pdf").stat().st_size > 0
-    for name in scaling.TABLES:
-        assert (tmp_path / "tables" / f"{name}.tex").exists()
-    assert "No scaling cells ran" in (tmp_path / "tables" / "scaling_times.tex").read_text()
-    assert values["scaling/scope-sentence"] == scaling.NONE
-    assert section_keys() <= set(values), sorted(section_keys() - set(values))
-    assert {f"scaling/{k}" for k in scaling.ALWAYS} <= set(values)
+def test_no_failed_cell_leaves_no_table_to_refer_to(tmp_path):
+    records = [r for r in fixture_records() if r["status"] == "ok"]
+    _, values, _, out = analysed_in(records, tmp_path)
+    assert values["scaling/failed-any"] == "0"
+    assert "tab:scaling-failed" not in (out / "tables" / "scaling_failed.tex").read_text()
 
 
-def test_section_quotes_only_its_own_keys_tables_and_figures(analysed):
-    _, values, _ = analysed
-    text = re.sub(r"(?m)%.*$", "", SECTION.read_text())
-    assert section_keys() and all(k.startswith("scaling/") for k in section_keys())
-    assert section_keys() <= {f"scaling/{k}" for k in scaling.ALWAYS} <= set(values)
-    assert set(re.findall(r"\\input\{tables/([^}]+)\}", text)) == set(scaling.TABLES)
-    assert set(re.findall(r"\\includegraphics\[[^]]*\]\{figures/([^}]+)\.pdf\}", text)) == set(scaling.FIGURES)
+def empty_run(tmp_path, records) -> Run:
+    if not records:
+        return Run(pd.DataFrame(), pd.DataFrame(columns=["cell_id", "phase", "repeat", "value"]), pd.DataFrame())
+    return run_of(records, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["none", "no-scaling-cell"])
+def test_zero_records_give_placeholders_and_flags(tmp_path, kind):
+    other = record()
+    other["cell"] |= {"study": "kernel", "task": "speed"}
+    run = empty_run(tmp_path, [] if kind == "none" else [other])
+    out = analyse_study(STUDY, run, tmp_path / "out")
+    for figure in STUDY.figures:
+        assert (out / "figures" / f"{figure.name}.pdf").stat().st_size > 0
+    for table in STUDY.tables:
+        assert (out / "tables" / f"{table.name}.tex").exists()
+    assert "No scaling cells ran" in (out / "tables" / "scaling_times.tex").read_text()
+    values = read_macros(out / "macros.tex")
+    assert values["scaling/ran"] == "0" and values["scaling/cells"] == "0" and values["scaling/failed-any"] == "0"
+    assert scaling_verdicts(run) == []
+
+
+def tex(path: Path) -> str:
+    return re.sub(r"(?m)(?<!\\)%.*$", "", path.read_text())
+
+
+def test_section_quotes_only_its_own_keys_tables_and_figures():
+    text = tex(SECTION) + tex(APPENDIX)
+    keys = set(re.findall(r"\\(?:cb|ifcb)\{([^}]+)\}", text))
+    assert keys and all(k.startswith("scaling/") for k in keys)
+    assert set(re.findall(r"\\input\{tables/([^}]+)\}", text)) == {t.name for t in STUDY.tables}
+    assert set(re.findall(r"\\includegraphics\[[^]]*\]\{figures/([^}]+)\.pdf\}", text)) == {
+        f.name for f in STUDY.figures}
     typed = re.findall(r"\d+\.\d+|\d+\s*\\?%|\d+\s*(?:ms|s)\b", text)
     assert not typed, typed
 
@@ -329,54 +371,65 @@ def test_more_devices_on_gpus(tmp_path):
         for parallelism, step in (("data", 8.0 / t * 1.1), ("tensor", 8.0 / t * 1.4)):
             records.append(record("torch", archd=a, devices=t, parallelism=parallelism, step=step, baseline=8.0 / t,
                                   comm=0.2, device="cuda", batch_size=256))
-    values = analyse_scaling(records, tmp_path)
+    _, values, _, out = analysed_in(records, tmp_path)
     assert values["scaling/torch-eager/k3/data-strong/t8/speedup"] == f"{8 / 1.1:.2f}"
     assert values["scaling/torch-eager/k3/tensor-strong/t4/efficiency"] == f"{1 / 1.4:.2f}"
     assert values["scaling/device-counts"] == "1, 2, 4 and 8"
     assert values["scaling/crossover-devices"] == "2, 4 and 8"
-    assert "simulated" not in values["scaling/hardware-sentence"]
-    assert "NVIDIA H200" in values["scaling/hardware-sentence"]
-    sentence = values["scaling/verdict-sentence"]
-    assert all(f"With {t} devices, the backward pass" in sentence for t in (2, 4, 8))
-    assert "loopback" in values["scaling/gloo-sentence"] and "No cell" in values["scaling/gloo-sentence"]
-    for name in scaling.FIGURES:
-        assert (tmp_path / "figures" / f"{name}.pdf").stat().st_size > 5000  # drawn, not a placeholder
+    assert (values["scaling/on-cpu"], values["scaling/on-gpu"]) == ("0", "1")
+    assert values["scaling/gpu-models"] == "NVIDIA H200" and values["scaling/gpu-max"] == "8"
+    assert values["scaling/compared-devices"] == "2, 4 and 8" and values["scaling/loopback-ran"] == "0"
+    for figure in STUDY.figures:
+        assert (out / "figures" / f"{figure.name}.pdf").stat().st_size > 5000  # drawn, not a placeholder
 
 
 def cb_preamble() -> str:
-    """paper/main.tex up to and including \\input{macros.tex}: its packages and its \\cb."""
+    """paper/main.tex up to and including \\input{macros.tex}: its packages, \\cb and \\ifcb."""
     text = MAIN.read_text()
     end = text.index(r"\input{macros.tex}") + len(r"\input{macros.tex}")
-    assert r"\newcommand{\cb}" in text[:end]
+    assert r"\newcommand{\cb}" in text[:end] and r"\newcommand{\ifcb}" in text[:end]
     return text[:end]
 
 
-@pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
-                    reason="latexmk and pdftotext (TeX Live, poppler-utils) are needed to build the section")
-def test_section_builds_with_latex_and_shows_the_fixture(analysed, tmp_path):
+def build(generated: Path, tmp_path: Path) -> str:
     from convbench.analysis import build_pdf
 
-    _, values, out = analysed
-    generated = tmp_path / "generated"
-    shutil.copytree(out, generated)
-    macros.write_macros(values, generated / "macros.tex")
     paper = tmp_path / "paper"
     (paper / "sections").mkdir(parents=True)
-    shutil.copy(SECTION, paper / "sections" / "scaling.tex")
-    (paper / "refs.bib").write_text("")
+    for section in (SECTION, APPENDIX):
+        shutil.copy(section, paper / "sections" / section.name)
+    shutil.copy(MAIN.parent / "refs.bib", paper / "refs.bib")
     (paper / "main.tex").write_text(cb_preamble() + "\n\\begin{document}\n\\section{Method}\\label{sec:method}\n"
-                                    "\\input{sections/scaling}\n\\end{document}\n")
+                                    "\\input{sections/scaling}\n\\bibliographystyle{plain}\n\\bibliography{refs}\n"
+                                    "\\appendix\n\\input{sections/appendix-scaling}\n\\end{document}\n")
     pdf = build_pdf(generated, tmp_path / "scaling.pdf", paper_dir=paper)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    text = " ".join(text.split())
+    return " ".join(text.split())
+
+
+LATEX = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+                           reason="latexmk and pdftotext (TeX Live, poppler-utils) are needed to build the section")
+
+
+@LATEX
+def test_section_builds_with_latex_and_shows_the_fixture(analysed, tmp_path):
+    run, _, _, out = analysed
+    text = build(out.parent, tmp_path)
     assert "The backward pass on several devices" in text
-    assert "data parallel 1.60× on 2 devices" in text  # the fixture's speed-up, from the generated sentence
+    assert "Data parallel reached speed-ups of" in text
     assert "Filter for convolution must have fully replicated layout." in text
     assert "??" not in text.replace("[?]", "")  # every table and figure reference resolved
 
 
+@LATEX
+def test_section_builds_without_scaling_cells(tmp_path):
+    analyse_study(STUDY, empty_run(tmp_path, []), tmp_path / "generated" / "scaling")
+    text = build(tmp_path / "generated", tmp_path)
+    assert "This run has no scaling cell" in text and "??" not in text.replace("[?]", "")
+
+
 def test_imports_no_framework():
-    code = ("import sys, convbench.analysis.scaling, convbench.parallel.bytes_model; "
+    code = ("import sys, convbench.analysis.scaling, convbench.analysis.reference; "
             "loaded = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras')]; "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)

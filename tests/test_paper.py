@@ -1,5 +1,7 @@
-"""The paper builds from fixture records with latexmk, shows their numbers, and refuses an undefined result key."""
+"""The paper builds from fixture records with latexmk, shows their numbers, stays within its page budget, and refuses
+an undefined result key."""
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -7,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from convbench.analysis import LatexError, activation, analyse, build_pdf, claim, engines, macros, tables, tidy
+from convbench.analysis import LatexError, analyse, build_pdf, registry
+from convbench.analysis.formatting import ms, percent, thousands
+from convbench.analysis.latex import read_macros
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"
+MAIN_TEXT_PAGES = 12  # the abstract to the conclusions, figures included; the appendix follows the references
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                 reason="latexmk and pdftotext (TeX Live, poppler-utils) are needed to build the paper")
-
 
 
 def load_fixtures(name: str):
@@ -27,97 +31,90 @@ fixtures, engine_fixtures = load_fixtures("test_analysis"), load_fixtures("test_
 activation_fixtures = load_fixtures("test_analysis_activation")
 
 
+def pdf_text(pdf: Path, *pages: str) -> str:
+    text = subprocess.run(["pdftotext", *pages, str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return " ".join(text.split())
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     records = fixtures.write_run(root)
     engine_fixtures.write_engines(root)
     activation_fixtures.more_seeds(records)
-    analyse(records, root / "generated", command="snakemake --cores 2 --configfile config/config.yaml")
-    pdf = build_pdf(root / "generated", root / "paper.pdf", paper_dir=PAPER)
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    return records, pdf, " ".join(text.split())
+    generated = analyse(records, root / "generated", command="snakemake --cores 2 --configfile config/config.yaml")
+    pdf = build_pdf(generated, root / "paper.pdf", paper_dir=PAPER)
+    return records, generated, pdf, pdf_text(pdf)
 
 
 def test_pdf_shows_the_records_numbers(built):
-    records, pdf, text = built
+    records, _, pdf, text = built
     assert pdf.read_bytes().startswith(b"%PDF")
     k5 = fixtures.load(records, study="kernel", arch="k5", framework="torch", task="speed")
     backward = k5["timings"]["phases"]["backward"]
-    assert tables.ms(backward["median"], backward["iqr"]) in text  # speed table
-    assert tables.thousands(k5["counts"]["params"]) in text  # architectures table
+    assert ms(backward["median"], backward["iqr"]) in text  # speed table
+    assert thousands(k5["counts"]["params"]) in text  # architectures table
     relu = fixtures.load(records, study="activation", arch="relu", framework="tensorflow", task="train")
-    assert tables.percent(relu["training"]["epochs"][-1]["test_accuracy"]) in text  # accuracy table
+    assert percent(relu["training"]["epochs"][-1]["test_accuracy"]) in text  # accuracy table
     for fact in ["2.21.0", "3.15.1", "2.13.0+cpu", "abc123def456", "AMD EPYC 7B13", "ResourceExhaustedError",
-                 "snakemake --cores 2 --configfile config/config.yaml",
-                 f"2 of {len(list(records.rglob('*.json')))} cells failed"]:
+                 "snakemake --cores 2 --configfile config/config.yaml"]:
         assert fact in text
     assert fixtures.FAILED in text.replace("_ ", "_")  # the failed cell's id may wrap after an underscore
 
 
-def test_pdf_states_directions_from_the_data(built):
-    _, _, text = built
-    # Fixture times follow the FLOPs: one 5x5 is faster than two stacked 3x3; maxout2-eqwidth is the most accurate.
-    assert "one 5×5 convolution per block (k5) was faster than two stacked 3×3 convolutions (k3-stack2)" in text
-    # The activation study's seeds: maxout2-eqwidth beats ReLU with intervals apart, maxout2-eqparams overlaps it.
-    assert "maxout with k = 2 at equal width (maxout2-eqwidth). On the whole training split" in text
-    assert "higher than ReLU’s, the intervals apart" in text
-    assert "the intervals overlap, so the two are not distinguishable at this number of seeds" in text
-    assert "From 100 % to 25 % of the training split" in text
+def test_every_verdict_is_printed_with_its_interval_where_the_text_quotes_it(built):
+    """The abstract and conclusions quote the pooled verdicts: each with its estimate and its range as written."""
+    _, generated, pdf, text = built
+    values = {k: v for study in registry.STUDIES for k, v in read_macros(generated / study / "macros.tex").items()}
+    stack = "kernel/stack/backward-ratio"
+    assert f"{values[stack]}, quartile range {values[stack + '-lo']}–{values[stack + '-hi']}" in text
+    assert values[stack + "-word"] in text
+    claim = f"in {values['engines/claim/holds']} of {values['engines/claim/pairs']} engine pairs"
+    assert claim in text
+    verdicts = json.loads((generated / "engines" / "verdicts.json").read_text())
+    assert verdicts and all(v["lo"] <= v["estimate"] <= v["hi"] for v in verdicts)
 
 
-def test_activation_section_shows_means_intervals_and_fractions(built):
-    records, _, text = built
-    stats = activation.seed_stats(tidy.tidy(tidy.load_records(records)))
-    relu = stats[(stats.setup == "tensorflow-eager") & (stats.arch == "relu") & (stats.train_fraction == 0.25)].iloc[0]
-    assert f"{tables.percent(relu.gap)} ± {tables.percent(relu.gap_ci)}" in text  # the gap table
-    assert "Maxout against ReLU" in text and "Train/test gap (points)" in text
-    assert "Test (%)" in text and "25%" in text and "change" in text  # the table's header, in any reading order
-    assert "Max-Feature-Map" in text and "in this run that is maxout2-eqparams and maxout2-eqwidth" in text
-    assert "No cell recorded the bytes kept for the backward pass." in text  # the fixtures record no memory
+def test_main_text_fits_its_page_budget_and_ends_with_conclusions(built):
+    _, _, pdf, _ = built
+    pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True,
+                                                             text=True, check=True).stdout)[1])
+    first_reference = next(p for p in range(1, pages + 1) if "References" in pdf_text(pdf, "-f", str(p), "-l", str(p)))
+    assert first_reference <= MAIN_TEXT_PAGES
+    main = pdf_text(pdf, "-l", str(first_reference))
+    assert "Abstract" in main and "Conclusions" in main
+    assert main.index("Conclusions") > main.index("Threats to validity")
 
 
-def test_engines_section_shows_the_claim_from_the_records(built):
-    records, _, text = built
-    loaded = tidy.load_records(records)
-    df, samples = tidy.tidy(loaded), tidy.samples(loaded)
-    claims = claim.claims(df, samples)
-    row = claims[(claims.engine_a == "compile") & (claims.engine_b == "eager") & (claims.arch == "k7")].iloc[0]
-    assert claim.interval(row.ratio, row.lo, row.hi) in text  # the claim table
-    low = claims.loc[claims.ratio.idxmin()]
-    assert f"{tables.ratio(low.ratio)}× (95 % CI {tables.ratio(low.lo)}–{tables.ratio(low.hi)})" in text  # the verdict
-    assert "Where the backward time goes" in text and "What became of Caffe and Caffe2" in text
-    assert "claim holds for none of them" in text  # the fixture's engines differ by less than 2x
-    assert "XlaRuntimeError" in text and "estimated from layer-wise timings" in text
-    assert "torch.jit.script is deprecated." in text  # the fairness table's warnings row
-    fair = engines.fairness(df, tidy.environment(loaded))
-    assert fair.loc["Compile time (median)", "PyTorch compile"] in text
+def test_no_sentence_is_repeated_across_the_paper():
+    sentences = {}
+    for path in sorted((PAPER / "sections").glob("*.tex")):
+        text = re.sub(r"(?m)%.*$", "", path.read_text())
+        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
+            if len(sentence) > 60:
+                assert sentence not in sentences, f"{path.name} repeats {sentences[sentence]}: {sentence}"
+                sentences[sentence] = path.name
 
 
-def test_every_key_the_paper_quotes_exists_with_or_without_the_new_studies(tmp_path):
-    """A run without engines or layer-wise cells (the default run before issue 3) still defines every key."""
-    keys = set()
-    for path in [PAPER / "main.tex", *sorted((PAPER / "sections").glob("*.tex"))]:
-        keys |= set(re.findall(r"\\cb\{([^}]+)\}", re.sub(r"(?m)%.*$", "", path.read_text())))
+def test_every_key_the_paper_quotes_exists_with_or_without_each_study(tmp_path):
+    """\\cb{key} outside \\ifcb stops the build when a run lacks that key: every quoted key exists in a run that holds
+    only the kernel study's cells and in one that holds every study."""
     old = fixtures.write_run(tmp_path / "old")
     new = fixtures.write_run(tmp_path / "new")
     engine_fixtures.write_engines(new)
     for records in (old, new):
-        analyse(records, records.parent / f"{records.name}-generated", reference_root=tmp_path / "no-reference")
-        written = (records.parent / f"{records.name}-generated" / "macros.tex").read_text()
-        values = set(re.findall(r"\\cbset\{([^}]+)\}", written))
-        assert keys <= values, sorted(keys - values)
+        generated = analyse(records, records.parent / f"{records.name}-generated", reference_root=tmp_path / "none")
+        build_pdf(generated, records.parent / f"{records.name}.pdf", paper_dir=PAPER)
 
 
 def test_undefined_result_key_stops_the_build(tmp_path, built):
-    records, _, _ = built
+    _, generated, _, _ = built
     paper = tmp_path / "paper"
     shutil.copytree(PAPER, paper)
     threats = paper / "sections" / "threats.tex"
     threats.write_text(threats.read_text() + "\nThe run took \\cb{missing-key} hours.\n")
-    analyse(records, tmp_path / "generated")
     with pytest.raises(LatexError, match="missing-key"):
-        build_pdf(tmp_path / "generated", tmp_path / "paper.pdf", paper_dir=paper)
+        build_pdf(generated, tmp_path / "paper.pdf", paper_dir=paper)
     assert not (tmp_path / "paper.pdf").exists()
 
 
@@ -128,3 +125,11 @@ def test_no_number_is_typed_into_the_paper():
         text = re.sub(r"\d*\.?\d+\s*(?:\\linewidth|\\textwidth|pt|mm|cm|em)\b", "", text)  # lengths are layout
         typed = re.findall(r"\d+\.\d+|\d+\s*\\?%|\d+\s*(?:ms|s)\b|\d+\s*\\times\s*(?:as|faster|slower)", text)
         assert not typed, f"{path.name}: typed numbers {typed}"
+
+
+def test_no_data_set_is_named_in_fixed_text():
+    """The data set comes from the records (data/sets, data/names): a CIFAR-10 run must not read 'digits'."""
+    for path in sorted((PAPER / "sections").glob("*.tex")):
+        text = re.sub(r"(?m)%.*$", "", path.read_text()).lower()
+        for name in ("digits", "cifar", "mnist"):
+            assert name not in text, f"{path.name} names {name}"

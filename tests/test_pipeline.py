@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import tiny_pipeline
 
-from convbench.analysis.tables import ms
+from convbench.analysis.formatting import ms
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]

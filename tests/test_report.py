@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import tiny_pipeline
 
-from convbench.analysis import FIGURES
+from convbench.analysis.registry import FIGURES, STUDIES
 
 
 
@@ -47,30 +47,30 @@ def file_bytes(entry: dict) -> bytes:
 @pytest.mark.slow
 def test_the_report_holds_every_figure_with_its_own_caption(report):
     run, data = report
-    figures = sorted((run / "generated/figures").glob("*.pdf"))
+    figures = sorted((run / "generated").glob("*/figures/*.pdf"))
     assert {f.stem for f in figures} == set(FIGURES)
     for figure in figures:
-        entry = data["results"][f"results/tiny/generated/figures/{figure.name}"]
+        entry = data["results"][str(figure.relative_to(run.parents[1]))]
         assert file_bytes(entry) == figure.read_bytes()  # the figure itself, not a link to it
         assert entry["mime_type"] == "application/pdf"
         assert entry["labels"] == {"figure": figure.stem}
-        # workflow/report/generated.rst has a caption of its own for every figure convbench draws.
-        assert entry["caption"].strip() and "drawn from this run's tidy table" not in entry["caption"], figure.stem
+        # the caption is the registry's, the one caption each figure declares
+        _, declared = FIGURES[figure.stem]
+        assert " ".join(declared.caption.split())[:60] in " ".join(entry["caption"].split()), figure.stem
 
 
 @pytest.mark.slow
 def test_the_report_has_a_category_per_study(report):
     run, data = report
     categories = data["categories"]
-    kernel, activation = categories["kernel"], categories["activation"]
-    assert kernel["Figures"] == ["results/tiny/generated/figures/backward_vs_receptive_field.pdf"]
+    kernel, activation = categories[STUDIES["kernel"].title], categories[STUDIES["activation"].title]
+    assert {Path(p).stem for p in kernel["Figures"]} == {f.name for f in STUDIES["kernel"].figures}
     assert len(kernel["train records"]) == 2 and len(kernel["speed records"]) == 2  # k3, k5
     assert [Path(p).name for p in activation["speed records"]] == [
         "activation_maxout2-eqparams_torch-eager_cpu1-none_b16_s0_speed.json"]
-    assert {Path(p).stem for p in activation["Figures"]} == {"activation_accuracy", "activation_gap", "activation_time"}
-    tables = {Path(p).stem for p in categories["All studies"]["Tables"]}
-    assert tables == {p.stem for p in (run / "generated/tables").glob("*.tex")}
-    assert "speed" in tables and "accuracy" in tables
+    assert {Path(p).stem for p in activation["Figures"]} == {f.name for f in STUDIES["activation"].figures}
+    tables = {Path(p).stem for p in categories[STUDIES["overview"].title]["Tables"]}
+    assert tables == {t.name for t in STUDIES["overview"].tables}
     assert categories["Paper"]["Other"] == ["results/tiny/paper.pdf"]
     assert file_bytes(data["results"]["results/tiny/paper.pdf"]) == (run / "paper.pdf").read_bytes()
 

@@ -2,7 +2,9 @@
 
     python -m convbench cells --config config/config.yaml
     python -m convbench run --config config/config.yaml --cell kernel_k5_torch-eager_cpu1-none_b64_s0_speed
-    python -m convbench analyse --records results/default/records --out results/default/generated
+    python -m convbench tidy --records results/default/records --out results/default/generated
+    python -m convbench analyse --out results/default/generated --study kernel
+    python -m convbench analyse --records results/default/records --out results/default/generated   # all at once
     python -m convbench paper --generated results/default/generated --pdf results/default/paper.pdf
 """
 from __future__ import annotations
@@ -56,10 +58,25 @@ def cmd_run(args) -> None:
         print(f"records in {out}")
 
 
-def cmd_analyse(args) -> None:
-    from convbench.analysis import analyse
+def cmd_tidy(args) -> None:
+    from convbench.analysis import write_tidy
 
-    analyse([Path(p) for p in args.records], Path(args.out), command=args.command)
+    write_tidy([Path(p) for p in args.records], Path(args.out))
+
+
+def cmd_analyse(args) -> None:
+    from convbench.analysis import analyse, analyse_study, read_run
+    from convbench.analysis.registry import STUDIES
+
+    unknown = sorted(set(args.study or ()) - set(STUDIES))
+    if unknown:
+        raise config_module.ConfigError(f"--study: no study named {', '.join(unknown)} (one of {', '.join(STUDIES)})")
+    if args.records:
+        analyse([Path(p) for p in args.records], Path(args.out), args.command, Path(args.reference), args.study)
+        return
+    run = read_run(Path(args.out), args.command, Path(args.reference))
+    for name in args.study or STUDIES:
+        analyse_study(STUDIES[name], run, Path(args.out) / name)
 
 
 def cmd_paper(args) -> None:
@@ -84,10 +101,17 @@ def main(argv=None) -> None:
     p.add_argument("--out", help="directory for the records (default results/cli/records/<group>)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("analyse", help="records -> tidy table, figures, tables, macros")
+    p = sub.add_parser("tidy", help="records -> tidy.csv, samples.csv, environment.csv")
     p.add_argument("--records", nargs="+", required=True, help="record directories")
     p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_tidy)
+
+    p = sub.add_parser("analyse", help="tidy table -> each study's figures, tables and macros in <out>/<study>/")
+    p.add_argument("--out", required=True, help="the generated folder that holds tidy.csv")
+    p.add_argument("--records", nargs="+", help="record directories: write the tidy table from them first")
+    p.add_argument("--study", action="append", help="only this study (repeatable); default: every study")
     p.add_argument("--command", help="the command that reproduces the run, quoted in the paper")
+    p.add_argument("--reference", default="results/reference", help="committed reference runs on GPUs")
     p.set_defaults(func=cmd_analyse)
 
     p = sub.add_parser("paper", help="build the PDF from paper/ and the generated files")

@@ -1,22 +1,14 @@
-# All records -> tidy table (CSV), seaborn figures, booktabs tables and the macros the text quotes.
-rule analyse:
+# All records -> one tidy table; then one job per study: its figures, tables and macros, drawn from that table.
+rule tidy:
     input:
         records=record_dirs,
-        # committed reference runs on GPUs, rendered in their own section when present
-        reference=sorted(map(str, Path("results/reference").glob("*/records/**/*.json"))),
+        code=analysis_code(),
     output:
-        report(
-            directory("results/{run}/generated"),
-            patterns=["figures/{figure}.pdf", "tables/{table}.tex"],
-            caption="../report/generated.rst",
-            category=generated_category,
-            subcategory=generated_subcategory,
-            labels=generated_labels,
-        ),
-    params:
-        command=REPRODUCE,
+        tidy="results/{run}/generated/tidy.csv",
+        samples="results/{run}/generated/samples.csv",
+        environment="results/{run}/generated/environment.csv",
     log:
-        "results/{run}/logs/analyse.log",
+        "results/{run}/logs/tidy.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -24,4 +16,35 @@ rule analyse:
     conda:
         "../../envs/convbench.yaml"
     shell:
-        "python -m convbench analyse --records {input.records} --out {output} --command {params.command:q} > {log} 2>&1"
+        "python -m convbench tidy --records {input.records} --out results/{wildcards.run}/generated > {log} 2>&1"
+
+
+rule analyse:
+    input:
+        tidy=rules.tidy.output,
+        code=lambda wildcards: analysis_code(f"{wildcards.study}/*.py"),
+        # committed reference runs on GPUs, rendered in their own section when present
+        reference=lambda wildcards: REFERENCE_RECORDS if wildcards.study == "reference" else [],
+    output:
+        report(
+            directory("results/{run}/generated/{study}"),
+            patterns=["figures/{figure}.pdf", "tables/{table}.tex"],
+            caption="../report/generated.rst",
+            category=lambda wildcards: STUDIES[wildcards.study].title,
+            subcategory=lambda wildcards: "Figures" if wildcards.get("figure") else "Tables",
+            labels=lambda wildcards: {"figure": wildcards.figure} if wildcards.get("figure") else {"table": wildcards.table},
+        ),
+    params:
+        command=REPRODUCE,
+        captions=CAPTIONS,
+    log:
+        "results/{run}/logs/analyse/{study}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/convbench.yaml"
+    shell:
+        "python -m convbench analyse --out results/{wildcards.run}/generated --study {wildcards.study}"
+        " --command {params.command:q} > {log} 2>&1"

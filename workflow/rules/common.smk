@@ -3,6 +3,7 @@ import os
 import sys
 from pathlib import Path
 
+from convbench.analysis import registry
 from convbench.cells import groups
 
 # Jobs call `python`: let that be the interpreter running Snakemake (say .venv's, even when not
@@ -18,6 +19,7 @@ wildcard_constraints:
     run=r"[A-Za-z0-9._-]+",
     framework="torch|tensorflow",
     task="speed|layers",
+    study="|".join(registry.STUDIES),
     devices=r"\d+",
 
 
@@ -45,25 +47,17 @@ def cpus(group):
     return max((cell.threads * cell.devices for cell in GROUPS.get(group, [])), default=1)
 
 
-# `snakemake --report`: a category per study (the records of its cells, with a label column per cell
-# parameter, and the figures about it alone); what spans studies goes under "All studies".
-ALL_STUDIES = "All studies"
-FIGURE_STUDY = {"backward_vs_receptive_field": "kernel", "engine_phases": "engines", "layers": "layers",
-                "activation_accuracy": "activation", "activation_gap": "activation", "activation_time": "activation",
-                "learned_pareto": "learned", "learned_radius": "learned", "learned_maps": "learned",
-                "scaling_speedup": "scaling", "scaling_phases": "scaling", "scaling_bytes": "scaling"}
+# The studies and their figures: the analysis's registry is the only list (convbench/analysis/registry.py).
+STUDIES = registry.STUDIES
+CAPTIONS = {name: figure.caption for name, (_, figure) in registry.FIGURES.items()}
+REFERENCE_RECORDS = sorted(map(str, Path("results/reference").glob("*/records/**/*.json")))
+ANALYSIS = Path(registry.__file__).parent
 
 
-def generated_category(wildcards):
-    return FIGURE_STUDY.get(wildcards.get("figure"), ALL_STUDIES)
-
-
-def generated_subcategory(wildcards):
-    return "Figures" if wildcards.get("figure") else "Tables"
-
-
-def generated_labels(wildcards):
-    return {"figure": wildcards.figure} if wildcards.get("figure") else {"table": wildcards.table}
+def analysis_code(*patterns):
+    """The analysis's shared modules (analysis/*.py), plus the files matching patterns (a study's package): a study
+    reruns when its code, or code it shares, changes."""
+    return sorted({str(p) for pattern in ("*.py", *patterns) for p in ANALYSIS.glob(pattern)})
 
 
 def _record(wildcards, output):
@@ -71,7 +65,9 @@ def _record(wildcards, output):
 
 
 def record_category(wildcards, output):
-    return _record(wildcards, output)["cell"]["study"]
+    """A record goes under its study's category, beside that study's figures and tables."""
+    study = _record(wildcards, output)["cell"]["study"]
+    return STUDIES[study].title if study in STUDIES else study
 
 
 def record_labels(wildcards, output):

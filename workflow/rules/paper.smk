@@ -1,7 +1,7 @@
 # The hand-written LaTeX in paper/ plus the generated files -> results/<run>/paper.pdf (latexmk, pdflatex).
 rule paper:
     input:
-        generated="results/{run}/generated",
+        generated=expand("results/{{run}}/generated/{study}", study=STUDIES),
         sources=list(map(str, Path("paper").rglob("*.tex"))) + ["paper/refs.bib"],
     output:
         report("results/{run}/paper.pdf", caption="../report/paper.rst", category="Paper"),
@@ -14,4 +14,4 @@ rule paper:
     conda:
         "../../envs/convbench.yaml"
     shell:
-        "python -m convbench paper --generated {input.generated} --pdf {output} > {log} 2>&1"
+        "python -m convbench paper --generated results/{wildcards.run}/generated --pdf {output} > {log} 2>&1"

@@ -1,43 +1,86 @@
-"""Result records -> tidy table -> figures, tables, macros -> the paper PDF. Imports neither torch nor tensorflow."""
+"""Result records -> one tidy table -> each study's figures, tables and values -> the paper PDF.
+
+    records (records.py) -> tidy.csv, samples.csv, environment.csv (tidy.py)
+    tidy.csv -> generated/<study>/{figures/*.pdf, tables/*.tex, macros.tex, verdicts.json}, one study at a time
+    paper/ + generated/*/ -> paper.pdf (latex.py)
+
+The studies and everything they draw are declared in registry.py. Imports neither torch nor tensorflow.
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from convbench.analysis import (activation, claim, engines, figures, layers, learned, macros, reference, scaling,
-                                tables, tidy)
-from convbench.analysis.latex import LatexError, build_pdf
+import pandas as pd
 
-__all__ = ["analyse", "build_pdf", "LatexError", "activation", "claim", "engines", "figures", "layers", "macros",
-           "learned", "reference", "scaling", "tables", "tidy"]
+from convbench.analysis import tidy
+from convbench.analysis.formatting import percent, ratio, signed
+from convbench.analysis.latex import LatexError, build_pdf, write_macros
+from convbench.analysis.records import RecordError, load_records
+from convbench.analysis.stats import Verdict
+from convbench.analysis.study import Run, Study
+
+__all__ = ["analyse", "analyse_study", "build_pdf", "LatexError", "RecordError", "read_run", "write_tidy"]
+
+TIDY, SAMPLES, ENVIRONMENT = "tidy.csv", "samples.csv", "environment.csv"
+REFERENCE = Path("results/reference")
 
 
-# Every figure a run writes, by name (analysis/figures.py's, and those of the studies that draw their own).
-FIGURES = (*figures.FIGURES, *learned.FIGURES, *scaling.FIGURES)
-
-
-def analyse(records_dir, out_dir, command: str | None = None, reference_root="results/reference") -> Path:
-    """Write tidy.csv, samples.csv, environment.csv, figures/*.pdf, tables/*.tex and macros.tex into out_dir.
-
-    command: how the run was started, quoted in the paper; defaults to a 'command' the records' environment holds.
-    """
+def write_tidy(records_dirs, out_dir) -> Path:
+    """The records under records_dirs as tidy.csv, samples.csv and environment.csv in out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records = tidy.load_records(records_dir)
-    df, env, samples = tidy.tidy(records), tidy.environment(records), tidy.samples(records)
-    df.to_csv(out / "tidy.csv", index=False)
-    samples.to_csv(out / "samples.csv", index=False)
-    env.to_csv(out / "environment.csv", index=False)
-    figures.all_figures(df, out / "figures")
-    studies = {"claim": claim.claim_table(df, samples), "layers": layers.layers_table(df),
-               "fairness": engines.fairness_table(df, env), "activation_cost": activation.cost_table(df),
-               "activation_accuracy": activation.accuracy_table(df)}
-    tables.write_tables(df, env, out / "tables", studies)
+    records = load_records(records_dirs)
+    tidy.tidy(records).to_csv(out / TIDY, index=False)
+    tidy.samples(records).to_csv(out / SAMPLES, index=False)
+    tidy.environment(records).to_csv(out / ENVIRONMENT, index=False)
+    return out
+
+
+def read_run(generated, command: str | None = None, reference=REFERENCE) -> Run:
+    """The tidy tables a run published, as every study reads them; command defaults to the one the records hold."""
+    generated = Path(generated)
+    for name in (TIDY, SAMPLES, ENVIRONMENT):
+        if not (generated / name).exists():
+            raise RecordError(f"{generated / name}: missing; write the tidy table first (convbench tidy)")
+    df = pd.read_csv(generated / TIDY)
+    if len(df):
+        df = df.assign(noisy=df["noisy"].astype("boolean"))
+    env = pd.read_csv(generated / ENVIRONMENT, dtype=str, keep_default_na=False).replace("", None)
     if command is None and "command" in env:
         command = "; ".join(sorted({str(c) for c in env["command"].dropna()})) or None
-    values = macros.macros(df, env, command, samples)
-    # the later studies read the records themselves and write their own figures and tables
-    values.update(learned.analyse_learned(records, out))
-    values.update(scaling.analyse_scaling(records, out))
-    values.update(reference.analyse_reference(Path(reference_root), out))
-    macros.write_macros(values, out / "macros.tex")
+    return Run(df, pd.read_csv(generated / SAMPLES), env, command, Path(reference) if reference else None)
+
+
+def verdict_values(v: Verdict) -> dict[str, str]:
+    fmt = ratio if v.unit == "ratio" else (lambda x: signed(percent(x)))  # points: a minus sign, not a hyphen
+    return {v.key: fmt(v.estimate), f"{v.key}-lo": fmt(v.lo), f"{v.key}-hi": fmt(v.hi), f"{v.key}-word": v.word}
+
+
+def analyse_study(study: Study, run: Run, out_dir) -> Path:
+    """One study's figures/, tables/, macros.tex and verdicts.json in out_dir."""
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    for figure in study.figures:
+        figure.draw(run, out / "figures" / f"{figure.name}.pdf")
+    for table in study.tables:
+        (out / "tables" / f"{table.name}.tex").write_text(table.render(run))
+    verdicts = study.verdicts(run)
+    values = {f"{study.name}/ran": "1" if study.ran(run) else "0", **study.values(run)}
+    for v in verdicts:
+        values.update(verdict_values(v))
+    write_macros(values, out / "macros.tex")
+    (out / "verdicts.json").write_text(json.dumps([v.to_dict() for v in verdicts], indent=1))
+    return out
+
+
+def analyse(records_dirs, out_dir, command: str | None = None, reference_root=REFERENCE, studies=None) -> Path:
+    """Everything at once (the command line's `analyse --records`): tidy tables, then every study (or `studies`)."""
+    from convbench.analysis.registry import STUDIES
+
+    out = write_tidy(records_dirs, out_dir)
+    run = read_run(out, command, reference_root)
+    for name in studies or STUDIES:
+        analyse_study(STUDIES[name], run, out / name)
     return out

@@ -1,122 +1,20 @@
-"""Result records -> one tidy table: one row per cell x metric x phase.
+"""Result records -> one tidy table: one row per cell x metric x phase. Every figure and table is drawn from it.
 
 Times stay in seconds here; tables and text convert them for display. Besides the measured times a speed cell
-gets its roofline metrics (achieved FLOP/s against the ceilings measured in its own process), and samples()
-keeps every raw timing sample in a long table of its own.
+gets its roofline metrics (achieved FLOP/s against the ceilings measured in its own process). samples() keeps every
+raw timing sample in a long table beside it, and environment() one row of versions, threads and flags per record.
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-REQUIRED = ("schema_version", "cell_id", "cell", "status")
-CELL_REQUIRED = ("study", "task", "framework", "engine", "device", "devices", "batch_size", "seed", "arch")
-STATUSES = ("ok", "failed")
+from convbench.analysis.formatting import describe, last_line, setup_label, setup_rank
+from convbench.analysis.records import LAYER_TASK, Record, Summary
+from convbench.analysis.stats import LEVEL, t_interval
 
-LAYER_TASK = "layers"  # layer-wise cells: one convolution and its activation, timed phase by phase
-LEVEL = 0.95  # of every interval over seeds
-
-# Tables list setups in this order: frameworks, then each framework's engines; others follow alphabetically.
-FRAMEWORK_ORDER = ["torch", "tensorflow"]
-ENGINE_ORDER = ["eager", "torchscript", "compile", "function", "xla"]
-
-# Display names only; any framework not listed shows under its own name.
-FRAMEWORK_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "keras": "Keras", "jax": "JAX"}
-
-
-class RecordError(ValueError):
-    """A result record is unreadable or incomplete; the message names the file."""
-
-
-def record_paths(source) -> list[Path]:
-    """A directory (searched recursively for *.json), a file, or an iterable of directories and files."""
-    sources = [source] if isinstance(source, (str, Path)) else source
-    paths = []
-    for item in map(Path, sources):
-        paths += sorted(item.rglob("*.json")) if item.is_dir() else [item]
-    return paths
-
-
-def load_records(source) -> list[dict]:
-    paths = record_paths(source)
-    if not paths:
-        raise RecordError(f"{source}: no result records (*.json) found")
-    records, seen = [], {}
-    for path in paths:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RecordError(f"{path}: not a readable JSON record: {e}") from e
-        problem = missing(record)
-        if problem:
-            raise RecordError(f"{path}: invalid result record: {problem}")
-        if record["cell_id"] in seen:
-            raise RecordError(f"{path}: cell_id {record['cell_id']!r} already read from {seen[record['cell_id']]}")
-        seen[record["cell_id"]] = path
-        records.append(record)
-    return records
-
-
-def missing(record) -> str | None:
-    """What a record lacks, or None when it has what the analysis reads."""
-    if not isinstance(record, dict):
-        return "top level is not an object"
-    absent = [k for k in REQUIRED if k not in record]
-    if absent:
-        return f"missing key(s) {absent}"
-    if not isinstance(record["cell"], dict):
-        return "'cell' is not an object"
-    absent = [k for k in CELL_REQUIRED if k not in record["cell"]]
-    if absent:
-        return f"missing cell key(s) {absent}"
-    arch = record["cell"]["arch"]
-    if not isinstance(arch, dict) or "name" not in arch or not arch.get("blocks"):
-        return "cell.arch needs a name and at least one block"
-    if record["status"] not in STATUSES:
-        return f"status {record['status']!r} is not one of {STATUSES}"
-    if record["status"] == "ok":
-        if "timings" not in record and "training" not in record:
-            return "an ok record needs 'timings' or 'training'"
-        if "training" in record and not record["training"].get("epochs"):
-            return "'training' has no epochs"
-        if "timings" in record and "phases" not in record["timings"]:
-            return "'timings' has no phases"
-    return None
-
-
-def describe(arch: dict) -> str:
-    """Short text for an architecture, e.g. '2x 3x3/32 relu, 3x3/64 relu'."""
-    parts = []
-    for b in arch["blocks"]:
-        act = b.get("activation", "relu")
-        if b.get("pieces", 1) > 1:
-            act = f"{act}{b['pieces']}"
-        stack = f"{b['depth']}x " if b.get("depth", 1) > 1 else ""
-        parts.append(f"{stack}{b['kernel']}x{b['kernel']}/{b['width']} {act}")
-    return ", ".join(parts)
-
-
-def last_line(text) -> str | None:
-    lines = [line.strip() for line in str(text or "").strip().splitlines() if line.strip()]
-    return lines[-1] if lines else None
-
-
-def framework_name(framework: str) -> str:
-    return FRAMEWORK_NAMES.get(framework, framework)
-
-
-def setup_label(framework: str, engine: str) -> str:
-    return f"{framework_name(framework)} {engine}"
-
-
-def setup_rank(setup: str) -> tuple:
-    framework, _, engine = setup.partition("-")
-    rank = lambda order, x: (order.index(x), "") if x in order else (len(order), x)  # noqa: E731
-    return (*rank(FRAMEWORK_ORDER, framework), *rank(ENGINE_ORDER, engine))
+COLUMNS = ["metric", "phase", "value", "iqr", "cv", "n", "noisy", "epoch", "block"]  # epoch, block: where they apply
 
 
 def by_setup(column: pd.Series) -> pd.Series:
@@ -143,21 +41,21 @@ def convolutions(arch: dict, image_size) -> str | None:
     return " ".join(shapes)
 
 
-def cell_columns(record: dict) -> dict:
-    cell, counts = record["cell"], record.get("counts") or {}
-    arch, first = cell["arch"], cell["arch"]["blocks"][0]
+def cell_columns(record: Record) -> dict:
+    cell, counts = record.cell, record.counts
+    arch, first = cell.arch, cell.arch["blocks"][0]
     kernel, depth = first.get("kernel"), first.get("depth", 1)
-    dataset = (record.get("training") or {}).get("dataset") or {}
+    dataset = record.dataset
     return {
-        "cell_id": record["cell_id"],
-        "study": cell["study"],
-        "task": cell["task"],
-        "framework": cell["framework"],
-        "engine": cell["engine"],
-        "setup": f"{cell['framework']}-{cell['engine']}",
-        "device": cell["device"],
-        "devices": cell["devices"],
-        "parallelism": cell.get("parallelism", "none"),
+        "cell_id": record.cell_id,
+        "study": cell.study,
+        "task": cell.task,
+        "framework": cell.framework,
+        "engine": cell.engine,
+        "setup": cell.setup,
+        "device": cell.device,
+        "devices": cell.devices,
+        "parallelism": cell.parallelism,
         "arch": arch["name"],
         "description": describe(arch),
         "kernel": kernel,
@@ -172,19 +70,20 @@ def cell_columns(record: dict) -> dict:
         "flops": counts.get("flops_forward"),  # per example; a layer cell's is its convolution's for the whole batch
         "flops_step": counts.get("flops_step"),
         "bytes_step": counts.get("bytes_step"),
-        "convs": convolutions(arch, cell.get("image_size")),
-        "batch_size": cell["batch_size"],
-        "image_size": cell.get("image_size"),
-        "seed": cell["seed"],
-        "train_fraction": float(cell.get("train_fraction", 1.0)),  # of the training split; speed cells: 1.0
-        "phase_method": (record.get("timings") or {}).get("phase_method"),
-        "max_iqr_ratio": (cell.get("settings") or {}).get("max_iqr_ratio"),
+        "convs": convolutions(arch, cell.image_size),
+        "batch_size": cell.batch_size,
+        "image_size": cell.image_size,
+        "seed": cell.seed,
+        "train_fraction": cell.train_fraction,  # of the training split; speed cells: 1.0
+        "phase_method": record.timings.phase_method if record.timings else None,
+        "max_iqr_ratio": cell.settings.get("max_iqr_ratio"),
         "dataset": dataset.get("name"),
         "train_size": dataset.get("train_size"),
         "test_size": dataset.get("test_size"),
-        "started": record.get("started"),
-        "status": record["status"],
-        "error": last_line(record.get("error")) if record["status"] == "failed" else None,
+        "started": record.started,
+        "status": record.status,
+        "error": last_line(record.error) if record.status == "failed" else None,
+        **study_columns(record),
     }
 
 
@@ -197,28 +96,28 @@ def roofline(flops: float, bytes_moved: float, seconds: float, gemm_flops: float
             "ceiling_fraction": achieved / attainable}
 
 
-def measurement_rows(record: dict) -> list[dict]:
+def measurement_rows(record: Record) -> list[dict]:
     """(metric, phase, value, iqr, cv, n, noisy) of an ok record."""
     rows = []
 
-    def add(metric, phase, value, iqr=None, cv=None, n=None, noisy=None):
-        rows.append({"metric": metric, "phase": phase, "value": value, "iqr": iqr, "cv": cv, "n": n, "noisy": noisy})
+    def add(metric, phase, value, iqr=None, cv=None, n=None, noisy=None, epoch=None, block=None):
+        rows.append(dict(zip(COLUMNS, [metric, phase, value, iqr, cv, n, noisy, epoch, block])))
 
-    def add_summary(metric, phase, s):
-        add(metric, phase, s["median"], s.get("iqr"), s.get("cv"), s.get("n"), s.get("noisy"))
+    def add_summary(metric, phase, s: Summary):
+        add(metric, phase, s.median, s.iqr, s.cv, s.n, s.noisy)
 
-    timings, counts = record.get("timings"), record.get("counts") or {}
-    ceilings = (record.get("process") or {}).get("ceilings") or {}
+    timings, counts = record.timings, record.counts
+    ceilings = record.process.get("ceilings") or {}
     if timings:
-        for phase, summary in timings["phases"].items():
+        for phase, summary in timings.phases.items():
             add_summary("time", phase, summary)
-        if timings.get("step"):
-            add_summary("time", "step", timings["step"])
-        if timings.get("first_step") is not None:
-            add("first_step", "step", timings["first_step"])
-        if (record.get("engine") or {}).get("compile_s") is not None:
-            add("compile_time", "step", record["engine"]["compile_s"])
-        memory = record.get("memory") or {}  # null where the framework or device cannot measure it
+        if timings.step:
+            add_summary("time", "step", timings.step)
+        if timings.first_step is not None:
+            add("first_step", "step", timings.first_step)
+        if record.engine.get("compile_s") is not None:
+            add("compile_time", "step", record.engine["compile_s"])
+        memory = record.memory  # null where the framework or device cannot measure it
         if memory.get("saved_for_backward_bytes") is not None:
             add("saved_bytes", "backward", memory["saved_for_backward_bytes"])
         if memory.get("peak_bytes") is not None:
@@ -227,21 +126,20 @@ def measurement_rows(record: dict) -> list[dict]:
             if ceilings.get(metric):  # a ceiling is the best repeat (older records: the median)
                 c = ceilings[metric]
                 add(metric, "ceiling", c.get("best", c["median"]), c.get("iqr"), c.get("cv"), c.get("n"), c.get("noisy"))
-        if record["cell"]["task"] == LAYER_TASK and counts.get("flops_forward"):
+        if record.cell.task == LAYER_TASK and counts.get("flops_forward"):
             # The forward convolution, and each half of its backward, do the same FLOPs.
             for phase in ("forward", "backward_input", "backward_weight"):
-                if timings["phases"].get(phase):
-                    add("achieved_flops", phase, counts["flops_forward"] / timings["phases"][phase]["median"])
-        step = timings.get("step")
+                if timings.phases.get(phase):
+                    add("achieved_flops", phase, counts["flops_forward"] / timings.phases[phase].median)
+        step = timings.step
         if step and counts.get("flops_step") and counts.get("bytes_step") and all(
                 ceilings.get(m) for m in ("gemm_flops", "memory_bandwidth")):
             gemm, bandwidth = (ceilings[m].get("best", ceilings[m]["median"]) for m in ("gemm_flops", "memory_bandwidth"))
-            point = roofline(counts["flops_step"], counts["bytes_step"], step["median"], gemm, bandwidth)
+            point = roofline(counts["flops_step"], counts["bytes_step"], step.median, gemm, bandwidth)
             for metric, value in point.items():
                 add(metric, "step", value)
-    training = record.get("training")
-    if training:
-        epochs = training["epochs"]
+    if record.epochs:
+        epochs = record.epochs
         final = epochs[-1]
         for metric in ("train_accuracy", "test_accuracy", "train_loss", "test_loss"):
             if final.get(metric) is not None:
@@ -253,55 +151,172 @@ def measurement_rows(record: dict) -> list[dict]:
             q1, q3 = seconds.quantile([0.25, 0.75])
             add("epoch_time", "epoch", seconds.median(), q3 - q1, seconds.std(ddof=0) / seconds.mean(), len(seconds))
         add("epochs", "final", final.get("epoch", len(epochs)))
-    import_s = (record.get("process") or {}).get("import_s")
+    import_s = record.process.get("import_s")
     if import_s is not None:
         add("import_time", "process", import_s)
-    if record.get("wall_s") is not None:
-        add("wall_time", "cell", record["wall_s"])
+    if record.wall_s is not None:
+        add("wall_time", "cell", record.wall_s)
+    return rows + learned_rows(record) + scaling_rows(record)
+
+
+def learned_rows(record: Record) -> list[dict]:
+    """The learned study's: per epoch and block, what the masks and gates kept; what crop and prune kept.
+
+    radius, open_maps (phase epoch; epoch 0 is the initialisation, read from the spec; open maps counted with the
+    test-time gate); kept_kernel, kept_maps, shrunk_width (phase shrunk, per block); shrunk_params, shrunk_flops,
+    shrunk_test_accuracy, max_logit_difference (phase shrunk); step_time (phase learned or shrunk: a training step of
+    the masked or gated network and of the shrunk one, at the training input).
+    """
+    from convbench.learned import test_gate
+
+    if record.cell.study != "learned" or not record.epochs:
+        return []
+    blocks, rows = record.cell.blocks, []
+
+    def add(metric, phase, value, epoch=None, block=None, s: Summary | None = None):
+        rows.append(dict(zip(COLUMNS, [metric, phase, value, *([s.iqr, s.cv, s.n, s.noisy] if s else [None] * 4),
+                                       epoch, block])))
+
+    for i, b in enumerate(blocks):
+        if b.get("init_radius") is not None:
+            add("radius", "epoch", float(b["init_radius"]), 0, i)
+        if b.get("gates"):
+            maps = b["width"] // b.get("pieces", 1)
+            add("open_maps", "epoch", float(int(test_gate(b.get("init_log_alpha", 2.0)) > 0) * maps), 0, i)
+    for n, epoch in enumerate(record.epochs, 1):
+        for key, value in (epoch.get("learned") or {}).items():
+            where, _, quantity = key.rpartition(".")
+            if where.startswith("blocks.") and quantity in ("radius", "open_maps") and value is not None:
+                add(quantity, "epoch", float(value), epoch.get("epoch", n), int(where.split(".")[1]))
+    shrunk = record.learned
+    for i, kept in enumerate(shrunk.get("kept") or []):
+        add("kept_kernel", "shrunk", kept["kernel"], block=i)
+        add("kept_maps", "shrunk", kept["maps"], block=i)
+    for i, b in enumerate((shrunk.get("shrunk_arch") or {}).get("blocks") or []):
+        add("shrunk_width", "shrunk", b["width"], block=i)
+    for metric, key in [("shrunk_params", "params"), ("shrunk_flops", "flops_forward"),
+                        ("shrunk_test_accuracy", "test_accuracy"), ("max_logit_difference", "max_logit_difference")]:
+        if shrunk.get(key) is not None:
+            add(metric, "shrunk", shrunk[key])
+    for net in ("learned", "shrunk"):
+        if (s := Summary.read((shrunk.get("step") or {}).get(net))) is not None:
+            add("step_time", net, s.median, s=s)
     return rows
 
 
-def tidy(records: list[dict]) -> pd.DataFrame:
+def _learned_columns(record: Record) -> dict:
+    """The kernel and learned studies' cells: shape per block (kernels, depths, widths as '3, 3'), a train cell's
+    recipe (optimizer, lr, momentum, planned_epochs) and, where a block learns, its settings per block ('-' where a
+    block does not learn)."""
+    blocks, settings = record.cell.blocks, record.cell.settings
+    if record.cell.study not in ("kernel", "learned"):
+        return {}
+    per_block = lambda values: ", ".join("-" if v is None else f"{v:g}" for v in values)  # noqa: E731
+    out = {"kernels": per_block(b["kernel"] for b in blocks), "depths": per_block(b.get("depth", 1) for b in blocks),
+           "widths": per_block(b["width"] for b in blocks)}
+    if record.cell.task == "train":
+        out |= {"optimizer": settings.get("optimizer", "sgd"), "lr": settings.get("lr"),
+                "momentum": settings.get("momentum"), "planned_epochs": settings.get("epochs")}
+    if any(b.get("init_radius") is not None or b.get("gates") for b in blocks):
+        masked = [b.get("init_radius") is not None for b in blocks]
+        gated = [bool(b.get("gates")) for b in blocks]
+        out |= {"init_radius": per_block(b.get("init_radius") for b in blocks),
+                "radius_penalty": per_block(b.get("radius_penalty", 0.0) if m else None
+                                            for b, m in zip(blocks, masked)),
+                "init_log_alpha": per_block(b.get("init_log_alpha", 2.0) if g else None for b, g in zip(blocks, gated)),
+                "l0_penalty": per_block(b.get("l0_penalty", 0.0) if g else None for b, g in zip(blocks, gated))}
+    return out
+
+
+def scaling_rows(record: Record) -> list[dict]:
+    """Several devices: communication replayed alone (comm_time), the step without it (baseline_time, per phase and
+    step), exposed communication, and bytes (payload_bytes, wire_bytes, loopback_bytes: phase measured or model;
+    payload_match 1/0)."""
+    timings, comm = record.timings, record.communication
+    rows = []
+
+    def add(metric, phase, value, s: Summary | None = None):
+        rows.append(dict(zip(COLUMNS, [metric, phase, value, s.iqr, s.cv, s.n, s.noisy, None, None] if s else
+                             [metric, phase, value, None, None, None, None, None, None])))
+
+    if timings and timings.communication:
+        add("comm_time", "step", timings.communication.median, timings.communication)
+    baseline = (timings.baseline or {}) if timings else {}
+    for phase, raw in {**(baseline.get("phases") or {}), "step": baseline.get("step")}.items():
+        if (s := Summary.read(raw)) is not None:
+            add("baseline_time", phase, s.median, s)
+    if timings and timings.exposed_communication is not None:
+        add("exposed_communication", "step", timings.exposed_communication)
+    measured, model = comm.get("measured") or {}, comm.get("model") or {}
+    for metric, key in (("payload_bytes", "payload_bytes"), ("wire_bytes", "wire_bytes_per_rank")):
+        for phase, source in (("measured", measured), ("model", model)):
+            if source.get(key) is not None:
+                add(metric, phase, source[key])
+    for phase, key in (("measured", "loopback_bytes_per_step"), ("model", "loopback_model_bytes_per_step")):
+        if comm.get(key) is not None:
+            add("loopback_bytes", phase, comm[key])
+    if comm.get("payload_matches_model") is not None:
+        add("payload_match", "step", float(bool(comm["payload_matches_model"])))
+    return rows
+
+
+def _scaling_columns(record: Record) -> dict:
+    """A scaling cell's descriptors: scaling mode, straggler delay, global batch, threads per rank, and the arch as
+    compact JSON (the byte model rebuilds its ArchSpec from it)."""
+    cell = record.cell
+    if cell.task != "scaling":
+        return {}
+    mode = cell.settings.get("scaling", "strong")
+    global_batch = record.counts.get("global_batch") or cell.batch_size * (cell.devices if mode == "weak" else 1)
+    return {"scaling_mode": mode, "straggler_ms": float(cell.settings.get("straggler_ms") or 0.0),
+            "global_batch": int(global_batch), "threads_per_rank": record.counts.get("threads_per_rank"),
+            "arch_spec": json.dumps(cell.arch, sort_keys=True, separators=(",", ":"))}
+
+
+def study_columns(record: Record) -> dict:
+    """Cell columns that only some studies have (NaN elsewhere), appended after the common ones."""
+    return {**_learned_columns(record), **_scaling_columns(record)}
+
+
+def tidy(records: list[Record]) -> pd.DataFrame:
     rows = []
     for record in records:
         cell = cell_columns(record)
-        if record["status"] == "failed":
-            rows.append({**cell, "metric": None, "phase": None, "value": None, "iqr": None, "cv": None, "n": None,
-                         "noisy": None})
+        if record.status == "failed":
+            rows.append({**cell, **dict.fromkeys(COLUMNS)})
         else:
             rows.extend({**cell, **m} for m in measurement_rows(record))
     df = pd.DataFrame(rows)
     return df.assign(noisy=df["noisy"].astype("boolean")) if len(df) else df
 
 
-def samples(records: list[dict]) -> pd.DataFrame:
+def samples(records: list[Record]) -> pd.DataFrame:
     """Every raw timing sample: one row per cell x phase x repeat, in seconds (bootstrap intervals resample these)."""
     rows = []
     for record in records:
-        timings = record.get("timings") if record["status"] == "ok" else None
+        timings = record.timings if record.ok else None
         if not timings:
             continue
-        summaries = {**timings["phases"], **({"step": timings["step"]} if timings.get("step") else {})}
+        summaries = {**timings.phases, **({"step": timings.step} if timings.step else {})}
         for phase, summary in summaries.items():
-            rows += [{"cell_id": record["cell_id"], "phase": phase, "repeat": i, "value": v}
-                     for i, v in enumerate(summary.get("samples") or [])]
+            rows += [{"cell_id": record.cell_id, "phase": phase, "repeat": i, "value": v}
+                     for i, v in enumerate(summary.samples)]
     return pd.DataFrame(rows, columns=["cell_id", "phase", "repeat", "value"])
 
 
 WARNINGS_SEP = " | "
 
 
-def environment(records: list[dict]) -> pd.DataFrame:
+def environment(records: list[Record]) -> pd.DataFrame:
     """One row per record: its framework, its flattened environment (versions.torch, threads.intra_op, flags.layout,
     ...) and how its engine ran it (engine.optimizer, engine.precision, engine.warnings joined by WARNINGS_SEP)."""
-    cells = pd.DataFrame([{"cell_id": r["cell_id"], "framework": r["cell"]["framework"],
-                           "engine": r["cell"]["engine"], "status": r["status"], "started": r.get("started")}
-                          for r in records])
-    env = pd.json_normalize([r.get("environment") or {} for r in records])
-    engine = [r.get("engine") or {} for r in records]
-    engines = pd.DataFrame({"engine.optimizer": [e.get("optimizer") for e in engine],
-                            "engine.precision": [e.get("precision") for e in engine],
-                            "engine.warnings": [WARNINGS_SEP.join(e.get("warnings") or []) or None for e in engine]})
+    cells = pd.DataFrame([{"cell_id": r.cell_id, "framework": r.cell.framework, "engine": r.cell.engine,
+                           "status": r.status, "started": r.started} for r in records])
+    env = pd.json_normalize([r.environment for r in records])
+    engines = pd.DataFrame({"engine.optimizer": [r.engine.get("optimizer") for r in records],
+                            "engine.precision": [r.engine.get("precision") for r in records],
+                            "engine.warnings": [WARNINGS_SEP.join(r.engine.get("warnings") or []) or None
+                                                for r in records]})
     return pd.concat([cells, env, engines], axis=1)
 
 
@@ -343,20 +358,6 @@ def full_data(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["train_fraction"] == largest]
 
 
-def t_interval(values, level: float = LEVEL) -> tuple[float, float, int]:
-    """Mean, half-width of the t interval of the mean (NaN below two values) and the number of values."""
-    x = np.asarray(values, float)
-    n = len(x)
-    if n < 2:
-        return (float(x.mean()) if n else np.nan), np.nan, n
-    return float(x.mean()), float(t_quantile(n, level) * x.std(ddof=1) / np.sqrt(n)), n
-
-
-def t_quantile(n: int, level: float = LEVEL) -> float:
-    """Standard errors on each side of the mean of n values that a two-sided t interval spans."""
-    return float(stats.t.ppf((1 + level) / 2, n - 1))
-
-
 def seed_summary(df: pd.DataFrame, metric: str, level: float = LEVEL) -> pd.DataFrame:
     """Mean over seeds, the half-width of its t interval (ci) and the number of seeds, per study x setup x config x
     arch x training fraction x phase, for one metric."""
@@ -365,3 +366,41 @@ def seed_summary(df: pd.DataFrame, metric: str, level: float = LEVEL) -> pd.Data
     out = [dict(zip(keys, k)) | dict(zip(["mean", "ci", "seeds"], t_interval(g["value"], level)))
            for k, g in rows.groupby(keys, sort=False, dropna=False)]
     return pd.DataFrame(out, columns=[*keys, "mean", "ci", "seeds"])
+
+
+def slugs(summary: pd.DataFrame) -> pd.Series:
+    """The <setup> part of a macro key for each row of a summary: the setup, plus its config where the study's task
+    ran in more than one config."""
+    many = summary.groupby(["study", "task"])["config"].transform("nunique") > 1
+    return summary["setup"].where(~many, summary["setup"] + "-" + summary["config"])
+
+
+def time_values(df: pd.DataFrame) -> dict[str, str]:
+    """Median time of every phase as macro values '<study>/<setup>/<arch>/<phase>-ms', in ms, and its IQR as
+    '...-iqr-ms' to the median's precision; df: the tidy rows of the studies wanted."""
+    from convbench.analysis.formatting import decimals, ms
+
+    times = summarise(df, "time") if len(df) else pd.DataFrame()
+    if times.empty:
+        return {}
+    values = {}
+    for row in times.assign(slug=slugs(times)).itertuples():
+        base = f"{row.study}/{row.slug}/{row.arch}/{row.phase}"
+        values[f"{base}-ms"] = ms(row.value)
+        if pd.notna(row.iqr):
+            values[f"{base}-iqr-ms"] = f"{row.iqr * 1e3:.{decimals(row.value * 1e3)}f}"  # the median's precision
+    return values
+
+
+def accuracy_values(df: pd.DataFrame) -> dict[str, str]:
+    """Median over seeds, at each study's largest training fraction, of test and train accuracy (percent) and the
+    train/test gap (points) as macro values '<study>/<setup>/<arch>/test-accuracy' (train-accuracy, gap); df: the
+    tidy rows of the studies wanted."""
+    from convbench.analysis.formatting import percent
+
+    values = {}
+    for metric in ("test_accuracy", "train_accuracy", "gap"):
+        summary = summarise(full_data(df), metric) if len(df) else pd.DataFrame()
+        for row in (summary.assign(slug=slugs(summary)).itertuples() if len(summary) else []):
+            values[f"{row.study}/{row.slug}/{row.arch}/{metric.replace('_', '-')}"] = percent(row.value)
+    return values

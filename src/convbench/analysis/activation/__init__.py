@@ -1,0 +1,30 @@
+"""The activation study: ReLU against maxout with k pieces, at equal filters and at equal width, in every setup.
+
+Test accuracy and the train/test gap over training fractions as means with t intervals over seeds, forward and
+backward time as ratios with bootstrap intervals of the raw samples, parameters, FLOPs and memory. The verdicts
+(verdicts.py) compare each maxout variant with its ReLU network; the text is paper/sections/activation.tex.
+"""
+from convbench.analysis.activation import data, figures, tables
+from convbench.analysis.activation.verdicts import values, verdicts
+from convbench.analysis.study import Figure, Study, Table
+
+STUDY = Study(
+    "activation", "Maxout against ReLU",
+    figures=(
+        Figure("activation_accuracy", figures.activation_accuracy,
+               "Maxout against ReLU: test accuracy of each variant (ReLU, maxout at equal filters, maxout at equal "
+               "width) against its parameters, at the largest training fraction, one panel per framework and "
+               "engine. Means over seeds; bars are t intervals, cut at 100 %."),
+        Figure("activation_gap", figures.activation_gap,
+               "Overfitting: the gap between train and test accuracy at each fraction of the training set used, per "
+               "variant and setup. Means over seeds with their t intervals, the variants side by side."),
+        Figure("activation_time", figures.activation_time,
+               "Speed of maxout against ReLU: median forward and backward time of a training step per variant, one "
+               "panel per framework and engine; bars span the interquartile range of the repeats."),
+    ),
+    tables=(Table("activation_verdicts", tables.verdict_table), Table("activation_accuracy", tables.accuracy_table),
+            Table("activation_cost", tables.cost_table)),
+    values=values,
+    verdicts=verdicts,
+    ran=data.ran,
+)

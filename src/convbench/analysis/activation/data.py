@@ -1,0 +1,151 @@
+"""The activation study's frames, drawn from the tidy table: the variants, seed statistics of accuracy and gap, the
+gap's growth as the data shrink, and time ratios against ReLU with bootstrap intervals of the raw samples.
+
+A variant is read from its spec, not its name: k is the first block's maxout pieces (1 for ReLU), and it matches a
+ReLU arch of the study by filters where its first block has as many filters, by width where it has k times as many.
+A "unit" is a setup (framework-engine), with the config appended where the study ran more than one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from convbench.analysis.formatting import escape, setup_label
+from convbench.analysis.stats import bootstrap_ratio, t_interval
+from convbench.analysis.study import Run
+from convbench.analysis.tidy import seed_summary, summarise, with_config
+
+STUDY = "activation"
+MATCHING = {"reference": "ReLU", "filters": "equal filters", "width": "equal width", "other": "other"}
+PHASES = ["forward", "backward"]
+UNIT_KEYS = ["setup", "framework", "engine", "config"]
+
+
+def variants(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per arch of the study: k, matching (reference, filters, width or other), the ReLU arch it is compared
+    with and the maps leaving each block; ReLU first, then by k and matching."""
+    cells = df[(df["study"] == STUDY) & df["task"].isin(["train", "speed"])].drop_duplicates("arch")
+    cells = cells.assign(k=[int(p) if a == "maxout" else 1 for a, p in zip(cells["activation"], cells["pieces"])])
+    relu = dict(zip(cells.loc[cells["k"] == 1, "width"], cells.loc[cells["k"] == 1, "arch"]))  # first width -> arch
+    rows = []
+    for r in cells.itertuples():
+        if r.k == 1:
+            matching, reference = "reference", r.arch
+        elif r.width in relu:
+            matching, reference = "filters", relu[r.width]
+        elif r.width % r.k == 0 and r.width // r.k in relu:
+            matching, reference = "width", relu[r.width // r.k]
+        else:
+            matching, reference = "other", None
+        rows.append({"arch": r.arch, "k": r.k, "matching": matching, "reference": reference, "maps": r.maps})
+    out = pd.DataFrame(rows, columns=["arch", "k", "matching", "reference", "maps"])
+    out["rank"] = out["matching"].map(list(MATCHING).index)
+    return out.sort_values(["k", "rank", "arch"]).drop(columns="rank").reset_index(drop=True)
+
+
+def compared(df: pd.DataFrame) -> pd.DataFrame:
+    """The maxout variants that have a ReLU arch to be compared with."""
+    v = variants(df)
+    return v[(v["k"] > 1) & v["reference"].notna()]
+
+
+def many_configs(df: pd.DataFrame) -> bool:
+    return with_config(df[df["study"] == STUDY])["config"].nunique() > 1
+
+
+def with_units(frame: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """frame with its unit (the key part), Label (plain) and Unit (LaTeX) columns."""
+    many = many_configs(df)
+    unit = frame["setup"] + "-" + frame["config"] if many else frame["setup"]
+    label = [setup_label(f, e) + (f" ({c})" if many else "")
+             for f, e, c in zip(frame["framework"], frame["engine"], frame["config"])]
+    return frame.assign(unit=unit, Label=label, Unit=[escape(x) for x in label])
+
+
+def cells(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    return with_config(df[(df["study"] == STUDY) & (df["task"] == task)])
+
+
+def seed_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """Per unit x arch x training fraction: test accuracy and gap (mean, t half-width), seeds, runs that diverged
+    (final training loss not finite), the trained network's parameters and the variant."""
+    train = cells(df, "train")
+    keys = [*UNIT_KEYS, "arch", "train_fraction"]
+    test, gap = (seed_summary(train, m) for m in ("test_accuracy", "gap"))
+    if test.empty:
+        columns = [*keys, "test", "test_ci", "seeds", "gap", "gap_ci", "diverged", "params", *variants(df).columns[1:]]
+        return with_units(pd.DataFrame(columns=columns), df)
+    out = test[keys + ["mean", "ci", "seeds"]].rename(columns={"mean": "test", "ci": "test_ci"})
+    out = out.merge(gap[keys + ["mean", "ci"]].rename(columns={"mean": "gap", "ci": "gap_ci"}), on=keys, how="left")
+    loss = train[(train["status"] == "ok") & (train["metric"] == "train_loss")]
+    diverged = loss.assign(diverged=~np.isfinite(loss["value"].astype(float))).groupby(keys)["diverged"].sum()
+    out = out.merge(diverged.reset_index(), on=keys, how="left").fillna({"diverged": 0})
+    params = train.dropna(subset=["params"]).drop_duplicates("arch").set_index("arch")["params"]
+    return with_units(out.assign(params=out["arch"].map(params)).merge(variants(df), on="arch"), df)
+
+
+def gap_growth(df: pd.DataFrame) -> pd.DataFrame:
+    """Per unit x arch: the gap at the smallest training fraction minus the gap at the largest, paired by seed, with
+    its mean and t interval over seeds. Empty when the study trained at one fraction."""
+    keys = [*UNIT_KEYS, "arch"]
+    columns = [*keys, "change", "change_ci", "seeds", "smallest", "largest"]
+    gaps = cells(df, "train")[lambda d: (d["status"] == "ok") & (d["metric"] == "gap")]
+    fractions = sorted(gaps["train_fraction"].unique())
+    if len(fractions) < 2:
+        return with_units(pd.DataFrame(columns=columns), df)
+    wide = gaps.pivot_table(index=[*keys, "seed"], columns="train_fraction", values="value")
+    growth = (wide[fractions[0]] - wide[fractions[-1]]).dropna()
+    rows = [[*k, *t_interval(g), fractions[0], fractions[-1]] for k, g in growth.groupby(level=keys, sort=False)]
+    return with_units(pd.DataFrame(rows, columns=columns), df)
+
+
+def time_ratios(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """Forward and backward time of each maxout variant over its ReLU arch's, per unit: the ratio of the medians with
+    a percentile bootstrap interval of both cells' raw samples (seeds pooled)."""
+    columns = [*UNIT_KEYS, "arch", "reference", "phase", "ratio", "lo", "hi"]
+    speed = cells(df, "speed")
+    speed = speed[speed["status"] == "ok"].drop_duplicates("cell_id")
+    reference = variants(df).set_index("arch")["reference"]
+    rows = []
+    for unit, group in speed.groupby(UNIT_KEYS, sort=False):
+        ids = group.groupby("arch")["cell_id"].apply(list)
+        for arch in ids.index:
+            ref = reference.get(arch)
+            if ref == arch or ref not in ids:
+                continue
+            for phase in PHASES:
+                a, b = (samples[(samples["phase"] == phase) & samples["cell_id"].isin(ids[x])]["value"]
+                        for x in (arch, ref))
+                if len(a) and len(b):
+                    rows.append([*unit, arch, ref, phase, *bootstrap_ratio(a, b)])
+    return with_units(pd.DataFrame(rows, columns=columns), df)
+
+
+def times(df: pd.DataFrame) -> pd.DataFrame:
+    """Median forward and backward time per unit x arch (tidy.summarise) with the variant's columns."""
+    out = summarise(cells(df, "speed"), "time")
+    out = out[out["phase"].isin(PHASES)] if len(out) else out
+    if out.empty:
+        return out
+    return with_units(out, df).merge(variants(df).drop(columns="maps"), on="arch")
+
+
+def memory(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """saved_bytes or peak_bytes per unit x arch (medians over seeds)."""
+    out = summarise(cells(df, "speed"), metric)
+    return with_units(out, df) if len(out) else out.assign(unit=[], Label=[], Unit=[])
+
+
+def params(df: pd.DataFrame) -> pd.Series:
+    """Parameters per arch: the trained network's, else the timed one's."""
+    trained = cells(df, "train").dropna(subset=["params"]).drop_duplicates("arch").set_index("arch")["params"]
+    timed = cells(df, "speed").dropna(subset=["params"]).drop_duplicates("arch").set_index("arch")["params"]
+    return trained.combine_first(timed)
+
+
+def trained(run: Run) -> bool:
+    return bool((cells(run.tidy, "train")["status"] == "ok").any()) if len(run.tidy) else False
+
+
+def ran(run: Run) -> bool:
+    return len(run.tidy) > 0 and not variants(run.tidy).empty

@@ -1,0 +1,165 @@
+"""The activation study's tables: the verdicts (main text), and per cell the accuracies and gaps over seeds and the
+cost of each variant (appendix). Times per variant are the figure activation_time's, not a table's."""
+from __future__ import annotations
+
+import pandas as pd
+
+from convbench.analysis.activation import data
+from convbench.analysis.activation.verdicts import UNDECIDED, cost_ratios, seeds_text, verdicts
+from convbench.analysis.formatting import pm, percent, ratio, setup_rank, sig3, signed, thousands, tt, words
+from convbench.analysis.latex import booktabs, placeholder
+from convbench.analysis.stats import LEVEL
+from convbench.analysis.study import Run
+
+MIB = 2**20
+CI = f"{LEVEL * 100:.0f}\\,\\%"
+
+
+def mib(x) -> str:
+    return sig3(x / MIB) if pd.notna(x) else "--"
+
+
+def interval(v) -> str:
+    """'estimate [lo, hi]' as the verdict's unit prints it; bold where the interval decides (not about the same)."""
+    fmt = ratio if v.unit == "ratio" else lambda x: signed(percent(x))
+    text = f"{fmt(v.estimate)} [{fmt(v.lo)}, {fmt(v.hi)}]"
+    return text if v.word in (UNDECIDED, "about as fast as") else f"\\textbf{{{text}}}"
+
+
+def verdict_table(run: Run) -> str:
+    caption = (f"Each maxout variant against its ReLU network, per setup. Test accuracy (largest fraction) and gap "
+               f"growth (largest to smallest fraction): mean minus ReLU's, in points; in brackets the "
+               f"lower end of its {CI} $t$ interval minus the upper end of ReLU's, and the reverse, which exclude 0 "
+               f"where the intervals do not overlap. Time: median over "
+               f"ReLU's, {CI} bootstrap interval. Bold: the interval decides. Params, saved: ratios to ReLU's "
+               f"parameters and bytes kept for the backward pass.")
+    found = verdicts(run)
+    if not found:
+        return placeholder(caption, "tab:activation-verdicts",
+                           "This run has no maxout variant measured against ReLU.")
+    costs = cost_ratios(run).set_index(["unit", "arch"])
+    units = {v.key.split("/")[1] for v in found}
+    stats = data.seed_stats(run.tidy)
+    times = data.time_ratios(run.tidy, run.samples)
+    labels = dict(zip(pd.concat([stats["unit"], times["unit"]]), pd.concat([stats["Label"], times["Label"]])))
+    columns = [("", "Variant"), ("Test accuracy", "vs ReLU (points)"), ("Gap growth", "vs ReLU (points)"),
+               ("Time / ReLU", "forward"), ("Time / ReLU", "backward"), ("/ ReLU", "params"), ("/ ReLU", "saved")]
+    suffixes = ["test-accuracy-diff", "gap-change-diff", "forward-ratio", "backward-ratio"]
+    rows, groups = [], []
+    for unit in sorted(units, key=setup_rank):
+        for v in data.compared(run.tidy).itertuples():
+            mine = {s: x for x in found if x.key.split("/")[1] == unit and x.subject == v.arch
+                    for s in suffixes if x.key.endswith("/" + s)}
+            if not mine:
+                continue
+            cost = costs.loc[(unit, v.arch)] if (unit, v.arch) in costs.index else None
+            rows.append([tt(v.arch), *(interval(mine[s]) if s in mine else "--" for s in suffixes),
+                         *(ratio(cost[c]) if cost is not None and pd.notna(cost[c]) else "--"
+                           for c in ("params", "saved"))])
+            groups.append(labels.get(unit, unit))
+    table = pd.DataFrame(rows, columns=pd.MultiIndex.from_tuples(columns))
+    return booktabs(table, caption, "tab:activation-verdicts", "l" + "r" * 6, raw=tuple(columns),
+                    size=r"\footnotesize", groups=pd.Series(groups), colsep="3pt")
+
+
+def diverged_runs(stats: pd.DataFrame) -> str:
+    """'maxout2-eqwidth in PyTorch eager (3 of 6 runs)' for every unit x arch with diverged runs."""
+    runs = stats.groupby(["unit", "Unit", "arch"], sort=False)[["diverged", "seeds"]].sum().reset_index()
+    runs = runs[runs["diverged"] > 0]
+    return words(f"{tt(r.arch)} in {r.Unit} ({int(r.diverged)} of {int(r.seeds)} runs)" for r in runs.itertuples())
+
+
+def accuracy_table(run: Run) -> str:
+    df = run.tidy
+    stats, growth = data.seed_stats(df), data.gap_growth(df)
+    caption = (f"Activation study: test accuracy at the largest training fraction, in percent, and the train/test gap "
+               f"(train minus test accuracy, in points) at each fraction of the training split, per setup: "
+               f"mean\\,$\\pm$\\,half-width of the {CI} $t$ interval over seeds. Change: the gap at the smallest "
+               f"fraction minus the gap at the largest, seed by seed.")
+    if stats.empty:
+        return placeholder(caption, "tab:activation-accuracy", "This run trained no network of the activation study.")
+    fractions = sorted(stats["train_fraction"].unique())
+    gap = "Train/test gap (points)"
+    rows, groups = [], []
+    for unit in sorted(set(stats["unit"]), key=setup_rank):
+        for v in data.variants(df).itertuples():
+            s = stats[(stats["unit"] == unit) & (stats["arch"] == v.arch)].set_index("train_fraction")
+            if s.empty:
+                continue
+            row = {("", "Variant"): tt(v.arch), ("", "Seeds"): seeds_text(s["seeds"])}
+            full = s.loc[fractions[-1]] if fractions[-1] in s.index else None
+            row[("Test (%)", f"{100 * fractions[-1]:g}%")] = pm(full.test, full.test_ci) if full is not None else "--"
+            for f in fractions:
+                row[(gap, f"{100 * f:g}%")] = pm(s.loc[f, "gap"], s.loc[f, "gap_ci"]) if f in s.index else "--"
+            if len(fractions) > 1:
+                g = growth[(growth["unit"] == unit) & (growth["arch"] == v.arch)]
+                row[(gap, "change")] = pm(g["change"].iloc[0], g["change_ci"].iloc[0]) if len(g) else "--"
+            rows.append(row)
+            groups.append(s["Unit"].iloc[0])
+    table = pd.DataFrame(rows)
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    notes = []
+    if (stats["seeds"] == 1).any():
+        notes.append("A mean over one seed has no interval and is shown alone.")
+    if diverged_runs(stats):
+        notes.append(f"Diverged runs (final training loss not finite) count with the accuracy they ended at: "
+                     f"{diverged_runs(stats)}.")
+    return booktabs(table, caption, "tab:activation-accuracy", "lr" + "r" * (len(table.columns) - 2),
+                    raw=tuple(table.columns), size=r"\footnotesize", groups=pd.Series(groups),
+                    note=" ".join(notes) or None)
+
+
+def memory_note(df: pd.DataFrame) -> str:
+    """What Saved and Peak hold, and where a dash stands for a framework or device that cannot measure it."""
+    speed = data.with_units(data.cells(df, "speed")[lambda d: d["status"] == "ok"], df)
+    names = dict(zip(speed["unit"], speed["Unit"]))
+    lacking = {m: [u for u in sorted(names, key=setup_rank) if u not in set(speed.loc[speed["metric"] == m, "unit"])]
+               for m in ("saved_bytes", "peak_bytes")}
+    saved, peak = lacking["saved_bytes"], lacking["peak_bytes"]
+    if not names:
+        return ""
+    if len(saved) == len(names):
+        text = ["No cell recorded the bytes kept for the backward pass."]
+    else:  # TensorFlow has no hook on the tensors its tape keeps
+        why = ", which has no such hook" if all(u.startswith("tensorflow-") for u in saved) else ""
+        text = ["Saved: the bytes the forward pass keeps for the backward pass, counted through saved-tensor hooks, in "
+                "MiB" + (f"; a dash in {words(names[u] for u in saved)}{why}" if saved else "") + "."]
+    text.append("Peak memory is recorded on GPUs only; no cell of this run recorded it." if len(peak) == len(names) else
+                "Peak: the device's peak memory in a training step, in MiB" + ("; a dash where not recorded" if peak
+                                                                              else "") + ".")
+    return " ".join(text)
+
+
+def cost_table(run: Run) -> str:
+    df = run.tidy
+    caption = ("Cost of the variants of the activation study, per setup: $k$ (maxout pieces; ReLU: 1), how a variant "
+               "matches ReLU, parameters and forward MFLOPs per example of the timed network, the maps leaving each "
+               "block, and memory. Figure~\\ref{fig:activation-time} shows the times.")
+    rows = data.cells(df, "speed") if len(df) else df
+    if rows.empty:
+        return placeholder(caption, "tab:activation-cost", "This run timed no cell of the activation study.")
+    speed = data.with_units(rows.drop_duplicates("cell_id"), df)
+    memory = {m: data.memory(df, m) for m in ("saved_bytes", "peak_bytes")}
+    out, groups = [], []
+    for unit in sorted(set(speed["unit"]), key=setup_rank):
+        for v in data.variants(df).itertuples():
+            cell = speed[(speed["unit"] == unit) & (speed["arch"] == v.arch)]
+            if cell.empty:
+                continue
+            c = cell.iloc[0]
+            row = {"Variant": tt(v.arch), "k": str(v.k), "Matching": data.MATCHING[v.matching],
+                   "Params": thousands(c.params), "MFLOPs": sig3(c.flops / 1e6) if pd.notna(c.flops) else "--",
+                   "Maps": v.maps}
+            if (cell["status"] == "failed").all():
+                row["Matching"] += r" (\emph{failed})"
+            for metric, column in [("saved_bytes", "Saved"), ("peak_bytes", "Peak")]:
+                m = memory[metric]
+                row[column] = mib(m.loc[(m["unit"] == unit) & (m["arch"] == v.arch), "value"].max())
+            out.append(row)
+            groups.append(c.Unit)
+    table = pd.DataFrame(out)
+    if (table["Peak"] == "--").all():
+        table = table.drop(columns="Peak")
+    return booktabs(table, caption, "tab:activation-cost", "lrlrrl" + "r" * (len(table.columns) - 6),
+                    raw=("Variant", "Matching"), size=r"\footnotesize", groups=pd.Series(groups),
+                    note=memory_note(df) or None)

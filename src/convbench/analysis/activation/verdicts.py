@@ -1,0 +1,195 @@
+"""Each maxout variant against its ReLU network, per unit, as Verdicts: test accuracy and the gap's growth (difference
+of means, decided by whether the two t intervals overlap as printed) and forward and backward time (ratio of medians
+with a bootstrap interval); and the values the paper quotes: per-cell numbers, and counts and ranges over the
+verdicts for the text, which must read true for any config."""
+from __future__ import annotations
+
+import pandas as pd
+
+from convbench.analysis.activation import data
+from convbench.analysis.activation.data import STUDY
+from convbench.analysis.formatting import escape, percent, printed, ratio, setup_label, setup_rank, span, speed_word, \
+    tt, words
+from convbench.analysis.stats import LEVEL, Verdict, t_quantile
+from convbench.analysis.study import Run
+from convbench.analysis.tidy import accuracy_values, time_values
+
+APART = {"test-accuracy-diff": ("higher", "lower"), "gap-change-diff": ("overfit more", "overfit less")}
+UNDECIDED = "not distinguishable"
+SPEED_WORDS = {"slower than": "slower", "faster than": "faster", "about as fast as": "same"}
+# The counts the text quotes: <study>/<name>-<slug>, how many verdicts on a quantity (key suffix) had each word.
+KINDS = {"accuracy": ("test-accuracy-diff", {"higher": "higher", "lower": "lower", UNDECIDED: "undecided"}),
+         "overfit": ("gap-change-diff", {"overfit more": "more", "overfit less": "less", UNDECIDED: "undecided"}),
+         "forward": ("forward-ratio", SPEED_WORDS), "backward": ("backward-ratio", SPEED_WORDS)}
+
+
+def apart(key: str, subject: str, reference: str, quantity: str, a, b) -> Verdict | None:
+    """a's mean against b's, each (mean, ci, seeds), as printed: the difference of the means, and the interval of
+    the difference that excludes zero exactly where the two t intervals do not overlap; None without both intervals.
+    word: APART's pair where the intervals are apart, else UNDECIDED."""
+    (ma, ca, na), (mb, cb, nb) = a, b
+    if pd.isna(ca) or pd.isna(cb):
+        return None
+    ma, ca, mb, cb = (printed(x) for x in (ma, ca, mb, cb))
+    more, less = APART[key.rsplit("/", 1)[1]]
+    word = more if ma - ca > mb + cb else less if ma + ca < mb - cb else UNDECIDED
+    d, half = ma - mb, ca + cb
+    return Verdict(key, subject, reference, quantity, round(d, 1) / 100, round(d - half, 1) / 100,
+                   round(d + half, 1) / 100, word, "points", int(min(na, nb)))
+
+
+def verdicts(run: Run) -> list[Verdict]:
+    """Per unit and maxout variant, against its ReLU arch: test accuracy at the largest fraction, the gap's change
+    from the largest to the smallest fraction, and forward and backward time."""
+    df = run.tidy
+    if not data.ran(run):
+        return []
+    stats, growth, times = data.seed_stats(df), data.gap_growth(df), data.time_ratios(df, run.samples)
+    full = stats[stats["train_fraction"] == stats["train_fraction"].max()]
+    out = []
+    for unit in sorted(set(stats["unit"]) | set(times["unit"]), key=setup_rank):
+        for v in data.compared(df).itertuples():
+            base = f"{STUDY}/{unit}/{v.arch}-vs-{v.reference}"
+            acc = full[full["unit"] == unit].set_index("arch")
+            if {v.arch, v.reference} <= set(acc.index):
+                a, b = (acc.loc[x, ["test", "test_ci", "seeds"]] for x in (v.arch, v.reference))
+                out.append(apart(f"{base}/test-accuracy-diff", v.arch, v.reference, "test accuracy", a, b))
+            gap = growth[growth["unit"] == unit].set_index("arch")
+            if {v.arch, v.reference} <= set(gap.index):
+                a, b = (gap.loc[x, ["change", "change_ci", "seeds"]] for x in (v.arch, v.reference))
+                out.append(apart(f"{base}/gap-change-diff", v.arch, v.reference, "growth of the train/test gap", a, b))
+            for r in times[(times["unit"] == unit) & (times["arch"] == v.arch)].itertuples():
+                out.append(Verdict(f"{STUDY}/{unit}/{v.arch}-over-{v.reference}/{r.phase}-ratio", v.arch,
+                                   v.reference, f"{r.phase} time", r.ratio, r.lo, r.hi,
+                                   speed_word(r.ratio, r.lo, r.hi)))
+    return [v for v in out if v is not None]
+
+
+def ratio_of(values: pd.Series, a: str, b: str):
+    return values[a] / values[b] if {a, b} <= set(values.index) and values[b] else None
+
+
+def cost_ratios(run: Run) -> pd.DataFrame:
+    """Per unit and compared variant that was trained or timed against its ReLU arch: parameters and the bytes kept
+    for the backward pass over ReLU's (None where not measured)."""
+    df = run.tidy
+    stats, times = data.seed_stats(df), data.time_ratios(df, run.samples)
+    full = stats[stats["train_fraction"] == stats["train_fraction"].max()]
+    saved, params = data.memory(df, "saved_bytes"), data.params(df)
+    rows = []
+    for unit in sorted(set(stats["unit"]) | set(times["unit"]), key=setup_rank):
+        for v in data.compared(df).itertuples():
+            pair = {v.arch, v.reference}
+            if not (pair <= set(full.loc[full["unit"] == unit, "arch"]) or len(times[(times["unit"] == unit)
+                                                                                     & (times["arch"] == v.arch)])):
+                continue  # this unit measured the variant or its ReLU arch not at all
+            rows.append({"unit": unit, "arch": v.arch, "reference": v.reference, "matching": v.matching,
+                         "params": ratio_of(params, v.arch, v.reference),
+                         "saved": ratio_of(saved[saved["unit"] == unit].set_index("arch")["value"], v.arch,
+                                           v.reference)})
+    return pd.DataFrame(rows, columns=["unit", "arch", "reference", "matching", "params", "saved"])
+
+
+def number_values(run: Run) -> dict[str, str]:
+    """Per unit and arch: test accuracy (mean, ci, seeds) at the largest fraction, the gap at each fraction and its
+    change; per compared variant its parameter and memory ratios; per cell the medians of times and accuracies."""
+    df = run.tidy
+    stats, growth = data.seed_stats(df), data.gap_growth(df)
+    values, largest = {}, stats["train_fraction"].max()
+    for r in stats.itertuples():
+        base = f"{STUDY}/{r.unit}/{r.arch}"
+        values[f"{base}/gap-f{100 * r.train_fraction:g}"] = percent(r.gap)
+        if pd.notna(r.gap_ci):
+            values[f"{base}/gap-f{100 * r.train_fraction:g}-ci"] = percent(r.gap_ci)
+        if r.train_fraction == largest:
+            values |= {f"{base}/test-accuracy-mean": percent(r.test), f"{base}/seeds": str(int(r.seeds))}
+            if pd.notna(r.test_ci):
+                values[f"{base}/test-accuracy-ci"] = percent(r.test_ci)
+    for r in growth.itertuples():
+        values[f"{STUDY}/{r.unit}/{r.arch}/gap-change"] = percent(r.change)
+        if pd.notna(r.change_ci):
+            values[f"{STUDY}/{r.unit}/{r.arch}/gap-change-ci"] = percent(r.change_ci)
+    for r in cost_ratios(run).itertuples():
+        for name, x in [("params-ratio", r.params), ("saved-ratio", r.saved)]:
+            if x is not None and pd.notna(x):
+                values[f"{STUDY}/{r.unit}/{r.arch}-over-{r.reference}/{name}"] = ratio(x)
+    study = df[df["study"] == STUDY] if len(df) else df
+    return values | time_values(study) | accuracy_values(study)
+
+
+def flag(condition) -> str:
+    return "1" if condition else "0"
+
+
+def seeds_text(n) -> str:
+    lo, hi = int(min(n)), int(max(n))
+    return str(lo) if lo == hi else f"{lo} to {hi}"
+
+
+def share(fraction: float) -> str:
+    return f"{100 * fraction:g}\\,\\%"
+
+
+def scope_values(run: Run) -> dict[str, str]:
+    """What the study holds: variants, setups, fractions, training-set sizes, seeds, diverged runs; flags."""
+    df, v = run.tidy, data.variants(run.tidy) if len(run.tidy) else pd.DataFrame(columns=["arch", "k"])
+    study = df[df["study"] == STUDY] if len(df) else df
+    k2 = v.loc[v["k"] == 2, "arch"]
+    values = {f"{STUDY}/level": f"{LEVEL * 100:.0f}", f"{STUDY}/trained": flag(data.trained(run)),
+              f"{STUDY}/timed": flag(len(study) and (study["task"] == "speed").any()),
+              f"{STUDY}/variants": str(len(v)), f"{STUDY}/pieces": words(str(k) for k in sorted(set(v["k"]) - {1})),
+              f"{STUDY}/has-mfm": flag(len(k2)), f"{STUDY}/mfm": words(tt(a) for a in k2),
+              f"{STUDY}/setups": words(escape(setup_label(*s.split("-", 1)))
+                                       for s in sorted(set(study["setup"]), key=setup_rank)) if len(study) else ""}
+    stats = data.seed_stats(df) if len(df) else pd.DataFrame()
+    if len(stats):
+        trained = data.cells(df, "train")[lambda d: d["metric"] == "test_accuracy"]
+        sizes = trained.groupby("train_fraction")["train_size"].median()
+        n = int(stats["seeds"].min())
+        values |= {f"{STUDY}/fractions": words(share(f) for f in sizes.index),
+                   f"{STUDY}/fraction-smallest": f"{100 * sizes.index.min():g}",
+                   f"{STUDY}/fraction-largest": f"{100 * sizes.index.max():g}",
+                   f"{STUDY}/train-sizes": words(f"{s:.0f}" for s in sizes) if sizes.notna().all() else "--",
+                   f"{STUDY}/dataset": words(tt(d) for d in sorted(trained["dataset"].dropna().unique())),
+                   f"{STUDY}/seeds": seeds_text(stats["seeds"]), f"{STUDY}/seeds-min": str(n),
+                   f"{STUDY}/intervals": flag(n > 1),
+                   f"{STUDY}/t-quantile": f"{t_quantile(n, LEVEL):.2f}" if n > 1 else "--",
+                   f"{STUDY}/grew": flag(stats["train_fraction"].nunique() > 1),
+                   f"{STUDY}/runs": str(int(stats["seeds"].sum())),
+                   f"{STUDY}/diverged": str(int(stats["diverged"].sum())),
+                   f"{STUDY}/any-diverged": flag(stats["diverged"].sum() > 0)}
+    else:
+        values |= {f"{STUDY}/{k}": "--" for k in ("fractions", "fraction-smallest", "fraction-largest", "train-sizes",
+                                                  "dataset", "seeds", "seeds-min", "t-quantile", "runs", "diverged")}
+        values |= {f"{STUDY}/{k}": "0" for k in ("intervals", "grew", "any-diverged")}
+    return values
+
+
+def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
+    """Over all verdicts, for text that holds for any config: how many comparisons of each quantity came out which
+    way; per matching (equal filters, equal width) the range of the time and parameter ratios."""
+    values = {f"{STUDY}/compared": flag(found)}
+    for name, (suffix, slugs) in KINDS.items():
+        these = [v for v in found if v.key.endswith(f"/{suffix}")]
+        values[f"{STUDY}/{name}-compared"] = str(len(these))
+        for word, slug in slugs.items():
+            values[f"{STUDY}/{name}-{slug}"] = str(sum(v.word == word for v in these))
+    matching = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["matching"])) if len(run.tidy) else {}
+    costs = cost_ratios(run) if len(run.tidy) else pd.DataFrame(columns=["matching", "params", "saved"])
+    for m in ("filters", "width"):
+        timed = [v for v in found if v.unit == "ratio" and matching.get(v.subject) == m]
+        values[f"{STUDY}/{m}-timed"] = flag(timed)
+        for phase in data.PHASES:
+            values[f"{STUDY}/{m}/{phase}-ratio"] = span(v.estimate for v in timed if v.key.endswith(f"/{phase}-ratio"))
+        rows = costs[costs["matching"] == m]
+        values[f"{STUDY}/{m}/params-ratio"] = span(rows["params"].dropna().astype(float))
+        values[f"{STUDY}/{m}/saved-ratio"] = span(rows["saved"].dropna().astype(float))
+        values[f"{STUDY}/{m}-saved"] = flag(rows["saved"].notna().any())
+    return values
+
+
+def values(run: Run) -> dict[str, str]:
+    found = verdicts(run)
+    out = scope_values(run) | summary_values(run, found)
+    return out | (number_values(run) if data.ran(run) else {})
+

@@ -1,0 +1,134 @@
+"""The claim that one framework's backward pass is several times faster than the other's: the backward ratio of every
+PyTorch engine over every TensorFlow engine on each network of the engines study, with a percentile bootstrap interval
+from the cells' raw samples; one Verdict per pair and network, and the claim table."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from convbench.analysis.engines.cells import NAME, ordered, study_cells
+from convbench.analysis.formatting import escape, framework_name, ratio, setup_label, speed_word, tt
+from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
+from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict, bootstrap_ratio
+from convbench.analysis.study import Run
+
+CLAIM = ("torch", "tensorflow")  # the claim's ratio: backward time of the first over the second
+FACTOR = 2.0  # "several times" means at least this factor, either way
+SLOWER, FASTER = "several times slower than", "several times faster than"  # the words of a pair where the claim holds
+
+
+def claim_word(r: float, lo: float, hi: float) -> str:
+    """The first engine's backward pass against the second's, from the interval as printed: several times slower or
+    faster where the whole interval lies at or beyond FACTOR (or at or below 1/FACTOR), else speed_word's."""
+    if float(ratio(lo)) >= FACTOR:
+        return SLOWER
+    if float(ratio(hi)) <= float(ratio(1 / FACTOR)):
+        return FASTER
+    return speed_word(r, lo, hi)
+
+
+def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
+    """Per engine pair (PyTorch engine x TensorFlow engine) and arch of the engines study: the backward ratio
+    PyTorch/TensorFlow with its bootstrap interval from the cells' raw backward samples (seeds pooled).
+
+    status is 'ok' or 'failed' (either cell failed); word is claim_word's ('' where failed).
+    """
+    df, samples = run.tidy, run.samples
+    cells = study_cells(df)
+    backward = samples[samples["phase"] == "backward"] if len(samples) else samples
+    rows = []
+    for (arch, config), group in cells.groupby(["arch", "config"], sort=False):
+        first, second = (group[group["framework"] == f] for f in CLAIM)
+        for e1 in ordered(first["engine"]):
+            for e2 in ordered(second["engine"]):
+                a, b = first[first["engine"] == e1], second[second["engine"] == e2]
+                ids = [*a["cell_id"], *b["cell_id"]]
+                row = {"arch": arch, "config": config, "engine_a": e1, "engine_b": e2, "status": "failed",
+                       "ratio": np.nan, "lo": np.nan, "hi": np.nan, "word": "", "n": 0,
+                       "noisy": bool(df[df["cell_id"].isin(ids) & (df["phase"] == "backward")]["noisy"]
+                                     .fillna(False).any())}
+                xa = backward[backward["cell_id"].isin(a["cell_id"])]["value"] if len(backward) else []
+                xb = backward[backward["cell_id"].isin(b["cell_id"])]["value"] if len(backward) else []
+                if (a["status"] == "ok").all() and (b["status"] == "ok").all() and len(xa) and len(xb):
+                    r, lo, hi = bootstrap_ratio(xa, xb, resamples, seed)
+                    row.update(status="ok", ratio=r, lo=lo, hi=hi, word=claim_word(r, lo, hi), n=len(xa) + len(xb))
+                rows.append(row)
+    return pd.DataFrame(rows, columns=["arch", "config", "engine_a", "engine_b", "status", "ratio", "lo", "hi",
+                                       "word", "n", "noisy"])
+
+
+def pair_key(row, configs: int) -> str:
+    config = f"-{row.config}" if configs > 1 else ""
+    return f"{NAME}/claim/{CLAIM[0]}-{row.engine_a}-over-{CLAIM[1]}-{row.engine_b}/{row.arch}{config}/ratio"
+
+
+def claim_verdicts(run: Run) -> list[Verdict]:
+    """One Verdict per pair of a PyTorch and a TensorFlow engine timed on the same network, both cells ok: the
+    backward time of the first over the second (keys engines/claim/<torch-e1>-over-<tensorflow-e2>/<arch>/ratio)."""
+    c = claims(run)
+    ok = c[c["status"] == "ok"]
+    return [Verdict(pair_key(row, c["config"].nunique()), f"{CLAIM[0]}-{row.engine_a}", f"{CLAIM[1]}-{row.engine_b}",
+                    f"backward time on {row.arch}", row.ratio, row.lo, row.hi, row.word, "ratio", int(row.n))
+            for row in ok.itertuples()]
+
+
+def pair_label(engine_a: str, engine_b: str) -> str:
+    return f"{setup_label(CLAIM[0], engine_a)} / {setup_label(CLAIM[1], engine_b)}"
+
+
+def pair_text(row) -> str:
+    """'PyTorch eager / TensorFlow eager on \\texttt{k3}' (LaTeX)."""
+    return f"{escape(pair_label(row.engine_a, row.engine_b))} on {tt(row.arch)}"
+
+
+def claim_values(run: Run) -> dict[str, str]:
+    """The claim's settings, how many pairs were compared and held either way, and the smallest and largest ratio."""
+    c = claims(run)
+    ok = c[c["status"] == "ok"]
+    slower, faster = (int((ok["word"] == w).sum()) for w in (SLOWER, FASTER))
+    values = {f"{NAME}/claim/factor": f"{FACTOR:g}", f"{NAME}/claim/resamples": str(RESAMPLES),
+              f"{NAME}/claim/seed": str(SEED), f"{NAME}/claim/level": f"{LEVEL * 100:.0f}",
+              f"{NAME}/claim/tested": "1" if len(ok) else "0", f"{NAME}/claim/pairs": str(len(ok)),
+              f"{NAME}/claim/failed": str(len(c) - len(ok)),
+              f"{NAME}/claim/any-failed": "1" if len(c) > len(ok) else "0",
+              f"{NAME}/claim/holds": str(slower + faster), f"{NAME}/claim/holds-any": "1" if slower + faster else "0",
+              f"{NAME}/claim/holds-all": "1" if len(ok) and slower + faster == len(ok) else "0",
+              f"{NAME}/claim/first-slower": str(slower), f"{NAME}/claim/first-faster": str(faster),
+              f"{NAME}/claim/first": escape(framework_name(CLAIM[0])),
+              f"{NAME}/claim/second": escape(framework_name(CLAIM[1]))}
+    if len(ok):
+        for end, row in (("min", ok.loc[ok["ratio"].idxmin()]), ("max", ok.loc[ok["ratio"].idxmax()])):
+            key = f"{NAME}/claim/ratio-{end}"
+            values |= {key: ratio(row.ratio), f"{key}-lo": ratio(row.lo), f"{key}-hi": ratio(row.hi),
+                       f"{key}-pair": pair_text(row)}
+    return values
+
+
+def interval(r: float, lo: float, hi: float) -> str:
+    return f"{ratio(r)} [{ratio(lo)}, {ratio(hi)}]"
+
+
+def arch_labels(rows: pd.DataFrame) -> pd.Series:
+    """The arch, plus its config where the study ran more than one."""
+    return rows["arch"] + " " + rows["config"] if rows["config"].nunique() > 1 else rows["arch"]
+
+
+def claim_table(run: Run) -> str:
+    first, second = (escape(framework_name(f)) for f in CLAIM)
+    caption = (f"Backward time of {first} over {second}, per engine pair and network: ratio of the medians "
+               f"[{LEVEL * 100:.0f}\\,\\% percentile bootstrap interval]. Bold: the whole interval lies at or beyond "
+               f"{FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}. \\emph{{failed}}: one of the two cells failed.")
+    c = claims(run)
+    if c.empty:
+        return placeholder(caption, "tab:claim", f"This run has no {first} and {second} cells of the {NAME} study.")
+    text = [r"\emph{failed}" if s != "ok" else
+            (rf"\textbf{{{interval(r, lo, hi)}}}" if w in (SLOWER, FASTER) else interval(r, lo, hi))
+            for s, r, lo, hi, w in zip(c["status"], c["ratio"], c["lo"], c["hi"], c["word"])]
+    c = c.assign(Pair=[pair_label(a, b) for a, b in zip(c["engine_a"], c["engine_b"])], Network=arch_labels(c),
+                 text=[flagged(t, n) for t, n in zip(text, c["noisy"])])
+    table = c.pivot_table(index="Pair", columns="Network", values="text", aggfunc="first", sort=False)
+    table = table.fillna("--").reset_index().rename_axis(columns=None)
+    df = run.tidy
+    note = noisy_note(df[(df["study"] == NAME) & (df["phase"] == "backward")])
+    return booktabs(table, caption, "tab:claim", "l" + "r" * (len(table.columns) - 1), raw=tuple(table.columns[1:]),
+                    size=r"\footnotesize", note=note)

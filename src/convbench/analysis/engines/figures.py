@@ -1,0 +1,126 @@
+"""The engines study's figures: the phases of a step per engine, and the roofline of every speed cell."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from convbench.analysis.engines.cells import engine_phases, study_cells
+from convbench.analysis.formatting import ENGINE_ORDER, framework_name, setup_rank
+from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.study import Run
+from convbench.analysis.tidy import summarise
+
+WIDTH = 6.3  # inches: the paper's \linewidth
+SPLIT_LABELS = {"forward": "forward", "backward_input": "backward to input (est.)",
+                "backward_weight": "backward to weights (est.)", "backward": "backward", "optimizer": "optimizer"}
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+
+
+def draw_engine_phases(run: Run, path: Path) -> Path:
+    """Stacked horizontal bars of forward / backward (split into input and weights where layer cells allow) /
+    optimizer per engine, one panel per network; the whole step timed on its own as a dot with its IQR."""
+    phases = engine_phases(run.tidy)
+    if phases.empty:
+        return placeholder(path, "No cells of the engines study in this run.")
+    phases = phases.assign(ms=phases["value"].clip(lower=0) * 1e3)  # a derived phase can dip below zero
+    setups = sorted(set(phases["setup"]), key=setup_rank)
+    labels = [phases[phases["setup"] == s]["Setup"].iloc[0] for s in setups]
+    archs = list(dict.fromkeys(study_cells(run.tidy)["arch"]))
+    order = [p for p in SPLIT_LABELS if p in set(phases["phase"].dropna())]
+    colors = dict(zip(SPLIT_LABELS, sns.color_palette("deep")[:5]))
+    fig, axes = plt.subplots(1, len(archs), figsize=(WIDTH, 0.22 * len(setups) + 1.15), sharey=True, squeeze=False)
+    y = np.arange(len(setups))
+    for ax, arch in zip(axes[0], archs):
+        rows = phases[phases["arch"] == arch]
+        bars = (rows.pivot_table(index="setup", columns="phase", values="ms", aggfunc="sum")
+                .reindex(index=setups, columns=order).fillna(0))
+        left = np.zeros(len(setups))
+        for phase in order:
+            ax.barh(y, bars[phase], left=left, height=0.7, color=colors[phase], label=SPLIT_LABELS[phase])
+            left += bars[phase].to_numpy()
+        step = rows.drop_duplicates("setup").set_index("setup").reindex(setups)
+        ms, err = step["step"] * 1e3, step["step_iqr"].fillna(0) * 1e3 / 2
+        ax.errorbar(ms, y, xerr=err, fmt="o", color="black", markersize=3, elinewidth=1, capsize=2,
+                    label="whole step (median, IQR)")
+        for i, setup in enumerate(setups):
+            if (rows[rows["setup"] == setup]["status"] == "failed").any():
+                ax.text(0, i, " failed", va="center", ha="left", fontsize="small", color="0.3")
+        ax.set_title(arch)
+        ax.set_xlabel("time per step (ms)")
+        ax.set_yticks(y, labels)
+        ax.grid(axis="y", visible=False)
+    axes[0][0].invert_yaxis()  # the first setup on top (the axes share y)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    return save(fig, path)
+
+
+def roofline_points(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every ok speed cell's achieved FLOP/s (median over seeds) with the range its step's IQR gives, and its
+    arithmetic intensity; and each framework's ceilings (median over its processes)."""
+    df = run.tidy
+    ok = df[(df["status"] == "ok") & (df["task"] == "speed")] if len(df) else df
+    if ok.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    keys = ["study", "setup", "framework", "engine", "arch", "config"]
+    achieved, intensity = summarise(ok, "achieved_flops"), summarise(ok, "arithmetic_intensity")
+    step = summarise(ok, "time")
+    step = step[step["phase"] == "step"][keys + ["value", "iqr"]].rename(columns={"value": "t", "iqr": "t_iqr"})
+    ceilings = ok[ok["phase"] == "ceiling"].groupby(["framework", "metric"])["value"].median().unstack()
+    if achieved.empty or ceilings.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    points = (achieved[keys + ["value"]].rename(columns={"value": "achieved"})
+              .merge(intensity[keys + ["value"]].rename(columns={"value": "intensity"}), on=keys)
+              .merge(step, on=keys, how="left"))
+    half = points["t_iqr"].fillna(0) / 2
+    flops = points["achieved"] * points["t"]
+    points = points.assign(lo=flops / (points["t"] + half),
+                           hi=np.where(points["t"] > half, flops / (points["t"] - half).clip(lower=1e-30), np.nan))
+    return points, ceilings
+
+
+def draw_roofline(run: Run, path: Path) -> Path:
+    """Achieved GFLOP/s of every speed cell against its arithmetic intensity, one panel per framework under the roof
+    its processes measured; bars span the range the step's IQR allows."""
+    points, ceilings = roofline_points(run)
+    if points.empty:
+        return placeholder(path, "No speed cell of this run recorded step FLOPs, bytes and ceilings.")
+    frameworks = sorted(ceilings.index, key=lambda f: setup_rank(f"{f}-"))
+    engines = sorted(set(points["engine"]), key=lambda e: setup_rank(f"-{e}"))
+    colors = dict(zip(engines, sns.color_palette("deep", len(ENGINE_ORDER) + 2)))
+    archs = list(dict.fromkeys(points["arch"]))  # summarise's order: by study, then shape
+    markers = dict(zip(archs, MARKERS * 3))
+    ridge = ceilings["gemm_flops"] / ceilings["memory_bandwidth"]
+    x = np.geomspace(min(points["intensity"].min(), ridge.min()) / 3, max(points["intensity"].max(), ridge.max()) * 3,
+                     200)
+    fig, axes = plt.subplots(1, len(frameworks), figsize=(WIDTH, 2.55), sharey=True, squeeze=False)
+    for ax, framework in zip(axes[0], frameworks):
+        roof = ceilings.loc[framework]
+        ax.plot(x, np.minimum(roof["gemm_flops"], roof["memory_bandwidth"] * x) / 1e9, color="0.3", linewidth=1.2,
+                label="roof (measured ceilings)")
+        rows = points[points["framework"] == framework]
+        for (engine, arch), p in rows.groupby(["engine", "arch"], sort=False):
+            y = p["achieved"] / 1e9
+            err = [y - p["lo"] / 1e9, (p["hi"] / 1e9 - y).fillna(0)]
+            ax.errorbar(p["intensity"], y, yerr=err, fmt=markers[arch], color=colors[engine], markersize=4,
+                        elinewidth=0.8, capsize=1.5, linestyle="none")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(framework_name(framework))
+        ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    axes[0][0].set_ylabel("achieved GFLOP/s of a step")
+    handles = [plt.Line2D([], [], color="0.3", linewidth=1.2, label="roof")]
+    handles += [plt.Line2D([], [], color=colors[e], marker="o", linestyle="none", label=e) for e in engines]
+    handles += [plt.Line2D([], [], color="0.4", marker=markers[a], linestyle="none", label=a) for a in archs]
+    rows = -(-len(handles) // 7)
+    fig.legend(handles=handles, loc="lower center", ncol=-(-len(handles) // rows), frameon=False, fontsize="small",
+               columnspacing=1.0, handletextpad=0.3)
+    fig.tight_layout(rect=(0, 0.075 * rows, 1, 1))
+    return save(fig, path)

@@ -1,0 +1,153 @@
+"""The engines study's numbers for the text: scope, how phases were timed, derived-phase noise, consistency of phases
+and step, compile time, failures, the estimated backward split and the roofline. Numbers, names and flags only; the
+sentences are in paper/sections/engines.tex."""
+from __future__ import annotations
+
+import pandas as pd
+
+from convbench.analysis.engines.cells import NAME, engine_phases, setup_order, study_cells
+from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, percent, ratio, seconds, setup_label, setup_rank,
+                                           sig3, signed, tt, words)
+from convbench.analysis.layerwise import layer_cells
+from convbench.analysis.study import Run
+
+MISMATCH = 1.5  # phases whose sum is further than this factor from the whole step do not describe that step
+DERIVED = ("backward", "optimizer")  # the phases a derived cell gets by subtraction
+
+
+def flag(condition) -> str:
+    return "1" if condition else "0"
+
+
+def setup_words(rows: pd.DataFrame) -> str:
+    return words(escape(setup_label(*s.split("-", 1))) for s in setup_order(rows))
+
+
+def cell_name(framework: str, engine: str, arch: str) -> str:
+    return f"{escape(setup_label(framework, engine))} on {tt(arch)}"
+
+
+def scope_values(run: Run) -> dict[str, str]:
+    """What the study ran: setups, networks, cells, failures, layer-wise cells, and how each setup timed its phases."""
+    df = run.tidy
+    cells = study_cells(df)
+    ok, failed = cells[cells["status"] == "ok"], cells[cells["status"] == "failed"]
+    direct, derived = (ok[ok["phase_method"] == m] for m in ("direct", "derived"))
+    return {f"{NAME}/setups": setup_words(cells) or "--", f"{NAME}/setups-count": str(len(setup_order(cells))),
+            f"{NAME}/archs": words(tt(a) for a in dict.fromkeys(cells["arch"])) or "--",
+            f"{NAME}/cells": str(len(cells)), f"{NAME}/cells-failed": str(len(failed)),
+            f"{NAME}/any-failed": flag(len(failed)),
+            f"{NAME}/failed-cells": words(f"{cell_name(r.framework, r.engine, r.arch)} ({escape(r.error or '?')})"
+                                          for r in failed.itertuples()) or "--",
+            f"{NAME}/layer-cells": str(layer_cells(df)["cell_id"].nunique() if len(df) else 0),
+            f"{NAME}/direct-setups": setup_words(direct) or "--", f"{NAME}/any-direct": flag(len(direct)),
+            f"{NAME}/derived-setups": setup_words(derived) or "--", f"{NAME}/any-derived": flag(len(derived))}
+
+
+def derived_values(run: Run) -> dict[str, str]:
+    """How many of the derived cells' backward and optimizer samples came out negative, and the smallest of them."""
+    cells = study_cells(run.tidy)
+    derived = cells[(cells["status"] == "ok") & (cells["phase_method"] == "derived")]
+    samples = run.samples[run.samples["cell_id"].isin(derived["cell_id"])] if len(run.samples) else run.samples
+    values, negative = {}, []
+    for phase in DERIVED:
+        x = samples[samples["phase"] == phase]["value"] if len(samples) else pd.Series(dtype=float)
+        values |= {f"{NAME}/derived/{phase}-samples": str(len(x)),
+                   f"{NAME}/derived/{phase}-negative": str((x < 0).sum())}
+        negative += list(x[x < 0])
+    values[f"{NAME}/derived/any-negative"] = flag(negative)
+    values[f"{NAME}/derived/negative-min-ms"] = signed(sig3(min(negative) * 1e3)) if negative else "--"
+    return values
+
+
+def compile_values(run: Run) -> dict[str, str]:
+    """First step minus a median step (tracing and compiling), median over the networks per setup: least and most."""
+    df = run.tidy
+    cells = study_cells(df)
+    timed = df[df["cell_id"].isin(cells[cells["status"] == "ok"]["cell_id"])]
+    compile_s = timed[timed["metric"] == "compile_time"].groupby("setup")["value"].median()
+    if compile_s.empty:
+        return {f"{NAME}/compile/ran": "0"}
+    values = {f"{NAME}/compile/ran": "1"}
+    for end, setup in (("min", compile_s.idxmin()), ("max", compile_s.idxmax())):
+        values |= {f"{NAME}/compile/{end}": seconds(compile_s[setup]),
+                   f"{NAME}/compile/{end}-setup": escape(setup_label(*setup.split("-", 1)))}
+    return values
+
+
+def consistency_values(run: Run) -> dict[str, str]:
+    """How the sum of a cell's phases (timed one by one) compares with its whole step (timed on its own)."""
+    df = run.tidy
+    cells = study_cells(df)
+    timed = df[df["cell_id"].isin(cells[cells["status"] == "ok"]["cell_id"])]
+    times = timed[(timed["metric"] == "time") & timed["phase"].isin(["total", "step"])]
+    both = (times.pivot_table(index=["cell_id", "framework", "engine", "arch"], columns="phase", values="value")
+            .dropna() if len(times) else pd.DataFrame())
+    values = {f"{NAME}/consistency/mismatch": f"{MISMATCH:g}"}
+    if not {"total", "step"} <= set(both.columns) or both.empty:
+        return values | {f"{NAME}/consistency/ran": "0", f"{NAME}/consistency/any-off": "0"}
+    r = both["total"] / both["step"]
+    off = r[(r > MISMATCH) | (r < 1 / MISMATCH)]
+    return values | {
+        f"{NAME}/consistency/ran": "1", f"{NAME}/consistency/ratio-min": ratio(r.min()),
+        f"{NAME}/consistency/ratio-max": ratio(r.max()), f"{NAME}/consistency/ratio-median": ratio(r.median()),
+        f"{NAME}/consistency/off": str(len(off)), f"{NAME}/consistency/any-off": flag(len(off)),
+        f"{NAME}/consistency/off-cells": words(f"{cell_name(f, e, a)} ({ratio(x)}$\\times$)"
+                                               for (_, f, e, a), x in off.items()) or "--"}
+
+
+def larger_half(share: str) -> str:
+    """Which half of the backward pass took the larger share, from the input's share as printed."""
+    return "neither" if float(share) == 50 else "the input" if float(share) > 50 else "the weights"
+
+
+def split_values(run: Run) -> dict[str, str]:
+    """Backward to the input as a percentage of the convolutions' backward, per framework: median over the networks
+    and range (engines of a framework share the fraction); '--' for a framework without layer-wise cells."""
+    phases = engine_phases(run.tidy)
+    fractions = phases.drop_duplicates(["setup", "arch", "config"]).dropna(subset=["input_fraction"])
+    networks = fractions.drop_duplicates(["framework", "arch", "config"])
+    values = {f"{NAME}/split/ran": flag(len(fractions))}
+    frameworks = sorted(set(FRAMEWORK_ORDER) | set(networks["framework"]), key=lambda f: setup_rank(f"{f}-"))
+    for framework in frameworks:
+        x = networks[networks["framework"] == framework]["input_fraction"]
+        key = f"{NAME}/split/{framework}-input-percent"
+        if x.empty:
+            values |= {key: "--", f"{key}-min": "--", f"{key}-max": "--", f"{NAME}/split/{framework}-larger": "--"}
+            continue
+        share, lo, hi = (f"{100 * v:.0f}" for v in (x.median(), x.min(), x.max()))
+        values |= {key: share, f"{key}-min": lo, f"{key}-max": hi,
+                   f"{NAME}/split/{framework}-larger": larger_half(share)}
+    return values
+
+
+def roofline_values(run: Run) -> dict[str, str]:
+    """The ceilings each framework's processes measured (median), and what share of its roof each speed cell's step
+    reached (every study's speed cells): least, most, median, how many lie left of the ridge or above the roof."""
+    df = run.tidy
+    ok = df[(df["status"] == "ok") & (df["task"] == "speed")] if len(df) else df
+    ceilings = ok[ok["phase"] == "ceiling"].drop_duplicates(["cell_id", "metric"]) if len(ok) else ok
+    values = {f"{NAME}/roofline/ceilings": flag(len(ceilings))}
+    present = set(ceilings["framework"]) if len(ceilings) else set()
+    for framework in sorted(set(FRAMEWORK_ORDER) | present, key=lambda f: setup_rank(f"{f}-")):
+        rows = ceilings[ceilings["framework"] == framework] if len(ceilings) else ceilings
+        gemm, bandwidth = (rows[rows["metric"] == m]["value"].median() / 1e9 if len(rows) else float("nan")
+                           for m in ("gemm_flops", "memory_bandwidth"))
+        values |= {f"{NAME}/roofline/{framework}-gemm-gflops": sig3(gemm) if pd.notna(gemm) else "--",
+                   f"{NAME}/roofline/{framework}-bandwidth-gbs": sig3(bandwidth) if pd.notna(bandwidth) else "--"}
+    cells = (ok.pivot_table(index=["cell_id", "framework", "engine", "arch"], columns="metric", values="value")
+             if len(ceilings) else pd.DataFrame())
+    if "ceiling_fraction" not in cells:
+        return values | {f"{NAME}/roofline/ran": "0", f"{NAME}/roofline/steps": "0", f"{NAME}/roofline/any-above": "0"}
+    cells = cells.dropna(subset=["ceiling_fraction"]).reset_index()
+    fraction = cells["ceiling_fraction"]
+    low, high = cells.loc[fraction.idxmin()], cells.loc[fraction.idxmax()]
+    above = cells[fraction > 1]
+    name = lambda r: cell_name(r["framework"], r["engine"], r["arch"])  # noqa: E731
+    return values | {
+        f"{NAME}/roofline/ran": "1",
+        f"{NAME}/roofline/percent-min": percent(low["ceiling_fraction"]), f"{NAME}/roofline/min-cell": name(low),
+        f"{NAME}/roofline/percent-max": percent(high["ceiling_fraction"]), f"{NAME}/roofline/max-cell": name(high),
+        f"{NAME}/roofline/percent-median": percent(fraction.median()), f"{NAME}/roofline/steps": str(len(cells)),
+        f"{NAME}/roofline/memory-bound": str((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
+        f"{NAME}/roofline/above": str(len(above)), f"{NAME}/roofline/any-above": flag(len(above))}

@@ -1,0 +1,181 @@
+"""Numbers and names as the paper prints them: one copy of every formatter.
+
+Verdict words are chosen from numbers as printed (`printed`, `compare`), so that a word never contradicts the digits
+beside it.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+X = r"$\times$"  # for f-strings, whose expressions cannot hold a backslash (Python 3.11)
+
+# Display names only; any framework not listed shows under its own name.
+FRAMEWORK_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "keras": "Keras", "jax": "JAX"}
+# Tables list setups in this order: frameworks, then each framework's engines; others follow alphabetically.
+FRAMEWORK_ORDER = ["torch", "tensorflow"]
+ENGINE_ORDER = ["eager", "torchscript", "compile", "function", "xla"]
+
+
+# ---- text -------------------------------------------------------------------------------------------
+
+def escape(text) -> str:
+    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def tt(text) -> str:
+    """Typewriter text. OT1's \\_ is a drawn rule that PDF text extraction loses; cmtt has a real underscore glyph
+    (slot 95), and a line may break after it."""
+    return rf"\texttt{{{escape(text)}}}".replace(r"\_", r"\char95\allowbreak{}")
+
+
+def plain(text) -> str:
+    """Quoted text (an error line) for running prose: LaTeX specials escaped, < and > as text symbols."""
+    return escape(text).replace("<", r"\textless{}").replace(">", r"\textgreater{}")
+
+
+def words(items) -> str:
+    """'a', 'a and b', 'a, b and c'; '' for nothing."""
+    items = list(items)
+    return " and ".join(items) if len(items) <= 2 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def count_words(n: int, noun: str) -> str:
+    return f"{NUMBER_WORDS.get(n, n)} {noun}{'' if n == 1 else 's'}"
+
+
+def last_line(text) -> str | None:
+    lines = [line.strip() for line in str(text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def framework_name(framework: str) -> str:
+    return FRAMEWORK_NAMES.get(framework, framework)
+
+
+def setup_label(framework: str, engine: str) -> str:
+    return f"{framework_name(framework)} {engine}"
+
+
+def setup_rank(setup: str) -> tuple:
+    framework, _, engine = setup.partition("-")
+    rank = lambda order, x: (order.index(x), "") if x in order else (len(order), x)  # noqa: E731
+    return (*rank(FRAMEWORK_ORDER, framework), *rank(ENGINE_ORDER, engine))
+
+
+def describe(arch: dict) -> str:
+    """Short text for an architecture, e.g. '2x 3x3/32 relu, 3x3/64 relu'."""
+    parts = []
+    for b in arch["blocks"]:
+        act = b.get("activation", "relu")
+        if b.get("pieces", 1) > 1:
+            act = f"{act}{b['pieces']}"
+        stack = f"{b['depth']}x " if b.get("depth", 1) > 1 else ""
+        parts.append(f"{stack}{b['kernel']}x{b['kernel']}/{b['width']} {act}")
+    return ", ".join(parts)
+
+
+# ---- numbers ----------------------------------------------------------------------------------------
+
+def decimals(x: float) -> int:
+    """Decimals that show three significant digits (none past the point for 100 and above)."""
+    return max(0, 2 - math.floor(math.log10(abs(x)))) if x else 0
+
+
+def sig3(x: float) -> str:
+    return f"{x:.{decimals(x)}f}"
+
+
+def signed(text: str) -> str:
+    """A printed number with a minus sign, not a hyphen."""
+    return "$-$" + text[1:] if text.startswith("-") else text
+
+
+def ms(median_s: float, iqr_s: float | None = None) -> str:
+    """A time in seconds shown in milliseconds as 'median (IQR)', both to the median's precision; '--' for none."""
+    if median_s is None or pd.isna(median_s):
+        return "--"
+    value = median_s * 1e3
+    if iqr_s is None or pd.isna(iqr_s):
+        return sig3(value)
+    return f"{sig3(value)} ({iqr_s * 1e3:.{decimals(value)}f})"
+
+
+def seconds(x: float, space: str = r"\,") -> str:
+    """A duration with its unit: milliseconds below one second."""
+    return f"{sig3(x)}{space}s" if abs(x) >= 1 else f"{sig3(x * 1e3)}{space}ms"
+
+
+def thousands(n) -> str:
+    return f"{int(n):,}" if pd.notna(n) else "--"
+
+
+def ratio(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def times(x: float) -> str:
+    return f"{ratio(x)}{X}"
+
+
+def percent(fraction: float) -> str:
+    """A fraction in percent (or a difference in points), one decimal."""
+    return f"{100 * fraction:.1f}"
+
+
+def printed(fraction) -> float:
+    """A fraction as the percentage the text prints: verdicts compare these, so words never contradict digits."""
+    return float(percent(fraction))
+
+
+def pm(mean: float, ci: float) -> str:
+    """Percent (or points) as 'mean +- half-width'; the mean alone without an interval; '--' without a mean."""
+    if mean is None or pd.isna(mean):
+        return "--"
+    text = signed(percent(mean))
+    return text if ci is None or pd.isna(ci) else f"{text}\\,$\\pm$\\,{percent(ci)}"
+
+
+def sci(x: float) -> str:
+    """A small positive number as LaTeX, e.g. $3.8\\times10^{-6}$; 0 as 0."""
+    if pd.isna(x):
+        return "--"
+    if x == 0:
+        return "0"
+    exponent = math.floor(math.log10(abs(x)))
+    mantissa = x / 10 ** exponent
+    if round(mantissa, 1) >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"${mantissa:.1f}\\times10^{{{exponent}}}$"
+
+
+def span(values, fmt=ratio, unit: str = "") -> str:
+    """'1.20' or '1.20--1.80' (min--max), with a unit after; 'from $-$0.50 to 1.80' where a bound is negative."""
+    values = [v for v in values if pd.notna(v) and math.isfinite(v)]
+    if not values:
+        return "--"
+    lo, hi = fmt(min(values)), fmt(max(values))
+    if lo == hi:
+        return f"{signed(lo)}{unit}"
+    return f"from {signed(lo)} to {signed(hi)}{unit}" if lo.startswith("-") else f"{lo}--{hi}{unit}"
+
+
+def compare(word_if_more: str, word_if_less: str, a: str, b: str, same: str) -> str:
+    """Direction word from two numbers as printed, so that the word never contradicts the digits."""
+    return same if float(a) == float(b) else (word_if_more if float(a) > float(b) else word_if_less)
+
+
+def speed_word(r: float, lo: float, hi: float) -> str:
+    """A time ratio a/b and its interval as words about a: the interval as printed decides, never the estimate."""
+    if float(ratio(lo)) <= 1 <= float(ratio(hi)):
+        return "about as fast as"
+    return "slower than" if r > 1 else "faster than"
+
+
+def flag(condition) -> str:
+    """A flag macro's value for \\ifcb{key}{then}{else} in the paper: '1' where the condition holds, else '0'."""
+    return "1" if condition else "0"

@@ -1,0 +1,29 @@
+"""The kernel study: one large kernel against a stack of small ones with the same receptive field, in speed (every
+phase of a training step) and in accuracy; and the frameworks against each other in eager mode.
+
+The paper's text is paper/sections/kernel.tex; the per-cell tables `speed` and `accuracy` (every study's cells) go to
+its appendix, paper/sections/appendix-kernel.tex.
+"""
+from convbench.analysis.kernel import figures, tables, values
+from convbench.analysis.study import Figure, Study, Table
+
+STUDY = Study(
+    "kernel", "Kernel size",
+    figures=(
+        Figure("backward_vs_receptive_field", figures.backward_vs_receptive_field,
+               "Kernel size: forward and backward time of one training step against the receptive field of the first "
+               "block, one k x k convolution against stacked 3x3 convolutions (marker and line), per framework and "
+               "engine. Medians; bars span the interquartile range."),
+        Figure("accuracy_vs_params", figures.accuracy_vs_params,
+               "Accuracy against size: test accuracy of each network of the kernel study against its number of "
+               "parameters (log scale), one panel per framework and engine; colour by receptive field, marker by "
+               "single or stacked convolutions. Means over seeds; bars are t intervals, cut at 0 and 100 %."),
+        Figure("phases", figures.phases,
+               "Where the time of a training step goes: forward, backward and optimizer step per network of the "
+               "kernel study, one panel per framework and engine. Medians; bars span the interquartile range."),
+    ),
+    tables=(Table("kernel_pairs", tables.pairs), Table("speed", tables.speed), Table("accuracy", tables.accuracy)),
+    values=values.values,
+    verdicts=values.verdicts,
+    ran=values.ran,
+)

@@ -1,0 +1,138 @@
+"""The kernel study's figures, each of its own networks only: time against the receptive field, accuracy against
+parameters, and the phases of a step. One k x k convolution and stacked 3x3 convolutions keep one marker each in all
+three; spread is shown everywhere (IQR of the timed repeats, t interval over seeds)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from convbench.analysis.formatting import NUMBER_WORDS, setup_rank
+from convbench.analysis.kernel.values import STUDY, times
+from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.study import Run
+from convbench.analysis.tidy import full_data, seed_summary, setup_labels
+
+WIDTH = 6.3  # inches: the paper's \linewidth, so that fonts print at their size
+PHASES = ["forward", "backward", "optimizer"]
+MARKERS = {1: "o", 2: "s", 3: "^", 4: "D"}  # by the depth of the first block: single, two stacked, three stacked
+
+
+def kind(depth, kernel=None) -> str:
+    """'one k×k', 'two stacked 3×3' (the kernel where known)."""
+    k = f"{int(kernel)}×{int(kernel)}" if kernel is not None and pd.notna(kernel) else "k×k"
+    return f"one {k}" if depth == 1 else f"{NUMBER_WORDS.get(int(depth), int(depth))} stacked {k}"
+
+
+def stack_kernel(frame: pd.DataFrame, depth) -> float | None:
+    kernels = frame.loc[frame["depth"] == depth, "kernel"].unique()
+    return kernels[0] if depth != 1 and len(kernels) == 1 else None
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Setup labels, and the setups in the paper's order."""
+    frame = frame.assign(Setup=setup_labels(frame), rank=frame["setup"].map(setup_rank))
+    return frame.sort_values("rank", kind="stable")
+
+
+def backward_vs_receptive_field(run: Run, path: Path) -> Path:
+    """Forward and backward time against the receptive field: colour = setup, marker = single or stacked; lines
+    join the networks of one kind; bars span the IQR."""
+    t = times(run)
+    t = t[t["phase"].isin(["forward", "backward"])]
+    if t.empty or t["receptive_field"].nunique() < 2:
+        return placeholder(path, "No timed cells of the kernel study with more than one receptive field in this run.")
+    t = labelled(t).assign(ms=t["value"] * 1e3, err=t["iqr"].fillna(0) * 1e3 / 2)
+    setups = list(dict.fromkeys(t["Setup"]))
+    colors = dict(zip(setups, sns.color_palette(n_colors=len(setups))))
+    phases = [p for p in ["forward", "backward"] if p in set(t["phase"])]
+    fig, axes = plt.subplots(1, len(phases), figsize=(WIDTH, 2.5), squeeze=False)
+    for ax, phase in zip(axes[0], phases):
+        for (setup, depth), rows in t[t["phase"] == phase].groupby(["Setup", "depth"], sort=False):
+            rows = rows.sort_values("receptive_field")
+            ax.errorbar(rows["receptive_field"], rows["ms"], yerr=rows["err"], color=colors[setup],
+                        marker=MARKERS.get(int(depth), "x"), linestyle="-" if depth == 1 else "--", markersize=5,
+                        linewidth=1, elinewidth=0.8, capsize=2)
+        ax.set_xticks(sorted(t["receptive_field"].unique()))
+        ax.set_title(f"{phase} pass")
+        ax.set_xlabel("receptive field, first block (pixels)")
+        ax.set_ylim(bottom=0)
+    axes[0][0].set_ylabel("median time per step (ms)")
+    handles = [plt.Line2D([], [], color=colors[s], linewidth=1.5, label=s) for s in setups]
+    handles += [plt.Line2D([], [], color="0.3", marker=MARKERS.get(int(d), "x"), linestyle="-" if d == 1 else "--",
+                           markersize=5, label=kind(d, stack_kernel(t, d))) for d in sorted(t["depth"].unique())]
+    fig.legend(handles=handles, loc="center right", frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    return save(fig, path)
+
+
+def accuracy_vs_params(run: Run, path: Path) -> Path:
+    """Test accuracy against parameters, one panel per setup: mean and t interval over seeds per network, at the
+    largest training fraction; colour = receptive field, marker = one or stacked convolutions, a legend entry each."""
+    df = run.study(STUDY)
+    stats = seed_summary(full_data(df), "test_accuracy") if len(df) else pd.DataFrame()
+    if stats.empty:
+        return placeholder(path, "No training cells of the kernel study in this run.")
+    shape = df[df["params"].notna()].drop_duplicates("arch").set_index("arch")[
+        ["params", "kernel", "depth", "receptive_field", "width"]]
+    stats = labelled(stats.join(shape, on="arch")).sort_values(["rank", "receptive_field", "depth", "width"])
+    stats = stats.assign(percent=100 * stats["mean"], ci=100 * stats["ci"].fillna(0))
+    # A t interval over few seeds can reach past 100 %; accuracy cannot: bars stop at 0 and 100.
+    stats = stats.assign(lo=(stats["percent"] - stats["ci"]).clip(lower=0),
+                         hi=(stats["percent"] + stats["ci"]).clip(upper=100))
+    setups = list(dict.fromkeys(stats["Setup"]))
+    fields = sorted(stats["receptive_field"].unique())
+    colors = dict(zip(fields, sns.color_palette("colorblind", n_colors=len(fields))))
+    style = {row.arch: dict(color=colors[row.receptive_field], marker=MARKERS.get(int(row.depth), "x"),
+                            label=f"{row.arch} ({kind(row.depth, row.kernel)})")
+             for row in stats.drop_duplicates("arch").itertuples()}
+    fig, axes = plt.subplots(1, len(setups), figsize=(WIDTH, 2.6), sharey=True, squeeze=False)
+    for ax, setup in zip(axes[0], setups):
+        for row in stats[stats["Setup"] == setup].itertuples():
+            look = style[row.arch]
+            ax.errorbar(row.params, row.percent, yerr=[[row.percent - row.lo], [row.hi - row.percent]],
+                        color=look["color"], marker=look["marker"], markersize=5, elinewidth=0.8, capsize=2)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e3:g}k"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.15)
+        ax.set_title(setup)
+        ax.set_xlabel("parameters")
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][0].set_ylim(max(0, stats["lo"].min() - 2), min(100, stats["hi"].max()) + 1)
+    handles = [plt.Line2D([], [], color=look["color"], marker=look["marker"], linestyle="", label=look["label"])
+               for look in style.values()]
+    fig.legend(handles=handles, loc="center right", frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0, 0.74, 1))
+    return save(fig, path)
+
+
+def phases(run: Run, path: Path) -> Path:
+    """Median forward, backward and optimizer time per network of the kernel study, one panel per setup; bars span
+    the IQR of the timed repeats."""
+    t = times(run)
+    t = t[t["phase"].isin(PHASES)]
+    if t.empty:
+        return placeholder(path, "No timed cells of the kernel study in this run.")
+    t = labelled(t).assign(ms=t["value"] * 1e3, err=t["iqr"].fillna(0) * 1e3 / 2)
+    setups = list(dict.fromkeys(t["Setup"]))
+    archs = list(dict.fromkeys(times(run)["arch"]))  # by receptive field, then depth
+    order = [p for p in PHASES if p in set(t["phase"])]
+    fig, axes = plt.subplots(1, len(setups), figsize=(WIDTH, 2.5), squeeze=False)
+    for ax, setup in zip(axes[0], setups):
+        rows = t[t["Setup"] == setup]
+        bars, err = (rows.pivot_table(index="arch", columns="phase", values=v).reindex(index=archs, columns=order)
+                     for v in ("ms", "err"))
+        bars.plot.bar(ax=ax, yerr=err, width=0.8, capsize=1.5, legend=False, error_kw={"elinewidth": 0.7},
+                      color=sns.color_palette()[:len(order)])
+        ax.set_title(setup)
+        ax.set_xlabel("")
+        ax.set_ylabel("median time per step (ms)" if ax is axes[0][0] else "")
+        ax.tick_params(axis="x", labelrotation=30)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center right", frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    return save(fig, path)

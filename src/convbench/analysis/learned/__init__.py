@@ -1,0 +1,25 @@
+"""The learned study: the kernel size and the number of filters learned in training (ramp masks, L0 gates), cropped
+and pruned after it, against the kernel study's hand-picked grid (whose statistics, keys 'kernelsweep/...', are
+computed here from the kernel study's train and speed cells).
+
+data.py reads the tidy table, values.py turns it into numbers, phrases and verdicts, tables.py and figures.py draw it.
+"""
+from convbench.analysis.learned import figures, tables, values
+from convbench.analysis.study import Figure, Study, Table
+
+STUDY = Study(
+    "learned", "Learned size and width",
+    figures=(
+        Figure("learned_pareto", figures.pareto,
+               "Learned against hand-picked: test accuracy against parameters, the hand-picked kernel sizes with t "
+               "intervals and their Pareto front, and each learned network before and after crop and prune at the "
+               "parameters it kept."),
+        Figure("learned_radius", figures.radius,
+               "What the networks learned, after every epoch: the mean radius of each masked block (bands mark the "
+               "kernel size each radius crops to) and the open maps of each L0-gated block (deterministic test-time "
+               "gate), per framework."),
+    ),
+    tables=(Table("learned_shrunk", tables.shrunk), Table("learned_sweep", tables.sweep),
+            Table("learned_verdicts", tables.verdict_table)),
+    values=values.values, verdicts=values.verdicts, ran=values.ran,
+)

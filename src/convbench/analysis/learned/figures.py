@@ -1,0 +1,165 @@
+"""The learned study's figures: the shrunk networks among the hand-picked ones (accuracy against parameters), and
+what the networks learned over the epochs (the radius of each masked block, the open maps of each gated one)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from convbench import learned as method
+from convbench.analysis.formatting import setup_rank
+from convbench.analysis.learned import data
+from convbench.analysis.learned.values import frames
+from convbench.analysis.plotting import placeholder, plt, save
+from convbench.analysis.stats import LEVEL
+from convbench.analysis.study import Run
+
+WIDTH = 6.3  # inches: the paper's line width (16 cm)
+MARKERS, COLORS = ["*", "P", "X", "D"], ["C3", "C2", "C4", "C1"]
+STYLES = ["-", "--", ":", "-."]
+
+
+def thousands_axis(ax) -> None:
+    """A log x axis of parameter counts labelled 20k, 50k, 100k rather than in powers of ten."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e3:g}k" if x >= 1e3 else f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def pareto(run: Run, path: Path) -> Path:
+    """Test accuracy against parameters, one panel per setup: the hand-picked networks (mean and t interval), their
+    Pareto front as a staircase, and each seed's learned network before (hollow) and after crop and prune."""
+    f = frames(run)
+    done = f.sweep[f.sweep["seeds"] > 0] if len(f.sweep) else f.sweep
+    lcells = f.lcells
+    ok = lcells[lcells["status"] == "ok"] if len(lcells) else lcells
+    if done.empty and ok.empty:
+        return placeholder(path, "No finished training cell of the kernel or the learned study in this run.")
+    labels = list(dict.fromkeys([*done.get("label", []), *lcells.get("label", [])]))
+    fig, axes = plt.subplots(1, len(labels), figsize=(WIDTH, 2.9), squeeze=False, sharey=True)
+    archs = list(dict.fromkeys(lcells["arch"])) if len(lcells) else []
+    style = {a: (m, c) for a, m, c in zip(archs, MARKERS * 4, COLORS * 4)}
+    params = [*done.get("params", []), *ok.get("shrunk_params", []), *ok.get("params", [])]
+    right = np.nanmax(params) * 1.4
+    accuracies = []
+    for ax, label in zip(axes[0], labels):
+        g = done[done["label"] == label].sort_values("params") if len(done) else done
+        if len(g):
+            mean, ci = 100 * g["mean"], 100 * g["ci"].fillna(0)
+            ax.errorbar(g["params"], mean, yerr=[np.minimum(ci, mean), np.minimum(ci, 100 - mean)], fmt="o",
+                        color="C0", ms=4, elinewidth=0.8, capsize=2,
+                        label=f"hand-picked: mean, {LEVEL * 100:.0f}% CI over seeds")
+            accuracies += list(mean)
+            front = g[g["front"]].sort_values("params")
+            ax.step([*front["params"], right], [*(100 * front["mean"]), 100 * front["mean"].iloc[-1]], where="post",
+                    color="0.45", linewidth=0.9, linestyle="--", label="Pareto front of the hand-picked")
+            for r in g.itertuples():
+                ax.annotate(r.arch, (r.params, 100 * r.mean), xytext=(4, -9), textcoords="offset points",
+                            fontsize=6.5, color="0.25")
+        failed = []
+        for arch in archs:
+            rows = lcells[(lcells["label"] == label) & (lcells["arch"] == arch)]
+            good = rows[rows["status"] == "ok"]
+            marker, color = style[arch]
+            if len(good):
+                ax.scatter(good["params"], 100 * good["trained_test"], marker=marker, s=45, facecolor="none",
+                           edgecolor=color, linewidth=0.8, zorder=4, label=f"{arch}, trained (masked or gated)")
+                for r in good.itertuples():
+                    ax.annotate("", (r.shrunk_params, 100 * r.test), (r.params, 100 * r.trained_test),
+                                arrowprops={"arrowstyle": "->", "color": color, "lw": 0.7, "shrinkA": 4, "shrinkB": 5})
+                ax.scatter(good["shrunk_params"], 100 * good["test"], marker=marker, s=70, color=color,
+                           edgecolor="black", linewidth=0.5, zorder=5, label=f"{arch}, after crop and prune")
+                accuracies += [*(100 * good["test"]), *(100 * good["trained_test"])]
+            failed += [arch] * int((rows["status"] == "failed").any())
+        if failed:
+            ax.text(0.02, 0.03, "failed: " + ", ".join(failed), transform=ax.transAxes, fontsize=7, color="C3")
+        thousands_axis(ax)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("parameters (log scale)")
+    axes[0][0].set_ylabel("test accuracy (%)")
+    if accuracies:  # the means and the learned points set the range; a wider interval is cut at the edge
+        lo, hi = min(accuracies), max(accuracies)
+        pad = max(1.0, 0.2 * (hi - lo))
+        axes[0][0].set_ylim(max(0, lo - pad), min(100, hi + pad))
+    handles = {}
+    for ax in axes[0]:
+        for h, name in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(name, h)
+    handles = dict(sorted(handles.items(), key=lambda kv: (not kv[0].startswith("hand"),
+                                                            not kv[0].startswith("Pareto"))))
+    rows = (len(handles) + 1) // 2
+    fig.set_size_inches(WIDTH, 2.3 + 0.17 * rows)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=2, frameon=False, fontsize=7)
+    fig.tight_layout(rect=(0, 0.17 * rows / (2.3 + 0.17 * rows) + 0.01, 1, 1))
+    return save(fig, path)
+
+
+def radius_bands(ax, max_kernel: int, lo: float, hi: float) -> None:
+    """Dotted lines where the crop size changes (z = d - ramp), each band labelled on the right with the size that a
+    radius in it crops to; the axis spans lo to hi."""
+    edges = [d - data.RAMP for d in range(1, (max_kernel - 1) // 2 + 1)]
+    lo, hi = min(lo, edges[0] - 0.5 if edges else lo), max(hi, edges[-1] + 0.5 if edges else hi)
+    ax.set_ylim(lo, hi)
+    distance = method.distance_grid(max_kernel)
+    bounds = [lo, *[e for e in edges if lo < e < hi], hi]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        z = (a + b) / 2
+        k = method.effective_size(method.ramp_mask(distance, z, data.RAMP), data.THRESHOLD)
+        if b < hi:
+            ax.axhline(b, color="0.55", linestyle=":", linewidth=0.8)
+        ax.text(1.01, z, f"crops to\n{k}×{k}", transform=ax.get_yaxis_transform(), va="center", fontsize=6.5,
+                color="0.35")
+
+
+def lines(ax, rows: pd.DataFrame, column: str) -> None:
+    """One line per block and setup: the mean over seeds, and the range over seeds as a band where there are more."""
+    colors = {b: f"C{i}" for i, b in enumerate(sorted(rows["block"].unique()))}
+    rows = rows.iloc[sorted(range(len(rows)), key=lambda i: setup_rank(rows["unit"].iloc[i]))]
+    for i, label in enumerate(dict.fromkeys(rows["label"])):
+        for (block, arch), g in rows[rows["label"] == label].groupby(["block", "arch"]):
+            per_epoch = g.groupby("epoch")[column].agg(["mean", "min", "max", "count"])
+            ax.plot(per_epoch.index, per_epoch["mean"], linestyle=STYLES[i % len(STYLES)], color=colors[block],
+                    marker=".", markersize=3, linewidth=1, label=f"block {block + 1}, {label}")
+            if per_epoch["count"].max() > 1:
+                ax.fill_between(per_epoch.index, per_epoch["min"], per_epoch["max"], color=colors[block], alpha=0.15,
+                                linewidth=0)
+    ax.set_xlabel("epoch (0 = initialisation)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=6.5, frameon=True, loc="lower left")
+
+
+def radius(run: Run, path: Path) -> Path:
+    """Left: the mean learned radius of each masked block over the epochs, with the bands of the kernel size it crops
+    to. Right: the open maps of each gated block, in percent of its maps. Lines: mean over seeds;
+    bands: the range over seeds."""
+    f = frames(run)
+    traj, lcells = f.traj, f.lcells
+    rad = traj[traj["quantity"] == "radius"]
+    gates = traj[traj["quantity"] == "open_maps"]
+    if rad.empty and gates.empty:
+        return placeholder(path, "No network of this run learned its kernel size or its number of filters.")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 2.3))
+    if len(rad):
+        lines(left, rad, "value")
+        kmax = max(k for r in lcells[lcells["size"]].itertuples() for k in r.kernels)
+        radius_bands(left, kmax, rad["value"].min() - 0.15, rad["value"].max() + 0.15)
+        left.set_ylabel("mean radius z (pixels)")
+        left.set_title("learned kernel size", fontsize=9)
+    else:
+        left.axis("off")
+        left.text(0.5, 0.5, "no network learned its kernel size", ha="center", va="center", fontsize=8)
+    if len(gates):
+        maps = {(r.unit, r.arch, r.seed): r.maps for r in lcells.itertuples()}
+        start = [maps[(r.unit, r.arch, r.seed)][r.block] for r in gates.itertuples()]
+        lines(right, gates.assign(percent=100 * gates["value"] / start), "percent")
+        right.set_ylim(0, 105)
+        right.set_ylabel("open maps (% of initial)")
+        right.set_title("learned number of filters (gate > 0)", fontsize=9)
+    else:
+        right.axis("off")
+        right.text(0.5, 0.5, "no network learned its number of filters", ha="center", va="center", fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)

@@ -1,0 +1,115 @@
+"""The learned study's tables: the grid search per network (appendix), the shrunk networks (main text) and every
+setup's verdicts (appendix)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from convbench.analysis.formatting import X, escape, ms, percent, pm, ratio, sci, sig3, signed, thousands, tt
+from convbench.analysis.latex import booktabs, placeholder, ragged
+from convbench.analysis.learned import data
+from convbench.analysis.learned.values import costs, frames, verdicts_of
+from convbench.analysis.stats import LEVEL
+from convbench.analysis.study import Run
+
+FAILED = r"\emph{failed}"
+STAR = r"$^\star$"
+CI = f"{LEVEL * 100:.0f}\\,\\% CI"
+
+
+def seeds(r) -> str:
+    return f"{r.seeds}" + (f" (+{r.failed} failed)" if r.failed else "")
+
+
+def sweep(run: Run) -> str:
+    f = frames(run)
+    caption = (f"The grid search (kernel study): final test accuracy in percent, mean\\,$\\pm$\\,half-width of the "
+               f"{CI} over seeds; parameters and forward MFLOPs per example; forward and backward time of the speed "
+               f"cells in ms, median (IQR) over repeats. Matched: against the reference (one 3{X}3 convolution per "
+               f"block), read from the widths.")
+    if f.sweep.empty:
+        return placeholder(caption, "tab:learned-sweep", "This run has no training cells of the kernel study.")
+    rows = []
+    for r in f.sweep.itertuples():
+        timing = {}
+        for phase in ("forward", "backward"):
+            value, iqr = getattr(r, phase), getattr(r, f"{phase}_iqr")
+            timing[phase] = ms(value, iqr) if pd.notna(value) else (FAILED if r.speed_ok is False else "--")
+        rows.append({"Architecture": tt(r.arch), "Blocks": escape(r.description), "Matched": escape(r.matching),
+                     "Seeds": seeds(r),
+                     "Test (%)": FAILED if r.seeds == 0 else pm(r.mean, r.ci) + (STAR if r.front else ""),
+                     "Params": thousands(r.params), "MFLOPs": sig3(r.flops / 1e6) if pd.notna(r.flops) else "--",
+                     "Forward": timing["forward"], "Backward": timing["backward"]})
+    note = (f"{STAR}\\,On the Pareto front of mean test accuracy against parameters in its setup. Equal params: other "
+            f"widths, parameters within {data.EQUAL_PARAMS * 100:.0f}\\,\\% of the reference's.")
+    return booktabs(pd.DataFrame(rows), caption, "tab:learned-sweep", "lllrrrrrr",
+                    raw=("Architecture", "Blocks", "Matched", "Test (%)", "Forward", "Backward"), size=r"\scriptsize",
+                    groups=f.sweep["label"].reset_index(drop=True), note=note, colsep="2pt")
+
+
+def shrunk(run: Run) -> str:
+    f = frames(run)
+    caption = ("The learned networks after crop and prune: kernel size and maps per block (kept/initial), test "
+               "accuracy (\\%) of the trained (masked or gated) and of the shrunk network, parameters, a training "
+               "step of each at the training input (ms, median (IQR)), and the largest logit difference between the "
+               "two over the test set.")
+    if f.lcells.empty:
+        return placeholder(caption, "tab:learned-shrunk", "This run has no training cells of the learned study.")
+    rows = []
+    for r in f.lstats.itertuples():
+        if r.seeds == 0:
+            row = dict.fromkeys(["Kernels", "Maps", "Trained", "Shrunk", "Params", "Step", "Step shrunk", "Diff"],
+                                FAILED)
+        else:
+            maps = ", ".join(f"{m:.0f}/{i}" if r.seeds == 1 else f"{m:.1f}/{i}" for m, i in zip(r.maps_mean, r.maps))
+            kernels = ", ".join(f"{k}/{i}" for k, i in zip(r.kept_kernels, r.kernels))
+            if r.kernels_agree < r.seeds:
+                kernels += f" ({r.kernels_agree} of {r.seeds})"
+            row = {"Kernels": kernels, "Maps": maps, "Trained": pm(r.trained, r.trained_ci),
+                   "Shrunk": pm(r.test, r.test_ci),
+                   "Params": f"{thousands(r.params_initial)} $\\to$ {thousands(r.shrunk_params)}",
+                   "Step": ms(r.step_learned, r.step_learned_iqr), "Step shrunk": ms(r.step_shrunk, r.step_shrunk_iqr),
+                   "Diff": sci(r.max_diff)}
+        rows.append({"Architecture": tt(r.arch), "Seeds": seeds(r), **row})
+    table = pd.DataFrame(rows)
+    table.columns = pd.MultiIndex.from_tuples([("", "Architecture"), ("", "Seeds"), ("", "Kernels"), ("", "Maps"),
+                                               ("Test (%)", "trained"), ("Test (%)", "shrunk"), ("", "Params"),
+                                               ("Step (ms)", "trained"), ("Step (ms)", "shrunk"),
+                                               ("", "Logit diff.")])
+    return booktabs(table, caption, "tab:learned-shrunk", "llllrrrrrr", raw=tuple(table.columns), size=r"\scriptsize",
+                    groups=f.lstats["label"].reset_index(drop=True), colsep="2pt")
+
+
+def interval(v) -> str:
+    """'+0.1 [$-$1.5, 1.7]' in points, or the estimate alone without an interval."""
+    text = signed(percent(v.estimate))
+    return text if pd.isna(v.lo) else f"{text} [{signed(percent(v.lo))}, {signed(percent(v.hi))}]"
+
+
+def verdict_table(run: Run) -> str:
+    f = frames(run)
+    caption = (f"Every setup's verdicts. Size: the grid's accuracy at the learned kernel size minus its best one "
+               f"convolution per block, in points, with both {CI} half-widths added. Accuracy: the shrunk network "
+               f"minus the grid's most accurate, in points, with that network's {CI}. Step: shrunk over trained "
+               f"training step, quartile-based range. Cost: the grid's wall-clock time over one learned run (one "
+               f"seed of the grid / the whole grid).")
+    done = f.lstats[f.lstats["seeds"] > 0] if len(f.lstats) else f.lstats
+    if done.empty:
+        return placeholder(caption, "tab:learned-verdicts", "No network of the learned study finished in this run.")
+    cost = costs(f).set_index(["unit", "arch"])
+    rows = []
+    for r in done.itertuples():
+        v = {x.key.rsplit("/", 1)[1]: x for x in verdicts_of(r, f.sweep)}
+        size = v.get("kernel")
+        rows.append({
+            "Architecture": tt(r.arch),
+            "Size": f"{interval(size)}: {size.word} ({tt(size.reference)})" if size else "--",
+            "Accuracy": f"{interval(v['vs-best'])}: {v['vs-best'].word} {tt(v['vs-best'].reference)}"
+            if "vs-best" in v else "--",
+            "Step": (f"{ratio(v['step'].estimate)} ({ratio(v['step'].lo)}--{ratio(v['step'].hi)})"
+                     if "step" in v else "--"),
+            "Cost": (f"{ratio(cost.loc[(r.unit, r.arch), 'one'])} / {ratio(cost.loc[(r.unit, r.arch), 'whole'])}"
+                     if (r.unit, r.arch) in cost.index else "--")})
+    return booktabs(pd.DataFrame(rows), caption, "tab:learned-verdicts",
+                    f"l{ragged(0.28)}{ragged(0.28)}rr",
+                    raw=("Architecture", "Size", "Accuracy"), size=r"\scriptsize",
+                    groups=done["label"].reset_index(drop=True), colsep="3pt")

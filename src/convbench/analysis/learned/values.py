@@ -1,0 +1,427 @@
+"""The learned study's numbers, short phrases and verdicts: the grid search's statistics, what was learned, the shrunk
+networks against the grid's best, and what the grid search cost against one learned run.
+
+Per unit and arch: kernelsweep/<unit>/<arch>/{test-accuracy,test-accuracy-ci,seeds,params} and
+learned/<unit>/<arch>/{test-accuracy,trained-test-accuracy,train-accuracy,gap,params,kernels,maps,step-ratio,
+cost-ratio,max-logit-difference}. The paper's text quotes keys of fixed names: the run's settings, flags, and the main
+setup's results (the learned study's first setup in the tables' order) under learned/size/... and learned/width/...;
+every setup's verdicts are in the appendix table. Every word is chosen from the numbers as printed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import pandas as pd
+
+from convbench import learned as method
+from convbench.analysis.formatting import (count_words, escape, percent, pm, printed, ratio, sci, seconds, sig3,
+                                           speed_word, span, thousands, tt, words)
+from convbench.analysis.learned import data
+from convbench.analysis.stats import LEVEL, Verdict, time_ratio
+from convbench.analysis.study import Run
+
+EXACT = 1e-4  # the largest logit difference that float32 rounding explains; above it crop or prune changed the net
+NET_KINDS = {"size": "size", "width": "gates"}  # the paper's names for the two learned networks -> the column saying so
+
+
+# ---- the tables the study is drawn from, once per run ------------------------------------------------
+
+@dataclass(frozen=True)
+class Frames:
+    sweep: pd.DataFrame  # per unit and arch of the grid (data.sweep_stats)
+    scells: pd.DataFrame  # per train cell of the grid
+    lcells: pd.DataFrame  # per train cell of the learned study
+    lstats: pd.DataFrame  # per unit and learned arch
+    traj: pd.DataFrame  # the learned state per epoch
+
+
+_CACHE: dict[int, tuple[Run, Frames]] = {}
+
+
+def frames(run: Run) -> Frames:
+    """The study's tables, computed once per run (figures, tables, values and verdicts all read them)."""
+    hit = _CACHE.get(id(run))
+    if hit is None or hit[0] is not run:
+        scells, lcells = data.sweep_cells(run), data.learned_cells(run)
+        hit = (run, Frames(data.sweep_stats(run, scells), scells, lcells, data.learned_stats(lcells),
+                           data.trajectories(run, lcells)))
+        _CACHE.clear()
+        _CACHE[id(run)] = hit
+    return hit[1]
+
+
+# ---- comparisons ------------------------------------------------------------------------------------
+
+def rank(g: pd.DataFrame) -> pd.DataFrame:
+    """Finished networks by accuracy as printed (highest first), then by parameters (fewest first)."""
+    done = g[g["seeds"] > 0]
+    return done.assign(_p=[-printed(m) for m in done["mean"]]).sort_values(["_p", "params", "arch"]).drop(columns="_p")
+
+
+def overlap(a, b) -> bool:
+    """Whether the printed intervals (mean +- ci) of two rows share a point; False without both intervals."""
+    if pd.isna(a["ci"]) or pd.isna(b["ci"]):
+        return False
+    return abs(printed(a["mean"]) - printed(b["mean"])) <= printed(a["ci"]) + printed(b["ci"])
+
+
+def kernel_words(k) -> str:
+    return f"{int(k)}$\\times${int(k)}"
+
+
+def kept_words(kernels) -> str:
+    """'5x5' where every block kept the same size, else '5x5, 3x3' in block order."""
+    return kernel_words(kernels[0]) if len(set(kernels)) == 1 else ", ".join(kernel_words(k) for k in kernels)
+
+
+def number(x: float) -> str:
+    """A setting as written in the config (2.0 -> 2, 0.05), a minus sign in math mode."""
+    text = f"{x:g}"
+    return f"${text}$" if text.startswith("-") else text
+
+
+def fraction(x: float) -> str:
+    f = Fraction(x).limit_denominator(20)
+    return f"{f.numerator}/{f.denominator}" if f.denominator != 1 and abs(float(f) - x) < 1e-9 else f"{x:g}"
+
+
+def size_verdict(r, sweep: pd.DataFrame) -> Verdict | None:
+    """Does the learned kernel size land on the size the grid ranks best among its networks of one convolution per
+    block (at the learned net's widths where the grid has them), by accuracy then parameters? Points: the grid's
+    accuracy at the learned size minus its best, with the two intervals' half-widths added on each side (they
+    overlap where the interval holds 0)."""
+    if not r.size or r.seeds == 0:
+        return None
+    grid = sweep[(sweep["unit"] == r.unit) & (sweep["seeds"] > 0)]
+    plain = grid[[set(d) == {1} and len(set(k)) == 1 for d, k in zip(grid["depths"], grid["kernels"])]]
+    same = plain[[w == r.widths for w in plain["widths"]]]
+    candidates = rank(same if len(same) else plain)
+    if candidates.empty:
+        return None
+    best, learned = candidates.iloc[0], r.kept_kernels
+    by_k = {row["kernels"][0]: row for _, row in candidates.iterrows()}
+    est = lo = hi = math.nan
+    if len(set(learned)) > 1:
+        word = "a different size per block"
+    elif learned[0] not in by_k:
+        word = "a size the grid did not try"
+    else:
+        hit = by_k[learned[0]]
+        est = (printed(hit["mean"]) - printed(best["mean"])) / 100
+        width = (printed(hit["ci"]) + printed(best["ci"])) / 100 if pd.notna(hit["ci"]) and pd.notna(best["ci"]) \
+            else math.nan
+        lo, hi = est - width, est + width
+        word = ("the size the grid ranks best" if hit["arch"] == best["arch"] else
+                "a size the grid cannot tell from its best" if overlap(hit, best) else
+                "not the size the grid ranks best")
+    return Verdict(f"learned/{r.unit}/{r.arch}/kernel", f"{r.arch} ({', '.join(map(str, learned))})", best["arch"],
+                   "test accuracy of the grid at the learned size minus the grid's best", est, lo, hi, word,
+                   "points", int(r.seeds))
+
+
+def accuracy_verdict(r, sweep: pd.DataFrame) -> Verdict | None:
+    """The shrunk net's test accuracy minus the best hand-picked network's (as printed, points), with the best's
+    interval around it: within, below or above that interval; without one, higher, lower or the same."""
+    ranked = rank(sweep[sweep["unit"] == r.unit]) if len(sweep) else sweep
+    if r.seeds == 0 or ranked.empty:
+        return None
+    best = ranked.iloc[0]
+    a, b = printed(r.test), printed(best["mean"])
+    est = (a - b) / 100
+    if pd.isna(best["ci"]):
+        word = "the same as" if a == b else ("higher than" if a > b else "lower than")
+        lo = hi = math.nan
+    else:
+        c = printed(best["ci"])
+        lo, hi = (a - b - c) / 100, (a - b + c) / 100
+        word = "within the interval of" if b - c <= a <= b + c else ("below the interval of" if a < b - c else
+                                                                      "above the interval of")
+    return Verdict(f"learned/{r.unit}/{r.arch}/vs-best", f"{r.arch} (shrunk)", best["arch"], "test accuracy", est, lo,
+                   hi, word, "points", int(r.seeds))
+
+
+def step_verdict(r) -> Verdict | None:
+    """A training step of the shrunk network over one of the masked or gated network, with the quartile range."""
+    if pd.isna(r.step_shrunk) or pd.isna(r.step_learned):
+        return None
+    x, lo, hi = time_ratio(r.step_shrunk, r.step_shrunk_iqr, r.step_learned, r.step_learned_iqr)
+    return Verdict(f"learned/{r.unit}/{r.arch}/step", f"{r.arch} (shrunk)", f"{r.arch} (trained)",
+                   "training step time", x, lo, hi, speed_word(x, lo, hi), "ratio", int(r.seeds))
+
+
+def dominated_by(params: float, accuracy: float, grid: pd.DataFrame) -> list[str]:
+    """Hand-picked archs both at most as large and at least as accurate (as printed), one of the two strictly."""
+    return [g.arch for g in grid.itertuples() if g.seeds > 0 and g.params <= params
+            and printed(g.mean) >= printed(accuracy) and (g.params < params or printed(g.mean) > printed(accuracy))]
+
+
+def twin(r, sweep: pd.DataFrame):
+    """The hand-picked arch of the unit with the shrunk net's blocks (kernel, filters, depth), if any."""
+    if r.shrunk_shape is None:
+        return None
+    for _, g in sweep[sweep["unit"] == r.unit].iterrows():
+        if tuple(zip(g["kernels"], g["widths"], g["depths"])) == tuple(r.shrunk_shape):
+            return g
+    return None
+
+
+def cost_word(whole: float, one: float) -> str:
+    """What the two printed ratios (whole grid / learned run, one seed of the grid / learned run) say."""
+    whole, one = float(ratio(whole)), float(ratio(one))
+    if one > 1:
+        return "less than even one seed of the grid"
+    if whole < 1:
+        return "more than the whole grid"
+    if whole == 1:
+        return "as much as the whole grid"
+    return "less than the whole grid" + (" and as much as one seed of it" if one == 1 else
+                                         " but more than one seed of it")
+
+
+def costs(f: Frames) -> pd.DataFrame:
+    """Per unit and learned arch: the whole grid search (every train cell of the kernel study) and one seed of it
+    against one learned run, in wall-clock seconds of the cells."""
+    columns = ["unit", "arch", "grid", "grid_cells", "grid_seeds", "per_seed", "wall", "runs", "whole", "one"]
+    rows = []
+    for unit, g in f.lcells.groupby("unit", sort=False) if len(f.lcells) else []:
+        grid = f.scells[f.scells["unit"] == unit].dropna(subset=["wall"]) if len(f.scells) else f.scells
+        if grid.empty:
+            continue
+        total, seeds = grid["wall"].sum(), grid["seed"].nunique()
+        for arch, a in g.dropna(subset=["wall"]).groupby("arch", sort=False):
+            wall = a["wall"].mean()
+            rows.append([unit, arch, total, len(grid), seeds, total / seeds, wall, len(a), total / wall,
+                         total / seeds / wall])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def cost_verdict(c: pd.DataFrame) -> Verdict | None:
+    """The dearest learned run against the grid: estimate and hi, the whole grid's time over it; lo, one seed's. The
+    word holds for every learned run (it reads the smallest of each ratio)."""
+    if c.empty:
+        return None
+    whole, one = c["whole"].min(), c["one"].min()
+    return Verdict("learned/cost", "one learned run (the dearest)", "the grid search",
+                   "wall-clock time of the grid (lo: one seed of it) over one learned run", whole, one, whole,
+                   cost_word(whole, one), "ratio", len(c))
+
+
+def verdicts_of(r, sweep: pd.DataFrame) -> list[Verdict]:
+    return [v for v in (size_verdict(r, sweep), accuracy_verdict(r, sweep), step_verdict(r)) if v is not None]
+
+
+def main_unit(f: Frames) -> str | None:
+    """The setup whose results the text quotes: the learned study's first (the grid's first without one)."""
+    for table in (f.lstats, f.sweep):
+        if len(table):
+            return table["unit"].iloc[0]
+    return None
+
+
+def net(f: Frames, kind: str):
+    """The main setup's row of the learned arch of a kind ('size' or 'width'): the first that learns it."""
+    if f.lstats.empty:
+        return None
+    rows = f.lstats[(f.lstats["unit"] == main_unit(f)) & f.lstats[NET_KINDS[kind]]]
+    return next(rows.itertuples(), None)
+
+
+# ---- verdicts ---------------------------------------------------------------------------------------
+
+def verdicts(run: Run) -> list[Verdict]:
+    """Per unit and learned arch: kernel (size), vs-best (accuracy), step; the main setup's again under
+    learned/size/... and learned/width/...; learned/cost."""
+    f = frames(run)
+    out = [v for r in f.lstats.itertuples() for v in verdicts_of(r, f.sweep)]
+    for kind in NET_KINDS:
+        r = net(f, kind)
+        if r is not None:
+            out += [Verdict(**{**v.to_dict(), "key": v.key.replace(f"learned/{r.unit}/{r.arch}/", f"learned/{kind}/")})
+                    for v in verdicts_of(r, f.sweep)]
+    cost = cost_verdict(costs(f))
+    return out + ([cost] if cost else [])
+
+
+# ---- values -----------------------------------------------------------------------------------------
+
+def flag(x) -> str:
+    return "1" if x else "0"
+
+
+def constant_values() -> dict[str, str]:
+    return {"learned/ramp": f"{data.RAMP:g}", "learned/threshold": f"{data.THRESHOLD:g}",
+            "learned/beta": fraction(method.BETA), "learned/gamma": f"{method.GAMMA:g}",
+            "learned/zeta": f"{method.ZETA:g}", "learned/exact-bound": sci(EXACT),
+            "learned/level": f"{LEVEL * 100:.0f}",
+            "kernelsweep/equal-params": f"{data.EQUAL_PARAMS * 100:.0f}"}
+
+
+def optimizer_words(optimizer, momentum) -> str:
+    name = str(optimizer).lower()
+    if name == "sgd":
+        return f"SGD with momentum {momentum:g}" if pd.notna(momentum) and momentum else "SGD"
+    return {"adam": "Adam", "adamw": "AdamW"}.get(name, escape(optimizer))
+
+
+def recipe(cells: pd.DataFrame) -> dict[str, str]:
+    """Optimizer, learning rate and epochs of a study's train cells, as printed."""
+    if cells.empty:
+        return {"optimizer": "--", "lr": "--", "epochs": "--"}
+    return {"optimizer": words(sorted({optimizer_words(o, m) for o, m in zip(cells["optimizer"], cells["momentum"])})),
+            "lr": words(f"{x:g}" for x in sorted(cells["lr"].dropna().unique())) or "--",
+            "epochs": words(f"{x:g}" for x in sorted(cells["planned_epochs"].dropna().unique())) or "--"}
+
+
+def seeds_text(seeds) -> str:
+    """'one seed', 'three seeds' or '1--3 seeds' (the fewest and the most any network had)."""
+    seeds = [int(s) for s in seeds] or [0]
+    lo, hi = min(seeds), max(seeds)
+    return count_words(hi, "seed") if lo == hi else f"{lo}--{hi} seeds"
+
+
+def sweep_values(f: Frames) -> dict[str, str]:
+    sweep, scells = f.sweep, f.scells
+    values = {"kernelsweep/grid": flag(len(sweep) and (sweep["seeds"] > 0).any()),
+              "kernelsweep/intervals": flag(len(sweep) and sweep["seeds"].min() >= 2),
+              "kernelsweep/seeds": seeds_text(sweep["seeds"]),
+              "kernelsweep/archs": str(sweep["arch"].nunique()), "kernelsweep/failed": str(int(sweep["failed"].sum())),
+              "kernelsweep/reference": tt(data.reference_arch(scells)) if len(scells) else "--"}
+    values.update({f"kernelsweep/{k}": v for k, v in recipe(scells).items()})
+    for r in sweep.itertuples():
+        base = f"kernelsweep/{r.unit}/{r.arch}"
+        values[f"{base}/seeds"] = str(r.seeds)
+        if pd.notna(r.params):
+            values[f"{base}/params"] = thousands(r.params)
+        if pd.notna(r.mean):
+            values[f"{base}/test-accuracy"] = percent(r.mean)
+        if pd.notna(r.ci):
+            values[f"{base}/test-accuracy-ci"] = percent(r.ci)
+    unit = main_unit(f)
+    ranked = rank(sweep[sweep["unit"] == unit]) if len(sweep) else sweep
+    values.update({"kernelsweep/setup": escape(ranked["label"].iloc[0]) if len(ranked) else "--",
+                   "kernelsweep/best": "--", "kernelsweep/best-accuracy": "--", "kernelsweep/best-params": "--",
+                   "kernelsweep/tied": "none", "kernelsweep/front": "none"})
+    if len(ranked):
+        best = ranked.iloc[0]
+        tied = [r["arch"] for _, r in ranked.iloc[1:].iterrows() if overlap(r, best)]
+        front = ranked[ranked["front"]].sort_values("params")["arch"]
+        values.update({"kernelsweep/best": tt(best["arch"]), "kernelsweep/best-accuracy": pm(best["mean"], best["ci"]),
+                       "kernelsweep/best-params": thousands(best["params"]),
+                       "kernelsweep/tied": words(tt(a) for a in tied) or "none",
+                       "kernelsweep/front": words(tt(a) for a in front) or "none"})
+    return values
+
+
+def cell_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
+    """learned/<unit>/<arch>/...: the old per-cell keys."""
+    values = {}
+    lcells = f.lcells[f.lcells["train_fraction"] == f.lcells["train_fraction"].max()] if len(f.lcells) else f.lcells
+    for r in f.lstats.itertuples():
+        base = f"learned/{r.unit}/{r.arch}"
+        if r.seeds == 0:
+            continue
+        ok = lcells[(lcells["unit"] == r.unit) & (lcells["arch"] == r.arch) & (lcells["status"] == "ok")]
+        for metric in ("train_accuracy", "gap"):  # median over seeds, as every study's accuracy keys
+            if f"{metric}:final" in ok and ok[f"{metric}:final"].notna().any():
+                values[f"{base}/{metric.replace('_', '-')}"] = percent(ok[f"{metric}:final"].median())
+        values[f"{base}/test-accuracy"] = percent(r.test)
+        values[f"{base}/trained-test-accuracy"] = percent(r.trained)
+        values[f"{base}/params"] = thousands(r.shrunk_params)
+        values[f"{base}/kernels"] = ", ".join(str(k) for k in r.kept_kernels)
+        values[f"{base}/maps"] = ", ".join(f"{m:.0f}" for m in r.maps_mean)
+        values[f"{base}/max-logit-difference"] = sci(r.max_diff)
+        if pd.notna(r.step_shrunk) and pd.notna(r.step_learned):
+            values[f"{base}/step-ratio"] = ratio(r.step_shrunk / r.step_learned)
+    for c in cost.itertuples():
+        values[f"learned/{c.unit}/{c.arch}/cost-ratio"] = ratio(c.whole)
+    return values
+
+
+def net_values(f: Frames, kind: str) -> dict[str, str]:
+    """learned/size/... or learned/width/...: the main setup's learned network of that kind."""
+    base, r = f"learned/{kind}", net(f, kind)
+    if r is None or r.seeds == 0:
+        return {f"{base}/ran": "0"}
+    learning = [i for i, v in enumerate(r.init_radius if kind == "size" else r.init_log_alpha) if v is not None]
+    values = {f"{base}/ran": "1", f"{base}/arch": tt(r.arch), f"{base}/seeds": str(r.seeds),
+              f"{base}/test-accuracy": pm(r.test, r.test_ci),
+              f"{base}/trained-test-accuracy": pm(r.trained, r.trained_ci),
+              f"{base}/params": thousands(r.shrunk_params), f"{base}/params-initial": thousands(r.params_initial),
+              f"{base}/mflops": sig3(r.shrunk_flops / 1e6), f"{base}/mflops-initial": sig3(r.flops_initial / 1e6)}
+    if kind == "size":
+        values |= {f"{base}/max-kernel": words(sorted({str(r.kernels[i]) for i in learning})),
+                   f"{base}/init-radius": words(sorted({number(r.init_radius[i]) for i in learning})),
+                   f"{base}/radius-penalty": words(sorted({number(r.radius_penalty[i]) for i in learning})),
+                   f"{base}/kept": kept_words(r.kept_kernels),
+                   f"{base}/agree": flag(r.kernels_agree == r.seeds)}
+        radius = f.traj[(f.traj["quantity"] == "radius") & (f.traj["unit"] == r.unit) & (f.traj["arch"] == r.arch)]
+        last = radius[radius["epoch"] == radius.groupby("seed")["epoch"].transform("max")]
+        values[f"{base}/final-radius"] = span(last["value"])
+    else:
+        values |= {f"{base}/init-log-alpha": words(sorted({number(r.init_log_alpha[i]) for i in learning})),
+                   f"{base}/l0-penalty": words(sorted({number(r.l0_penalty[i]) for i in learning})),
+                   f"{base}/kept": words(f"{m:.0f} of {i}" if r.seeds == 1 else f"{m:.1f} of {i}"
+                                         for m, i in zip(r.maps_mean, r.maps))}
+    grid = f.sweep[f.sweep["unit"] == r.unit]
+    better = dominated_by(r.shrunk_params, r.test, grid)
+    values |= {f"{base}/dominated": flag(better), f"{base}/dominators": words(tt(a) for a in better) or "none"}
+    same = twin(r, f.sweep)
+    values[f"{base}/has-twin"] = flag(same is not None)
+    if same is not None:
+        values |= {f"{base}/twin": tt(same["arch"]), f"{base}/twin-accuracy": pm(same["mean"], same["ci"])}
+    size = size_verdict(r, f.sweep) if kind == "size" else None
+    if size is not None:
+        best = f.sweep[(f.sweep["unit"] == r.unit) & (f.sweep["arch"] == size.reference)].iloc[0]
+        values |= {f"{base}/grid-best": tt(best["arch"]), f"{base}/grid-best-kernel": kernel_words(best["kernels"][0]),
+                   f"{base}/grid-best-accuracy": pm(best["mean"], best["ci"])}
+    values[f"{base}/has-grid"] = flag(size is not None or kind != "size")
+    return values
+
+
+def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
+    lstats, lcells = f.lstats, f.lcells
+    units = list(dict.fromkeys(lstats["unit"])) if len(lstats) else []
+    main = main_unit(f)
+    words_per_unit = {}
+    for unit in units:
+        rows = lstats[lstats["unit"] == unit]
+        words_per_unit[unit] = sorted((r.arch, r.kept_kernels, *(v.word for v in verdicts_of(r, f.sweep)))
+                                      for r in rows.itertuples())
+    done = lstats[lstats["seeds"] > 0] if len(lstats) else lstats
+    worst = done["max_diff"].max() if len(done) else math.nan
+    values = {"learned/setup": escape(lstats.loc[lstats["unit"] == main, "label"].iloc[0]) if len(lstats) else "--",
+              "learned/setups": count_words(len(units), "setup"),
+              "learned/setups-agree": flag(len({repr(w) for w in words_per_unit.values()}) <= 1),
+              "learned/seeds": seeds_text(lstats["seeds"]) if len(lstats) else "0",
+              "learned/one-seed": flag(len(lstats) == 0 or lstats["seeds"].max() <= 1),
+              "learned/failed": str(int(lstats["failed"].sum())) if len(lstats) else "0",
+              "learned/max-logit-difference": sci(worst), "learned/exact": flag(pd.notna(worst) and worst <= EXACT),
+              "learned/same-recipe": flag(len(lcells) and len(f.scells) and recipe(lcells) == recipe(f.scells))}
+    values.update({f"learned/{k}": v for k, v in recipe(lcells).items()})
+    cells = pd.concat([c for c in (lcells, f.scells) if len(c)]) if len(lcells) or len(f.scells) else lcells
+    first = cells[cells["dataset"].notna()].iloc[0] if len(cells) and cells["dataset"].notna().any() else None
+    values.update({"learned/dataset": tt(first["dataset"]) if first is not None else "--",
+                   "learned/train-size": thousands(first["train_size"]) if first is not None else "--",
+                   "learned/test-size": thousands(first["test_size"]) if first is not None else "--",
+                   "learned/image-size": f"{first['image_size']:.0f}" if first is not None else "--"})
+    values.update({"learned/grid-time": span(cost.drop_duplicates("unit")["grid"], seconds) if len(cost) else "--",
+                   "learned/run-time": span(cost["wall"], seconds) if len(cost) else "--",
+                   "learned/has-cost": flag(len(cost))})
+    for kind in NET_KINDS:
+        values.update(net_values(f, kind))
+    return values
+
+
+def values(run: Run) -> dict[str, str]:
+    f = frames(run)
+    cost = costs(f)
+    return {**constant_values(), **sweep_values(f), **learned_values(f, cost), **cell_values(f, cost)}
+
+
+def ran(run: Run) -> bool:
+    """Whether any cell of the learned study finished and was shrunk."""
+    lstats = frames(run).lstats
+    return bool(len(lstats) and (lstats["seeds"] > 0).any())
+

@@ -1,0 +1,106 @@
+"""Numbers and short phrases about the run as a whole: overview/... flags, run/..., env/..., data/..., train/...,
+speed/..., import/... The sentences around them live in paper/sections/{introduction,method,threats}.tex."""
+from __future__ import annotations
+
+import pandas as pd
+
+from convbench.analysis.formatting import escape, flag, framework_name, percent, setup_label, setup_rank, tt, words
+from convbench.analysis.study import Run
+from convbench.analysis.tidy import full_data
+
+
+def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
+    cells = df.drop_duplicates("cell_id")
+    failed = cells[cells["status"] == "failed"]
+    studies = [
+        f"{tt(study)} ({len(rows)} cells: {', '.join(escape(t) for t in sorted(rows['task'].unique()))})"
+        for study, rows in cells.groupby("study", sort=True)]
+    setups = [setup_label(*s.split("-", 1)) for s in sorted(set(cells["setup"]), key=setup_rank)]
+    devices = sorted({f"{n} {d} device{'s' if n != 1 else ''}" for d, n in zip(cells["device"], cells["devices"])})
+    return {
+        "run/cells": str(len(cells)),
+        "run/cells-ok": str(len(cells) - len(failed)),
+        "run/cells-failed": str(len(failed)),
+        "overview/failed": flag(len(failed)),
+        "run/studies": words(studies),
+        "run/setups": words(escape(s) for s in setups),
+        "run/devices": words(escape(d) for d in devices),
+        "run/command": tt(command) if command else "(not recorded)",
+        "run/seeds": str(cells["seed"].nunique()),
+        "run/date": words(sorted({str(d)[:10] for d in cells["started"].dropna()})) or "(not recorded)",
+    }
+
+
+def env_values(env: pd.DataFrame) -> dict[str, str]:
+    def distinct(column, rows=env) -> list[str]:
+        if column not in rows:
+            return []
+        return sorted({str(v) for v in rows[column].dropna() if str(v) != ""})
+
+    def one(column, rows=env) -> str:
+        return escape("; ".join(distinct(column, rows))) or "(not recorded)"
+
+    values = {"env/cpu-model": one("cpu_model"), "env/cpu-count": one("cpu_count"), "env/python": one("python"),
+              "env/numpy": one("numpy"), "env/platform": one("platform"), "env/convbench": one("convbench"),
+              "env/device-model": one("device_model")}
+    values["env/hardware"] = f"{values['env/cpu-model']} ({values['env/cpu-count']} logical CPUs)"
+    if distinct("device_model") and distinct("device_model") != ["cpu"]:
+        values["env/hardware"] += f" with {values['env/device-model']}"
+    commits = distinct("git_commit")
+    values["env/git-commit"] = escape("; ".join(c[:12] for c in commits)) or "(not recorded)"
+    dirty = {str(v).lower() for v in env.get("git_dirty", pd.Series(dtype=object)).dropna()}
+    values["env/git-state"] = ("with uncommitted changes" if "true" in dirty else "clean") if dirty else "(not recorded)"
+    versions, threads = [], []
+    for framework, rows in (env.groupby("framework", sort=True) if "framework" in env else []):
+        packages = [c.removeprefix("versions.") for c in rows.columns if c.startswith("versions.") and distinct(c, rows)]
+        parts = []
+        for package in packages:
+            values[f"env/version/{package}"] = one(f"versions.{package}", rows)
+            parts.append(f"{escape(framework_name(package))} {values[f'env/version/{package}']}")
+        if parts:
+            versions.append(" with ".join(parts))
+        counts = [f"{c.removeprefix('threads.').replace('_', '-')} {one(c, rows)}" for c in rows.columns
+                  if c.startswith("threads.") and distinct(c, rows)]
+        if counts:
+            values[f"env/threads/{framework}"] = ", ".join(counts)
+            threads.append(f"{escape(framework_name(framework))}: {', '.join(counts)}")
+    values["env/versions"] = words(versions) if versions else "(not recorded)"
+    values["env/threads"] = "; ".join(threads) or "(not recorded)"
+    return values
+
+
+def data_values(df: pd.DataFrame) -> dict[str, str]:
+    ok = df[df["status"] == "ok"]
+    trained = full_data(ok[ok["metric"] == "test_accuracy"])  # the activation study states its smaller training sets
+    values = {"overview/trained": flag(len(trained))}
+    if len(trained):
+        sets = trained.drop_duplicates(["dataset", "train_size", "test_size"])
+        values["data/sets"] = words(f"{tt(r.dataset)} ({r.train_size:.0f} training and {r.test_size:.0f} test images)"
+                                    if pd.notna(r.train_size) else tt(r.dataset) for r in sets.itertuples())
+        values["data/names"] = words(tt(d) for d in sorted(trained["dataset"].dropna().unique())) or "(not recorded)"
+        epochs = ok[ok["metric"] == "epochs"]["value"]
+        values["train/epochs"] = words(f"{e:.0f}" for e in sorted(epochs.unique()))
+        values["train/batch-size"] = words(str(b) for b in sorted(trained["batch_size"].unique()))
+    timed = ok[(ok["metric"] == "time") & (ok["task"] == "speed")]
+    values["overview/timed"] = flag(len(timed))
+    if len(timed):
+        values["speed/repeats-min"] = str(int(timed["n"].min()))
+        values["speed/repeats-max"] = str(int(timed["n"].max()))
+        lo, hi = values["speed/repeats-min"], values["speed/repeats-max"]
+        values["speed/repeats"] = lo if lo == hi else f"{lo} to {hi}"
+        values["speed/cv-median"] = percent(timed["cv"].median())
+        values["speed/cv-max"] = percent(timed["cv"].max())
+        values["speed/batch-size"] = words(str(b) for b in sorted(timed["batch_size"].unique()))
+        values["speed/image-size"] = words(f"{s:.0f}" for s in sorted(timed["image_size"].dropna().unique()))
+    imports = ok[ok["metric"] == "import_time"].groupby("framework")["value"].median()
+    for framework, seconds in imports.items():
+        values[f"import/{framework}-s"] = f"{seconds:.1f}"
+    values["overview/imports"] = flag(len(imports))
+    if len(imports):
+        values["import/times"] = words(f"{seconds:.1f}\\,s for {escape(framework_name(f))}"
+                                       for f, seconds in imports.items())
+    return values
+
+
+def values(run: Run) -> dict[str, str]:
+    return {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy)}

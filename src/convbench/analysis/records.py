@@ -1,0 +1,185 @@
+"""Result records as plain data: the one reader every study goes through.
+
+A record is one JSON file per cell (convbench.records writes them). Reading it checks what the analysis relies on and
+names the file when something is missing, so a bad record stops the analysis with one line, not a traceback.
+As torch.utils.benchmark's Measurement: small frozen dataclasses, no behaviour beyond what reading needs.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATUSES = ("ok", "failed")
+CELL_REQUIRED = ("study", "task", "framework", "engine", "device", "devices", "batch_size", "seed", "arch")
+LAYER_TASK = "layers"  # layer-wise cells: one convolution and its activation, timed phase by phase
+
+
+class RecordError(ValueError):
+    """A result record is unreadable or incomplete; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One timed quantity over its repeats: the median, its spread and every raw sample (seconds)."""
+    median: float
+    iqr: float | None = None
+    cv: float | None = None
+    n: int | None = None
+    noisy: bool | None = None
+    best: float | None = None
+    samples: tuple[float, ...] = ()
+
+    @classmethod
+    def read(cls, d) -> Summary | None:
+        if not isinstance(d, dict) or d.get("median") is None:
+            return None
+        return cls(d["median"], d.get("iqr"), d.get("cv"), d.get("n"), d.get("noisy"), d.get("best"),
+                   tuple(float(x) for x in d.get("samples") or ()))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What was run: the cell as the config made it (convbench.cells.Cell, as written into the record)."""
+    study: str
+    task: str
+    framework: str
+    engine: str
+    device: str
+    devices: int
+    batch_size: int
+    seed: int
+    arch: dict
+    parallelism: str = "none"
+    image_size: int | None = None
+    train_fraction: float = 1.0
+    threads: int | None = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def setup(self) -> str:
+        return f"{self.framework}-{self.engine}"
+
+    @property
+    def blocks(self) -> list[dict]:
+        return self.arch["blocks"]
+
+
+@dataclass(frozen=True)
+class Timings:
+    """The timed phases of a step (forward, backward, optimizer, ...), the whole step, and what a study adds."""
+    phases: dict[str, Summary]
+    step: Summary | None = None
+    first_step: float | None = None
+    phase_method: str | None = None
+    communication: Summary | None = None  # several devices: the collectives replayed alone
+    baseline: dict | None = None  # several devices: the same step without communication (raw)
+    exposed_communication: float | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    path: Path
+    cell_id: str
+    status: str
+    cell: Cell
+    error: str | None = None
+    timings: Timings | None = None
+    epochs: tuple[dict, ...] = ()  # train cells: one dict per epoch (accuracy, loss, seconds, learned state)
+    dataset: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)  # params, FLOPs and bytes in closed form
+    environment: dict = field(default_factory=dict)
+    engine: dict = field(default_factory=dict)  # how the engine ran it: optimizer, precision, compile time, warnings
+    process: dict = field(default_factory=dict)  # import time and the device ceilings measured in the process
+    memory: dict = field(default_factory=dict)
+    learned: dict = field(default_factory=dict)  # learned study: what crop and prune kept
+    communication: dict = field(default_factory=dict)  # several devices: bytes measured and modelled
+    wall_s: float | None = None
+    started: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _problem(raw) -> str | None:
+    """What a record lacks, or None when it has what the analysis reads."""
+    if not isinstance(raw, dict):
+        return "top level is not an object"
+    absent = [k for k in ("schema_version", "cell_id", "cell", "status") if k not in raw]
+    if absent:
+        return f"missing key(s) {absent}"
+    if not isinstance(raw["cell"], dict):
+        return "'cell' is not an object"
+    absent = [k for k in CELL_REQUIRED if k not in raw["cell"]]
+    if absent:
+        return f"missing cell key(s) {absent}"
+    arch = raw["cell"]["arch"]
+    if not isinstance(arch, dict) or "name" not in arch or not arch.get("blocks"):
+        return "cell.arch needs a name and at least one block"
+    if raw["status"] not in STATUSES:
+        return f"status {raw['status']!r} is not one of {STATUSES}"
+    if raw["status"] == "ok":
+        if "timings" not in raw and "training" not in raw:
+            return "an ok record needs 'timings' or 'training'"
+        if "training" in raw and not raw["training"].get("epochs"):
+            return "'training' has no epochs"
+        if "timings" in raw and "phases" not in raw["timings"]:
+            return "'timings' has no phases"
+    return None
+
+
+def _timings(raw) -> Timings | None:
+    if not isinstance(raw, dict):
+        return None
+    phases = {name: s for name, s in ((k, Summary.read(v)) for k, v in raw["phases"].items()) if s is not None}
+    return Timings(phases, Summary.read(raw.get("step")), raw.get("first_step"), raw.get("phase_method"),
+                   Summary.read(raw.get("communication")), raw.get("baseline"), raw.get("exposed_communication"))
+
+
+def parse(raw: dict, path: Path | str = "<record>") -> Record:
+    """One record from its JSON object; RecordError naming `path` when it lacks what the analysis reads."""
+    problem = _problem(raw)
+    if problem:
+        raise RecordError(f"{path}: invalid result record: {problem}")
+    c = raw["cell"]
+    cell = Cell(c["study"], c["task"], c["framework"], c["engine"], c["device"], c["devices"], c["batch_size"],
+                c["seed"], c["arch"], c.get("parallelism", "none"), c.get("image_size"),
+                float(c.get("train_fraction", 1.0)), c.get("threads"), c.get("settings") or {})
+    training = raw.get("training") or {}
+    ok = raw["status"] == "ok"
+    return Record(Path(path), raw["cell_id"], raw["status"], cell, raw.get("error"),
+                  _timings(raw.get("timings")) if ok else None, tuple(training.get("epochs") or ()) if ok else (),
+                  training.get("dataset") or {}, raw.get("counts") or {}, raw.get("environment") or {},
+                  raw.get("engine") or {}, raw.get("process") or {}, raw.get("memory") or {},
+                  raw.get("learned") or {}, raw.get("communication") or {}, raw.get("wall_s"), raw.get("started"))
+
+
+def record_paths(source) -> list[Path]:
+    """A directory (searched recursively for *.json), a file, or an iterable of directories and files."""
+    sources = [source] if isinstance(source, (str, Path)) else source
+    paths = []
+    for item in map(Path, sources):
+        if not item.exists():
+            raise RecordError(f"{item}: no such records directory or file")
+        paths += sorted(item.rglob("*.json")) if item.is_dir() else [item]
+    return paths
+
+
+def load_records(source) -> list[Record]:
+    """Every record under `source`, in path order; RecordError naming the file at the first bad one."""
+    paths = record_paths(source)
+    if not paths:
+        raise RecordError(f"{source}: no result records (*.json) found")
+    records, seen = [], {}
+    for path in paths:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise RecordError(f"{path}: not a readable JSON record: {e}") from None
+        record = parse(raw, path)
+        if record.cell_id in seen:
+            raise RecordError(f"{path}: cell_id {record.cell_id!r} already read from {seen[record.cell_id]}")
+        seen[record.cell_id] = path
+        records.append(record)
+    return records

@@ -1,0 +1,26 @@
+"""The backward pass on several devices (issue 6): data parallel against tensor parallel, strong and weak scaling,
+a straggler, the bytes against the ring model and the crossover batch. Drawn from the tidy table's scaling rows
+(tidy.scaling_rows, the columns of tidy._scaling_columns); the byte model comes from convbench.parallel.bytes_model,
+which needs only the spec. Imports neither torch nor tensorflow."""
+from convbench.analysis.scaling import figures, tables
+from convbench.analysis.scaling.values import ran, values, verdicts
+from convbench.analysis.study import Figure, Study, Table
+
+STUDY = Study(
+    "scaling", "Several devices",
+    figures=(
+        Figure("scaling_speedup", figures.speedup,
+               "Several devices: speed-up over one device and efficiency against the no-communication baseline "
+               "(bars: quartile-based range), per framework, parallelism (data, tensor) and scaling (strong, weak)."),
+        Figure("scaling_phases", figures.phases,
+               "Several devices: forward, backward and optimizer time of every step, with its communication "
+               "replayed alone beside it; a failed cell keeps its row, labelled failed."),
+        Figure("scaling_bytes", figures.bytes_,
+               "Bytes per step each rank sends under the ring model against the global batch, data against tensor "
+               "parallel per kernel size, with the crossovers marked and the payloads counted in this run's steps."),
+    ),
+    tables=(Table("scaling_times", tables.times), Table("scaling_phases", tables.phases),
+            Table("scaling_bytes", tables.bytes_), Table("scaling_crossover", tables.crossover_table),
+            Table("scaling_straggler", tables.straggler), Table("scaling_verdicts", tables.verdicts),
+            Table("scaling_failed", tables.failed)),
+    values=values, verdicts=verdicts, ran=ran)

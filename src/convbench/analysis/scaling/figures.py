@@ -1,0 +1,183 @@
+"""The scaling study's figures: speed-up and efficiency per scheme, the phases of every step, and the bytes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.scaling import crossover
+from convbench.analysis.scaling.cells import MODE_ORDER, PARALLEL, PHASES, cells, parallel, timed
+from convbench.analysis.scaling.values import setup_name
+from convbench.analysis.formatting import setup_rank
+from convbench.analysis.study import Run
+from convbench.parallel import bytes_model
+
+NONE = "No scaling cells ran in this run."
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+CM = 1 / 2.54  # inches per centimetre: the paper's \linewidth is about 16 cm
+
+
+def _errors(value, lo, hi) -> np.ndarray:
+    err = np.array([value - lo, hi - value], float)
+    return np.clip(np.nan_to_num(err, posinf=0, nan=0), 0, None)
+
+
+def speedup(run: Run, path: Path) -> Path:
+    """A column per framework; top: speed-up over one device, bottom: efficiency against the no-communication
+    baseline; x: each scheme and scaling mode (and device count where there are several), one marker per network,
+    bars: quartile-based range; dashes: ideal (as many times as devices; efficiency 1)."""
+    df = cells(run)
+    rows = parallel(df)
+    rows = rows[rows["speedup"].notna() | rows["efficiency"].notna()] if len(rows) else rows
+    if not len(rows):
+        return placeholder(path, "No parallel scaling cell ran in this run." if len(df) else NONE)
+    setups = sorted(rows["setup"].unique(), key=setup_rank)
+    archs = list(dict.fromkeys(rows["arch"]))
+    counts = sorted(rows["devices"].unique())
+    groups = [(p, m, t) for p in PARALLEL for m in MODE_ORDER for t in counts
+              if ((rows["parallelism"] == p) & (rows["mode"] == m) & (rows["devices"] == t)).any()]
+    colors = dict(zip(PARALLEL, sns.color_palette()[:2]))
+    fig, axes = plt.subplots(2, len(setups), figsize=(16 * CM, 6.2 * CM), squeeze=False, sharex=True, sharey="row")
+    offsets = np.linspace(-0.18, 0.18, len(archs)) if len(archs) > 1 else [0.0]
+    plain = df[df["straggler_ms"] == 0]
+    for j, setup in enumerate(setups):
+        here = rows[rows["setup"] == setup]
+        for x, (p, m, t) in enumerate(groups):
+            axes[0][j].hlines(t, x - 0.4, x + 0.4, color="0.25", ls="--", lw=1.0, zorder=3)
+            cell = plain[(plain["setup"] == setup) & (plain["parallelism"] == p) & (plain["mode"] == m)
+                         & (plain["devices"] == t)]
+            if len(cell) and (cell["status"] != "ok").all():
+                for ax in axes[:, j]:
+                    ax.text(x, 0.05, "failed", ha="center", va="bottom", fontsize="small", color="0.4",
+                            style="italic", transform=ax.get_xaxis_transform())
+            for a, dx in zip(archs, offsets):
+                hit = here[(here["parallelism"] == p) & (here["mode"] == m) & (here["devices"] == t)
+                           & (here["arch"] == a)]
+                if hit.empty:
+                    continue
+                r = hit.iloc[0]
+                style = {"color": colors[p], "marker": MARKERS[archs.index(a) % len(MARKERS)], "ms": 5,
+                         "capsize": 2, "elinewidth": 0.9, "ls": "none"}
+                axes[0][j].errorbar([x + dx], [r["speedup"]],
+                                    yerr=_errors(r["speedup"], r["speedup_lo"], r["speedup_hi"])[:, None], **style)
+                axes[1][j].errorbar([x + dx], [r["efficiency"]],
+                                    yerr=_errors(r["efficiency"], r["efficiency_lo"], r["efficiency_hi"])[:, None],
+                                    **style)
+        axes[1][j].axhline(1, color="0.25", ls="--", lw=1.0, zorder=3)
+        axes[0][j].set_title(setup_name(setup), fontsize="medium")
+        many = len(counts) > 1
+        axes[1][j].set_xticks(range(len(groups)), [f"{p}\n{m}" + (f", t={t}" if many else "") for p, m, t in groups])
+        for ax in axes[:, j]:
+            ax.set_xlim(-0.6, len(groups) - 0.4)
+    axes[0][0].set_ylim(0, 1.15 * max(max(counts), np.nanmax(rows["speedup_hi"].replace(np.inf, np.nan)), 1))
+    axes[1][0].set_ylim(0, 1.15 * max(np.nanmax(rows["efficiency_hi"].replace(np.inf, np.nan)), 1))
+    axes[0][0].set_ylabel("speed-up (×)")
+    axes[1][0].set_ylabel("efficiency")
+    handles = [Line2D([], [], color="0.3", marker=MARKERS[i % len(MARKERS)], ls="none", label=a)
+               for i, a in enumerate(archs)]
+    handles += [Line2D([], [], color="0.25", ls="--", lw=1.0, label="ideal")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.08, 1, 1), h_pad=0.3)
+    return save(fig, path)
+
+
+PHASE_COLORS = dict(zip([*PHASES, "communication"], [*sns.color_palette()[:3], "0.55"]))
+
+
+def _label(r) -> str:
+    scheme = "one device" if r.devices == 1 else f"{r.parallelism}, {r.mode}, t={r.devices}"
+    return f"{r.arch}: {scheme}" + ("  (failed)" if r.status != "ok" else "")
+
+
+def phases(run: Run, path: Path) -> Path:
+    """Per framework, one bar per cell (no straggler): forward, backward and optimizer medians stacked, and below it
+    (hatched) the same step's collectives replayed alone; a failed cell keeps its row, labelled failed."""
+    df = cells(run)
+    plain = df[df["straggler_ms"] == 0] if len(df) else df
+    if not len(timed(df)):
+        return placeholder(path, NONE if not len(df) else "No scaling cell ran successfully in this run.")
+    setups = sorted(plain["setup"].unique(), key=setup_rank)
+    most = max((plain["setup"] == s).sum() for s in setups)
+    fig, axes = plt.subplots(1, len(setups), figsize=(16 * CM, (0.5 * most + 2.2) * CM), squeeze=False)
+    for ax, setup in zip(axes[0], setups):
+        rows = plain[plain["setup"] == setup]
+        y = np.arange(len(rows))[::-1].astype(float)
+        left = np.zeros(len(rows))
+        for phase in PHASES:
+            width = rows[phase].clip(lower=0).fillna(0).to_numpy() * 1e3
+            ax.barh(y + 0.17, width, height=0.34, left=left, color=PHASE_COLORS[phase], label=phase)
+            left += width
+        ax.barh(y - 0.17, rows["comm"].fillna(0).to_numpy() * 1e3, height=0.34, color=PHASE_COLORS["communication"],
+                hatch="///", edgecolor="white", label="communication alone")
+        ax.set_yticks(y, [_label(r) for r in rows.itertuples()], fontsize="small")
+        for tick, status in zip(ax.get_yticklabels(), rows["status"]):
+            if status != "ok":
+                tick.set_color("0.45")
+                tick.set_fontstyle("italic")
+        ax.set_title(setup_name(setup), fontsize="medium")
+        ax.set_xlabel("median time per step (ms)")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 1.0 / (0.5 * most + 2.2), 1, 1))
+    return save(fig, path)
+
+
+def bytes_(run: Run, path: Path) -> Path:
+    """Ring-model wire bytes per rank against the global batch, a panel per device count: data parallel one line
+    per kernel size (flat), tensor parallel one line (activations do not depend on the kernel); the crossovers
+    marked (the axis reaches down to the smallest); the bytes counted in the cells and the loopback counter / t."""
+    df = cells(run)
+    grid = crossover.grid(df)
+    if grid.empty:
+        return placeholder(path, NONE if not len(df) else "No network to model the bytes of in this run.")
+    grid = grid[grid["config"] == 0]
+    counts = sorted(grid["devices"].unique())
+    kernels = sorted(grid["kernel"].unique())
+    palette = dict(zip(kernels, sns.color_palette("viridis", len(kernels))))
+    lowest = min(1.0, 0.7 * grid["crossover"].min())
+    batches = np.geomspace(lowest, grid["batch"].max(), 64)
+    fig, axes = plt.subplots(1, len(counts), figsize=(min(16, 6 + 5 * len(counts)) * CM, 5 * CM), squeeze=False,
+                             sharey=True)
+    ran = df[(df["status"] == "ok") & df["parallelism"].isin(PARALLEL)] if len(df) else df
+    for ax, t in zip(axes[0], counts):
+        rows = grid[grid["devices"] == t].drop_duplicates("kernel")
+        for row in rows.itertuples():
+            ax.plot(batches, np.full_like(batches, row.data), color=palette[row.kernel], lw=1.2)
+            ax.plot([row.crossover], [row.data], marker="o", ms=5, mfc="white", mec=palette[row.kernel], mew=1.3)
+        per_example = rows["data"].iloc[0] / rows["crossover"].iloc[0]
+        ax.plot(batches, per_example * batches, color="black", lw=1.4, ls="--")
+        here = ran[ran["devices"] == t] if len(ran) else ran
+        for row in here.itertuples():
+            wire = row.wire if pd.notna(row.wire) else (
+                bytes_model.RING_FACTOR["all_reduce"](t) * row.payload
+                if row.parallelism == "data" and pd.notna(row.payload) else np.nan)
+            color = palette.get(row.kernel, "0.3") if row.parallelism == "data" else "black"
+            marker = "D" if row.parallelism == "data" else "s"
+            if pd.notna(wire):
+                ax.plot([row.global_batch], [wire], marker=marker, ls="none", ms=5, color=color, mec="white", mew=0.6)
+            if pd.notna(row.loopback):
+                ax.plot([row.global_batch], [row.loopback / t], marker=marker, ls="none", ms=8, mfc="none", mec=color,
+                        mew=1.0)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlim(lowest, grid["batch"].max() * 1.2)
+        ticks = [b for b in [1, 2, 4, *sorted(grid["batch"].unique())] if b >= lowest]
+        ax.set_xticks(ticks, [str(b) for b in ticks], fontsize="small")
+        ax.minorticks_off()
+        ax.set_title(f"{t} devices", fontsize="medium")
+        ax.set_xlabel("global batch (examples)")
+    axes[0][0].set_ylabel("wire bytes per rank and step")
+    handles = [Line2D([], [], color=palette[k], lw=1.2, label=f"data parallel, {k}×{k}") for k in kernels]
+    handles += [Line2D([], [], color="black", lw=1.4, ls="--", label="tensor parallel (any kernel)"),
+                Line2D([], [], color="0.3", marker="o", mfc="white", ls="none", label="crossover"),
+                Line2D([], [], color="0.3", marker="D", ls="none", label="counted, data"),
+                Line2D([], [], color="black", marker="s", ls="none", label="counted, tensor"),
+                Line2D([], [], color="0.3", marker="s", mfc="none", ls="none", ms=8, label="loopback / t")]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.99, 0.5), frameon=False, fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path

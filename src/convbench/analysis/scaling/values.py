@@ -1,0 +1,367 @@
+"""The scaling study's numbers, flags and verdicts: per cell (as the old analysis keyed them) and summed up over cells
+for the fixed text of paper/sections/scaling.tex. Flags are '1' or '0' (\\ifcb)."""
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from convbench.analysis import tidy
+from convbench.analysis.formatting import (escape, ms, plain, ratio, setup_label, setup_rank,
+                                           sig3, span, speed_word, thousands, tt, words, X)
+from convbench.analysis.scaling import crossover
+from convbench.analysis.scaling.cells import (MODE_ORDER, PARALLEL, PARALLELISM_NAMES, PARALLELISM_ORDER, cell_key,
+                                              cells, comparisons, parallel, straggler_pairs)
+from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict
+from convbench.analysis.study import Run
+
+STRAGGLER_WHOLE = 0.8  # a step that grew by this fraction of the delay or more "waited" for the late device
+
+
+def flag(x) -> str:
+    return "1" if x else "0"
+
+
+def setup_name(setup: str) -> str:
+    return setup_label(*setup.split("-", 1))
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.0f}"
+
+
+def key_batch(row, batches: int) -> str:
+    return f"/b{row.batch_size}" if batches > 1 else ""
+
+
+# --- per cell (the keys of the old analysis) ---------------------------------------------------------------------
+
+def cell_values(df: pd.DataFrame) -> dict[str, str]:
+    values = {}
+    batches = df["batch_size"].nunique() if len(df) else 0
+    for _, row in df[df["status"] == "ok"].iterrows() if len(df) else []:
+        key = cell_key(row, batches)
+        values[f"{key}/step-ms"] = ms(row["step"])
+        values[f"{key}/backward-ms"] = ms(row["backward"])
+        if pd.notna(row["comm"]):
+            values[f"{key}/comm-ms"] = ms(row["comm"])
+        if pd.notna(row["efficiency"]):
+            values[f"{key}/efficiency"] = ratio(row["efficiency"])
+        if pd.notna(row["speedup"]):
+            values[f"{key}/speedup"] = ratio(row["speedup"])
+        if row["parallelism"] in PARALLEL and pd.notna(row["payload"]) and not row["straggler_ms"]:
+            bkey = key.replace("scaling/", "scaling/bytes/", 1)
+            values[f"{bkey}/payload"] = thousands(row["payload"])
+            values[f"{bkey}/payload-model"] = thousands(row["payload_model"])
+    return values
+
+
+def phase_values(run: Run) -> dict[str, str]:
+    """scaling/<setup>-<config>/<arch>/<phase>-ms and -iqr-ms: the medians over the cells of each setup, config and
+    network (the keys every study's timed cells have)."""
+    return tidy.time_values(run.study("scaling"))
+
+
+def comparison_verdicts(v: pd.DataFrame, batches: int) -> list[Verdict]:
+    """Tensor parallel's backward and step over data parallel's, per configuration where both ran."""
+    out = []
+    for row in v.itertuples() if len(v) else []:
+        key = f"scaling/verdict/{row.setup}/{row.arch}/{row.mode}/t{row.devices}{key_batch(row, batches)}"
+        for phase in ["backward", "step"]:
+            r, lo, hi = (getattr(row, f"{phase}_{c}") for c in ("ratio", "lo", "hi"))
+            out.append(Verdict(f"{key}/{phase}-ratio", "tensor parallel", "data parallel", f"{phase} time", r, lo, hi,
+                               speed_word(r, lo, hi)))
+    return out
+
+
+def straggler_verdicts(pairs: pd.DataFrame, batches: int) -> list[Verdict]:
+    """A delayed cell's step over the same cell's without delay; word: whether the step grew by at least
+    STRAGGLER_WHOLE of the delay as printed ('waited') or not ('hid part')."""
+    out = []
+    for row in pairs[pairs["status"] == "ok"].itertuples() if len(pairs) else []:
+        key = f"scaling/straggler/{row.setup}/{row.arch}/{row.parallelism}/t{row.devices}{key_batch(row, batches)}"
+        waited = float(ms(row.added)) >= STRAGGLER_WHOLE * row.straggler_ms
+        out.append(Verdict(f"{key}/ratio", "delayed step", "step without delay", "step time", row.ratio, row.lo,
+                           row.hi, "waited" if waited else "hid part"))
+    return out
+
+
+def straggler_cell_values(pairs: pd.DataFrame, batches: int) -> dict[str, str]:
+    values = {}
+    for row in pairs[pairs["status"] == "ok"].itertuples() if len(pairs) else []:
+        key = f"scaling/straggler/{row.setup}/{row.arch}/{row.parallelism}/t{row.devices}{key_batch(row, batches)}"
+        values[f"{key}/added-ms"] = ms(row.added)
+    return values
+
+
+def bytes_verdict(df: pd.DataFrame) -> list[Verdict]:
+    """The payload counted during a step against the closed-form model, over the parallel cells that counted it."""
+    rows = parallel(df)
+    rows = rows[rows["match"].notna() & rows["payload_model"].notna() & (rows["payload_model"] > 0)] if len(rows) \
+        else rows
+    if not len(rows):
+        return []
+    r = rows["payload"] / rows["payload_model"]
+    word = "equalled" if rows["match"].astype(bool).all() else "differed from"
+    return [Verdict("scaling/bytes/match", "counted payload", "closed-form model", "payload bytes", float(r.median()),
+                    float(r.min()), float(r.max()), word, n=len(rows))]
+
+
+# --- summed up for the text --------------------------------------------------------------------------------------
+
+def scope_values(df: pd.DataFrame) -> dict[str, str]:
+    if not len(df):
+        return {"scaling/cells": "0", "scaling/cells-ok": "0", "scaling/cells-failed": "0",
+                "scaling/device-counts": "--", "scaling/failed-any": "0", "scaling/straggler-ran": "0"}
+    failed = int((df["status"] != "ok").sum())
+    lags = sorted(s for s in df["straggler_ms"].unique() if s)
+    return {"scaling/cells": str(len(df)), "scaling/cells-ok": str(len(df) - failed),
+            "scaling/cells-failed": str(failed), "scaling/failed-any": flag(failed),
+            "scaling/device-counts": words(str(c) for c in sorted(df["devices"].unique())),
+            "scaling/setups": words(escape(setup_name(s)) for s in sorted(df["setup"].unique(), key=setup_rank)),
+            "scaling/archs": words(tt(a) for a in dict.fromkeys(df["arch"])),
+            "scaling/parallelisms": words(PARALLELISM_NAMES[p] for p in PARALLELISM_ORDER[1:]
+                                          if p in set(df["parallelism"])) or "no parallelism",
+            "scaling/modes": words(m for m in MODE_ORDER if m in set(df["mode"])),
+            "scaling/batch-sizes": words(str(b) for b in sorted(df["batch_size"].unique())),
+            "scaling/image-sizes": words(f"{s:.0f}{X}{s:.0f}" for s in sorted(df["image_size"].dropna().unique())),
+            "scaling/straggler-ran": flag(lags), "scaling/delays": words(f"{s:g}" for s in lags) or "--"}
+
+
+def hardware_values(df: pd.DataFrame, env: pd.DataFrame) -> dict[str, str]:
+    if not len(df):
+        return {"scaling/on-cpu": "0", "scaling/on-gpu": "0"}
+    env = env.set_index("cell_id") if "cell_id" in env else env
+    here = env.reindex(df["cell_id"])
+
+    def column(name):
+        return here[name] if name in here else pd.Series(index=here.index, dtype=object)
+
+    cpu, gpu = (df["device"] == "cpu").to_numpy(), (df["device"] != "cpu").to_numpy()
+    many = cpu & (df["devices"] > 1).to_numpy()
+    torch = many & (df["framework"] == "torch").to_numpy()
+    cores = sorted({int(float(c)) for c in column("cpu_count")[cpu].dropna()})
+    backends = sorted({str(b) for b in column("distributed.backend")[torch].dropna()}) or ["gloo"]
+    threads = sorted({int(x) for x in df.loc[torch, "threads_per_rank"].dropna()})
+    return {"scaling/on-cpu": flag(cpu.any()), "scaling/on-gpu": flag(gpu.any()),
+            "scaling/cpu-cores": words(str(c) for c in cores) or "--",
+            "scaling/cpu-model": words(escape(m) for m in sorted(column("cpu_model")[cpu].dropna().unique()))
+            or "(not recorded)",
+            "scaling/torch-processes": flag(torch.any()),
+            "scaling/tf-replicas": flag((many & (df["framework"] == "tensorflow").to_numpy()).any()),
+            "scaling/backends": words(escape(b) for b in backends),
+            "scaling/threads-per-rank": words(str(x) for x in threads) or "--",
+            "scaling/gpu-models": words(escape(m) for m in sorted(column("device_model")[gpu].dropna().unique()))
+            or "(not recorded)",
+            "scaling/gpu-max": str(int(df.loc[gpu, "devices"].max())) if gpu.any() else "0"}
+
+
+def method_values(df: pd.DataFrame) -> dict[str, str]:
+    ok = df[df["status"] == "ok"] if len(df) else df
+    n = ok["step_n"].dropna().astype(int) if len(ok) else pd.Series(dtype=int)
+    direct = ok[ok["phase_method"] == "direct"] if len(ok) else ok
+    derived = ok[ok["phase_method"] != "direct"] if len(ok) else ok
+    return {"scaling/repeats": span(n, str) if len(n) else "--",
+            "scaling/direct-setups": words(escape(setup_name(s)) for s in dict.fromkeys(direct["setup"])) or "--",
+            "scaling/derived-setups": words(escape(setup_name(s)) for s in dict.fromkeys(derived["setup"])) or "--",
+            "scaling/derived-any": flag(len(derived))}
+
+
+def speedup_values(df: pd.DataFrame) -> dict[str, str]:
+    rows = parallel(df)
+    rows = rows[rows["speedup"].notna()] if len(rows) else rows
+    values = {"scaling/speedup-any": flag(len(rows))}
+    for p in PARALLEL:
+        g = rows[rows["parallelism"] == p] if len(rows) else rows
+        values[f"scaling/{p}/ran"] = flag(len(g))
+        if len(g):
+            values[f"scaling/{p}/speedup"] = span(g["speedup"], unit=X)
+            values[f"scaling/{p}/efficiency"] = span(g["efficiency"])
+    if not len(rows):
+        return values
+    above = rows[rows["speedup"] > rows["devices"] * 1.05]
+    values |= {"scaling/above": str(len(above)), "scaling/above-of": str(len(rows)),
+               "scaling/above-any": flag(len(above)),
+               "scaling/above-ref-iqr": span(above["ref_step_iqr"] / above["ref_step"], fmt=pct) if len(above)
+               else "--"}
+    if rows["efficiency"].notna().any():
+        worst = rows.loc[rows["efficiency"].idxmin()]
+        values |= {"scaling/efficiency-min": ratio(worst["efficiency"]),
+                   "scaling/efficiency-min-times": ratio(1 / worst["efficiency"]),
+                   "scaling/efficiency-min-cell": (f"{escape(setup_name(worst['setup']))}, {tt(worst['arch'])}, "
+                                                   f"{worst['mode']} scaling, {PARALLELISM_NAMES[worst['parallelism']]}"
+                                                   f" on {worst['devices']} devices")}
+    return values
+
+
+def phase_share_values(df: pd.DataFrame) -> dict[str, str]:
+    rows = parallel(df)
+    rows = rows[rows["comm"].notna()] if len(rows) else rows
+    values = {}
+    for p in PARALLEL:
+        g = rows[rows["parallelism"] == p] if len(rows) else rows
+        values[f"scaling/{p}/comm-ran"] = flag(len(g))
+        if len(g):
+            exposed = g["exposed"].dropna()
+            values |= {f"scaling/{p}/comm-ms": span(g["comm"] * 1e3, sig3),
+                       f"scaling/{p}/comm-share": span(g["comm"] / g["step"], pct),
+                       f"scaling/{p}/exposed-ran": flag(len(exposed)),
+                       f"scaling/{p}/exposed-ms": span(exposed * 1e3, sig3) if len(exposed) else "--"}
+    return values
+
+
+def wire_pairs(rows: pd.DataFrame) -> pd.Series:
+    """Tensor parallel's counted wire bytes per rank over data parallel's, per configuration with both."""
+    keys = ["setup", "arch", "mode", "devices", "batch_size"]
+    wide = rows[rows["wire"].notna()].pivot_table(index=keys, columns="parallelism", values="wire", aggfunc="first")
+    if not set(PARALLEL) <= set(wide.columns):
+        return pd.Series(dtype=float)
+    return (wide["tensor"] / wide["data"]).dropna()
+
+
+def bytes_values(df: pd.DataFrame) -> dict[str, str]:
+    rows = parallel(df)
+    known = rows[rows["match"].notna() & rows["payload_model"].notna() & (rows["payload_model"] > 0)] if len(rows) \
+        else rows
+    equal = known[known["match"].astype(bool)] if len(known) else known
+    values = {"scaling/bytes-any": flag(len(known)), "scaling/bytes-compared": str(len(known)),
+              "scaling/bytes-matched": str(len(equal)), "scaling/bytes-all-match": flag(len(known) == len(equal)),
+              "scaling/bytes-differed": words(tt(c) for c in known.loc[~known["match"].astype(bool), "cell_id"])
+              if len(known) > len(equal) else "--",
+              "scaling/tf-cpu": flag(len(rows) and ((rows["framework"] == "tensorflow")
+                                                    & (rows["device"] == "cpu")).any())}
+    loop = rows[rows["loopback"].notna() & rows["loopback_model"].notna() & (rows["loopback_model"] > 0)] \
+        if len(rows) else rows
+    values["scaling/loopback-ran"] = flag(len(loop))
+    if len(loop):
+        values["scaling/loopback-over-gloo"] = span(loop["loopback"] / loop["loopback_model"], unit=X)
+        for p, g in loop.groupby("parallelism", sort=False):
+            g = g[g["wire_model"].notna() & (g["wire_model"] > 0)]
+            if len(g):
+                ring = g["loopback"] / (g["devices"] * g["wire_model"])
+                values[f"scaling/{p}/loopback-over-ring"] = span(ring, unit=X)
+                values[f"scaling/{p}/loopback-over-gloo"] = span(g["loopback"] / g["loopback_model"], unit=X)
+    for p in PARALLEL:
+        values.setdefault(f"scaling/{p}/loopback-over-ring", "--")
+        values.setdefault(f"scaling/{p}/loopback-over-gloo", "--")
+    pairs = wire_pairs(rows) if len(rows) else pd.Series(dtype=float)
+    values["scaling/wire-pairs-any"] = flag(len(pairs))
+    values["scaling/tensor-over-data-wire"] = span(pairs, unit=X) if len(pairs) else "--"
+    return values
+
+
+def crossover_values(df: pd.DataFrame, grid: pd.DataFrame) -> dict[str, str]:
+    values = {"scaling/kernels": words(f"{k}$\\times${k}" for k in crossover.KERNELS),
+              "scaling/batches": words(str(b) for b in sorted(grid["batch"].unique())) if len(grid) else
+              words(str(b) for b in crossover.BATCHES),
+              "scaling/crossover-devices": (words(str(t) for t in sorted(grid["devices"].unique())) if len(grid)
+                                            else "--"),
+              "scaling/crossover-any": flag(len(grid))}
+    if grid.empty:
+        return values
+    rows = grid[grid["config"] == 0]
+    widths, image_size = rows["widths"].iloc[0], int(rows["image_size"].iloc[0])
+    batches = crossover.batches_of(rows)
+    values |= {f"scaling/crossover/k{k}-batch": str(b) for k, b in batches.items()}
+    ordered = [batches[k] for k in sorted(batches)]
+    winners = crossover.measured_winners(df, widths, image_size, batches)
+    values |= {"scaling/crossover-widths": words(str(w) for w, *_ in widths[0]),
+               "scaling/crossover-image": str(image_size), "scaling/crossover-channels": str(widths[1]),
+               "scaling/crossover-configs": str(grid["config"].nunique()),
+               "scaling/crossover-same-t": flag(crossover.same_at_any_count(widths, image_size)),
+               "scaling/crossover-grows": flag(len(ordered) > 1 and all(a < b for a, b in zip(ordered, ordered[1:]))),
+               "scaling/crossover-measured": str(len(winners)),
+               "scaling/crossover-tensor-fewer": str(int((winners["fewer"] == "tensor").sum()))}
+    return values
+
+
+def straggler_values(pairs: pd.DataFrame) -> dict[str, str]:
+    ok = pairs[pairs["status"] == "ok"] if len(pairs) else pairs
+    values = {"scaling/straggler-compared": str(len(ok)), "scaling/straggler-pairs": flag(len(ok))}
+    if not len(ok):
+        return values
+    share = ok["added"] * 1e3 / ok["straggler_ms"]
+    values |= {"scaling/straggler-waited-all": flag((share >= STRAGGLER_WHOLE).all()),
+               "scaling/straggler-waited-none": flag((share < STRAGGLER_WHOLE).all()),
+               "scaling/straggler-whole": pct(STRAGGLER_WHOLE)}
+    for p in PARALLEL:
+        g = ok[ok["parallelism"] == p]
+        values[f"scaling/{p}/straggler-ran"] = flag(len(g))
+        if len(g):
+            values |= {f"scaling/{p}/straggler-ratio": span(g["ratio"], unit=X),
+                       f"scaling/{p}/straggler-added-ms": span(g["added"] * 1e3, sig3),
+                       f"scaling/{p}/straggler-share": span(g["added"] * 1e3 / g["straggler_ms"]),
+                       f"scaling/{p}/straggler-interval": f"{ratio(g['lo'].min())}--{ratio(g['hi'].max())}"}
+    return values
+
+
+def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
+    values = {"scaling/compared": str(len(v)), "scaling/compared-any": flag(len(v))}
+    if not len(v):
+        return values
+    for phase in ["backward", "step"]:
+        counts = {p: int((v[f"{phase}_shorter"] == p).sum()) for p in PARALLEL}
+        values |= {f"scaling/{phase}/data-shorter": str(counts["data"]),
+                   f"scaling/{phase}/tensor-shorter": str(counts["tensor"]),
+                   f"scaling/{phase}/neither": str(len(v) - sum(counts.values())),
+                   f"scaling/{phase}/ratio": span(v[f"{phase}_ratio"], unit=X),
+                   f"scaling/{phase}/interval": f"{ratio(v[f'{phase}_lo'].min())}--{ratio(v[f'{phase}_hi'].max())}"}
+    values["scaling/compared-devices"] = words(str(t) for t in sorted(v["devices"].unique()))
+    return values
+
+
+def failure_values(df: pd.DataFrame) -> dict[str, str]:
+    from convbench.parallel.cells import hybrid_error  # framework-free
+
+    tf = df[(df["framework"] == "tensorflow") & (df["parallelism"] == "tensor")] if len(df) else df
+    bad = tf[tf["status"] != "ok"] if len(tf) else tf
+    values = {"scaling/tf-tensor-cells": str(len(tf)), "scaling/tf-tensor-failed": str(len(bad)),
+              "scaling/tf-tensor-failed-any": flag(len(bad)),
+              "scaling/tf-tensor-errors": str(bad["error"].fillna("").nunique()) if len(bad) else "0",
+              "scaling/tf-tensor-error": plain(bad["error"].dropna().iloc[0]) if bad["error"].notna().any() else "--"}
+    hybrid = df[df["parallelism"] == "hybrid"] if len(df) else df
+    failed = hybrid[hybrid["status"] != "ok"] if len(hybrid) else hybrid
+    if failed["error"].notna().any() if len(failed) else False:
+        error = re.sub(r"^rank \d+: ", "", failed["error"].dropna().iloc[0])
+    else:
+        e = hybrid_error()
+        error = f"{type(e).__name__}: {e}"
+    values |= {"scaling/hybrid-cells": str(len(hybrid)), "scaling/hybrid-failed": str(len(failed)),
+               "scaling/hybrid-ran": flag(len(hybrid)), "scaling/hybrid-error": plain(error)}
+    return values
+
+
+def tf_version(df: pd.DataFrame, env: pd.DataFrame) -> dict[str, str]:
+    column = "versions.tensorflow"
+    ids = df.loc[(df["framework"] == "tensorflow") & (df["status"] != "ok"), "cell_id"] if len(df) else []
+    versions = sorted({str(v) for v in env.loc[env["cell_id"].isin(ids), column].dropna()}) \
+        if column in env and len(ids) else []
+    return {"scaling/tf-version": words(escape(v) for v in versions) or "--"}
+
+
+def analysis(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(cells, tensor-over-data comparisons, straggler pairs, crossover grid) of a run."""
+    df = cells(run)
+    return df, comparisons(df, run.samples), straggler_pairs(df, run.samples), crossover.grid(df)
+
+
+def values(run: Run) -> dict[str, str]:
+    df, v, pairs, grid = analysis(run)
+    batches = df["batch_size"].nunique() if len(df) else 0
+    return {**scope_values(df), **hardware_values(df, run.environment), **method_values(df),
+            **speedup_values(df), **phase_share_values(df), **bytes_values(df), **crossover_values(df, grid),
+            **straggler_values(pairs), **comparison_values(v, df), **failure_values(df),
+            **tf_version(df, run.environment),
+            "scaling/bootstrap-resamples": str(RESAMPLES), "scaling/bootstrap-seed": str(SEED),
+            "scaling/bootstrap-level": f"{LEVEL * 100:.0f}",
+            **cell_values(df), **straggler_cell_values(pairs, batches), **phase_values(run)}
+
+
+def verdicts(run: Run) -> list[Verdict]:
+    df, v, pairs, _ = analysis(run)
+    batches = df["batch_size"].nunique() if len(df) else 0
+    return [*comparison_verdicts(v, batches), *straggler_verdicts(pairs, batches), *bytes_verdict(df)]
+
+
+def ran(run: Run) -> bool:
+    return len(cells(run)) > 0

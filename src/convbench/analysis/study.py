@@ -1,0 +1,59 @@
+"""What a study declares: its figures, tables, values and verdicts, each a function of the run's tidy table.
+
+A study package (kernel, learned, ...) holds one STUDY = Study(...) in its __init__.py; the registry lists them. The
+Snakemake rules, the report's captions and the tests read figures and tables from there, nowhere else.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from convbench.analysis.stats import Verdict
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every study is drawn from: the published tidy table and the two tables beside it."""
+    tidy: pd.DataFrame  # one row per cell x metric x phase (tidy.tidy)
+    samples: pd.DataFrame  # every raw timing sample (tidy.samples)
+    environment: pd.DataFrame  # versions, threads and flags per record (tidy.environment)
+    command: str | None = None  # how the run was started, quoted in the paper
+    reference: Path | None = None  # committed reference runs on GPUs: results/reference
+
+    def study(self, name: str) -> pd.DataFrame:
+        return self.tidy[self.tidy["study"] == name] if len(self.tidy) else self.tidy
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # figures/<name>.pdf
+    draw: Callable[[Run, Path], Path]
+    caption: str  # for Snakemake's report; the paper's caption lives in paper/sections/<study>.tex
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # tables/<name>.tex
+    render: Callable[[Run], str]
+
+
+def _nothing(run: Run) -> dict:
+    return {}
+
+
+def _no_verdicts(run: Run) -> list:
+    return []
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str  # the report's category
+    figures: tuple[Figure, ...] = ()
+    tables: tuple[Table, ...] = ()
+    values: Callable[[Run], dict[str, str]] = _nothing  # numbers and short phrases, keys '<name>/...'
+    verdicts: Callable[[Run], list[Verdict]] = _no_verdicts  # comparisons, written as <key>, -lo, -hi, -word
+    ran: Callable[[Run], bool] = field(default=lambda run: True)  # the flag <name>/ran that the paper tests
