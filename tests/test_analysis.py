@@ -268,3 +268,13 @@ def test_environment_table_takes_list_valued_fields(tmp_path):
     back = pd.read_csv(path, dtype=str, keep_default_na=False).replace("", None)
     table = environment(Run(pd.DataFrame(), pd.DataFrame(), back))
     assert "[1, 1]" in table and "3.11.7" in table
+
+
+def test_an_interrupted_jobs_staging_folder_is_not_read(run):
+    """After a kill, a job's finished records wait in <group>.partial until its rerun: the analysis reads the
+    records folder only, so a cell is never read twice."""
+    staged = run / "speed" / "torch.partial"
+    staged.mkdir()
+    for path in (run / "speed" / "torch").glob("*.json"):
+        staged.joinpath(path.name).write_text(path.read_text())
+    assert len(load_records(run)) == 32

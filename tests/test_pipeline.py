@@ -8,6 +8,7 @@ import pytest
 import yaml
 from conftest import tiny_pipeline
 
+from convbench.analysis import registry
 from convbench.analysis.formatting import ms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,9 @@ def test_dry_run_of_the_default_config_plans_every_stage():
     stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]  # the table "job  count"
     rows = [line.split() for line in stats.splitlines()]
     jobs = {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
-    assert jobs == {"all": 1, "measure": 4, "scaling": 4, "train": 2, "analyse": 1, "paper": 1, "total": 13}
+    studies = len(registry.STUDIES)  # one analysis job per study, after one tidy table
+    assert jobs == {"all": 1, "measure": 4, "scaling": 4, "train": 2, "tidy": 1, "analyse": studies, "paper": 1,
+                    "total": 13 + studies}
 
 
 def test_lint_reports_nothing():

@@ -156,13 +156,15 @@ def parse(raw: dict, path: Path | str = "<record>") -> Record:
 
 
 def record_paths(source) -> list[Path]:
-    """A directory (searched recursively for *.json), a file, or an iterable of directories and files."""
+    """A directory (searched recursively for *.json), a file, or an iterable of directories and files. A job's
+    staging folder (<group>.partial, left by an interrupted run until its rerun) holds copies: it is not read."""
     sources = [source] if isinstance(source, (str, Path)) else source
     paths = []
     for item in map(Path, sources):
         if not item.exists():
             raise RecordError(f"{item}: no such records directory or file")
-        paths += sorted(item.rglob("*.json")) if item.is_dir() else [item]
+        found = sorted(item.rglob("*.json")) if item.is_dir() else [item]
+        paths += [p for p in found if not any(part.endswith(".partial") for part in p.relative_to(item).parts[:-1])]
     return paths
 
 
@@ -170,7 +172,8 @@ def load_records(source) -> list[Record]:
     """Every record under `source`, in path order; RecordError naming the file at the first bad one."""
     paths = record_paths(source)
     if not paths:
-        raise RecordError(f"{source}: no result records (*.json) found")
+        names = [source] if isinstance(source, (str, Path)) else list(source)
+        raise RecordError(f"{' '.join(map(str, names))}: no result records (*.json) found")
     records, seen = [], {}
     for path in paths:
         try:
