@@ -1,6 +1,6 @@
 # Two commands on a fresh Debian/Ubuntu machine:
 #   make paper   set up everything, run the default pipeline, write results/default/paper.pdf
-#   make test    set up everything, run the test suite
+#   make test    set up everything (Slurm and munge too, for the cluster tests), run the test suite
 #   make report  after make paper: Snakemake's HTML report of the run, results/<run>/report.html
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,13 +14,13 @@ DEBIAN_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-
 
 RUN = $(shell sed -n 's/^run: *\([^ #]*\).*/\1/p' config/config.yaml)
 
-.PHONY: paper test report lint system clean
+.PHONY: paper test report lint system slurm clean
 
 paper: $(VENV)/.installed system
 	snakemake --cores $(CORES)
 	@echo "The paper: results/$(RUN)/paper.pdf"
 
-test: $(VENV)/.installed system
+test: $(VENV)/.installed system slurm
 	python -m pytest
 
 report: $(VENV)/.installed
@@ -34,6 +34,13 @@ system:
 	@command -v latexmk >/dev/null && command -v pdftotext >/dev/null && kpsewhich siunitx.sty >/dev/null || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES); }
+
+# Slurm and munge for tests/test_slurm.py's one-node cluster (they live in /usr/sbin), only when missing.
+slurm:
+	@PATH="$$PATH:/usr/sbin:/sbin"; for tool in slurmctld slurmd munged mungekey sbatch srun squeue; do \
+		command -v $$tool >/dev/null || missing=1; done; \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends slurm-wlm munge; }
 
 $(VENV)/.installed: pyproject.toml envs/constraints-cpu.txt
 	$(PYTHON) -m venv $(VENV)

@@ -84,6 +84,21 @@ def test_the_paper_config_is_valid():
         ("speed.warmup", -1, r"speed\.warmup: -1 is less than the minimum of 0"),
         ("studies.engines.engines.torch", ["eager", "jit"], r"studies\.engines\.engines\.torch\.1: 'jit' is not one of"),
         ("speed.layers", "yes", r"speed\.layers: 'yes' is not of type 'boolean'"),
+        # integers written as floats: JSON Schema alone counts 2.0 as an integer
+        ("threads", 2.0, r"threads: 2\.0 is not of type 'integer'"),
+        ("speed.batch_size", 64.0, r"speed\.batch_size: 64\.0 is not of type 'integer'"),
+        # images the pools would shrink to nothing
+        ("speed.image_size", 2, r"speed\.image_size: images of 2x2 are too small for architecture k3: its max-pools "
+                                r"need at least 4x4"),
+        ("architectures.k3.blocks", [{"width": 8}] * 4, r"data\.dataset \(digits\): images of 8x8 are too small for "
+                                                        r"architecture k3: its max-pools need at least 16x16"),
+        # several devices that cannot split the work
+        ("scaling.devices", [1, 3], r"scaling\.batch_size: 64 does not split over 3 devices \(scaling\.devices\)"),
+        ("scaling", {**DEFAULT["scaling"], "devices": [1, 3], "batch_size": 48},
+         r"scaling\.devices: tensor parallel over 3 devices splits every block's maps, but architectures\.k3 block 0 "
+         r"has 32"),
+        # a framework without engines (now that a config stands alone, nothing fills them in)
+        ("engines", {"torch": ["eager"]}, r"engines\.tensorflow: required, as frameworks lists tensorflow"),
     ],
 )
 def test_bad_config_names_the_field(path, value, message):
@@ -100,8 +115,40 @@ def test_missing_data_directory_names_the_field_and_path(tmp_path):
 def test_malformed_yaml_names_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("run: [unclosed\n")
-    with pytest.raises(config.ConfigError, match=r"broken\.yaml: not valid YAML"):
+    with pytest.raises(config.ConfigError, match=r"broken\.yaml: not valid YAML \(line 2, column 1\): ") as raised:
         config.load(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "twice.yaml"
+    text = yaml.safe_dump(DEFAULT, sort_keys=False)
+    path.write_text(text.replace("  k7:", "  k5:"))  # two architectures named k5: PyYAML keeps the last
+    line = text.splitlines().index("  k7:") + 1
+    with pytest.raises(config.ConfigError, match=rf"twice\.yaml: not valid YAML \(line {line}, column 3\): "
+                                                 r"duplicate key 'k5'$"):
+        config.load(path)
+
+
+def test_a_config_may_leave_out_studies_and_scaling():
+    alone = {k: v for k, v in changed("studies", {"kernel": DEFAULT["studies"]["kernel"]}).items() if k != "scaling"}
+    found = config.check({**alone, "frameworks": ["torch"], "engines": {"torch": ["eager"]}})
+    assert {c.study for c in found} == {"kernel", "layers"} and {c.framework for c in found} == {"torch"}
+    assert {c.group for c in found} == {"train/torch", "speed/torch", "layers/torch"}
+
+
+def test_hardware_beyond_this_machine_is_refused_naming_the_field():
+    many = changed("scaling.devices", [1, config.cores() + 1])
+    many["scaling"].update(parallelism=["data"], scaling=["weak"], straggler_ms=[])  # nothing to split evenly
+    with pytest.raises(config.ConfigError, match=rf"^config: scaling\.devices: {config.cores() + 1} CPU devices need"):
+        config.check_hardware(config.check(many))
+    with pytest.raises(config.ConfigError, match=r"^config: threads: \d+ threads, but this machine gives this process"):
+        config.check_hardware(config.check(changed("threads", config.cores() + 1)))
+    if config.cores() >= 2:  # what the README promises: the default config runs on 2 cores
+        config.check_hardware(config.check(DEFAULT))
+    if config.gpus() == 0:
+        with pytest.raises(config.ConfigError, match=r"^config: device: cuda, but nvidia-smi finds no NVIDIA GPU"):
+            config.check_hardware(config.check(changed("device", "cuda")))
 
 
 def test_cli_rejects_bad_config_and_leaves_records_alone(tmp_path):

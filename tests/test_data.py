@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from convbench.data import DATASETS, DataError, Dataset, batches, load, synthetic_batch
 
@@ -235,6 +236,42 @@ def test_mnist_train_fraction(tmp_path):
     ds = load("mnist", root=str(tmp_path), train_fraction=0.5, seed=2)
     assert len(ds.y_train) == 20 and np.array_equal(np.bincount(ds.y_train), [2] * 10)
     assert len(ds.y_test) == 5
+
+
+# --- a broken file stops `convbench run` before any cell runs ---------------------------------------------------
+
+BROKEN = {  # the data set written, the file then damaged, and how
+    "truncated CIFAR-10 batch": ("cifar10", "data_batch_2", lambda p: p.write_bytes(p.read_bytes()[:1000])),
+    "missing test_batch": ("cifar10", "test_batch", os.remove),
+    "IDX wrong magic": ("mnist", "train-images-idx3-ubyte",
+                         lambda p: p.write_bytes(b"\0\0\x08\x01" + p.read_bytes()[4:])),
+    "IDX wrong length": ("mnist", "t10k-labels-idx1-ubyte", lambda p: p.write_bytes(p.read_bytes() + b"\0")),
+    "cut .gz": ("mnist.gz", "train-labels-idx1-ubyte.gz", lambda p: p.write_bytes(p.read_bytes()[:-8])),
+}
+
+
+@pytest.mark.parametrize("dataset, name, damage", BROKEN.values(), ids=BROKEN)
+def test_a_broken_data_file_stops_the_run_before_any_cell(tmp_path, dataset, name, damage):
+    root = tmp_path / "data"
+    root.mkdir()
+    write_cifar(root) if dataset == "cifar10" else write_mnist(root, gzipped=dataset == "mnist.gz")
+    damage(root / name)
+    with open("config/config.yaml") as f:
+        config = {k: v for k, v in yaml.safe_load(f).items() if k != "scaling"}
+    config.update(threads=1, frameworks=["torch"], data={**config["data"], "dataset": dataset.removesuffix(".gz"),
+                                                        "root": str(root)},
+                  studies={"kernel": {"architectures": ["k3"], "tasks": ["train"], "train": {"seeds": [0]}}})
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(config))
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "earlier.json").write_text('{"status": "ok"}')
+    result = subprocess.run([sys.executable, "-m", "convbench", "run", "--config", str(tmp_path / "my.yaml"),
+                             "--out", str(records)], capture_output=True, text=True)
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("convbench: error: ") and name in line
+    assert sorted(os.listdir(tmp_path)) == ["data", "my.yaml", "records"]  # no staged record either
+    assert os.listdir(records) == ["earlier.json"] and (records / "earlier.json").read_text() == '{"status": "ok"}'
 
 
 # --- errors common to all datasets ------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from convbench import config
-from convbench.records import write_record
-from convbench.run import run_cells
+from convbench.records import SCHEMA_VERSION, write_record
+from convbench.run import run_cells, run_group
 
 with open("config/config.yaml") as f:
     DEFAULT = yaml.safe_load(f)
@@ -51,6 +51,42 @@ def test_a_failing_cell_becomes_a_failed_record_and_the_run_goes_on(tmp_path):
     failed = json.loads((tmp_path / f"{broken.id}.json").read_text())
     assert "torch.cuda.is_available() is False" in failed["error"]
     assert "timings" not in failed and failed["cell"]["device"] == "cuda"
+
+
+def test_a_failed_cell_keeps_the_ok_record_unless_asked(tmp_path):
+    cell = next(c for c in tiny_config() if c.group == "speed/torch")
+    broken = type(cell)(**{**cell.__dict__, "device": "cuda"})
+    if config.gpus():
+        pytest.skip("this machine has a GPU, so device 'cuda' does not fail")
+    earlier = {"schema_version": SCHEMA_VERSION, "cell_id": broken.id, "status": "ok",  # of other settings: run again
+               "cell": {**broken.to_dict(), "settings": {**broken.settings, "warmup": 5}}}
+    write_record(tmp_path / f"{broken.id}.json", earlier)
+    run_group([broken], tmp_path, log=lambda _: None)
+    assert json.loads((tmp_path / f"{broken.id}.json").read_text()) == json.loads(json.dumps(earlier))
+    assert json.loads((tmp_path / f"{broken.id}.json.failed").read_text())["status"] == "failed"
+    run_group([broken], tmp_path, overwrite_ok=True, log=lambda _: None)
+    assert json.loads((tmp_path / f"{broken.id}.json").read_text())["status"] == "failed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{broken.id}.json"]
+
+
+def test_a_rerun_skips_the_cells_an_interrupted_run_finished(tmp_path):
+    two = {**WITHOUT_SCALING, "frameworks": ["torch"],
+           "speed": {**DEFAULT["speed"], "batch_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3},
+           "architectures": {"a": {"blocks": [{"width": 8}]}, "b": {"blocks": [{"width": 16}]}},
+           "studies": {"tiny": {"architectures": ["a", "b"], "tasks": ["speed"]}}}
+    first, second = [c for c in config.check(two) if c.group == "speed/torch"]
+    out, stage = tmp_path / "records", tmp_path / "records.partial"
+    run_cells([first], stage, log=lambda _: None)  # what a job killed during its second cell leaves
+    staged = (stage / f"{first.id}.json").read_text()
+    log = []
+    run_group([first, second], out, log=log.append)
+    assert (out / f"{first.id}.json").read_text() == staged
+    assert json.loads((out / f"{second.id}.json").read_text())["status"] == "ok"
+    assert not stage.exists() and f"{first.id}: not run again" in log[0]
+    done = {p.name: p.read_text() for p in out.iterdir()}
+    log.clear()
+    run_group([first, second], out, log=log.append)  # everything is there: nothing runs, nothing changes
+    assert {p.name: p.read_text() for p in out.iterdir()} == done and len(log) == 2
 
 
 def test_both_frameworks_train_to_the_same_losses(tmp_path):

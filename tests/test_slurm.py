@@ -27,7 +27,7 @@ def why_slurm_cannot_start() -> str | None:
     missing = [tool for tool in ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "srun", "squeue")
                if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None]
     if missing:
-        return f"Slurm cannot start here: {', '.join(missing)} missing (Debian: apt-get install slurm-wlm munge)"
+        return f"Slurm cannot start here: {', '.join(missing)} missing (`make slurm` installs slurm-wlm and munge)"
     if os.geteuid() != 0:
         return "Slurm cannot start here: the test cluster runs slurmctld, slurmd and munged as root"
     return None
@@ -164,3 +164,11 @@ def test_the_conda_env_for_clusters_pins_what_pyproject_pins():
     assert python == "python=" + project["requires-python"].removeprefix(">=")
     # Jobs run in the repository root, where PYTHONPATH (relative) must lead to the package.
     assert (ROOT / env["variables"]["PYTHONPATH"] / "convbench" / "__main__.py").is_file()
+
+
+def test_make_test_installs_slurm_and_munge_where_missing():
+    """The README's `make test` sets up everything, these tests' Slurm too, not only .ci/run."""
+    planned = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    [install] = [line for line in planned.splitlines() if "slurm-wlm" in line]
+    assert "apt-get install" in install and "munge" in install
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -22,6 +22,22 @@ from convbench.spec import SpecError
 USER_ERRORS = (config_module.ConfigError, SpecError, DataError, FileNotFoundError)
 
 
+def _is_user_error(error: Exception) -> bool:
+    """Errors the user fixes, told in one line. The analysis's RecordError (an unreadable or invalid record)
+    is known by its name: importing it here would load the analysis for every command, and tie this
+    module to wherever the analysis keeps the class."""
+    return isinstance(error, USER_ERRORS) or any(c.__name__ == "RecordError" for c in type(error).__mro__)
+
+
+def _check_record_dirs(paths) -> None:
+    """A mistyped --records path, or folders without a record: named in one line, before the analysis."""
+    for path in paths or ():
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path}: no such records directory")
+    if paths and not any(Path(p).is_file() or next(Path(p).rglob("*.json"), None) for p in paths):
+        raise FileNotFoundError(f"{' '.join(paths)}: no records (*.json) in it")
+
+
 def _select_cells(args) -> list[cells_module.Cell]:
     if args.cells_json:
         return [cells_module.Cell.from_dict(c) for c in json.loads(args.cells_json)]
@@ -46,15 +62,18 @@ def cmd_cells(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from convbench.run import run_cells, run_scaling
+    from convbench.run import check_data, run_group
 
     cells = _select_cells(args)
     if not cells:
         raise SystemExit("no cells selected")
+    # what would fail every cell alike is refused before the first one runs, here where they run
+    config_module.check_hardware(cells, "--cells-json" if args.cells_json else args.config)
+    check_data(cells)
     for group, members in cells_module.groups(cells).items():
         out = Path(args.out) if args.out else Path("results") / "cli" / "records" / group
         # a group holds one framework: one import for all its cells (one launch, for several devices)
-        (run_scaling if members[0].task == "scaling" else run_cells)(members, out)
+        run_group(members, out, overwrite_ok=args.overwrite_ok)
         print(f"records in {out}")
 
 
@@ -99,6 +118,8 @@ def main(argv=None) -> None:
     p.add_argument("--group", help="only cells of this group, e.g. speed/torch")
     p.add_argument("--cells-json", help="the cells themselves, as JSON (used by the Snakemake rules)")
     p.add_argument("--out", help="directory for the records (default results/cli/records/<group>)")
+    p.add_argument("--overwrite-ok", action="store_true",
+                   help="run cells that have an ok record too, and let a failed record replace an ok one")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("tidy", help="records -> tidy.csv, samples.csv, environment.csv")
@@ -122,8 +143,11 @@ def main(argv=None) -> None:
 
     args = parser.parse_args(argv)
     try:
+        _check_record_dirs(getattr(args, "records", None))
         args.func(args)
-    except USER_ERRORS as e:
+    except Exception as e:
+        if not _is_user_error(e):
+            raise
         print(f"convbench: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

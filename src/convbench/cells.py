@@ -84,10 +84,20 @@ def _check_names(config: dict) -> None:
                 raise SpecError(f"studies.{study_name}.architectures: unknown architecture {arch_name!r}")
 
 
+def _check_image_size(spec: ArchSpec, size: int, field: str) -> None:
+    """Each max-pool divides the maps' size (rounding down): an image smaller than the product of the
+    windows leaves no map at all, and the framework fails deep inside the network."""
+    needed = math.prod(block.pool for block in spec.blocks)
+    if size < needed:
+        raise SpecError(f"{field}: images of {size}x{size} are too small for architecture {spec.name}: its "
+                        f"max-pools need at least {needed}x{needed}")
+
+
 def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
     train, data = {**config["train"], **study.get("train", {})}, config["data"]
     channels, size, classes = DATASET_SHAPES[data["dataset"]]
     spec = ArchSpec.from_dict(name, arch, channels, classes)
+    _check_image_size(spec, size, f"data.dataset ({data['dataset']})")
     settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size")}
     # a network that learns its size is shrunk after training and timed like a speed cell
     settings["timing"] = {k: config["speed"][k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds",
@@ -106,6 +116,7 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
 def _speed_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
     speed = config["speed"]
     spec = ArchSpec.from_dict(name, arch, speed["in_channels"], speed["num_classes"])
+    _check_image_size(spec, speed["image_size"], "speed.image_size")
     settings = {k: v for k, v in speed.items() if k not in ("batch_size", "image_size", "in_channels", "num_classes", "layers")}
     settings.update(lr=config["train"]["lr"], momentum=config["train"]["momentum"])
     return [Cell(**common, task="speed", arch=spec, batch_size=speed["batch_size"], image_size=speed["image_size"],
@@ -128,6 +139,19 @@ def _layer_cells(speed_cells: list[Cell]) -> list[Cell]:
     return list(cells.values())
 
 
+def _check_split(spec: ArchSpec, scaling: dict, devices: int) -> None:
+    """What the workers would refuse after their launch: a batch or a layer that does not split evenly."""
+    strong = "strong" in scaling["scaling"] or any(scaling["straggler_ms"])  # a straggler runs strong scaling
+    if "data" in scaling["parallelism"] and strong and scaling["batch_size"] % devices:
+        raise SpecError(f"scaling.batch_size: {scaling['batch_size']} does not split over {devices} devices "
+                        f"(scaling.devices) in strong data-parallel scaling")
+    if "tensor" in scaling["parallelism"]:
+        for i, block in enumerate(spec.blocks):
+            if block.out_channels % devices:
+                raise SpecError(f"scaling.devices: tensor parallel over {devices} devices splits every block's "
+                                f"maps, but architectures.{spec.name} block {i} has {block.out_channels}")
+
+
 def _scaling_cells(config: dict) -> list[Cell]:
     """Several devices: each parallelism, strong and weak, and a straggler, over the device counts.
     One device is the reference: parallelism none (strong and weak coincide there)."""
@@ -142,7 +166,10 @@ def _scaling_cells(config: dict) -> list[Cell]:
     for framework in scaling["frameworks"]:
         for name in scaling["architectures"]:
             spec = ArchSpec.from_dict(name, config["architectures"][name], speed["in_channels"], speed["num_classes"])
+            _check_image_size(spec, speed["image_size"], "speed.image_size")
             for devices in scaling["devices"]:
+                if devices > 1:
+                    _check_split(spec, scaling, devices)
                 for parallelism, mode, delay in variants:
                     if (devices == 1) != (parallelism == "none"):
                         continue
@@ -166,6 +193,8 @@ def expand(config: dict) -> list[Cell]:
         engines = {**config["engines"], **study.get("engines", {})}
         for arch_name in study["architectures"]:
             for framework in config["frameworks"]:
+                if framework not in engines:
+                    raise SpecError(f"engines.{framework}: required, as frameworks lists {framework}")
                 for engine in engines[framework]:
                     common = dict(study=study_name, framework=framework, engine=engine,
                                   threads=config["threads"], device=config["device"])

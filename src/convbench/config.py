@@ -1,6 +1,10 @@
 """Load and check a run configuration: the JSON Schema first, then what a schema cannot say."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import jsonschema
@@ -16,10 +20,47 @@ class ConfigError(ValueError):
     """The config is malformed; the message names the file and the field."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys in a mapping silently (two architectures named k5: one
+    is lost); YAML itself forbids them, and so does this loader."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = []
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen and key_node.tag != "tag:yaml.org,2002:merge":
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep)
+
+
+def read(path: str | Path) -> dict:
+    """The settings of one config file; a YAML error in one line that names the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        config = yaml.load(path.read_text(), Loader=_StrictLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: must be a mapping of settings")
+    return config
+
+
+# JSON Schema counts 2.0 as an integer; Python does not (set_num_threads(2.0) raises, "b64.0" names a cell).
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+
+
 def check(config: dict, source: str = "config") -> list[cells.Cell]:
     """Validate `config` against the schema and expand it; returns its cells."""
     schema = yaml.safe_load(SCHEMA.read_text())
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(config))
     if error is not None:
         field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {field}: {error.message}")
@@ -36,13 +77,55 @@ def check(config: dict, source: str = "config") -> list[cells.Cell]:
 
 
 def load(path: str | Path) -> tuple[dict, list[cells.Cell]]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: must be a mapping of settings")
+    config = read(path)
     return config, check(config, str(path))
+
+
+def cores() -> int:
+    """The cores this process may use (a Slurm job or taskset may hold fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def gpus() -> int:
+    """NVIDIA GPUs this process may use, asked of nvidia-smi rather than a framework: the Snakefile calls
+    this at every parse, where importing torch would cost seconds."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    found = sum(line.startswith("GPU ") for line in listed.splitlines())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return found if visible is None else min(found, len([d for d in visible.split(",") if d.strip()]))
+
+
+def check_hardware(found: list[cells.Cell], source: str = "config") -> None:
+    """Refuse cells this machine cannot run, before any of them runs: they would fail at run time or,
+    worse, time 64 "devices" crammed onto 2 cores and record it as ok. On the CPU a device is a process
+    (PyTorch) or a logical device (TensorFlow) with at least one core of its own; the job's `threads`
+    are shared out among them."""
+    if not found:
+        return
+    threads = max(c.threads for c in found)
+    cpu_devices = max((c.devices for c in found if c.device == "cpu"), default=0)
+    if threads > cores():
+        raise ConfigError(f"{source}: threads: {threads} threads, but this machine gives this process {cores()} cores")
+    if cpu_devices > cores():
+        raise ConfigError(f"{source}: scaling.devices: {cpu_devices} CPU devices need a core each, "
+                          f"but this machine gives this process {cores()} cores")
+    cuda_devices = max((c.devices for c in found if c.device == "cuda"), default=0)
+    visible = gpus() if cuda_devices else 0
+    if cuda_devices and not visible:
+        raise ConfigError(f"{source}: device: cuda, but nvidia-smi finds no NVIDIA GPU on this machine")
+    if cuda_devices > visible:
+        raise ConfigError(f"{source}: scaling.devices: {cuda_devices} GPUs asked for, {visible} visible here")
+
+
+@contextmanager
+def one_line_errors():
+    """In the Snakefile: a config error as one line on stderr and exit status 2, as from the command line,
+    instead of Snakemake's traceback (or, from its own validate(), the whole schema and config)."""
+    try:
+        yield
+    except ConfigError as e:
+        print(f"convbench: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

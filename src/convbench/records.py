@@ -71,3 +71,31 @@ def write_record(path: Path, record: dict) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def finished(path: Path, cell) -> bool:
+    """Whether `path` holds an ok record of exactly `cell`: written atomically, a record that parses is
+    complete, and its cell must match every parameter (the id alone leaves settings out)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get("schema_version") == SCHEMA_VERSION
+            and record.get("status") == "ok" and record.get("cell") == json.loads(json.dumps(cell.to_dict())))
+
+
+def publish(staged: Path, out_dir: Path, overwrite_ok: bool = False) -> str | None:
+    """Copy a staged record into out_dir. A failed record does not replace an ok one of the same cell
+    unless asked: it goes beside it as <cell>.json.failed, a name no record reader picks up (they read
+    *.json). Returns what was kept, to log."""
+    record, target = json.loads(staged.read_text()), Path(out_dir) / staged.name
+    try:
+        kept = not overwrite_ok and record["status"] != "ok" and json.loads(target.read_text())["status"] == "ok"
+    except (OSError, ValueError, KeyError, TypeError):
+        kept = False
+    failed = target.with_name(target.name + ".failed")
+    write_record(failed if kept else target, record)
+    if kept:
+        return f"{target}: kept the ok record; this run's failed one is {failed.name}"
+    failed.unlink(missing_ok=True)  # an older failure beside this record is no longer the news
+    return None

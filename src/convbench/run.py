@@ -1,12 +1,13 @@
 """Run cells: import a framework once per process, run each cell, write one record per cell.
 
 A cell that raises becomes a record with status "failed" and the traceback; the
-other cells of the process still run.
+other cells of the process still run. run_group makes a group's run resumable, and keeps ok records.
 """
 from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import numpy as np
 
 from convbench import data, learned, timing
 from convbench.cells import Cell
-from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
+from convbench.records import SCHEMA_VERSION, finished, host_environment, now, publish, write_record
 from convbench.spec import forward_flops, init_weights, param_count, step_bytes, step_flops
 
 BACKENDS = {"torch": "convbench.backends.torch_backend", "tensorflow": "convbench.backends.tf_backend"}
@@ -244,3 +245,41 @@ def run_scaling(cells: list[Cell], out_dir: Path, log=print) -> None:
             write_record(out_dir / f"{cell.id}.json", {
                 "schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(), "counts": {},
                 "status": "failed", "error": error, "environment": host_environment(), "started": now()})
+
+
+def check_data(cells: list[Cell]) -> None:
+    """Read each data set the train cells use once, before any cell runs: a missing or broken file is for
+    the user to fix (a DataError naming it), not a failed record per cell."""
+    sources = {(c.settings["data"]["dataset"], c.settings["data"].get("root")) for c in cells if c.task == "train"}
+    for dataset, root in sorted(sources, key=str):
+        if dataset != "digits":
+            data.load(dataset, root)
+
+
+def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=print) -> None:
+    """Run one group's cells (one framework; one device count for scaling cells), resumably.
+
+    Records are written to <out_dir>.partial/ first and copied into out_dir once every cell has run; then
+    the staging folder goes. A run killed half way leaves its finished records there, and Snakemake, which
+    empties a job's output folder before running it again, does not touch them: the rerun skips every cell
+    whose ok record of the same parameters is staged (or already in out_dir), and runs the rest.
+    overwrite_ok runs every cell again and lets a failed record replace an ok one (records.publish)."""
+    out_dir = Path(out_dir)
+    stage = out_dir.with_name(out_dir.name + ".partial")
+    todo = []
+    for cell in cells:
+        done = next((d for d in (stage, out_dir) if finished(d / f"{cell.id}.json", cell)), None)
+        if done and not overwrite_ok:
+            log(f"{cell.id}: not run again, an ok record of it is in {done} (--overwrite-ok runs it)")
+        else:
+            todo.append(cell)
+        if done != stage or overwrite_ok:  # a staged record stays only to be used: not a stale one
+            (stage / f"{cell.id}.json").unlink(missing_ok=True)
+    if todo:
+        (run_scaling if todo[0].task == "scaling" else run_cells)(todo, stage, log=log)
+    for cell in cells:
+        if (stage / f"{cell.id}.json").exists():
+            note = publish(stage / f"{cell.id}.json", out_dir, overwrite_ok)
+            if note:
+                log(note)
+    shutil.rmtree(stage, ignore_errors=True)

@@ -1,0 +1,163 @@
+"""What a new user gets wrong, through the commands they type: Snakemake on a copy of the workflow (dry runs,
+and one real run killed half way) and the analysis's command line. Bad input: one line that names the file or
+the field, exit status 2, no traceback."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import tiny_pipeline
+
+from convbench import config as convbench_config
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+PROFILE_NOTICE = "Using workflow specific profile"  # Snakemake's own line, before the Snakefile runs
+
+
+def snakemake(work, *args, timeout=300):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=work, capture_output=True, text=True, timeout=timeout)
+
+
+def refusal(result) -> str:
+    """The one line a refused command printed."""
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if not line.startswith(PROFILE_NOTICE)]
+    assert result.returncode == 2 and len(lines) == 1, result.stdout + result.stderr
+    assert lines[0].startswith("convbench: error: ")
+    return lines[0]
+
+
+def planned(result) -> dict[str, int]:
+    """Rule -> jobs, from a dry run's "Job stats" table."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]
+    return {row[0]: int(row[1]) for row in map(str.split, table.splitlines()) if len(row) == 2 and row[1].isdigit()}
+
+
+@pytest.fixture
+def work(tmp_path):
+    """A copy of the workflow whose config/config.yaml is the tiny one: two studies, both frameworks, scaling."""
+    default = yaml.safe_load(Path("config/config.yaml").read_text())
+    tiny_pipeline(tmp_path, scaling={**default["scaling"], "devices": [1]})
+    return tmp_path
+
+
+def user_config(work, name="my.yaml", **changes):
+    """A config of the user's own beside the workflow: the tiny one, one study, PyTorch only, no scaling."""
+    mine = {k: v for k, v in yaml.safe_load((work / "config/config.yaml").read_text()).items() if k != "scaling"}
+    mine.update(run="mine", frameworks=["torch"], engines={"torch": ["eager"]},
+                studies={"kernel": {"architectures": ["k3"], "tasks": ["speed"]}}, **changes)
+    (work / name).write_text(yaml.safe_dump(mine, sort_keys=False))
+    return work / name
+
+
+def test_a_configfile_stands_alone(work):
+    jobs = planned(snakemake(work, "-n", "--cores", "2", "--configfile", user_config(work)))
+    assert jobs["measure"] == 2  # speed/torch and layers/torch: nothing of TensorFlow, train or scaling
+    assert "train" not in jobs and "scaling" not in jobs
+    # without --configfile, config/config.yaml is still read
+    assert {"train", "scaling"} <= set(planned(snakemake(work, "-n", "--cores", "2")))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"bogus": 1}, r"my\.yaml: \(top level\): Additional properties are not allowed \('bogus' was unexpected\)"),
+    ({"threads": 2.0}, r"my\.yaml: threads: 2\.0 is not of type 'integer'"),
+    ({"speed": {"image_size": 2}}, r"my\.yaml: speed\.image_size: images of 2x2 are too small for architecture k3"),
+    ({"threads": convbench_config.cores() + 1}, r"my\.yaml: threads: \d+ threads, but this machine gives this process"),
+], ids=["unknown key", "float threads", "tiny images", "threads beyond the cores"])
+def test_snakemake_refuses_a_bad_config_in_one_line(work, change, message):
+    mine = yaml.safe_load(user_config(work).read_text())
+    for key, value in change.items():
+        mine[key] = {**mine[key], **value} if isinstance(value, dict) else value
+    (work / "my.yaml").write_text(yaml.safe_dump(mine))
+    assert re.search(message, refusal(snakemake(work, "-n", "--cores", "2", "--configfile", "my.yaml")))
+
+
+def test_snakemake_refuses_more_devices_than_cores(work):
+    devices = convbench_config.cores() + 1
+    scaling = {"frameworks": ["torch"], "architectures": ["k3"], "devices": [1, devices], "parallelism": ["data"],
+               "scaling": ["weak"], "batch_size": 16, "straggler_ms": []}
+    line = refusal(snakemake(work, "-n", "--cores", "2", "--configfile", user_config(work, scaling=scaling)))
+    assert line.endswith(f"my.yaml: scaling.devices: {devices} CPU devices need a core each, but this machine "
+                         f"gives this process {devices - 1} cores")
+
+
+def test_snakemake_refuses_cuda_without_a_gpu(work):
+    if convbench_config.gpus():
+        pytest.skip("this machine has a GPU")
+    line = refusal(snakemake(work, "-n", "--cores", "2", "--configfile", user_config(work, device="cuda")))
+    assert line.endswith("my.yaml: device: cuda, but nvidia-smi finds no NVIDIA GPU on this machine")
+
+
+def test_snakemake_refuses_a_key_given_twice(work):
+    path = user_config(work)
+    path.write_text(path.read_text() + "run: again\n")
+    lines = path.read_text().splitlines()
+    assert refusal(snakemake(work, "-n", "--cores", "2", "--configfile", "my.yaml")).endswith(
+        f"my.yaml: not valid YAML (line {len(lines)}, column 1): duplicate key 'run'")
+
+
+def test_snakemake_names_the_file_and_line_of_a_yaml_error(work):
+    (work / "config/config.yaml").write_text("run: tiny\nthreads: [2\n")
+    assert refusal(snakemake(work, "-n", "--cores", "2")).startswith(
+        "convbench: error: config/config.yaml: not valid YAML (line 3, column 1): ")
+
+
+# --- the analysis's command line --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("records, named", [
+    ({"speed/torch/cell.json": '{"schema_version": 1, "cell_id": "cell", "st'}, "records/speed/torch/cell.json: "),
+    ({}, "records: no records (*.json) in it"),
+    (None, "records: no such records directory"),
+], ids=["corrupted record", "empty folder", "missing folder"])
+def test_analyse_names_the_bad_record_or_folder_in_one_line(tmp_path, records, named):
+    if records is not None:
+        (tmp_path / "records").mkdir()
+    for name, text in (records or {}).items():
+        (tmp_path / "records" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "records" / name).write_text(text)
+    result = subprocess.run([sys.executable, "-m", "convbench", "analyse", "--records", "records", "--out", "out"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"convbench: error: {named}")
+
+
+# --- an interrupted run -----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_after_unlock_and_skips_the_finished_cells(work):
+    """kill -9 during a job's second cell; the rerun needs --unlock (as the README says), then runs the
+    second cell only, though Snakemake empties the job's output folder first."""
+    mine = yaml.safe_load(user_config(work).read_text())
+    mine["train"].update(epochs=10)  # a few seconds a cell, time enough to kill the job during the second
+    mine["studies"] = {"kernel": {"architectures": ["k3", "k5"], "tasks": ["train"]}}
+    (work / "my.yaml").write_text(yaml.safe_dump(mine))
+    # the target first: --configfile takes every word after it
+    target = ["results/mine/records/train/torch", "--cores", "2", "--configfile", "my.yaml"]
+    stage = work / "results/mine/records/train/torch.partial"
+    run = subprocess.Popen([*SNAKEMAKE, *target], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(stage.glob("*.json")) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    [finished] = list(stage.glob("*.json"))
+    assert "LockException" in snakemake(work, *target).stderr
+    assert snakemake(work, "--unlock", "--configfile", "my.yaml").returncode == 0
+    result = snakemake(work, *target)
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (work / "results/mine/logs/train/torch.log").read_text()
+    assert f"{finished.stem}: not run again" in log and "[1/1] kernel_k5" in log
+    records = {p.name: json.loads(p.read_text()) for p in (work / "results/mine/records/train/torch").glob("*.json")}
+    assert set(records) == {"kernel_k3_torch-eager_cpu1-none_b64_s0_train.json",
+                            "kernel_k5_torch-eager_cpu1-none_b64_s0_train.json"}
+    assert {r["status"] for r in records.values()} == {"ok"} and not stage.exists()
