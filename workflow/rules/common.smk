@@ -23,9 +23,17 @@ wildcard_constraints:
     devices=r"\d+",
 
 
-# How to reproduce this run, quoted in the paper: the config files that made it, not volatile flags.
-_extra_configs = [str(f) for f in workflow.configfiles if Path(f) != Path("config/config.yaml")]
-REPRODUCE = " ".join(["snakemake --cores all", *(f"--configfile {f}" for f in _extra_configs)])
+# How to reproduce this run, quoted in the paper: the config files and the profile that made it (a workflow
+# profile of the command line, or profiles/default, which Snakemake picks itself), not volatile flags.
+def _profile():
+    for flag in ("--profile", "--workflow-profile"):
+        if flag in sys.argv[:-1]:
+            return f"{flag} {sys.argv[sys.argv.index(flag) + 1]}"
+    return None
+
+
+REPRODUCE = " ".join(["snakemake --cores all", *(f"--configfile {os.path.relpath(f)}" for f in workflow.overwrite_configfiles),
+                      *filter(None, [_profile()])])
 
 
 def cells_json(group):
