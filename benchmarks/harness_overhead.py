@@ -1,14 +1,16 @@
-"""Does the harness add overhead? Its whole-step median against loops written here independently.
+"""Does the harness add overhead? Its blocked whole-step median against torch.utils.benchmark.Timer and against
+loops written here independently.
 
-    python benchmarks/harness_overhead.py --framework torch [--arch k5] [--rounds 5]
+    python benchmarks/harness_overhead.py --framework torch [--arch k5] [--rounds 5] [--min-seconds 1]
     python benchmarks/harness_overhead.py --framework tensorflow
 
-For every engine of the framework, the same training step (same network, weights, batch) is timed
-by convbench's harness (timing.time_step on Trainer.step) and by a best-practice loop written here
-from the framework's own documentation: a plain Python loop timed as a whole, divided by its steps.
-PyTorch eager is also timed by torch.utils.benchmark.Timer. Rounds alternate between the two so
-that a drift of the machine hits both alike. Targets: within 0.97-1.03 against Timer and the bare
-tf.function loop; within 10% against each engine's reference loop.
+For every engine of the framework, the same training step (same network, weights, batch) is timed by convbench's
+harness (timing.time_step on Trainer.step: blocks of back-to-back steps between two synchronisations, CUDA events on
+a GPU), by torch.utils.benchmark.Timer's blocked_autorange on the very same Trainer.step (any Python callable; on a
+GPU it synchronises torch's device only), and by a best-practice loop written here from the framework's own
+documentation: a plain Python loop timed as a whole, ended by a synchronisation, divided by its steps. Rounds
+alternate so that a drift of the machine hits all alike. Targets: harness/Timer within 0.97-1.03; within 10 %
+against each engine's reference loop.
 """
 import argparse
 import time
@@ -66,10 +68,12 @@ def reference_loop_tensorflow(trainer, x, y, engine):
     return run
 
 
-def per_step(run, steps: int) -> float:
+def per_step(run, steps: int, sync) -> float:
     run(3)  # warm-up, compilation
+    sync()
     t0 = time.perf_counter()
     run(steps)
+    sync()  # the loop is done when the device is, not when Python has queued its last step
     return (time.perf_counter() - t0) / steps
 
 
@@ -79,7 +83,9 @@ def main():
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--arch", default="k5")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=30, help="steps of each reference loop")
+    parser.add_argument("--engine", action="append", help="only this engine (repeatable); default: every engine")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="harness and Timer: measure at least this long")
     args = parser.parse_args()
 
     with open(args.config) as f:
@@ -93,28 +99,33 @@ def main():
         reference_loop = reference_loop_tensorflow
     backend.configure(cell.threads)
     x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, 10, 0)
-    protocol = timing.Protocol(warmup=3, min_repeats=args.steps, max_repeats=args.steps, max_seconds=60)
+    protocol = timing.Protocol(warmup=3, min_repeats=10, max_repeats=50, min_seconds=args.min_seconds, max_seconds=60)
+    import torch.utils.benchmark as benchmark
 
     print(f"{args.framework}, {args.arch}, batch {cell.batch_size}, {cell.threads} threads; "
           f"ratio = harness median / reference per step")
     for engine in ENGINES[args.framework]:
-        trainer = backend.Trainer(cell.arch, init_weights(cell.arch, 0), 0.01, 0.9, cell.device, engine)
+        if args.engine and engine not in args.engine:
+            continue
+        try:
+            trainer = backend.Trainer(cell.arch, init_weights(cell.arch, 0), 0.01, 0.9, cell.device, engine)
+        except ValueError as e:  # an engine this device lacks (CUDA graphs on a CPU)
+            print(f"  {engine:12s} skipped: {e}")
+            continue
         xs, ys = trainer.to_device(x, y)
-        references = {"loop": reference_loop(trainer, xs, ys, engine)}
-        if args.framework == "torch" and engine == "eager":
-            import torch.utils.benchmark as benchmark
-
-            timer = benchmark.Timer(stmt="run(1)", globals={"run": references["loop"]}, num_threads=cell.threads)
-            references["Timer"] = lambda steps: timer.blocked_autorange(min_run_time=1.0).median
+        loop = reference_loop(trainer, xs, ys, engine)
+        timer = benchmark.Timer(stmt="step()", globals={"step": lambda: trainer.step(xs, ys)}, num_threads=cell.threads)
+        references = {"Timer": lambda: timer.blocked_autorange(min_run_time=args.min_seconds).median,
+                      "loop": lambda: per_step(loop, args.steps, trainer.sync)}
         ratios = {name: [] for name in references}
+        clock = getattr(trainer, "clock", None)
         for _ in range(args.rounds):
-            harness = timing.time_step(lambda: trainer.step(xs, ys), trainer.sync, protocol).median
-            for name, run in references.items():
-                reference = run(args.steps) if name == "Timer" else per_step(run, args.steps)
-                ratios[name].append(harness / reference)
+            harness = timing.time_step(lambda: trainer.step(xs, ys), trainer.sync, protocol, clock)
+            for name, reference in references.items():
+                ratios[name].append(harness.median / reference())
         for name, values in ratios.items():
             print(f"  {engine:12s} vs {name:6s}: median ratio {np.median(values):.3f} "
-                  f"(rounds {min(values):.3f}-{max(values):.3f})")
+                  f"(rounds {min(values):.3f}-{max(values):.3f}; harness blocks of {harness.block} steps)")
 
 
 if __name__ == "__main__":

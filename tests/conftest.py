@@ -45,7 +45,8 @@ def tiny_pipeline(work, **changes):
                   studies={"kernel": {"architectures": ["k3", "k5"], "tasks": ["train", "speed"]},
                            "activation": {"architectures": ["maxout2-eqparams"], "tasks": ["speed"]}})
     config["train"].update(epochs=1, seeds=[0])
-    config["speed"].update(batch_size=16, warmup=1, min_repeats=3, max_repeats=3)
+    config["data"].update(train_size=256, test_size=128)  # the planted task, drawn small
+    config["speed"].update(batch_size=16, warmup=1, min_repeats=3, max_repeats=3, min_seconds=0, launches=2)
     config.update(changes)
     (work / "config").mkdir()
     (work / "config/config.yaml").write_text(yaml.safe_dump(config))

@@ -1,7 +1,8 @@
 """The activation study: maxout against ReLU over seeds and training fractions, with intervals and verdicts.
 
 Fixture records follow the measuring side's format: train cells with cell.train_fraction (and _f<fraction> in the id
-below 1.0), seeds 0-2, the final epoch's accuracies and loss; speed cells with raw samples and memory (saved bytes in
+below 1.0), seeds 0-4 in PyTorch (cell.settings.role 'replicate') and seed 0 repeated in TensorFlow ('repeat'), the
+final epoch's accuracies and loss, training.converged; speed cells with raw samples and memory (saved bytes in
 PyTorch, null in TensorFlow, peak null off GPUs). They go through write_tidy and read_run, as in the pipeline.
 """
 import importlib.util
@@ -24,14 +25,19 @@ from convbench.analysis.registry import STUDIES
 
 SECTION = Path(__file__).resolve().parents[1] / "paper" / "sections"
 T_2 = 4.302652729911275  # t quantile 0.975 at 2 degrees of freedom, from a printed table
+T_4 = 2.7764451051977987  # ... at 4 degrees of freedom
+SEEDS = (0, 1, 2, 3, 4)
 FRAMEWORKS = ("torch", "tensorflow")
 # First block's (filters, pieces); the second block has twice the filters. Names say nothing the analysis reads.
 ARCHS = {"relu": (48, 1), "maxout2-eqparams": (48, 2), "maxout2-eqwidth": (96, 2)}
-# Per arch and training fraction: test accuracy and train/test gap of seeds 0, 1, 2.
-TEST = {"relu": [0.95, 0.96, 0.97], "maxout2-eqparams": [0.89, 0.90, 0.91], "maxout2-eqwidth": [0.94, 0.97, 0.99]}
-GAP = {"relu": {1.0: [0.01, 0.02, 0.03], 0.25: [0.06, 0.08, 0.08], 0.1: [0.08, 0.10, 0.09]},
-       "maxout2-eqparams": {1.0: [0.01, 0.02, 0.03], 0.25: [0.10, 0.12, 0.14], 0.1: [0.21, 0.23, 0.25]},
-       "maxout2-eqwidth": {1.0: [0.02, 0.02, 0.02], 0.25: [0.05, 0.07, 0.09], 0.1: [0.07, 0.10, 0.13]}}
+# Per arch and training fraction: test accuracy and train/test gap of seeds 0-4.
+TEST = {"relu": [0.95, 0.96, 0.97, 0.955, 0.965], "maxout2-eqparams": [0.89, 0.902, 0.908, 0.897, 0.905],
+        "maxout2-eqwidth": [0.94, 0.97, 0.99, 0.95, 0.96]}
+GAP = {"relu": {1.0: [0.01, 0.02, 0.03, 0.02, 0.01], 0.25: [0.06, 0.08, 0.08, 0.07, 0.06],
+                0.1: [0.08, 0.10, 0.09, 0.09, 0.08]},
+       "maxout2-eqparams": {1.0: [0.01, 0.02, 0.03, 0.02, 0.01], 0.25: [0.10, 0.12, 0.14, 0.12, 0.13],
+                            0.1: [0.21, 0.23, 0.25, 0.22, 0.24]},
+       "maxout2-eqwidth": {1.0: [0.02] * 5, 0.25: [0.05, 0.07, 0.09, 0.07, 0.06], 0.1: [0.07, 0.10, 0.13, 0.09, 0.08]}}
 # Median forward and backward time, s; maxout at equal filters is slower backward, at equal width faster forward.
 TIMES = {"relu": (0.010, 0.020), "maxout2-eqparams": (0.010, 0.040), "maxout2-eqwidth": (0.005, 0.020)}
 SAVED = {"relu": 1_000_000, "maxout2-eqparams": 600_000, "maxout2-eqwidth": 2_000_000}
@@ -51,7 +57,7 @@ def summary(median, rng, n=30):
             "n": n, "samples": samples}
 
 
-def record(task, framework, name, seed=0, fraction=1.0, archs=ARCHS):
+def record(task, framework, name, seed=0, fraction=1.0, archs=ARCHS, role=None):
     """A record of the study's (train or speed) cell, without measurements."""
     image_size, in_channels = (16, 3) if task == "speed" else (8, 1)
     suffix = "" if fraction == 1 else f"_f{fraction:g}"
@@ -60,19 +66,22 @@ def record(task, framework, name, seed=0, fraction=1.0, archs=ARCHS):
     s = spec.ArchSpec.from_dict(name, archd, in_channels, 10)
     cell = {"study": "activation", "task": task, "framework": framework, "engine": "eager", "device": "cpu",
             "devices": 1, "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": seed,
-            "train_fraction": fraction, "arch": archd, "settings": {"max_iqr_ratio": 0.1}}
+            "train_fraction": fraction, "arch": archd,
+            "settings": {"max_iqr_ratio": 0.1, **({"role": role} if role else {})}}
     return {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
             "counts": {"params": spec.param_count(s), "flops_forward": spec.forward_flops(s, image_size)},
             "environment": {"python": "3.11.7", "versions": {framework: "1.0"}}, "process": {"import_s": 4.0},
             "started": "2026-11-28T23:59:00+00:00"}
 
 
-def train_record(framework, name, seed, fraction, test, gap, loss=0.1, archs=ARCHS):
-    r = record("train", framework, name, seed, fraction, archs)
+def train_record(framework, name, seed, fraction, test, gap, loss=0.1, archs=ARCHS, role=None, converged=None):
+    r = record("train", framework, name, seed, fraction, archs, role)
     final = {"epoch": 3, "train_loss": loss, "train_accuracy": test + gap, "test_loss": 0.2, "test_accuracy": test,
              "seconds": 1.5}
     r["training"] = {"epochs": [final], "dataset": {"name": "digits", "train_size": round(1347 * fraction),
                                                     "test_size": 450}}
+    if converged is not None:
+        r["training"] |= {"converged": converged, "stopped_epoch": 3, "criterion": {"patience": 2, "max_epochs": 3}}
     return r
 
 
@@ -85,16 +94,21 @@ def speed_record(framework, name, forward, backward, saved, archs=ARCHS):
     return r
 
 
-def study(test=TEST, gap=GAP, times=TIMES, seeds=(0, 1, 2), fractions=(0.1, 0.25, 1.0), archs=ARCHS, loss=None):
-    """Records of the whole study in both frameworks; archs maps the fixture's names to (filters, pieces)."""
+def study(test=TEST, gap=GAP, times=TIMES, seeds=SEEDS, fractions=(0.1, 0.25, 1.0), archs=ARCHS, loss=None,
+          unconverged=()):
+    """Records of the whole study: seeds in PyTorch (replicates), the first seed again in TensorFlow (the repeat),
+    speed cells in both; archs maps the fixture's names to (filters, pieces); unconverged: (arch, seed, fraction) of
+    replicates that hit the epoch cap."""
     records = []
     for framework in FRAMEWORKS:
         for name in archs:
             key = name if name in TEST else list(TEST)[list(archs).index(name)]  # renamed archs keep their data
             for fraction in fractions:
-                for seed in seeds:
+                for seed in seeds if framework == FRAMEWORKS[0] else seeds[:1]:
+                    role = "replicate" if framework == FRAMEWORKS[0] else "repeat"
                     records.append(train_record(framework, name, seed, fraction, test[key][seed] - (1 - fraction) / 2,
-                                                gap[key][fraction][seed], (loss or {}).get((key, seed), 0.1), archs))
+                                                gap[key][fraction][seed], (loss or {}).get((key, seed), 0.1), archs,
+                                                role, (key, seed, fraction) not in unconverged))
             records.append(speed_record(framework, name, *times[key], SAVED[key], archs))
     return records
 
@@ -132,21 +146,22 @@ def test_mean_and_interval_match_a_hand_computation(run):
     stats = data.seed_stats(run.tidy)
     relu = stats[(stats.setup == "torch-eager") & (stats.arch == "relu") & (stats.train_fraction == 1.0)].iloc[0]
     x = np.array(TEST["relu"])
-    half = T_2 * x.std(ddof=1) / math.sqrt(3)
-    assert (relu.test, relu.test_ci, relu.seeds) == (pytest.approx(x.mean()), pytest.approx(half), 3)
-    gap = stats[(stats.setup == "tensorflow-eager") & (stats.arch == "maxout2-eqparams")
-                & (stats.train_fraction == 0.1)]
-    assert gap.gap_ci.iloc[0] == pytest.approx(T_2 * 0.02 / math.sqrt(3))  # 0.21, 0.23, 0.25: sd 0.02
+    half = T_4 * x.std(ddof=1) / math.sqrt(5)
+    assert (relu.test, relu.test_ci, relu.seeds) == (pytest.approx(x.mean()), pytest.approx(half), 5)
+    assert set(stats.setup) == {"torch-eager"}  # the TensorFlow repeat is no replicate
+    gap = stats[(stats.setup == "torch-eager") & (stats.arch == "maxout2-eqparams") & (stats.train_fraction == 0.1)]
+    g = np.array(GAP["maxout2-eqparams"][0.1])
+    assert gap.gap_ci.iloc[0] == pytest.approx(T_4 * g.std(ddof=1) / math.sqrt(5))
     change = data.gap_growth(run.tidy).set_index(["setup", "arch"])
     growth = np.array(GAP["relu"][0.1]) - np.array(GAP["relu"][1.0])  # seed by seed
     assert change.loc[("torch-eager", "relu"), "change"] == pytest.approx(growth.mean())
-    assert change.loc[("torch-eager", "relu"), "change_ci"] == pytest.approx(T_2 * growth.std(ddof=1) / math.sqrt(3))
+    assert change.loc[("torch-eager", "relu"), "change_ci"] == pytest.approx(T_4 * growth.std(ddof=1) / math.sqrt(5))
     v = values(run)
     assert v["activation/torch-eager/relu/test-accuracy-mean"] == percent(x.mean())
     assert v["activation/torch-eager/relu/test-accuracy-ci"] == percent(half)
     assert v["activation/torch-eager/relu/gap-f10"] == percent(np.mean(GAP["relu"][0.1]))
     assert v["activation/torch-eager/relu/test-accuracy"] == percent(np.median(x))  # the cell's median
-    assert (v["activation/seeds"], v["activation/t-quantile"], v["activation/intervals"]) == ("3", f"{T_2:.2f}", "1")
+    assert (v["activation/seeds"], v["activation/t-quantile"], v["activation/intervals"]) == ("5", f"{T_4:.2f}", "1")
     assert v["activation/fractions"] == r"10\,\%, 25\,\% and 100\,\%"
     assert (v["activation/fraction-smallest"], v["activation/fraction-largest"]) == ("10", "100")
 
@@ -163,29 +178,73 @@ def test_variants_are_read_from_the_spec_not_the_name(tmp_path):
     assert v.loc["maxout2-eqparams", "maps"] == "16, 32"
 
 
-def test_accuracy_verdict_follows_the_intervals(run, tmp_path):
+def test_accuracy_verdict_is_paired_by_seed_and_holm_corrected(run, tmp_path):
     v = found(run)
     lower = v[("maxout2-eqparams", "test-accuracy-diff")]
-    assert (lower.word, lower.reference, lower.unit, lower.n) == ("lower", "relu", "points", 3)
-    assert lower.estimate == pytest.approx(np.mean(TEST["maxout2-eqparams"]) - np.mean(TEST["relu"]), abs=1e-3)
-    assert lower.hi < 0  # the intervals apart: the difference's interval excludes 0
+    diffs = np.array(TEST["maxout2-eqparams"]) - np.array(TEST["relu"])
+    assert (lower.word, lower.reference, lower.unit, lower.n) == ("lower", "relu", "points", 5)
+    assert lower.estimate == pytest.approx(diffs.mean())
+    assert lower.hi < 0
     same = v[("maxout2-eqwidth", "test-accuracy-diff")]
     assert same.word == UNDECIDED and same.lo < 0 < same.hi
-    flipped = published(study(test={**TEST, "maxout2-eqparams": [0.995, 1.0, 1.0]}), tmp_path)
+    # Holm over the family of accuracy and gap verdicts (2 variants x 2 quantities, one replicate setup)
+    family = [x for x in v.values() if x.unit == "points"]
+    levels = sorted(x.level for x in family)  # the smallest p-value first at 0.05/4, then 0.05/3, then stop
+    assert len(family) == 4 and levels == pytest.approx([0.975, 0.975, 1 - 0.05 / 3, 1 - 0.05 / 4])
+    flipped = published(study(test={**TEST, "maxout2-eqparams": [0.995, 0.999, 1.0, 0.998, 0.999]}), tmp_path)
     assert found(flipped)[("maxout2-eqparams", "test-accuracy-diff")].word == "higher"
     counts = values(run)
     assert [counts[f"activation/accuracy-{w}"] for w in ("compared", "higher", "lower", "undecided")] == [
-        "4", "0", "2", "2"]
+        "2", "0", "1", "1"]
+
+
+def test_unpaired_intervals_overlap_where_the_paired_one_decides(tmp_path):
+    """A seed effect shared by both networks: -0.2, +0.7, +0.7 points per seed on top of it."""
+    shift = [0.0, 0.05, -0.05]
+    test = {"relu": [0.90 + x for x in shift], "maxout2-eqparams": [0.80 + x for x in shift],
+            "maxout2-eqwidth": [0.90 + x + d for x, d in zip(shift, (0.004, 0.006, 0.008))]}
+    run_ = published(study(test=test, seeds=(0, 1, 2), fractions=(1.0,)), tmp_path)
+    v = found(run_)[("maxout2-eqwidth", "test-accuracy-diff")]
+    assert v.estimate == pytest.approx(0.006) and v.word == "higher" and v.n == 3
+    stats = data.seed_stats(run_.tidy).set_index("arch")
+    gap = stats.loc["maxout2-eqwidth", "test"] - stats.loc["relu", "test"]
+    assert abs(gap) < stats.loc["maxout2-eqwidth", "test_ci"] + stats.loc["relu", "test_ci"]  # unpaired: overlap
+
+
+def test_equal_parameters_is_its_own_matching(tmp_path):
+    """A maxout network whose widths give ReLU's parameters within 2 % matches by parameters."""
+    archs = {"relu": (48, 1), "maxout2-eqparams": (48, 2), "maxout2-eqwidth": (96, 2)}
+    params = {n: spec.param_count(spec.ArchSpec.from_dict(n, arch_dict(n, 1, archs), 1, 10)) for n in archs}
+    # widths 68/136 with two pieces: 34/68 maps leave the blocks
+    archs["maxout2-eqparams"] = (68, 2)
+    mine = spec.param_count(spec.ArchSpec.from_dict("m", arch_dict("maxout2-eqparams", 1, archs), 1, 10))
+    assert abs(mine / params["relu"] - 1) <= data.EQUAL_PARAMS
+    v = data.variants(published(study(archs=archs, fractions=(1.0,), seeds=(0, 1)), tmp_path).tidy).set_index("arch")
+    assert v.loc["maxout2-eqparams", ["matching", "reference"]].tolist() == ["params", "relu"]
 
 
 def test_overfitting_verdict_follows_the_change_of_the_gap(run, tmp_path):
     v = found(run)
     assert v[("maxout2-eqparams", "gap-change-diff")].word == "overfit more"
     assert v[("maxout2-eqwidth", "gap-change-diff")].word == UNDECIDED
-    flat = {1.0: [0.01, 0.02, 0.03], 0.25: [0.01, 0.02, 0.03], 0.1: [0.01, 0.02, 0.02]}
+    flat = {1.0: [0.01, 0.02, 0.03, 0.02, 0.01], 0.25: [0.01, 0.02, 0.03, 0.02, 0.01],
+            0.1: [0.01, 0.02, 0.02, 0.01, 0.01]}
     less = published(study(gap={**GAP, "maxout2-eqparams": flat}), tmp_path)
     assert found(less)[("maxout2-eqparams", "gap-change-diff")].word == "overfit less"
-    assert values(run)["activation/overfit-more"] == "2"
+    assert values(run)["activation/overfit-more"] == "1"
+
+
+def test_unconverged_runs_leave_the_gap_comparison(tmp_path):
+    """A run at the cap in any of the four cells of a seed drops that seed from the gap's growth, not from accuracy."""
+    run_ = published(study(unconverged={("relu", 1, 0.1), ("maxout2-eqwidth", 3, 1.0)}), tmp_path)
+    v = found(run_)
+    assert v[("maxout2-eqparams", "gap-change-diff")].n == 4 and v[("maxout2-eqwidth", "gap-change-diff")].n == 3
+    assert v[("maxout2-eqwidth", "test-accuracy-diff")].n == 5
+    growth = data.gap_growth(run_.tidy).set_index("arch")
+    assert growth.loc["relu", "seeds"] == 4  # the gap statistics leave the unconverged run out too
+    numbers = values(run_)
+    assert numbers["activation/torch-eager/maxout2-eqwidth-vs-relu/converged"] == "4"
+    assert (numbers["activation/unconverged"], numbers["activation/any-unconverged"]) == ("2", "1")
 
 
 def test_one_seed_gives_no_interval_and_no_verdict(tmp_path):
@@ -221,8 +280,8 @@ def test_time_params_and_memory_against_relu(run):
 def test_diverged_runs_are_counted_and_named(tmp_path):
     diverged = published(study(loss={("maxout2-eqwidth", 1): float("nan")}), tmp_path)
     v = values(diverged)
-    assert (v["activation/diverged"], v["activation/runs"], v["activation/any-diverged"]) == ("6", "54", "1")
-    assert r"\texttt{maxout2-eqwidth} in PyTorch eager (3 of 9 runs)" in tables.accuracy_table(diverged)
+    assert (v["activation/diverged"], v["activation/runs"], v["activation/any-diverged"]) == ("3", "45", "1")
+    assert r"\texttt{maxout2-eqwidth} in PyTorch eager (3 of 15 runs)" in tables.accuracy_table(diverged)
     assert values(published(study(fractions=(1.0,)), tmp_path))["activation/any-diverged"] == "0"
 
 
@@ -231,7 +290,7 @@ def test_tables_show_every_fraction_and_a_dash_where_memory_is_not_measured(run)
     for header in ["10\\%", "25\\%", "100\\%", "change", "Test (\\%)"]:
         assert header in accuracy
     stats = data.seed_stats(run.tidy)
-    row = stats[(stats.setup == "tensorflow-eager") & (stats.arch == "maxout2-eqwidth")
+    row = stats[(stats.setup == "torch-eager") & (stats.arch == "maxout2-eqwidth")
                 & (stats.train_fraction == 0.25)]
     assert pm(row.gap.iloc[0], row.gap_ci.iloc[0]) in accuracy
     cost = tables.cost_table(run)
@@ -252,6 +311,8 @@ def test_verdict_table_marks_what_the_intervals_decide(run):
     for x in v.values():
         assert tables.interval(x) in table
     assert table.count(r"\texttt{maxout2-eqwidth}") == 2  # one row per setup; ReLU is the reference, not a row
+    params = data.params(run.tidy)
+    assert ratio(params["maxout2-eqwidth"] / params["relu"]) in table
 
 
 def test_figures_of_the_study(run, tmp_path):

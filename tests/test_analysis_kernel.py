@@ -1,5 +1,9 @@
 """The kernel study: per-cell values, single kernel against stacked convolutions (verdicts), frameworks in eager mode,
-its figures and tables. Fixture records go through write_tidy and read_run, as in the pipeline."""
+its figures and tables. Fixture records go through write_tidy and read_run, as in the pipeline.
+
+Train cells as the measuring side writes them: five replicate seeds in PyTorch (cell.settings.role 'replicate'),
+one repeat seed in TensorFlow ('repeat'), training.converged and stopped_epoch; seeds are shared across archs, so
+a seed's shift moves every arch's accuracy alike and only paired differences see through it."""
 import json
 import zlib
 
@@ -7,7 +11,7 @@ import numpy as np
 import pytest
 
 from convbench import spec
-from convbench.analysis import analyse_study, read_run, write_tidy
+from convbench.analysis import analyse_study, read_run, stats, write_tidy
 from convbench.analysis.formatting import ms, percent, setup_label
 from convbench.analysis.kernel import STUDY, tables, values
 from convbench.analysis.latex import read_macros
@@ -17,6 +21,11 @@ PAIRS = {("k5", "k3-stack2"), ("k7", "k3-stack3")}
 # Test accuracy per arch; train accuracy is this plus a gap that grows with the parameters.
 ACCURACY = {"k3": 0.951, "k5": 0.962, "k7": 0.958, "k3-stack2": 0.966, "k3-stack3": 0.969}
 SLOWER = {"torch": 1.0, "tensorflow": 1.5}  # TensorFlow's forward and backward take 1.5x as long
+SEEDS = (0, 1, 2, 3, 4)
+SHIFT = (-0.02, 0.0, 0.015, -0.01, 0.02)  # per seed, every arch alike: large against the archs' differences
+WOBBLE = {"k3": (0, 0, 0, 0, 0), "k5": (0.002, -0.001, 0, 0.001, -0.002), "k7": (0, 0.001, -0.001, 0, 0),
+          "k3-stack2": (-0.001, 0.001, 0, 0.002, -0.002), "k3-stack3": (0.001, 0, -0.001, 0, 0)}
+DRIFT = 0.0022  # the repeat's test accuracy differs from the replicate's by this much at epoch 2
 
 
 def summary(median, rng, n=20):
@@ -26,8 +35,10 @@ def summary(median, rng, n=20):
             "n": n, "samples": samples}
 
 
-def make_record(task, framework, arch, seed=0, slowdown=1.0, accuracy=None, engine="eager", study="kernel"):
-    """A realistic record: backward time proportional to the arch's FLOPs (times slowdown)."""
+def make_record(task, framework, arch, seed=0, slowdown=1.0, accuracy=None, engine="eager", study="kernel",
+                role=None, converged=None, drift=0.0):
+    """A realistic record: backward time proportional to the arch's FLOPs (times slowdown); a train cell's test
+    accuracy is `accuracy` (default ACCURACY) after its last epoch, `drift` added at epoch 2."""
     image_size, in_channels = (16, 3) if task == "speed" else (8, 1)
     kernel, depth = ARCHS[arch]
     archd = {"name": arch, "in_channels": in_channels, "num_classes": 10,
@@ -39,7 +50,7 @@ def make_record(task, framework, arch, seed=0, slowdown=1.0, accuracy=None, engi
     cell = {"study": study, "task": task, "framework": framework, "engine": engine, "device": "cpu", "devices": 1,
             "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": seed, "threads": 2,
             "arch": archd, "settings": {"warmup": 3, "min_repeats": 5, "max_repeats": 30} if task == "speed"
-            else {"epochs": 3, "lr": 0.05, "momentum": 0.9, "dataset": "digits"}}
+            else {"epochs": 3, "lr": 0.05, "momentum": 0.9, "dataset": "digits", **({"role": role} if role else {})}}
     record = {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
               "counts": {"params": params, "params_framework": params, "flops_forward": flops},
               "process": {"import_s": 4.3}, "wall_s": 3.2, "started": "2026-11-28T23:59:00+00:00",
@@ -56,15 +67,31 @@ def make_record(task, framework, arch, seed=0, slowdown=1.0, accuracy=None, engi
         test = ACCURACY[arch] if accuracy is None else accuracy
         train = min(1.0, test + params / 2e6)
         epochs = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": train * e / 3, "test_loss": 1.1 / e,
-                   "test_accuracy": test * e / 3, "seconds": 1.5 + 0.1 * e} for e in (1, 2, 3)]
+                   "test_accuracy": test * e / 3 + (drift if e == 2 else 0), "seconds": 1.5 + 0.1 * e}
+                  for e in (1, 2, 3)]
         record["training"] = {"epochs": epochs, "dataset": {"name": "digits", "train_size": 1347, "test_size": 450}}
+        if converged is not None:
+            record["training"] |= {"converged": converged, "stopped_epoch": 3,
+                                   "criterion": {"patience": 2, "min_delta": 0.001, "max_epochs": 3}}
     return record
 
 
-def kernel_records(slowdown=None, accuracy=None, frameworks=("torch", "tensorflow")):
-    return [make_record(task, framework, arch, slowdown=(slowdown or {}).get(arch, 1.0),
-                        accuracy=(accuracy or {}).get(arch))
-            for arch in ARCHS for framework in frameworks for task in ("speed", "train")]
+def seed_accuracy(arch, seed, accuracy=None):
+    return (accuracy or ACCURACY)[arch] + SHIFT[seed] + WOBBLE[arch][seed]
+
+
+def kernel_records(slowdown=None, accuracy=None, frameworks=("torch", "tensorflow"), unconverged=()):
+    """Speed cells in both frameworks; train cells: SEEDS in PyTorch (replicates), seed 0 in TensorFlow (the
+    repeat). unconverged: (arch, seed) of replicates that hit the epoch cap."""
+    accuracy = {**ACCURACY, **(accuracy or {})}
+    speed = [make_record("speed", f, arch, slowdown=(slowdown or {}).get(arch, 1.0))
+             for arch in ARCHS for f in frameworks]
+    train = [make_record("train", frameworks[0], arch, seed, accuracy=seed_accuracy(arch, seed, accuracy),
+                         role="replicate", converged=(arch, seed) not in unconverged)
+             for arch in ARCHS for seed in SEEDS]
+    repeat = [make_record("train", f, arch, 0, accuracy=seed_accuracy(arch, 0, accuracy), role="repeat",
+                          converged=True, drift=DRIFT) for arch in ARCHS for f in frameworks[1:]]
+    return speed + train + repeat
 
 
 def published(tmp_path, records):
@@ -109,9 +136,9 @@ def test_time_ratios_are_verdicts_on_the_record_medians(run):
     params = {a: run.tidy[run.tidy.arch == a].params.iloc[0] for a in ("k5", "k3-stack2")}
     assert float(numbers["kernel/torch-eager/k5-over-k3-stack2/params-ratio"]) == pytest.approx(
         params["k5"] / params["k3-stack2"], abs=0.005)
-    test = {a: median(run, a, "final", metric="test_accuracy") for a in ("k7", "k3-stack3")}
-    assert numbers["kernel/torch-eager/k7-vs-k3-stack3/test-accuracy-diff"] == percent(test["k7"] - test["k3-stack3"])
-    assert numbers["kernel/torch-eager/k5/test-accuracy"] == percent(ACCURACY["k5"])
+    # the median over the replicate seeds only: the repeat seed in TensorFlow is no replicate
+    assert numbers["kernel/torch-eager/k5/test-accuracy"] == percent(np.median([seed_accuracy("k5", s) for s in SEEDS]))
+    assert numbers["kernel/tensorflow-eager/k5/test-accuracy"] == percent(seed_accuracy("k5", 0))  # its one seed
 
 
 def test_directions_follow_the_data(tmp_path):
@@ -124,9 +151,12 @@ def test_directions_follow_the_data(tmp_path):
     assert verdicts(b)["kernel/stack/backward-ratio"].word == "slower than"
     assert verdicts(a)["kernel/stack/backward-ratio"].n == 4
     va, vb = values.values(a), values.values(b)
-    assert (va["kernel/stack/single-higher"], va["kernel/stack/single-lower"]) == ("0", "4")
-    assert (vb["kernel/stack/single-higher"], vb["kernel/stack/single-lower"]) == ("4", "0")
-    assert va["kernel/stack/accuracy-pairs"] == "4" and va["kernel/stack/timed"] == "1"
+    # two pairs in the replicate framework (PyTorch); the repeat in TensorFlow makes no comparison
+    assert (va["kernel/stack/single-higher"], va["kernel/stack/single-lower"]) == ("0", "2")
+    assert (vb["kernel/stack/single-higher"], vb["kernel/stack/single-lower"]) == ("2", "0")
+    assert va["kernel/stack/accuracy-pairs"] == "2" and va["kernel/stack/timed"] == "1"
+    acc = "kernel/torch-eager/k5-vs-k3-stack2/test-accuracy-diff"
+    assert verdicts(a)[acc].word == "lower than" and verdicts(b)[acc].word == "higher than"
 
 
 def test_pairs_that_disagree_are_mixed(tmp_path):
@@ -164,7 +194,7 @@ def test_analyse_writes_figures_tables_and_macros(run, tmp_path):
     speed = (out / "tables" / "speed.tex").read_text()
     rows = run.tidy[(run.tidy.arch == "k5") & (run.tidy.phase == "backward") & (run.tidy.framework == "torch")]
     assert ms(rows.value.iloc[0], rows.iqr.iloc[0]) in speed and "k3-stack2" in speed and r"\bottomrule" in speed
-    assert percent(ACCURACY["k5"]) in (out / "tables" / "accuracy.tex").read_text()
+    assert percent(np.median([seed_accuracy("k5", s) for s in SEEDS])) in (out / "tables" / "accuracy.tex").read_text()
     assert r"\texttt{k3-stack3}" in (out / "tables" / "kernel_pairs.tex").read_text()
     macros = read_macros(out / "macros.tex")
     v = verdicts(run)["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]
@@ -197,3 +227,102 @@ def test_a_run_where_every_kernel_cell_failed(tmp_path):
     out = analyse_study(STUDY, run, tmp_path / "kernel")
     assert read_macros(out / "macros.tex")["kernel/ran"] == "0"
     assert "no timed cells" in (out / "tables" / "speed.tex").read_text()
+
+
+# ---- paired statistics ------------------------------------------------------------------------------------
+
+def test_paired_interval_by_hand():
+    """Differences -0.2, +0.7, +0.7 points: mean 0.4, sd sqrt(0.27), t(0.975, 2) = 4.303 standard errors."""
+    mean, lo, hi, n, p = stats.paired_t([-0.002, 0.007, 0.007])
+    half = 4.302652729911275 * np.sqrt(0.27) / np.sqrt(3) / 100
+    assert (mean, n) == (pytest.approx(0.004), 3)
+    assert (lo, hi) == (pytest.approx(0.004 - half), pytest.approx(0.004 + half))
+    assert 0.1 < p < 0.5  # t = 0.4 / 0.3
+    [v] = stats.paired_verdicts([stats.Paired("x", "a", "b", "test accuracy", (-0.002, 0.007, 0.007))])
+    assert v.word == stats.UNDECIDED and v.level == pytest.approx(0.95) and v.unit == "points"
+    [v] = stats.paired_verdicts([stats.Paired("x", "a", "b", "test accuracy", (0.006, 0.007, 0.008))])
+    assert v.word == "higher than" and v.lo > 0
+
+
+def test_pairing_removes_the_seed_to_seed_spread(run):
+    """Seeds move every arch alike: unpaired intervals of k5 and k3-stack2 overlap, the paired one excludes zero."""
+    v = verdicts(run)["kernel/torch-eager/k5-vs-k3-stack2/test-accuracy-diff"]
+    diffs = [seed_accuracy("k5", s) - seed_accuracy("k3-stack2", s) for s in SEEDS]
+    assert v.estimate == pytest.approx(np.mean(diffs)) and v.n == len(SEEDS)
+    assert v.hi < 0 and v.word == "lower than"
+    means = {a: stats.t_interval([seed_accuracy(a, s) for s in SEEDS]) for a in ("k5", "k3-stack2")}
+    assert abs(means["k5"][0] - means["k3-stack2"][0]) < means["k5"][1] + means["k3-stack2"][1]  # overlap
+
+
+def test_holm_levels():
+    """m = 3, alpha = 0.05: the smallest p-value is judged at 0.05/3, the next at 0.05/2, the last at 0.05; once one
+    is not rejected, the rest keep its level."""
+    levels = stats.holm_levels([0.04, 0.001, 0.02])
+    assert levels == pytest.approx([0.95, 1 - 0.05 / 3, 0.975])
+    levels = stats.holm_levels([0.04, 0.001, 0.03])  # 0.03 > 0.025: stop there
+    assert levels == pytest.approx([0.975, 1 - 0.05 / 3, 0.975])
+    assert stats.holm_levels([float("nan"), 0.001]) == pytest.approx([0.95, 0.975])
+
+
+def test_holm_widens_a_family_and_the_word_follows_the_interval():
+    """Alone a comparison is decided; in a family of four undecided ones its interval widens to hold zero."""
+    d = (0.004, 0.006, 0.011, 0.003, 0.007)
+    [alone] = stats.paired_verdicts([stats.Paired("a", "x", "y", "q", d)])
+    noise = [stats.Paired(f"n{i}", "x", "y", "q", (0.01, -0.01, 0.002, -0.003, 0.001)) for i in range(4)]
+    family = {v.key: v for v in stats.paired_verdicts([stats.Paired("a", "x", "y", "q", d), *noise])}
+    _, _, _, _, p = stats.paired_t(d)
+    assert alone.word == "higher than" and alone.lo > 0
+    assert 0.05 / 5 < p < 0.05  # rejected alone, not at 0.05/5
+    assert family["a"].level == pytest.approx(0.99) and family["a"].lo < 0 and family["a"].word == stats.UNDECIDED
+
+
+def test_prediction_interval_by_hand():
+    values_ = [0.95, 0.96, 0.97]
+    mean, lo, hi, n = stats.prediction_interval(values_)
+    half = 4.302652729911275 * 0.01 * np.sqrt(1 + 1 / 3)
+    assert (mean, lo, hi, n) == (pytest.approx(0.96), pytest.approx(0.96 - half), pytest.approx(0.96 + half), 3)
+    assert np.isnan(stats.prediction_interval([0.9])[1])
+
+
+def test_unconverged_runs_leave_the_gap_comparison_not_the_accuracy_one(tmp_path):
+    run = published(tmp_path, kernel_records(unconverged={("k5", 1), ("k3-stack2", 3)}))
+    found = verdicts(run)
+    acc, gap = (found[f"kernel/torch-eager/k5-vs-k3-stack2/{q}"] for q in ("test-accuracy-diff", "gap-diff"))
+    assert acc.n == 5 and gap.n == 3
+    train = {(a, s): seed_accuracy(a, s) + spec_params(a) / 2e6 for a in ("k5", "k3-stack2") for s in SEEDS}
+    gaps = [min(1, train[("k5", s)]) - seed_accuracy("k5", s) - min(1, train[("k3-stack2", s)])
+            + seed_accuracy("k3-stack2", s) for s in (0, 2, 4)]
+    assert gap.estimate == pytest.approx(np.mean(gaps))
+    numbers = values.values(run)
+    assert numbers["kernel/convergence/runs"] == str(len(ARCHS) * len(SEEDS))
+    assert (numbers["kernel/convergence/converged"], numbers["kernel/convergence/unconverged"]) == (
+        str(len(ARCHS) * len(SEEDS) - 2), "2")
+    table = tables.unconverged(run)
+    assert table.count(r"\\") - table.count(r"\\ \midrule") >= 3 and "k3-stack2" in table  # header + 2 rows
+    assert "k7" not in table
+
+
+def spec_params(arch, in_channels=1):
+    kernel, depth = ARCHS[arch]
+    archd = {"blocks": [{"width": w, "kernel": kernel, "depth": depth} for w in (32, 64)]}
+    return spec.param_count(spec.ArchSpec.from_dict(arch, archd, in_channels, 10))
+
+
+def test_the_repeat_is_a_cross_framework_check_not_a_replicate(run):
+    """The TensorFlow seed is compared epoch by epoch with PyTorch's on the same seed: the largest difference."""
+    numbers = values.values(run)
+    assert numbers["kernel/repeat/ran"] == "1" and numbers["kernel/repeat/networks"] == str(len(ARCHS))
+    assert numbers["kernel/repeat/max-accuracy-diff"] == percent(DRIFT)
+    assert float(numbers["kernel/repeat/max-loss-diff"]) == 0
+    assert numbers["kernel/stack/seeds"] == str(len(SEEDS))  # five pairs, not six
+
+
+def test_extremes_and_parameter_ratios_in_the_table(run):
+    found = verdicts(run)
+    low, high = found["kernel/stack/accuracy-lowest"], found["kernel/stack/accuracy-highest"]
+    pairs = [found[f"kernel/torch-eager/{a}-vs-{b}/test-accuracy-diff"] for a, b in PAIRS]
+    assert low.estimate == min(v.estimate for v in pairs) and high.estimate == max(v.estimate for v in pairs)
+    table = tables.pairs(run)
+    assert f"{spec_params('k5', 3) / spec_params('k3-stack2', 3):.2f}" in table  # the timed cells' (3 channels)
+    numbers = values.values(run)
+    assert numbers["kernel/stack/stack-params-max"] == f"{max(spec_params(b, 3) / spec_params(a, 3) for a, b in PAIRS):.2f}"

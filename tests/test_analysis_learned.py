@@ -292,9 +292,14 @@ def test_exactness_flips(tmp_path):
 def test_size_verdict_flips_with_the_data(tmp_path):
     best = analysed(tmp_path, "a")[1]["learned/size/kernel"]
     assert (best.word, best.reference, best.estimate) == ("the size the grid ranks best", "k5", 0)
-    tied = analysed(tmp_path, "b", size={"kernels": (3, 3)})[1]["learned/size/kernel"]
+    # k3 minus k5 per seed: 0.5, -1.5, 0.5 points; paired, since the grid's networks share seeds
+    tied = analysed(tmp_path, "b", accuracy=dict(ACCURACY, k3=[0.975, 0.96, 0.985]),
+                    size={"kernels": (3, 3)})[1]["learned/size/kernel"]
     assert tied.word == "a size the grid cannot tell from its best"
-    assert tied.estimate == pytest.approx(-0.015) and tied.lo < 0 < tied.hi  # k3 96.0 +- 2.5 against k5 97.5 +- 1.2
+    assert tied.estimate == pytest.approx(-0.005 / 3) and tied.lo < 0 < tied.hi and tied.n == 3
+    # k3 96.0 +- 2.5 against k5 97.5 +- 1.2: the unpaired intervals overlap, the paired one (-2, -1.5, -1) does not
+    paired = analysed(tmp_path, "b2", size={"kernels": (3, 3)})[1]["learned/size/kernel"]
+    assert paired.word == "not the size the grid ranks best" and paired.hi < 0
     apart = dict(ACCURACY, k3=[0.90, 0.905, 0.91])
     worse = analysed(tmp_path, "c", accuracy=apart, size={"kernels": (3, 3)})[1]["learned/size/kernel"]
     assert worse.word == "not the size the grid ranks best" and worse.hi < 0
@@ -303,19 +308,24 @@ def test_size_verdict_flips_with_the_data(tmp_path):
 
 
 def test_accuracy_verdict_flips_with_the_data(tmp_path, full):
+    """One learned run against the t prediction interval of a new seed of the best hand-picked network."""
     values, verdicts, _ = full
     within = verdicts["learned/size/vs-best"]
-    assert (within.word, within.reference) == ("within the interval of", "k5")
-    assert within.estimate == pytest.approx(-0.001) and within.unit == "points"  # 97.4 against 97.5 +- 1.2
+    half = T_2 * 0.005 * math.sqrt(1 + 1 / 3)  # k5: 97.0, 97.5, 98.0
+    assert (within.word, within.reference) == ("within the prediction interval of", "k5")
+    assert within.estimate == pytest.approx(-0.001) and within.unit == "points"
+    assert (within.lo, within.hi) == (pytest.approx(-0.001 - half), pytest.approx(-0.001 + half))
     assert values["learned/size/vs-best"] == "$-$0.1" and values["learned/size/vs-best-word"] == within.word
     assert values["learned/size/dominators"] == tt("k5")  # k5: as many parameters, 97.5 %
     below = analysed(tmp_path, "b", size={"test": 0.90})[1]["learned/size/vs-best"]
-    assert below.word == "below the interval of" and below.hi < 0
-    above_values, above, _ = analysed(tmp_path, "c", size={"test": 0.995})
-    assert above["learned/size/vs-best"].word == "above the interval of" and above["learned/size/vs-best"].lo > 0
+    assert below.word == "below the prediction interval of" and below.hi < 0
+    tight = dict(ACCURACY, k5=[0.97, 0.971, 0.972])
+    above_values, above, _ = analysed(tmp_path, "c", accuracy=tight, size={"test": 0.995})
+    assert above["learned/size/vs-best"].word == "above the prediction interval of"
+    assert above["learned/size/vs-best"].lo > 0
     assert above_values["learned/size/dominated"] == "0" and above_values["learned/size/dominators"] == "none"
     width = verdicts["learned/torch-eager/learned-width/vs-best"]
-    assert width.word == "within the interval of"
+    assert width.word == "within the prediction interval of"
     number = lambda key: float(values[key].replace(",", ""))  # noqa: E731
     assert number("learned/width/params") < number("kernelsweep/best-params")
 
@@ -359,6 +369,23 @@ def test_several_learned_seeds(tmp_path):
     assert values["learned/size/agree"] == "0" and values["learned/size/kept"] == r"5$\times$5"  # 2 of 3 seeds
     assert values["learned/seeds"] == "1--3 seeds" and values["learned/one-seed"] == "0"
     assert "5/7, 5/7 (2 of 3)" in (out / "tables" / "learned_shrunk.tex").read_text()
+    # three learned seeds share seeds 0-2 with the grid: paired differences, a t interval of their mean
+    run = written(records, tmp_path / "again")
+    v = {x.key: x for x in study_verdicts(run)}["learned/size/vs-best"]
+    diffs = np.array([0.974, 0.97, 0.96]) - np.array(ACCURACY["k5"])
+    assert v.estimate == pytest.approx(diffs.mean()) and v.n == 3
+    assert v.hi - v.lo == pytest.approx(2 * T_2 * diffs.std(ddof=1) / math.sqrt(3))
+
+
+def test_a_repeat_cell_is_no_seed_of_the_grid(tmp_path):
+    records = study()
+    for r in records:
+        if r["cell"]["study"] == "kernel" and r["cell"]["task"] == "train":
+            torch = r["cell"]["framework"] == "torch"
+            r["cell"]["settings"]["role"] = "replicate" if torch else "repeat"
+    records = [r for r in records if r["cell"]["settings"].get("role") != "repeat" or r["cell"]["seed"] == 0]
+    f = frames(written(records, tmp_path))
+    assert set(f.sweep["unit"]) == {"torch-eager"} and f.sweep["seeds"].max() == 3
 
 
 # ---- missing and failed cells -------------------------------------------------------------------
@@ -386,7 +413,7 @@ def test_failed_learned_cell_appears_as_failed(tmp_path):
     assert "learned/tensorflow-eager/learned-width/vs-best" not in verdicts
     row = line((out / "tables" / "learned_shrunk.tex").read_text(), tt("learned-width"))
     assert row.count(r"\emph{failed}") >= 6 and "0 (+1 failed)" in row
-    assert verdicts["learned/size/vs-best"].word == "within the interval of"  # the other cells still report
+    assert verdicts["learned/size/vs-best"].word == "within the prediction interval of"  # the others still report
 
 
 def test_analysis_imports_no_framework():

@@ -1,7 +1,9 @@
 """The reference-GPU section: from committed records when they exist, a fallback in the paper when not."""
 import json
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from convbench.analysis import analyse_study
 from convbench.analysis.latex import read_macros
@@ -51,9 +53,39 @@ def test_a_committed_reference_run_becomes_a_table_with_its_hardware(tmp_path):
     write_reference(tmp_path / "reference")
     run = run_with(tmp_path / "reference")
     out = analyse_study(STUDY, run, tmp_path / "out")
-    table = (out / "tables" / "reference.tex").read_text()
+    table = (out / "tables" / "reference-cells.tex").read_text()
     assert "6.10 (0.20)" in table and "PyTorch eager" in table  # the step: median (IQR) in ms
     assert "NVIDIA H200" in table and "cudnn.benchmark True" in table and "TF32 matmul False" in table
+    assert "commit abcdef123456" in table
     values = read_macros(out / "macros.tex")
-    assert values["reference/ran"] == "1" and values["reference/gpus"] == "nvidia-h200"
-    assert values["reference/records"] == "1"
+    assert values["reference/ran"] == "1" and values["reference/gpus"] == "NVIDIA H200"
+    assert values["reference/records"] == "1" and values["reference/commit"] == "abcdef123456"
+    assert values["reference/tf32/ran"] == "0"  # one run: nothing to compare
+    assert (out / "tables" / "reference.tex").read_text().strip() == "%"
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "reference"
+
+
+@pytest.mark.skipif(not (COMMITTED / "nvidia-h200-tf32").is_dir(), reason="the committed H200 records are not here")
+def test_the_committed_h200_records_render_fp32_against_tf32(tmp_path):
+    """The committed runs hold several cells of one network and framework (the kernel and engines studies both time
+    k3 in eager mode) and layer cells: each gets its own row; TF32 against fp32 is a verdict per network and phase."""
+    run = run_with(COMMITTED)
+    out = analyse_study(STUDY, run, tmp_path / "out")
+    values = read_macros(out / "macros.tex")
+    assert values["reference/runs"] == "2" and values["reference/commit"] == "54f600559373"
+    k7 = "reference/tf32/k7/forward"
+    assert values[f"{k7}-fp32-ms"] == "2.77" and values[f"{k7}-tf32-ms"] == "0.785"  # the issue's 2.78 -> 0.79 ms
+    assert values["reference/tf32/k7/forward/ratio-word"] == "faster than"
+    assert values["reference/tf32/largest-arch"] == "k7" and values["reference/tf32/largest-phase"] == "forward"
+    assert values["reference/tf32/forward/verdict"] and values["reference/tf32/networks"] == "5"
+    assert values["reference/roof/any-above-peak"] == "0"
+    assert 0 < float(values["reference/roof/torch-peak-percent-max"]) < 100
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert len(verdicts) == 5 * 4 and all(v["lo"] <= v["estimate"] <= v["hi"] for v in verdicts)
+    main = (out / "tables" / "reference.tex").read_text()
+    assert "TF32 cuDNN True" in main and "TF32 cuDNN False" in main and "commit 54f600559373" in main
+    cells = (out / "tables" / "reference-cells.tex").read_text()
+    assert cells.count("\\begin{table}") == 3  # the fp32 run's speed and layer cells, the TF32 run's speed cells
+    assert "engines & k3" in cells and "PyTorch compile" in cells and "c64-o128-k7-s16-relu" in cells

@@ -353,7 +353,7 @@ def tex(path: Path) -> str:
 
 
 def test_section_quotes_only_its_own_keys_tables_and_figures():
-    text = tex(SECTION) + tex(APPENDIX)
+    text = tex(SECTION) + tex(SECTIONS / "scaling-projection.tex") + tex(APPENDIX)
     keys = set(re.findall(r"\\(?:cb|ifcb)\{([^}]+)\}", text))
     assert keys and all(k.startswith("scaling/") for k in keys)
     assert set(re.findall(r"\\input\{tables/([^}]+)\}", text)) == {t.name for t in STUDY.tables}
@@ -396,7 +396,7 @@ def build(generated: Path, tmp_path: Path) -> str:
 
     paper = tmp_path / "paper"
     (paper / "sections").mkdir(parents=True)
-    for section in (SECTION, APPENDIX):
+    for section in (SECTION, SECTIONS / "scaling-projection.tex", APPENDIX):
         shutil.copy(section, paper / "sections" / section.name)
     shutil.copy(MAIN.parent / "refs.bib", paper / "refs.bib")
     (paper / "main.tex").write_text(cb_preamble() + "\n\\begin{document}\n\\section{Method}\\label{sec:method}\n"

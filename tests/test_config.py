@@ -29,10 +29,14 @@ def test_default_config_expands_to_every_cell_once():
         engines = {**DEFAULT["engines"], **study.get("engines", {})}
         runs = sum(len(engines[f]) for f in DEFAULT["frameworks"]) * len(study["architectures"])
         mine = [c for c in found if c.study == study_name]
-        assert len([c for c in mine if c.task == "speed"]) == runs * ("speed" in study["tasks"])
+        sweep = len(study.get("batches", [1])) * len(study.get("image_sizes", [1]))  # a sweep: one cell per point
+        assert len([c for c in mine if c.task == "speed"]) == runs * sweep * ("speed" in study["tasks"])
         fractions = len(study.get("train_fractions", [DEFAULT["data"]["train_fraction"]]))
+        # trained once per framework: every seed in the replicate framework, the first one in each other framework
         seeds = {**DEFAULT["train"], **study.get("train", {})}["seeds"]
-        trained = runs * len(seeds) * fractions * ("train" in study["tasks"])
+        repeats = {**DEFAULT["train"], **study.get("train", {})}.get("repeats", 1)
+        trained = len(study["architectures"]) * (len(seeds) + repeats * (len(DEFAULT["frameworks"]) - 1)) * fractions \
+            * ("train" in study["tasks"])
         assert len([c for c in mine if c.task == "train"]) == trained
     expected = {f"{t}/{f}" for t in ("train", "speed", "layers") for f in DEFAULT["frameworks"]}
     expected |= {f"scaling/{f}{n}" for f in DEFAULT["scaling"]["frameworks"] for n in DEFAULT["scaling"]["devices"]}
@@ -55,9 +59,10 @@ def test_layer_cells_cover_every_convolution_of_the_speed_cells_once():
 
 def test_cell_id_names_its_parameters_and_round_trips():
     found = config.check(DEFAULT)
-    cell = next(c for c in found if c.task == "speed" and c.arch.name == "k5")
-    assert cell.id == "kernel_k5_torch-eager_cpu1-none_b64_s0_speed"
+    cell = next(c for c in found if c.task == "speed" and c.arch.name == "k5-w8")
+    assert cell.id == "kernel_k5-w8_torch-eager_cpu1-none_b64_s0_speed"
     assert cells.Cell.from_dict(cell.to_dict()) == cell
+    found = config.check(changed("studies.activation.train_fractions", [0.25, 1.0]))
     shrunk = next(c for c in found if c.task == "train" and c.train_fraction == 0.25)
     assert shrunk.id.endswith("_f0.25_train") and cells.Cell.from_dict(shrunk.to_dict()) == shrunk
 
@@ -88,10 +93,9 @@ def test_the_paper_config_is_valid():
         ("threads", 2.0, r"threads: 2\.0 is not of type 'integer'"),
         ("speed.batch_size", 64.0, r"speed\.batch_size: 64\.0 is not of type 'integer'"),
         # images the pools would shrink to nothing
-        ("speed.image_size", 2, r"speed\.image_size: images of 2x2 are too small for architecture k3: its max-pools "
-                                r"need at least 4x4"),
-        ("architectures.k3.blocks", [{"width": 8}] * 4, r"data\.dataset \(digits\): images of 8x8 are too small for "
-                                                        r"architecture k3: its max-pools need at least 16x16"),
+        ("speed.image_size", 2, r"data\.scale: must fit the 2x2 images"),  # the planted task is drawn at this size
+        ("architectures.k3-w8.blocks", [{"width": 8}] * 5, r"data\.dataset \(planted\): images of 16x16 are too small "
+                                                           r"for architecture k3-w8: its max-pools need at least 32x32"),
         # several devices that cannot split the work
         ("scaling.devices", [1, 3], r"scaling\.batch_size: 64 does not split over 3 devices \(scaling\.devices\)"),
         ("scaling", {**DEFAULT["scaling"], "devices": [1, 3], "batch_size": 48},
@@ -151,6 +155,26 @@ def test_hardware_beyond_this_machine_is_refused_naming_the_field():
             config.check_hardware(config.check(changed("device", "cuda")))
 
 
+def test_devices_over_several_nodes_are_checked_per_node():
+    """scaling.nodes: the devices split evenly over the nodes; each node (taken to be like this one) needs its share."""
+    def over(devices: int, nodes: int) -> dict:
+        many = changed("scaling.devices", [1, devices])
+        many["scaling"].update(parallelism=["data"], scaling=["weak"], straggler_ms=[], nodes=nodes)
+        return many
+
+    n = config.cores()
+    found = config.check(over(2 * n, 2))
+    config.check_hardware(found)  # n per node: fits
+    spread = [c for c in found if c.devices == 2 * n]
+    assert spread and all(c.settings["nodes"] == 2 and c.id.endswith("-2nodes_b64_s0_scaling") for c in spread)
+    assert all("nodes" not in c.settings for c in found if c.devices == 1)  # one device stays on one node
+    with pytest.raises(config.ConfigError, match=rf"^config: scaling\.devices: {4 * n + 2} devices over 2 nodes "
+                       rf"\(scaling\.nodes\) are {2 * n + 1} per node: {2 * n + 1} CPU devices need a core each"):
+        config.check_hardware(config.check(over(4 * n + 2, 2)))
+    with pytest.raises(config.ConfigError, match=r"^config: scaling\.nodes: 3 devices \(scaling\.devices\) do not"):
+        config.check(over(3, 2))
+
+
 def test_cli_rejects_bad_config_and_leaves_records_alone(tmp_path):
     records = tmp_path / "records"
     records.mkdir()
@@ -167,6 +191,7 @@ def test_cli_rejects_bad_config_and_leaves_records_alone(tmp_path):
 
 
 def test_a_training_fraction_takes_as_many_steps_as_the_whole_split():
-    found = [c for c in config.check(DEFAULT) if c.task == "train" and c.study == "activation" and c.seed == 0]
+    fractions = changed("studies.activation.train_fractions", [0.25, 1.0])
+    found = [c for c in config.check(fractions) if c.task == "train" and c.study == "activation" and c.seed == 0]
     epochs = {c.train_fraction: c.settings["epochs"] for c in found}
     assert epochs[0.25] == 4 * epochs[1.0] == 4 * DEFAULT["train"]["epochs"]

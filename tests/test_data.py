@@ -279,7 +279,7 @@ def test_a_broken_data_file_stops_the_run_before_any_cell(tmp_path, dataset, nam
 def test_unknown_dataset_names_it_and_the_valid_ones():
     with pytest.raises(DataError, match=r"'imagenet'.*digits, cifar10, mnist"):
         load("imagenet")
-    assert DATASETS == ("digits", "cifar10", "mnist")
+    assert DATASETS == ("planted", "digits", "cifar10", "mnist")
 
 
 @pytest.mark.parametrize("name", ["cifar10", "mnist"])

@@ -10,14 +10,18 @@ from convbench.run import run_cells, run_group
 with open("config/config.yaml") as f:
     DEFAULT = yaml.safe_load(f)
 WITHOUT_SCALING = {k: v for k, v in DEFAULT.items() if k != "scaling"}
+WITHOUT_SCALING["data"] = {**DEFAULT["data"], "dataset": "digits"}  # a real data set, upsampled to speed.image_size
+QUICK = {"min_seconds": 0, "launches": 1}  # exactly min_repeats samples, in this process
 
 
 def tiny_config(**train):
     tiny = {
         **WITHOUT_SCALING,
         "frameworks": ["torch", "tensorflow"],
-        "train": {**DEFAULT["train"], "epochs": 1, "seeds": [0], **train},
-        "speed": {**DEFAULT["speed"], "batch_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3},
+        "train": {**DEFAULT["train"], "epochs": 1, "seeds": [0], "optimizer": "sgd", "lr": 0.02, **train},
+        # 8x8: digits at their own size (trained at the timed size)
+        "speed": {**DEFAULT["speed"], "batch_size": 8, "image_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3,
+                  **QUICK},
         "architectures": {"small": {"blocks": [{"width": 8}, {"width": 8, "activation": "maxout", "pieces": 2}]}},
         "studies": {"tiny": {"architectures": ["small"], "tasks": ["train", "speed"]}},
     }
@@ -71,7 +75,7 @@ def test_a_failed_cell_keeps_the_ok_record_unless_asked(tmp_path):
 
 def test_a_rerun_skips_the_cells_an_interrupted_run_finished(tmp_path):
     two = {**WITHOUT_SCALING, "frameworks": ["torch"],
-           "speed": {**DEFAULT["speed"], "batch_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3},
+           "speed": {**DEFAULT["speed"], "batch_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3, **QUICK},
            "architectures": {"a": {"blocks": [{"width": 8}]}, "b": {"blocks": [{"width": 16}]}},
            "studies": {"tiny": {"architectures": ["a", "b"], "tasks": ["speed"]}}}
     first, second = [c for c in config.check(two) if c.group == "speed/torch"]
@@ -112,7 +116,7 @@ def test_write_record_is_atomic_and_keeps_the_old_file_on_error(tmp_path):
 
 def test_a_learned_network_is_shrunk_checked_and_timed(tmp_path):
     tiny = {**WITHOUT_SCALING, "frameworks": ["torch"],
-            "speed": {**DEFAULT["speed"], "warmup": 1, "min_repeats": 3, "max_repeats": 3},
+            "speed": {**DEFAULT["speed"], "warmup": 1, "min_repeats": 3, "max_repeats": 3, **QUICK},
             "architectures": {"learns": {"blocks": [{"width": 8, "kernel": 5, "init_radius": 1.0, "radius_penalty": 1.0},
                                                     {"width": 8, "gates": True, "init_log_alpha": 0.5}]}},
             "studies": {"learned": {"architectures": ["learns"], "tasks": ["train"],
@@ -135,7 +139,9 @@ def test_a_dead_launcher_leaves_a_failed_record_per_cell(tmp_path, monkeypatch):
                                       "devices": [2], "parallelism": ["data"], "scaling": ["strong"], "straggler_ms": []}}
     cells = [c for c in config.check(scaling) if c.task == "scaling"]
     assert [c.id for c in cells] == ["scaling_k3_torch-eager_cpu2-data-strong_b64_s0_scaling"]
-    monkeypatch.setattr(run.sys, "executable", "false")  # a launcher that dies at once, as a crashed one would
+    from convbench.parallel import launch
+
+    monkeypatch.setattr(launch.sys, "executable", "false")  # a launcher that dies at once, as a crashed one would
     run.run_scaling(cells, tmp_path, log=lambda _: None)
     record = json.loads((tmp_path / f"{cells[0].id}.json").read_text())
     assert record["status"] == "failed" and "the launcher exited with status 1" in record["error"]

@@ -1,5 +1,7 @@
-"""profiles/slurm against a real scheduler: a one-node Slurm cluster on 127.0.0.1 (tests/slurm/cluster.sh) runs
-the small workflow tests/slurm/Snakefile, submitted through the profile users use."""
+"""profiles/slurm against a real scheduler: a two-node Slurm cluster on 127.0.0.1 (tests/slurm/cluster.sh) runs
+the small workflow tests/slurm/Snakefile, submitted through the profile users use, and a scaling job over both
+nodes."""
+import json
 import os
 import re
 import shutil
@@ -11,6 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from convbench.parallel.cells import scaling_cell
+from convbench.spec import ArchSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
@@ -90,7 +95,7 @@ def squeue_states(env: dict, run_id: str) -> dict[str, str]:
 
 
 def test_the_cluster_listens_on_localhost_only(slurm):
-    ports = {int(slurm["SLURMCTLD_PORT"]), int(slurm["SLURMD_PORT"])}
+    ports = {int(slurm["SLURMCTLD_PORT"]), int(slurm["SLURMD_PORT"]), int(slurm["SLURMD_PORT"]) + 1}  # two slurmd
     listening = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
@@ -172,3 +177,37 @@ def test_make_test_installs_slurm_and_munge_where_missing():
     [install] = [line for line in planned.splitlines() if "slurm-wlm" in line]
     assert "apt-get install" in install and "munge" in install
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_a_scaling_job_over_two_nodes_runs_through_srun(slurm, tmp_path):
+    """An sbatch job of 2 nodes, one task each, runs what the scaling rule runs (convbench run): srun starts a
+    torchrun agent per node, meeting at a c10d rendezvous on node1, and a TensorFlow worker per node under
+    MultiWorkerMirroredStrategy (TF_CONFIG from Slurm); one process per node, gradients crossing between them."""
+    spec = ArchSpec.from_dict("tiny", {"blocks": [{"width": 8}, {"width": 8}]}, 3, 10)
+    quick = dict(warmup=1, min_repeats=2, max_repeats=3, max_seconds=1.0, nodes=2)
+    cells = [scaling_cell(spec, framework=f, devices=2, parallelism=p, batch_size=8, image_size=8, threads=1, **quick)
+             for f, p in (("torch", "data"), ("tensorflow", "tensor"))]  # the others: tests/test_parallel.py
+    (tmp_path / "cells.json").write_text(json.dumps([c.to_dict() for c in cells]))
+    cells_json = f"\"$(cat {tmp_path / 'cells.json'})\""
+    run = f"{sys.executable} -m convbench run --cells-json {cells_json} --out {tmp_path / 'records'}"
+    done = subprocess.run(["sbatch", "--parsable", "--wait", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1",
+                           f"--output={tmp_path / 'job.log'}", f"--chdir={ROOT}", "--wrap", run],
+                          env=slurm, capture_output=True, text=True, timeout=240)
+    log = (tmp_path / "job.log").read_text() if (tmp_path / "job.log").exists() else ""
+    assert done.returncode == 0, done.stderr + log[-4000:]
+    jobid = done.stdout.strip().split(";")[0]
+    nodelist = subprocess.run(["squeue", "--states=all", "--noheader", "-j", jobid, "-o", "%N"], env=slurm,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert nodelist == "node[1-2]"
+    records = {c.id: json.loads((tmp_path / "records" / f"{c.id}.json").read_text()) for c in cells}
+    assert {r["status"] for r in records.values()} == {"ok"}, [r["error"] for r in records.values()]
+    for cell in cells:
+        record = records[cell.id]
+        assert cell.id.endswith("-2nodes_b8_s0_scaling") and record["communication"]["payload_matches_model"]
+        if cell.framework == "torch":
+            assert sorted(record["process"]["rank_hosts"]) == ["node1", "node2"]  # the rendezvous orders the ranks
+            assert record["environment"]["distributed"]["world_size"] == 2
+        else:
+            assert record["process"]["workers"] == [f"127.0.0.1:{28800 + i}" for i in range(2)]
+            assert record["environment"]["distributed"]["strategy"] == "tf.distribute.MultiWorkerMirroredStrategy"

@@ -73,7 +73,7 @@ def cmd_run(args) -> None:
     for group, members in cells_module.groups(cells).items():
         out = Path(args.out) if args.out else Path("results") / "cli" / "records" / group
         # a group holds one framework: one import for all its cells (one launch, for several devices)
-        run_group(members, out, overwrite_ok=args.overwrite_ok)
+        run_group(members, out, overwrite_ok=args.overwrite_ok, launch=args.launch)
         print(f"records in {out}")
 
 
@@ -87,13 +87,15 @@ def cmd_analyse(args) -> None:
     from convbench.analysis import analyse, analyse_study, read_run
     from convbench.analysis.registry import STUDIES
 
+    projection = config_module.projection_section(args.projection, args.config)
     unknown = sorted(set(args.study or ()) - set(STUDIES))
     if unknown:
         raise config_module.ConfigError(f"--study: no study named {', '.join(unknown)} (one of {', '.join(STUDIES)})")
     if args.records:
-        analyse([Path(p) for p in args.records], Path(args.out), args.command, Path(args.reference), args.study)
+        analyse([Path(p) for p in args.records], Path(args.out), args.command, Path(args.reference), args.study,
+                projection)
         return
-    run = read_run(Path(args.out), args.command, Path(args.reference))
+    run = read_run(Path(args.out), args.command, Path(args.reference), projection)
     for name in args.study or STUDIES:
         analyse_study(STUDIES[name], run, Path(args.out) / name)
 
@@ -120,6 +122,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", help="directory for the records (default results/cli/records/<group>)")
     p.add_argument("--overwrite-ok", action="store_true",
                    help="run cells that have an ok record too, and let a failed record replace an ok one")
+    p.add_argument("--launch", type=int, help="this process is launch N of a timed group's (speed.launches): "
+                   "run the cells here, once")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("tidy", help="records -> tidy.csv, samples.csv, environment.csv")
@@ -133,6 +137,8 @@ def main(argv=None) -> None:
     p.add_argument("--study", action="append", help="only this study (repeatable); default: every study")
     p.add_argument("--command", help="the command that reproduces the run, quoted in the paper")
     p.add_argument("--reference", default="results/reference", help="committed reference runs on GPUs")
+    p.add_argument("--projection", help="the config's projection section as JSON (the Snakemake rule passes it)")
+    p.add_argument("--config", help="or read the projection section from this config file")
     p.set_defaults(func=cmd_analyse)
 
     p = sub.add_parser("paper", help="build the PDF from paper/ and the generated files")

@@ -9,10 +9,15 @@ from convbench.spec import ArchSpec, Block, SpecError, conv_sizes
 
 FRAMEWORKS = ("torch", "tensorflow")
 # Kept here, not imported from the backends, so that expanding a config never imports a framework.
-ENGINES = {"torch": ("eager", "torchscript", "compile"), "tensorflow": ("eager", "function", "xla")}
+ENGINES = {"torch": ("eager", "torchscript", "compile", "cudagraph"), "tensorflow": ("eager", "function", "xla")}
 TASKS = ("train", "speed", "layers", "scaling")
-# Input channels, image size and classes of the data sets a train cell can use.
-DATASET_SHAPES = {"digits": (1, 8, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+# Input channels, image size (None: the timed size, speed.image_size) and classes of the data sets a train cell
+# can use: the planted task is drawn, and digits upsampled, at the size the speed cells time.
+DATASET_SHAPES = {"planted": (1, None, 2), "digits": (1, None, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+# Training engines when train.engine names none: graph mode for TensorFlow (eager is 2-4.6x slower there).
+TRAIN_ENGINES = {"torch": "eager", "tensorflow": "function"}
+# Settings of the planted task (convbench.data.Planted) a config's data section may give.
+PLANTED_KEYS = ("scale", "train_size", "test_size", "distractors", "noise")
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,13 @@ class Cell:
         variant = ""
         if self.task == "scaling":  # strong: batch_size is the global batch; weak: the batch per device
             delay = self.settings.get("straggler_ms", 0)
-            variant = f"-{self.settings['scaling']}" + (f"-lag{delay:g}ms" if delay else "")
+            nodes = self.settings.get("nodes", 1)
+            variant = f"-{self.settings['scaling']}" + (f"-lag{delay:g}ms" if delay else "") + (
+                f"-{nodes}nodes" if nodes > 1 else "")
+        size = f"-i{self.image_size}" if self.settings.get("size_sweep") else ""
         return (
             f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_{self.device}{self.devices}-"
-            f"{self.parallelism}{variant}_b{self.batch_size}_s{self.seed}{fraction}_{self.task}"
+            f"{self.parallelism}{variant}_b{self.batch_size}{size}_s{self.seed}{fraction}_{self.task}"
         )
 
     @property
@@ -73,7 +81,18 @@ def _check_names(config: dict) -> None:
     for framework in config["frameworks"]:
         if framework not in FRAMEWORKS:
             raise SpecError(f"frameworks: unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
+    for where, train in [("train", config["train"])] + [(f"studies.{n}.train", s.get("train", {}))
+                                                         for n, s in config["studies"].items()]:
+        replicates = train.get("replicate_framework")
+        if replicates is not None and replicates not in config["frameworks"]:
+            raise SpecError(f"{where}.replicate_framework: {replicates!r} is not one of frameworks "
+                            f"({', '.join(config['frameworks'])})")
     _check_engines(config["engines"], "engines", config["frameworks"])
+    for where, engines in [("engines", config["engines"])] + [(f"studies.{n}.engines", s.get("engines", {}))
+                                                              for n, s in config["studies"].items()]:
+        if "cudagraph" in engines.get("torch", ()) and config["device"] != "cuda":
+            raise SpecError(f"{where}.torch: cudagraph captures a whole step on a GPU and needs device: cuda "
+                            f"(got {config['device']!r})")
     for arch_name in config.get("scaling", {}).get("architectures", []):
         if arch_name not in config["architectures"]:
             raise SpecError(f"scaling.architectures: unknown architecture {arch_name!r}")
@@ -93,34 +112,76 @@ def _check_image_size(spec: ArchSpec, size: int, field: str) -> None:
                         f"max-pools need at least {needed}x{needed}")
 
 
+def _data(config: dict, study: dict) -> tuple[dict, int]:
+    """A study's data settings (its own `data` over the top-level ones) and the size of its images; the
+    planted task's settings are checked here, naming the field, before any cell runs."""
+    from convbench.data import DataError, Planted  # numpy only: expanding a config still imports no framework
+
+    data = {**config["data"], **study.get("data", {})}
+    size = DATASET_SHAPES[data["dataset"]][1] or config["speed"]["image_size"]
+    if data["dataset"] == "planted":
+        try:
+            Planted(**{k: data[k] for k in PLANTED_KEYS if k in data}).validate(size)
+        except DataError as e:
+            raise SpecError(str(e)) from None
+    return data, size
+
+
+def _criterion(train: dict, fraction: float) -> dict:
+    """When training stops (convbench.run.converged): the train loss has not improved by min_delta for
+    `patience` epochs (after min_epochs), and a learned radius has moved less than radius_delta in that
+    time; `epochs` is the cap. Every count is in passes over the whole training split, so a fraction f of
+    it gets 1/f times as many epochs: every cell takes the same number of optimizer steps."""
+    def scaled(n):
+        return math.ceil(n / fraction)
+    return {"max_epochs": scaled(train["epochs"]), "patience": scaled(train.get("patience", 5)),
+            "min_epochs": scaled(train.get("min_epochs", 1)), "min_delta": train.get("min_delta", 1e-3),
+            "radius_delta": train.get("radius_delta", 0.05)}
+
+
 def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
-    train, data = {**config["train"], **study.get("train", {})}, config["data"]
-    channels, size, classes = DATASET_SHAPES[data["dataset"]]
+    """Every seed in the replicate framework (train.replicate_framework, the first framework by default);
+    the first train.repeats seeds (default 1) in any other, a repeat that checks the frameworks agree from
+    identical weights and batches (cell.settings.role: 'replicate' or 'repeat')."""
+    train = {**config["train"], **study.get("train", {})}
+    data, size = _data(config, study)
+    channels, _, classes = DATASET_SHAPES[data["dataset"]]
     spec = ArchSpec.from_dict(name, arch, channels, classes)
     _check_image_size(spec, size, f"data.dataset ({data['dataset']})")
-    settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size")}
+    settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size", "engine", "patience", "min_epochs",
+                                                            "min_delta", "radius_delta", "replicate_framework",
+                                                            "repeats")}
     # a network that learns its size is shrunk after training and timed like a speed cell
     settings["timing"] = {k: config["speed"][k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds",
                                                           "max_iqr_ratio")}
-    # `epochs` counts passes over the whole training split: a fraction f of it gets epochs / f passes,
-    # so that every cell takes the same number of optimizer steps and the gap is not underfitting.
-    return [
-        Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
-             train_fraction=fraction, settings={**settings, "epochs": math.ceil(train["epochs"] / fraction),
-                                                "data": data})
-        for fraction in study.get("train_fractions", [data["train_fraction"]])
-        for seed in train["seeds"]
-    ]
+    replicates = train.get("replicate_framework") or config["frameworks"][0]
+    role = "replicate" if common["framework"] == replicates else "repeat"
+    seeds = train["seeds"] if role == "replicate" else train["seeds"][:train.get("repeats", 1)]
+    cells = []
+    for fraction in study.get("train_fractions", [data["train_fraction"]]):
+        criterion = _criterion(train, fraction)
+        cells += [Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
+                       train_fraction=fraction, settings={**settings, "epochs": criterion["max_epochs"],
+                                                          "criterion": criterion, "role": role, "data": data})
+                  for seed in seeds]
+    return cells
 
 
 def _speed_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
-    speed = config["speed"]
+    """One speed cell, or a sweep: one per batch (study.batches) x image size (study.image_sizes), timed with the
+    study's own protocol settings (study.speed) over the top-level ones. A cell of a sweep over image sizes says its
+    size in its id (settings.size_sweep)."""
+    speed = {**config["speed"], **study.get("speed", {})}
     spec = ArchSpec.from_dict(name, arch, speed["in_channels"], speed["num_classes"])
-    _check_image_size(spec, speed["image_size"], "speed.image_size")
+    sizes = study.get("image_sizes", [speed["image_size"]])
+    for size in sizes:
+        _check_image_size(spec, size, "speed.image_size" if "image_sizes" not in study else "studies.image_sizes")
     settings = {k: v for k, v in speed.items() if k not in ("batch_size", "image_size", "in_channels", "num_classes", "layers")}
     settings.update(lr=config["train"]["lr"], momentum=config["train"]["momentum"])
-    return [Cell(**common, task="speed", arch=spec, batch_size=speed["batch_size"], image_size=speed["image_size"],
-                 seed=0, settings=settings)]
+    if "image_sizes" in study:
+        settings["size_sweep"] = True
+    return [Cell(**common, task="speed", arch=spec, batch_size=batch, image_size=size, seed=0, settings=dict(settings))
+            for size in sizes for batch in study.get("batches", [speed["batch_size"]])]
 
 
 def _layer_cells(speed_cells: list[Cell]) -> list[Cell]:
@@ -170,6 +231,11 @@ def _scaling_cells(config: dict) -> list[Cell]:
             for devices in scaling["devices"]:
                 if devices > 1:
                     _check_split(spec, scaling, devices)
+                # a job over several nodes: the same devices, split evenly over them (one device stays on one)
+                nodes = {"nodes": scaling.get("nodes", 1)} if devices > 1 and scaling.get("nodes", 1) > 1 else {}
+                if nodes and devices % nodes["nodes"]:
+                    raise SpecError(f"scaling.nodes: {devices} devices (scaling.devices) do not split evenly over "
+                                    f"{nodes['nodes']} nodes")
                 for parallelism, mode, delay in variants:
                     if (devices == 1) != (parallelism == "none"):
                         continue
@@ -180,28 +246,32 @@ def _scaling_cells(config: dict) -> list[Cell]:
                                       batch_size=scaling["batch_size"], image_size=speed["image_size"], seed=0,
                                       threads=config["threads"], device=config["device"], devices=devices,
                                       parallelism=parallelism,
-                                      settings={**base, "scaling": mode, "straggler_ms": float(delay)}))
+                                      settings={**base, "scaling": mode, "straggler_ms": float(delay), **nodes}))
     return cells
 
 
 def expand(config: dict) -> list[Cell]:
     """Every cell the (schema-validated) config asks for, in a stable order."""
     _check_names(config)
-    makers = {"train": _train_cells, "speed": _speed_cells}
     cells = []
     for study_name, study in config["studies"].items():
         engines = {**config["engines"], **study.get("engines", {})}
+        train_engines = {**TRAIN_ENGINES, **{**config["train"], **study.get("train", {})}.get("engine", {})}
         for arch_name in study["architectures"]:
+            arch = config["architectures"][arch_name]
             for framework in config["frameworks"]:
                 if framework not in engines:
                     raise SpecError(f"engines.{framework}: required, as frameworks lists {framework}")
-                for engine in engines[framework]:
-                    common = dict(study=study_name, framework=framework, engine=engine,
-                                  threads=config["threads"], device=config["device"])
-                    for task in study["tasks"]:
-                        cells += makers[task](config, config["architectures"][arch_name], arch_name, common, study)
+                common = dict(study=study_name, framework=framework, threads=config["threads"], device=config["device"])
+                if "train" in study["tasks"]:  # trained once per framework, in its training engine
+                    cells += _train_cells(config, arch, arch_name, {**common, "engine": train_engines[framework]}, study)
+                if "speed" in study["tasks"]:
+                    for engine in engines[framework]:
+                        cells += _speed_cells(config, arch, arch_name, {**common, "engine": engine}, study)
     if config["speed"]["layers"]:
-        cells += _layer_cells([c for c in cells if c.task == "speed"])
+        speed = config["speed"]  # a sweep's other batches and sizes get no layer cells of their own
+        cells += _layer_cells([c for c in cells if c.task == "speed" and c.batch_size == speed["batch_size"]
+                               and c.image_size == speed["image_size"]])
     if "scaling" in config:
         cells += _scaling_cells(config)
     for cell in cells:  # the GPU policy each process applies (and records) before its first cell

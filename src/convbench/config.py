@@ -1,6 +1,7 @@
 """Load and check a run configuration: the JSON Schema first, then what a schema cannot say."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,15 +66,49 @@ def check(config: dict, source: str = "config") -> list[cells.Cell]:
         field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {field}: {error.message}")
     data = config["data"]
-    if data["dataset"] != "digits":
+    if data["dataset"] not in ("digits", "planted"):  # the two that need no files
         if not data["root"]:
             raise ConfigError(f"{source}: data.root: must name the directory holding {data['dataset']}")
         if not Path(data["root"]).is_dir():
             raise ConfigError(f"{source}: data.root: {data['root']} does not exist")
+    check_projection(config.get("projection"), source)
     try:
         return cells.expand(config)
     except SpecError as e:
         raise ConfigError(f"{source}: {e}") from None
+
+
+def check_projection(projection: dict | None, source: str = "config") -> None:
+    """The projection's intra- and inter-node links must be among its links."""
+    for key in ("intra", "inter"):
+        if projection and projection[key] not in projection["links"]:
+            raise ConfigError(f"{source}: projection.{key}: {projection[key]!r} is not one of projection.links "
+                              f"({', '.join(projection['links'])})")
+
+
+def projection_section(text: str | None, path: str | None = None) -> dict | None:
+    """The projection section for the analysis: given as JSON (--projection, from the Snakemake rule), or read
+    from a config file (--config); checked against the schema. None where neither is given or it has none."""
+    if text is None and path is None:
+        return None
+    if text is not None:
+        try:
+            projection = json.loads(text) or None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--projection: not valid JSON: {e}") from None
+        source = "--projection"
+    else:
+        projection, source = read(path).get("projection"), str(path)
+    if projection is None:
+        return None
+    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = {**schema["properties"]["projection"], "$defs": schema["$defs"]}
+    error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(projection))
+    if error is not None:
+        field = ".".join(["projection", *(str(p) for p in error.absolute_path)])
+        raise ConfigError(f"{source}: {field}: {error.message}")
+    check_projection(projection, source)
+    return projection
 
 
 def load(path: str | Path) -> tuple[dict, list[cells.Cell]]:
@@ -106,18 +141,26 @@ def check_hardware(found: list[cells.Cell], source: str = "config") -> None:
     if not found:
         return
     threads = max(c.threads for c in found)
-    cpu_devices = max((c.devices for c in found if c.device == "cpu"), default=0)
     if threads > cores():
         raise ConfigError(f"{source}: threads: {threads} threads, but this machine gives this process {cores()} cores")
-    if cpu_devices > cores():
-        raise ConfigError(f"{source}: scaling.devices: {cpu_devices} CPU devices need a core each, "
-                          f"but this machine gives this process {cores()} cores")
-    cuda_devices = max((c.devices for c in found if c.device == "cuda"), default=0)
-    visible = gpus() if cuda_devices else 0
-    if cuda_devices and not visible:
-        raise ConfigError(f"{source}: device: cuda, but nvidia-smi finds no NVIDIA GPU on this machine")
-    if cuda_devices > visible:
-        raise ConfigError(f"{source}: scaling.devices: {cuda_devices} GPUs asked for, {visible} visible here")
+    for kind in ("cpu", "cuda"):
+        # A job over several nodes (scaling.nodes) needs devices / nodes on each; nodes are taken to be like this one.
+        cell = max((c for c in found if c.device == kind), key=lambda c: c.devices // c.settings.get("nodes", 1),
+                   default=None)
+        if cell is None:
+            continue
+        nodes = cell.settings.get("nodes", 1)
+        asked = cell.devices // nodes
+        field = f"scaling.devices: {cell.devices} devices over {nodes} nodes (scaling.nodes) are {asked} per node: " \
+            if nodes > 1 else "scaling.devices: "
+        if kind == "cpu" and asked > cores():
+            raise ConfigError(f"{source}: {field}{asked} CPU devices need a core each, "
+                              f"but this machine gives this process {cores()} cores")
+        visible = gpus() if kind == "cuda" else 0
+        if kind == "cuda" and not visible:
+            raise ConfigError(f"{source}: device: cuda, but nvidia-smi finds no NVIDIA GPU on this machine")
+        if kind == "cuda" and asked > visible:
+            raise ConfigError(f"{source}: {field}{asked} GPUs asked for, {visible} visible here")
 
 
 @contextmanager

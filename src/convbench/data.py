@@ -1,4 +1,5 @@
-"""Image datasets as NCHW float32 numpy arrays: scikit-learn digits, CIFAR-10 pickles, MNIST IDX files."""
+"""Image datasets as NCHW float32 numpy arrays: a planted task generated from a seed, scikit-learn digits
+(upsampled to the timed image size), CIFAR-10 pickles, MNIST IDX files."""
 import gzip
 import os
 import pickle
@@ -29,20 +30,57 @@ class Dataset:
         return self.x_train.shape[2]
 
 
-DATASETS = ("digits", "cifar10", "mnist")
-NUM_CLASSES = 10  # all three datasets have ten classes
+DATASETS = ("planted", "digits", "cifar10", "mnist")
+NUM_CLASSES = 10  # digits, MNIST and CIFAR-10 have ten classes
+PLANTED_CLASSES = 2  # the planted task: the two marks are the same, or they differ
+MARKS = np.array([[1, 1, 1], [1, 0, 1]], np.float32)  # the planted task's two kinds of mark: a bar, a split bar
+
+
+@dataclass(frozen=True)
+class Planted:
+    """Settings of the planted task (config `data`); see planted()."""
+    scale: int = 13  # span in pixels of the structure that decides the label
+    train_size: int = 2000
+    test_size: int = 1000
+    distractors: int = 2  # marks beside the two that decide the label
+    noise: float = 0.1  # standard deviation of the Gaussian pixel noise; marks have intensity 1
+
+    def validate(self, image_size: int) -> None:
+        def need(ok, field, rule, got):
+            if not ok:
+                raise DataError(f"data.{field}: {rule} (got {got!r})")
+        for field in ("scale", "train_size", "test_size", "distractors"):
+            value = getattr(self, field)
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= 0, field,
+                 "must be an integer >= 0", value)
+        need(self.scale >= 3, "scale", "must be >= 3: two marks with a gap between them", self.scale)
+        need(self.scale <= image_size, "scale", f"must fit the {image_size}x{image_size} images", self.scale)
+        need(self.train_size >= 1 and self.test_size >= 1, "train_size", "train_size and test_size must be >= 1",
+             (self.train_size, self.test_size))
+        need(isinstance(self.noise, (int, float)) and self.noise >= 0, "noise", "must be a number >= 0", self.noise)
+        need(self.distractors <= (image_size - 2) * image_size // 8, "distractors",
+             f"too many marks for {image_size}x{image_size} images", self.distractors)
 
 
 def load(name: str, root: str | None = None, seed: int = 0, test_fraction: float = 0.25,
-         train_fraction: float = 1.0) -> Dataset:
+         train_fraction: float = 1.0, image_size: int | None = None, planted: Planted | dict | None = None) -> Dataset:
+    """One data set, normalised with its train split's statistics. image_size: the size digits are upsampled
+    to and the planted task is drawn at (the timed size); MNIST and CIFAR-10 keep their own."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if not 0 < test_fraction < 1:
         raise DataError(f"data.test_fraction must be in (0, 1), got {test_fraction}")
     if not 0 < train_fraction <= 1:
         raise DataError(f"data.train_fraction must be in (0, 1], got {train_fraction}")
-    if name == "digits":
+    classes = NUM_CLASSES
+    if name == "planted":
+        settings = planted if isinstance(planted, Planted) else Planted(**(planted or {}))
+        x_train, y_train, x_test, y_test = _planted_split(settings, image_size or 16, seed)
+        classes = PLANTED_CLASSES
+    elif name == "digits":
         x_train, y_train, x_test, y_test = _digits(seed, test_fraction)
+        if image_size and image_size != x_train.shape[-1]:
+            x_train, x_test = (_resize(x, image_size) for x in (x_train, x_test))
     elif root is None:
         raise DataError(f"data.root must be set to the directory holding the {name} files")
     elif not os.path.isdir(root):
@@ -57,7 +95,62 @@ def load(name: str, root: str | None = None, seed: int = 0, test_fraction: float
     std = x_train.std(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
     std[std == 0] = 1.0  # a constant channel carries no information; leave it centred, not NaN
     x_train, x_test = (((x - mean) / std).astype(np.float32) for x in (x_train, x_test))
-    return Dataset(name, x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), NUM_CLASSES)
+    return Dataset(name, x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), classes)
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of NCHW images to size x size, so that accuracy is measured at the timed input size."""
+    from scipy.ndimage import zoom
+    factor = size / x.shape[-1]
+    return zoom(x, (1, 1, factor, factor), order=1, grid_mode=True, mode="nearest").astype(np.float32)
+
+
+# ---- the planted task --------------------------------------------------------------------------------------------
+
+def planted(n: int, image_size: int, settings: Planted, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n images in which only structure `settings.scale` pixels wide decides the label.
+
+    Every mark is a vertical bar three pixels tall and one wide, of one of two kinds (MARKS): whole, or
+    with its middle pixel dark. Two key marks sit in one row, scale - 1 columns apart (so together they span
+    `scale` columns); the label is 1 when they are of the same kind, 0 when they differ. Distractor marks of
+    random kinds lie elsewhere, never in a key mark's row at distance scale - 1 from another mark, so the
+    pair is the only one of its kind. Then Gaussian noise.
+
+    Why a field narrower than `scale` is near chance: every kind, position and distractor is drawn
+    independently of the label, so any window narrower than `scale` (which holds at most one key mark)
+    looks the same in both classes; only a unit that sees both key marks can tell. What is left to a
+    narrow field is counting kinds over the image (two whole bars happen only when the marks are the
+    same): with 4 distractors, the best threshold on that count is right 55 % of the time.
+    """
+    d = settings.scale - 1
+    x = np.zeros((n, 1, image_size, image_size), np.float32)
+    y = rng.integers(0, 2, n)
+    for i in range(n):
+        row = rng.integers(1, image_size - 1)
+        col = rng.integers(0, image_size - d)
+        first = rng.integers(0, 2)
+        kinds = [first, first if y[i] else 1 - first]
+        marks = [(row, col, kinds[0]), (row, col + d, kinds[1])]
+        taken = {(r, c) for r, c, _ in marks}
+        while len(marks) < 2 + settings.distractors:
+            r, c = int(rng.integers(1, image_size - 1)), int(rng.integers(0, image_size))
+            near = any(abs(r - r2) <= 2 and c == c2 for r2, c2 in taken)  # bars would touch
+            pair = any(r == r2 and abs(c - c2) == d for r2, c2 in taken)  # a second pair at the key distance
+            if not near and not pair:
+                marks.append((r, c, int(rng.integers(0, 2))))
+                taken.add((r, c))
+        for r, c, kind in marks:
+            x[i, 0, r - 1:r + 2, c] = MARKS[kind]
+    x += settings.noise * rng.standard_normal(x.shape, dtype=np.float32)
+    return x, y.astype(np.int64)
+
+
+def _planted_split(settings: Planted, image_size: int, seed: int):
+    """Train and test splits drawn from two independent streams of one seed."""
+    settings.validate(image_size)
+    x_train, y_train = planted(settings.train_size, image_size, settings, np.random.default_rng((seed, 0)))
+    x_test, y_test = planted(settings.test_size, image_size, settings, np.random.default_rng((seed, 1)))
+    return x_train, y_train, x_test, y_test
 
 
 def _digits(seed, test_fraction):

@@ -9,7 +9,6 @@ import importlib
 import json
 import shutil
 import subprocess
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -18,15 +17,19 @@ import numpy as np
 
 from convbench import data, learned, timing
 from convbench.cells import Cell
+from convbench.peak import theoretical_peak
 from convbench.records import SCHEMA_VERSION, finished, host_environment, now, publish, write_record
-from convbench.spec import forward_flops, init_weights, param_count, step_bytes, step_flops
+from convbench.spec import conv_flops, forward_flops, init_weights, param_count, step_bytes, step_counts
 
 BACKENDS = {"torch": "convbench.backends.torch_backend", "tensorflow": "convbench.backends.tf_backend"}
 
 
+TIMED = ("speed", "layers")  # tasks measured in several launches (speed.launches), merged into one record
+
+
 def _protocol(cell: Cell) -> timing.Protocol:
-    keys = ("warmup", "min_repeats", "max_repeats", "max_seconds", "max_iqr_ratio")
-    return timing.Protocol(**{k: cell.settings[k] for k in keys})
+    keys = ("warmup", "min_repeats", "max_repeats", "max_seconds", "max_iqr_ratio", "min_seconds", "retries")
+    return timing.Protocol(**{k: cell.settings[k] for k in keys if k in cell.settings})
 
 
 def measure_speed(cell: Cell, backend) -> dict:
@@ -44,7 +47,7 @@ def measure_speed(cell: Cell, backend) -> dict:
     phases = timing.time_phases(trainer.phases(x, y), trainer.sync, protocol)
     if trainer.phase_method == "derived":
         phases = timing.derive_phases(phases)
-    whole = timing.time_step(lambda: trainer.step(x, y), trainer.sync, protocol)
+    whole = timing.time_step(lambda: trainer.step(x, y), trainer.sync, protocol, getattr(trainer, "clock", None))
     return {
         "counts": {"params_framework": trainer.num_params()},
         "memory": trainer.memory(x, y),
@@ -53,6 +56,8 @@ def measure_speed(cell: Cell, backend) -> dict:
             "phase_method": trainer.phase_method,
             "phases": {name: m.summary(protocol.max_iqr_ratio) for name, m in phases.items()},
             "step": whole.summary(protocol.max_iqr_ratio),
+            # what the synchronisations around each phase add to a step that runs back to back
+            "phase_overhead": phases["total"].median / whole.median,
         },
         "engine": {"name": cell.engine, "compile_s": first_step - whole.median, "warnings": trainer.warnings,
                    "optimizer": trainer.optimizer_name, "precision": "float32"},
@@ -72,7 +77,7 @@ def measure_layers(cell: Cell, backend) -> dict:
                         "phases": {name: m.summary(protocol.max_iqr_ratio) for name, m in measured.items()}}}
 
 
-def measure_ceilings(backend, device: str, settings: dict) -> dict:
+def measure_ceilings(backend, device: str, settings: dict, threads: int = 1) -> dict:
     """The device's own ceilings for the roofline, measured by this framework in this process."""
     protocol = timing.Protocol(warmup=2, min_repeats=5, max_repeats=20, max_seconds=3.0, max_iqr_ratio=0.02)
     programs, work, sync = backend.ceilings(device, settings["gemm_n"], settings["copy_mib"] * 2**20)
@@ -82,6 +87,9 @@ def measure_ceilings(backend, device: str, settings: dict) -> dict:
         rates = timing.Measurement([work[name] / s for s in seconds.samples])
         # A ceiling is what the device can do: the best repeat, beside the usual summary.
         result[key] = {**rates.summary(protocol.max_iqr_ratio), "best": max(rates.samples)}
+    # Beside what was measured, what the hardware can do at most (convbench.peak): no timed cell may pass it.
+    model = backend.environment(device).get("device_model") if device == "cuda" else None
+    result["peak_flops"] = theoretical_peak(device, threads, model, settings.get("cuda", {}).get("tf32", False))
     return result
 
 
@@ -124,16 +132,41 @@ def shrink_and_measure(cell: Cell, backend, trainer, dataset) -> dict:
             "max_logit_difference": float(difference.max()), "step": steps}
 
 
+def converged(epochs: list[dict], criterion: dict) -> bool:
+    """Whether training has levelled off after the last of `epochs` (convbench.cells._criterion): past
+    min_epochs, the best train loss of the last `patience` epochs is not min_delta below the best before
+    them, and every learned radius has moved less than radius_delta over those epochs. A loss that is not
+    finite has diverged: never converged."""
+    patience, n = criterion["patience"], len(epochs)
+    losses = np.array([e["train_loss"] for e in epochs], dtype=float)
+    if not np.isfinite(losses).all() or n < max(criterion["min_epochs"], patience + 1):
+        return False
+    if losses[-patience:].min() < losses[:-patience].min() - criterion["min_delta"]:
+        return False
+    radii = [[v for k, v in e.get("learned", {}).items() if k.endswith(".radius")] for e in epochs[-patience - 1:]]
+    return not radii[0] or float(np.ptp(np.array(radii), axis=0).max()) < criterion["radius_delta"]
+
+
+def load_data(cell: Cell) -> data.Dataset:
+    """The data set of a train cell, at the cell's image size (the planted task's settings from the config)."""
+    source = cell.settings["data"]
+    planted = {k: source[k] for k in ("scale", "train_size", "test_size", "distractors", "noise") if k in source}
+    return data.load(source["dataset"], source.get("root"), seed=cell.seed, test_fraction=source["test_fraction"],
+                     train_fraction=cell.train_fraction, image_size=cell.image_size, planted=planted)
+
+
 def train(cell: Cell, backend) -> dict:
-    """Train on the configured data set; loss and accuracy on both splits after every epoch. A network
-    that learns its kernel sizes or filter counts is then shrunk to a plain one, checked and timed."""
-    settings, source = cell.settings, cell.settings["data"]
-    dataset = data.load(source["dataset"], source.get("root"), seed=cell.seed,
-                        test_fraction=source["test_fraction"], train_fraction=cell.train_fraction)
+    """Train on the configured data set until the train loss levels off (settings.criterion; `epochs` is the
+    cap); loss and accuracy on both splits after every epoch. A network that learns its kernel sizes or
+    filter counts is then shrunk to a plain one, checked and timed."""
+    settings = cell.settings
+    dataset = load_data(cell)
     trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), settings["lr"], settings["momentum"],
                               cell.device, cell.engine, seed=cell.seed, optimizer=settings["optimizer"])
     is_learned = any(block.learned for block in cell.arch.blocks)
-    epochs = []
+    criterion = settings.get("criterion") or {"max_epochs": settings["epochs"], "patience": settings["epochs"],
+                                              "min_epochs": settings["epochs"], "min_delta": 0.0, "radius_delta": 1.0}
+    epochs, done = [], False
     for epoch in range(1, settings["epochs"] + 1):
         t0 = time.perf_counter()
         for index in data.batches(len(dataset.y_train), cell.batch_size, cell.seed, epoch):
@@ -145,10 +178,14 @@ def train(cell: Cell, backend) -> dict:
                            test_loss=test_loss, test_accuracy=test_accuracy, seconds=seconds))
         if is_learned:
             epochs[-1]["learned"] = _learned_state(backend.export_weights(trainer.model), cell.arch)
+        done = converged(epochs, criterion)
+        if done or not np.isfinite(train_loss):  # levelled off, or diverged: more epochs change nothing
+            break
     result = {
         "counts": {"params_framework": trainer.num_params()},
         "training": {"epochs": epochs, "dataset": {"name": dataset.name, "train_size": len(dataset.y_train),
-                                                    "test_size": len(dataset.y_test)}},
+                                                    "test_size": len(dataset.y_test)},
+                     "converged": done, "stopped_epoch": len(epochs), "criterion": criterion},
     }
     if is_learned:
         result["learned"] = shrink_and_measure(cell, backend, trainer, dataset)
@@ -159,12 +196,13 @@ TASKS = {"speed": measure_speed, "layers": measure_layers, "train": train}
 
 
 def _counts(cell: Cell) -> dict:
+    """FLOPs counted two ways: every tap of the padded kernel (dense), and only the taps inside the image (useful,
+    what the roofline and the theoretical peak check). A layer cell's are its convolution's for the whole batch."""
     if cell.task == "layers":
         [conv] = cell.arch.convs()
-        return {"flops_forward": 2 * conv.kernel**2 * conv.in_channels * conv.out_channels
-                * cell.image_size**2 * cell.batch_size}
-    return {"params": param_count(cell.arch), "flops_forward": forward_flops(cell.arch, cell.image_size),
-            "flops_step": step_flops(cell.arch, cell.image_size, cell.batch_size),
+        return {"flops_forward": conv_flops(conv, cell.image_size, cell.batch_size),
+                "flops_forward_useful": conv_flops(conv, cell.image_size, cell.batch_size, useful=True)}
+    return {**step_counts(cell.arch, cell.image_size, cell.batch_size),
             "bytes_step": step_bytes(cell.arch, cell.image_size, cell.batch_size)}
 
 
@@ -191,19 +229,21 @@ def run_cell(cell: Cell, backend, context: dict) -> dict:
     return record
 
 
-def run_cells(cells: list[Cell], out_dir: Path, log=print) -> list[dict]:
-    """Run cells of one framework in this process; one record per cell in out_dir."""
+def run_cells(cells: list[Cell], out_dir: Path, log=print, launch: int | None = None) -> list[dict]:
+    """Run cells of one framework in this process; one record per cell in out_dir. launch: which of a group's
+    launches this process is (convbench.launches), recorded with the process."""
     frameworks = {c.framework for c in cells}
     if len(frameworks) != 1 or len({c.threads for c in cells}) != 1:
         raise ValueError("run_cells takes cells of one framework and one thread count")
     t0 = time.perf_counter()
     backend = importlib.import_module(BACKENDS[frameworks.pop()])
     backend.configure(cells[0].threads, **cells[0].settings.get("cuda", {}))
-    context = {"host": host_environment(), "process": {"import_s": time.perf_counter() - t0, "cells": len(cells)}}
+    context = {"host": host_environment(), "process": {"import_s": time.perf_counter() - t0, "cells": len(cells),
+                                                       "launch": launch}}
     log(f"imported {backend.NAME} in {context['process']['import_s']:.1f} s")
     if any(c.task == "speed" for c in cells):
         try:
-            ceilings = measure_ceilings(backend, cells[0].device, cells[0].settings)
+            ceilings = measure_ceilings(backend, cells[0].device, cells[0].settings, cells[0].threads)
             log(f"ceilings: {ceilings['gemm_flops']['median'] / 1e9:.1f} GFLOP/s fp32 GEMM, "
                 f"{ceilings['memory_bandwidth']['median'] / 1e9:.1f} GB/s stream")
         except Exception:  # the cells are still worth running; the roofline will say what is missing
@@ -220,26 +260,29 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print) -> list[dict]:
 
 
 def run_scaling(cells: list[Cell], out_dir: Path, log=print) -> None:
-    """Run scaling cells of one framework and device count in their own launcher: torchrun with one
-    process per device for PyTorch, one process with logical devices for TensorFlow. If the launcher
-    itself dies, each cell it left without a record gets a failed one carrying the launcher's output."""
+    """Run scaling cells of one framework and device count in their own launcher (convbench.parallel.launch):
+    on one node torchrun with one process per device for PyTorch, one process with logical devices for
+    TensorFlow; across nodes, srun starting one launcher per node. If the launcher itself dies, each cell it
+    left without a record gets a failed one carrying the launcher's output."""
+    from convbench.parallel import launch
+
     devices = {c.devices for c in cells}
     frameworks = {c.framework for c in cells}
     if len(devices) != 1 or len(frameworks) != 1:
         raise ValueError("run_scaling takes cells of one framework and one device count")
     cells_json = json.dumps([c.to_dict() for c in cells])
-    if frameworks.pop() == "torch":
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices.pop()}",
-                    "-m", "convbench.parallel.worker"]
-    else:
-        launcher = [sys.executable, "-m", "convbench.parallel.tf_worker"]
     out_dir = Path(out_dir)
-    result = subprocess.run([*launcher, "--cells-json", cells_json, "--out", str(out_dir)],
-                            capture_output=True, text=True)
-    log(result.stdout + result.stderr)
-    if result.returncode == 0:
+    try:
+        launcher = launch.command(frameworks.pop(), devices.pop(), launch.nodes_of(cells))
+        result = subprocess.run([*launcher, "--cells-json", cells_json, "--out", str(out_dir)],
+                                capture_output=True, text=True)
+        returncode, output = result.returncode, result.stdout + result.stderr
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as e:  # no Slurm allocation, no scontrol
+        returncode, output = -1, f"{type(e).__name__}: {e}"
+    log(output)
+    if returncode == 0:
         return
-    error = f"the launcher exited with status {result.returncode}:\n" + (result.stdout + result.stderr)[-4000:]
+    error = f"the launcher exited with status {returncode}:\n" + output[-4000:]
     for cell in cells:
         if not (out_dir / f"{cell.id}.json").exists():
             write_record(out_dir / f"{cell.id}.json", {
@@ -252,18 +295,25 @@ def check_data(cells: list[Cell]) -> None:
     the user to fix (a DataError naming it), not a failed record per cell."""
     sources = {(c.settings["data"]["dataset"], c.settings["data"].get("root")) for c in cells if c.task == "train"}
     for dataset, root in sorted(sources, key=str):
-        if dataset != "digits":
+        if dataset not in ("digits", "planted"):  # neither reads a file
             data.load(dataset, root)
 
 
-def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=print) -> None:
+def launches(cells: list[Cell]) -> int:
+    """How many independent launches a group's timed cells take (speed.launches); one for other tasks."""
+    return int(cells[0].settings.get("launches", 1)) if cells[0].task in TIMED else 1
+
+
+def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=print, launch: int | None = None) -> None:
     """Run one group's cells (one framework; one device count for scaling cells), resumably.
 
     Records are written to <out_dir>.partial/ first and copied into out_dir once every cell has run; then
     the staging folder goes. A run killed half way leaves its finished records there, and Snakemake, which
     empties a job's output folder before running it again, does not touch them: the rerun skips every cell
     whose ok record of the same parameters is staged (or already in out_dir), and runs the rest.
-    overwrite_ok runs every cell again and lets a failed record replace an ok one (records.publish)."""
+    overwrite_ok runs every cell again and lets a failed record replace an ok one (records.publish).
+    Timed cells with speed.launches > 1 run in that many launches (convbench.launches), each staged in
+    <out_dir>.partial/launch-<i>/ and resumable alike; `launch` marks a process that is one of them."""
     out_dir = Path(out_dir)
     stage = out_dir.with_name(out_dir.name + ".partial")
     todo = []
@@ -275,8 +325,14 @@ def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=
             todo.append(cell)
         if done != stage or overwrite_ok:  # a staged record stays only to be used: not a stale one
             (stage / f"{cell.id}.json").unlink(missing_ok=True)
-    if todo:
-        (run_scaling if todo[0].task == "scaling" else run_cells)(todo, stage, log=log)
+    if todo and todo[0].task == "scaling":
+        run_scaling(todo, stage, log=log)
+    elif todo and launch is None and launches(todo) > 1:
+        from convbench.launches import run_launches
+
+        run_launches(todo, stage, launches(todo), overwrite_ok, log=log)
+    elif todo:
+        run_cells(todo, stage, log=log, launch=launch)
     for cell in cells:
         if (stage / f"{cell.id}.json").exists():
             note = publish(stage / f"{cell.id}.json", out_dir, overwrite_ok)

@@ -199,6 +199,17 @@ def param_count(spec: ArchSpec) -> int:
     return convs + learned + spec.features * spec.num_classes + spec.num_classes
 
 
+def field(spec: ArchSpec) -> int:
+    """Receptive field of the whole network's last maps, in input pixels: every convolution widens it by
+    (kernel - 1) and every pool by (window - 1), each times the stride of the maps it works on. Two blocks
+    of k x k convolutions with 2x2 pools give 3k + 1 (10, 16, 22 for k = 3, 5, 7)."""
+    size, stride = 1, 1
+    for block in spec.blocks:
+        size += block.depth * (block.kernel - 1) * stride + (block.pool - 1) * stride
+        stride *= block.pool
+    return size
+
+
 def conv_sizes(spec: ArchSpec, image_size: int) -> list[tuple[Conv, int]]:
     """Every convolution with the height (= width) of the maps it works on."""
     sizes = [image_size]
@@ -213,13 +224,51 @@ def forward_flops(spec: ArchSpec, image_size: int) -> int:
     Convolutions and the classifier only; activations, pooling and biases are
     left out, as torch.utils.flop_counter does.
     """
-    flops = sum(2 * c.kernel**2 * c.in_channels * c.out_channels * size**2 for c, size in conv_sizes(spec, image_size))
+    flops = sum(conv_flops(c, size) for c, size in conv_sizes(spec, image_size))
     return flops + 2 * spec.features * spec.num_classes
+
+
+def inside_taps(size: int, kernel: int) -> int:
+    """Kernel taps that fall inside a size x size image, summed over the output positions of a "same" convolution.
+
+    Per axis, the tap at offset d from the centre lands inside the image for size - |d| of the outputs (none once
+    |d| >= size); the two axes are independent, so the count is the square of the sum over d. A library that skips
+    the padding (oneDNN, cuDNN's implicit GEMM on small maps) does this much work, not size^2 * kernel^2.
+    """
+    half = (kernel - 1) // 2
+    return sum(max(0, size - abs(d)) for d in range(-half, half + 1)) ** 2
+
+
+def useful_forward_flops(spec: ArchSpec, image_size: int) -> int:
+    """forward_flops with only the taps inside the image: the work a convolution cannot avoid."""
+    flops = sum(conv_flops(c, size, useful=True) for c, size in conv_sizes(spec, image_size))
+    return flops + 2 * spec.features * spec.num_classes
+
+
+def conv_flops(conv: Conv, size: int, batch: int = 1, useful: bool = False) -> int:
+    """One convolution's forward FLOPs on `batch` size x size maps: every tap of the padded kernel, or (useful) only
+    the taps inside the image. The layer cells time single convolutions with these counts."""
+    taps = inside_taps(size, conv.kernel) if useful else conv.kernel**2 * size**2
+    return 2 * taps * conv.in_channels * conv.out_channels * batch
 
 
 def step_flops(spec: ArchSpec, image_size: int, batch: int) -> int:
     """One training step: the backward pass costs twice the forward (to the input, to the weights)."""
     return 3 * forward_flops(spec, image_size) * batch
+
+
+def useful_step_flops(spec: ArchSpec, image_size: int, batch: int) -> int:
+    """step_flops with only the taps inside the image: what the roofline and the theoretical peak check."""
+    return 3 * useful_forward_flops(spec, image_size) * batch
+
+
+def step_counts(spec: ArchSpec, image_size: int, batch: int) -> dict[str, int]:
+    """A record's counts of one training step: parameters, FLOPs of the forward pass per example and of the whole
+    step, each counted two ways: every tap of the padded kernel, and (_useful) only the taps inside the image."""
+    return {"params": param_count(spec), "flops_forward": forward_flops(spec, image_size),
+            "flops_forward_useful": useful_forward_flops(spec, image_size),
+            "flops_step": step_flops(spec, image_size, batch),
+            "flops_step_useful": useful_step_flops(spec, image_size, batch)}
 
 
 def step_bytes(spec: ArchSpec, image_size: int, batch: int) -> int:

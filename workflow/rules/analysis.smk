@@ -23,8 +23,8 @@ rule analyse:
     input:
         tidy=rules.tidy.output,
         code=lambda wildcards: analysis_code(f"{wildcards.study}/*.py"),
-        # committed reference runs on GPUs, rendered in their own section when present
-        reference=lambda wildcards: REFERENCE_RECORDS if wildcards.study == "reference" else [],
+        # committed reference runs on GPUs, rendered in their own section when present (and projected by scaling)
+        reference=lambda wildcards: REFERENCE_RECORDS if wildcards.study in ("reference", "scaling") else [],
     output:
         report(
             directory("results/{run}/generated/{study}"),
@@ -37,6 +37,7 @@ rule analyse:
     params:
         command=REPRODUCE,
         captions=CAPTIONS,
+        projection=json.dumps(config.get("projection") or {}),
     log:
         "results/{run}/logs/analyse/{study}.log",
     threads: 1
@@ -47,4 +48,4 @@ rule analyse:
         "../../envs/convbench.yaml"
     shell:
         "python -m convbench analyse --out results/{wildcards.run}/generated --study {wildcards.study}"
-        " --command {params.command:q} > {log} 2>&1"
+        " --command {params.command:q} --projection {params.projection:q} > {log} 2>&1"

@@ -52,7 +52,13 @@ def gpus(group):
 
 
 def cpus(group):
-    return max((cell.threads * cell.devices for cell in GROUPS.get(group, [])), default=1)
+    """Per task: a job over several nodes has one task per node, holding that node's devices."""
+    return max((cell.threads * cell.devices // nodes(group) for cell in GROUPS.get(group, [])), default=1)
+
+
+def nodes(group):
+    """A scaling job spans scaling.nodes nodes (one srun task each), but one device stays on one node."""
+    return max((cell.settings.get("nodes", 1) for cell in GROUPS.get(group, [])), default=1)
 
 
 # The studies and their figures: the analysis's registry is the only list (convbench/analysis/registry.py).

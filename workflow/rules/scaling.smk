@@ -1,5 +1,7 @@
 # Several devices: one job per framework and device count. PyTorch runs one process per device under
-# torchrun (gloo on the CPU, nccl on GPUs); TensorFlow one process over logical devices or GPUs.
+# torchrun (gloo on the CPU, nccl on GPUs); TensorFlow one process over logical devices or GPUs. With
+# scaling.nodes > 1 the job is an allocation of that many nodes, one task each, and the command starts a
+# launcher per node with srun (convbench.parallel.launch).
 rule scaling:
     output:
         report(
@@ -22,6 +24,8 @@ rule scaling:
         runtime=60,
         cpus_per_task=lambda wildcards: cpus(f"scaling/{wildcards.framework}{wildcards.devices}"),
         gpu=lambda wildcards: gpus(f"scaling/{wildcards.framework}{wildcards.devices}"),
+        nodes=lambda wildcards: nodes(f"scaling/{wildcards.framework}{wildcards.devices}"),
+        tasks=lambda wildcards: nodes(f"scaling/{wildcards.framework}{wildcards.devices}"),
     conda:
         "../../envs/convbench.yaml"
     shell:

@@ -37,19 +37,20 @@ def write_tidy(records_dirs, out_dir) -> Path:
     return out
 
 
-def read_run(generated, command: str | None = None, reference=REFERENCE) -> Run:
+def read_run(generated, command: str | None = None, reference=REFERENCE, projection: dict | None = None) -> Run:
     """The tidy tables a run published, as every study reads them; command defaults to the one the records hold."""
     generated = Path(generated)
     for name in (TIDY, SAMPLES, ENVIRONMENT):
         if not (generated / name).exists():
             raise RecordError(f"{generated / name}: missing; write the tidy table first (convbench tidy)")
-    df = pd.read_csv(generated / TIDY)
+    df = pd.read_csv(generated / TIDY, low_memory=False)  # one dtype per column, read whole
     if len(df):
         df = df.assign(noisy=df["noisy"].astype("boolean"))
     env = pd.read_csv(generated / ENVIRONMENT, dtype=str, keep_default_na=False).replace("", None)
     if command is None and "command" in env:
         command = "; ".join(sorted({str(c) for c in env["command"].dropna()})) or None
-    return Run(df, pd.read_csv(generated / SAMPLES), env, command, Path(reference) if reference else None)
+    return Run(df, pd.read_csv(generated / SAMPLES), env, command, Path(reference) if reference else None,
+               projection)
 
 
 def verdict_values(v: Verdict) -> dict[str, str]:
@@ -75,12 +76,13 @@ def analyse_study(study: Study, run: Run, out_dir) -> Path:
     return out
 
 
-def analyse(records_dirs, out_dir, command: str | None = None, reference_root=REFERENCE, studies=None) -> Path:
+def analyse(records_dirs, out_dir, command: str | None = None, reference_root=REFERENCE, studies=None,
+            projection: dict | None = None) -> Path:
     """Everything at once (the command line's `analyse --records`): tidy tables, then every study (or `studies`)."""
     from convbench.analysis.registry import STUDIES
 
     out = write_tidy(records_dirs, out_dir)
-    run = read_run(out, command, reference_root)
+    run = read_run(out, command, reference_root, projection)
     for name in studies or STUDIES:
         analyse_study(STUDIES[name], run, out / name)
     return out

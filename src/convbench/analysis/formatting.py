@@ -18,7 +18,7 @@ X = r"$\times$"  # for f-strings, whose expressions cannot hold a backslash (Pyt
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "keras": "Keras", "jax": "JAX"}
 # Tables list setups in this order: frameworks, then each framework's engines; others follow alphabetically.
 FRAMEWORK_ORDER = ["torch", "tensorflow"]
-ENGINE_ORDER = ["eager", "torchscript", "compile", "function", "xla"]
+ENGINE_ORDER = ["eager", "torchscript", "compile", "cudagraph", "function", "xla"]
 
 
 # ---- text -------------------------------------------------------------------------------------------
@@ -174,6 +174,20 @@ def speed_word(r: float, lo: float, hi: float) -> str:
     if float(ratio(lo)) <= 1 <= float(ratio(hi)):
         return "about as fast as"
     return "slower than" if r > 1 else "faster than"
+
+
+SEVERAL = 2.0  # "several times" means at least this factor, either way (the claim of the engines and overhead studies)
+SEVERAL_SLOWER, SEVERAL_FASTER = "several times slower than", "several times faster than"
+
+
+def several_word(r: float, lo: float, hi: float, factor: float = SEVERAL) -> str:
+    """A time ratio a/b and its interval as words about a, from the interval as printed: several times slower or
+    faster where the whole interval lies at or beyond factor (or at or below 1/factor), else speed_word's."""
+    if float(ratio(lo)) >= factor:
+        return SEVERAL_SLOWER
+    if float(ratio(hi)) <= float(ratio(1 / factor)):
+        return SEVERAL_FASTER
+    return speed_word(r, lo, hi)
 
 
 def flag(condition) -> str:

@@ -29,13 +29,14 @@ class Summary:
     noisy: bool | None = None
     best: float | None = None
     samples: tuple[float, ...] = ()
+    launch_cv: float | None = None  # several launches: the between-launch CV of their medians
 
     @classmethod
     def read(cls, d) -> Summary | None:
         if not isinstance(d, dict) or d.get("median") is None:
             return None
         return cls(d["median"], d.get("iqr"), d.get("cv"), d.get("n"), d.get("noisy"), d.get("best"),
-                   tuple(float(x) for x in d.get("samples") or ()))
+                   tuple(float(x) for x in d.get("samples") or ()), d.get("launch_cv"))
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,14 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Launch:
+    """One process launch of a timed cell: its phases and whole step, summarised within the launch."""
+    launch: int
+    phases: dict[str, Summary]
+    step: Summary | None = None
+
+
+@dataclass(frozen=True)
 class Timings:
     """The timed phases of a step (forward, backward, optimizer, ...), the whole step, and what a study adds."""
     phases: dict[str, Summary]
@@ -75,6 +84,8 @@ class Timings:
     communication: Summary | None = None  # several devices: the collectives replayed alone
     baseline: dict | None = None  # several devices: the same step without communication (raw)
     exposed_communication: float | None = None
+    phase_overhead: float | None = None  # the synchronised phases' sum over the blocked whole step
+    launches: tuple[Launch, ...] = ()  # several launches (convbench.launches): each one's own phases and step
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class Record:
     process: dict = field(default_factory=dict)  # import time and the device ceilings measured in the process
     memory: dict = field(default_factory=dict)
     learned: dict = field(default_factory=dict)  # learned study: what crop and prune kept
+    convergence: dict = field(default_factory=dict)  # train cells: converged, stopped_epoch, criterion (if recorded)
     communication: dict = field(default_factory=dict)  # several devices: bytes measured and modelled
     wall_s: float | None = None
     started: str | None = None
@@ -132,9 +144,16 @@ def _problem(raw) -> str | None:
 def _timings(raw) -> Timings | None:
     if not isinstance(raw, dict):
         return None
-    phases = {name: s for name, s in ((k, Summary.read(v)) for k, v in raw["phases"].items()) if s is not None}
+    phases = _summaries(raw["phases"])
+    launches = tuple(Launch(int(x["launch"]), _summaries(x.get("phases") or {}), Summary.read(x.get("step")))
+                     for x in raw.get("launches") or ())
     return Timings(phases, Summary.read(raw.get("step")), raw.get("first_step"), raw.get("phase_method"),
-                   Summary.read(raw.get("communication")), raw.get("baseline"), raw.get("exposed_communication"))
+                   Summary.read(raw.get("communication")), raw.get("baseline"), raw.get("exposed_communication"),
+                   raw.get("phase_overhead"), launches)
+
+
+def _summaries(raw: dict) -> dict[str, Summary]:
+    return {name: s for name, s in ((k, Summary.read(v)) for k, v in raw.items()) if s is not None}
 
 
 def parse(raw: dict, path: Path | str = "<record>") -> Record:
@@ -152,7 +171,9 @@ def parse(raw: dict, path: Path | str = "<record>") -> Record:
                   _timings(raw.get("timings")) if ok else None, tuple(training.get("epochs") or ()) if ok else (),
                   training.get("dataset") or {}, raw.get("counts") or {}, raw.get("environment") or {},
                   raw.get("engine") or {}, raw.get("process") or {}, raw.get("memory") or {},
-                  raw.get("learned") or {}, raw.get("communication") or {}, raw.get("wall_s"), raw.get("started"))
+                  raw.get("learned") or {}, {k: training[k] for k in ("converged", "stopped_epoch", "criterion")
+                                              if k in training and ok},
+                  raw.get("communication") or {}, raw.get("wall_s"), raw.get("started"))
 
 
 def record_paths(source) -> list[Path]:

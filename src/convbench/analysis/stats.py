@@ -33,6 +33,7 @@ class Verdict:
     word: str
     unit: str = "ratio"
     n: int | None = None
+    level: float | None = None  # of the interval, where a correction for several comparisons moved it off LEVEL
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +54,84 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float, int]:
     return float(x.mean()), float(t_quantile(n, level) * x.std(ddof=1) / np.sqrt(n)), n
 
 
+UNDECIDED = "not distinguishable"  # a paired interval that holds zero
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Per-seed differences subject minus reference (seeds shared across networks: same initial draw, same data
+    order) to be judged together with the other comparisons of their family; more/less: the words for an interval
+    wholly above or below zero."""
+    key: str
+    subject: str
+    reference: str
+    quantity: str
+    diffs: tuple[float, ...]
+    more: str = "higher than"
+    less: str = "lower than"
+
+
+def paired_t(diffs, level: float = LEVEL) -> tuple[float, float, float, int, float]:
+    """Mean of paired differences, its t interval (lo, hi), the number of pairs and the two-sided p-value of a zero
+    mean (scipy.stats.ttest_1samp); lo = hi = mean and p 0 or 1 where every difference is the same."""
+    d = np.asarray([x for x in diffs if x is not None and np.isfinite(x)], float)
+    n = len(d)
+    if n < 2:
+        return (float(d.mean()) if n else np.nan), np.nan, np.nan, n, np.nan
+    mean = float(d.mean())
+    if np.ptp(d) == 0:
+        return mean, mean, mean, n, float(mean == 0)
+    test = stats.ttest_1samp(d, 0.0)
+    lo, hi = test.confidence_interval(level)
+    return mean, float(lo), float(hi), n, float(test.pvalue)
+
+
+def holm_levels(pvalues, level: float = LEVEL) -> list[float]:
+    """Holm's step-down correction written as interval levels, one per comparison: the i-th smallest p-value's
+    interval gets level 1 - alpha/(m - i) until the first comparison Holm does not reject, and every later one that
+    comparison's level. An interval excludes zero exactly where Holm rejects; a comparison without a p-value (fewer
+    than two pairs) counts in m and gets the last level."""
+    alpha, p = 1 - level, np.asarray(pvalues, float)
+    m, levels, stop = len(p), [level] * len(p), None
+    for i, j in enumerate(sorted(range(m), key=lambda j: (np.isnan(p[j]), p[j]))):
+        step = 1 - alpha / (m - i)
+        if stop is None and (np.isnan(p[j]) or p[j] > alpha / (m - i)):
+            stop = step
+        levels[j] = step if stop is None else stop
+    return levels
+
+
+def printed_points(x: float) -> float:
+    """A difference in points as printed (one decimal): words never contradict the digits."""
+    return round(100 * x, 1)
+
+
+def paired_verdicts(family: list[Paired], level: float = LEVEL) -> list[Verdict]:
+    """Verdicts on a family of paired comparisons, Holm-corrected over the family: each the mean difference
+    (points) with its t interval at the Holm level; the word is `more` or `less` where the interval as printed
+    excludes zero, else UNDECIDED. A comparison with fewer than two pairs has no interval and no verdict."""
+    tests = [paired_t(c.diffs) for c in family]
+    levels = holm_levels([t[4] for t in tests], level)
+    out = []
+    for c, (mean, _, _, n, _), lev in zip(family, tests, levels):
+        if n < 2:
+            continue
+        _, lo, hi, _, _ = paired_t(c.diffs, lev)
+        word = c.more if printed_points(lo) > 0 else c.less if printed_points(hi) < 0 else UNDECIDED
+        out.append(Verdict(c.key, c.subject, c.reference, c.quantity, mean, lo, hi, word, "points", n, lev))
+    return out
+
+
+def prediction_interval(values, level: float = LEVEL) -> tuple[float, float, float, int]:
+    """Mean of n values and the t prediction interval of one new value from the same population (a new seed):
+    mean -/+ t(n-1) s sqrt(1 + 1/n); NaN bounds below two values."""
+    mean, half, n = t_interval(values, level)
+    if n < 2:
+        return mean, np.nan, np.nan, n
+    half *= np.sqrt(n + 1)  # t s / sqrt(n) -> t s sqrt(1 + 1/n)
+    return mean, mean - half, mean + half, n
+
+
 def bootstrap_ratio(a, b, resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL):
     """median(a) / median(b) and its percentile bootstrap interval: both samples resampled with replacement."""
     a, b = np.asarray(a, float), np.asarray(b, float)
@@ -61,6 +140,43 @@ def bootstrap_ratio(a, b, resamples: int = RESAMPLES, seed: int = SEED, level: f
               / np.median(rng.choice(b, (resamples, len(b))), axis=1))
     lo, hi = np.percentile(ratios, [50 * (1 - level), 50 * (1 + level)])
     return float(np.median(a) / np.median(b)), float(lo), float(hi)
+
+
+def launch_ratio(a: pd.Series, b: pd.Series, level: float = LEVEL):
+    """a/b from launch-level medians (Series indexed by launch), paired by launch: both cells ran in the same launch,
+    so what moves a whole launch moves both. The geometric mean of the paired ratios with the t interval of the mean
+    of their logs, and the number of launches; None with fewer than two paired launches or a median at or below
+    zero."""
+    both = pd.concat([pd.Series(a, dtype=float), pd.Series(b, dtype=float)], axis=1, join="inner").dropna()
+    if len(both) < 2 or (both.to_numpy() <= 0).any():  # a time at or below zero (a derived phase) has no log
+        return None
+    mean, half, n = t_interval(np.log(both.iloc[:, 0] / both.iloc[:, 1]), level)
+    return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half)), n
+
+
+def time_interval(launches_a: pd.Series, launches_b: pd.Series, samples_a, samples_b, level: float = LEVEL,
+                  resamples: int = RESAMPLES, seed: int = SEED):
+    """A time ratio a/b and its interval: from the launch-level medians where both cells ran in two or more launches
+    (launch_ratio), else a percentile bootstrap of the raw samples of the one launch (which misses the variance
+    between launches). Returns (ratio, lo, hi, n, method): n launches or samples, method 'launches' or 'bootstrap';
+    None without samples."""
+    found = launch_ratio(launches_a, launches_b, level)
+    if found is not None:
+        return (*found, "launches")
+    if len(samples_a) and len(samples_b):
+        return (*bootstrap_ratio(samples_a, samples_b, resamples, seed, level), len(samples_a) + len(samples_b),
+                "bootstrap")
+    return None
+
+
+def resolved(launches, samples, level: float = LEVEL) -> bool:
+    """Whether a difference of two timed programs (a derived phase) is told apart from zero: no raw sample at or below
+    zero, and, over two or more launches, the t interval of the launch medians' mean above zero."""
+    x = np.asarray(samples, float)
+    if not len(x) or (x <= 0).any():
+        return False
+    mean, half, n = t_interval(launches, level)
+    return bool(n < 2 or mean - half > 0)
 
 
 def quartile_ratio(a, ia, b, ib):

@@ -22,6 +22,7 @@ class Run:
     environment: pd.DataFrame  # versions, threads and flags per record (tidy.environment)
     command: str | None = None  # how the run was started, quoted in the paper
     reference: Path | None = None  # committed reference runs on GPUs: results/reference
+    projection: dict | None = None  # the config's projection section (links, GPU, device counts); None: not asked
 
     def study(self, name: str) -> pd.DataFrame:
         return self.tidy[self.tidy["study"] == name] if len(self.tidy) else self.tidy

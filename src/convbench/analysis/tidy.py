@@ -13,8 +13,10 @@ import pandas as pd
 from convbench.analysis.formatting import describe, last_line, setup_label, setup_rank
 from convbench.analysis.records import LAYER_TASK, Record, Summary
 from convbench.analysis.stats import LEVEL, t_interval
+from convbench.peak import gpu_peak
 
-COLUMNS = ["metric", "phase", "value", "iqr", "cv", "n", "noisy", "epoch", "block"]  # epoch, block: where they apply
+COLUMNS = ["metric", "phase", "value", "iqr", "cv", "n", "noisy", "epoch", "block", "launch"]  # the last three: where
+# they apply (launch: a timed cell's launch_time rows, one per process launch)
 
 
 def by_setup(column: pd.Series) -> pd.Series:
@@ -43,7 +45,10 @@ def convolutions(arch: dict, image_size) -> str | None:
 
 def cell_columns(record: Record) -> dict:
     cell, counts = record.cell, record.counts
-    arch, first = cell.arch, cell.arch["blocks"][0]
+    # a 1x1 stem without a pool (the C->C networks' first block) only sets the width: the block after it is the first
+    blocks = cell.arch["blocks"]
+    stem = len(blocks) > 1 and blocks[0].get("kernel") == 1 and blocks[0].get("pool", 2) == 1
+    arch, first = cell.arch, blocks[1 if stem else 0]
     kernel, depth = first.get("kernel"), first.get("depth", 1)
     dataset = record.dataset
     return {
@@ -68,15 +73,21 @@ def cell_columns(record: Record) -> dict:
         "in_channels": arch.get("in_channels"),
         "params": counts.get("params"),
         "flops": counts.get("flops_forward"),  # per example; a layer cell's is its convolution's for the whole batch
+        "flops_useful": counts.get("flops_forward_useful", counts.get("flops_forward")),  # taps inside the image
         "flops_step": counts.get("flops_step"),
+        "flops_step_useful": counts.get("flops_step_useful", counts.get("flops_step")),
         "bytes_step": counts.get("bytes_step"),
         "convs": convolutions(arch, cell.image_size),
         "batch_size": cell.batch_size,
         "image_size": cell.image_size,
         "seed": cell.seed,
         "train_fraction": cell.train_fraction,  # of the training split; speed cells: 1.0
+        # train cells: 'replicate' (the framework that trains the seeds) or 'repeat' (the other framework's one seed,
+        # a cross-framework check, not a replicate); None in records that predate the distinction
+        "role": cell.settings.get("role"),
         "phase_method": record.timings.phase_method if record.timings else None,
         "max_iqr_ratio": cell.settings.get("max_iqr_ratio"),
+        "min_seconds": cell.settings.get("min_seconds"),  # per timing loop (older records: none)
         "dataset": dataset.get("name"),
         "train_size": dataset.get("train_size"),
         "test_size": dataset.get("test_size"),
@@ -96,12 +107,55 @@ def roofline(flops: float, bytes_moved: float, seconds: float, gemm_flops: float
             "ceiling_fraction": achieved / attainable}
 
 
+def peak_flops(record: Record) -> float | None:
+    """The theoretical peak of the record's process (convbench.peak): as recorded beside its ceilings or, for a GPU
+    record made before it was, the vendor figure for its device and precision (TF32 where cuDNN was allowed it)."""
+    recorded = ((record.process.get("ceilings") or {}).get("peak_flops") or {}).get("flops")
+    if recorded or record.cell.device != "cuda":
+        return recorded
+    tf32 = bool((record.environment.get("flags") or {}).get("tf32_cudnn"))
+    return gpu_peak(record.environment.get("device_model"), tf32)["flops"]
+
+
+def launch_rows(timings) -> list[dict]:
+    """A timed cell's launch level: launch_time per phase and launch (that launch's median, with its IQR, CV and n;
+    the 'time' row's value is the median of these) and launch_cv per phase, the between-launch CV of the medians."""
+    rows = []
+    for launch in timings.launches:
+        for phase, s in {**launch.phases, **({"step": launch.step} if launch.step else {})}.items():
+            rows.append(dict(zip(COLUMNS, ["launch_time", phase, s.median, s.iqr, s.cv, s.n, s.noisy, None, None,
+                                           launch.launch])))
+    for phase, s in {**timings.phases, **({"step": timings.step} if timings.step else {})}.items():
+        if s.launch_cv is not None:
+            rows.append(dict(zip(COLUMNS, ["launch_cv", phase, s.launch_cv, None, None, len(timings.launches)])))
+    return rows
+
+
+def launch_medians(df: pd.DataFrame, phase: str, **where) -> pd.Series:
+    """One phase's launch-level medians, indexed by launch: the launch_time rows of the ok cells matching `where`
+    (column=value; config as with_config makes it), the median over those cells (seeds) within each launch. Empty
+    where the cells ran in one launch."""
+    rows = df[(df["metric"] == "launch_time") & (df["phase"] == phase) & (df["status"] == "ok")]
+    rows = with_config(rows) if "config" in where else rows
+    for column, value in where.items():
+        rows = rows[rows[column].isin(value) if isinstance(value, (list, tuple, set, pd.Series)) else
+                    rows[column] == value]
+    return rows.groupby("launch")["value"].median() if len(rows) else pd.Series(dtype=float)
+
+
+def launch_count(df: pd.DataFrame) -> int:
+    """The fewest launches any timed cell of df ran in: what every interval from launch-level medians rests on at
+    least (1 where no cell has launch rows)."""
+    rows = df[df["metric"] == "launch_time"] if len(df) and "launch" in df else df.iloc[:0]
+    return int(rows.groupby("cell_id")["launch"].nunique().min()) if len(rows) else 1
+
+
 def measurement_rows(record: Record) -> list[dict]:
     """(metric, phase, value, iqr, cv, n, noisy) of an ok record."""
     rows = []
 
-    def add(metric, phase, value, iqr=None, cv=None, n=None, noisy=None, epoch=None, block=None):
-        rows.append(dict(zip(COLUMNS, [metric, phase, value, iqr, cv, n, noisy, epoch, block])))
+    def add(metric, phase, value, iqr=None, cv=None, n=None, noisy=None, epoch=None, block=None, launch=None):
+        rows.append(dict(zip(COLUMNS, [metric, phase, value, iqr, cv, n, noisy, epoch, block, launch])))
 
     def add_summary(metric, phase, s: Summary):
         add(metric, phase, s.median, s.iqr, s.cv, s.n, s.noisy)
@@ -113,6 +167,9 @@ def measurement_rows(record: Record) -> list[dict]:
             add_summary("time", phase, summary)
         if timings.step:
             add_summary("time", "step", timings.step)
+        rows.extend(launch_rows(timings))
+        if timings.phase_overhead is not None:
+            add("phase_overhead", "step", timings.phase_overhead)
         if timings.first_step is not None:
             add("first_step", "step", timings.first_step)
         if record.engine.get("compile_s") is not None:
@@ -126,18 +183,33 @@ def measurement_rows(record: Record) -> list[dict]:
             if ceilings.get(metric):  # a ceiling is the best repeat (older records: the median)
                 c = ceilings[metric]
                 add(metric, "ceiling", c.get("best", c["median"]), c.get("iqr"), c.get("cv"), c.get("n"), c.get("noisy"))
+        peak = peak_flops(record)
+        if peak:
+            add("peak_flops", "ceiling", peak)
         if record.cell.task == LAYER_TASK and counts.get("flops_forward"):
-            # The forward convolution, and each half of its backward, do the same FLOPs.
+            # The forward convolution, and each half of its backward, do the same FLOPs. Achieved: the taps inside
+            # the image (what a library that skips the padding computes); dense: every tap of the padded kernel.
+            useful = counts.get("flops_forward_useful", counts["flops_forward"])
             for phase in ("forward", "backward_input", "backward_weight"):
                 if timings.phases.get(phase):
-                    add("achieved_flops", phase, counts["flops_forward"] / timings.phases[phase].median)
+                    seconds = timings.phases[phase].median
+                    add("achieved_flops", phase, useful / seconds)
+                    add("achieved_flops_dense", phase, counts["flops_forward"] / seconds)
+                    if peak:
+                        add("peak_fraction", phase, useful / seconds / peak)
         step = timings.step
         if step and counts.get("flops_step") and counts.get("bytes_step") and all(
                 ceilings.get(m) for m in ("gemm_flops", "memory_bandwidth")):
             gemm, bandwidth = (ceilings[m].get("best", ceilings[m]["median"]) for m in ("gemm_flops", "memory_bandwidth"))
-            point = roofline(counts["flops_step"], counts["bytes_step"], step.median, gemm, bandwidth)
+            useful = counts.get("flops_step_useful", counts["flops_step"])
+            point = roofline(useful, counts["bytes_step"], step.median, gemm, bandwidth)
             for metric, value in point.items():
                 add(metric, "step", value)
+        if step and counts.get("flops_step"):
+            add("achieved_flops_dense", "step", counts["flops_step"] / step.median)
+            if peak:
+                useful = counts.get("flops_step_useful", counts["flops_step"])
+                add("peak_fraction", "step", useful / step.median / peak)
     if record.epochs:
         epochs = record.epochs
         final = epochs[-1]
@@ -151,6 +223,12 @@ def measurement_rows(record: Record) -> list[dict]:
             q1, q3 = seconds.quantile([0.25, 0.75])
             add("epoch_time", "epoch", seconds.median(), q3 - q1, seconds.std(ddof=0) / seconds.mean(), len(seconds))
         add("epochs", "final", final.get("epoch", len(epochs)))
+        if record.convergence.get("converged") is not None:  # 1/0: whether the plateau criterion held before the cap
+            add("converged", "final", float(bool(record.convergence["converged"])))
+        for n, epoch in enumerate(epochs, 1):  # per epoch, for the cross-framework check (metric names of their own)
+            for metric in ("test_accuracy", "test_loss"):
+                if epoch.get(metric) is not None:
+                    add(f"epoch_{metric}", "epoch", epoch[metric], epoch=epoch.get("epoch", n))
     import_s = record.process.get("import_s")
     if import_s is not None:
         add("import_time", "process", import_s)
@@ -231,7 +309,7 @@ def _learned_columns(record: Record) -> dict:
 def scaling_rows(record: Record) -> list[dict]:
     """Several devices: communication replayed alone (comm_time), the step without it (baseline_time, per phase and
     step), exposed communication, and bytes (payload_bytes, wire_bytes, loopback_bytes: phase measured or model;
-    payload_match 1/0)."""
+    payload_match 1/0; collective_calls and collective_bytes per op, phase the op)."""
     timings, comm = record.timings, record.communication
     rows = []
 
@@ -257,6 +335,10 @@ def scaling_rows(record: Record) -> list[dict]:
             add("loopback_bytes", phase, comm[key])
     if comm.get("payload_matches_model") is not None:
         add("payload_match", "step", float(bool(comm["payload_matches_model"])))
+    calls = measured.get("calls") or []  # per op: how many collectives one step called, and their payload
+    for op in dict.fromkeys(c["op"] for c in calls):
+        add("collective_calls", op, float(sum(c["op"] == op for c in calls)))
+        add("collective_bytes", op, float(sum(c["bytes"] for c in calls if c["op"] == op)))
     return rows
 
 
@@ -291,7 +373,8 @@ def tidy(records: list[Record]) -> pd.DataFrame:
 
 
 def samples(records: list[Record]) -> pd.DataFrame:
-    """Every raw timing sample: one row per cell x phase x repeat, in seconds (bootstrap intervals resample these)."""
+    """Every raw timing sample: one row per cell x phase x repeat, in seconds, with the process launch it came from
+    (1 where the cell ran in one launch)."""
     rows = []
     for record in records:
         timings = record.timings if record.ok else None
@@ -299,9 +382,15 @@ def samples(records: list[Record]) -> pd.DataFrame:
             continue
         summaries = {**timings.phases, **({"step": timings.step} if timings.step else {})}
         for phase, summary in summaries.items():
-            rows += [{"cell_id": record.cell_id, "phase": phase, "repeat": i, "value": v}
-                     for i, v in enumerate(summary.samples)]
-    return pd.DataFrame(rows, columns=["cell_id", "phase", "repeat", "value"])
+            launch = [x.launch for x in timings.launches for _ in _launch_samples(x, phase)] or [1] * len(summary.samples)
+            rows += [{"cell_id": record.cell_id, "phase": phase, "repeat": i, "value": v, "launch": n}
+                     for i, (v, n) in enumerate(zip(summary.samples, launch))]
+    return pd.DataFrame(rows, columns=["cell_id", "phase", "repeat", "value", "launch"])
+
+
+def _launch_samples(launch, phase: str) -> tuple[float, ...]:
+    s = launch.step if phase == "step" else launch.phases.get(phase)
+    return s.samples if s else ()
 
 
 WARNINGS_SEP = " | "
@@ -340,8 +429,8 @@ def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     if rows.empty:
         return rows.assign(seeds=[])
     first = {c: (c, "first") for c in ["description", "kernel", "depth", "receptive_field", "activation", "pieces",
-                                       "width", "maps", "params", "flops", "in_channels", "image_size", "dataset",
-                                       "train_size", "test_size", "batch_size", "convs", "flops_step", "bytes_step",
+                                       "width", "maps", "params", "flops", "flops_useful", "in_channels", "image_size",
+                                       "dataset", "train_size", "test_size", "batch_size", "convs", "flops_step", "bytes_step",
                                        "phase_method", "max_iqr_ratio"]}
     out = (rows.groupby(SUMMARY_KEYS + ["phase"], sort=False, dropna=False)
            .agg(value=("value", "median"), iqr=("iqr", "median"), n=("n", "sum"), seeds=("seed", "nunique"),
@@ -404,3 +493,71 @@ def accuracy_values(df: pd.DataFrame) -> dict[str, str]:
         for row in (summary.assign(slug=slugs(summary)).itertuples() if len(summary) else []):
             values[f"{row.study}/{row.slug}/{row.arch}/{metric.replace('_', '-')}"] = percent(row.value)
     return values
+
+
+# ---- replicates, convergence and the cross-framework repeat (train cells) ------------------------------------
+
+REPEAT = "repeat"  # cell.settings.role of the other framework's single seed
+
+
+def replicates(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows that count as replicates: every row but a 'repeat' cell's (a repeat checks the frameworks against
+    each other on one seed; its accuracy equals the replicate's up to numerical drift, so it is no new draw)."""
+    return df[df["role"] != REPEAT] if len(df) and "role" in df else df
+
+
+def per_seed(df: pd.DataFrame, metric: str, keys=("setup", "config", "train_fraction"), phase: str = "final"):
+    """A metric per seed, one column per arch, one row per (keys..., seed): what paired differences are taken from.
+    Replicate cells of status ok only."""
+    rows = with_config(replicates(df[(df["status"] == "ok") & (df["metric"] == metric) & (df["phase"] == phase)]))
+    if rows.empty:
+        return pd.DataFrame()
+    return rows.pivot_table(index=[*keys, "seed"], columns="arch", values="value", aggfunc="first")
+
+
+def convergence(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per ok train cell: study, arch, setup, role, seed, train_fraction, epochs run and converged (1, 0, or
+    NaN where the record does not say: it predates the plateau criterion)."""
+    columns = ["cell_id", "study", "arch", "setup", "framework", "engine", "role", "seed", "train_fraction"]
+    cells = df[(df["task"] == "train") & (df["status"] == "ok")] if len(df) else df
+    if cells.empty:
+        return pd.DataFrame(columns=[*columns, "epochs", "converged"])
+    out = cells.drop_duplicates("cell_id")[columns].set_index("cell_id")
+    for metric in ("epochs", "converged"):
+        found = cells[cells["metric"] == metric].set_index("cell_id")["value"]
+        out[metric] = found.reindex(out.index)
+    return out.reset_index()
+
+
+def converged_pairs(df: pd.DataFrame, keys=("setup", "config", "train_fraction")) -> pd.DataFrame:
+    """per_seed of 'converged' with a missing record read as converged (records before the criterion): 1/0 per
+    (keys..., seed) x arch, for masking paired differences."""
+    found = per_seed(df, "converged", keys)
+    cells = per_seed(df, "epochs", keys)
+    return found.reindex_like(cells).fillna(1.0) if len(cells) else cells
+
+
+def repeat_check(df: pd.DataFrame) -> pd.DataFrame:
+    """Every repeat cell against the replicate of the same study, arch, seed and training fraction in the other
+    framework: the largest per-epoch difference (absolute, over the epochs both ran) in test accuracy and in test
+    loss, and the epochs compared."""
+    columns = ["study", "arch", "seed", "train_fraction", "repeat", "replicate", "epochs", "accuracy", "loss"]
+    rows = df[df["metric"].isin(["epoch_test_accuracy", "epoch_test_loss"]) & (df["status"] == "ok")] if len(df) \
+        and "role" in df else pd.DataFrame()
+    if rows.empty or not (rows["role"] == REPEAT).any():
+        return pd.DataFrame(columns=columns)
+    keys = ["study", "arch", "seed", "train_fraction"]
+    out = []
+    for key, g in rows.groupby(keys, sort=False):
+        repeat, other = g[g["role"] == REPEAT], g[g["role"] != REPEAT]
+        for setup, r in repeat.groupby("setup", sort=False):
+            o = other[other["framework"] != r["framework"].iloc[0]]
+            if o.empty:
+                continue
+            a = r.pivot_table(index="epoch", columns="metric", values="value")
+            b = o[o["setup"] == o["setup"].iloc[0]].pivot_table(index="epoch", columns="metric", values="value")
+            diff = (a - b).abs().dropna(how="all")
+            out.append([*key, setup, o["setup"].iloc[0], len(diff),
+                        *(diff[m].max() if m in diff else float("nan") for m in ("epoch_test_accuracy",
+                                                                                 "epoch_test_loss"))])
+    return pd.DataFrame(out, columns=columns)

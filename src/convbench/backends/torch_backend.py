@@ -16,7 +16,8 @@ NAME = "torch"
 LAYOUT = "NCHW"
 # eager: op by op. torchscript: the TorchScript graph executor (deprecated, kept while it runs: it took
 # over Caffe2's production role). compile: torch.compile with Inductor. Autograd writes every backward.
-ENGINES = ("eager", "torchscript", "compile")
+# cudagraph (GPU only): forward, backward and optimizer step captured as CUDA graphs (GraphSteps) and replayed.
+ENGINES = ("eager", "torchscript", "compile", "cudagraph")
 
 
 def maxout(x, pieces: int):
@@ -138,7 +139,7 @@ def compile_engine(model: ConvNet, engine: str) -> tuple[nn.Module, list[str]]:
     """The module that runs `model` under `engine`, sharing its parameters; and the warnings it raised."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if engine == "eager":
+        if engine in ("eager", "cudagraph"):  # cudagraph: the eager model, captured by GraphSteps at the first step
             net = model
         elif engine == "torchscript":
             net = torch.jit.script(model)
@@ -165,15 +166,23 @@ class Trainer:
                  seed: int = 0, optimizer: str = "sgd"):
         torch.manual_seed(seed)  # what samples at training time (the L0 gates) draws from here
         self.device = device_for(device)
+        self.clock = clock_for(self.device)  # timing.time_step's clock: CUDA events on a GPU
         self.model = build(spec, weights).to(self.device)
         self.learned = any(block.learned for block in spec.blocks)
         self.net, self.warnings = compile_engine(self.model, engine)
         if optimizer == "sgd":
             self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
         else:  # Keras's default epsilon, so that both frameworks run the same Adam
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, eps=1e-7)
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, eps=1e-7,
+                                              capturable=engine == "cudagraph")  # its step count stays on the GPU
         self.optimizer_name = f"torch.optim.{type(self.optimizer).__name__} (default foreach implementation), eager"
         self._loss = None
+        self.graphs = None  # cudagraph: the captured programs, made at the first step or phases()
+        if engine == "cudagraph":
+            if self.device.type != "cuda":
+                raise ValueError("the cudagraph engine captures CUDA graphs: it needs device 'cuda'")
+            self.phase_method = "derived"  # one graph cannot stop between phases: three graphs, as TF's engines
+            self.optimizer_name = self.optimizer_name.replace(", eager", ", captured in the step's CUDA graph")
 
     def to_device(self, x: np.ndarray, y: np.ndarray):
         """Inputs in NCHW float32 and integer labels, placed on the device."""
@@ -199,12 +208,24 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
 
     def phases(self, x, y) -> dict:
+        if self.phase_method == "derived":  # cumulative graphs; timing.derive_phases subtracts them
+            graphs = self._graphs(x, y)
+            return {name: graphs.replayer(name, x, y) for name in GraphSteps.PROGRAMS}
         return {"forward": lambda: self.forward(x, y), "backward": self.backward, "optimizer": self.optimizer_step}
 
     def step(self, x, y) -> None:
+        if self.phase_method == "derived":
+            self._graphs(x, y).replay("step", x, y)
+            return
         self.forward(x, y)
         self.backward()
         self.optimizer_step()
+
+    def _graphs(self, x, y) -> GraphSteps:
+        if self.graphs is None:
+            self.graphs = GraphSteps(self, x, y)
+            self._loss = self.graphs.loss
+        return self.graphs
 
     def train_step(self, x, y) -> float:
         self.step(x, y)
@@ -265,8 +286,70 @@ class Trainer:
         return self.logits_tensor(x).cpu().numpy()
 
 
+class GraphSteps:
+    """A training step captured as CUDA graphs on static inputs, as PyTorch's documentation captures a whole network
+    with its optimizer (torch.cuda.graphs, "whole-network capture"): a few eager steps on a side stream first (they
+    also create the optimizer's state, which the graphs then update in place), gradients set to None before each
+    capture so that the graph allocates its own, and new inputs copied into the static tensors before a replay.
+
+    Three programs, each one graph: forward (with the loss), forward and backward, and the whole step (forward,
+    backward, optimizer step). A replay launches the whole program at once: no per-kernel launch cost from Python.
+    """
+
+    PROGRAMS = ("forward", "forward_backward", "step")
+
+    def __init__(self, trainer: Trainer, x, y, warmup: int = 3):
+        self.x, self.y = x, y
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                trainer.forward(x, y)
+                trainer.backward()
+                trainer.optimizer_step()
+        torch.cuda.current_stream().wait_stream(side)
+        bodies = {"forward": lambda: trainer.forward(x, y),
+                  "forward_backward": lambda: (trainer.forward(x, y), trainer.backward()),
+                  "step": lambda: (trainer.forward(x, y), trainer.backward(), trainer.optimizer.step())}
+        self.graphs = {}
+        for name in self.PROGRAMS:
+            trainer.optimizer.zero_grad(set_to_none=True)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                bodies[name]()
+            self.graphs[name] = graph
+        self.loss = trainer._loss  # the step graph's: updated in place by every replay of it
+
+    def replay(self, name: str, x, y) -> None:
+        if x is not self.x:
+            self.x.copy_(x)
+            self.y.copy_(y)
+        self.graphs[name].replay()
+
+    def replayer(self, name: str, x, y):
+        return lambda: self.replay(name, x, y)
+
+
 def _sync_for(device: torch.device):
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def clock_for(device: torch.device):
+    """A block of steps timed by CUDA events on the GPU's own stream (timing.Clock), as a training loop's steps run
+    back to back; None on the CPU, where timing.host_clock reads the host clock."""
+    if device.type != "cuda":
+        return None
+
+    def timed(body, n: int) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(device)
+        start.record()
+        for _ in range(n):
+            body()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3  # ms
+    return timed
 
 
 def layer_phases(block: Block, tensors: dict[str, np.ndarray], device: str = "cpu"):

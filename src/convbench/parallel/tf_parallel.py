@@ -1,4 +1,4 @@
-"""TensorFlow on several devices: MirroredStrategy data parallel; DTensor tensor parallel where it runs.
+"""TensorFlow on several devices: MirroredStrategy data parallel; tensor parallel built by hand.
 
 One process. On the CPU it holds n logical devices (configure() must run before TensorFlow
 initialises its runtime); on GPUs, the first n. MirroredStrategy mirrors the variables on every
@@ -10,10 +10,14 @@ loss over the global batch size (tf.nn.compute_average_loss), so the sum is the 
 On logical CPU devices the "communication" is copies within one process (cross_device_ops
 ReductionToOneDevice); on GPUs MirroredStrategy picks NCCL's all-reduce.
 
-Tensor parallel through DTensor (sharding every convolution's output channels over a mesh) does not
-run in TensorFlow 2.21: DTensor's SPMD expander for Conv2D demands a fully replicated filter
-("Filter for convolution must have fully replicated layout", conv_spmd_expander.cc). dtensor_probe()
-tries it on the devices at hand and tensor_parallel() raises with the error it got.
+Across processes (several nodes) the same trainers run under MultiWorkerMirroredStrategy, one
+process per node holding its local devices (convbench.parallel.tf_worker --nodes): its replica ids
+run over all processes, and its collectives go between them (gRPC on the CPU, NCCL between GPUs).
+
+Tensor parallel (TensorParallelTrainer) splits the filters by hand, as PyTorch's does: DTensor, which
+would shard every convolution's output channels over a mesh, does not run in TensorFlow 2.21, whose
+SPMD expander for Conv2D demands a fully replicated filter ("Filter for convolution must have fully
+replicated layout", conv_spmd_expander.cc); dtensor_probe() shows it on the devices at hand.
 """
 import os
 import time
@@ -25,6 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from convbench.backends import tf_backend  # noqa: E402
+from convbench.parallel import split  # noqa: E402
 from convbench.spec import ArchSpec  # noqa: E402
 
 
@@ -57,8 +62,44 @@ def _loss(model, x, y, global_batch: int):
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
 
 
+def multi_worker() -> tf.distribute.MultiWorkerMirroredStrategy:
+    """Several processes (one per node), the cluster read from TF_CONFIG; after configure(), before any tensor."""
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _mean_loss(logits, y):
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+
 def _cast(weights: dict, dtype: str) -> dict:
     return {k: np.asarray(v, dtype=dtype) for k, v in weights.items()}
+
+
+def _mirrored(devices: list[str]) -> tf.distribute.MirroredStrategy:
+    """One process's devices; on logical CPU devices the "all-reduce" is copies (ReductionToOneDevice)."""
+    cross = tf.distribute.ReductionToOneDevice() if devices[0].startswith("/CPU") else None
+    return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross)
+
+
+def _local_replicas(strategy: tf.distribute.Strategy) -> list[tuple[int, str]]:
+    """(replica id in the sync group, device) of this process's replicas: all of them under
+    MirroredStrategy, this worker's under MultiWorkerMirroredStrategy."""
+    ids = strategy.experimental_local_results(
+        tf.function(lambda: strategy.run(lambda: tf.distribute.get_replica_context().replica_id_in_sync_group))())
+    return [(int(i), device) for i, device in zip(ids, strategy.extended.worker_devices)]
+
+
+def _sleep_first(x, delay_s: float):
+    """A straggler: sleep `delay_s` seconds before x is used (nothing added when it is 0)."""
+    if not delay_s:
+        return x
+    slept = tf.py_function(lambda: time.sleep(delay_s) or 0.0, [], tf.float64)
+    with tf.control_dependencies([slept]):
+        return tf.identity(x)
+
+
+def _on_gpu(devices: list[str]) -> bool:
+    return any("GPU" in d.upper() for d in devices)
 
 
 class MirroredTrainer:
@@ -66,22 +107,24 @@ class MirroredTrainer:
     cumulative phases of a step (forward; forward + backward; whole step, whose apply_gradients
     all-reduces) and for the all-reduce alone.
 
-    Inputs: the global batch in NCHW float with integer labels; replica i gets the i-th share."""
+    Inputs: the global batch in NCHW float with integer labels; replica i gets the i-th share.
+    strategy: MultiWorkerMirroredStrategy across processes (devices: this process's); by default a
+    MirroredStrategy over `devices`."""
 
     framework = "tensorflow"
     phase_method = "derived"
 
     def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, devices: list[str],
-                 global_batch: int, dtype: str = "float32", delays_s: list[float] | None = None):
-        cross = tf.distribute.ReductionToOneDevice() if devices[0].startswith("/CPU") else None
-        self.strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=cross)
+                 global_batch: int, dtype: str = "float32", delays_s: list[float] | None = None,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.strategy = strategy or _mirrored(devices)
         self.devices, self.global_batch, self.dtype = devices, global_batch, dtype
         self.traced_payload_bytes = None
         with self.strategy.scope():
             self.model = tf_backend.build(spec, _cast(weights, dtype))
             self.optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
             self.optimizer.build(self.model.trainable_variables)
-        delays = list(delays_s or [0.0] * len(devices))
+        delays = list(delays_s or [0.0] * self.strategy.num_replicas_in_sync)
         self.straggling = any(delays)
         self.delays = self.strategy.experimental_distribute_values_from_function(
             lambda ctx: tf.constant(delays[ctx.replica_id_in_sync_group], tf.float64))
@@ -136,7 +179,7 @@ class MirroredTrainer:
     # From outside.
     def distribute(self, x: np.ndarray, y: np.ndarray):
         """The global batch split into the replicas' shares, each placed on its device (NHWC)."""
-        n = len(self.devices)
+        n = self.strategy.num_replicas_in_sync
         if len(x) % n:
             raise ValueError(f"data parallel over {n} devices needs a global batch divisible by {n}, got {len(x)}")
         share = len(x) // n
@@ -144,7 +187,7 @@ class MirroredTrainer:
 
         def shard(ctx):
             i = ctx.replica_id_in_sync_group
-            with tf.device(self.devices[i]):
+            with tf.device(self.devices[i % len(self.devices)]):  # ids run over all processes
                 return tf.identity(x[i * share:(i + 1) * share]), tf.identity(y[i * share:(i + 1) * share])
 
         return self.strategy.experimental_distribute_values_from_function(shard)
@@ -159,7 +202,7 @@ class MirroredTrainer:
         return self.step_program(*inputs)
 
     def sync(self) -> None:
-        if not self.devices[0].startswith("/CPU"):
+        if _on_gpu(self.devices):
             tf.test.experimental.sync_devices()
 
     def gradient_buffers(self):
@@ -236,8 +279,202 @@ class AloneTrainers:
         return self.step_program(*inputs)
 
     def sync(self) -> None:
-        if not self.devices[0].startswith("/CPU"):
+        if _on_gpu(self.devices):
             tf.test.experimental.sync_devices()
+
+
+class TensorParallelTrainer:
+    """Tensor parallel by hand, as torch_parallel's TensorParallelConvNet: replica r holds the slice
+    split.filter_slice gives it of every convolution's filters and split.feature_slice of the
+    classifier's inputs, as plain variables on its own device; the classifier's bias lives on replica 0.
+    Each replica runs its filters on the whole batch and the replica context's collectives join the
+    pieces: ReplicaContext.all_gather of the maps along channels (in replica order, so in the spec's
+    order) before every convolution but the first, and all_reduce of the partial logits.
+
+    Those collectives carry gradients (tf.distribute's all_gather: an all-reduce of the gradient, then
+    the replica's slice; all_reduce: an all-reduce), which differentiate the sum of every replica's
+    loss: the loss is the same on every replica, so each backpropagates loss / t (as PyTorch's).
+    Each replica updates only its own slices, with Keras SGD's rule (m = momentum m - lr g; w += m),
+    written out: Keras's optimizers all-reduce the gradients under a strategy, which would sum
+    different replicas' slices.
+
+    communicate=False: the no-communication baseline, the same shapes and FLOPs with local copies in
+    place of the gathers. Inputs: the whole global batch on every replica."""
+
+    framework = "tensorflow"
+    phase_method = "derived"
+
+    def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, devices: list[str], global_batch: int,
+                 dtype: str = "float32", delays_s: list[float] | None = None, communicate: bool = True,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.strategy = strategy or _mirrored(devices)
+        self.world = self.strategy.num_replicas_in_sync
+        split.check_tensor_parallel(spec, self.world)
+        self.spec, self.devices, self.dtype, self.communicate = spec, devices, dtype, communicate
+        self.lr, self.momentum, self.delays = lr, momentum, list(delays_s or [0.0] * self.world)
+        self.loss_scale = 1.0 / self.world if communicate else 1.0
+        self.calls: list[tuple[str, tuple, str]] = []  # (op, full shape, phase): one replica's step, as traced
+        self._log: list | None = None
+        full = _cast(weights, dtype)
+        self.params = {}  # replica id -> its slices (neutral names, TensorFlow layouts), on its device
+        for replica, device in _local_replicas(self.strategy):
+            with tf.device(device):
+                self.params[replica] = {name: tf.Variable(value) for name, value in self._slices(full, replica).items()}
+                self.params[replica].update({f"{name}.velocity": tf.Variable(tf.zeros_like(value))
+                                             for name, value in list(self.params[replica].items())})
+        program = tf.function(reduce_retracing=True)
+        self.forward_program = program(lambda x, y: self.strategy.run(self._forward, (x, y)))
+        self.forward_backward_program = program(lambda x, y: self.strategy.run(self._forward_backward, (x, y)))
+        self.step_program = program(lambda x, y: self.strategy.run(self._step, (x, y)))
+
+    def _slices(self, full: dict, replica: int) -> dict:
+        """Replica's part of the full neutral weights, in TensorFlow layouts (HWIO; in x out)."""
+        part = {}
+        for conv in self.spec.convs():
+            block = self.spec.blocks[conv.block]
+            index = split.filter_slice(block.width, block.pieces, replica, self.world)
+            part[f"{conv.name}.weight"] = tf_backend._to_tf(full[f"{conv.name}.weight"][index])
+            part[f"{conv.name}.bias"] = full[f"{conv.name}.bias"][index]
+        features = split.feature_slice(self.spec, replica, self.world)
+        part["head.weight"] = tf_backend._to_tf(full["head.weight"][:, features])
+        if replica == 0:
+            part["head.bias"] = full["head.bias"]
+        return part
+
+    # What one replica runs.
+    def _replica(self) -> tuple[int, dict]:
+        """This replica's id (static: MirroredStrategy traces the function once per replica) and slices."""
+        replica = int(tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group))
+        return replica, self.params[replica]
+
+    def _gather(self, x):
+        if not self.communicate:
+            return tf.concat([x] * self.world, axis=-1)
+        out = tf.distribute.get_replica_context().all_gather(x, axis=3)  # channels (MWMS wants axis >= 0)
+        full = (*x.shape[:-1], x.shape[-1] * self.world)
+        out.set_shape(full)  # MultiWorkerMirroredStrategy's all_gather leaves the shape unknown
+        self._note(("all_gather", full, "forward"), ("all_reduce", full, "backward"))
+        return out
+
+    def _reduce(self, logits):
+        if not self.communicate:
+            return logits
+        self._note(*[("all_reduce", tuple(logits.shape), phase) for phase in ("forward", "backward")])
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, logits)
+
+    def _note(self, *calls) -> None:
+        if self._log is not None and self._replica()[0] == min(self.params):
+            self._log += calls
+
+    def _logits(self, replica: int, p: dict, x):
+        x = _sleep_first(x, self.delays[replica] if self.communicate else 0.0)
+        convs = self.spec.convs()
+        for i, conv in enumerate(convs):
+            block = self.spec.blocks[conv.block]
+            x = tf.nn.bias_add(tf.nn.conv2d(x, p[f"{conv.name}.weight"], 1, "SAME"), p[f"{conv.name}.bias"])
+            x = tf.nn.relu(x) if block.activation == "relu" else tf_backend.maxout(x, block.pieces)
+            last = i + 1 == len(convs)
+            if (last or convs[i + 1].block != conv.block) and block.pool > 1:
+                x = tf.nn.max_pool2d(x, block.pool, block.pool, "VALID")  # per map: before the gather
+            if not last:
+                x = self._gather(x)
+        logits = tf.matmul(tf.reduce_mean(x, axis=(1, 2)), p["head.weight"])
+        return self._reduce(logits + p["head.bias"] if "head.bias" in p else logits)
+
+    def _trainable(self, p: dict) -> list[str]:
+        return [name for name in p if not name.endswith(".velocity")]
+
+    def _placeholder(self):
+        """The gradient of the classifier's bias on replicas that hold none: zeros, so that every replica
+        returns the same structure (strategy.run requires it)."""
+        return tf.zeros((self.spec.num_classes,), self.dtype)
+
+    def _forward(self, x, y):
+        replica, p = self._replica()
+        return _mean_loss(self._logits(replica, p, x), y)
+
+    def _forward_backward(self, x, y):
+        replica, p = self._replica()
+        names = self._trainable(p)
+        with tf.GradientTape() as tape:
+            loss = _mean_loss(self._logits(replica, p, x), y)
+            scaled = loss * self.loss_scale
+        grads = dict(zip(names, tape.gradient(scaled, [p[n] for n in names])))
+        return loss, {"head.bias": self._placeholder(), **grads}
+
+    def _step(self, x, y):
+        replica, p = self._replica()
+        if replica == min(self.params):  # count one replica's collectives, as the step is traced
+            self._log = self.calls = []
+        loss, grads = self._forward_backward(x, y)
+        self._log = None
+        for name, grad in grads.items():
+            if name not in p:  # the placeholder
+                continue
+            velocity = p[f"{name}.velocity"]
+            velocity.assign(self.momentum * velocity - self.lr * grad)
+            p[name].assign_add(velocity)
+        return loss
+
+    # From outside.
+    def distribute(self, x: np.ndarray, y: np.ndarray):
+        """The whole global batch on every replica's device (NHWC)."""
+        x = x.astype(self.dtype).transpose(0, 2, 3, 1)
+        return self.strategy.experimental_distribute_values_from_function(lambda ctx: (tf.identity(x), tf.identity(y)))
+
+    def phases(self, inputs) -> dict:
+        x, y = inputs
+        return {"forward": lambda: self.forward_program(x, y),
+                "forward_backward": lambda: self.forward_backward_program(x, y),
+                "step": lambda: self.step_program(x, y)}
+
+    def step(self, inputs):
+        return self.step_program(*inputs)
+
+    def sync(self) -> None:
+        if _on_gpu(self.devices):
+            tf.test.experimental.sync_devices()
+
+    def payload_bytes(self) -> int:
+        """The full tensors of one step's collectives, as the step program was traced."""
+        return sum(int(np.prod(shape)) * np.dtype(self.dtype).itemsize for _, shape, _ in self.calls)
+
+    def communication_program(self):
+        """The step's collectives alone, on zero buffers of the same sizes: gathers of each replica's
+        share and all-reduces of the full tensors, as traced."""
+        calls = list(self.calls)
+
+        def run():
+            context = tf.distribute.get_replica_context()
+            out = []
+            for op, shape, _ in calls:
+                if op == "all_gather":
+                    out.append(context.all_gather(tf.zeros((*shape[:-1], shape[-1] // self.world), self.dtype), 3))
+                else:
+                    out.append(context.all_reduce(tf.distribute.ReduceOp.SUM, tf.zeros(shape, self.dtype)))
+            return out
+        program = tf.function(lambda: self.strategy.run(run))
+        return lambda: program()
+
+    def gradient_parts(self, inputs) -> tuple[float, dict[int, dict[str, np.ndarray]]]:
+        """The loss, and this process's replicas' gradients of the global batch's mean loss (their
+        slices, neutral layouts), by replica id: split.assemble puts every replica's together."""
+        loss, grads = self.forward_backward_program(*inputs)
+        flat = [self.strategy.experimental_local_results(g) for g in tf.nest.flatten(grads)]
+        parts = {}
+        for i, replica in enumerate(self.params):
+            part = tf.nest.pack_sequence_as(grads, [g[i] for g in flat])
+            parts[replica] = {n: tf_backend._from_tf(g.numpy()) for n, g in part.items() if n in self.params[replica]}
+        return self.strategy.experimental_local_results(loss)[0].numpy(), parts
+
+    def gradients(self, inputs) -> dict[str, np.ndarray]:
+        """The gradients in the full neutral layout (every replica in this process: MirroredStrategy)."""
+        loss, parts = self.gradient_parts(inputs)
+        return {**split.assemble(self.spec, parts, self.world), "loss": loss}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return split.assemble(self.spec, {r: {n: tf_backend._from_tf(v.numpy()) for n, v in p.items()}
+                                          for r, p in self.params.items()}, self.world)
 
 
 def dtensor_probe(devices: list[str]) -> dict:
@@ -256,30 +493,3 @@ def dtensor_probe(devices: list[str]) -> dict:
         loss = tf.reduce_sum(y)
     grad = tape.gradient(loss, kernel)
     return {"output": dtensor.fetch_layout(y).to_string(), "kernel_grad": dtensor.fetch_layout(grad).to_string()}
-
-
-_PROBED: dict[tuple[str, ...], Exception | dict] = {}
-
-
-def tensor_parallel(devices: list[str]):
-    """Tensor parallel in TensorFlow: DTensor with every convolution's output channels sharded.
-    It does not run in TF 2.21; this raises NotImplementedError with the error DTensor gives.
-
-    The probe runs once per process and set of devices: DTensor keeps state between attempts, and a
-    second attempt on the same mesh fails with a different, misleading error."""
-    key = tuple(devices)
-    if key not in _PROBED:
-        try:
-            _PROBED[key] = dtensor_probe(devices)
-        except Exception as error:
-            _PROBED[key] = error
-    outcome = _PROBED[key]
-    if isinstance(outcome, Exception):
-        text = str(outcome).strip()
-        summary = next((line.split("): ", 1)[-1] for line in text.splitlines() if "error:" in line), text.splitlines()[0])
-        raise NotImplementedError(
-            f"DTensor tensor parallel does not run in TensorFlow {tf.__version__}; sharding a Conv2D filter's output "
-            f"channels over a mesh of {len(devices)} devices fails with {type(outcome).__name__}:\n{text}\n"
-            f"In short: {summary}") from outcome
-    raise NotImplementedError(f"DTensor ran a convolution with sharded filters in TensorFlow {tf.__version__} "
-                              f"(layouts {outcome}), but convbench's DTensor trainer is not built yet")

@@ -38,6 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from convbench.backends import torch_backend
 from convbench.parallel.bytes_model import RING_FACTOR
+from convbench.parallel.split import check_tensor_parallel, feature_slice, filter_slice
 from convbench.spec import ArchSpec
 
 PARALLELISMS = ("none", "data", "tensor")
@@ -123,21 +124,6 @@ def replay(calls: list[Collective], device: torch.device):
 
 # --- tensor parallel ----------------------------------------------------------------------------
 
-def filter_slice(width: int, pieces: int, rank: int, world: int) -> np.ndarray:
-    """Indices of the filters rank holds: its out_maps/world output maps, from each of the pieces slabs
-    (maxout's map j is the max of filters i*out_maps + j; for relu, pieces = 1, a contiguous slice)."""
-    maps = width // pieces
-    per = maps // world
-    return np.concatenate([np.arange(i * maps + rank * per, i * maps + (rank + 1) * per) for i in range(pieces)])
-
-
-def check_tensor_parallel(spec: ArchSpec, world: int) -> None:
-    for i, block in enumerate(spec.blocks):
-        if block.out_channels % world:
-            raise ValueError(f"tensor parallel over {world} ranks needs every block's output maps divisible by "
-                             f"{world}; block {i} of {spec.name} has {block.out_channels}")
-
-
 class TensorParallelConvNet(nn.Module):
     """Rank `rank`'s part of the network of `spec`, sliced out of the full neutral `weights`.
 
@@ -158,9 +144,8 @@ class TensorParallelConvNet(nn.Module):
             layer.weight.data.copy_(torch.from_numpy(weights[f"{conv.name}.weight"][index]))
             layer.bias.data.copy_(torch.from_numpy(weights[f"{conv.name}.bias"][index]))
             self.convs.append(layer)
-        per = spec.features // world
-        self.features = slice(rank * per, (rank + 1) * per)  # the last block's maps this rank holds
-        self.head = nn.Linear(per, spec.num_classes, bias=rank == 0)
+        self.features = feature_slice(spec, rank, world)  # the last block's maps this rank holds
+        self.head = nn.Linear(spec.features // world, spec.num_classes, bias=rank == 0)
         self.head.weight.data.copy_(torch.from_numpy(weights["head.weight"][:, self.features]))
         if rank == 0:
             self.head.bias.data.copy_(torch.from_numpy(weights["head.bias"]))

@@ -23,6 +23,8 @@ Cells and their settings: convbench.parallel.cells. The straggler is the last ra
 runs without it. threads is the job's total: each rank uses threads // T.
 """
 import argparse
+import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -38,7 +40,7 @@ from convbench.records import SCHEMA_VERSION, host_environment, now, write_recor
 from convbench.parallel import bytes_model
 from convbench.parallel import torch_parallel as tp
 from convbench.parallel.cells import global_batch, hybrid_error, load_cells
-from convbench.spec import forward_flops, init_weights, param_count, step_flops
+from convbench.spec import init_weights, step_counts
 
 
 def check(cell: Cell, world: int) -> None:
@@ -193,8 +195,7 @@ def measure(cell: Cell, device: torch.device) -> dict:
 
 def counts(cell: Cell) -> dict:
     batch = global_batch(cell)
-    return {"params": param_count(cell.arch), "flops_forward": forward_flops(cell.arch, cell.image_size),
-            "flops_step": step_flops(cell.arch, cell.image_size, batch)}
+    return step_counts(cell.arch, cell.image_size, batch)
 
 
 def run_cell(cell: Cell, device: torch.device, context: dict) -> dict:
@@ -238,9 +239,11 @@ def main(argv=None) -> None:
     device = tp.init(kinds.pop(), args.timeout_s)
     rank, world = dist.get_rank(), dist.get_world_size()
     torch_backend.configure(max(1, cells[0].threads // world))
+    hosts = [None] * world  # where each rank runs: its Slurm node, or its host
+    dist.all_gather_object(hosts, os.environ.get("SLURMD_NODENAME") or socket.gethostname())
     context = {"host": host_environment(),
                "process": {"launcher": "torchrun", "world_size": world, "setup_s": time.perf_counter() - t0,
-                           "cells": len(cells)},
+                           "cells": len(cells), "rank_hosts": hosts},
                "distributed": {"backend": dist.get_backend(), "world_size": world, "timeout_s": args.timeout_s,
                                "collectives": "DDP comm hook (data); torch.distributed._functional_collectives "
                                               "(tensor)"}}

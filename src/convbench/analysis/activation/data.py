@@ -2,7 +2,9 @@
 gap's growth as the data shrink, and time ratios against ReLU with bootstrap intervals of the raw samples.
 
 A variant is read from its spec, not its name: k is the first block's maxout pieces (1 for ReLU), and it matches a
-ReLU arch of the study by filters where its first block has as many filters, by width where it has k times as many.
+ReLU arch of the study by filters where its first block has as many filters, by width where it has k times as many,
+by parameters where its parameters are within EQUAL_PARAMS of a ReLU arch's. Only replicate train cells count (a
+cross-framework repeat is no new seed); per-seed differences pair a variant with its ReLU arch on the same seed.
 A "unit" is a setup (framework-engine), with the config appended where the study ran more than one.
 """
 from __future__ import annotations
@@ -11,12 +13,15 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.formatting import escape, setup_label
-from convbench.analysis.stats import bootstrap_ratio, t_interval
+from convbench.analysis.stats import t_interval, time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import seed_summary, summarise, with_config
+from convbench.analysis.tidy import (converged_pairs, launch_medians, per_seed, replicates, seed_summary, summarise,
+                                     with_config)
 
 STUDY = "activation"
-MATCHING = {"reference": "ReLU", "filters": "equal filters", "width": "equal width", "other": "other"}
+MATCHING = {"reference": "ReLU", "filters": "equal filters", "width": "equal width", "params": "equal parameters",
+            "other": "other"}
+EQUAL_PARAMS = 0.02  # a variant within this relative distance of a ReLU arch's parameters matches them
 PHASES = ["forward", "backward"]
 UNIT_KEYS = ["setup", "framework", "engine", "config"]
 
@@ -26,15 +31,20 @@ def variants(df: pd.DataFrame) -> pd.DataFrame:
     with and the maps leaving each block; ReLU first, then by k and matching."""
     cells = df[(df["study"] == STUDY) & df["task"].isin(["train", "speed"])].drop_duplicates("arch")
     cells = cells.assign(k=[int(p) if a == "maxout" else 1 for a, p in zip(cells["activation"], cells["pieces"])])
-    relu = dict(zip(cells.loc[cells["k"] == 1, "width"], cells.loc[cells["k"] == 1, "arch"]))  # first width -> arch
+    relus = cells[cells["k"] == 1]
+    relu = dict(zip(relus["width"], relus["arch"]))  # first width -> arch
     rows = []
     for r in cells.itertuples():
+        near = [a for a, p in zip(relus["arch"], relus["params"]) if pd.notna(p) and pd.notna(r.params)
+                and abs(r.params / p - 1) <= EQUAL_PARAMS]
         if r.k == 1:
             matching, reference = "reference", r.arch
         elif r.width in relu:
             matching, reference = "filters", relu[r.width]
         elif r.width % r.k == 0 and r.width // r.k in relu:
             matching, reference = "width", relu[r.width // r.k]
+        elif near:
+            matching, reference = "params", near[0]
         else:
             matching, reference = "other", None
         rows.append({"arch": r.arch, "k": r.k, "matching": matching, "reference": reference, "maps": r.maps})
@@ -63,7 +73,48 @@ def with_units(frame: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def cells(df: pd.DataFrame, task: str) -> pd.DataFrame:
-    return with_config(df[(df["study"] == STUDY) & (df["task"] == task)])
+    """The study's cells of a task; of train cells the replicates only."""
+    found = with_config(df[(df["study"] == STUDY) & (df["task"] == task)])
+    return replicates(found) if task == "train" else found
+
+
+def seed_diffs(df: pd.DataFrame, unit: str, arch: str, reference: str) -> tuple[tuple, tuple, int]:
+    """arch minus reference per seed in one unit: test accuracy at the largest training fraction (seeds both
+    finished), the gap's growth from the largest to the smallest fraction (seeds where all four runs converged), and
+    how many of the accuracy pairs converged."""
+    train = cells(df, "train")
+    keys = ("unit", "train_fraction")
+    train = with_units(train, df) if len(train) else train
+    if train.empty:
+        return (), (), 0
+    test, gap = (per_seed(train, m, keys) for m in ("test_accuracy", "gap"))
+    conv = converged_pairs(train, keys)
+    if test.empty or not {arch, reference} <= set(test.columns):
+        return (), (), 0
+    fractions = sorted(test.index.get_level_values("train_fraction").unique())
+    largest, smallest = fractions[-1], fractions[0]
+
+    def at(wide, fraction):
+        return wide.xs((unit, fraction), level=("unit", "train_fraction")) if (unit, fraction) in \
+            wide.index.droplevel("seed") else pd.DataFrame(columns=wide.columns)
+
+    t, c = at(test, largest), at(conv, largest)
+    d = (t[arch] - t[reference]).dropna()
+    both = c.reindex(d.index)
+    converged = int(((both.get(arch) == 1) & (both.get(reference) == 1)).sum()) if len(both) else 0
+    growth = ()
+    if smallest != largest and not gap.empty and {arch, reference} <= set(gap.columns):
+        g_s, g_l, c_s = at(gap, smallest), at(gap, largest), at(conv, smallest)
+        ok = pd.concat([c_s[[arch, reference]], c[[arch, reference]]], axis=1).eq(1).all(axis=1)
+        change = (g_s[arch] - g_l[arch]) - (g_s[reference] - g_l[reference])
+        growth = tuple(float(x) for x in change[ok.reindex(change.index, fill_value=False)].dropna())
+    return tuple(float(x) for x in d), growth, converged
+
+
+def converged_only(train: pd.DataFrame) -> pd.DataFrame:
+    """Train rows without the cells that stopped at the epoch cap (converged 0); cells that do not say stay."""
+    stopped = train.loc[(train["metric"] == "converged") & (train["value"] == 0), "cell_id"]
+    return train[~train["cell_id"].isin(stopped)]
 
 
 def seed_stats(df: pd.DataFrame) -> pd.DataFrame:
@@ -71,7 +122,7 @@ def seed_stats(df: pd.DataFrame) -> pd.DataFrame:
     (final training loss not finite), the trained network's parameters and the variant."""
     train = cells(df, "train")
     keys = [*UNIT_KEYS, "arch", "train_fraction"]
-    test, gap = (seed_summary(train, m) for m in ("test_accuracy", "gap"))
+    test, gap = seed_summary(train, "test_accuracy"), seed_summary(converged_only(train), "gap")
     if test.empty:
         columns = [*keys, "test", "test_ci", "seeds", "gap", "gap_ci", "diverged", "params", *variants(df).columns[1:]]
         return with_units(pd.DataFrame(columns=columns), df)
@@ -89,7 +140,7 @@ def gap_growth(df: pd.DataFrame) -> pd.DataFrame:
     its mean and t interval over seeds. Empty when the study trained at one fraction."""
     keys = [*UNIT_KEYS, "arch"]
     columns = [*keys, "change", "change_ci", "seeds", "smallest", "largest"]
-    gaps = cells(df, "train")[lambda d: (d["status"] == "ok") & (d["metric"] == "gap")]
+    gaps = converged_only(cells(df, "train"))[lambda d: (d["status"] == "ok") & (d["metric"] == "gap")]
     fractions = sorted(gaps["train_fraction"].unique())
     if len(fractions) < 2:
         return with_units(pd.DataFrame(columns=columns), df)
@@ -100,8 +151,9 @@ def gap_growth(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def time_ratios(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
-    """Forward and backward time of each maxout variant over its ReLU arch's, per unit: the ratio of the medians with
-    a percentile bootstrap interval of both cells' raw samples (seeds pooled)."""
+    """Forward and backward time of each maxout variant over its ReLU arch's, per unit, with its interval
+    (stats.time_interval: over the launch-level medians, paired by launch; a bootstrap of both cells' raw samples
+    where they ran in one launch), seeds pooled."""
     columns = [*UNIT_KEYS, "arch", "reference", "phase", "ratio", "lo", "hi"]
     speed = cells(df, "speed")
     speed = speed[speed["status"] == "ok"].drop_duplicates("cell_id")
@@ -116,8 +168,9 @@ def time_ratios(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
             for phase in PHASES:
                 a, b = (samples[(samples["phase"] == phase) & samples["cell_id"].isin(ids[x])]["value"]
                         for x in (arch, ref))
-                if len(a) and len(b):
-                    rows.append([*unit, arch, ref, phase, *bootstrap_ratio(a, b)])
+                found = time_interval(*(launch_medians(df, phase, cell_id=ids[x]) for x in (arch, ref)), a, b)
+                if found:
+                    rows.append([*unit, arch, ref, phase, *found[:3]])
     return with_units(pd.DataFrame(rows, columns=columns), df)
 
 

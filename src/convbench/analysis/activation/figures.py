@@ -15,7 +15,7 @@ from convbench.analysis.formatting import setup_rank
 from convbench.analysis.plotting import placeholder, plt, save, sns
 from convbench.analysis.study import Run
 
-MARKERS = {"reference": "o", "filters": "X", "width": "s", "other": "D"}
+MARKERS = {"reference": "o", "filters": "X", "width": "s", "params": "^", "other": "D"}
 WIDTH, HEIGHT = 6.3, 1.75  # inches: the paper's line width, so that fonts print at their size; panels' height
 LEGEND_ROW, LEGEND_COLUMNS = 0.22, 3  # inches per row of the legend under the panels
 NO_TRAINING = "No training cells of the activation study in this run."

@@ -1,41 +1,35 @@
-"""Each maxout variant against its ReLU network, per unit, as Verdicts: test accuracy and the gap's growth (difference
-of means, decided by whether the two t intervals overlap as printed) and forward and backward time (ratio of medians
-with a bootstrap interval); and the values the paper quotes: per-cell numbers, and counts and ranges over the
-verdicts for the text, which must read true for any config."""
+"""Each maxout variant against its ReLU network, per unit, as Verdicts: test accuracy and the gap's growth (mean of the
+per-seed differences with its t interval, Holm-corrected over the study's accuracy and gap verdicts; the gap over
+the seeds where every run converged) and forward and backward time (ratio of medians with a bootstrap interval);
+and the values the paper quotes: per-cell numbers, and counts and ranges over the verdicts for the text, which must
+read true for any config."""
 from __future__ import annotations
 
 import pandas as pd
 
 from convbench.analysis.activation import data
 from convbench.analysis.activation.data import STUDY
-from convbench.analysis.formatting import escape, percent, printed, ratio, setup_label, setup_rank, span, speed_word, \
-    tt, words
-from convbench.analysis.stats import LEVEL, Verdict, t_quantile
+from convbench.analysis.formatting import (
+    escape,
+    percent,
+    ratio,
+    setup_label,
+    setup_rank,
+    span,
+    speed_word,
+    tt,
+    words,
+)
+from convbench.analysis.stats import LEVEL, UNDECIDED, Paired, Verdict, paired_verdicts, t_quantile
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import accuracy_values, time_values
+from convbench.analysis.tidy import accuracy_values, convergence, launch_count, time_values
 
 APART = {"test-accuracy-diff": ("higher", "lower"), "gap-change-diff": ("overfit more", "overfit less")}
-UNDECIDED = "not distinguishable"
 SPEED_WORDS = {"slower than": "slower", "faster than": "faster", "about as fast as": "same"}
 # The counts the text quotes: <study>/<name>-<slug>, how many verdicts on a quantity (key suffix) had each word.
 KINDS = {"accuracy": ("test-accuracy-diff", {"higher": "higher", "lower": "lower", UNDECIDED: "undecided"}),
          "overfit": ("gap-change-diff", {"overfit more": "more", "overfit less": "less", UNDECIDED: "undecided"}),
          "forward": ("forward-ratio", SPEED_WORDS), "backward": ("backward-ratio", SPEED_WORDS)}
-
-
-def apart(key: str, subject: str, reference: str, quantity: str, a, b) -> Verdict | None:
-    """a's mean against b's, each (mean, ci, seeds), as printed: the difference of the means, and the interval of
-    the difference that excludes zero exactly where the two t intervals do not overlap; None without both intervals.
-    word: APART's pair where the intervals are apart, else UNDECIDED."""
-    (ma, ca, na), (mb, cb, nb) = a, b
-    if pd.isna(ca) or pd.isna(cb):
-        return None
-    ma, ca, mb, cb = (printed(x) for x in (ma, ca, mb, cb))
-    more, less = APART[key.rsplit("/", 1)[1]]
-    word = more if ma - ca > mb + cb else less if ma + ca < mb - cb else UNDECIDED
-    d, half = ma - mb, ca + cb
-    return Verdict(key, subject, reference, quantity, round(d, 1) / 100, round(d - half, 1) / 100,
-                   round(d + half, 1) / 100, word, "points", int(min(na, nb)))
 
 
 def verdicts(run: Run) -> list[Verdict]:
@@ -44,25 +38,64 @@ def verdicts(run: Run) -> list[Verdict]:
     df = run.tidy
     if not data.ran(run):
         return []
-    stats, growth, times = data.seed_stats(df), data.gap_growth(df), data.time_ratios(df, run.samples)
-    full = stats[stats["train_fraction"] == stats["train_fraction"].max()]
-    out = []
+    stats, times = data.seed_stats(df), data.time_ratios(df, run.samples)
+    out, family = [], []
     for unit in sorted(set(stats["unit"]) | set(times["unit"]), key=setup_rank):
         for v in data.compared(df).itertuples():
             base = f"{STUDY}/{unit}/{v.arch}-vs-{v.reference}"
-            acc = full[full["unit"] == unit].set_index("arch")
-            if {v.arch, v.reference} <= set(acc.index):
-                a, b = (acc.loc[x, ["test", "test_ci", "seeds"]] for x in (v.arch, v.reference))
-                out.append(apart(f"{base}/test-accuracy-diff", v.arch, v.reference, "test accuracy", a, b))
-            gap = growth[growth["unit"] == unit].set_index("arch")
-            if {v.arch, v.reference} <= set(gap.index):
-                a, b = (gap.loc[x, ["change", "change_ci", "seeds"]] for x in (v.arch, v.reference))
-                out.append(apart(f"{base}/gap-change-diff", v.arch, v.reference, "growth of the train/test gap", a, b))
+            test, growth, _ = data.seed_diffs(df, unit, v.arch, v.reference)
+            family += [Paired(f"{base}/{suffix}", v.arch, v.reference, quantity, diffs, *APART[suffix])
+                       for suffix, quantity, diffs in [("test-accuracy-diff", "test accuracy", test),
+                                                       ("gap-change-diff", "growth of the train/test gap", growth)]
+                       if diffs]
             for r in times[(times["unit"] == unit) & (times["arch"] == v.arch)].itertuples():
                 out.append(Verdict(f"{STUDY}/{unit}/{v.arch}-over-{v.reference}/{r.phase}-ratio", v.arch,
                                    v.reference, f"{r.phase} time", r.ratio, r.lo, r.hi,
                                    speed_word(r.ratio, r.lo, r.hi)))
-    return [v for v in out if v is not None]
+    paired = paired_verdicts(family)
+    return paired + headlines(paired, df) + out
+
+
+def headlines(paired: list[Verdict], df: pd.DataFrame) -> list[Verdict]:
+    """Per matching (filters, width, params), the verdicts of its fewest-pieces variant in the first unit again,
+    under activation/<matching>/test-accuracy-diff and gap-change-diff: what the abstract and conclusions quote."""
+    if not paired:
+        return []
+    first = min({v.key.split("/")[1] for v in paired}, key=setup_rank)
+    out = []
+    for m, group in data.compared(df).groupby("matching", sort=False):
+        arch = group.sort_values(["k", "arch"])["arch"].iloc[0]
+        for v in paired:
+            if v.key.split("/")[1] == first and v.subject == arch:
+                out.append(Verdict(**{**v.to_dict(), "key": f"{STUDY}/{m}/{v.key.rsplit('/', 1)[1]}"}))
+    return out
+
+
+def convergence_values(run: Run) -> dict[str, str]:
+    """How many replicate runs stopped at the epoch cap, and per compared variant and unit how many of the seeds
+    of its accuracy comparison converged in both networks."""
+    df = run.tidy
+    c = convergence(data.cells(df, "train")) if len(df) else convergence(df)
+    stopped = int((c["converged"] == 0).sum())
+    values = {f"{STUDY}/unconverged": str(stopped), f"{STUDY}/any-unconverged": flag(stopped),
+              f"{STUDY}/converged": str(int((c["converged"] == 1).sum())), f"{STUDY}/train-runs": str(len(c))}
+    values |= {f"{STUDY}/{m}/{k}": "--" for m in data.MATCHING for k in ("arch", "converged")}
+    if not data.ran(run):
+        return values
+    units = set(data.seed_stats(df)["unit"])
+    for unit in units:
+        for v in data.compared(df).itertuples():
+            test, _, both = data.seed_diffs(df, unit, v.arch, v.reference)
+            if test:
+                values[f"{STUDY}/{unit}/{v.arch}-vs-{v.reference}/converged"] = str(both)
+    for m in data.MATCHING:
+        arch = data.compared(df).query("matching == @m").sort_values(["k", "arch"])["arch"]
+        first = sorted(units, key=setup_rank)[:1]
+        if len(arch) and first:
+            ref = data.variants(df).set_index("arch").loc[arch.iloc[0], "reference"]
+            values[f"{STUDY}/{m}/converged"] = values.get(f"{STUDY}/{first[0]}/{arch.iloc[0]}-vs-{ref}/converged", "0")
+            values[f"{STUDY}/{m}/arch"] = tt(arch.iloc[0])
+    return values
 
 
 def ratio_of(values: pd.Series, a: str, b: str):
@@ -170,13 +203,15 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
     way; per matching (equal filters, equal width) the range of the time and parameter ratios."""
     values = {f"{STUDY}/compared": flag(found)}
     for name, (suffix, slugs) in KINDS.items():
-        these = [v for v in found if v.key.endswith(f"/{suffix}")]
+        these = [v for v in found if v.key.endswith(f"/{suffix}") and v.key.count("/") == 3]  # not the headlines
         values[f"{STUDY}/{name}-compared"] = str(len(these))
         for word, slug in slugs.items():
             values[f"{STUDY}/{name}-{slug}"] = str(sum(v.word == word for v in these))
     matching = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["matching"])) if len(run.tidy) else {}
     costs = cost_ratios(run) if len(run.tidy) else pd.DataFrame(columns=["matching", "params", "saved"])
-    for m in ("filters", "width"):
+    for m in ("filters", "width", "params"):
+        values[f"{STUDY}/{m}/accuracy"] = flag(f"{STUDY}/{m}/test-accuracy-diff" in {v.key for v in found})
+        values[f"{STUDY}/{m}/overfit"] = flag(f"{STUDY}/{m}/gap-change-diff" in {v.key for v in found})
         timed = [v for v in found if v.unit == "ratio" and matching.get(v.subject) == m]
         values[f"{STUDY}/{m}-timed"] = flag(timed)
         for phase in data.PHASES:
@@ -190,6 +225,7 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
 
 def values(run: Run) -> dict[str, str]:
     found = verdicts(run)
-    out = scope_values(run) | summary_values(run, found)
+    out = scope_values(run) | summary_values(run, found) | convergence_values(run)
+    out[f"{STUDY}/by-launch"] = "1" if launch_count(run.study(STUDY)) > 1 else "0"
     return out | (number_values(run) if data.ran(run) else {})
 

@@ -9,14 +9,18 @@ from convbench.analysis.engines.claim import claim_table, claim_values, claim_ve
 from convbench.analysis.engines.fairness import fairness_table
 from convbench.analysis.engines.figures import draw_engine_phases, draw_roofline
 from convbench.analysis.engines.values import (compile_values, consistency_values, derived_values, roofline_values,
-                                               scope_values, split_values)
+                                               scope_values, shared_values, split_values,
+                                               unresolved_times)
+from convbench.analysis.roof import roof_values
 from convbench.analysis.study import Figure, Run, Study, Table
 from convbench.analysis.tidy import time_values
 
 
 def study_values(run: Run) -> dict[str, str]:
     return {**scope_values(run), **derived_values(run), **compile_values(run), **consistency_values(run),
-            **split_values(run), **roofline_values(run), **claim_values(run), **time_values(run.study(NAME))}
+            **split_values(run), **roofline_values(run),
+            **roof_values(run.tidy, f"{NAME}/roof", "speed"), **claim_values(run), **shared_values(run),
+            **unresolved_times(run, time_values(run.study(NAME)))}
 
 
 STUDY = Study(

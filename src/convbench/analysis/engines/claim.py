@@ -7,34 +7,40 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.engines.cells import NAME, ordered, study_cells
-from convbench.analysis.formatting import escape, framework_name, ratio, setup_label, speed_word, tt
+from convbench.analysis.engines.values import NOT_RESOLVED, unresolved
+from convbench.analysis.formatting import (SEVERAL, SEVERAL_FASTER, SEVERAL_SLOWER, escape, framework_name, ratio,
+                                           setup_label, several_word, tt)
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
-from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict, bootstrap_ratio
+from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict, time_interval
 from convbench.analysis.study import Run
+from convbench.analysis.tidy import launch_medians
 
 CLAIM = ("torch", "tensorflow")  # the claim's ratio: backward time of the first over the second
-FACTOR = 2.0  # "several times" means at least this factor, either way
-SLOWER, FASTER = "several times slower than", "several times faster than"  # the words of a pair where the claim holds
+FACTOR = SEVERAL  # "several times" means at least this factor, either way
+SLOWER, FASTER = SEVERAL_SLOWER, SEVERAL_FASTER  # the words of a pair where the claim holds
+
+
+def flag(condition) -> str:
+    return "1" if condition else "0"
 
 
 def claim_word(r: float, lo: float, hi: float) -> str:
     """The first engine's backward pass against the second's, from the interval as printed: several times slower or
     faster where the whole interval lies at or beyond FACTOR (or at or below 1/FACTOR), else speed_word's."""
-    if float(ratio(lo)) >= FACTOR:
-        return SLOWER
-    if float(ratio(hi)) <= float(ratio(1 / FACTOR)):
-        return FASTER
-    return speed_word(r, lo, hi)
+    return several_word(r, lo, hi, FACTOR)
 
 
 def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
     """Per engine pair (PyTorch engine x TensorFlow engine) and arch of the engines study: the backward ratio
-    PyTorch/TensorFlow with its bootstrap interval from the cells' raw backward samples (seeds pooled).
+    PyTorch/TensorFlow with its interval (stats.time_interval: over the launch-level medians, paired by launch; a
+    bootstrap of the raw samples where the cells ran in one launch), seeds pooled.
 
-    status is 'ok' or 'failed' (either cell failed); word is claim_word's ('' where failed).
+    status is 'ok', 'failed' (either cell failed) or NOT_RESOLVED (a derived backward the data cannot resolve); word is claim_word's ('' where failed); method 'launches' or
+    'bootstrap'; n the launches (or samples) behind the interval.
     """
     df, samples = run.tidy, run.samples
     cells = study_cells(df)
+    blurred = set(unresolved(run).query("phase == 'backward'")["cell_id"])  # derived backward lost in the noise
     backward = samples[samples["phase"] == "backward"] if len(samples) else samples
     rows = []
     for (arch, config), group in cells.groupby(["arch", "config"], sort=False):
@@ -44,17 +50,21 @@ def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFra
                 a, b = first[first["engine"] == e1], second[second["engine"] == e2]
                 ids = [*a["cell_id"], *b["cell_id"]]
                 row = {"arch": arch, "config": config, "engine_a": e1, "engine_b": e2, "status": "failed",
-                       "ratio": np.nan, "lo": np.nan, "hi": np.nan, "word": "", "n": 0,
+                       "ratio": np.nan, "lo": np.nan, "hi": np.nan, "word": "", "n": 0, "method": "",
                        "noisy": bool(df[df["cell_id"].isin(ids) & (df["phase"] == "backward")]["noisy"]
                                      .fillna(False).any())}
                 xa = backward[backward["cell_id"].isin(a["cell_id"])]["value"] if len(backward) else []
                 xb = backward[backward["cell_id"].isin(b["cell_id"])]["value"] if len(backward) else []
-                if (a["status"] == "ok").all() and (b["status"] == "ok").all() and len(xa) and len(xb):
-                    r, lo, hi = bootstrap_ratio(xa, xb, resamples, seed)
-                    row.update(status="ok", ratio=r, lo=lo, hi=hi, word=claim_word(r, lo, hi), n=len(xa) + len(xb))
+                found = time_interval(*(launch_medians(df, "backward", cell_id=list(c["cell_id"])) for c in (a, b)),
+                                      xa, xb, resamples=resamples, seed=seed)
+                if (a["status"] == "ok").all() and (b["status"] == "ok").all() and found:
+                    r, lo, hi, n, method = found
+                    row.update(status="ok", ratio=r, lo=lo, hi=hi, word=claim_word(r, lo, hi), n=n, method=method)
+                    if blurred & set(ids):
+                        row.update(status=NOT_RESOLVED, word="")
                 rows.append(row)
     return pd.DataFrame(rows, columns=["arch", "config", "engine_a", "engine_b", "status", "ratio", "lo", "hi",
-                                       "word", "n", "noisy"])
+                                       "word", "n", "method", "noisy"])
 
 
 def pair_key(row, configs: int) -> str:
@@ -88,9 +98,13 @@ def claim_values(run: Run) -> dict[str, str]:
     slower, faster = (int((ok["word"] == w).sum()) for w in (SLOWER, FASTER))
     values = {f"{NAME}/claim/factor": f"{FACTOR:g}", f"{NAME}/claim/resamples": str(RESAMPLES),
               f"{NAME}/claim/seed": str(SEED), f"{NAME}/claim/level": f"{LEVEL * 100:.0f}",
+              f"{NAME}/claim/launches": flag(len(ok) and (ok["method"] == "launches").all()),
+              f"{NAME}/claim/launches-min": str(int(ok["n"].min())) if len(ok) else "0",
               f"{NAME}/claim/tested": "1" if len(ok) else "0", f"{NAME}/claim/pairs": str(len(ok)),
-              f"{NAME}/claim/failed": str(len(c) - len(ok)),
-              f"{NAME}/claim/any-failed": "1" if len(c) > len(ok) else "0",
+              f"{NAME}/claim/failed": str(int((c["status"] == "failed").sum())),
+              f"{NAME}/claim/any-failed": flag((c["status"] == "failed").any()),
+              f"{NAME}/claim/unresolved": str(int((c["status"] == NOT_RESOLVED).sum())),
+              f"{NAME}/claim/any-unresolved": flag((c["status"] == NOT_RESOLVED).any()),
               f"{NAME}/claim/holds": str(slower + faster), f"{NAME}/claim/holds-any": "1" if slower + faster else "0",
               f"{NAME}/claim/holds-all": "1" if len(ok) and slower + faster == len(ok) else "0",
               f"{NAME}/claim/first-slower": str(slower), f"{NAME}/claim/first-faster": str(faster),
@@ -116,12 +130,14 @@ def arch_labels(rows: pd.DataFrame) -> pd.Series:
 def claim_table(run: Run) -> str:
     first, second = (escape(framework_name(f)) for f in CLAIM)
     caption = (f"Backward time of {first} over {second}, per engine pair and network: ratio of the medians "
-               f"[{LEVEL * 100:.0f}\\,\\% percentile bootstrap interval]. Bold: the whole interval lies at or beyond "
-               f"{FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}. \\emph{{failed}}: one of the two cells failed.")
+               f"[{LEVEL * 100:.0f}\\,\\% interval: $t$ over the launches' medians, paired by launch; percentile bootstrap "
+               f"of the raw samples where a cell ran in one launch]. Bold: the whole interval lies at or beyond "
+               f"{FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}. \\emph{{failed}}: one of the two cells failed; "
+               f"\\emph{{{NOT_RESOLVED}}}: a derived backward pass the data cannot tell apart from zero.")
     c = claims(run)
     if c.empty:
         return placeholder(caption, "tab:claim", f"This run has no {first} and {second} cells of the {NAME} study.")
-    text = [r"\emph{failed}" if s != "ok" else
+    text = [rf"\emph{{{s}}}" if s != "ok" else
             (rf"\textbf{{{interval(r, lo, hi)}}}" if w in (SLOWER, FASTER) else interval(r, lo, hi))
             for s, r, lo, hi, w in zip(c["status"], c["ratio"], c["lo"], c["hi"], c["word"])]
     c = c.assign(Pair=[pair_label(a, b) for a, b in zip(c["engine_a"], c["engine_b"])], Network=arch_labels(c),

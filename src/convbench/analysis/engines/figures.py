@@ -10,8 +10,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from convbench.analysis.engines.cells import engine_phases, study_cells
 from convbench.analysis.formatting import ENGINE_ORDER, framework_name, setup_rank
 from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.roof import ABOVE, above_peak, peaks
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import summarise
+from convbench.analysis.tidy import summarise, with_config
 
 WIDTH = 6.3  # inches: the paper's \linewidth
 SPLIT_LABELS = {"forward": "forward", "backward_input": "backward to input (est.)",
@@ -67,6 +68,7 @@ def roofline_points(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     if ok.empty:
         return pd.DataFrame(), pd.DataFrame()
     keys = ["study", "setup", "framework", "engine", "arch", "config"]
+    ids = with_config(ok).drop_duplicates(keys)[keys + ["cell_id"]]  # one cell per point names it (seeds share a point)
     achieved, intensity = summarise(ok, "achieved_flops"), summarise(ok, "arithmetic_intensity")
     step = summarise(ok, "time")
     step = step[step["phase"] == "step"][keys + ["value", "iqr"]].rename(columns={"value": "t", "iqr": "t_iqr"})
@@ -75,7 +77,7 @@ def roofline_points(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
         return pd.DataFrame(), pd.DataFrame()
     points = (achieved[keys + ["value"]].rename(columns={"value": "achieved"})
               .merge(intensity[keys + ["value"]].rename(columns={"value": "intensity"}), on=keys)
-              .merge(step, on=keys, how="left"))
+              .merge(step, on=keys, how="left").merge(ids, on=keys, how="left"))
     half = points["t_iqr"].fillna(0) / 2
     flops = points["achieved"] * points["t"]
     points = points.assign(lo=flops / (points["t"] + half),
@@ -94,6 +96,8 @@ def draw_roofline(run: Run, path: Path) -> Path:
     colors = dict(zip(engines, sns.color_palette("deep", len(ENGINE_ORDER) + 2)))
     archs = list(dict.fromkeys(points["arch"]))  # summarise's order: by study, then shape
     markers = dict(zip(archs, MARKERS * 3))
+    peak = peaks(run.tidy[run.tidy["task"] == "speed"])
+    above = set(above_peak(run.tidy, "speed")["cell_id"])
     ridge = ceilings["gemm_flops"] / ceilings["memory_bandwidth"]
     x = np.geomspace(min(points["intensity"].min(), ridge.min()) / 3, max(points["intensity"].max(), ridge.max()) * 3,
                      200)
@@ -102,12 +106,18 @@ def draw_roofline(run: Run, path: Path) -> Path:
         roof = ceilings.loc[framework]
         ax.plot(x, np.minimum(roof["gemm_flops"], roof["memory_bandwidth"] * x) / 1e9, color="0.3", linewidth=1.2,
                 label="roof (measured ceilings)")
+        if framework in peak:  # what the hardware can do at most: nothing may pass it
+            ax.axhline(peak[framework] / 1e9, color="0.3", linestyle=":", linewidth=1.2)
         rows = points[points["framework"] == framework]
         for (engine, arch), p in rows.groupby(["engine", "arch"], sort=False):
             y = p["achieved"] / 1e9
             err = [y - p["lo"] / 1e9, (p["hi"] / 1e9 - y).fillna(0)]
             ax.errorbar(p["intensity"], y, yerr=err, fmt=markers[arch], color=colors[engine], markersize=4,
                         elinewidth=0.8, capsize=1.5, linestyle="none")
+        for p in rows[rows["cell_id"].isin(above)].itertuples():  # a bug, marked so that nobody misses it
+            ax.plot(p.intensity, p.achieved / 1e9, "x", color="red", markersize=9, markeredgewidth=2)
+            ax.annotate(ABOVE.upper(), (p.intensity, p.achieved / 1e9), color="red", fontsize="small",
+                        fontweight="bold", xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
@@ -117,6 +127,8 @@ def draw_roofline(run: Run, path: Path) -> Path:
         ax.set_xlabel("arithmetic intensity (FLOP/byte)")
     axes[0][0].set_ylabel("achieved GFLOP/s of a step")
     handles = [plt.Line2D([], [], color="0.3", linewidth=1.2, label="roof")]
+    if len(peak):
+        handles.append(plt.Line2D([], [], color="0.3", linestyle=":", linewidth=1.2, label="theoretical peak"))
     handles += [plt.Line2D([], [], color=colors[e], marker="o", linestyle="none", label=e) for e in engines]
     handles += [plt.Line2D([], [], color="0.4", marker=markers[a], linestyle="none", label=a) for a in archs]
     rows = -(-len(handles) // 7)

@@ -3,13 +3,16 @@ and step, compile time, failures, the estimated backward split and the roofline.
 sentences are in paper/sections/engines.tex."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from convbench.analysis.engines.cells import NAME, engine_phases, setup_order, study_cells
 from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, percent, ratio, seconds, setup_label, setup_rank,
                                            sig3, signed, tt, words)
 from convbench.analysis.layerwise import layer_cells
+from convbench.analysis.stats import resolved, time_interval
 from convbench.analysis.study import Run
+from convbench.analysis.tidy import launch_medians
 
 MISMATCH = 1.5  # phases whose sum is further than this factor from the whole step do not describe that step
 DERIVED = ("backward", "optimizer")  # the phases a derived cell gets by subtraction
@@ -44,8 +47,35 @@ def scope_values(run: Run) -> dict[str, str]:
             f"{NAME}/derived-setups": setup_words(derived) or "--", f"{NAME}/any-derived": flag(len(derived))}
 
 
+def unresolved(run: Run) -> pd.DataFrame:
+    """The derived phases the data cannot resolve (stats.resolved: a sample at or below zero, or an interval over the
+    launches that reaches zero), one row per cell and phase: cell_id, setup, arch, phase."""
+    cells = study_cells(run.tidy)
+    derived = cells[(cells["status"] == "ok") & (cells["phase_method"] == "derived")]
+    samples = run.samples
+    rows = [(c.cell_id, c.setup, c.arch, phase) for c in derived.itertuples() for phase in DERIVED
+            if not resolved(launch_medians(run.tidy, phase, cell_id=c.cell_id),
+                            samples[(samples["cell_id"] == c.cell_id) & (samples["phase"] == phase)]["value"])]
+    return pd.DataFrame(rows, columns=["cell_id", "setup", "arch", "phase"])
+
+
+NOT_RESOLVED = "not resolved"  # printed in place of a derived phase's time that the data cannot resolve
+
+
+def unresolved_times(run: Run, values: dict[str, str]) -> dict[str, str]:
+    """time_values' macros with each unresolved derived phase's median (and IQR) replaced by NOT_RESOLVED."""
+    out = dict(values)
+    for row in unresolved(run).itertuples():
+        for key in values:
+            if key.startswith(f"{NAME}/{row.setup}") and key.endswith((f"/{row.arch}/{row.phase}-ms",
+                                                                      f"/{row.arch}/{row.phase}-iqr-ms")):
+                out[key] = NOT_RESOLVED
+    return out
+
+
 def derived_values(run: Run) -> dict[str, str]:
-    """How many of the derived cells' backward and optimizer samples came out negative, and the smallest of them."""
+    """How many of the derived cells' backward and optimizer samples came out negative, and the smallest of them; how
+    many derived phases the data cannot resolve (unresolved), and which."""
     cells = study_cells(run.tidy)
     derived = cells[(cells["status"] == "ok") & (cells["phase_method"] == "derived")]
     samples = run.samples[run.samples["cell_id"].isin(derived["cell_id"])] if len(run.samples) else run.samples
@@ -57,6 +87,54 @@ def derived_values(run: Run) -> dict[str, str]:
         negative += list(x[x < 0])
     values[f"{NAME}/derived/any-negative"] = flag(negative)
     values[f"{NAME}/derived/negative-min-ms"] = signed(sig3(min(negative) * 1e3)) if negative else "--"
+    found = unresolved(run)
+    values |= {f"{NAME}/derived/phases": str(len(derived) * len(DERIVED)),
+               f"{NAME}/derived/unresolved": str(len(found)), f"{NAME}/derived/any-unresolved": flag(len(found)),
+               f"{NAME}/derived/unresolved-cells": words(f"{cell_name(*r.setup.split('-', 1), r.arch)} ({r.phase})"
+                                                         for r in found.itertuples()) or "--"}
+    return values
+
+
+SHARED_PHASES = ("forward", "backward", "step")  # compared where a cell is timed in this study and in another
+
+
+def shared_cells(run: Run) -> pd.DataFrame:
+    """The speed cells of this study timed again by another study (same framework, engine, network, batch, images and
+    device): per pair and phase, the ratio of this study's time over the other's with its interval
+    (stats.time_interval: launch-level medians paired by launch, both ran in the same launches; else a bootstrap of
+    the samples) and whether they agree (the interval holds 1)."""
+    df = run.tidy
+    speed = df[(df["task"] == "speed") & (df["status"] == "ok")].drop_duplicates("cell_id") if len(df) else df
+    keys = ["framework", "engine", "arch", "convs", "batch_size", "image_size", "device", "devices", "parallelism"]
+    columns = ["cell_id", "other_id", "setup", "arch", "phase", "ratio", "lo", "hi", "agree"]
+    if speed.empty:
+        return pd.DataFrame(columns=columns)
+    mine, others = speed[speed["study"] == NAME], speed[speed["study"] != NAME]
+    pairs = mine.merge(others, on=keys, suffixes=("", "_other"))
+    rows, samples = [], run.samples
+    for p in pairs.itertuples():
+        for phase in SHARED_PHASES:
+            x = [samples[(samples["cell_id"] == c) & (samples["phase"] == phase)]["value"] for c in (p.cell_id, p.cell_id_other)]
+            found = time_interval(*(launch_medians(df, phase, cell_id=c) for c in (p.cell_id, p.cell_id_other)), *x)
+            if found:
+                r, lo, hi = found[:3]
+                rows.append([p.cell_id, p.cell_id_other, p.setup, p.arch, phase, r, lo, hi, lo <= 1 <= hi])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def shared_values(run: Run) -> dict[str, str]:
+    """How many cells this study shares with another, how many of their phases agree within the interval, and the
+    pair that disagrees most (ratio and interval)."""
+    found = shared_cells(run)
+    values = {f"{NAME}/shared/ran": flag(len(found)), f"{NAME}/shared/cells": str(found["cell_id"].nunique()),
+              f"{NAME}/shared/phases": str(len(found)), f"{NAME}/shared/agree": str(int(found["agree"].sum())),
+              f"{NAME}/shared/all-agree": flag(len(found) and found["agree"].all())}
+    if len(found):
+        worst = found.loc[(np.log(found["ratio"].astype(float))).abs().idxmax()]
+        values |= {f"{NAME}/shared/worst": ratio(worst["ratio"]), f"{NAME}/shared/worst-lo": ratio(worst["lo"]),
+                   f"{NAME}/shared/worst-hi": ratio(worst["hi"]),
+                   f"{NAME}/shared/worst-cell": f"{cell_name(*worst['setup'].split('-', 1), worst['arch'])} "
+                                                f"({escape(worst['phase'])})"}
     return values
 
 

@@ -22,7 +22,8 @@ STUDY = Study(
                "Where the time of a training step goes: forward, backward and optimizer step per network of the "
                "kernel study, one panel per framework and engine. Medians; bars span the interquartile range."),
     ),
-    tables=(Table("kernel_pairs", tables.pairs), Table("speed", tables.speed), Table("accuracy", tables.accuracy)),
+    tables=(Table("kernel_pairs", tables.pairs), Table("speed", tables.speed), Table("accuracy", tables.accuracy),
+            Table("unconverged", tables.unconverged)),
     values=values.values,
     verdicts=values.verdicts,
     ran=values.ran,

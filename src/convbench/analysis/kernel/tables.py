@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import ms, percent, ratio, setup_rank, tt
-from convbench.analysis.kernel.values import Pair, comparisons
+from convbench.analysis.formatting import escape, ms, percent, ratio, setup_label, setup_rank, signed, tt
+from convbench.analysis.kernel.values import Pair, accuracy_verdicts, comparisons
 from convbench.analysis.latex import blank_repeats, booktabs, flagged, noisy_note, placeholder
+from convbench.analysis.stats import Verdict
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import ARCH_ORDER, by_setup, full_data, setup_labels, summarise, with_config
+from convbench.analysis.tidy import ARCH_ORDER, by_setup, convergence, full_data, setup_labels, summarise, with_config
 
 
 def cells_in_order(df: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -81,30 +82,51 @@ def with_range(x: tuple[float, float, float] | None) -> str:
     return f"{ratio(x[0])} ({ratio(x[1])}--{ratio(x[2])})" if x else "--"
 
 
-def both(x: tuple[float, float] | None) -> str:
-    return f"{percent(x[0])} / {percent(x[1])}" if x else "--"
+def paired(v: Verdict | None) -> str:
+    """A paired difference as 'estimate (lo, hi)' in points, '--' without a verdict."""
+    if v is None:
+        return "--"
+    return f"{signed(percent(v.estimate))} ({signed(percent(v.lo))}, {signed(percent(v.hi))})"
 
 
-def pair_row(p: Pair) -> dict:
-    return {"Single": tt(p.a), "Stack": tt(p.b),
+def pair_row(p: Pair, found: dict[str, Verdict]) -> dict:
+    return {"Single": tt(p.a), "Stack": tt(p.b), "Params": ratio(p.params) if p.params is not None else "--",
             "Forward": with_range(p.ratios.get("forward")), "Backward": with_range(p.ratios.get("backward")),
-            "Step": with_range(p.ratios.get("step")), "Params": ratio(p.params) if p.params is not None else "--",
-            "Test %": both(p.test), "Gap (points)": both(p.gap)}
+            "Step": with_range(p.ratios.get("step")),
+            "Test": paired(found.get(f"{p.diff_key}/test-accuracy-diff")),
+            "Gap": paired(found.get(f"{p.diff_key}/gap-diff")), "Seeds": str(len(p.test_diffs) or "--")}
 
 
 def pairs(run: Run) -> str:
     caption = ("One $k\\times k$ convolution per block (single) against the stack of smaller convolutions with the "
-               "same receptive field: time of the single over the stack's per phase (ratio of medians, "
-               "quartile-based range), the ratio of their parameters, and each one's test accuracy and train/test "
-               "gap (single / stack; medians over seeds).")
+               "same receptive field: the single's parameters over the stack's, time of the single over the stack's "
+               "per phase (ratio of medians, quartile-based range), and single minus stack in test accuracy and "
+               "train/test gap (points: mean of the per-seed differences with its Holm-corrected $t$ interval; the "
+               "gap over the seeds where both runs converged; seeds: pairs of replicate runs).")
     found = comparisons(run)
     if not found:
         return placeholder(caption, "tab:kernel-pairs", "No single kernel and stack of the same receptive field "
                                                         "both have results in this run.")
     found = sorted(found, key=lambda p: setup_rank(p.slug))  # stable: the pairs' order within a setup
-    table = pd.DataFrame([pair_row(p) for p in found])
-    time = "Time, single / stack"
-    table.columns = pd.MultiIndex.from_tuples([("", c) if c not in ("Forward", "Backward", "Step") else (time, c)
-                                               for c in table.columns])
-    return booktabs(table, caption, "tab:kernel-pairs", "ll" + "r" * 6, raw=(("", "Single"), ("", "Stack")),
-                    size=r"\footnotesize", colsep="3pt", groups=pd.Series([p.label for p in found]))
+    verdicts = {v.key: v for v in accuracy_verdicts(found)}
+    table = pd.DataFrame([pair_row(p, verdicts) for p in found])
+    time, diff = "Time, single / stack", "Single minus stack (points)"
+    table.columns = pd.MultiIndex.from_tuples([(time, c) if c in ("Forward", "Backward", "Step") else
+                                               (diff, c) if c in ("Test", "Gap") else ("", c) for c in table.columns])
+    return booktabs(table, caption, "tab:kernel-pairs", "ll" + "r" * 7, raw=(("", "Single"), ("", "Stack"), (diff, "Test"), (diff, "Gap")),
+                    size=r"\scriptsize", colsep="2pt", groups=pd.Series([p.label for p in found]))
+
+
+def unconverged(run: Run) -> str:
+    caption = ("Training runs that stopped at the epoch cap before the plateau criterion held, of every study: they "
+               "count in the accuracy comparisons and are left out of every train/test-gap comparison.")
+    c = convergence(run.tidy)
+    c = c[c["converged"] == 0]
+    if c.empty:
+        return placeholder(caption, "tab:unconverged", "Every training run whose record says so converged.")
+    c = c.sort_values(["study", "arch", "setup", "train_fraction", "seed"], kind="stable", key=by_setup)
+    table = pd.DataFrame({"Study": c["study"], "Architecture": c["arch"],
+                          "Setup": [escape(setup_label(f, e)) for f, e in zip(c["framework"], c["engine"])],
+                          "Role": c["role"].fillna("--"), "Fraction": [f"{100 * f:g}\\%" for f in c["train_fraction"]],
+                          "Seed": c["seed"].astype(int).astype(str), "Epochs": c["epochs"].map(lambda e: f"{e:.0f}")})
+    return booktabs(table, caption, "tab:unconverged", "llllrrr", raw=("Setup", "Fraction"), size=r"\footnotesize")

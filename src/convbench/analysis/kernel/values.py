@@ -5,8 +5,13 @@ Keys (<setup> is framework-engine, with the config appended where the study's ta
   kernel/<setup>/<arch>/<phase>-ms, <phase>-iqr-ms          median time of a phase and its IQR, ms
   kernel/<setup>/<arch>/test-accuracy, train-accuracy, gap  median over seeds, percent (gap: points)
   kernel/<setup>/<a>-over-<b>/<phase>-ratio                 Verdict: time of a over b, -lo/-hi quartile-based, -word
-  kernel/<setup>/<a>-over-<b>/params-ratio; <a>-vs-<b>/test-accuracy-diff, gap-diff (a minus b, points)
+  kernel/<setup>/<a>-over-<b>/params-ratio                  parameters of a over b
+  kernel/<setup>/<a>-vs-<b>/test-accuracy-diff, gap-diff    Verdict: a minus b, points, paired by seed (replicate
+                                                            cells; the gap only over seeds where both converged),
+                                                            Holm-corrected over the study's accuracy and gap verdicts
   kernel/stack/...                                          every pair and setup at once: what the text quotes
+  kernel/stack/accuracy-lowest, -highest                    Verdict: the pairs of lowest and highest difference
+  kernel/repeat/..., kernel/convergence/...                 the cross-framework repeat, converged runs (all studies)
   frameworks/<s1>-over-<s2>/<phase>-ratio{,-min,-max}       median (range) over the networks both timed
   frameworks/eager/<phase>-ratio                            Verdict: the slower eager setup over the faster one
 """
@@ -17,11 +22,35 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from convbench.analysis.formatting import (escape, flag, percent, printed, ratio, setup_label, setup_rank,
-                                           signed, speed_word)
-from convbench.analysis.stats import LEVEL, Verdict, time_ratio
+from convbench.analysis.formatting import (
+    count_words,
+    escape,
+    flag,
+    percent,
+    ratio,
+    setup_label,
+    setup_rank,
+    signed,
+    speed_word,
+    words,
+)
+from convbench.analysis.stats import LEVEL, UNDECIDED, Paired, Verdict, launch_ratio, paired_verdicts, time_ratio
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import SUMMARY_KEYS, accuracy_values, full_data, slugs, summarise, time_values
+from convbench.analysis.tidy import (
+    SUMMARY_KEYS,
+    accuracy_values,
+    converged_pairs,
+    convergence,
+    full_data,
+    launch_count,
+    launch_medians,
+    per_seed,
+    repeat_check,
+    replicates,
+    slugs,
+    summarise,
+    time_values,
+)
 
 STUDY = "kernel"
 ENGINES = "engines"  # that study compares every engine with intervals of its own; the framework ratios leave it out
@@ -47,8 +76,9 @@ def times(run: Run) -> pd.DataFrame:
 
 
 def accuracy(run: Run) -> dict[str, pd.DataFrame]:
-    """Median test and train accuracy and gap over seeds, at the largest training fraction, per metric."""
-    df = run.study(STUDY)
+    """Median test and train accuracy and gap over the replicate seeds, at the largest training fraction, per
+    metric (a repeat cell in the other framework is no replicate)."""
+    df = replicates(run.study(STUDY))
     return {metric: summary(full_data(df) if len(df) else df, metric) for metric in ACCURACY}
 
 
@@ -72,7 +102,8 @@ def stack_pairs(df: pd.DataFrame) -> list[tuple[str, str]]:
 @dataclass
 class Pair:
     """A single kernel (a) against the stack (b) in one setup: time ratios a/b per phase (ratio, lo, hi), the
-    parameter ratio, and each one's median test accuracy and train/test gap (fractions), None where missing."""
+    parameter ratio, each one's median test accuracy and train/test gap (fractions), None where missing, and the
+    per-seed differences a minus b (test accuracy over the seeds both finished, gap over those both converged)."""
     slug: str
     label: str  # 'PyTorch eager', with the config where the slug has one
     a: str
@@ -81,6 +112,8 @@ class Pair:
     params: float | None = None
     test: tuple[float, float] | None = None
     gap: tuple[float, float] | None = None
+    test_diffs: tuple[float, ...] = ()
+    gap_diffs: tuple[float, ...] = ()
 
     @property
     def key(self) -> str:
@@ -94,6 +127,15 @@ class Pair:
 def pick(summary: pd.DataFrame, slug: str, arch: str, phase: str):
     hit = summary[(summary["slug"] == slug) & (summary["arch"] == arch) & (summary["phase"] == phase)]
     return hit.iloc[0] if len(hit) else None
+
+
+def phase_ratio(run: Run, ta, tb, phase: str) -> tuple[float, float, float]:
+    """Time of a over b in one phase: over the launch-level medians, paired by launch, where both ran in several
+    launches (stats.launch_ratio); else from the quartiles of the one launch (stats.time_ratio)."""
+    df = run.study(STUDY)
+    found = launch_ratio(*(launch_medians(df, phase, task="speed", setup=x["setup"], config=x["config"], arch=x["arch"])
+                           for x in (ta, tb)))
+    return found[:3] if found else time_ratio(ta["value"], ta["iqr"], tb["value"], tb["iqr"])
 
 
 def comparisons(run: Run) -> list[Pair]:
@@ -115,15 +157,48 @@ def comparisons(run: Run) -> list[Pair]:
             for phase in TIME_PHASES:
                 ta, tb = pick(t, slug, a, phase), pick(t, slug, b, phase)
                 if ta is not None and tb is not None:
-                    pair.ratios[phase] = time_ratio(ta["value"], ta["iqr"], tb["value"], tb["iqr"])
+                    pair.ratios[phase] = phase_ratio(run, ta, tb, phase)
             if pd.notna(ra["params"]) and pd.notna(rb["params"]):
                 pair.params = ra["params"] / rb["params"]
             for name, summary in (("test", test), ("gap", gap)):
                 xa, xb = pick(summary, slug, a, "final"), pick(summary, slug, b, "final")
                 if xa is not None and xb is not None:
                     setattr(pair, name, (xa["value"], xb["value"]))
+            pair.test_diffs, pair.gap_diffs = seed_diffs(run, slug, a, b)
             found.append(pair)
     return found
+
+
+def seed_diffs(run: Run, slug: str, a: str, b: str) -> tuple[tuple, tuple]:
+    """a minus b per seed at the largest training fraction in one setup: test accuracy over the seeds both
+    finished, the train/test gap over those where both also converged (an unconverged gap compares an undertrained
+    net with a trained one)."""
+    df = run.study(STUDY)
+    df = full_data(df[df["task"] == "train"]) if len(df) else df
+    if df.empty:
+        return (), ()
+    keys = ("setup", "config", "train_fraction")
+    out = []
+    for metric in ("test_accuracy", "gap"):
+        wide = per_seed(df, metric, keys)
+        if wide.empty or not {a, b} <= set(wide.columns):
+            out.append(())
+            continue
+        wide = wide[[unit_slug(df, s, c) == slug for s, c, *_ in wide.index]]
+        d = wide[a] - wide[b]
+        if metric == "gap":
+            conv = converged_pairs(df, keys).reindex(wide.index)
+            d = d[(conv.get(a, 1.0) == 1) & (conv.get(b, 1.0) == 1)]
+        out.append(tuple(float(x) for x in d.dropna()))
+    return out[0], out[1]
+
+
+def unit_slug(df: pd.DataFrame, setup: str, config: str) -> str:
+    """The slug of a setup and config: the setup, with the config where the study's train cells ran in several."""
+    from convbench.analysis.tidy import with_config
+
+    many = with_config(df)["config"].nunique() > 1
+    return f"{setup}-{config}" if many else setup
 
 
 def pair_verdicts(pairs: list[Pair]) -> list[Verdict]:
@@ -147,35 +222,90 @@ def stack_verdicts(pairs: list[Pair]) -> list[Verdict]:
     return verdicts
 
 
-def pair_values(pairs: list[Pair]) -> dict[str, str]:
+GAP_WORDS = ("a larger gap than", "a smaller gap than")
+
+
+def accuracy_verdicts(pairs: list[Pair]) -> list[Verdict]:
+    """Single minus stack per seed, test accuracy and train/test gap, as one family of paired verdicts (Holm)."""
+    family = [Paired(f"{p.diff_key}/test-accuracy-diff", f"{p.slug}/{p.a}", f"{p.slug}/{p.b}", "test accuracy",
+                     p.test_diffs) for p in pairs if p.test_diffs]
+    family += [Paired(f"{p.diff_key}/gap-diff", f"{p.slug}/{p.a}", f"{p.slug}/{p.b}", "train/test gap", p.gap_diffs,
+                      *GAP_WORDS) for p in pairs if p.gap_diffs]
+    return paired_verdicts(family)
+
+
+def extremes(found: list[Verdict]) -> list[Verdict]:
+    """The test-accuracy verdicts of lowest and highest difference again, under kernel/stack/accuracy-lowest and
+    -highest: what the abstract and conclusions quote."""
+    acc = [v for v in found if v.key.endswith("/test-accuracy-diff")]
+    if not acc:
+        return []
+    low, high = min(acc, key=lambda v: v.estimate), max(acc, key=lambda v: v.estimate)
+    return [Verdict(**{**v.to_dict(), "key": f"{STUDY}/stack/accuracy-{name}"})
+            for name, v in (("lowest", low), ("highest", high))]
+
+
+def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
     values = {}
     for p in pairs:
         if p.params is not None:
             values[f"{p.key}/params-ratio"] = ratio(p.params)
-        if p.test:
-            values[f"{p.diff_key}/test-accuracy-diff"] = percent(p.test[0] - p.test[1])
-        if p.test and p.gap:  # as before: the gap is compared only where the accuracies are
-            values[f"{p.diff_key}/gap-diff"] = percent(p.gap[0] - p.gap[1])
     timed = [p for p in pairs if {"backward", "step"} <= set(p.ratios)]  # what the text quotes
-    trained = [p for p in pairs if p.test]
-    gaps = [p for p in trained if p.gap]
+    acc = [v for v in found if v.key.endswith("/test-accuracy-diff")]
+    gaps = [v for v in found if v.key.endswith("/gap-diff")]
     params = [p.params for p in pairs if p.params is not None]
     values.update({
-        f"{STUDY}/stack/timed": flag(timed), f"{STUDY}/stack/trained": flag(trained),
-        f"{STUDY}/stack/pairs": str(len(timed)), f"{STUDY}/stack/accuracy-pairs": str(len(trained)),
+        f"{STUDY}/stack/timed": flag(timed), f"{STUDY}/stack/trained": flag(acc),
+        f"{STUDY}/stack/pairs": str(len(timed)), f"{STUDY}/stack/accuracy-pairs": str(len(acc)),
         f"{STUDY}/stack/setups": str(len({p.slug for p in pairs})),
-        # directions from the numbers as printed: the table beside the text shows those
-        f"{STUDY}/stack/single-higher": str(sum(printed(p.test[0]) > printed(p.test[1]) for p in trained)),
-        f"{STUDY}/stack/single-lower": str(sum(printed(p.test[0]) < printed(p.test[1]) for p in trained)),
-        f"{STUDY}/stack/single-larger-gap": str(sum(printed(p.gap[0]) > printed(p.gap[1]) for p in gaps)),
+        # directions from the paired intervals as printed
+        f"{STUDY}/stack/single-higher": str(sum(v.word == "higher than" for v in acc)),
+        f"{STUDY}/stack/single-lower": str(sum(v.word == "lower than" for v in acc)),
+        f"{STUDY}/stack/undecided": str(sum(v.word == UNDECIDED for v in acc)),
+        f"{STUDY}/stack/single-larger-gap": str(sum(v.word == GAP_WORDS[0] for v in gaps)),
+        f"{STUDY}/stack/single-smaller-gap": str(sum(v.word == GAP_WORDS[1] for v in gaps)),
         f"{STUDY}/stack/gap-pairs": str(len(gaps)),
+        f"{STUDY}/stack/gap-compared": flag(gaps),
+        f"{STUDY}/stack/seeds": words(sorted({str(v.n) for v in acc})) or "0",
+        f"{STUDY}/stack/family": str(len(found)),
     })
-    if trained:
-        diffs = [p.test[0] - p.test[1] for p in trained]
-        values[f"{STUDY}/stack/test-accuracy-diff-min"] = signed(percent(min(diffs)))
-        values[f"{STUDY}/stack/test-accuracy-diff-max"] = signed(percent(max(diffs)))
+    if acc:
+        values[f"{STUDY}/stack/test-accuracy-diff-min"] = signed(percent(min(v.estimate for v in acc)))
+        values[f"{STUDY}/stack/test-accuracy-diff-max"] = signed(percent(max(v.estimate for v in acc)))
     values[f"{STUDY}/stack/params-ratio-min"] = ratio(min(params)) if params else "--"  # no counts recorded
     values[f"{STUDY}/stack/params-ratio-max"] = ratio(max(params)) if params else "--"
+    # the stack's parameters over the single kernel's: "two 3x3 at fewer weights than one 5x5" holds below 1
+    values[f"{STUDY}/stack/stack-params-min"] = ratio(1 / max(params)) if params else "--"
+    values[f"{STUDY}/stack/stack-params-max"] = ratio(1 / min(params)) if params else "--"
+    return values
+
+
+# ---- runs: convergence and the cross-framework repeat (every study's train cells) -------------------------
+
+def convergence_values(run: Run) -> dict[str, str]:
+    """Over every study's replicate train cells: runs, how many converged, did not, or do not say."""
+    c = convergence(replicates(run.tidy))
+    done, known = (c["converged"] == 1).sum(), c["converged"].notna().sum()
+    return {f"{STUDY}/convergence/runs": str(len(c)), f"{STUDY}/convergence/converged": str(int(done)),
+            f"{STUDY}/convergence/unconverged": str(int(known - done)),
+            f"{STUDY}/convergence/any-unconverged": flag(known > done),
+            f"{STUDY}/convergence/recorded": flag(known > 0 and known == len(c)),
+            f"{STUDY}/convergence/max-epochs": f"{c['epochs'].max():.0f}" if c["epochs"].notna().any() else "--"}
+
+
+def repeat_values(run: Run) -> dict[str, str]:
+    """The cross-framework repeat: the largest per-epoch difference in test accuracy (points) and loss between a
+    repeat cell and the replicate on the same seed in the other framework, over every network repeated."""
+    r = repeat_check(run.tidy)
+    values = {f"{STUDY}/repeat/ran": flag(len(r)), f"{STUDY}/repeat/networks": str(len(r))}
+    if len(r):
+        setups = sorted({s for pair in zip(r["repeat"], r["replicate"]) for s in pair}, key=setup_rank)
+        values |= {f"{STUDY}/repeat/max-accuracy-diff": percent(r["accuracy"].max()),
+                   f"{STUDY}/repeat/max-loss-diff": f"{r['loss'].max():.3g}" if r["loss"].notna().any() else "--",
+                   f"{STUDY}/repeat/repeat-setup": escape(setup_label(*r["repeat"].iloc[0].split("-", 1))),
+                   f"{STUDY}/repeat/replicate-setup": escape(setup_label(*r["replicate"].iloc[0].split("-", 1))),
+                   f"{STUDY}/repeat/setups": str(len(setups)),
+                   f"{STUDY}/repeat/seeds": count_words(r["seed"].nunique(), "seed")}
     return values
 
 
@@ -249,11 +379,15 @@ def ran(run: Run) -> bool:
 def values(run: Run) -> dict[str, str]:
     pairs = comparisons(run)
     seeds = accuracy(run)["test_accuracy"]
-    return {**cell_values(run), **pair_values(pairs), **framework_values(run),
+    return {**cell_values(run), **pair_values(pairs, accuracy_verdicts(pairs)), **framework_values(run),
+            **convergence_values(run), **repeat_values(run),
             f"{STUDY}/seeds": str(int(seeds["seeds"].max())) if len(seeds) else "0",
+            f"{STUDY}/launches": str(launch_count(run.study(STUDY))),
+            f"{STUDY}/by-launch": flag(launch_count(run.study(STUDY)) > 1),
             f"{STUDY}/level": f"{100 * LEVEL:g}"}
 
 
 def verdicts(run: Run) -> list[Verdict]:
     pairs = comparisons(run)
-    return pair_verdicts(pairs) + stack_verdicts(pairs) + framework_verdicts(run)
+    found = accuracy_verdicts(pairs)
+    return pair_verdicts(pairs) + stack_verdicts(pairs) + found + extremes(found) + framework_verdicts(run)

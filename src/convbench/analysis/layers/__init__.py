@@ -7,6 +7,7 @@ from convbench.analysis.layers.figures import draw_layers
 from convbench.analysis.layers.tables import layers_table
 from convbench.analysis.layers.values import layer_values
 from convbench.analysis.layerwise import layer_cells
+from convbench.analysis.roof import roof_values
 from convbench.analysis.study import Figure, Run, Study, Table
 from convbench.analysis.tidy import time_values
 
@@ -14,7 +15,8 @@ NAME = "layers"
 
 
 def study_values(run: Run) -> dict[str, str]:
-    return {**layer_values(run), **time_values(run.study(NAME))}
+    return {**layer_values(run), **time_values(run.study(NAME)),
+            **roof_values(run.tidy, f"{NAME}/roof", "layers")}
 
 
 STUDY = Study(
@@ -22,7 +24,8 @@ STUDY = Study(
     figures=(Figure("layers", draw_layers,
                     "Layer by layer: achieved GFLOP/s of each distinct convolution, forward, backward to the input and "
                     "backward to the weights, per framework; bars span the range the time's interquartile range "
-                    "allows, and the dashed line is the framework's measured GEMM ceiling."),),
+                    "allows; the dashed line is the framework's measured GEMM ceiling, the dotted one its "
+                    "theoretical peak."),),
     tables=(Table("layers", layers_table),),
     values=study_values,
     ran=lambda run: len(layer_cells(run.tidy)) > 0,

@@ -9,6 +9,7 @@ import pandas as pd
 from convbench.analysis.formatting import framework_name, setup_rank
 from convbench.analysis.layerwise import layer_cells
 from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.roof import ABOVE, above_peak, peaks
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import summarise
 
@@ -17,16 +18,16 @@ SHAPE = ["framework", "convs", "in_channels", "width", "kernel", "image_size"]
 
 
 def layer_rates(df: pd.DataFrame) -> pd.DataFrame:
-    """Per framework x convolution shape x phase: achieved FLOP/s (median over the shape's activations) and the range
-    (lo, hi) that the time's IQR allows (FLOPs over median +/- IQR/2)."""
+    """Per framework x convolution shape x phase: achieved FLOP/s (useful FLOPs, the taps inside the image, over the
+    median; median over the shape's activations) and the range (lo, hi) that the time's IQR allows (FLOPs over
+    median +/- IQR/2)."""
     times = summarise(layer_cells(df), "time") if len(df) else pd.DataFrame()
     if times.empty:
         return times
-    times = times[times["phase"].isin(list(PHASES)) & times["flops"].notna()]
-    half = times["iqr"].fillna(0) / 2
-    times = times.assign(rate=times["flops"] / times["value"], lo=times["flops"] / (times["value"] + half),
-                         hi=np.where(times["value"] > half, times["flops"] / (times["value"] - half).clip(lower=1e-30),
-                                     np.nan))
+    times = times[times["phase"].isin(list(PHASES)) & times["flops_useful"].notna()]
+    half, flops = times["iqr"].fillna(0) / 2, times["flops_useful"]
+    times = times.assign(rate=flops / times["value"], lo=flops / (times["value"] + half),
+                         hi=np.where(times["value"] > half, flops / (times["value"] - half).clip(lower=1e-30), np.nan))
     return (times.groupby([*SHAPE, "phase"], sort=False)[["rate", "lo", "hi"]].median().reset_index()
             .sort_values(["image_size", "in_channels", "width", "kernel"], ascending=[False, True, True, True]))
 
@@ -45,6 +46,9 @@ def draw_layers(run: Run, path: Path) -> Path:
     colors = dict(zip(PHASES, sns.color_palette("deep")[:3]))
     df = run.tidy
     gemm = df[df["metric"] == "gemm_flops"].groupby("framework")["value"].median()  # any of the framework's processes
+    peak = peaks(layer_cells(df))
+    above = above_peak(df, "layers").merge(df.drop_duplicates("cell_id")[["cell_id", "in_channels", "width", "kernel",
+                                                                          "image_size"]], on="cell_id")
     height = 0.8 / len(phases)
     fig, axes = plt.subplots(1, len(frameworks), figsize=(6.3, 0.15 * len(shapes) + 0.95),
                              sharey=True, sharex=True, squeeze=False)
@@ -58,6 +62,13 @@ def draw_layers(run: Run, path: Path) -> Path:
                     label=PHASES[phase], error_kw={"elinewidth": 0.6, "capsize": 1, "ecolor": "0.25"})
         if framework in gemm:
             ax.axvline(gemm[framework] / 1e9, color="0.3", linestyle="--", linewidth=1, label="GEMM ceiling")
+        if framework in peak:
+            ax.axvline(peak[framework] / 1e9, color="0.3", linestyle=":", linewidth=1.2, label="theoretical peak")
+        for p in above[above["framework"] == framework].itertuples():  # a bug, marked so that nobody misses it
+            row = shapes.index(f"{p.in_channels:.0f}→{p.width:.0f}, {p.kernel:.0f}×{p.kernel:.0f} at "
+                               f"{p.image_size:.0f}×{p.image_size:.0f}")
+            ax.annotate(f"{ABOVE.upper()} ({p.phase})", (p.achieved / 1e9, row), color="red", fontsize="x-small",
+                        fontweight="bold", va="center")
         ax.set_title(f"{framework_name(framework)} (eager)")
         ax.set_xlabel("achieved rate (GFLOP/s)")
         ax.set_yticks(y, shapes)

@@ -18,6 +18,7 @@ from convbench import learned as method
 from convbench.analysis.formatting import count_words, last_line, printed, setup_label, setup_rank
 from convbench.analysis.stats import pareto_front, t_interval
 from convbench.analysis.study import Run
+from convbench.analysis.tidy import REPEAT
 
 SWEEP, LEARNED = "kernel", "learned"
 RAMP = inspect.signature(method.ramp_mask).parameters["ramp"].default
@@ -28,7 +29,7 @@ MATCH_RANK = {"reference": 0, "equal width": 0, "equal params": 1, "other": 2}
 CELL_COLUMNS = ["cell_id", "study", "task", "framework", "engine", "device", "devices", "arch", "description", "seed",
                 "train_fraction", "params", "flops", "dataset", "train_size", "test_size", "image_size",
                 "in_channels", "batch_size", "optimizer", "lr", "momentum", "planned_epochs", "init_radius",
-                "radius_penalty", "init_log_alpha", "l0_penalty"]
+                "radius_penalty", "init_log_alpha", "l0_penalty", "role"]
 
 
 def blocks(text) -> tuple:
@@ -95,8 +96,10 @@ def cells(run: Run, study: str, task: str = "train") -> pd.DataFrame:
 
 
 def sweep_cells(run: Run) -> pd.DataFrame:
-    """One row per train cell of the kernel study at its largest training fraction."""
+    """One row per replicate train cell of the kernel study at its largest training fraction (a cross-framework
+    repeat is no seed of the grid)."""
     out = cells(run, SWEEP)
+    out = out[out["role"] != REPEAT] if len(out) else out
     return out[out["train_fraction"] == out["train_fraction"].max()].reset_index(drop=True) if len(out) else out
 
 
@@ -247,6 +250,7 @@ def learned_stats(lcells: pd.DataFrame) -> pd.DataFrame:
             "seeds": n, "failed": int((g["status"] == "failed").sum()),
             "errors": sorted({e for e in g["error"] if isinstance(e, str) and e}),
             "test": test, "test_ci": test_ci, "trained": trained, "trained_ci": trained_ci,
+            "seed_tests": dict(zip(ok["seed"], ok["test"])),
             "kept_kernels": mode, "kernels_agree": mode_n, "all_kernels": kernels,
             "maps_mean": maps.mean(axis=0) if n else None, "maps_min": maps.min(axis=0) if n else None,
             "maps_max": maps.max(axis=0) if n else None,

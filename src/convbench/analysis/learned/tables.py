@@ -98,7 +98,7 @@ def verdict_table(run: Run) -> str:
     cost = costs(f).set_index(["unit", "arch"])
     rows = []
     for r in done.itertuples():
-        v = {x.key.rsplit("/", 1)[1]: x for x in verdicts_of(r, f.sweep)}
+        v = {x.key.rsplit("/", 1)[1]: x for x in verdicts_of(r, f.sweep, f.scells)}
         size = v.get("kernel")
         rows.append({
             "Architecture": tt(r.arch),

@@ -16,10 +16,24 @@ from fractions import Fraction
 import pandas as pd
 
 from convbench import learned as method
-from convbench.analysis.formatting import (count_words, escape, percent, pm, printed, ratio, sci, seconds, sig3,
-                                           speed_word, span, thousands, tt, words)
+from convbench.analysis.formatting import (
+    count_words,
+    escape,
+    percent,
+    pm,
+    printed,
+    ratio,
+    sci,
+    seconds,
+    sig3,
+    span,
+    speed_word,
+    thousands,
+    tt,
+    words,
+)
 from convbench.analysis.learned import data
-from convbench.analysis.stats import LEVEL, Verdict, time_ratio
+from convbench.analysis.stats import LEVEL, UNDECIDED, Paired, Verdict, paired_verdicts, prediction_interval, time_ratio
 from convbench.analysis.study import Run
 
 EXACT = 1e-4  # the largest logit difference that float32 rounding explains; above it crop or prune changed the net
@@ -87,59 +101,91 @@ def fraction(x: float) -> str:
     return f"{f.numerator}/{f.denominator}" if f.denominator != 1 and abs(float(f) - x) < 1e-9 else f"{x:g}"
 
 
-def size_verdict(r, sweep: pd.DataFrame) -> Verdict | None:
+def seed_tests(scells: pd.DataFrame, unit: str, arch: str) -> pd.Series:
+    """Test accuracy per seed of one grid network in one unit (ok cells)."""
+    g = scells[(scells["unit"] == unit) & (scells["arch"] == arch) & (scells["status"] == "ok")] if len(scells) \
+        else scells
+    return g.set_index("seed")["test"].astype(float) if len(g) else pd.Series(dtype=float)
+
+
+def size_comparison(r, sweep: pd.DataFrame, scells: pd.DataFrame):
     """Does the learned kernel size land on the size the grid ranks best among its networks of one convolution per
-    block (at the learned net's widths where the grid has them), by accuracy then parameters? Points: the grid's
-    accuracy at the learned size minus its best, with the two intervals' half-widths added on each side (they
-    overlap where the interval holds 0)."""
+    block (at the learned net's widths where the grid has them), by accuracy then parameters? (Paired or None, the
+    word where no paired comparison applies, the grid's best row.) The comparison: the grid's accuracy at the
+    learned size minus its best's, per seed (the grid's networks share seeds)."""
     if not r.size or r.seeds == 0:
-        return None
+        return None, None, None
     grid = sweep[(sweep["unit"] == r.unit) & (sweep["seeds"] > 0)]
     plain = grid[[set(d) == {1} and len(set(k)) == 1 for d, k in zip(grid["depths"], grid["kernels"])]]
     same = plain[[w == r.widths for w in plain["widths"]]]
     candidates = rank(same if len(same) else plain)
     if candidates.empty:
-        return None
+        return None, None, None
     best, learned = candidates.iloc[0], r.kept_kernels
     by_k = {row["kernels"][0]: row for _, row in candidates.iterrows()}
-    est = lo = hi = math.nan
     if len(set(learned)) > 1:
-        word = "a different size per block"
-    elif learned[0] not in by_k:
-        word = "a size the grid did not try"
-    else:
-        hit = by_k[learned[0]]
-        est = (printed(hit["mean"]) - printed(best["mean"])) / 100
-        width = (printed(hit["ci"]) + printed(best["ci"])) / 100 if pd.notna(hit["ci"]) and pd.notna(best["ci"]) \
-            else math.nan
-        lo, hi = est - width, est + width
-        word = ("the size the grid ranks best" if hit["arch"] == best["arch"] else
-                "a size the grid cannot tell from its best" if overlap(hit, best) else
-                "not the size the grid ranks best")
-    return Verdict(f"learned/{r.unit}/{r.arch}/kernel", f"{r.arch} ({', '.join(map(str, learned))})", best["arch"],
-                   "test accuracy of the grid at the learned size minus the grid's best", est, lo, hi, word,
-                   "points", int(r.seeds))
+        return None, "a different size per block", best
+    if learned[0] not in by_k:
+        return None, "a size the grid did not try", best
+    hit = by_k[learned[0]]
+    if hit["arch"] == best["arch"]:
+        return None, "the size the grid ranks best", best
+    d = (seed_tests(scells, r.unit, hit["arch"]) - seed_tests(scells, r.unit, best["arch"])).dropna()
+    return Paired(f"learned/{r.unit}/{r.arch}/kernel", f"{r.arch} ({', '.join(map(str, learned))})", best["arch"],
+                  "test accuracy of the grid at the learned size minus the grid's best", tuple(d),
+                  "a size the grid ranks above its best", "not the size the grid ranks best"), None, best
 
 
-def accuracy_verdict(r, sweep: pd.DataFrame) -> Verdict | None:
-    """The shrunk net's test accuracy minus the best hand-picked network's (as printed, points), with the best's
-    interval around it: within, below or above that interval; without one, higher, lower or the same."""
+def size_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None) -> Verdict | None:
+    """size_comparison as a Verdict: the paired t interval at LEVEL (one comparison per learned network) or, where
+    the learned size is the grid's best, a different size per block or untried, that word without interval."""
+    paired, word, best = size_comparison(r, sweep, scells if scells is not None else pd.DataFrame())
+    if paired is not None:
+        found = paired_verdicts([paired])
+        if found:
+            v = found[0]
+            return v if v.word != UNDECIDED else Verdict(**{**v.to_dict(),
+                                                              "word": "a size the grid cannot tell from its best"})
+        return None
+    if word is None:
+        return None
+    est = 0.0 if word == "the size the grid ranks best" else math.nan
+    return Verdict(f"learned/{r.unit}/{r.arch}/kernel", f"{r.arch} ({', '.join(map(str, r.kept_kernels))})",
+                   best["arch"], "test accuracy of the grid at the learned size minus the grid's best", est, est, est,
+                   word, "points", int(r.seeds))
+
+
+PREDICTION = {"in": "within the prediction interval of", "below": "below the prediction interval of",
+              "above": "above the prediction interval of"}
+
+
+def accuracy_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None) -> Verdict | None:
+    """The shrunk net's test accuracy against the most accurate hand-picked network's. One learned seed: its
+    accuracy minus the best's mean, judged by the t prediction interval of a new seed of the best (a single run is
+    one draw, not a mean): interval = learned minus the prediction interval's ends. Several seeds: the mean of the
+    per-seed differences (same seeds, same data order) with its t interval."""
     ranked = rank(sweep[sweep["unit"] == r.unit]) if len(sweep) else sweep
     if r.seeds == 0 or ranked.empty:
         return None
-    best = ranked.iloc[0]
-    a, b = printed(r.test), printed(best["mean"])
-    est = (a - b) / 100
-    if pd.isna(best["ci"]):
-        word = "the same as" if a == b else ("higher than" if a > b else "lower than")
-        lo = hi = math.nan
-    else:
-        c = printed(best["ci"])
-        lo, hi = (a - b - c) / 100, (a - b + c) / 100
-        word = "within the interval of" if b - c <= a <= b + c else ("below the interval of" if a < b - c else
-                                                                      "above the interval of")
-    return Verdict(f"learned/{r.unit}/{r.arch}/vs-best", f"{r.arch} (shrunk)", best["arch"], "test accuracy", est, lo,
-                   hi, word, "points", int(r.seeds))
+    best, key = ranked.iloc[0], f"learned/{r.unit}/{r.arch}/vs-best"
+    grid = seed_tests(scells if scells is not None else pd.DataFrame(), r.unit, best["arch"])
+    if r.seeds >= 2 and len(grid) >= 2:
+        learned = pd.Series(r.seed_tests) if isinstance(getattr(r, "seed_tests", None), dict) else pd.Series(dtype=float)
+        d = (learned - grid).dropna()
+        found = paired_verdicts([Paired(key, f"{r.arch} (shrunk)", best["arch"], "test accuracy", tuple(d))])
+        if found:
+            return found[0]
+    mean, lo, hi, _ = prediction_interval(grid if len(grid) else [best["mean"]])
+    est = r.test - mean
+    if pd.isna(lo):
+        word = "the same as" if printed(r.test) == printed(mean) else ("higher than" if r.test > mean else
+                                                                      "lower than")
+        return Verdict(key, f"{r.arch} (shrunk)", best["arch"], "test accuracy", est, math.nan, math.nan, word,
+                       "points", int(r.seeds))
+    side = "in" if printed(lo) <= printed(r.test) <= printed(hi) else "below" if printed(r.test) < printed(lo) \
+        else "above"
+    return Verdict(key, f"{r.arch} (shrunk)", best["arch"], "test accuracy", est, r.test - hi, r.test - lo,
+                   PREDICTION[side], "points", int(r.seeds))
 
 
 def step_verdict(r) -> Verdict | None:
@@ -208,8 +254,9 @@ def cost_verdict(c: pd.DataFrame) -> Verdict | None:
                    cost_word(whole, one), "ratio", len(c))
 
 
-def verdicts_of(r, sweep: pd.DataFrame) -> list[Verdict]:
-    return [v for v in (size_verdict(r, sweep), accuracy_verdict(r, sweep), step_verdict(r)) if v is not None]
+def verdicts_of(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None) -> list[Verdict]:
+    return [v for v in (size_verdict(r, sweep, scells), accuracy_verdict(r, sweep, scells), step_verdict(r))
+            if v is not None]
 
 
 def main_unit(f: Frames) -> str | None:
@@ -234,12 +281,12 @@ def verdicts(run: Run) -> list[Verdict]:
     """Per unit and learned arch: kernel (size), vs-best (accuracy), step; the main setup's again under
     learned/size/... and learned/width/...; learned/cost."""
     f = frames(run)
-    out = [v for r in f.lstats.itertuples() for v in verdicts_of(r, f.sweep)]
+    out = [v for r in f.lstats.itertuples() for v in verdicts_of(r, f.sweep, f.scells)]
     for kind in NET_KINDS:
         r = net(f, kind)
         if r is not None:
             out += [Verdict(**{**v.to_dict(), "key": v.key.replace(f"learned/{r.unit}/{r.arch}/", f"learned/{kind}/")})
-                    for v in verdicts_of(r, f.sweep)]
+                    for v in verdicts_of(r, f.sweep, f.scells)]
     cost = cost_verdict(costs(f))
     return out + ([cost] if cost else [])
 
@@ -371,7 +418,7 @@ def net_values(f: Frames, kind: str) -> dict[str, str]:
     values[f"{base}/has-twin"] = flag(same is not None)
     if same is not None:
         values |= {f"{base}/twin": tt(same["arch"]), f"{base}/twin-accuracy": pm(same["mean"], same["ci"])}
-    size = size_verdict(r, f.sweep) if kind == "size" else None
+    size = size_verdict(r, f.sweep, f.scells) if kind == "size" else None
     if size is not None:
         best = f.sweep[(f.sweep["unit"] == r.unit) & (f.sweep["arch"] == size.reference)].iloc[0]
         values |= {f"{base}/grid-best": tt(best["arch"]), f"{base}/grid-best-kernel": kernel_words(best["kernels"][0]),
@@ -387,7 +434,7 @@ def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
     words_per_unit = {}
     for unit in units:
         rows = lstats[lstats["unit"] == unit]
-        words_per_unit[unit] = sorted((r.arch, r.kept_kernels, *(v.word for v in verdicts_of(r, f.sweep)))
+        words_per_unit[unit] = sorted((r.arch, r.kept_kernels, *(v.word for v in verdicts_of(r, f.sweep, f.scells)))
                                       for r in rows.itertuples())
     done = lstats[lstats["seeds"] > 0] if len(lstats) else lstats
     worst = done["max_diff"].max() if len(done) else math.nan

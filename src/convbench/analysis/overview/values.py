@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import escape, flag, framework_name, percent, setup_label, setup_rank, tt, words
+from convbench.analysis.overview import launches
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import full_data
 
@@ -79,7 +80,8 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
                                     if pd.notna(r.train_size) else tt(r.dataset) for r in sets.itertuples())
         values["data/names"] = words(tt(d) for d in sorted(trained["dataset"].dropna().unique())) or "(not recorded)"
         epochs = ok[ok["metric"] == "epochs"]["value"]
-        values["train/epochs"] = words(f"{e:.0f}" for e in sorted(epochs.unique()))
+        low, high = f"{epochs.min():.0f}", f"{epochs.max():.0f}"
+        values["train/epochs"] = low if low == high else f"{low} to {high}"
         values["train/batch-size"] = words(str(b) for b in sorted(trained["batch_size"].unique()))
     timed = ok[(ok["metric"] == "time") & (ok["task"] == "speed")]
     values["overview/timed"] = flag(len(timed))
@@ -103,4 +105,5 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
 
 
 def values(run: Run) -> dict[str, str]:
-    return {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy)}
+    return {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy),
+            **launches.values(run.tidy)}

@@ -1,7 +1,8 @@
 """The backward pass on several devices (issue 6): data parallel against tensor parallel, strong and weak scaling,
 a straggler, the bytes against the ring model and the crossover batch. Drawn from the tidy table's scaling rows
 (tidy.scaling_rows, the columns of tidy._scaling_columns); the byte model comes from convbench.parallel.bytes_model,
-which needs only the spec. Imports neither torch nor tensorflow."""
+which needs only the spec; the step model and its projection to several GPUs from convbench.projection
+(projection.py). Imports neither torch nor tensorflow."""
 from convbench.analysis.scaling import figures, tables
 from convbench.analysis.scaling.values import ran, values, verdicts
 from convbench.analysis.study import Figure, Study, Table
@@ -18,9 +19,17 @@ STUDY = Study(
         Figure("scaling_bytes", figures.bytes_,
                "Bytes per step each rank sends under the ring model against the global batch, data against tensor "
                "parallel per kernel size, with the crossovers marked and the payloads counted in this run's steps."),
+        Figure("scaling_model_check", figures.model_check,
+               "Several devices, measured against the model: each PyTorch CPU cell's measured step beside the step "
+               "model's prediction (layer-wise times, the one-device step, alpha-beta fitted to the replays)."),
+        Figure("scaling_projection", figures.projection,
+               "Several devices, PROJECTION (not measured): the step model's efficiency of data against tensor "
+               "parallel on 1 to 8 GPUs of one node and on two nodes, from a committed single-GPU reference run "
+               "and the config's links."),
     ),
     tables=(Table("scaling_times", tables.times), Table("scaling_phases", tables.phases),
             Table("scaling_bytes", tables.bytes_), Table("scaling_crossover", tables.crossover_table),
             Table("scaling_straggler", tables.straggler), Table("scaling_verdicts", tables.verdicts),
-            Table("scaling_failed", tables.failed)),
+            Table("scaling_failed", tables.failed), Table("scaling_projection_check", tables.projection_check),
+            Table("scaling_projection", tables.projection_table)),
     values=values, verdicts=verdicts, ran=ran)

@@ -9,6 +9,7 @@ from matplotlib.lines import Line2D
 
 from convbench.analysis.plotting import placeholder, plt, save, sns
 from convbench.analysis.scaling import crossover
+from convbench.analysis.scaling import projection as pj
 from convbench.analysis.scaling.cells import MODE_ORDER, PARALLEL, PHASES, cells, parallel, timed
 from convbench.analysis.scaling.values import setup_name
 from convbench.analysis.formatting import setup_rank
@@ -177,6 +178,69 @@ def bytes_(run: Run, path: Path) -> Path:
                 Line2D([], [], color="black", marker="s", ls="none", label="counted, tensor"),
                 Line2D([], [], color="0.3", marker="s", mfc="none", ls="none", ms=8, label="loopback / t")]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.99, 0.5), frameon=False, fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def model_check(run: Run, path: Path) -> Path:
+    """Measured step (filled) against the model's prediction (open, its exposed communication hatched) for every
+    PyTorch CPU cell; the error printed beside each pair."""
+    checked, link, _ = pj.check(run)
+    if checked.empty:
+        return placeholder(path, "No PyTorch CPU scaling cell to check the model on in this run." if link is None
+                           else "No cell with layer-wise times to check the model on.")
+    labels = [f"{r.arch} {r.parallelism} {r.mode} t={r.devices}" if r.parallelism != "none" else f"{r.arch} one device"
+              for r in checked.itertuples()]
+    y = np.arange(len(checked))[::-1].astype(float)
+    fig, ax = plt.subplots(figsize=(12 * CM, (1.6 + 0.55 * len(checked)) * CM))
+    ax.barh(y + 0.18, checked["measured"] * 1e3, height=0.36, color="0.35", label="measured")
+    ax.barh(y - 0.18, checked["predicted"] * 1e3, height=0.36, color="white", edgecolor="0.2", label="model")
+    ax.barh(y - 0.18, checked["exposed"] * 1e3, left=(checked["predicted"] - checked["exposed"]) * 1e3, height=0.36,
+            color="white", edgecolor="0.2", hatch="///", label="model: communication")
+    for yi, (m, p, e) in enumerate(zip(checked["measured"], checked["predicted"], checked["error"])):
+        ax.text(max(m, p) * 1e3 * 1.02, y[yi], f"{100 * e:+.0f} %", va="center", fontsize="x-small")
+    ax.set_yticks(y, labels, fontsize="small")
+    ax.set_xlabel("step (ms): measured, and the model's prediction")
+    ax.set_xlim(0, 1.18 * max(checked["measured"].max(), checked["predicted"].max()) * 1e3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize="x-small", frameon=False)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def projection(run: Run, path: Path) -> Path:
+    """PROJECTION, not measurement: efficiency against GPUs (one node, then whole nodes), data (solid) against
+    tensor parallel (dashed), a colour per kernel size; left strong, right weak scaling."""
+    rows, why = pj.projected(run)
+    if rows.empty:
+        return placeholder(path, f"Projection: nothing projected ({why}).")
+    rows = rows[rows["mode"] != "sweep"]
+    kernels = sorted(rows["kernel"].unique())
+    palette = dict(zip(kernels, sns.color_palette("viridis", len(kernels))))
+    fig, axes = plt.subplots(1, 2, figsize=(16 * CM, 6 * CM), sharey=True)
+    one_node = rows.loc[rows["nodes"] == 1, "devices"].max()
+    for ax, mode in zip(axes, ("strong", "weak")):
+        for (k, parallelism), g in rows[rows["mode"] == mode].groupby(["kernel", "parallelism"]):
+            g = g.sort_values("devices")
+            ax.plot(g["devices"], g["efficiency"], color=palette[k], ls="-" if parallelism == "data" else "--",
+                    marker="o" if parallelism == "data" else "s", ms=4, mfc="white")
+        if rows["devices"].max() > one_node:
+            ax.axvspan(one_node * 1.4, rows["devices"].max() * 1.3, color="0.92", zorder=0)
+            ax.text(one_node * 1.5, 0.04, "2 nodes" if rows["nodes"].max() == 2 else "nodes", fontsize="x-small")
+        ax.set_xscale("log", base=2)
+        ticks = sorted(rows["devices"].unique())
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("GPUs")
+        ax.set_title(f"projected, {mode} scaling", fontsize="medium")
+    axes[0].set_ylabel("projected efficiency")
+    handles = [Line2D([], [], color=palette[k], lw=1.2, label=f"{k}×{k}") for k in kernels]
+    handles += [Line2D([], [], color="0.3", ls="-", marker="o", mfc="white", label="data parallel"),
+                Line2D([], [], color="0.3", ls="--", marker="s", mfc="white", label="tensor parallel")]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.99, 0.5), frameon=False, fontsize="small")
+    fig.suptitle(f"PROJECTION from one {run.projection['gpu']}'s records, not a measurement", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import ms, plain, ratio, signed, thousands, tt
+from convbench.analysis.formatting import ms, percent, plain, ratio, signed, thousands, tt
 from convbench.analysis.latex import blank_repeats, booktabs, placeholder, ragged
 from convbench.analysis.scaling import crossover
+from convbench.analysis.scaling import projection as pj
 from convbench.analysis.scaling.cells import PARALLEL, PARALLELISM_NAMES, cells, comparisons, straggler_pairs
 from convbench.analysis.scaling.values import setup_name
 from convbench.analysis.stats import LEVEL, RESAMPLES, SEED
@@ -170,3 +171,44 @@ def failed(run: Run) -> str:
         "Error (last line)": [plain(line) for line, _ in groups]})
     return booktabs(table, "Scaling cells that failed, grouped by the last line of their error.", "tab:scaling-failed",
                     ragged(0.5) + ragged(0.42), raw=("Cells", "Error (last line)"), size=r"\scriptsize")
+
+
+def projection_check(run: Run) -> str:
+    caption = ("The step model against this run's measured PyTorch CPU cells (gloo processes): measured step median "
+               "and the model's prediction in ms, the communication it adds (exposed), and the error in percent, predicted / "
+               "measured $-$ 1. Measured: the cells; predicted: the model, from layer-wise times, the one-device "
+               "step and the alpha-beta fit to the replayed collectives.")
+    checked, _, _ = pj.check(run)
+    if checked.empty:
+        return placeholder(caption, "tab:scaling-projection-check", "No PyTorch CPU scaling cell with layer-wise "
+                                                                    "times and replayed collectives in this run.")
+    table = _cell_columns(checked)
+    table["Measured"] = [ms(x) for x in checked["measured"]]
+    table["Predicted"] = [ms(x) for x in checked["predicted"]]
+    table["Exposed comm."] = [ms(x) for x in checked["exposed"]]
+    table["Error"] = [signed(percent(e)) for e in checked["error"]]
+    table, groups = _grouped(table, checked)
+    return booktabs(table, caption, "tab:scaling-projection-check", "lllrr" + "r" * 4, raw=("Error",),
+                    size=r"\small", groups=groups)
+
+
+def projection_table(run: Run) -> str:
+    caption = ("Projection, not measurement: efficiency of data and tensor parallel on several GPUs of the committed "
+               "reference run, from its single-GPU records and the config's links; strong scaling keeps the speed "
+               "cells' batch as the global batch, weak scaling gives it to every GPU. Crossover: the largest global "
+               "batch searched at which tensor parallel's projected step is the shorter.")
+    rows, why = pj.projected(run)
+    if rows.empty:
+        return placeholder(caption, "tab:scaling-projection", f"Nothing projected: {why}.")
+    grid = rows[rows["mode"] != "sweep"]
+    wide = grid.pivot_table(index=["kernel", "devices", "nodes"], columns=["parallelism", "mode"], values="efficiency")
+    cross = pj.crossover(rows)
+    table = pd.DataFrame({
+        "Kernel": [f"{k}x{k}" for k, _, _ in wide.index], "GPUs": [str(p) for _, p, _ in wide.index],
+        "Nodes": [str(n) for *_, n in wide.index]})
+    for parallelism in PARALLEL:
+        for mode in ("strong", "weak"):
+            table[f"{parallelism.capitalize()}, {mode}"] = [ratio(x) for x in wide[(parallelism, mode)]]
+    table["Crossover"] = [str(cross.get(k) or "none") for k, *_ in wide.index]
+    table = blank_repeats(table, ["Kernel", "Crossover"]) if len(table) else table
+    return booktabs(table, caption, "tab:scaling-projection", "lrr" + "r" * 5, size=r"\small")

@@ -7,9 +7,10 @@ import re
 import pandas as pd
 
 from convbench.analysis import tidy
-from convbench.analysis.formatting import (escape, ms, plain, ratio, setup_label, setup_rank,
-                                           sig3, span, speed_word, thousands, tt, words, X)
+from convbench.analysis.formatting import (escape, ms, percent, plain, ratio, setup_label, setup_rank,
+                                           sig3, signed, span, speed_word, thousands, tt, words, X)
 from convbench.analysis.scaling import crossover
+from convbench.analysis.scaling import projection as pj
 from convbench.analysis.scaling.cells import (MODE_ORDER, PARALLEL, PARALLELISM_NAMES, PARALLELISM_ORDER, cell_key,
                                               cells, comparisons, parallel, straggler_pairs)
 from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict
@@ -339,6 +340,74 @@ def tf_version(df: pd.DataFrame, env: pd.DataFrame) -> dict[str, str]:
     return {"scaling/tf-version": words(escape(v) for v in versions) or "--"}
 
 
+def check_values(run: Run) -> dict[str, str]:
+    """The model against this run's PyTorch CPU cells: the fitted loopback link, the error per cell (percent,
+    predicted over measured less 1) and how many cells stay within the goal."""
+    checked, link, points = pj.check(run)
+    values = {"scaling/projection/goal": f"{100 * pj.GOAL:.0f}", "scaling/projection/check-ran": flag(len(checked)),
+              "scaling/projection/fit-points": str(len(points)), "scaling/projection/fit-ran": flag(link)}
+    if link is not None:
+        values |= {"scaling/projection/alpha-us": sig3(link.alpha * 1e6) if link.alpha else "0",
+                   "scaling/projection/beta-gbs": sig3(1e-9 / link.beta) if link.beta else "--"}
+    if not len(checked):
+        return values
+    error = checked["error"].abs()
+    within = int((error <= pj.GOAL).sum())
+    batches = checked["batch_size"].nunique()
+    values |= {"scaling/projection/check-cells": str(len(checked)), "scaling/projection/check-within": str(within),
+               "scaling/projection/check-all-within": flag(within == len(checked)),
+               "scaling/projection/check-max": f"{100 * error.max():.0f}",
+               "scaling/projection/check-median": f"{100 * error.median():.0f}",
+               "scaling/projection/check-from-speed": flag((checked["source"] == "speed").all())}
+    for _, row in checked.iterrows():
+        values[pj.error_key(row, batches)] = signed(percent(row["error"]))
+    for p in PARALLEL:
+        g = checked[checked["parallelism"] == p]
+        values[f"scaling/projection/{p}/check-error"] = span(g["error"] * 100, fmt=lambda x: f"{x:.0f}") \
+            if len(g) else "--"
+    return values
+
+
+def projected_values(run: Run) -> dict[str, str]:
+    """The projection to several GPUs: links, device counts, the efficiency at the largest count of one node and of
+    whole nodes per kernel size, parallelism and mode, and the crossover batch per kernel size."""
+    rows, why = pj.projected(run)
+    values = {"scaling/projection/gpu-ran": flag(len(rows)), "scaling/projection/gpu-why": escape(why) or "--"}
+    config = run.projection or {}
+    if config:
+        intra, inter = config["links"][config["intra"]], config["links"][config["inter"]]
+        values |= {"scaling/projection/gpu": escape(config["gpu"]), "scaling/projection/per-node": str(
+            config["gpus_per_node"]), "scaling/projection/intra": escape(config["intra"]),
+            "scaling/projection/inter": escape(config["inter"]),
+            "scaling/projection/intra-gbs": f"{intra['bandwidth_gbs']:g}",
+            "scaling/projection/intra-us": f"{intra['latency_us']:g}",
+            "scaling/projection/inter-gbs": f"{inter['bandwidth_gbs']:g}",
+            "scaling/projection/inter-us": f"{inter['latency_us']:g}",
+            "scaling/projection/devices": words(str(p) for p, _ in pj.counts_of(config))}
+    if not len(rows):
+        return values
+    top = int(rows.loc[rows["nodes"] == 1, "devices"].max())
+    most = int(rows["devices"].max())
+    values |= {"scaling/projection/top": str(top), "scaling/projection/most": str(most),
+               "scaling/projection/nodes-most": str(int(rows["nodes"].max())),
+               "scaling/projection/kernels": words(f"{k}$\\times${k}" for k in sorted(rows["kernel"].unique())),
+               "scaling/projection/batch": str(int(rows.loc[rows["mode"] == "strong", "batch"].iloc[0]))}
+    grid = rows[rows["mode"] != "sweep"]
+    for (k, p, par, mode), g in grid.groupby(["kernel", "devices", "parallelism", "mode"]):
+        if p in (top, most):
+            values[f"scaling/projection/k{k}/{par}-{mode}/t{p}/efficiency"] = ratio(g["efficiency"].iloc[0])
+    for (par, mode, p), g in grid.groupby(["parallelism", "mode", "devices"]):
+        for name, count in (("top", top), ("most", most)):
+            if p == count:  # over the kernel sizes, at the most GPUs of one node and of all nodes
+                values[f"scaling/projection/{par}-{mode}/{name}/efficiency"] = span(g["efficiency"])
+    cross = pj.crossover(rows)
+    values |= {f"scaling/projection/k{k}/crossover": str(b) if b else "none" for k, b in cross.items()}
+    values["scaling/projection/crossover-any"] = flag(any(cross.values()))
+    values["scaling/projection/crossovers"] = words(f"{b or 'none'} for {k}$\\times${k}" for k, b in cross.items())
+    values["scaling/projection/sweep"] = f"{min(config['batches'])}--{max(config['batches'])}"
+    return values
+
+
 def analysis(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(cells, tensor-over-data comparisons, straggler pairs, crossover grid) of a run."""
     df = cells(run)
@@ -351,7 +420,7 @@ def values(run: Run) -> dict[str, str]:
     return {**scope_values(df), **hardware_values(df, run.environment), **method_values(df),
             **speedup_values(df), **phase_share_values(df), **bytes_values(df), **crossover_values(df, grid),
             **straggler_values(pairs), **comparison_values(v, df), **failure_values(df),
-            **tf_version(df, run.environment),
+            **tf_version(df, run.environment), **check_values(run), **projected_values(run),
             "scaling/bootstrap-resamples": str(RESAMPLES), "scaling/bootstrap-seed": str(SEED),
             "scaling/bootstrap-level": f"{LEVEL * 100:.0f}",
             **cell_values(df), **straggler_cell_values(pairs, batches), **phase_values(run)}

@@ -1,0 +1,70 @@
+"""Replicates across process launches: the between-launch coefficient of variation of every timed cell and phase
+(tidy's launch_cv rows), what the synchronised phase split costs against the blocked whole step (phase_overhead), and
+the appendix table of the speed cells' CVs. Derived phases (a difference of two timed programs) are left out of the
+CV: their mean can lie near zero, where a CV says nothing."""
+from __future__ import annotations
+
+import pandas as pd
+
+from convbench.analysis.formatting import escape, flag, percent, ratio, setup_label, setup_rank, tt
+from convbench.analysis.latex import booktabs, placeholder
+from convbench.analysis.study import Run
+from convbench.analysis.tidy import ARCH_ORDER, launch_count
+
+GOAL = 0.05  # between-launch CV a quiet CPU should stay within (issue 14)
+DERIVED = ("backward", "optimizer")  # the phases a derived cell gets by subtraction
+SPEED_PHASES = ["forward", "backward", "optimizer", "step"]
+
+
+def launch_cvs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per ok timed cell and phase with a between-launch CV (value), derived phases left out."""
+    rows = df[(df["status"] == "ok") & (df["metric"] == "launch_cv") & (df["phase"] != "total")]
+    derived = (rows["phase_method"] == "derived") & rows["phase"].isin(DERIVED)
+    return rows[~derived]
+
+
+def values(df: pd.DataFrame) -> dict[str, str]:
+    """speed/launches (the fewest of any timed cell), speed/by-launch, speed/launch-cv-{median,max} (percent, speed
+    and layer cells, every phase), -max-cell, -goal, -within (cells x phases within the goal, of -count), and the
+    phase split's overhead over the blocked step (median, min, max)."""
+    timed = df[df["task"].isin(["speed", "layers"])] if len(df) else df
+    out = {"speed/launches": str(launch_count(timed)), "speed/by-launch": flag(launch_count(timed) > 1),
+           "speed/launch-cv-goal": f"{100 * GOAL:g}"}
+    seconds = timed["min_seconds"].dropna() if len(timed) and "min_seconds" in timed else []
+    out["speed/min-seconds"] = f"{seconds.min():g}" if len(seconds) else "0"
+    cvs = launch_cvs(timed) if len(timed) else timed
+    out["speed/launch-cv-ran"] = flag(len(cvs))
+    if len(cvs):
+        worst = cvs.loc[cvs["value"].idxmax()]
+        out |= {"speed/launch-cv-median": percent(cvs["value"].median()), "speed/launch-cv-max": percent(worst["value"]),
+                "speed/launch-cv-max-cell": f"{tt(worst['cell_id'])} ({escape(worst['phase'])})",
+                "speed/launch-cv-count": str(len(cvs)), "speed/launch-cv-within": str(int((cvs["value"] <= GOAL).sum())),
+                "speed/launch-cv-all-within": flag((cvs["value"] <= GOAL).all())}
+    overhead = timed[(timed["status"] == "ok") & (timed["metric"] == "phase_overhead")]["value"] if len(timed) else []
+    out["speed/phase-overhead-ran"] = flag(len(overhead))
+    if len(overhead):
+        out |= {"speed/phase-overhead-median": ratio(overhead.median()), "speed/phase-overhead-min": ratio(overhead.min()),
+                "speed/phase-overhead-max": ratio(overhead.max())}
+    return out
+
+
+def table(run: Run) -> str:
+    """The speed cells' between-launch CV per phase (percent), by study; '--' where a phase has none (derived)."""
+    caption = ("Between-launch coefficient of variation of every speed cell's phase medians (standard deviation over "
+               f"mean of the launches' medians, percent); goal: at most {100 * GOAL:g}\\,\\%. ``--'': a derived phase "
+               "(a difference of two timed programs) or none timed.")
+    df = run.tidy
+    cvs = launch_cvs(df[df["task"] == "speed"]) if len(df) else df
+    if cvs.empty:
+        return placeholder(caption, "tab:launch-cv", "The speed cells of this run ran in one launch each.")
+    cvs = cvs.sort_values(["study", *ARCH_ORDER], kind="stable").assign(rank=cvs["setup"].map(setup_rank))
+    cvs = cvs.sort_values(["study", "rank"], kind="stable")
+    cvs = cvs.assign(Setup=[setup_label(f, e) for f, e in zip(cvs["framework"], cvs["engine"])],
+                     Network=cvs["arch"], text=cvs["value"].map(percent))
+    wide = cvs.pivot_table(index=["study", "Setup", "Network"], columns="phase", values="text", aggfunc="first",
+                           sort=False)
+    wide = wide.reindex(columns=[p for p in SPEED_PHASES if p in wide.columns]).fillna("--").reset_index()
+    studies = wide.pop("study")
+    wide.columns = [c if c in ("Setup", "Network") else c.capitalize() for c in wide.columns]
+    return booktabs(wide, caption, "tab:launch-cv", "ll" + "r" * (len(wide.columns) - 2), size=r"\footnotesize",
+                    groups=studies)

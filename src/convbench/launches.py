@@ -1,0 +1,82 @@
+"""Replicates across process launches: a timed group's cells run in several independent launches of
+`python -m convbench run`, one after the other (A B C, A B C, ...), and each cell's launches merge into one record.
+
+Within one process the samples of a cell share its allocator state, thread placement, frequency and neighbours; a
+second launch of the same code on the same machine can land elsewhere (issue 14 saw 1.56x between two launches). The
+record keeps every launch's summary and raw samples under timings.launches; its phases and step summarise all of
+them (median: the median of the launch medians), so readers of a single-launch record read it unchanged.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from convbench.cells import Cell
+from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
+
+
+def folder(stage: Path, launch: int) -> Path:
+    return Path(stage) / f"launch-{launch}"
+
+
+def run_launches(cells: list[Cell], stage: Path, launches: int, overwrite_ok: bool = False, log=print) -> None:
+    """Run the cells in `launches` processes one after the other, each writing into <stage>/launch-<i>/ (resumable
+    like any group: a rerun skips the cells a launch already finished), then merge each cell's launches into
+    <stage>/<cell>.json."""
+    cells_json = json.dumps([c.to_dict() for c in cells])
+    outputs = {}
+    for launch in range(1, launches + 1):
+        command = [sys.executable, "-m", "convbench", "run", "--cells-json", cells_json,
+                   "--out", str(folder(stage, launch)), "--launch", str(launch)]
+        result = subprocess.run(command + (["--overwrite-ok"] if overwrite_ok else []), capture_output=True, text=True)
+        outputs[launch] = f"launch {launch} exited with status {result.returncode}:\n{result.stdout}{result.stderr}"
+        log(f"launch {launch} of {launches}:\n{result.stdout}{result.stderr}")
+    for cell in cells:
+        records = [_read(folder(stage, i) / f"{cell.id}.json") for i in range(1, launches + 1)]
+        write_record(Path(stage) / f"{cell.id}.json", merge(cell, records, outputs))
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def merge(cell: Cell, records: list[dict | None], outputs: dict[int, str] | None = None) -> dict:
+    """One record from a cell's launches (records[i] from launch i + 1; None where a launch left none). Failed when
+    any launch failed or left no record: that launch's error (or its process's output) is the record's."""
+    for launch, record in enumerate(records, 1):
+        if record is None or record.get("status") != "ok":
+            error = (record or {}).get("error") or (outputs or {}).get(launch, "no record")[-4000:]
+            base = record or {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(),
+                              "counts": {}, "environment": host_environment(), "started": now()}
+            return {**base, "status": "failed", "error": f"launch {launch} of {len(records)}: {error}"}
+    first = records[0]
+    timings = [r["timings"] for r in records]
+    merged = {**first["timings"],
+              "phases": {name: merge_summaries([t["phases"][name] for t in timings]) for name in timings[0]["phases"]},
+              "launches": [{"launch": i, **t} for i, t in enumerate(timings, 1)]}
+    if "step" in first["timings"]:
+        merged["step"] = merge_summaries([t["step"] for t in timings])
+    if "phase_overhead" in first["timings"]:
+        merged["phase_overhead"] = float(np.median([t["phase_overhead"] for t in timings]))
+    return {**first, "timings": merged, "wall_s": sum(r.get("wall_s") or 0.0 for r in records),
+            "process": {**first.get("process", {}), "launches": [r.get("process") for r in records]}}
+
+
+def merge_summaries(summaries: list[dict]) -> dict:
+    """One phase over launches: the median of the launch medians, the median within-launch IQR and CV, every sample
+    (launch after launch), noisy if any launch was, and launch_cv, the between-launch coefficient of variation of the
+    launch medians (sample standard deviation over mean)."""
+    medians = np.array([s["median"] for s in summaries], float)
+    return {"median": float(np.median(medians)), "iqr": float(np.median([s["iqr"] for s in summaries])),
+            "cv": float(np.median([s["cv"] for s in summaries])), "n": int(sum(s["n"] for s in summaries)),
+            "noisy": any(s.get("noisy") for s in summaries),
+            "launch_cv": float(np.std(medians, ddof=1) / np.mean(medians)) if len(medians) > 1 else None,
+            "launch_medians": medians.tolist(),
+            "samples": [x for s in summaries for x in s["samples"]]}

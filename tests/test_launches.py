@@ -1,0 +1,89 @@
+"""A timed cell in several independent launches: one record holding every launch's summary and raw samples."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from convbench import config
+from convbench.analysis.records import parse
+from convbench.analysis.tidy import launch_medians, samples, tidy
+from convbench.launches import merge
+from convbench.run import run_group
+
+with open("config/config.yaml") as f:
+    DEFAULT = yaml.safe_load(f)
+
+
+def speed_cell(**speed):
+    tiny = {**{k: v for k, v in DEFAULT.items() if k != "scaling"}, "frameworks": ["torch"],
+            "speed": {**DEFAULT["speed"], "batch_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3,
+                      "min_seconds": 0, "layers": False, **speed},
+            "architectures": {"small": {"blocks": [{"width": 8}]}},
+            "studies": {"tiny": {"architectures": ["small"], "tasks": ["speed"]}}}
+    [cell] = config.check(tiny)
+    return cell
+
+
+def launch_record(cell, medians: dict[str, float], launch: int) -> dict:
+    def summary(m):
+        return {"median": m, "iqr": 0.1 * m, "cv": 0.05, "n": 3, "noisy": False, "samples": [0.9 * m, m, 1.1 * m]}
+    return {"schema_version": 1, "cell_id": cell.id, "cell": cell.to_dict(), "status": "ok", "counts": {},
+            "process": {"launch": launch}, "wall_s": 1.0,
+            "timings": {"phase_method": "direct", "first_step": 0.5, "phase_overhead": 1.0 + launch / 100,
+                        "phases": {p: summary(m) for p, m in medians.items() if p != "step"},
+                        "step": summary(medians["step"])}}
+
+
+def test_launches_merge_into_one_record_with_every_launchs_samples():
+    cell = speed_cell()
+    launches = [launch_record(cell, {"forward": f, "step": 3 * f}, i) for i, f in enumerate([1.0, 1.2, 1.1], 1)]
+    merged = merge(cell, launches)
+    forward = merged["timings"]["phases"]["forward"]
+    assert forward["median"] == pytest.approx(1.1) and forward["n"] == 9  # median of the launch medians
+    assert forward["launch_medians"] == [1.0, 1.2, 1.1]
+    assert forward["launch_cv"] == pytest.approx(np.std([1.0, 1.2, 1.1], ddof=1) / 1.1)
+    assert forward["samples"][:3] == [0.9, 1.0, 1.1] and len(forward["samples"]) == 9
+    assert [x["launch"] for x in merged["timings"]["launches"]] == [1, 2, 3]
+    assert merged["timings"]["launches"][1]["phases"]["forward"]["samples"] == pytest.approx([1.08, 1.2, 1.32])
+    assert merged["timings"]["phase_overhead"] == pytest.approx(1.02) and merged["wall_s"] == 3.0
+    # the analysis reads the merged record as it read a single launch's, and publishes the launch level too
+    record = parse(json.loads(json.dumps(merged)))
+    rows = tidy([record])
+    time = rows[(rows["metric"] == "time") & (rows["phase"] == "forward")]
+    assert time["value"].tolist() == [pytest.approx(1.1)]
+    per_launch = launch_medians(rows, "forward")
+    assert per_launch.to_dict() == {1: 1.0, 2: 1.2, 3: 1.1}
+    cv = rows[(rows["metric"] == "launch_cv") & (rows["phase"] == "forward")]["value"]
+    assert cv.tolist() == [pytest.approx(forward["launch_cv"])]
+    raw = samples([record])
+    assert sorted(raw[raw["phase"] == "forward"]["launch"].value_counts().to_dict().items()) == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_a_failed_or_missing_launch_fails_the_merged_record():
+    cell = speed_cell()
+    ok = launch_record(cell, {"forward": 1.0, "step": 3.0}, 1)
+    failed = {**launch_record(cell, {"forward": 1.0, "step": 3.0}, 2), "status": "failed", "error": "boom"}
+    assert merge(cell, [ok, failed])["status"] == "failed" and "launch 2 of 2: boom" in merge(cell, [ok, failed])["error"]
+    lost = merge(cell, [ok, None], {2: "launch 2 exited with status -9"})
+    assert lost["status"] == "failed" and "status -9" in lost["error"] and lost["cell_id"] == cell.id
+
+
+def test_a_group_runs_in_separate_launches_and_a_rerun_keeps_finished_launches(tmp_path):
+    cell = speed_cell(launches=2)
+    out, stage = tmp_path / "records", tmp_path / "records.partial"
+    run_group([cell], out, log=lambda _: None)
+    record = json.loads((out / f"{cell.id}.json").read_text())
+    assert record["status"] == "ok", record.get("error")
+    launches = record["timings"]["launches"]
+    assert [x["launch"] for x in launches] == [1, 2] and [p["launch"] for p in record["process"]["launches"]] == [1, 2]
+    assert record["timings"]["step"]["n"] == 6 and not stage.exists()
+    # a job killed after its first launch: the rerun takes that launch's record and runs only the second
+    first = stage / "launch-1" / f"{cell.id}.json"
+    first.parent.mkdir(parents=True)
+    first.write_text(json.dumps({**record, "timings": launches[0], "process": record["process"]["launches"][0]}))
+    (out / f"{cell.id}.json").unlink()
+    run_group([cell], out, log=lambda _: None)
+    again = json.loads((out / f"{cell.id}.json").read_text())
+    assert again["timings"]["launches"][0]["phases"] == launches[0]["phases"]
+    assert again["timings"]["launches"][1]["phases"] != launches[1]["phases"]

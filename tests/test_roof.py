@@ -1,0 +1,162 @@
+"""Nothing above the roof: FLOPs counted over the taps inside the image, the theoretical peak of the hardware, and the
+analysis marking any point above it.
+
+The issue that started this: a 7x7 convolution 32->64 on 8x8 maps ran at 338 GFLOP/s, counted over every tap of the
+padded kernel, against a measured GEMM ceiling of 196 GFLOP/s; only 61.7 % of its taps fall inside the image.
+"""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from convbench import config, peak, run, spec
+from convbench.analysis import analyse_study, records, roof, tidy
+from convbench.analysis.latex import read_macros
+from convbench.analysis.layers import STUDY as LAYERS_STUDY
+from convbench.analysis.study import Run
+from convbench.cells import Cell
+
+DENSE_RATE = 338e9  # FLOP/s, every tap counted: the rate the issue measured for the 7x7 32->64 convolution on 8x8 maps
+CPUINFO = """processor\t: 0
+model name\t: AMD EPYC
+cpu MHz\t\t: 2596.094
+flags\t\t: fpu sse sse2 fma avx avx2 avx512f avx512dq
+processor\t: 1
+model name\t: AMD EPYC
+cpu MHz\t\t: 2596.094
+flags\t\t: fpu sse sse2 fma avx avx2 avx512f avx512dq
+"""
+
+
+def taps_by_brute_force(size: int, kernel: int) -> int:
+    """Every (output position, tap) pair of a "same" convolution whose input pixel lies inside the image."""
+    half = kernel // 2
+    inside = 0
+    for y in range(size):
+        for x in range(size):
+            for dy in range(-half, half + 1):
+                for dx in range(-half, half + 1):
+                    inside += 0 <= y + dy < size and 0 <= x + dx < size
+    return inside
+
+
+@pytest.mark.parametrize("size,kernel", [(8, 7), (16, 5), (4, 7), (2, 7), (1, 3), (9, 1)])
+def test_inside_taps_is_the_count_of_taps_inside_the_image(size, kernel):
+    assert spec.inside_taps(size, kernel) == taps_by_brute_force(size, kernel)
+
+
+def layer_cell(c=32, o=64, k=7, s=8, batch=64):
+    """A layer cell of the kind the pipeline makes: one convolution, 'same' padding, no pool."""
+    block = spec.Block(width=o, kernel=k, pool=1)
+    return Cell("layers", "layers", "torch", "eager", spec.ArchSpec(f"c{c}-o{o}-k{k}-s{s}-relu", (block,), c, 10),
+                batch, s, 0, 2)
+
+
+def test_a_layer_whose_padded_and_useful_counts_differ():
+    counts = run._counts(layer_cell())  # the record's counts of the issue's 7x7 32->64 convolution on 8x8 maps
+    dense = 2 * 7 * 7 * 32 * 64 * 8 * 8 * 64
+    assert counts["flops_forward"] == dense
+    assert counts["flops_forward_useful"] == 2 * taps_by_brute_force(8, 7) * 32 * 64 * 64
+    assert counts["flops_forward_useful"] / dense == pytest.approx(0.617, abs=0.001)
+    one = run._counts(layer_cell(k=1))  # a 1x1 convolution has no tap outside the image
+    assert one["flops_forward"] == one["flops_forward_useful"]
+
+
+def test_a_speed_cell_records_both_counts():
+    s = spec.ArchSpec.from_dict("k7", {"blocks": [{"width": 32, "kernel": 7}, {"width": 64, "kernel": 7}]}, 3, 10)
+    cell = dataclasses.replace(layer_cell(), study="kernel", task="speed", arch=s, image_size=16, batch_size=64)
+    counts = run._counts(cell)
+    convs = [(3, 32, 16), (32, 64, 8)]
+    useful = sum(2 * taps_by_brute_force(size, 7) * c * o for c, o, size in convs) + 2 * 64 * 10
+    assert counts["flops_forward_useful"] == useful < counts["flops_forward"] == spec.forward_flops(s, 16)
+    assert counts["flops_step_useful"] == 3 * useful * 64 and counts["flops_step"] == 3 * counts["flops_forward"] * 64
+
+
+def test_cpu_peak_from_the_flags_and_the_clock(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO)
+    p = peak.cpu_peak(2, info, tmp_path / "no-cpufreq")
+    assert p["fp32_lanes"] == 16 and p["fma"] and p["flops_per_cycle_per_core"] == 16 * 2 * peak.FMA_UNITS
+    assert p["flops"] == pytest.approx(2 * 2596.094e6 * 64) and "cpu MHz" in p["clock_source"]
+    assert "assumed" in p["assumption"]
+    info.write_text(CPUINFO.replace(" avx512f avx512dq", ""))
+    (tmp_path / "max_freq").write_text("3000000\n")  # kHz: cpufreq's maximum wins over /proc/cpuinfo
+    p = peak.cpu_peak(4, info, tmp_path / "max_freq")
+    assert p["flops"] == pytest.approx(4 * 3.0e9 * 8 * 2 * peak.FMA_UNITS) and p["clock_source"].endswith("max_freq")
+
+
+def test_gpu_peak_is_the_vendor_figure_for_the_precision():
+    assert peak.gpu_peak("NVIDIA H200")["flops"] == 67e12
+    assert peak.gpu_peak("NVIDIA H200", tf32=True)["flops"] == pytest.approx(494.7e12)
+    assert "nvidia.com" in peak.gpu_peak("NVIDIA H200")["source"]
+    assert peak.gpu_peak("Some GPU")["flops"] is None
+
+
+def layer_record(cell, seconds: float, cpuinfo) -> dict:
+    """A layer record as run_cell writes it: the cell's real counts, the process's ceilings with its peak."""
+    samples = list(seconds * (1 + 0.01 * np.linspace(-1, 1, 9)))
+    summary = {"median": float(np.median(samples)), "iqr": 0.005 * seconds, "cv": 0.01, "n": 9, "noisy": False,
+               "samples": samples}
+    gemm = {"median": 190e9, "best": 196e9, "iqr": 1e9, "cv": 0.01, "n": 5, "noisy": False, "samples": [196e9]}
+    return {"schema_version": 1, "cell_id": cell.id, "cell": json_cell(cell), "counts": run._counts(cell),
+            "status": "ok", "error": None,
+            "timings": {"phase_method": "direct", "phases": {p: summary for p in
+                                                             ("forward", "backward_input", "backward_weight")}},
+            "process": {"ceilings": {"gemm_flops": gemm, "memory_bandwidth": {**gemm, "best": 20e9, "median": 20e9},
+                                     "peak_flops": peak.cpu_peak(2, cpuinfo, "/nonexistent")}},
+            "environment": {"device_model": "x86_64"}, "engine": {"name": "eager"}}
+
+
+def json_cell(cell):
+    return json.loads(json.dumps(cell.to_dict()))
+
+
+def layer_run(records_: list[dict]) -> Run:
+    parsed = [records.parse(r) for r in records_]
+    return Run(tidy.tidy(parsed), tidy.samples(parsed), tidy.environment(parsed))
+
+
+def test_the_default_configs_layer_cells_are_below_the_roof(tmp_path, capsys):
+    """Every layer cell of config/config.yaml doing useful work as fast as the issue's 7x7 convolution did (338
+    GFLOP/s counted densely, 208 GFLOP/s in useful FLOPs) stays below the theoretical peak of the 2-core machine that
+    measured it (332 GFLOP/s); counted densely, that convolution was above both the measured GEMM ceiling and the
+    peak. The same cell ten times faster is marked above the peak."""
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO)
+    useful_rate = DENSE_RATE * spec.inside_taps(8, 7) / (7 * 7 * 8 * 8)
+    layers = [c for c in config.load("config/config.yaml")[1] if c.task == "layers"]
+    assert layers
+    made = [layer_record(c, run._counts(c)["flops_forward_useful"] / useful_rate, info) for c in layers]
+    r = layer_run(made)
+    points = roof.peak_points(r.tidy, "layers")
+    assert len(points) == 3 * len(layers) and (points["fraction"] <= 1).all()
+    assert (points["gemm_fraction"] > 1).all()  # the measured ceiling (196 GFLOP/s) alone is no roof
+    assert roof.roof_values(r.tidy, "layers/roof", "layers")["layers/roof/any-above-peak"] == "0"
+    dense = r.tidy[(r.tidy.metric == "achieved_flops_dense") & r.tidy.cell_id.str.contains("c32-o64-k7-s8")]
+    assert dense["value"].to_numpy() == pytest.approx(DENSE_RATE)
+    assert (dense["value"] > peak.cpu_peak(2, info, "/nonexistent")["flops"]).all()  # the dense count: above
+
+    worst = next(c for c in layers if c.arch.name.startswith("c32-o64-k7-s8"))
+    made.append(layer_record(dataclasses.replace(worst, batch_size=128),
+                             run._counts(worst)["flops_forward_useful"] / (10 * useful_rate), info))
+    r = layer_run(made)
+    values = roof.roof_values(r.tidy, "layers/roof", "layers")
+    assert values["layers/roof/any-above-peak"] == "1" and values["layers/roof/above-peak"] == "3"
+    assert "above the theoretical peak" in capsys.readouterr().err
+    out = analyse_study(LAYERS_STUDY, r, tmp_path / "out")
+    macros = read_macros(out / "macros.tex")
+    assert macros["layers/roof/any-above-peak"] == "1" and "k7" in macros["layers/roof/above-peak-cells"]
+    assert (out / "figures" / "layers.pdf").stat().st_size > 0
+
+
+def test_old_gpu_records_get_the_vendor_peak_for_their_precision():
+    cell = dataclasses.replace(layer_cell(), device="cuda")
+    record = layer_record(cell, 1e-3, "/nonexistent")
+    del record["process"]["ceilings"]["peak_flops"]
+    record["environment"] = {"device_model": "NVIDIA H200", "flags": {"tf32_cudnn": True}}
+    df = layer_run([record]).tidy
+    assert df[df.metric == "peak_flops"]["value"].tolist() == [pytest.approx(494.7e12)]
+    useful = run._counts(cell)["flops_forward_useful"]
+    fraction = df[(df.metric == "peak_fraction") & (df.phase == "forward")]["value"]
+    assert fraction.tolist() == [pytest.approx(useful / record["timings"]["phases"]["forward"]["median"] / 494.7e12)]

@@ -1,0 +1,173 @@
+"""Issue 15's training protocol: replicates in one framework and a repeat in the other, a plateau criterion with a
+cap recorded per run, TensorFlow trained in tf.function graphs, and the architectures that pose the questions
+fairly (maxout at equal parameters, the VGG C->C stacks)."""
+import copy
+
+import numpy as np
+import pytest
+import yaml
+
+from convbench import cells, config, run
+from convbench.spec import ArchSpec, field, param_count
+
+with open("config/config.yaml") as f:
+    DEFAULT = yaml.safe_load(f)
+with open("config/paper.yaml") as f:
+    PAPER = yaml.safe_load(f)
+
+
+def spec(cfg, name):
+    channels, _, classes = cells.DATASET_SHAPES[cfg["data"]["dataset"]]
+    return ArchSpec.from_dict(name, cfg["architectures"][name], channels, classes)
+
+
+# ---- replicates and the repeat -----------------------------------------------------------------------------
+
+def test_default_run_trains_five_replicates_in_torch_and_repeats_one_seed_in_tensorflow():
+    """The kernel study's networks are repeated in TensorFlow; the other studies skip it (train.repeats: 0)."""
+    trained = [c for c in config.check(DEFAULT) if c.task == "train"]
+    assert any(c.settings["role"] == "repeat" for c in trained)
+    for key in {(c.study, c.arch.name, c.train_fraction) for c in trained}:
+        mine = [c for c in trained if (c.study, c.arch.name, c.train_fraction) == key]
+        replicates = [c for c in mine if c.settings["role"] == "replicate"]
+        repeats = [c for c in mine if c.settings["role"] == "repeat"]
+        assert {c.framework for c in replicates} == {"torch"} and {c.framework for c in repeats} <= {"tensorflow"}
+        assert [c.seed for c in repeats] == [min(c.seed for c in replicates)] * (key[0] == "kernel")
+        assert {c.engine for c in repeats} <= {"function"}  # graphs: eager TensorFlow is 2-4.6x slower
+        if key[0] != "learned":
+            assert len(replicates) >= 5
+    criterion = trained[0].settings["criterion"]
+    assert set(criterion) == {"max_epochs", "patience", "min_epochs", "min_delta", "radius_delta"}
+
+
+def test_replicate_framework_must_be_one_of_the_frameworks():
+    bad = copy.deepcopy(DEFAULT)
+    bad.update(frameworks=["tensorflow"], engines={"tensorflow": ["eager"]})
+    with pytest.raises(config.ConfigError, match=r"train\.replicate_framework: 'torch' is not one of frameworks"):
+        config.check(bad)
+    bad["train"]["replicate_framework"] = "tensorflow"
+    assert {c.settings["role"] for c in config.check(bad) if c.task == "train"} == {"replicate"}
+
+
+def test_a_training_fraction_scales_the_criterion_in_passes_over_the_whole_split():
+    criterion = cells._criterion({"epochs": 40, "patience": 5, "min_epochs": 20}, 0.5)
+    assert (criterion["max_epochs"], criterion["patience"], criterion["min_epochs"]) == (80, 10, 40)
+
+
+# ---- the plateau criterion ----------------------------------------------------------------------------------
+
+CRITERION = {"max_epochs": 50, "patience": 3, "min_epochs": 4, "min_delta": 0.01, "radius_delta": 0.05}
+
+
+def epochs(losses, radii=None):
+    return [{"train_loss": loss, **({"learned": {"blocks.0.radius": r}} if radii else {})}
+            for loss, r in zip(losses, radii or [None] * len(losses))]
+
+
+def test_converged_once_the_train_loss_stops_improving_by_min_delta():
+    assert not run.converged(epochs([1.0, 0.5, 0.3, 0.2, 0.1, 0.05]), CRITERION)
+    assert run.converged(epochs([1.0, 0.5, 0.3, 0.299, 0.298, 0.297]), CRITERION)
+    assert not run.converged(epochs([1.0, 0.999, 0.998]), CRITERION)  # before min_epochs and patience + 1
+    assert not run.converged(epochs([1.0, 0.5, 0.3, 0.3, float("nan"), 0.3]), CRITERION)  # diverged
+
+
+def test_a_learned_radius_must_level_off_too():
+    flat = [1.0, 0.5, 0.3, 0.3, 0.3, 0.3]
+    assert not run.converged(epochs(flat, [2.5, 2.3, 2.1, 1.9, 1.8, 1.7]), CRITERION)
+    assert run.converged(epochs(flat, [2.5, 2.3, 1.63, 1.62, 1.61, 1.6]), CRITERION)
+
+
+@pytest.fixture(scope="module")
+def tiny_cells():
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["data"].update(train_size=256, test_size=64)
+    cfg["train"].update(epochs=6, patience=1, min_epochs=2, min_delta=10.0, seeds=[0, 1])  # converged at epoch 2
+    cfg["studies"] = {"kernel": {"architectures": ["k5-w8"], "tasks": ["train"]}}
+    return config.check(cfg)
+
+
+def test_training_stops_at_the_plateau_and_records_it(tiny_cells, torch_backend):
+    cell = next(c for c in tiny_cells if c.framework == "torch")
+    record = run.run_cell(cell, torch_backend, {"host": {}, "process": {}})
+    assert record["status"] == "ok", record["error"]
+    training = record["training"]
+    assert training["converged"] is True and training["stopped_epoch"] == 2 == len(training["epochs"])
+    assert training["criterion"] == cell.settings["criterion"] and record["cell"]["settings"]["role"] == "replicate"
+    assert set(training["epochs"][0]) >= {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                                          "seconds"}
+    assert training["dataset"] == {"name": "planted", "train_size": 256, "test_size": 64}
+
+
+def test_the_tensorflow_repeat_trains_in_graphs_and_matches_torch(tiny_cells, torch_backend, tf_backend):
+    """Identical weights and batches: the repeat's losses agree with the replicate's to float32 drift (over two
+    epochs; the planted task's escape from its plateau can come epochs apart in the two, see the record's check)."""
+    torch_cell = next(c for c in tiny_cells if c.framework == "torch" and c.seed == 0)
+    tf_cell = next(c for c in tiny_cells if c.framework == "tensorflow")
+    assert tf_cell.engine == "function" and tf_cell.settings["role"] == "repeat"
+    a = run.train(torch_cell, torch_backend)["training"]["epochs"]
+    b = run.train(tf_cell, tf_backend)["training"]["epochs"]
+    assert len(a) == len(b)
+    assert np.allclose([e["train_loss"] for e in a], [e["train_loss"] for e in b], atol=1e-3)
+
+
+# ---- architectures --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cfg", [DEFAULT, PAPER], ids=["default", "paper"])
+def test_maxout_at_equal_parameters_is_within_two_percent_of_relu(cfg):
+    relu = spec(cfg, "relu")
+    names = [n for n in cfg["architectures"] if n.startswith("maxout")]
+    assert {f"maxout{k}-eqparams" for k in (2, 3, 4)} <= set(names) and "maxout2-eqfilters" in names
+    for name in names:
+        maxout = spec(cfg, name)
+        k = maxout.blocks[0].pieces
+        assert all(b.activation == "maxout" and b.pieces == k for b in maxout.blocks)
+        assert [b.kernel for b in maxout.blocks] == [b.kernel for b in relu.blocks]
+        if name.endswith("-eqparams"):
+            assert param_count(maxout) == pytest.approx(param_count(relu), rel=0.02), name
+        elif name.endswith("-eqfilters"):
+            assert [b.width for b in maxout.blocks] == [b.width for b in relu.blocks]
+        else:
+            assert name.endswith("-eqwidth")
+            assert [b.out_channels for b in maxout.blocks] == [b.width for b in relu.blocks]
+    assert not any("eqparams" in n and spec(cfg, n).blocks[0].width == relu.blocks[0].width for n in names)
+
+
+def test_default_activation_study_covers_k_2_3_4_at_equal_parameters_and_k_2_three_ways():
+    archs = set(DEFAULT["studies"]["activation"]["architectures"])
+    assert {"relu", "maxout2-eqparams", "maxout3-eqparams", "maxout4-eqparams", "maxout2-eqfilters",
+            "maxout2-eqwidth"} <= archs
+
+
+def conv_weights(s, skip_stem=True):
+    """Convolution weights after the 1x1 stem (the blocks that map C->C)."""
+    return sum(c.kernel**2 * c.in_channels * c.out_channels for c in s.convs() if not (skip_stem and c.block == 0))
+
+
+@pytest.mark.parametrize("cfg, stack, single, ratio", [
+    (DEFAULT, "k3-stack2-cc-w12", "k5-cc-w12", 18 / 25),
+    (PAPER, "k3-stack2-cc", "k5-cc", 18 / 25),
+    (PAPER, "k3-stack3-cc", "k7-cc", 27 / 49),
+])
+def test_c_to_c_stacks_hold_the_vgg_ratio_of_weights(cfg, stack, single, ratio):
+    a, b = spec(cfg, stack), spec(cfg, single)
+    assert all(c.in_channels == c.out_channels for s in (a, b) for c in s.convs() if c.block > 0)
+    assert conv_weights(a) / conv_weights(b) == pytest.approx(ratio, abs=1e-12)
+    assert field(a) == field(b)  # the same receptive field, at the VGG price
+    assert param_count(a) / param_count(b) == pytest.approx(ratio, abs=0.05)
+
+
+def test_default_kernel_study_brackets_the_planted_scale():
+    scale = DEFAULT["data"]["scale"]
+    fields = {n: field(spec(DEFAULT, n)) for n in DEFAULT["studies"]["kernel"]["architectures"]}
+    assert any(f < scale for f in fields.values()) and sum(f >= scale for f in fields.values()) >= 2, fields
+
+
+def test_learned_sweeps_start_inside_a_band_and_compare_with_hand_picked_widths():
+    learned = DEFAULT["studies"]["learned"]["architectures"]
+    sizes = [spec(DEFAULT, n) for n in learned if n.startswith("learned-size")]
+    widths = [spec(DEFAULT, n) for n in learned if n.startswith("learned-width")]
+    assert len({s.blocks[0].radius_penalty for s in sizes}) >= 3 and len({s.blocks[0].l0_penalty for s in widths}) >= 3
+    assert all(b.init_radius % 1 != 0 for s in sizes for b in s.blocks)  # not on a crop boundary
+    grid = {n for n in learned if n.startswith("k5-w")} | {n for n in DEFAULT["studies"]["kernel"]["architectures"]
+                                                           if n.startswith("k5-w")}
+    assert len(grid) >= 3
