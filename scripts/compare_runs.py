@@ -25,20 +25,25 @@ def load(generated: Path) -> dict[str, dict]:
     return found
 
 
+def finite(v: dict) -> bool:
+    return all(isinstance(v.get(x), (int, float)) and math.isfinite(v[x]) for x in ("lo", "hi", "estimate"))
+
+
 def covers(v: dict, estimate: float) -> bool:
-    lo, hi = v.get("lo"), v.get("hi")
-    return all(isinstance(x, (int, float)) and math.isfinite(x) for x in (lo, hi, estimate)) and lo <= estimate <= hi
+    return finite(v) and math.isfinite(estimate) and v["lo"] <= estimate <= v["hi"]
 
 
 def compare(a: dict[str, dict], b: dict[str, dict]) -> dict:
-    """Shares of the common keys with the same word and with an interval covering the other estimate; the keys that
-    differ in each way; the keys only one run has."""
+    """Shares of the common keys with the same word and, among those with an estimate and interval in both runs
+    (a verdict such as 'a size the grid did not try' has none), with an interval covering the other estimate; the
+    keys that differ in each way; the keys only one run has."""
     common = sorted(set(a) & set(b))
     changed = [k for k in common if a[k]["word"] != b[k]["word"]]
-    apart = [k for k in common if not (covers(a[k], b[k]["estimate"]) or covers(b[k], a[k]["estimate"]))]
-    n = len(common)
+    measured = [k for k in common if finite(a[k]) and finite(b[k])]
+    apart = [k for k in measured if not (covers(a[k], b[k]["estimate"]) or covers(b[k], a[k]["estimate"]))]
+    n, m = len(common), len(measured)
     return {"compared": n, "same": (n - len(changed)) / n if n else float("nan"),
-            "covered": (n - len(apart)) / n if n else float("nan"), "changed": changed, "apart": apart,
+            "covered": (m - len(apart)) / m if m else float("nan"), "changed": changed, "apart": apart,
             "only_first": sorted(set(a) - set(b)), "only_second": sorted(set(b) - set(a))}
 
 

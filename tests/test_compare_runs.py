@@ -51,3 +51,12 @@ def test_a_folder_without_verdicts_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "scripts/compare_runs.py", str(tmp_path / "empty"), str(tmp_path / "empty")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "no */verdicts.json" in result.stderr
+
+
+def test_a_verdict_without_an_interval_counts_for_its_word_not_for_coverage(tmp_path):
+    nan = float("nan")
+    first = [verdict("engines/k", 1.0, 0.9, 1.1, "about as fast as"), verdict("engines/size", nan, nan, nan, "untried")]
+    result = compare(tmp_path, first, first)
+    assert result.returncode == 0, result.stdout
+    assert "2 comparisons in both runs: same verdict in 100.0 %" in result.stdout
+    assert "covers the other estimate in 100.0 %" in result.stdout

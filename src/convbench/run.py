@@ -249,6 +249,10 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print, launch: int | None = 
         except Exception:  # the cells are still worth running; the roofline will say what is missing
             ceilings = {"error": traceback.format_exc()}
         context["process"]["ceilings"] = ceilings
+    elif any(c.task == "layers" for c in cells):  # no GEMM to measure here; the roof check needs the peak alone
+        model = backend.environment(cells[0].device).get("device_model") if cells[0].device == "cuda" else None
+        context["process"]["ceilings"] = {"peak_flops": theoretical_peak(
+            cells[0].device, cells[0].threads, model, cells[0].settings.get("cuda", {}).get("tf32", False))}
     records = []
     for i, cell in enumerate(cells, 1):
         record = run_cell(cell, backend, context)
