@@ -31,6 +31,7 @@ from convbench.analysis.formatting import (
     setup_label,
     setup_rank,
     signed,
+    span,
     speed_word,
     words,
 )
@@ -277,6 +278,7 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
     # the stack's parameters over the single kernel's: "two 3x3 at fewer weights than one 5x5" holds below 1
     values[f"{STUDY}/stack/stack-params-min"] = ratio(1 / max(params)) if params else "--"
     values[f"{STUDY}/stack/stack-params-max"] = ratio(1 / min(params)) if params else "--"
+    values[f"{STUDY}/stack/stack-params"] = span([1 / p for p in params])  # '1.12' or '0.60--1.35'; '--' for none
     return values
 
 
