@@ -102,7 +102,28 @@ def _on_gpu(devices: list[str]) -> bool:
     return any("GPU" in d.upper() for d in devices)
 
 
-class MirroredTrainer:
+class _Programs:
+    """What every trainer here gives the harness: its three cumulative tf.function programs (forward; forward +
+    backward; the whole step) as phases to time, the step alone, and a device sync."""
+
+    framework = "tensorflow"
+    phase_method = "derived"
+
+    def phases(self, inputs) -> dict:
+        x, y = inputs
+        return {"forward": lambda: self.forward_program(x, y),
+                "forward_backward": lambda: self.forward_backward_program(x, y),
+                "step": lambda: self.step_program(x, y)}
+
+    def step(self, inputs):
+        return self.step_program(*inputs)
+
+    def sync(self) -> None:
+        if _on_gpu(self.devices):
+            tf.test.experimental.sync_devices()
+
+
+class MirroredTrainer(_Programs):
     """A network mirrored on `devices`, its Keras SGD optimizer, and tf.function programs for the
     cumulative phases of a step (forward; forward + backward; whole step, whose apply_gradients
     all-reduces) and for the all-reduce alone.
@@ -110,9 +131,6 @@ class MirroredTrainer:
     Inputs: the global batch in NCHW float with integer labels; replica i gets the i-th share.
     strategy: MultiWorkerMirroredStrategy across processes (devices: this process's); by default a
     MirroredStrategy over `devices`."""
-
-    framework = "tensorflow"
-    phase_method = "derived"
 
     def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, devices: list[str],
                  global_batch: int, dtype: str = "float32", delays_s: list[float] | None = None,
@@ -192,19 +210,6 @@ class MirroredTrainer:
 
         return self.strategy.experimental_distribute_values_from_function(shard)
 
-    def phases(self, inputs) -> dict:
-        x, y = inputs
-        return {"forward": lambda: self.forward_program(x, y),
-                "forward_backward": lambda: self.forward_backward_program(x, y),
-                "step": lambda: self.step_program(x, y)}
-
-    def step(self, inputs):
-        return self.step_program(*inputs)
-
-    def sync(self) -> None:
-        if _on_gpu(self.devices):
-            tf.test.experimental.sync_devices()
-
     def gradient_buffers(self):
         """Per-replica tensors shaped like the gradients: what the all-reduce alone is timed on."""
         return self.strategy.experimental_distribute_values_from_function(
@@ -223,11 +228,9 @@ class MirroredTrainer:
         return tf_backend.export_weights(self.model)
 
 
-class AloneTrainers:
+class AloneTrainers(_Programs):
     """The no-communication baseline: one independent network and optimizer per device, each on its
     share of the batch, all in one tf.function so that they run side by side."""
-
-    phase_method = "derived"
 
     def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, devices: list[str],
                  global_batch: int, dtype: str = "float32"):
@@ -269,21 +272,9 @@ class AloneTrainers:
                 ys.append(tf.identity(y[i * self.share:(i + 1) * self.share]))
         return xs, ys
 
-    def phases(self, inputs) -> dict:
-        xs, ys = inputs
-        return {"forward": lambda: self.forward_program(xs, ys),
-                "forward_backward": lambda: self.forward_backward_program(xs, ys),
-                "step": lambda: self.step_program(xs, ys)}
-
-    def step(self, inputs):
-        return self.step_program(*inputs)
-
-    def sync(self) -> None:
-        if _on_gpu(self.devices):
-            tf.test.experimental.sync_devices()
 
 
-class TensorParallelTrainer:
+class TensorParallelTrainer(_Programs):
     """Tensor parallel by hand, as torch_parallel's TensorParallelConvNet: replica r holds the slice
     split.filter_slice gives it of every convolution's filters and split.feature_slice of the
     classifier's inputs, as plain variables on its own device; the classifier's bias lives on replica 0.
@@ -300,9 +291,6 @@ class TensorParallelTrainer:
 
     communicate=False: the no-communication baseline, the same shapes and FLOPs with local copies in
     place of the gathers. Inputs: the whole global batch on every replica."""
-
-    framework = "tensorflow"
-    phase_method = "derived"
 
     def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, devices: list[str], global_batch: int,
                  dtype: str = "float32", delays_s: list[float] | None = None, communicate: bool = True,
@@ -421,19 +409,6 @@ class TensorParallelTrainer:
         """The whole global batch on every replica's device (NHWC)."""
         x = x.astype(self.dtype).transpose(0, 2, 3, 1)
         return self.strategy.experimental_distribute_values_from_function(lambda ctx: (tf.identity(x), tf.identity(y)))
-
-    def phases(self, inputs) -> dict:
-        x, y = inputs
-        return {"forward": lambda: self.forward_program(x, y),
-                "forward_backward": lambda: self.forward_backward_program(x, y),
-                "step": lambda: self.step_program(x, y)}
-
-    def step(self, inputs):
-        return self.step_program(*inputs)
-
-    def sync(self) -> None:
-        if _on_gpu(self.devices):
-            tf.test.experimental.sync_devices()
 
     def payload_bytes(self) -> int:
         """The full tensors of one step's collectives, as the step program was traced."""
