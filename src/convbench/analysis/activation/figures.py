@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from convbench.analysis.activation import data
 from convbench.analysis.formatting import setup_rank
-from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.plotting import log_parameters_axis, placeholder, plt, save, sns
 from convbench.analysis.study import Run
 
 MARKERS = {"reference": "o", "filters": "X", "width": "s", "params": "^", "other": "D"}
@@ -56,10 +55,6 @@ def dodge(n: int) -> np.ndarray:
     return (np.arange(n) - (n - 1) / 2) * (width / max(n - 1, 1))
 
 
-def thousands_label(x: float, _=None) -> str:
-    return f"{x / 1e3:g}k" if x >= 1e3 else f"{x:g}"
-
-
 def activation_accuracy(run: Run, path: Path) -> Path:
     """Test accuracy (mean and t interval over seeds, largest training fraction) against parameters per variant; an
     interval is cut at 100 %, which accuracy cannot pass."""
@@ -76,10 +71,7 @@ def activation_accuracy(run: Run, path: Path) -> Path:
             s = style[r.arch]
             ax.errorbar(r.params, mean, yerr=[[min(ci, mean)], [min(ci, 100 - mean)]], color=s["color"],
                         marker=s["marker"], markersize=6, elinewidth=1, capsize=3, linestyle="")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-        ax.xaxis.set_major_formatter(FuncFormatter(thousands_label))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_parameters_axis(ax, stats["params"])
         ax.margins(x=0.2)
         ax.set_title(label)
         ax.set_xlabel("parameters (log scale)")

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from convbench.analysis.formatting import NUMBER_WORDS, setup_rank
 from convbench.analysis.kernel.values import STUDY, times
-from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.plotting import log_parameters_axis, placeholder, plt, save, sns
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import full_data, seed_summary, setup_labels
 
@@ -93,10 +92,7 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
             look = style[row.arch]
             ax.errorbar(row.params, row.percent, yerr=[[row.percent - row.lo], [row.hi - row.percent]],
                         color=look["color"], marker=look["marker"], markersize=5, elinewidth=0.8, capsize=2)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e3:g}k"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_parameters_axis(ax, stats["params"])
         ax.margins(x=0.15)
         ax.set_title(setup)
         ax.set_xlabel("parameters")
