@@ -6,6 +6,8 @@ padded kernel, against a measured GEMM ceiling of 196 GFLOP/s; only 61.7 % of it
 """
 import dataclasses
 import json
+import platform
+import sys
 
 import numpy as np
 import pytest
@@ -84,6 +86,26 @@ def test_cpu_peak_from_the_flags_and_the_clock(tmp_path):
     (tmp_path / "max_freq").write_text("3000000\n")  # kHz: cpufreq's maximum wins over /proc/cpuinfo
     p = peak.cpu_peak(4, info, tmp_path / "max_freq")
     assert p["flops"] == pytest.approx(4 * 3.0e9 * 8 * 2 * peak.FMA_UNITS) and p["clock_source"].endswith("max_freq")
+
+
+def test_a_measured_clock_above_the_reported_one_sets_the_peak(tmp_path):
+    """Under a hypervisor 'cpu MHz' is the nominal clock; a boosting core runs faster, and the peak must follow."""
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO)
+    p = peak.cpu_peak(2, info, tmp_path / "no-cpufreq", measured=4.2e9)
+    assert p["flops"] == pytest.approx(2 * 4.2e9 * 64) and p["clock_source"].startswith("measured")
+    assert p["clocks_hz"][f"{info} 'cpu MHz' (largest)"] == pytest.approx(2596.094e6)
+    slow = peak.cpu_peak(2, info, tmp_path / "no-cpufreq", measured=1.0e9)  # a busy machine cannot lower the peak
+    assert slow["flops"] == pytest.approx(2 * 2596.094e6 * 64)
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or sys.platform != "linux", reason="the probe is x86-64 code")
+def test_the_measured_clock_is_a_core_clock():
+    """A dependent countdown runs one iteration per cycle: what it finds is a clock between 0.5 and 7 GHz, and a
+    countdown twice as long takes about twice as long (it is the loop that is timed, not the call)."""
+    hz = peak.measured_clock_hz(iterations=20_000_000)
+    assert 0.5e9 < hz < 7e9
+    assert peak.measured_clock_hz(iterations=40_000_000) == pytest.approx(hz, rel=0.3)
 
 
 def test_gpu_peak_is_the_vendor_figure_for_the_precision():

@@ -186,6 +186,9 @@ def measurement_rows(record: Record) -> list[dict]:
         peak = peak_flops(record)
         if peak:
             add("peak_flops", "ceiling", peak)
+        clocks = ((ceilings.get("peak_flops") or {}).get("clocks_hz")) or {}
+        for source, hz in clocks.items():  # the clock the CPU peak took, and the ones it did not
+            add("measured_clock_hz" if source.startswith("measured") else "reported_clock_hz", "ceiling", hz)
         if record.cell.task == LAYER_TASK and counts.get("flops_forward"):
             # The forward convolution, and each half of its backward, do the same FLOPs. Achieved: the taps inside
             # the image (what a library that skips the padding computes); dense: every tap of the padded kernel.
