@@ -37,7 +37,8 @@ def test_default_run_trains_five_replicates_in_torch_and_repeats_one_seed_in_ten
         if key[0] != "learned":
             assert len(replicates) >= 5
     criterion = trained[0].settings["criterion"]
-    assert set(criterion) == {"max_epochs", "patience", "min_epochs", "min_delta", "radius_delta"}
+    assert set(criterion) == {"max_epochs", "patience", "min_epochs", "min_delta", "radius_delta", "monitor"}
+    assert criterion["monitor"] == "train_accuracy"
 
 
 def test_replicate_framework_must_be_one_of_the_frameworks():
@@ -56,12 +57,24 @@ def test_a_training_fraction_scales_the_criterion_in_passes_over_the_whole_split
 
 # ---- the plateau criterion ----------------------------------------------------------------------------------
 
-CRITERION = {"max_epochs": 50, "patience": 3, "min_epochs": 4, "min_delta": 0.01, "radius_delta": 0.05}
+CRITERION = {"max_epochs": 50, "patience": 3, "min_epochs": 4, "min_delta": 0.01, "radius_delta": 0.05,
+             "monitor": "train_loss"}
 
 
-def epochs(losses, radii=None):
-    return [{"train_loss": loss, **({"learned": {"blocks.0.radius": r}} if radii else {})}
-            for loss, r in zip(losses, radii or [None] * len(losses))]
+def epochs(losses, radii=None, accuracies=None):
+    return [{"train_loss": loss, "train_accuracy": a, **({"learned": {"blocks.0.radius": r}} if radii else {})}
+            for loss, r, a in zip(losses, radii or [None] * len(losses), accuracies or [None] * len(losses))]
+
+
+def test_converged_once_the_train_accuracy_stops_rising_by_min_delta():
+    """A fitted net's loss keeps falling under Adam (here 0.06 -> 0.02 at 99-100 % train accuracy, as in the default
+    run): watching the accuracy, it has converged; watching the loss, it has not."""
+    fitted = epochs([0.2, 0.1, 0.06, 0.04, 0.03, 0.02], accuracies=[0.9, 0.97, 0.99, 0.995, 0.998, 1.0])
+    assert run.converged(fitted, CRITERION | {"monitor": "train_accuracy"})
+    assert not run.converged(fitted, CRITERION)
+    rising = epochs([0.5, 0.4, 0.3, 0.3, 0.3, 0.3], accuracies=[0.5, 0.6, 0.7, 0.75, 0.8, 0.85])
+    assert not run.converged(rising, CRITERION | {"monitor": "train_accuracy"})
+    assert run.converged(rising, CRITERION)
 
 
 def test_converged_once_the_train_loss_stops_improving_by_min_delta():

@@ -128,15 +128,15 @@ def _data(config: dict, study: dict) -> tuple[dict, int]:
 
 
 def _criterion(train: dict, fraction: float) -> dict:
-    """When training stops (convbench.run.converged): the train loss has not improved by min_delta for
-    `patience` epochs (after min_epochs), and a learned radius has moved less than radius_delta in that
+    """When training stops (convbench.run.converged): the monitored quantity (train accuracy by default, or train
+    loss) has not improved by min_delta for `patience` epochs (after min_epochs), and a learned radius has moved less than radius_delta in that
     time; `epochs` is the cap. Every count is in passes over the whole training split, so a fraction f of
     it gets 1/f times as many epochs: every cell takes the same number of optimizer steps."""
     def scaled(n):
         return math.ceil(n / fraction)
     return {"max_epochs": scaled(train["epochs"]), "patience": scaled(train.get("patience", 5)),
             "min_epochs": scaled(train.get("min_epochs", 1)), "min_delta": train.get("min_delta", 1e-3),
-            "radius_delta": train.get("radius_delta", 0.05)}
+            "radius_delta": train.get("radius_delta", 0.05), "monitor": train.get("monitor", "train_accuracy")}
 
 
 def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
@@ -149,7 +149,7 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
     spec = ArchSpec.from_dict(name, arch, channels, classes)
     _check_image_size(spec, size, f"data.dataset ({data['dataset']})")
     settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size", "engine", "patience", "min_epochs",
-                                                            "min_delta", "radius_delta", "replicate_framework",
+                                                            "min_delta", "radius_delta", "monitor", "replicate_framework",
                                                             "repeats")}
     # a network that learns its size is shrunk after training and timed like a speed cell
     settings["timing"] = {k: config["speed"][k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds",

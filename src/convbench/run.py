@@ -132,16 +132,22 @@ def shrink_and_measure(cell: Cell, backend, trainer, dataset) -> dict:
             "max_logit_difference": float(difference.max()), "step": steps}
 
 
+# What the plateau criterion watches, and which way is better: +1 larger, -1 smaller.
+MONITORS = {"train_accuracy": 1, "train_loss": -1}
+
+
 def converged(epochs: list[dict], criterion: dict) -> bool:
     """Whether training has levelled off after the last of `epochs` (convbench.cells._criterion): past
-    min_epochs, the best train loss of the last `patience` epochs is not min_delta below the best before
-    them, and every learned radius has moved less than radius_delta over those epochs. A loss that is not
-    finite has diverged: never converged."""
+    min_epochs, the best value of the monitored quantity (train accuracy, or train loss) over the last `patience`
+    epochs is not min_delta better than the best before them, and every learned radius has moved less than
+    radius_delta over those epochs. A loss that is not finite has diverged: never converged."""
     patience, n = criterion["patience"], len(epochs)
     losses = np.array([e["train_loss"] for e in epochs], dtype=float)
     if not np.isfinite(losses).all() or n < max(criterion["min_epochs"], patience + 1):
         return False
-    if losses[-patience:].min() < losses[:-patience].min() - criterion["min_delta"]:
+    monitor = criterion.get("monitor", "train_loss")  # records written before the choice existed watched the loss
+    values = MONITORS[monitor] * np.array([e[monitor] for e in epochs], dtype=float)
+    if values[-patience:].max() > values[:-patience].max() + criterion["min_delta"]:
         return False
     radii = [[v for k, v in e.get("learned", {}).items() if k.endswith(".radius")] for e in epochs[-patience - 1:]]
     return not radii[0] or float(np.ptp(np.array(radii), axis=0).max()) < criterion["radius_delta"]
@@ -156,7 +162,7 @@ def load_data(cell: Cell) -> data.Dataset:
 
 
 def train(cell: Cell, backend) -> dict:
-    """Train on the configured data set until the train loss levels off (settings.criterion; `epochs` is the
+    """Train on the configured data set until the train accuracy (or loss) levels off (settings.criterion; `epochs` is the
     cap); loss and accuracy on both splits after every epoch. A network that learns its kernel sizes or
     filter counts is then shrunk to a plain one, checked and timed."""
     settings = cell.settings
@@ -165,7 +171,8 @@ def train(cell: Cell, backend) -> dict:
                               cell.device, cell.engine, seed=cell.seed, optimizer=settings["optimizer"])
     is_learned = any(block.learned for block in cell.arch.blocks)
     criterion = settings.get("criterion") or {"max_epochs": settings["epochs"], "patience": settings["epochs"],
-                                              "min_epochs": settings["epochs"], "min_delta": 0.0, "radius_delta": 1.0}
+                                              "min_epochs": settings["epochs"], "min_delta": 0.0, "radius_delta": 1.0,
+                                              "monitor": "train_loss"}
     epochs, done = [], False
     for epoch in range(1, settings["epochs"] + 1):
         t0 = time.perf_counter()

@@ -228,6 +228,12 @@ def measurement_rows(record: Record) -> list[dict]:
         add("epochs", "final", final.get("epoch", len(epochs)))
         if record.convergence.get("converged") is not None:  # 1/0: whether the plateau criterion held before the cap
             add("converged", "final", float(bool(record.convergence["converged"])))
+        criterion = record.convergence.get("criterion") or {}
+        for key in ("patience", "min_delta", "min_epochs", "max_epochs"):  # the criterion itself, for the method text
+            if criterion.get(key) is not None:
+                add(f"criterion_{key}", "criterion", criterion[key])
+        if criterion:  # 1: it watched the train accuracy; 0: the train loss (as every record before the choice did)
+            add("criterion_accuracy", "criterion", float(criterion.get("monitor", "train_loss") == "train_accuracy"))
         for n, epoch in enumerate(epochs, 1):  # per epoch, for the cross-framework check (metric names of their own)
             for metric in ("test_accuracy", "test_loss"):
                 if epoch.get(metric) is not None:

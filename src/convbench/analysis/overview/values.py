@@ -70,6 +70,25 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
     return values
 
 
+def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
+    """The plateau criterion the full-data train cells stopped by (train/criterion 0 where they differ or do not
+    say): what it watched, the improvement that counts, over how many epochs, no sooner than and at most."""
+    rows = full_data(rows)  # a fraction f of the training split counts its epochs 1/f times
+    settings = rows.groupby("metric")["value"].agg(["min", "max"]) if len(rows) else pd.DataFrame()
+    same = len(settings) and (settings["min"] == settings["max"]).all() and "criterion_accuracy" in settings.index
+    if not same:
+        return {"train/criterion": "0"}
+    value = settings["min"]
+    accuracy = value["criterion_accuracy"] == 1
+    delta = value.get("criterion_min_delta", 0.0)
+    values = {"train/criterion": "1", "train/monitor": "train accuracy" if accuracy else "train loss",
+              "train/min-delta": f"{percent(delta)} points" if accuracy else f"{delta:g}"}
+    for key in ("patience", "min_epochs", "max_epochs"):
+        values[f"train/{key.replace('_', '-')}"] = f"{value[f'criterion_{key}']:.0f}" \
+            if f"criterion_{key}" in value else "--"
+    return values
+
+
 def data_values(df: pd.DataFrame) -> dict[str, str]:
     ok = df[df["status"] == "ok"]
     trained = full_data(ok[ok["metric"] == "test_accuracy"])  # the activation study states its smaller training sets
@@ -83,6 +102,7 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
         low, high = f"{epochs.min():.0f}", f"{epochs.max():.0f}"
         values["train/epochs"] = low if low == high else f"{low} to {high}"
         values["train/batch-size"] = words(str(b) for b in sorted(trained["batch_size"].unique()))
+        values |= criterion_values(ok[ok["phase"] == "criterion"])
     timed = ok[(ok["metric"] == "time") & (ok["task"] == "speed")]
     values["overview/timed"] = flag(len(timed))
     if len(timed):
