@@ -266,7 +266,7 @@ def test_learned_radius_kernels_and_maps(full):
     assert values["learned/tensorflow-eager/learned-width/maps"] == "32, 40"
     shrunk = (out / "tables" / "learned_shrunk.tex").read_text()
     assert "5/7, 5/7" in shrunk and "32/32, 40/64" in shrunk
-    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius"}
+    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty"}
     for f in STUDY.figures:
         assert (out / "figures" / f"{f.name}.pdf").stat().st_size > 1000
 
@@ -466,3 +466,31 @@ def test_section_builds_and_shows_the_numbers(tmp_path, learned):
         assert f"{counts('s', blocks([(32, 5, 1), (64, 5, 1)]))[0]:,}" in text  # the shrunk learned-size net
     else:
         assert "no finished cell of the learned study" in text
+
+
+def test_penalty_sweep_against_the_planted_scale(tmp_path):
+    """Three radius penalties on the planted task (scale 11): the shrunk fields 3k + 1 are 22, 16 and 4 pixels, two
+    of them cover the scale, and of the two converged runs one does. The sweep is read per penalty, in order."""
+    records = study(learned=False)
+    for penalty, kernels, test, converged in [(0.01, (1, 1), 0.52, True), (0.001, (7, 7), 0.95, False),
+                                              (0.003, (5, 5), 0.93, True)]:
+        r = learned_record("torch", "size", kernels=kernels, test=test)
+        name = f"learned-size-p{penalty:g}"
+        r["cell_id"] = r["cell_id"].replace("learned-size", name)
+        r["cell"]["arch"]["name"] = name
+        for b in r["cell"]["arch"]["blocks"]:
+            b["radius_penalty"] = penalty
+        r["cell"]["settings"] = {**r["cell"]["settings"], "data": {"dataset": "planted", "scale": 11}}
+        r["training"]["dataset"]["name"] = "planted"
+        r["training"]["converged"] = converged
+        records.append(r)
+    out = analyse_study(STUDY, written(records, tmp_path), tmp_path / "learned")
+    values = read_macros(out / "macros.tex")
+    assert values["learned/planted"] == "1" and values["learned/planted-scale"] == "11"
+    assert values["learned/size/sweep/penalties"] == "0.001, 0.003 and 0.01"
+    assert values["learned/size/sweep/kept"] == "22, 16 and 4"
+    assert values["learned/size/sweep/accuracy"] == "95.0, 93.0 and 52.0"
+    assert values["learned/size/sweep/covering"] == "2 of 3"
+    assert values["learned/size/sweep/covering-converged"] == "1 of 2"
+    assert values["learned/width/sweep/ran"] == "0"
+    assert (out / "figures" / "learned_penalty.pdf").stat().st_size > 1000

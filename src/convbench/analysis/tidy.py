@@ -14,6 +14,7 @@ from convbench.analysis.formatting import describe, last_line, setup_label, setu
 from convbench.analysis.records import LAYER_TASK, Record, Summary
 from convbench.analysis.stats import LEVEL, t_interval
 from convbench.peak import gpu_peak
+from convbench.spec import ArchSpec, field
 
 COLUMNS = ["metric", "phase", "value", "iqr", "cv", "n", "noisy", "epoch", "block", "launch"]  # the last three: where
 # they apply (launch: a timed cell's launch_time rows, one per process launch)
@@ -43,6 +44,11 @@ def convolutions(arch: dict, image_size) -> str | None:
     return " ".join(shapes)
 
 
+def network_field(blocks: list[dict]) -> int:
+    """The receptive field of a network's last maps (convbench.spec.field), from a record's blocks."""
+    return field(ArchSpec.from_dict("record", {"blocks": list(blocks)}))
+
+
 def cell_columns(record: Record) -> dict:
     cell, counts = record.cell, record.counts
     # a 1x1 stem without a pool (the C->C networks' first block) only sets the width: the block after it is the first
@@ -65,7 +71,8 @@ def cell_columns(record: Record) -> dict:
         "description": describe(arch),
         "kernel": kernel,
         "depth": depth,
-        "receptive_field": depth * (kernel - 1) + 1 if kernel else None,
+        "receptive_field": depth * (kernel - 1) + 1 if kernel else None,  # of the first block's convolutions
+        "field": network_field(arch["blocks"]),  # of the whole network's last maps, in input pixels
         "activation": first.get("activation", "relu"),
         "pieces": first.get("pieces", 1),
         "width": first.get("width"),
@@ -91,6 +98,8 @@ def cell_columns(record: Record) -> dict:
         "dataset": dataset.get("name"),
         "train_size": dataset.get("train_size"),
         "test_size": dataset.get("test_size"),
+        # the planted task's scale: a field narrower than this cannot see what decides the label
+        "planted_scale": (cell.settings.get("data") or {}).get("scale") if dataset.get("name") == "planted" else None,
         "started": record.started,
         "status": record.status,
         "error": last_line(record.error) if record.status == "failed" else None,
@@ -281,6 +290,8 @@ def learned_rows(record: Record) -> list[dict]:
         add("kept_maps", "shrunk", kept["maps"], block=i)
     for i, b in enumerate((shrunk.get("shrunk_arch") or {}).get("blocks") or []):
         add("shrunk_width", "shrunk", b["width"], block=i)
+    if (shrunk.get("shrunk_arch") or {}).get("blocks"):
+        add("shrunk_field", "shrunk", network_field(shrunk["shrunk_arch"]["blocks"]))
     for metric, key in [("shrunk_params", "params"), ("shrunk_flops", "flops_forward"),
                         ("shrunk_test_accuracy", "test_accuracy"), ("max_logit_difference", "max_logit_difference")]:
         if shrunk.get(key) is not None:

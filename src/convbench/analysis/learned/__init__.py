@@ -18,6 +18,10 @@ STUDY = Study(
                "What the networks learned, after every epoch: the mean radius of each masked block (bands mark the "
                "kernel size each radius crops to) and the open maps of each L0-gated block (deterministic test-time "
                "gate), per framework."),
+        Figure("learned_penalty", figures.penalty,
+               "The penalty sweep: what the shrunk network kept against the penalty weight (its receptive field, "
+               "dashed: the planted task's scale; its maps in percent of the initial ones) and its test accuracy. "
+               "Points: seeds; lines: their means."),
     ),
     tables=(Table("learned_shrunk", tables.shrunk), Table("learned_sweep", tables.sweep),
             Table("learned_verdicts", tables.verdict_table)),

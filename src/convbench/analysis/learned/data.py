@@ -29,7 +29,7 @@ MATCH_RANK = {"reference": 0, "equal width": 0, "equal params": 1, "other": 2}
 CELL_COLUMNS = ["cell_id", "study", "task", "framework", "engine", "device", "devices", "arch", "description", "seed",
                 "train_fraction", "params", "flops", "dataset", "train_size", "test_size", "image_size",
                 "in_channels", "batch_size", "optimizer", "lr", "momentum", "planned_epochs", "init_radius",
-                "radius_penalty", "init_log_alpha", "l0_penalty", "role"]
+                "radius_penalty", "init_log_alpha", "l0_penalty", "role", "field", "planted_scale"]
 
 
 def blocks(text) -> tuple:
@@ -92,6 +92,7 @@ def cells(run: Run, study: str, task: str = "train") -> pd.DataFrame:
     out["status"] = np.where(usable, "ok", "failed")
     get = lambda key: out[key] if key in out else pd.Series(math.nan, index=out.index)  # noqa: E731
     out["test"], out["wall"], out["epochs"] = get("test_accuracy:final"), get("wall_time:cell"), get("epochs:final")
+    out["converged"] = get("converged:final")
     return in_unit_order(out)
 
 
@@ -214,7 +215,7 @@ def learned_cells(run: Run) -> pd.DataFrame:
         kept_kernels=out["cell_id"].map(kept_k), kept_maps=out["cell_id"].map(kept_m),
         trained_test=out["test"], test=get("shrunk_test_accuracy:shrunk"),
         shrunk_params=get("shrunk_params:shrunk"), shrunk_flops=get("shrunk_flops:shrunk"),
-        max_diff=get("max_logit_difference:shrunk"),
+        max_diff=get("max_logit_difference:shrunk"), shrunk_field=get("shrunk_field:shrunk"),
         shrunk_shape=[tuple(zip(kept_k[c], widths[c], d)) if c in kept_k and c in widths else None
                       for c, d in zip(out["cell_id"], out["depths"])])
     step = run.tidy[(run.tidy["study"] == LEARNED) & (run.tidy["metric"] == "step_time")].set_index(
@@ -226,6 +227,29 @@ def learned_cells(run: Run) -> pd.DataFrame:
     out.loc[no_shrunk, "error"] = "the record holds no shrunk network"
     out.loc[no_shrunk, "status"] = "failed"
     return out
+
+
+def penalty_sweep(lcells: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished learned cell of one kind, in penalty order: kind ('size' or 'width'), unit, label, arch,
+    seed, penalty (the blocks' largest), kept kernels and maps, the shrunk network's field and parameters, test
+    accuracy before and after shrinking, whether training converged, and the planted scale (NaN on other data)."""
+    columns = ["kind", "unit", "label", "arch", "seed", "penalty", "kept_kernels", "kept_maps", "maps", "shrunk_field",
+               "field", "shrunk_params", "params", "trained_test", "test", "converged", "planted_scale"]
+    ok = lcells[lcells["status"] == "ok"] if len(lcells) else lcells
+    rows = []
+    for kind, learns, penalty in (("size", "size", "radius_penalty"), ("width", "gates", "l0_penalty")):
+        for r in ok[ok[learns]].itertuples() if len(ok) else ():
+            rows.append({"kind": kind, "unit": r.unit, "label": r.label, "arch": r.arch, "seed": r.seed,
+                         "penalty": max(v for v in getattr(r, penalty) if v is not None),
+                         "kept_kernels": r.kept_kernels, "kept_maps": r.kept_maps, "maps": r.maps,
+                         "shrunk_field": r.shrunk_field, "field": r.field, "shrunk_params": r.shrunk_params,
+                         "params": r.params, "trained_test": r.trained_test, "test": r.test,
+                         "converged": r.converged,
+                         "planted_scale": r.planted_scale})
+    out = pd.DataFrame(rows, columns=columns)
+    order = sorted(range(len(out)), key=lambda i: (out["kind"].iloc[i], setup_rank(out["unit"].iloc[i]),
+                                                   out["penalty"].iloc[i], out["seed"].iloc[i]))
+    return out.iloc[order].reset_index(drop=True)
 
 
 def learned_stats(lcells: pd.DataFrame) -> pd.DataFrame:

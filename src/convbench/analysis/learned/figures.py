@@ -163,3 +163,44 @@ def radius(run: Run, path: Path) -> Path:
         right.text(0.5, 0.5, "no network learned its number of filters", ha="center", va="center", fontsize=8)
     fig.tight_layout()
     return save(fig, path)
+
+
+def penalty(run: Run, path: Path) -> Path:
+    """The penalty sweep of each kind, one column each: above, what the shrunk network kept against the penalty
+    weight (its receptive field, with the planted scale; its maps, in percent of the initial ones); below, its test
+    accuracy. One point per seed, a line through the means."""
+    sweep = data.penalty_sweep(frames(run).lcells)
+    if sweep.empty:
+        return placeholder(path, "No network of this run learned its kernel size or its number of filters.")
+    kinds = [k for k in ("size", "width") if (sweep["kind"] == k).any()]
+    fig, axes = plt.subplots(2, len(kinds), figsize=(WIDTH * len(kinds) / 2, 3.4), sharex="col", squeeze=False)
+    for col, kind in enumerate(kinds):
+        rows = sweep[sweep["kind"] == kind]
+        kept = (rows["shrunk_field"] if kind == "size"
+                else 100 * rows["kept_maps"].map(sum) / rows["maps"].map(sum))
+        for i, (label, g) in enumerate(rows.assign(kept=kept, accuracy=100 * rows["test"]).groupby("label", sort=False)):
+            for ax, column in zip(axes[:, col], ("kept", "accuracy")):
+                ax.plot(g["penalty"], g[column], linestyle="none", marker=MARKERS[i % len(MARKERS)],
+                        color=COLORS[i % len(COLORS)], markersize=5, alpha=0.7)
+                means = g.groupby("penalty")[column].mean()
+                ax.plot(means.index, means.to_numpy(), color=COLORS[i % len(COLORS)], linewidth=1,
+                        label=label if ax is axes[0, col] else None)
+        top, bottom = axes[0, col], axes[1, col]
+        if kind == "size":
+            top.set_ylabel("shrunk field (px)")
+            scale = rows["planted_scale"].dropna()
+            if len(scale):
+                top.axhline(scale.max(), color="0.4", linestyle="--", linewidth=0.8)
+                top.text(0.02, scale.max(), " planted scale", transform=top.get_yaxis_transform(), va="bottom",
+                         fontsize=6.5, color="0.3")
+            top.set_title("learned kernel size", fontsize=9)
+        else:
+            top.set_ylabel("maps kept (% of initial)")
+            top.set_ylim(0, 105)
+            top.set_title("learned number of filters", fontsize=9)
+        bottom.set_ylabel("test accuracy (%)")
+        bottom.set_xlabel("radius penalty" if kind == "size" else "L0 penalty")
+        bottom.set_xscale("log")
+        top.legend(fontsize=6.5, frameon=False, loc="lower left")
+    fig.tight_layout()
+    return save(fig, path)

@@ -461,10 +461,40 @@ def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
     return values
 
 
+def penalty_values(f: Frames) -> dict[str, str]:
+    """The penalty sweep of the main setup, per kind: the penalties, what each run kept (the shrunk network's field
+    in pixels for size, its maps for width) and its test accuracy; for size on the planted task, how many runs kept
+    a field that covers the planted scale, among all and among the converged."""
+    sweep = data.penalty_sweep(f.lcells)
+    sweep = sweep[sweep["unit"] == main_unit(f)] if len(sweep) else sweep
+    scale = sweep["planted_scale"].dropna()
+    values = {"learned/planted": flag(len(scale)), "learned/planted-scale": f"{scale.max():.0f}" if len(scale) else "--"}
+    for kind in NET_KINDS:
+        rows = sweep[sweep["kind"] == kind]
+        base = f"learned/{kind}/sweep"
+        values[f"{base}/ran"] = flag(rows["penalty"].nunique() > 1)
+        penalties = sorted(rows["penalty"].unique())
+        kept = rows["shrunk_field"] if kind == "size" else rows["kept_maps"].map(lambda m: sum(m) if m else math.nan)
+        # per penalty, in the order of `penalties`: one number, or the range over its seeds
+        values |= {f"{base}/penalties": words(number(p) for p in penalties) or "--", f"{base}/runs": str(len(rows)),
+                   f"{base}/kept": words(span(kept[rows["penalty"] == p], "{:.0f}".format) for p in penalties) or "--",
+                   f"{base}/accuracy": words(span(100 * rows.loc[rows["penalty"] == p, "test"], "{:.1f}".format)
+                                             for p in penalties) or "--",
+                   f"{base}/initial": f"{sum(rows['maps'].iloc[0]):.0f}" if kind == "width" and len(rows) else "--"}
+        if kind == "size":  # '--' off the planted task
+            covers = rows["shrunk_field"] >= rows["planted_scale"]
+            converged = rows["converged"] == 1
+            values |= {f"{base}/covering": f"{int(covers.sum())} of {len(rows)}" if len(scale) else "--",
+                       f"{base}/covering-converged": f"{int((covers & converged).sum())} of {int(converged.sum())}"
+                       if len(scale) else "--"}
+    return values
+
+
 def values(run: Run) -> dict[str, str]:
     f = frames(run)
     cost = costs(f)
-    return {**constant_values(), **sweep_values(f), **learned_values(f, cost), **cell_values(f, cost)}
+    return {**constant_values(), **sweep_values(f), **learned_values(f, cost), **cell_values(f, cost),
+            **penalty_values(f)}
 
 
 def ran(run: Run) -> bool:
