@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from convbench.analysis.engines.cells import engine_phases, study_cells
+from convbench.analysis.engines.values import unresolved
 from convbench.analysis.formatting import ENGINE_ORDER, framework_name, setup_rank
 from convbench.analysis.plotting import placeholder, plt, save, sns
 from convbench.analysis.roof import ABOVE, above_peak, peaks
@@ -17,16 +18,22 @@ from convbench.analysis.tidy import summarise, with_config
 WIDTH = 6.3  # inches: the paper's \linewidth
 SPLIT_LABELS = {"forward": "forward", "backward_input": "backward to input (est.)",
                 "backward_weight": "backward to weights (est.)", "backward": "backward", "optimizer": "optimizer"}
+NOT_RESOLVED_LABEL = "rest of the step: derived, not resolved"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 
 
 def draw_engine_phases(run: Run, path: Path) -> Path:
     """Stacked horizontal bars of forward / backward (split into input and weights where layer cells allow) /
-    optimizer per engine, one panel per network; the whole step timed on its own as a dot with its IQR."""
+    optimizer per engine, one panel per network; the whole step timed on its own as a dot with its IQR. A derived
+    phase the data cannot resolve gets no bar of its own: the rest of the whole step is hatched instead."""
     phases = engine_phases(run.tidy)
     if phases.empty:
         return placeholder(path, "No cells of the engines study in this run.")
-    phases = phases.assign(ms=phases["value"].clip(lower=0) * 1e3)  # a derived phase can dip below zero
+    blurred = {(r.setup, r.arch, r.phase) for r in unresolved(run).itertuples()}
+    # the backward's split into input and weights is a share of the backward: it goes with it
+    whole = {"backward_input": "backward", "backward_weight": "backward"}
+    hidden = [(s, a, whole.get(p, p)) in blurred for s, a, p in zip(phases["setup"], phases["arch"], phases["phase"])]
+    phases = phases.assign(ms=np.where(hidden, 0.0, phases["value"].clip(lower=0) * 1e3))
     setups = sorted(set(phases["setup"]), key=setup_rank)
     labels = [phases[phases["setup"] == s]["Setup"].iloc[0] for s in setups]
     archs = list(dict.fromkeys(study_cells(run.tidy)["arch"]))
@@ -49,13 +56,18 @@ def draw_engine_phases(run: Run, path: Path) -> Path:
         for i, setup in enumerate(setups):
             if (rows[rows["setup"] == setup]["status"] == "failed").any():
                 ax.text(0, i, " failed", va="center", ha="left", fontsize="small", color="0.3")
+            if any((setup, arch, p) in blurred for p in ("backward", "optimizer")) and pd.notna(ms.iloc[i]):
+                ax.barh(i, max(ms.iloc[i] - left[i], 0), left=left[i], height=0.7, facecolor="white",
+                        edgecolor="0.5", hatch="////", linewidth=0.5, label=NOT_RESOLVED_LABEL)
         ax.set_title(arch)
         ax.set_xlabel("time per step (ms)")
         ax.set_yticks(y, labels)
         ax.grid(axis="y", visible=False)
     axes[0][0].invert_yaxis()  # the first setup on top (the axes share y)
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=3, frameon=False, fontsize="small")
+    legend = {}
+    for ax in axes[0]:
+        legend |= {name: h for h, name in zip(*ax.get_legend_handles_labels()) if name not in legend}
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, frameon=False, fontsize="small")
     fig.tight_layout(rect=(0, 0.14, 1, 1))
     return save(fig, path)
 
