@@ -494,3 +494,19 @@ def test_penalty_sweep_against_the_planted_scale(tmp_path):
     assert values["learned/size/sweep/covering-converged"] == "1 of 2"
     assert values["learned/width/sweep/ran"] == "0"
     assert (out / "figures" / "learned_penalty.pdf").stat().st_size > 1000
+
+
+def test_hand_picked_networks_of_the_learned_study_join_the_grid(tmp_path):
+    """A plain network listed in the learned study (the width grid: k5-w4, k5-w16 beside the kernel study's k5-w8) is
+    a grid network with its seeds, not a learned network that failed to shrink."""
+    records = study()
+    for framework in FRAMEWORKS:
+        for seed in (0, 1):
+            r = record("learned", "train", framework, "k5-narrow", blocks([(16, 5, 1), (32, 5, 1)]), seed,
+                       dict(LEARNED_SETTINGS))
+            r["training"] = train_record(framework, "k5", seed, 0.9)["training"]
+            records.append(r)
+    f = frames(written(records, tmp_path))
+    assert "k5-narrow" not in set(f.lstats["arch"]) and f.lstats["failed"].sum() == 0
+    narrow = f.sweep[f.sweep["arch"] == "k5-narrow"]
+    assert len(narrow) == 2 and set(narrow["seeds"]) == {2} and narrow["mean"].tolist() == pytest.approx([0.9, 0.9])

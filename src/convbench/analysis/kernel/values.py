@@ -263,8 +263,11 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
         f"{STUDY}/stack/single-higher": str(sum(v.word == "higher than" for v in acc)),
         f"{STUDY}/stack/single-lower": str(sum(v.word == "lower than" for v in acc)),
         f"{STUDY}/stack/undecided": str(sum(v.word == UNDECIDED for v in acc)),
+        f"{STUDY}/stack/one-pair": flag(len(acc) == 1),  # the text quotes the one interval instead of a range
+        f"{STUDY}/stack/all-undecided": flag(len(acc) and all(v.word == UNDECIDED for v in acc)),
         f"{STUDY}/stack/single-larger-gap": str(sum(v.word == GAP_WORDS[0] for v in gaps)),
         f"{STUDY}/stack/single-smaller-gap": str(sum(v.word == GAP_WORDS[1] for v in gaps)),
+        f"{STUDY}/stack/gap-undecided": str(sum(v.word not in GAP_WORDS[:2] for v in gaps)),
         f"{STUDY}/stack/gap-pairs": str(len(gaps)),
         f"{STUDY}/stack/gap-compared": flag(gaps),
         f"{STUDY}/stack/seeds": words(sorted({str(v.n) for v in acc})) or "0",

@@ -96,10 +96,18 @@ def cells(run: Run, study: str, task: str = "train") -> pd.DataFrame:
     return in_unit_order(out)
 
 
+def learns(cells: pd.DataFrame) -> pd.Series:
+    """Whether each cell's network learns its kernel size or its filters (a masked or a gated block)."""
+    return cells["init_radius"].map(lambda b: bool(blocks(b))) | cells["init_log_alpha"].map(lambda b: bool(blocks(b)))
+
+
 def sweep_cells(run: Run) -> pd.DataFrame:
-    """One row per replicate train cell of the kernel study at its largest training fraction (a cross-framework
-    repeat is no seed of the grid)."""
-    out = cells(run, SWEEP)
+    """One row per replicate train cell of the grid at its largest training fraction (a cross-framework repeat is no
+    seed of the grid): the kernel study's, and the learned study's hand-picked networks (e.g. the width grid)."""
+    learned = cells(run, LEARNED)
+    plain = learned[~learns(learned)] if len(learned) else learned
+    out = pd.concat([c for c in (cells(run, SWEEP), plain) if len(c)], ignore_index=True) \
+        if len(plain) else cells(run, SWEEP)
     out = out[out["role"] != REPEAT] if len(out) else out
     return out[out["train_fraction"] == out["train_fraction"].max()].reset_index(drop=True) if len(out) else out
 
@@ -200,8 +208,10 @@ def per_block_rows(run: Run, metric: str) -> dict[str, tuple]:
 
 
 def learned_cells(run: Run) -> pd.DataFrame:
-    """One row per train cell of the learned study with what crop and prune kept."""
+    """One row per train cell of the learned study that learns its size or filters, with what crop and prune kept (its
+    hand-picked networks belong to the grid: sweep_cells)."""
     out = cells(run, LEARNED)
+    out = out[learns(out)].reset_index(drop=True) if len(out) else out
     if out.empty:
         return out
     get = lambda key: out[key] if key in out else pd.Series(math.nan, index=out.index)  # noqa: E731
