@@ -234,12 +234,14 @@ def test_overfitting_verdict_follows_the_change_of_the_gap(run, tmp_path):
     assert values(run)["activation/overfit-more"] == "1"
 
 
-def test_unconverged_runs_leave_the_gap_comparison(tmp_path):
-    """A run at the cap in any of the four cells of a seed drops that seed from the gap's growth, not from accuracy."""
+def test_unconverged_runs_leave_the_gap_and_accuracy_comparisons(tmp_path):
+    """A run at the cap in any of the four cells of a seed drops that seed from the gap's growth; one at the largest
+    fraction drops it from the accuracy comparison too (a run stopped at the cap answers no accuracy question)."""
     run_ = published(study(unconverged={("relu", 1, 0.1), ("maxout2-eqwidth", 3, 1.0)}), tmp_path)
     v = found(run_)
     assert v[("maxout2-eqparams", "gap-change-diff")].n == 4 and v[("maxout2-eqwidth", "gap-change-diff")].n == 3
-    assert v[("maxout2-eqwidth", "test-accuracy-diff")].n == 5
+    assert v[("maxout2-eqwidth", "test-accuracy-diff")].n == 4  # seed 3 stopped at the cap at the largest fraction
+    assert v[("maxout2-eqparams", "test-accuracy-diff")].n == 5  # relu's unconverged run is at the smaller fraction
     growth = data.gap_growth(run_.tidy).set_index("arch")
     assert growth.loc["relu", "seeds"] == 4  # the gap statistics leave the unconverged run out too
     numbers = values(run_)

@@ -284,11 +284,14 @@ def test_prediction_interval_by_hand():
     assert np.isnan(stats.prediction_interval([0.9])[1])
 
 
-def test_unconverged_runs_leave_the_gap_comparison_not_the_accuracy_one(tmp_path):
+def test_unconverged_runs_leave_the_accuracy_and_gap_comparisons(tmp_path):
+    """A run stopped at the cap answers no accuracy question: its seed leaves both paired comparisons."""
     run = published(tmp_path, kernel_records(unconverged={("k5", 1), ("k3-stack2", 3)}))
     found = verdicts(run)
     acc, gap = (found[f"kernel/torch-eager/k5-vs-k3-stack2/{q}"] for q in ("test-accuracy-diff", "gap-diff"))
-    assert acc.n == 5 and gap.n == 3
+    assert acc.n == 3 and gap.n == 3
+    assert acc.estimate == pytest.approx(np.mean([seed_accuracy("k5", s) - seed_accuracy("k3-stack2", s)
+                                                  for s in (0, 2, 4)]))
     train = {(a, s): seed_accuracy(a, s) + spec_params(a) / 2e6 for a in ("k5", "k3-stack2") for s in SEEDS}
     gaps = [min(1, train[("k5", s)]) - seed_accuracy("k5", s) - min(1, train[("k3-stack2", s)])
             + seed_accuracy("k3-stack2", s) for s in (0, 2, 4)]

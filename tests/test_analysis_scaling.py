@@ -433,3 +433,35 @@ def test_imports_no_framework():
             "loaded = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras')]; "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def with_launches(rec: dict, factors) -> dict:
+    """The record as convbench.launches merges it: one launch per factor, each launch's phases and step that factor
+    times the record's."""
+    def scaled(s, f):
+        return {**s, "median": s["median"] * f, "samples": [x * f for x in s["samples"]]}
+    t = rec["timings"]
+    launches = [{"launch": i, "phase_method": t["phase_method"], "phases": {p: scaled(s, f) for p, s in
+                                                                             t["phases"].items()},
+                 "step": scaled(t["step"], f)} for i, f in enumerate(factors, 1)]
+    return {**rec, "timings": {**t, "launches": launches}}
+
+
+def test_tensor_over_data_is_judged_over_launches(tmp_path):
+    """With launches, the ratio's interval is the t interval of the paired launch log ratios (stats.launch_ratio):
+    three launches that disagree by 20 % make a 1.2x backward undecided, where one launch's samples resolved it."""
+    records = fixture_records(archs=(("k3", 3),))
+    for i, r in enumerate(records):
+        if r["status"] == "ok" and r["cell"]["parallelism"] == "tensor" and r["cell"]["settings"]["scaling"] == "strong" \
+                and not r["cell"]["settings"]["straggler_ms"] and r["cell"]["framework"] == "torch":
+            records[i] = with_launches(r, (0.8, 1.0, 1.2))
+        elif r["status"] == "ok":
+            records[i] = with_launches(r, (1.0, 1.0, 1.0))
+    run, values, verdicts, _ = analysed_in(records, tmp_path)
+    v = verdicts["scaling/verdict/torch-eager/k3/strong/t2/backward-ratio"]
+    logs = np.log(np.array([0.8, 1.0, 1.2]) * 1.6)
+    half = 4.302652729911275 * logs.std(ddof=1) / np.sqrt(3)  # t quantile 0.975 at 2 degrees of freedom
+    assert v.estimate == pytest.approx(np.exp(logs.mean()))
+    assert (v.lo, v.hi) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
+    assert v.lo < 1 < v.hi and v.word == "about as fast as"
+    assert values["scaling/launches"] == "3" and values["scaling/by-launch"] == "1"

@@ -429,3 +429,21 @@ def test_the_tf_worker_writes_records(tmp_path):
         "/CPU:0", "/CPU:1"]
     for phase in ("forward", "backward", "optimizer", "total"):
         assert len(data["timings"]["phases"][phase]["samples"]) >= 2
+
+
+def test_a_scaling_group_runs_in_separate_launches_merged_into_one_record(tmp_path):
+    """scaling.launches: the group's launcher (torchrun) runs once per launch; each cell's record then holds every
+    launch's summary, its step's launch medians, and the communication merged like a phase."""
+    from convbench.run import run_group
+
+    cells = [tiny("torch", "data", launches=2), tiny("torch", "tensor", launches=2)]
+    run_group(cells, tmp_path / "records", log=lambda _: None)
+    for cell in cells:
+        record = json.loads((tmp_path / "records" / f"{cell.id}.json").read_text())
+        assert record["status"] == "ok", record.get("error")
+        timings = record["timings"]
+        assert [x["launch"] for x in timings["launches"]] == [1, 2]
+        assert len(timings["step"]["launch_medians"]) == 2 and len(timings["step"]["samples"]) == 6
+        assert len(timings["communication"]["launch_medians"]) == 2
+        assert timings["efficiency"] == pytest.approx(np.median([x["efficiency"] for x in timings["launches"]]))
+    assert not (tmp_path / "records.partial").exists()

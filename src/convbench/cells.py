@@ -218,6 +218,8 @@ def _scaling_cells(config: dict) -> list[Cell]:
     One device is the reference: parallelism none (strong and weak coincide there)."""
     scaling, speed = config["scaling"], config["speed"]
     protocol = {k: speed[k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds", "max_iqr_ratio")}
+    # independent launches, interleaved like the speed cells'; each launch's loops can then be shorter
+    protocol |= {k: scaling[k] for k in ("launches", "max_repeats") if k in scaling}
     base = {**protocol, "lr": config["train"]["lr"], "momentum": config["train"]["momentum"]}
     variants = [("none", "strong", 0)]
     for parallelism in scaling["parallelism"]:

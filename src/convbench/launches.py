@@ -23,21 +23,29 @@ def folder(stage: Path, launch: int) -> Path:
     return Path(stage) / f"launch-{launch}"
 
 
-def run_launches(cells: list[Cell], stage: Path, launches: int, overwrite_ok: bool = False, log=print) -> None:
+def run_launches(cells: list[Cell], stage: Path, launches: int, overwrite_ok: bool = False, log=print,
+                 launch_one=None) -> None:
     """Run the cells in `launches` processes one after the other, each writing into <stage>/launch-<i>/ (resumable
     like any group: a rerun skips the cells a launch already finished), then merge each cell's launches into
-    <stage>/<cell>.json."""
-    cells_json = json.dumps([c.to_dict() for c in cells])
+    <stage>/<cell>.json. launch_one(cells, out_dir, launch, log) runs one launch and returns its output; by default a
+    `python -m convbench run` process (scaling groups pass their own launcher: torchrun, or TF's workers)."""
+    launch_one = launch_one or (lambda todo, out, launch, log: _convbench_run(todo, out, launch, overwrite_ok))
     outputs = {}
     for launch in range(1, launches + 1):
-        command = [sys.executable, "-m", "convbench", "run", "--cells-json", cells_json,
-                   "--out", str(folder(stage, launch)), "--launch", str(launch)]
-        result = subprocess.run(command + (["--overwrite-ok"] if overwrite_ok else []), capture_output=True, text=True)
-        outputs[launch] = f"launch {launch} exited with status {result.returncode}:\n{result.stdout}{result.stderr}"
-        log(f"launch {launch} of {launches}:\n{result.stdout}{result.stderr}")
+        output = launch_one(cells, folder(stage, launch), launch, log)
+        outputs[launch] = f"launch {launch}:\n{output}"
+        log(f"launch {launch} of {launches}:\n{output}")
     for cell in cells:
         records = [_read(folder(stage, i) / f"{cell.id}.json") for i in range(1, launches + 1)]
         write_record(Path(stage) / f"{cell.id}.json", merge(cell, records, outputs))
+
+
+def _convbench_run(cells: list[Cell], out: Path, launch: int, overwrite_ok: bool) -> str:
+    """One launch as its own `python -m convbench run` process; its exit status and output."""
+    command = [sys.executable, "-m", "convbench", "run", "--cells-json", json.dumps([c.to_dict() for c in cells]),
+               "--out", str(out), "--launch", str(launch)]
+    result = subprocess.run(command + (["--overwrite-ok"] if overwrite_ok else []), capture_output=True, text=True)
+    return f"exited with status {result.returncode}:\n{result.stdout}{result.stderr}"
 
 
 def _read(path: Path) -> dict | None:
@@ -61,10 +69,11 @@ def merge(cell: Cell, records: list[dict | None], outputs: dict[int, str] | None
     merged = {**first["timings"],
               "phases": {name: merge_summaries([t["phases"][name] for t in timings]) for name in timings[0]["phases"]},
               "launches": [{"launch": i, **t} for i, t in enumerate(timings, 1)]}
-    if "step" in first["timings"]:
-        merged["step"] = merge_summaries([t["step"] for t in timings])
-    if "phase_overhead" in first["timings"]:
-        merged["phase_overhead"] = float(np.median([t["phase_overhead"] for t in timings]))
+    for key, value in first["timings"].items():  # the step (and a scaling cell's communication); the median of numbers
+        if isinstance(value, dict) and "samples" in value:
+            merged[key] = merge_summaries([t[key] for t in timings])
+        elif key in ("phase_overhead", "efficiency", "exposed_communication") and value is not None:
+            merged[key] = float(np.median([t[key] for t in timings]))
     return {**first, "timings": merged, "wall_s": sum(r.get("wall_s") or 0.0 for r in records),
             "process": {**first.get("process", {}), "launches": [r.get("process") for r in records]}}
 

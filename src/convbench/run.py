@@ -24,7 +24,7 @@ from convbench.spec import conv_flops, forward_flops, init_weights, param_count,
 BACKENDS = {"torch": "convbench.backends.torch_backend", "tensorflow": "convbench.backends.tf_backend"}
 
 
-TIMED = ("speed", "layers")  # tasks measured in several launches (speed.launches), merged into one record
+TIMED = ("speed", "layers", "scaling")  # tasks measured in several launches (speed.launches, scaling.launches)
 
 
 def _protocol(cell: Cell) -> timing.Protocol:
@@ -301,6 +301,16 @@ def run_scaling(cells: list[Cell], out_dir: Path, log=print) -> None:
                 "status": "failed", "error": error, "environment": host_environment(), "started": now()})
 
 
+def scaling_launch(cells: list[Cell], out_dir: Path, launch: int, log=print) -> str:
+    """One launch of a scaling group (convbench.launches): its launcher runs the cells this launch has no ok record
+    of yet; returns the launcher's output."""
+    todo = [c for c in cells if not finished(Path(out_dir) / f"{c.id}.json", c)]
+    output = []
+    if todo:
+        run_scaling(todo, out_dir, log=output.append)
+    return "\n".join(output) or "every cell already had an ok record in this launch"
+
+
 def check_data(cells: list[Cell]) -> None:
     """Read each data set the train cells use once, before any cell runs: a missing or broken file is for
     the user to fix (a DataError naming it), not a failed record per cell."""
@@ -311,7 +321,8 @@ def check_data(cells: list[Cell]) -> None:
 
 
 def launches(cells: list[Cell]) -> int:
-    """How many independent launches a group's timed cells take (speed.launches); one for other tasks."""
+    """How many independent launches a group's timed cells take (speed.launches, scaling.launches); one for other
+    tasks."""
     return int(cells[0].settings.get("launches", 1)) if cells[0].task in TIMED else 1
 
 
@@ -336,7 +347,11 @@ def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=
             todo.append(cell)
         if done != stage or overwrite_ok:  # a staged record stays only to be used: not a stale one
             (stage / f"{cell.id}.json").unlink(missing_ok=True)
-    if todo and todo[0].task == "scaling":
+    if todo and todo[0].task == "scaling" and launches(todo) > 1:
+        from convbench.launches import run_launches
+
+        run_launches(todo, stage, launches(todo), overwrite_ok, log=log, launch_one=scaling_launch)
+    elif todo and todo[0].task == "scaling":
         run_scaling(todo, stage, log=log)
     elif todo and launch is None and launches(todo) > 1:
         from convbench.launches import run_launches

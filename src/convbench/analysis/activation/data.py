@@ -79,8 +79,8 @@ def cells(df: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def seed_diffs(df: pd.DataFrame, unit: str, arch: str, reference: str) -> tuple[tuple, tuple, int]:
-    """arch minus reference per seed in one unit: test accuracy at the largest training fraction (seeds both
-    finished), the gap's growth from the largest to the smallest fraction (seeds where all four runs converged), and
+    """arch minus reference per seed in one unit: test accuracy at the largest training fraction (seeds where both
+    converged: a run stopped at the cap answers no accuracy question), the gap's growth from the largest to the smallest fraction (seeds where all four runs converged), and
     how many of the accuracy pairs converged."""
     train = cells(df, "train")
     keys = ("unit", "train_fraction")
@@ -101,7 +101,9 @@ def seed_diffs(df: pd.DataFrame, unit: str, arch: str, reference: str) -> tuple[
     t, c = at(test, largest), at(conv, largest)
     d = (t[arch] - t[reference]).dropna()
     both = c.reindex(d.index)
-    converged = int(((both.get(arch) == 1) & (both.get(reference) == 1)).sum()) if len(both) else 0
+    done = ((both.get(arch) == 1) & (both.get(reference) == 1)) if len(both) else pd.Series(False, index=d.index)
+    converged = int(done.sum())
+    d = d[done]
     growth = ()
     if smallest != largest and not gap.empty and {arch, reference} <= set(gap.columns):
         g_s, g_l, c_s = at(gap, smallest), at(gap, largest), at(conv, smallest)

@@ -171,9 +171,9 @@ def comparisons(run: Run) -> list[Pair]:
 
 
 def seed_diffs(run: Run, slug: str, a: str, b: str) -> tuple[tuple, tuple]:
-    """a minus b per seed at the largest training fraction in one setup: test accuracy over the seeds both
-    finished, the train/test gap over those where both also converged (an unconverged gap compares an undertrained
-    net with a trained one)."""
+    """a minus b per seed at the largest training fraction in one setup, test accuracy and train/test gap, over the
+    seeds where both runs converged: a run stopped at the cap answers no accuracy question, and its gap compares an
+    undertrained net with a trained one."""
     df = run.study(STUDY)
     df = full_data(df[df["task"] == "train"]) if len(df) else df
     if df.empty:
@@ -187,9 +187,8 @@ def seed_diffs(run: Run, slug: str, a: str, b: str) -> tuple[tuple, tuple]:
             continue
         wide = wide[[unit_slug(df, s, c) == slug for s, c, *_ in wide.index]]
         d = wide[a] - wide[b]
-        if metric == "gap":
-            conv = converged_pairs(df, keys).reindex(wide.index)
-            d = d[(conv.get(a, 1.0) == 1) & (conv.get(b, 1.0) == 1)]
+        conv = converged_pairs(df, keys).reindex(wide.index)
+        d = d[(conv.get(a, 1.0) == 1) & (conv.get(b, 1.0) == 1)]
         out.append(tuple(float(x) for x in d.dropna()))
     return out[0], out[1]
 

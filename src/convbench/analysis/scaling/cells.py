@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.formatting import setup_rank
-from convbench.analysis.stats import bootstrap_ratio, quartile_ratio
+from convbench.analysis.stats import quartile_ratio, time_interval
 from convbench.analysis.study import Run
+from convbench.analysis.tidy import launch_medians
 
 TASK = "scaling"
 PARALLEL = ("data", "tensor")
@@ -93,18 +94,23 @@ def parallel(df: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["parallelism"].isin(PARALLEL)] if len(rows) else rows
 
 
-def ratio_of(samples: pd.DataFrame, a: pd.Series, b: pd.Series, phase: str) -> tuple[float, float, float]:
-    """a's phase over b's: bootstrap over the raw samples where both cells kept them, else the quartile range."""
-    column = phase
-    sa = samples.loc[(samples["cell_id"] == a["cell_id"]) & (samples["phase"] == phase), "value"]
-    sb = samples.loc[(samples["cell_id"] == b["cell_id"]) & (samples["phase"] == phase), "value"]
-    if len(sa) and len(sb):
-        return bootstrap_ratio(sa.to_numpy(), sb.to_numpy())
-    lo, hi = quartile_ratio(a[column], a[f"{column}_iqr"], b[column], b[f"{column}_iqr"])
-    return float(a[column] / b[column]), float(lo), float(hi)
+def ratio_of(run: Run, a: pd.Series, b: pd.Series, phase: str) -> tuple[float, float, float]:
+    """a's phase over b's: from the launch medians, paired by launch, where both cells ran in several launches, else
+    a bootstrap over the raw samples of their one launch (stats.time_interval), else the quartile range."""
+    samples = run.samples
+
+    def of(cell):
+        return (launch_medians(run.tidy, phase, cell_id=cell["cell_id"]),
+                samples.loc[(samples["cell_id"] == cell["cell_id"]) & (samples["phase"] == phase), "value"].to_numpy())
+    (la, sa), (lb, sb) = of(a), of(b)
+    found = time_interval(la, lb, sa, sb)
+    if found is not None:
+        return found[:3]
+    lo, hi = quartile_ratio(a[phase], a[f"{phase}_iqr"], b[phase], b[f"{phase}_iqr"])
+    return float(a[phase] / b[phase]), float(lo), float(hi)
 
 
-def comparisons(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+def comparisons(df: pd.DataFrame, run: Run) -> pd.DataFrame:
     """Tensor parallel over data parallel, backward and step, for every configuration where both ran; shorter: the
     scheme whose time was shorter with the whole interval on one side of 1 ('' where the interval holds 1)."""
     keys = ["setup", "arch", "mode", "devices", "batch_size", "image_size", "device"]
@@ -116,16 +122,16 @@ def comparisons(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
         tensor, data = by["tensor"].iloc[0], by["data"].iloc[0]
         row = dict(zip(keys, key)) | {"global_batch": data["global_batch"]}
         for phase in ["backward", "step"]:
-            r, lo, hi = ratio_of(samples, tensor, data, phase)
+            r, lo, hi = ratio_of(run, tensor, data, phase)
             row |= {f"{phase}_ratio": r, f"{phase}_lo": lo, f"{phase}_hi": hi,
                     f"{phase}_shorter": "data" if lo > 1 else ("tensor" if hi < 1 else "")}
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def straggler_pairs(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
-    """Each cell with a delayed device against the same cell without: ratio of the steps with its bootstrap
-    interval, and the time added per step (status ok, failed or unmatched)."""
+def straggler_pairs(df: pd.DataFrame, run: Run) -> pd.DataFrame:
+    """Each cell with a delayed device against the same cell without: ratio of the steps with its interval
+    (ratio_of), and the time added per step (status ok, failed or unmatched)."""
     if not len(df):
         return pd.DataFrame()
     keys = ["setup", "arch", "parallelism", "mode", "devices", "batch_size", "image_size", "device"]
@@ -137,7 +143,7 @@ def straggler_pairs(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
                "step": row.get("step"), "plain_step": np.nan, "global_batch": row["global_batch"]}
         if not match.empty and row["status"] == "ok" and match.iloc[0]["status"] == "ok":
             base = match.iloc[0]
-            r, lo, hi = ratio_of(samples, row, base, "step")
+            r, lo, hi = ratio_of(run, row, base, "step")
             out |= {"status": "ok", "ratio": r, "lo": lo, "hi": hi, "added": row["step"] - base["step"],
                     "plain_step": base["step"]}
         elif match.empty:

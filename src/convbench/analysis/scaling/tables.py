@@ -119,9 +119,10 @@ def crossover_table(run: Run) -> str:
 
 def straggler(run: Run) -> str:
     caption = (f"A straggler: the last device sleeps the delay at the start of every step. Step medians in ms without "
-               f"and with it, their ratio [{LEVEL * 100:.0f}\\,\\% bootstrap interval, {RESAMPLES} resamples, seed "
-               f"{SEED}] and the time added per step.")
-    pairs = straggler_pairs(cells(run), run.samples)
+               f"and with it, their ratio "
+               f"[{LEVEL * 100:.0f}\\,\\% interval: $t$ over the launch medians, paired by launch, or a bootstrap of one launch's "
+               f"samples ({RESAMPLES} resamples, seed {SEED})] and the time added per step.")
+    pairs = straggler_pairs(cells(run), run)
     if pairs.empty:
         return placeholder(caption, "tab:scaling-straggler", "No cell of this run delayed a device.")
     table = pd.DataFrame({
@@ -140,9 +141,10 @@ def straggler(run: Run) -> str:
 
 def verdicts(run: Run) -> str:
     caption = (f"Tensor parallel's time over data parallel's at the same devices and global batch: ratio of medians "
-               f"[{LEVEL * 100:.0f}\\,\\% bootstrap interval, {RESAMPLES} resamples, seed {SEED}]; shorter: the "
+               f"[{LEVEL * 100:.0f}\\,\\% interval: $t$ over the launch medians, paired by launch, or a bootstrap of one launch's "
+               f"samples ({RESAMPLES} resamples, seed {SEED})]; shorter: the "
                f"scheme whose time was shorter with the whole interval on one side of 1.")
-    v = comparisons(cells(run), run.samples)
+    v = comparisons(cells(run), run)
     if v.empty:
         return placeholder(caption, "tab:scaling-verdicts", "No configuration of this run ran both data and tensor "
                                                             "parallel.")

@@ -411,18 +411,20 @@ def projected_values(run: Run) -> dict[str, str]:
 def analysis(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(cells, tensor-over-data comparisons, straggler pairs, crossover grid) of a run."""
     df = cells(run)
-    return df, comparisons(df, run.samples), straggler_pairs(df, run.samples), crossover.grid(df)
+    return df, comparisons(df, run), straggler_pairs(df, run), crossover.grid(df)
 
 
 def values(run: Run) -> dict[str, str]:
     df, v, pairs, grid = analysis(run)
     batches = df["batch_size"].nunique() if len(df) else 0
+    launches = tidy.launch_count(run.tidy[run.tidy["task"] == "scaling"]) if len(run.tidy) else 1
     return {**scope_values(df), **hardware_values(df, run.environment), **method_values(df),
             **speedup_values(df), **phase_share_values(df), **bytes_values(df), **crossover_values(df, grid),
             **straggler_values(pairs), **comparison_values(v, df), **failure_values(df),
             **tf_version(df, run.environment), **check_values(run), **projected_values(run),
             "scaling/bootstrap-resamples": str(RESAMPLES), "scaling/bootstrap-seed": str(SEED),
             "scaling/bootstrap-level": f"{LEVEL * 100:.0f}",
+            "scaling/launches": str(launches), "scaling/by-launch": flag(launches > 1),
             **cell_values(df), **straggler_cell_values(pairs, batches), **phase_values(run)}
 
 
