@@ -248,7 +248,8 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print, launch: int | None = 
     context = {"host": host_environment(), "process": {"import_s": time.perf_counter() - t0, "cells": len(cells),
                                                        "launch": launch}}
     log(f"imported {backend.NAME} in {context['process']['import_s']:.1f} s")
-    if any(c.task == "speed" for c in cells):
+    # the ceilings once per group: a merged record keeps its first launch's process (convbench.launches.merge)
+    if any(c.task == "speed" for c in cells) and (launch or 1) == 1:
         try:
             ceilings = measure_ceilings(backend, cells[0].device, cells[0].settings, cells[0].threads)
             log(f"ceilings: {ceilings['gemm_flops']['median'] / 1e9:.1f} GFLOP/s fp32 GEMM, "
