@@ -107,3 +107,19 @@ def test_between_launch_cvs_are_published_per_cell_and_phase(run):
     assert 2 < float(v["speed/launch-cv-median"]) < 6  # the drift of DRIFT and 1 % of each cell's own
     table = overview_launches.table(run)
     assert "tab:launch-cv" in table and "TensorFlow xla" in table and table.count(" -- ") >= 2
+
+
+def test_one_odd_launch_leaves_the_ratios_interval_but_two_stay():
+    """A single launch 3x off its cell's other four is a transient of the machine: the paired ratio leaves it out. Two
+    launches 30 % off are the cell's real spread (two groups), and three launches are too few to call one odd."""
+    from convbench.analysis.stats import launch_ratio, odd_launch
+
+    launches = range(1, 6)
+    a = pd.Series([1.0, 1.01, 0.99, 3.0, 1.0], index=launches)
+    b = pd.Series([2.0, 2.0, 2.0, 2.1, 2.0], index=launches)
+    assert odd_launch(a) == 4 and odd_launch(b) is None
+    r, lo, hi, n = launch_ratio(a, b)
+    assert n == 4 and r == pytest.approx(0.5, rel=1e-3) and lo < 0.5 < hi < 0.52
+    bimodal = pd.Series([1.0, 1.3, 1.0, 1.3, 1.0], index=launches)
+    assert odd_launch(bimodal) is None and launch_ratio(bimodal, b)[3] == 5
+    assert odd_launch(pd.Series([1.0, 1.0, 3.0])) is None

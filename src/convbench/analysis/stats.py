@@ -14,6 +14,7 @@ from scipy import stats
 
 LEVEL = 0.95  # of every interval
 RESAMPLES, SEED = 2000, 0  # of every bootstrap
+ODD = 0.25  # a launch whose median lies this far (relative) from its cell's other launches' median is odd (odd_launch)
 
 
 @dataclass(frozen=True)
@@ -142,14 +143,27 @@ def bootstrap_ratio(a, b, resamples: int = RESAMPLES, seed: int = SEED, level: f
     return float(np.median(a) / np.median(b)), float(lo), float(hi)
 
 
+def odd_launch(medians: pd.Series, odd: float = ODD):
+    """The one launch (its index) whose median lies more than `odd` (relative) from the median of the cell's other
+    launches, where exactly one does and four or more launches ran: a transient of the machine during that launch, not
+    a property of the code (a cell whose launches split into two groups has two or more such launches, and keeps them
+    all). None otherwise."""
+    m = pd.Series(medians, dtype=float).dropna()
+    if len(m) < 4 or (m <= 0).any():
+        return None
+    far = [i for i in m.index if abs(m[i] / m.drop(i).median() - 1) > odd]
+    return far[0] if len(far) == 1 else None
+
+
 def launch_ratio(a: pd.Series, b: pd.Series, level: float = LEVEL):
     """a/b from launch-level medians (Series indexed by launch), paired by launch: both cells ran in the same launch,
     so what moves a whole launch moves both. The geometric mean of the paired ratios with the t interval of the mean
-    of their logs, and the number of launches; None with fewer than two paired launches or a median at or below
-    zero."""
+    of their logs, and the number of launches; an odd launch of either cell (odd_launch) is left out. None with
+    fewer than two paired launches or a median at or below zero."""
     both = pd.concat([pd.Series(a, dtype=float), pd.Series(b, dtype=float)], axis=1, join="inner").dropna()
     if len(both) < 2 or (both.to_numpy() <= 0).any():  # a time at or below zero (a derived phase) has no log
         return None
+    both = both.drop(index={odd_launch(both.iloc[:, i]) for i in (0, 1)} - {None})
     mean, half, n = t_interval(np.log(both.iloc[:, 0] / both.iloc[:, 1]), level)
     return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half)), n
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import escape, flag, percent, ratio, setup_label, setup_rank, tt
+from convbench.analysis.stats import ODD, odd_launch
 from convbench.analysis.latex import booktabs, placeholder
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import ARCH_ORDER, launch_count
@@ -40,12 +41,23 @@ def values(df: pd.DataFrame) -> dict[str, str]:
                 "speed/launch-cv-max-cell": f"{tt(worst['cell_id'])} ({escape(worst['phase'])})",
                 "speed/launch-cv-count": str(len(cvs)), "speed/launch-cv-within": str(int((cvs["value"] <= GOAL).sum())),
                 "speed/launch-cv-all-within": flag((cvs["value"] <= GOAL).all())}
+    out |= odd_values(timed)
     overhead = timed[(timed["status"] == "ok") & (timed["metric"] == "phase_overhead")]["value"] if len(timed) else []
     out["speed/phase-overhead-ran"] = flag(len(overhead))
     if len(overhead):
         out |= {"speed/phase-overhead-median": ratio(overhead.median()), "speed/phase-overhead-min": ratio(overhead.min()),
                 "speed/phase-overhead-max": ratio(overhead.max())}
     return out
+
+
+def odd_values(timed: pd.DataFrame) -> dict[str, str]:
+    """How many launch medians of the timed cells (derived phases left out, as in the CV) were odd launches
+    (stats.odd_launch), of how many."""
+    rows = timed[(timed["status"] == "ok") & (timed["metric"] == "launch_time")] if len(timed) else timed
+    rows = rows[~((rows["phase_method"] == "derived") & rows["phase"].isin(DERIVED))] if len(rows) else rows
+    odd = sum(odd_launch(g.set_index("launch")["value"]) is not None
+              for _, g in rows.groupby(["cell_id", "phase"])) if len(rows) else 0
+    return {"speed/odd-percent": f"{100 * ODD:g}", "speed/odd-launches": str(odd), "speed/launch-medians": str(len(rows))}
 
 
 def table(run: Run) -> str:
