@@ -78,6 +78,8 @@ def test_a_group_runs_in_separate_launches_and_a_rerun_keeps_finished_launches(t
     launches = record["timings"]["launches"]
     assert [x["launch"] for x in launches] == [1, 2] and [p["launch"] for p in record["process"]["launches"]] == [1, 2]
     assert record["timings"]["step"]["n"] == 6 and not stage.exists()
+    # every launch set glibc's malloc thresholds before importing its framework (timing.steady_allocator)
+    assert all(p["allocator"].startswith("glibc mallopt") for p in record["process"]["launches"])
     # a job killed after its first launch: the rerun takes that launch's record and runs only the second
     first = stage / "launch-1" / f"{cell.id}.json"
     first.parent.mkdir(parents=True)

@@ -2,6 +2,7 @@ import time
 
 import pytest
 
+from convbench import timing
 from convbench.timing import Measurement, Protocol, block_size, derive_phases, time_phases, time_step
 
 
@@ -87,3 +88,14 @@ def test_derived_phases_are_differences_per_repeat():
                 "step": Measurement([3.5, 3.4])}
     derived = derive_phases(programs)
     assert derived["backward"].samples == [2.0, 1.5] and derived["optimizer"].samples == pytest.approx([0.5, 0.9])
+
+
+def test_the_allocator_starts_where_a_long_running_process_settles():
+    """glibc's mallopt takes both thresholds; the record says so (None where libc is not glibc)."""
+    import platform
+
+    said = timing.steady_allocator()
+    if platform.libc_ver()[0] == "glibc":
+        assert said == "glibc mallopt: mmap threshold 32 MiB, trim threshold 64 MiB"
+    else:
+        assert said is None

@@ -243,10 +243,11 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print, launch: int | None = 
     if len(frameworks) != 1 or len({c.threads for c in cells}) != 1:
         raise ValueError("run_cells takes cells of one framework and one thread count")
     t0 = time.perf_counter()
+    allocator = timing.steady_allocator()
     backend = importlib.import_module(BACKENDS[frameworks.pop()])
     backend.configure(cells[0].threads, **cells[0].settings.get("cuda", {}))
     context = {"host": host_environment(), "process": {"import_s": time.perf_counter() - t0, "cells": len(cells),
-                                                       "launch": launch}}
+                                                       "launch": launch, "allocator": allocator}}
     log(f"imported {backend.NAME} in {context['process']['import_s']:.1f} s")
     # the ceilings once per group: a merged record keeps its first launch's process (convbench.launches.merge)
     if any(c.task == "speed" for c in cells) and (launch or 1) == 1:

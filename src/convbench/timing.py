@@ -15,6 +15,7 @@ and then flagged noisy.
 """
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -26,6 +27,27 @@ OVERHEAD_SHARE = 1e-4  # as Timer: a block long enough that timing it adds at mo
 
 # A clock times `n` back-to-back calls of a body between two synchronisations, in seconds.
 Clock = Callable[[Callable[[], None], int], float]
+
+# glibc's malloc hands a freed block above its mmap threshold back to the OS (and trims the heap's free top above the
+# trim threshold), so the next step maps its memory again, page fault by page fault. The threshold rises on its own
+# only once a block that large is freed, so a process's step times hung on what it had allocated before: a 7x7
+# convolution 32->64 on 8x8 maps took 2.2-2.5 ms in a fresh process and 1.44 ms after a 16 MB GEMM had been freed, and
+# launches that skipped that GEMM ran PyTorch steps up to 2x slower. Every measuring or training process starts where
+# a long-running one settles: the mmap threshold at glibc's dynamic maximum (32 MiB on 64-bit), the trim at twice it.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+MMAP_THRESHOLD = 32 * 2**20
+
+
+def steady_allocator() -> str | None:
+    """Set glibc's malloc thresholds (above) in this process, before any framework allocates; what was set, for the
+    record, or None where libc is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        done = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD)
+    except (OSError, AttributeError):
+        return None
+    return f"glibc mallopt: mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold {2 * MMAP_THRESHOLD >> 20} MiB" \
+        if done else None
 
 
 def host_clock(sync: Callable[[], None]) -> Clock:

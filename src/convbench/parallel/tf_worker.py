@@ -162,6 +162,7 @@ def main(argv=None) -> None:
                              "from TF_CONFIG, else from Slurm (launch.tf_config_from_slurm); worker 0 writes")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
+    allocator = timing.steady_allocator()
     cells = load_cells(args.cells_json)
     kinds, threads = {c.device for c in cells}, {c.threads for c in cells}
     if len(kinds) != 1 or len(threads) != 1:
@@ -184,6 +185,7 @@ def main(argv=None) -> None:
         cross = "ReductionToOneDevice" if device == "cpu" else "MirroredStrategy's default (NCCL all-reduce)"
     context = {"host": host_environment(),
                "process": {"launcher": launcher, "devices_made": len(devices), "setup_s": time.perf_counter() - t0,
+                           "allocator": allocator,
                            "cells": len(cells), "workers": workers},
                "distributed": {"strategy": "tf.distribute.MultiWorkerMirroredStrategy" if strategy
                                else "tf.distribute.MirroredStrategy", "cross_device_ops": cross}}

@@ -232,6 +232,7 @@ def main(argv=None) -> None:
     parser.add_argument("--timeout-s", type=float, default=tp.TIMEOUT_S, help="process-group timeout (seconds)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
+    allocator = timing.steady_allocator()
     cells = load_cells(args.cells_json)
     kinds = {c.device for c in cells}
     if len(kinds) != 1:
@@ -243,6 +244,7 @@ def main(argv=None) -> None:
     dist.all_gather_object(hosts, os.environ.get("SLURMD_NODENAME") or socket.gethostname())
     context = {"host": host_environment(),
                "process": {"launcher": "torchrun", "world_size": world, "setup_s": time.perf_counter() - t0,
+                           "allocator": allocator,
                            "cells": len(cells), "rank_hosts": hosts},
                "distributed": {"backend": dist.get_backend(), "world_size": world, "timeout_s": args.timeout_s,
                                "collectives": "DDP comm hook (data); torch.distributed._functional_collectives "
