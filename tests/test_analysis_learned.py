@@ -492,6 +492,7 @@ def test_penalty_sweep_against_the_planted_scale(tmp_path):
     assert values["learned/size/sweep/accuracy"] == "95.0, 93.0 and 52.0"
     assert values["learned/size/sweep/covering"] == "2 of 3"
     assert values["learned/size/sweep/covering-converged"] == "1 of 2"
+    assert values["learned/size/sweep/any-converged"] == "1"
     assert values["learned/width/sweep/ran"] == "0"
     assert (out / "figures" / "learned_penalty.pdf").stat().st_size > 1000
 

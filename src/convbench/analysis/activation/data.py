@@ -80,7 +80,8 @@ def cells(df: pd.DataFrame, task: str) -> pd.DataFrame:
 
 def seed_diffs(df: pd.DataFrame, unit: str, arch: str, reference: str) -> tuple[tuple, tuple, int]:
     """arch minus reference per seed in one unit: test accuracy at the largest training fraction (seeds where both
-    converged: a run stopped at the cap answers no accuracy question), the gap's growth from the largest to the smallest fraction (seeds where all four runs converged), and
+    converged: a run stopped at the cap answers no accuracy question), the gap's growth from the largest to the
+    smallest fraction (seeds where all four runs converged), and
     how many of the accuracy pairs converged."""
     train = cells(df, "train")
     keys = ("unit", "train_fraction")

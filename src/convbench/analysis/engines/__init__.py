@@ -30,7 +30,7 @@ STUDY = Study(
                "Engines: forward, backward (split into backward to the input and to the weights where layer cells "
                "allow) and optimizer step per engine of both frameworks, one panel per network; the dot and bar give "
                "the whole step timed on its own (median and interquartile range); a failed cell is marked in place "
-               "of its bar, and where a derived phase is one the data cannot resolve, the rest of the whole step is hatched "
+               "of its bar, and where the data cannot resolve a derived phase, the rest of the whole step is hatched "
                "instead of split."),
         Figure("roofline", draw_roofline,
                "Roofline: achieved GFLOP/s of every timed cell against its arithmetic intensity, one panel per "

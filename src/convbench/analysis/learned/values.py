@@ -484,7 +484,8 @@ def penalty_values(f: Frames) -> dict[str, str]:
         if kind == "size":  # '--' off the planted task
             covers = rows["shrunk_field"] >= rows["planted_scale"]
             converged = rows["converged"] == 1
-            values |= {f"{base}/covering": f"{int(covers.sum())} of {len(rows)}" if len(scale) else "--",
+            values |= {f"{base}/any-converged": flag(converged.any()),
+                       f"{base}/covering": f"{int(covers.sum())} of {len(rows)}" if len(scale) else "--",
                        f"{base}/covering-converged": f"{int((covers & converged).sum())} of {int(converged.sum())}"
                        if len(scale) else "--"}
     return values
