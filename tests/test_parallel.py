@@ -292,22 +292,19 @@ TF_JOB = """
             out[f"{name}/one/grad/{key}"] = tf_backend._from_tf(g.numpy())
         for key, value in tf_backend.export_weights(model).items():
             out[f"{name}/one/step/{key}"] = value
-        mirrored = tf_parallel.MirroredTrainer(spec, weights, 0.1, 0.9, devices, 6, "float64")
-        inputs = mirrored.distribute(x, y)
-        for key, value in mirrored.gradients(inputs).items():
-            out[f"{name}/mirrored/grad/{key}"] = value
-        mirrored.step(inputs)
-        for key, value in mirrored.weights().items():
-            out[f"{name}/mirrored/step/{key}"] = value
-        out[f"{name}/payload"] = np.array(mirrored.traced_payload_bytes)
-        tensor = tf_parallel.TensorParallelTrainer(spec, weights, 0.1, 0.9, devices, 6, "float64")
-        inputs = tensor.distribute(x, y)
-        for key, value in tensor.gradients(inputs).items():
-            out[f"{name}/tensor/grad/{key}"] = value
-        tensor.step(inputs)
-        for key, value in tensor.weights().items():
-            out[f"{name}/tensor/step/{key}"] = value
-        out[f"{name}/tensor-payload"] = np.array(tensor.payload_bytes())
+        trainers = {"mirrored": tf_parallel.MirroredTrainer, "tensor": tf_parallel.TensorParallelTrainer}
+        for scheme, trainer_class in trainers.items():
+            trainer = trainer_class(spec, weights, 0.1, 0.9, devices, 6, "float64")
+            inputs = trainer.distribute(x, y)
+            for key, value in trainer.gradients(inputs).items():
+                out[f"{name}/{scheme}/grad/{key}"] = value
+            trainer.step(inputs)
+            for key, value in trainer.weights().items():
+                out[f"{name}/{scheme}/step/{key}"] = value
+            if scheme == "mirrored":
+                out[f"{name}/payload"] = np.array(trainer.traced_payload_bytes)
+            else:
+                out[f"{name}/tensor-payload"] = np.array(trainer.payload_bytes())
     try:
         tf_parallel.dtensor_probe(devices)
     except Exception as error:

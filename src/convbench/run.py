@@ -162,8 +162,8 @@ def load_data(cell: Cell) -> data.Dataset:
 
 
 def train(cell: Cell, backend) -> dict:
-    """Train on the configured data set until the train accuracy (or loss) levels off (settings.criterion; `epochs` is the
-    cap); loss and accuracy on both splits after every epoch. A network that learns its kernel sizes or
+    """Train on the configured data set until the train accuracy (or loss) levels off (settings.criterion; `epochs`
+    is the cap); loss and accuracy on both splits after every epoch. A network that learns its kernel sizes or
     filter counts is then shrunk to a plain one, checked and timed."""
     settings = cell.settings
     dataset = load_data(cell)
@@ -249,8 +249,9 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print, launch: int | None = 
     context = {"host": host_environment(), "process": {"import_s": time.perf_counter() - t0, "cells": len(cells),
                                                        "launch": launch, "allocator": allocator}}
     log(f"imported {backend.NAME} in {context['process']['import_s']:.1f} s")
-    # the ceilings once per group: a merged record keeps its first launch's process (convbench.launches.merge)
-    if any(c.task == "speed" for c in cells) and (launch or 1) == 1:
+    # the ceilings and the peak once per group: a merged record keeps its first launch's process (launches.merge)
+    first = (launch or 1) == 1
+    if first and any(c.task == "speed" for c in cells):
         try:
             ceilings = measure_ceilings(backend, cells[0].device, cells[0].settings, cells[0].threads)
             log(f"ceilings: {ceilings['gemm_flops']['median'] / 1e9:.1f} GFLOP/s fp32 GEMM, "
@@ -258,7 +259,7 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print, launch: int | None = 
         except Exception:  # the cells are still worth running; the roofline will say what is missing
             ceilings = {"error": traceback.format_exc()}
         context["process"]["ceilings"] = ceilings
-    elif any(c.task == "layers" for c in cells):  # no GEMM to measure here; the roof check needs the peak alone
+    elif first and any(c.task == "layers" for c in cells):  # no GEMM to measure here; the roof check needs the peak alone
         model = backend.environment(cells[0].device).get("device_model") if cells[0].device == "cuda" else None
         context["process"]["ceilings"] = {"peak_flops": theoretical_peak(
             cells[0].device, cells[0].threads, model, cells[0].settings.get("cuda", {}).get("tf32", False))}

@@ -98,7 +98,9 @@ def cells(run: Run, study: str, task: str = "train") -> pd.DataFrame:
 
 def learns(cells: pd.DataFrame) -> pd.Series:
     """Whether each cell's network learns its kernel size or its filters (a masked or a gated block)."""
-    return cells["init_radius"].map(lambda b: bool(blocks(b))) | cells["init_log_alpha"].map(lambda b: bool(blocks(b)))
+    def any_block(column):
+        return cells[column].map(lambda text: any(v is not None for v in blocks(text)))
+    return any_block("init_radius") | any_block("init_log_alpha")
 
 
 def sweep_cells(run: Run) -> pd.DataFrame:
@@ -247,15 +249,14 @@ def penalty_sweep(lcells: pd.DataFrame) -> pd.DataFrame:
                "field", "shrunk_params", "params", "trained_test", "test", "converged", "planted_scale"]
     ok = lcells[lcells["status"] == "ok"] if len(lcells) else lcells
     rows = []
-    for kind, learns, penalty in (("size", "size", "radius_penalty"), ("width", "gates", "l0_penalty")):
-        for r in ok[ok[learns]].itertuples() if len(ok) else ():
+    for kind, column, penalty in (("size", "size", "radius_penalty"), ("width", "gates", "l0_penalty")):
+        for r in ok[ok[column]].itertuples() if len(ok) else ():
             rows.append({"kind": kind, "unit": r.unit, "label": r.label, "arch": r.arch, "seed": r.seed,
                          "penalty": max(v for v in getattr(r, penalty) if v is not None),
                          "kept_kernels": r.kept_kernels, "kept_maps": r.kept_maps, "maps": r.maps,
                          "shrunk_field": r.shrunk_field, "field": r.field, "shrunk_params": r.shrunk_params,
                          "params": r.params, "trained_test": r.trained_test, "test": r.test,
-                         "converged": r.converged,
-                         "planted_scale": r.planted_scale})
+                         "converged": r.converged, "planted_scale": r.planted_scale})
     out = pd.DataFrame(rows, columns=columns)
     order = sorted(range(len(out)), key=lambda i: (out["kind"].iloc[i], setup_rank(out["unit"].iloc[i]),
                                                    out["penalty"].iloc[i], out["seed"].iloc[i]))

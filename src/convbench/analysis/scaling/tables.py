@@ -16,6 +16,10 @@ from convbench.analysis.study import Run
 NONE = "No scaling cells ran in this run."
 FAILED = r"\emph{failed}"
 
+# the interval of every ratio in the scaling tables (analysis.scaling.cells.ratio_of)
+INTERVAL = (f"[{LEVEL * 100:.0f}\\,\\% interval: $t$ over the launch medians, paired by launch, or a bootstrap of one "
+            f"launch's samples ({RESAMPLES} resamples, seed {SEED})]")
+
 
 def _cell_columns(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
@@ -119,9 +123,7 @@ def crossover_table(run: Run) -> str:
 
 def straggler(run: Run) -> str:
     caption = (f"A straggler: the last device sleeps the delay at the start of every step. Step medians in ms without "
-               f"and with it, their ratio "
-               f"[{LEVEL * 100:.0f}\\,\\% interval: $t$ over the launch medians, paired by launch, or a bootstrap of one launch's "
-               f"samples ({RESAMPLES} resamples, seed {SEED})] and the time added per step.")
+               f"and with it, their ratio {INTERVAL} and the time added per step.")
     pairs = straggler_pairs(cells(run), run)
     if pairs.empty:
         return placeholder(caption, "tab:scaling-straggler", "No cell of this run delayed a device.")
@@ -141,8 +143,7 @@ def straggler(run: Run) -> str:
 
 def verdicts(run: Run) -> str:
     caption = (f"Tensor parallel's time over data parallel's at the same devices and global batch: ratio of medians "
-               f"[{LEVEL * 100:.0f}\\,\\% interval: $t$ over the launch medians, paired by launch, or a bootstrap of one launch's "
-               f"samples ({RESAMPLES} resamples, seed {SEED})]; shorter: the "
+               f"{INTERVAL}; shorter: the "
                f"scheme whose time was shorter with the whole interval on one side of 1.")
     v = comparisons(cells(run), run)
     if v.empty:
