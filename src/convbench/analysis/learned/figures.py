@@ -115,20 +115,24 @@ def radius_bands(ax, max_kernel: int, lo: float, hi: float) -> None:
 
 
 def lines(ax, rows: pd.DataFrame, column: str) -> None:
-    """One line per block and setup: the mean over seeds, and the range over seeds as a band where there are more."""
+    """One line per block, network and setup (a colour per block, a line style per network and setup): the mean over
+    seeds, and the range over seeds as a band where there are more. The legend names the network, and the setup
+    where there are several."""
     colors = {b: f"C{i}" for i, b in enumerate(sorted(rows["block"].unique()))}
     rows = rows.iloc[sorted(range(len(rows)), key=lambda i: setup_rank(rows["unit"].iloc[i]))]
-    for i, label in enumerate(dict.fromkeys(rows["label"])):
-        for (block, arch), g in rows[rows["label"] == label].groupby(["block", "arch"]):
+    several = rows["label"].nunique() > 1
+    for i, (label, arch) in enumerate(dict.fromkeys(zip(rows["label"], rows["arch"]))):
+        for block, g in rows[(rows["label"] == label) & (rows["arch"] == arch)].groupby("block"):
             per_epoch = g.groupby("epoch")[column].agg(["mean", "min", "max", "count"])
+            name = f"block {block + 1}, {arch}" + (f", {label}" if several else "")
             ax.plot(per_epoch.index, per_epoch["mean"], linestyle=STYLES[i % len(STYLES)], color=colors[block],
-                    marker=".", markersize=3, linewidth=1, label=f"block {block + 1}, {label}")
+                    marker=".", markersize=3, linewidth=1, label=name)
             if per_epoch["count"].max() > 1:
                 ax.fill_between(per_epoch.index, per_epoch["min"], per_epoch["max"], color=colors[block], alpha=0.15,
                                 linewidth=0)
     ax.set_xlabel("epoch (0 = initialisation)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=6.5, frameon=True, loc="lower left")
+    ax.legend(fontsize=6, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2)
 
 
 def radius(run: Run, path: Path) -> Path:
@@ -141,7 +145,7 @@ def radius(run: Run, path: Path) -> Path:
     gates = traj[traj["quantity"] == "open_maps"]
     if rad.empty and gates.empty:
         return placeholder(path, "No network of this run learned its kernel size or its number of filters.")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 2.3))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 3.3))
     if len(rad):
         lines(left, rad, "value")
         kmax = max(k for r in lcells[lcells["size"]].itertuples() for k in r.kernels)

@@ -80,9 +80,16 @@ def shrunk(run: Run) -> str:
 
 
 def interval(v) -> str:
-    """'+0.1 [$-$1.5, 1.7]' in points, or the estimate alone without an interval."""
+    """'+0.1 [$-$1.5, 1.7]' in points, the estimate alone without an interval, '' without an estimate."""
+    if pd.isna(v.estimate):
+        return ""
     text = signed(percent(v.estimate))
     return text if pd.isna(v.lo) else f"{text} [{signed(percent(v.lo))}, {signed(percent(v.hi))}]"
+
+
+def said(v, words: str) -> str:
+    """A verdict's interval, then its words; the words alone where it has no estimate (e.g. an untried size)."""
+    return f"{interval(v)}: {words}" if interval(v) else words
 
 
 def verdict_table(run: Run) -> str:
@@ -102,8 +109,8 @@ def verdict_table(run: Run) -> str:
         size = v.get("kernel")
         rows.append({
             "Architecture": tt(r.arch),
-            "Size": f"{interval(size)}: {size.word} ({tt(size.reference)})" if size else "--",
-            "Accuracy": f"{interval(v['vs-best'])}: {v['vs-best'].word} {tt(v['vs-best'].reference)}"
+            "Size": said(size, f"{size.word} ({tt(size.reference)})") if size else "--",
+            "Accuracy": said(v["vs-best"], f"{v['vs-best'].word} {tt(v['vs-best'].reference)}")
             if "vs-best" in v else "--",
             "Step": (f"{ratio(v['step'].estimate)} ({ratio(v['step'].lo)}--{ratio(v['step'].hi)})"
                      if "step" in v else "--"),
