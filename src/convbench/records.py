@@ -49,7 +49,8 @@ def host_environment() -> dict:
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "hostname": socket.gethostname(),
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        # a copy of the code without .git (a cluster's staged copy, a GPU machine's) may name its commit here
+        "git_commit": _git("rev-parse", "HEAD") or os.environ.get("CONVBENCH_GIT_COMMIT") or "unknown",
         "git_dirty": bool(status) if status is not None else None,
         "convbench": _package_version("convbench"),
         "numpy": _package_version("numpy"),
