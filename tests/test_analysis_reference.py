@@ -61,6 +61,8 @@ def test_a_committed_reference_run_becomes_a_table_with_its_hardware(tmp_path):
     assert values["reference/ran"] == "1" and values["reference/gpus"] == "NVIDIA H200"
     assert values["reference/records"] == "1" and values["reference/commit"] == "abcdef123456"
     assert values["reference/tf32/ran"] == "0"  # one run: nothing to compare
+    assert values["reference/graph/ran"] == "0" and values["reference/size/ran"] == "0"  # and no sweep
+    assert "No reference run with cells of the overhead study" in (out / "tables" / "reference-overhead.tex").read_text()
     assert (out / "tables" / "reference.tex").read_text().strip() == "%"
 
 
@@ -70,13 +72,15 @@ COMMITTED = Path(__file__).resolve().parents[1] / "results" / "reference"
 @pytest.mark.skipif(not (COMMITTED / "nvidia-h200-tf32").is_dir(), reason="the committed H200 records are not here")
 def test_the_committed_h200_records_render_fp32_against_tf32(tmp_path):
     """The committed runs hold several cells of one network and framework (the kernel and engines studies both time
-    k3 in eager mode) and layer cells: each gets its own row; TF32 against fp32 is a verdict per network and phase."""
+    k3 in eager mode) and layer cells: each gets its own row; TF32 against fp32 is a verdict per network and phase;
+    the fp32 run's batch sweep gives eager against the CUDA graph, its size sweep the share of the peak."""
     run = run_with(COMMITTED)
     out = analyse_study(STUDY, run, tmp_path / "out")
     values = read_macros(out / "macros.tex")
-    assert values["reference/runs"] == "2" and values["reference/commit"] == "54f600559373"
+    assert values["reference/runs"] == "2" and values["reference/commit"] == "bf3d39a0c88d"
+    assert values["reference/launches"] == "2--3"  # the lease's deadline cut 7 cells' third launch
     k7 = "reference/tf32/k7/forward"
-    assert values[f"{k7}-fp32-ms"] == "2.77" and values[f"{k7}-tf32-ms"] == "0.785"  # the issue's 2.78 -> 0.79 ms
+    assert values[f"{k7}-fp32-ms"] == "2.76" and values[f"{k7}-tf32-ms"] == "0.766"  # the issue's 2.78 -> 0.79 ms
     assert values["reference/tf32/k7/forward/ratio-word"] == "faster than"
     assert values["reference/tf32/largest-arch"] == "k7" and values["reference/tf32/largest-phase"] == "forward"
     assert values["reference/tf32/forward/verdict"] and values["reference/tf32/networks"] == "5"
@@ -85,7 +89,18 @@ def test_the_committed_h200_records_render_fp32_against_tf32(tmp_path):
     verdicts = json.loads((out / "verdicts.json").read_text())
     assert len(verdicts) == 5 * 4 and all(v["lo"] <= v["estimate"] <= v["hi"] for v in verdicts)
     main = (out / "tables" / "reference.tex").read_text()
-    assert "TF32 cuDNN True" in main and "TF32 cuDNN False" in main and "commit 54f600559373" in main
+    assert "TF32 cuDNN True" in main and "TF32 cuDNN False" in main and "commit bf3d39a0c88d" in main
     cells = (out / "tables" / "reference-cells.tex").read_text()
     assert cells.count("\\begin{table}") == 3  # the fp32 run's speed and layer cells, the TF32 run's speed cells
-    assert "engines & k3" in cells and "PyTorch compile" in cells and "c64-o128-k7-s16-relu" in cells
+    assert "engines & k3" in cells and "PyTorch torchscript" in cells and "c64-o128-k7-s16-relu" in cells
+    # a CUDA graph of the whole step: many times faster at batch 1, where eager steps wait on kernel launches; within a
+    # few percent at batch 1024, where the arithmetic takes the time
+    graph = "reference/graph/k3"
+    assert values["reference/graph/smallest-batch"] == "1" and values["reference/graph/largest-batch"] == "1024"
+    assert float(values[f"{graph}/smallest/lo"]) > 3 and float(values[f"{graph}/largest/ratio"]) < 1.1
+    overhead = (out / "tables" / "reference-overhead.tex").read_text()
+    assert "PyTorch cudagraph (k3, 32)" in overhead and "PyTorch eager (k7, 32)" in overhead
+    assert (out / "figures" / "reference-overhead.pdf").stat().st_size > 10_000
+    # the size sweep: the largest cells reach a larger share of the peak than the configuration's 32x32 batch-256 cells
+    for arch in ("k3", "k5", "k7"):
+        assert float(values[f"reference/size/{arch}/largest-percent"]) > float(values[f"reference/size/{arch}/smallest-percent"])

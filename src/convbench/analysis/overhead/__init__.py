@@ -73,13 +73,13 @@ def num(x: float) -> str:
     return signed(sig3(x))
 
 
-def fit_table(run: Run) -> str:
-    caption = (f"Step time against batch: the fitted per-step overhead $a$ (ms) and per-sample cost $b$ ($\\mu$s "
+def fit_table(run: Run, tag: str = "tab:overhead", where: str = "") -> str:
+    caption = (f"{where}Step time against batch: the fitted per-step overhead $a$ (ms) and per-sample cost $b$ ($\\mu$s "
                f"per example) of $a + b \\times$ batch [{LEVEL * 100:.0f}\\,\\% interval], per engine, for the "
                f"backward pass and the whole step; weighted least squares over the batches of the sweep.")
     f = fits(run.tidy)
     if f.empty:
-        return placeholder(caption, "tab:overhead", "This run has no cells of the overhead study.")
+        return placeholder(caption, tag, "This run has no cells of the overhead study.")
     several = f[["arch", "image_size"]].drop_duplicates().shape[0] > 1
     rows = []
     for keys, g in f.groupby(["setup", "arch", "image_size"], sort=False):
@@ -91,7 +91,7 @@ def fit_table(run: Run) -> str:
             row[f"{p.capitalize()} b"] = interval(r["b"], r["b_lo"], r["b_hi"], 1e6) if r is not None else "--"
         rows.append(row)
     table = pd.DataFrame(rows)
-    return booktabs(table, caption, "tab:overhead", "l" + "r" * (len(table.columns) - 1), size=r"\footnotesize")
+    return booktabs(table, caption, tag, "l" + "r" * (len(table.columns) - 1), size=r"\footnotesize")
 
 
 def claim_table(run: Run) -> str:

@@ -1,14 +1,16 @@
 """Committed reference runs on GPUs (results/reference/<run>/records/): per run, a table of its speed cells and one of
 its layer cells, each with the hardware, versions, commit and flags under it (appendix); and, where two runs on the
-same GPU differ only in TF32, a verdict per phase and network: TF32 over fp32 (main text). Read with the run's own
+same GPU differ only in TF32, a verdict per phase and network: TF32 over fp32 (main text); and the sweeps of the
+fp32 run (sweeps.py): time against batch, eager against a CUDA graph, and the share of the peak against size. Read with the run's own
 reader and tidy function (records.load_records, tidy.tidy), from the folder run.reference; not part of the run's
 tidy.csv. No reference run committed: the flag reference/ran is 0 and the paper says so, never made-up numbers."""
 from __future__ import annotations
 
 from convbench.analysis.reference.runs import reference_runs
+from convbench.analysis.reference.sweeps import draw_overhead, overhead_table
 from convbench.analysis.reference.tables import cells_table, tf32_table
 from convbench.analysis.reference.values import reference_values, tf32_verdicts
-from convbench.analysis.study import Run, Study, Table
+from convbench.analysis.study import Figure, Run, Study, Table
 
 
 def ran(run: Run) -> bool:
@@ -16,5 +18,9 @@ def ran(run: Run) -> bool:
 
 
 STUDY = Study("reference", "Reference GPU runs",
-              tables=(Table("reference", tf32_table), Table("reference-cells", cells_table)),
+              figures=(Figure("reference-overhead", draw_overhead,
+                              "Reference GPU run: time of the backward pass and of the whole step against the batch, "
+                              "log-log, eager against the whole step captured as a CUDA graph, with a + b x batch."),),
+              tables=(Table("reference", tf32_table), Table("reference-overhead", overhead_table),
+                      Table("reference-cells", cells_table)),
               values=reference_values, verdicts=tf32_verdicts, ran=ran)

@@ -1,5 +1,5 @@
 """The reference study's numbers: which runs, GPUs and commit; TF32 against fp32 per network and phase (a Verdict
-each, a bootstrap ratio of the raw samples of the two runs' same cell) and a verdict per phase over the networks; the
+each, a ratio of the two runs' same cell over launch medians) and a verdict per phase over the networks; the
 largest share of the theoretical peak the fp32 runs reached."""
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import pandas as pd
 
 from convbench.analysis.formatting import escape, ms, ratio, speed_word, words
 from convbench.analysis.reference.runs import PHASES, ReferenceRun, reference_runs, tf32_pairs
+from convbench.analysis.reference.sweeps import graph_values, size_values
 from convbench.analysis.roof import roof_values
-from convbench.analysis.stats import Verdict, bootstrap_ratio
+from convbench.analysis.stats import Verdict, time_interval
 from convbench.analysis.study import Run
+from convbench.analysis.tidy import launch_medians
 
 KEY = "reference"
 COLUMNS = ["pair", "cell_id", "study", "arch", "framework", "engine", "phase", "fp32", "tf32", "ratio", "lo", "hi",
@@ -17,9 +19,9 @@ COLUMNS = ["pair", "cell_id", "study", "arch", "framework", "engine", "phase", "
 
 
 def compare(fp32: ReferenceRun, tf32: ReferenceRun) -> pd.DataFrame:
-    """TF32 over fp32 for every ok speed cell both runs timed, per phase: the medians and the ratio of the medians
-    with its percentile bootstrap interval over the raw samples (within one launch each: it misses the variance
-    between launches, which these runs did not measure)."""
+    """TF32 over fp32 for every ok speed cell both runs timed, per phase: the medians and the ratio with its interval
+    (stats.time_interval: over the launch medians, launch i of one run paired with launch i of the other, which ran
+    minutes apart; a bootstrap of the raw samples where a cell ran in one launch)."""
     rows = []
     cells = fp32.tidy.drop_duplicates("cell_id").sort_values(["receptive_field", "depth", "cell_id"])
     both = set(_ok_speed(fp32)) & set(_ok_speed(tf32))
@@ -27,11 +29,12 @@ def compare(fp32: ReferenceRun, tf32: ReferenceRun) -> pd.DataFrame:
         cell = fp32.tidy[fp32.tidy["cell_id"] == cell_id].iloc[0]
         for phase in PHASES:
             a, b = (_samples(run, cell_id, phase) for run in (tf32, fp32))
-            if len(a) and len(b):
-                r, lo, hi = bootstrap_ratio(a, b)
+            found = time_interval(*(launch_medians(run.tidy[run.tidy["cell_id"] == cell_id], phase)
+                                    for run in (tf32, fp32)), a, b)
+            if found is not None:
+                r, lo, hi, n, _ = found
                 rows.append([f"{fp32.name}/{tf32.name}", cell_id, cell["study"], cell["arch"], cell["framework"],
-                             cell["engine"], phase, b.median(), a.median(), r, lo, hi, speed_word(r, lo, hi),
-                             len(a) + len(b)])
+                             cell["engine"], phase, b.median(), a.median(), r, lo, hi, speed_word(r, lo, hi), n])
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -96,4 +99,12 @@ def reference_values(run: Run) -> dict[str, str]:
             or "none", f"{KEY}/records": str(sum(r.tidy["cell_id"].nunique() for r in runs.values())),
             f"{KEY}/commit": escape(", ".join(sorted({r.commit for r in runs.values()}))) or "none",
             f"{KEY}/measured": escape(", ".join(sorted({r.measured for r in runs.values()}))) or "none",
-            **roof, **tf32_values(run)}
+            "reference/launches": _launches(runs), **roof, **tf32_values(run), **graph_values(run), **size_values(run)}
+
+
+def _launches(runs: dict[str, ReferenceRun]) -> str:
+    """How many launches the reference runs' timed cells ran in: '3', or '2--3' where some were cut short."""
+    counts = [len(r.tidy[(r.tidy["metric"] == "launch_time") & (r.tidy["cell_id"] == c)]["launch"].unique())
+              for r in runs.values() for c in r.tidy[r.tidy["task"].isin(["speed", "layers"])]["cell_id"].unique()]
+    counts = [max(c, 1) for c in counts]
+    return "--" if not counts else str(min(counts)) if min(counts) == max(counts) else f"{min(counts)}--{max(counts)}"
