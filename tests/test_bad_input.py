@@ -58,7 +58,7 @@ def user_config(work, name="my.yaml", **changes):
 
 def test_a_configfile_stands_alone(work):
     jobs = planned(snakemake(work, "-n", "--cores", "2", "--configfile", user_config(work)))
-    assert jobs["measure"] == 2  # speed/torch and layers/torch: nothing of TensorFlow, train or scaling
+    assert jobs["measure"] == 2  # speed and layers (PyTorch only): nothing of TensorFlow, train or scaling
     assert "train" not in jobs and "scaling" not in jobs
     # without --configfile, config/config.yaml is still read
     assert {"train", "scaling"} <= set(planned(snakemake(work, "-n", "--cores", "2")))
@@ -161,3 +161,13 @@ def test_a_killed_run_resumes_after_unlock_and_skips_the_finished_cells(work):
     assert set(records) == {"kernel_k3_torch-eager_cpu1-none_b64_s0_train.json",
                             "kernel_k5_torch-eager_cpu1-none_b64_s0_train.json"}
     assert {r["status"] for r in records.values()} == {"ok"} and not stage.exists()
+
+
+def test_run_refuses_one_out_folder_for_cells_of_several_groups(tmp_path):
+    """Two frameworks' records in one folder would be one group's: --out names the problem and points to --under."""
+    result = subprocess.run([sys.executable, "-m", "convbench", "run", "--config", "config/config.yaml",
+                             "--out", str(tmp_path / "records")], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"--out {tmp_path / 'records'}: the cells are of" in line and "--under" in line
+    assert not (tmp_path / "records").exists()

@@ -89,3 +89,54 @@ def test_a_group_runs_in_separate_launches_and_a_rerun_keeps_finished_launches(t
     again = json.loads((out / f"{cell.id}.json").read_text())
     assert again["timings"]["launches"][0]["phases"] == launches[0]["phases"]
     assert again["timings"]["launches"][1]["phases"] != launches[1]["phases"]
+
+
+def test_the_groups_of_one_job_interleave_their_launches(tmp_path):
+    """Launch 1 of every group, then launch 2 of every group: the order run_launches starts them in."""
+    from convbench.launches import run_launches
+
+    cell = speed_cell(launches=2)
+    started = []
+
+    def launch_one(cells, out, launch, log):
+        started.append((out.parent.name, launch))
+        (out / f"{cell.id}.json").parent.mkdir(parents=True)
+        (out / f"{cell.id}.json").write_text(json.dumps(launch_record(cell, {"forward": 1.0, "step": 3.0}, launch)))
+        return "ok"
+
+    run_launches([([cell], tmp_path / "torch"), ([cell], tmp_path / "tensorflow")], 2, log=lambda _: None,
+                 launch_one=launch_one)
+    assert started == [("torch", 1), ("tensorflow", 1), ("torch", 2), ("tensorflow", 2)]
+    for group in ("torch", "tensorflow"):
+        merged = json.loads((tmp_path / group / f"{cell.id}.json").read_text())
+        assert merged["status"] == "ok" and [x["launch"] for x in merged["timings"]["launches"]] == [1, 2]
+
+
+@pytest.mark.slow
+def test_one_run_of_both_frameworks_writes_a_folder_per_framework_and_interleaves(tmp_path):
+    """`convbench run --under DIR` with the speed cells of both frameworks (the measuring job of a task): a folder
+    per framework under DIR, no staging left behind, and the launches in the order torch, TF, torch, TF."""
+    import subprocess
+    import sys
+
+    tiny = {**{k: v for k, v in DEFAULT.items() if k != "scaling"}, "frameworks": ["torch", "tensorflow"],
+            "speed": {**DEFAULT["speed"], "batch_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3,
+                      "min_seconds": 0, "layers": False, "launches": 2},
+            "architectures": {"small": {"blocks": [{"width": 8}]}},
+            "studies": {"tiny": {"architectures": ["small"], "tasks": ["speed"]}}}
+    cells = [c for c in config.check(tiny) if c.task == "speed"]
+    assert {c.framework for c in cells} == {"torch", "tensorflow"}
+    out = tmp_path / "records" / "speed"
+    result = subprocess.run([sys.executable, "-m", "convbench", "run", "--cells-json",
+                             json.dumps([c.to_dict() for c in cells]), "--under", str(out)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["tensorflow", "torch"]
+    assert not (tmp_path / "records" / "speed.partial").exists()
+    for framework in ("torch", "tensorflow"):
+        [path] = (out / framework).glob("*.json")
+        record = json.loads(path.read_text())
+        assert record["status"] == "ok", record.get("error")
+        assert [p["launch"] for p in record["process"]["launches"]] == [1, 2]
+    order = [line.split(", ")[1].rstrip(":") for line in result.stdout.splitlines() if line.startswith("launch ")]
+    assert order == ["torch", "tensorflow"] * 2, result.stdout[-2000:]

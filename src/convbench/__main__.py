@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def cmd_cells(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from convbench.run import check_data, run_group
+    from convbench.run import check_data, run_groups, staging
 
     cells = _select_cells(args)
     if not cells:
@@ -70,11 +71,29 @@ def cmd_run(args) -> None:
     # what would fail every cell alike is refused before the first one runs, here where they run
     config_module.check_hardware(cells, "--cells-json" if args.cells_json else args.config)
     check_data(cells)
-    for group, members in cells_module.groups(cells).items():
-        out = Path(args.out) if args.out else Path("results") / "cli" / "records" / group
-        # a group holds one framework: one import for all its cells (one launch, for several devices)
-        run_group(members, out, overwrite_ok=args.overwrite_ok, launch=args.launch)
-        print(f"records in {out}")
+    # a group holds one framework: one import for all its cells (one launch, for several devices). The groups run
+    # together, so that their launches interleave (run_groups). --under DIR: a folder per group under DIR, named by
+    # the group's last part (speed/torch -> DIR/torch), staged in DIR.partial/torch, outside what Snakemake empties.
+    grouped = cells_module.groups(cells)
+    if args.under and len(grouped) > 1 and len({g.split("/")[-1] for g in grouped}) < len(grouped):
+        raise config_module.ConfigError(f"--under {args.under}: the cells' groups {', '.join(grouped)} share a name")
+
+    def folders(group: str) -> tuple[Path, Path]:
+        if args.under:
+            name = group.split("/")[-1]
+            return Path(args.under) / name, staging(Path(args.under)) / name
+        if args.out and len(grouped) > 1:
+            raise config_module.ConfigError(f"--out {args.out}: the cells are of {len(grouped)} groups "
+                                            f"({', '.join(grouped)}); --under gives each a folder")
+        out_dir = Path(args.out) if args.out else Path("results") / "cli" / "records" / group
+        return out_dir, staging(out_dir)
+
+    run_groups([(members, *folders(group)) for group, members in grouped.items()], overwrite_ok=args.overwrite_ok,
+               launch=args.launch)
+    if args.under:
+        shutil.rmtree(staging(Path(args.under)), ignore_errors=True)  # its groups' stages are gone: nothing left
+    for group in grouped:
+        print(f"records in {folders(group)[0]}")
 
 
 def cmd_tidy(args) -> None:
@@ -119,7 +138,11 @@ def main(argv=None) -> None:
     p.add_argument("--cell", action="append", help="a cell id (repeatable); default: all cells of the config")
     p.add_argument("--group", help="only cells of this group, e.g. speed/torch")
     p.add_argument("--cells-json", help="the cells themselves, as JSON (used by the Snakemake rules)")
-    p.add_argument("--out", help="directory for the records (default results/cli/records/<group>)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", help="directory for the records of the cells' one group "
+                                     "(default results/cli/records/<group>)")
+    where.add_argument("--under", help="a directory per group under this one, named by the group's framework "
+                                       "(speed/torch -> UNDER/torch): a measuring job's output")
     p.add_argument("--overwrite-ok", action="store_true",
                    help="run cells that have an ok record too, and let a failed record replace an ok one")
     p.add_argument("--launch", type=int, help="this process is launch N of a timed group's (speed.launches): "

@@ -1,5 +1,6 @@
 """Replicates across process launches: a timed group's cells run in several independent launches of
-`python -m convbench run`, one after the other (A B C, A B C, ...), and each cell's launches merge into one record.
+`python -m convbench run`, one after the other (A B C, A B C, ...), interleaved with the launches of the groups
+measured in the same job (the other framework's), and each cell's launches merge into one record.
 
 Within one process the samples of a cell share its allocator state, thread placement, frequency and neighbours; a
 second launch of the same code on the same machine can land elsewhere (issue 14 saw 1.56x between two launches). The
@@ -23,21 +24,26 @@ def folder(stage: Path, launch: int) -> Path:
     return Path(stage) / f"launch-{launch}"
 
 
-def run_launches(cells: list[Cell], stage: Path, launches: int, overwrite_ok: bool = False, log=print,
+def run_launches(groups: list[tuple[list[Cell], Path]], launches: int, overwrite_ok: bool = False, log=print,
                  launch_one=None) -> None:
-    """Run the cells in `launches` processes one after the other, each writing into <stage>/launch-<i>/ (resumable
-    like any group: a rerun skips the cells a launch already finished), then merge each cell's launches into
-    <stage>/<cell>.json. launch_one(cells, out_dir, launch, log) runs one launch and returns its output; by default a
+    """Run each group's cells (cells, stage) in `launches` processes, interleaved over the groups: launch 1 of every
+    group, then launch 2 of every group, and so on. Launch i of one group then ran next to launch i of the others (a
+    PyTorch cell and its TensorFlow counterpart minutes apart at most), so a ratio paired by launch cancels what drifts
+    on the machine over a run. Each launch writes into <stage>/launch-<i>/ (resumable like any group: a rerun skips
+    the cells a launch already finished); then each cell's launches merge into <stage>/<cell>.json.
+    launch_one(cells, out_dir, launch, log) runs one launch and returns its output; by default a
     `python -m convbench run` process (scaling groups pass their own launcher: torchrun, or TF's workers)."""
     launch_one = launch_one or (lambda todo, out, launch, log: _convbench_run(todo, out, launch, overwrite_ok))
-    outputs = {}
+    outputs = {stage: {} for _, stage in groups}
     for launch in range(1, launches + 1):
-        output = launch_one(cells, folder(stage, launch), launch, log)
-        outputs[launch] = f"launch {launch}:\n{output}"
-        log(f"launch {launch} of {launches}:\n{output}")
-    for cell in cells:
-        records = [_read(folder(stage, i) / f"{cell.id}.json") for i in range(1, launches + 1)]
-        write_record(Path(stage) / f"{cell.id}.json", merge(cell, records, outputs))
+        for cells, stage in groups:
+            output = launch_one(cells, folder(stage, launch), launch, log)
+            outputs[stage][launch] = f"launch {launch}:\n{output}"
+            log(f"launch {launch} of {launches}, {stage.name}:\n{output}")
+    for cells, stage in groups:
+        for cell in cells:
+            records = [_read(folder(stage, i) / f"{cell.id}.json") for i in range(1, launches + 1)]
+            write_record(Path(stage) / f"{cell.id}.json", merge(cell, records, outputs[stage]))
 
 
 def _convbench_run(cells: list[Cell], out: Path, launch: int, overwrite_ok: bool) -> str:

@@ -329,18 +329,58 @@ def launches(cells: list[Cell]) -> int:
     return int(cells[0].settings.get("launches", 1)) if cells[0].task in TIMED else 1
 
 
-def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=print, launch: int | None = None) -> None:
-    """Run one group's cells (one framework; one device count for scaling cells), resumably.
+def staging(out_dir: Path) -> Path:
+    """Where a group's records wait until every cell has run: beside its folder, <out_dir>.partial."""
+    return Path(out_dir).with_name(Path(out_dir).name + ".partial")
 
-    Records are written to <out_dir>.partial/ first and copied into out_dir once every cell has run; then
-    the staging folder goes. A run killed half way leaves its finished records there, and Snakemake, which
-    empties a job's output folder before running it again, does not touch them: the rerun skips every cell
-    whose ok record of the same parameters is staged (or already in out_dir), and runs the rest.
+
+def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=print, launch: int | None = None) -> None:
+    """Run one group's cells (one framework; one device count for scaling cells), resumably: run_groups."""
+    run_groups([(cells, Path(out_dir), staging(out_dir))], overwrite_ok, log, launch)
+
+
+def run_groups(groups: list[tuple[list[Cell], Path, Path]], overwrite_ok: bool = False, log=print,
+               launch: int | None = None) -> None:
+    """Run groups' cells (cells, out_dir, stage: one framework each; one device count for scaling cells), resumably.
+
+    Records are written to the group's staging folder first and copied into out_dir once every cell has run; then
+    the staging folder goes. A run killed half way leaves its finished records there, and Snakemake, which empties a
+    job's output folder before running it again, does not touch them (the stage lies outside that folder): the rerun
+    skips every cell whose ok record of the same parameters is staged (or already in out_dir), and runs the rest.
     overwrite_ok runs every cell again and lets a failed record replace an ok one (records.publish).
     Timed cells with speed.launches > 1 run in that many launches (convbench.launches), each staged in
-    <out_dir>.partial/launch-<i>/ and resumable alike; `launch` marks a process that is one of them."""
-    out_dir = Path(out_dir)
-    stage = out_dir.with_name(out_dir.name + ".partial")
+    <stage>/launch-<i>/ and resumable alike, interleaved over the groups (launch 1 of each, launch 2 of each, ...);
+    `launch` marks a process that is one of them."""
+    pending = [(_todo(cells, Path(out_dir), Path(stage), overwrite_ok, log), Path(stage)) for cells, out_dir, stage in groups]
+    timed = [(todo, stage) for todo, stage in pending if todo and todo[0].task != "scaling" and launch is None
+             and launches(todo) > 1]
+    if timed:
+        from convbench.launches import run_launches
+
+        run_launches(timed, max(launches(todo) for todo, _ in timed), overwrite_ok, log=log)
+    for todo, stage in pending:
+        if not todo or stage in {s for _, s in timed}:
+            continue
+        if todo[0].task == "scaling" and launches(todo) > 1:
+            from convbench.launches import run_launches
+
+            run_launches([(todo, stage)], launches(todo), overwrite_ok, log=log, launch_one=scaling_launch)
+        elif todo[0].task == "scaling":
+            run_scaling(todo, stage, log=log)
+        else:
+            run_cells(todo, stage, log=log, launch=launch)
+    for cells, out_dir, stage in groups:
+        for cell in cells:
+            if (Path(stage) / f"{cell.id}.json").exists():
+                note = publish(Path(stage) / f"{cell.id}.json", Path(out_dir), overwrite_ok)
+                if note:
+                    log(note)
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _todo(cells: list[Cell], out_dir: Path, stage: Path, overwrite_ok: bool, log) -> list[Cell]:
+    """The cells still to run: those without an ok record of the same parameters staged or in out_dir (all of them
+    with overwrite_ok). A staged record stays only to be used: not a stale one."""
     todo = []
     for cell in cells:
         done = next((d for d in (stage, out_dir) if finished(d / f"{cell.id}.json", cell)), None)
@@ -348,23 +388,6 @@ def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=
             log(f"{cell.id}: not run again, an ok record of it is in {done} (--overwrite-ok runs it)")
         else:
             todo.append(cell)
-        if done != stage or overwrite_ok:  # a staged record stays only to be used: not a stale one
+        if done != stage or overwrite_ok:
             (stage / f"{cell.id}.json").unlink(missing_ok=True)
-    if todo and todo[0].task == "scaling" and launches(todo) > 1:
-        from convbench.launches import run_launches
-
-        run_launches(todo, stage, launches(todo), overwrite_ok, log=log, launch_one=scaling_launch)
-    elif todo and todo[0].task == "scaling":
-        run_scaling(todo, stage, log=log)
-    elif todo and launch is None and launches(todo) > 1:
-        from convbench.launches import run_launches
-
-        run_launches(todo, stage, launches(todo), overwrite_ok, log=log)
-    elif todo:
-        run_cells(todo, stage, log=log, launch=launch)
-    for cell in cells:
-        if (stage / f"{cell.id}.json").exists():
-            note = publish(stage / f"{cell.id}.json", out_dir, overwrite_ok)
-            if note:
-                log(note)
-    shutil.rmtree(stage, ignore_errors=True)
+    return todo

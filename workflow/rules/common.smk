@@ -36,12 +36,22 @@ REPRODUCE = " ".join(["snakemake --cores all", *(f"--configfile {os.path.relpath
                       *filter(None, [_profile()])])
 
 
-def cells_json(group):
-    return json.dumps([cell.to_dict() for cell in GROUPS.get(group, [])])
+def cells_json(*groups):
+    return json.dumps([cell.to_dict() for group in groups for cell in GROUPS.get(group, [])])
+
+
+TIMED = ("speed", "layers")  # one measuring job per task, for every framework (measure.smk)
+
+
+def task_groups(task):
+    """The groups (task/framework) that one measuring job runs together."""
+    return [group for group, cells in GROUPS.items() if cells[0].task == task]
 
 
 def record_dirs(wildcards):
-    return [f"results/{wildcards.run}/records/{group}" for group in GROUPS]
+    """One folder per job: records/<task> for a measuring job (a folder per framework in it), else records/<group>."""
+    folders = [cells[0].task if cells[0].task in TIMED else group for group, cells in GROUPS.items()]
+    return [f"results/{wildcards.run}/records/{folder}" for folder in dict.fromkeys(folders)]
 
 
 # Cluster resources of a group (task/framework, scaling/<framework><devices>), which is one Slurm job.
@@ -75,7 +85,8 @@ def analysis_code(*patterns):
 
 
 def _record(wildcards, output):
-    return json.loads((Path(output[0]) / f"{wildcards.cell}.json").read_text())
+    """A record of a job's output folder (a measuring job's are one folder down, per framework)."""
+    return json.loads(next(Path(output[0]).rglob(f"{wildcards.cell}.json")).read_text())
 
 
 def record_category(wildcards, output):
