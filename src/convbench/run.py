@@ -351,15 +351,16 @@ def run_groups(groups: list[tuple[list[Cell], Path, Path]], overwrite_ok: bool =
     Timed cells with speed.launches > 1 run in that many launches (convbench.launches), each staged in
     <stage>/launch-<i>/ and resumable alike, interleaved over the groups (launch 1 of each, launch 2 of each, ...);
     `launch` marks a process that is one of them."""
-    pending = [(_todo(cells, Path(out_dir), Path(stage), overwrite_ok, log), Path(stage)) for cells, out_dir, stage in groups]
+    pending = [(_todo(cells, Path(out_dir), Path(stage), overwrite_ok, log), Path(stage))
+               for cells, out_dir, stage in groups]
     timed = [(todo, stage) for todo, stage in pending if todo and todo[0].task != "scaling" and launch is None
              and launches(todo) > 1]
-    if timed:
+    if timed:  # every group's launch 1, then every group's launch 2, ...
         from convbench.launches import run_launches
 
         run_launches(timed, max(launches(todo) for todo, _ in timed), overwrite_ok, log=log)
     for todo, stage in pending:
-        if not todo or stage in {s for _, s in timed}:
+        if not todo or stage in [s for _, s in timed]:
             continue
         if todo[0].task == "scaling" and launches(todo) > 1:
             from convbench.launches import run_launches

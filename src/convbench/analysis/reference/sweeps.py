@@ -61,7 +61,7 @@ def graph_values(run: Run) -> dict[str, str]:
                f"{KEY}/graph/archs": ", ".join(escape(a) for a in dict.fromkeys(df["arch"]))}
     for arch in dict.fromkeys(df["arch"]):
         for end, batch in (("smallest", batches[0]), ("largest", batches[-1])):
-            where = dict(arch=arch, batch_size=batch)
+            where = {"arch": arch, "batch_size": batch}
             eager, graph = (df[(df["engine"] == e) & (df["arch"] == arch) & (df["batch_size"] == batch)]
                             for e in ("eager", "cudagraph"))
             samples = [ref.samples[(ref.samples["cell_id"].isin(c["cell_id"])) & (ref.samples["phase"] == "step")]
