@@ -10,7 +10,8 @@ from convbench import config
 from convbench.analysis import analyse_study, records, tidy
 from convbench.analysis.latex import read_macros
 from convbench.analysis.overhead import STUDY, fit_line
-from convbench.analysis.overhead.fit import claim_space, fits
+from convbench.analysis.overhead.fit import claim_space
+from convbench.analysis.sweep import fits
 from convbench.analysis.study import Run
 
 TRUE = {"torch-eager": (0.2e-3, 20e-6), "tensorflow-eager": (5e-3, 20e-6)}  # backward a (s), b (s per example)

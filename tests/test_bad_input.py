@@ -163,11 +163,11 @@ def test_a_killed_run_resumes_after_unlock_and_skips_the_finished_cells(work):
     assert {r["status"] for r in records.values()} == {"ok"} and not stage.exists()
 
 
-def test_run_refuses_one_out_folder_for_cells_of_several_groups(tmp_path):
-    """Two frameworks' records in one folder would be one group's: --out names the problem and points to --under."""
+def test_run_refuses_under_for_groups_that_share_a_folder_name(tmp_path):
+    """--under names each group's folder by its last part: speed/torch and layers/torch would share one."""
     result = subprocess.run([sys.executable, "-m", "convbench", "run", "--config", "config/config.yaml",
-                             "--out", str(tmp_path / "records")], capture_output=True, text=True)
+                             "--under", str(tmp_path / "records")], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert f"--out {tmp_path / 'records'}: the cells are of" in line and "--under" in line
+    assert f"--under {tmp_path / 'records'}: the cells' groups" in line and "share a name" in line
     assert not (tmp_path / "records").exists()

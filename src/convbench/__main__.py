@@ -82,9 +82,6 @@ def cmd_run(args) -> None:
         if args.under:
             name = group.split("/")[-1]
             return Path(args.under) / name, staging(Path(args.under)) / name
-        if args.out and len(grouped) > 1:
-            raise config_module.ConfigError(f"--out {args.out}: the cells are of {len(grouped)} groups "
-                                            f"({', '.join(grouped)}); --under gives each a folder")
         out_dir = Path(args.out) if args.out else Path("results") / "cli" / "records" / group
         return out_dir, staging(out_dir)
 
@@ -139,7 +136,7 @@ def main(argv=None) -> None:
     p.add_argument("--group", help="only cells of this group, e.g. speed/torch")
     p.add_argument("--cells-json", help="the cells themselves, as JSON (used by the Snakemake rules)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--out", help="directory for the records of the cells' one group "
+    where.add_argument("--out", help="directory for the records, of every group's cells "
                                      "(default results/cli/records/<group>)")
     where.add_argument("--under", help="a directory per group under this one, named by the group's framework "
                                        "(speed/torch -> UNDER/torch): a measuring job's output")

@@ -376,6 +376,7 @@ def run_groups(groups: list[tuple[list[Cell], Path, Path]], overwrite_ok: bool =
                 note = publish(Path(stage) / f"{cell.id}.json", Path(out_dir), overwrite_ok)
                 if note:
                     log(note)
+    for stage in {Path(stage) for _, _, stage in groups}:  # after every group's: groups may share one folder
         shutil.rmtree(stage, ignore_errors=True)
 
 

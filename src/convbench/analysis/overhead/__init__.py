@@ -1,97 +1,19 @@
 """The overhead study: one network timed at several batches in every engine, to tell the per-step overhead (launching
 operations, Python, the framework's dispatch) from the per-sample cost (arithmetic). A line a + b x batch per engine and
-phase with intervals on a and b (fit.py), the figure of time against batch with the fits, the table of a and b, and the
-backward claim of the engines study at every batch: where in (engine, batch) space one framework's backward pass is
+phase with intervals on a and b, the figure of time against batch with the fits, the table of a and b (all three
+convbench.analysis.sweep, which a reference GPU run's sweep shares), and the backward claim of the engines study at every batch: where in (engine, batch) space one framework's backward pass is
 several times faster than the other's."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 
 from convbench.analysis.formatting import (SEVERAL, SEVERAL_FASTER, SEVERAL_SLOWER, escape, flag, ratio, setup_label,
-                                           setup_rank, sig3, signed, words)
+                                           words)
 from convbench.analysis.latex import booktabs, placeholder
-from convbench.analysis.overhead.fit import CLAIM, NAME, claim_space, fit_line, fits, sweep_times
-from convbench.analysis.plotting import placeholder as empty_figure
-from convbench.analysis.plotting import plt, save, sns
+from convbench.analysis.overhead.fit import CLAIM, claim_space
 from convbench.analysis.stats import LEVEL, Verdict
 from convbench.analysis.study import Figure, Run, Study, Table
-
-SHOWN = ("backward", "step")  # the phases of the figure and the main table: the claim's, and the whole step
-
-
-def label(row) -> str:
-    """'PyTorch eager', plus the network and image size where the sweep holds several."""
-    return setup_label(row["framework"], row["engine"])
-
-
-def draw_overhead(run: Run, path: Path) -> Path:
-    """Time against batch, log-log, one panel per shown phase, one colour per setup (line style per network and image
-    size where there are several): medians with their IQR, and the fitted a + b x batch."""
-    times = sweep_times(run.tidy)
-    if times.empty:
-        return empty_figure(path, "No cells of the overhead study in this run.")
-    lines = fits(run.tidy)
-    setups = sorted(set(times["setup"]), key=setup_rank)
-    colors = dict(zip(setups, sns.color_palette("deep", len(setups))))
-    shapes = list(dict.fromkeys(zip(times["arch"], times["image_size"])))
-    styles = dict(zip(shapes, ["-", "--", ":", "-."] * 3))
-    fig, axes = plt.subplots(1, len(SHOWN), figsize=(6.3, 2.6), squeeze=False)
-    grid = np.geomspace(times["batch_size"].min(), times["batch_size"].max(), 50)
-    for ax, phase in zip(axes[0], SHOWN):
-        for (setup, arch, size), g in times[times["phase"] == phase].groupby(["setup", "arch", "image_size"]):
-            half = g["iqr"].fillna(0) / 2 * 1e3
-            ax.errorbar(g["batch_size"], g["value"] * 1e3, yerr=half, fmt="o", color=colors[setup], markersize=3,
-                        elinewidth=0.8, capsize=1.5)
-            fit = lines[(lines["setup"] == setup) & (lines["arch"] == arch) & (lines["image_size"] == size)
-                        & (lines["phase"] == phase)]
-            if len(fit) and pd.notna(fit["a"].iloc[0]):
-                ax.plot(grid, (fit["a"].iloc[0] + fit["b"].iloc[0] * grid) * 1e3, styles[(arch, size)],
-                        color=colors[setup], linewidth=1)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(phase)
-        ax.set_xlabel("batch")
-    axes[0][0].set_ylabel("time (ms)")
-    first = times.drop_duplicates("setup").set_index("setup")
-    handles = [plt.Line2D([], [], color=colors[s], marker="o", label=label(first.loc[s])) for s in setups]
-    if len(shapes) > 1:
-        handles += [plt.Line2D([], [], color="0.3", linestyle=styles[sh], label=f"{sh[0]} at {sh[1]}") for sh in shapes]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False, fontsize="small")
-    fig.tight_layout(rect=(0, 0.1 * -(-len(handles) // 4), 1, 1))
-    return save(fig, path)
-
-
-def interval(x, lo, hi, scale: float) -> str:
-    return "--" if pd.isna(x) else f"{num(x * scale)} [{num(lo * scale)}, {num(hi * scale)}]"
-
-
-def num(x: float) -> str:
-    """Three significant digits with a minus sign (a fitted overhead or its interval may dip below zero)."""
-    return signed(sig3(x))
-
-
-def fit_table(run: Run, tag: str = "tab:overhead", where: str = "") -> str:
-    caption = (f"{where}Step time against batch: the fitted per-step overhead $a$ (ms) and per-sample cost $b$ ($\\mu$s "
-               f"per example) of $a + b \\times$ batch [{LEVEL * 100:.0f}\\,\\% interval], per engine, for the "
-               f"backward pass and the whole step; weighted least squares over the batches of the sweep.")
-    f = fits(run.tidy)
-    if f.empty:
-        return placeholder(caption, tag, "This run has no cells of the overhead study.")
-    several = f[["arch", "image_size"]].drop_duplicates().shape[0] > 1
-    rows = []
-    for keys, g in f.groupby(["setup", "arch", "image_size"], sort=False):
-        first, phase = g.iloc[0], g.set_index("phase")
-        row = {"Setup": label(first) + (f" ({first['arch']}, {first['image_size']:.0f})" if several else "")}
-        for p in SHOWN:
-            r = phase.loc[p] if p in phase.index else None
-            row[f"{p.capitalize()} a"] = interval(r["a"], r["a_lo"], r["a_hi"], 1e3) if r is not None else "--"
-            row[f"{p.capitalize()} b"] = interval(r["b"], r["b_lo"], r["b_hi"], 1e6) if r is not None else "--"
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    return booktabs(table, caption, tag, "l" + "r" * (len(table.columns) - 1), size=r"\footnotesize")
+from convbench.analysis.sweep import NAME, SHOWN, draw_sweep, fit_line, fit_table, fits, label, num, sweep_times
 
 
 def claim_table(run: Run) -> str:
@@ -160,7 +82,7 @@ def overhead_verdicts(run: Run) -> list[Verdict]:
 
 STUDY = Study(
     NAME, "Overhead against per-sample cost",
-    figures=(Figure("overhead", draw_overhead,
+    figures=(Figure("overhead", draw_sweep,
                     "Overhead against per-sample cost: time of the backward pass and of the whole step against the "
                     "batch, log-log, per engine, with the fitted a + b x batch."),),
     tables=(Table("overhead", fit_table), Table("overhead-claim", claim_table)),

@@ -1,54 +1,15 @@
-"""The overhead study's numbers: step time = a + b x batch per engine and phase (a: the per-step overhead, b: the
-per-sample cost), and the claim that one framework's backward pass is several times faster than the other's at every
-batch of the sweep, so that it can be read in (engine, batch) space."""
+"""The overhead study's claim: that one framework's backward pass is several times faster than the other's, at every
+batch of the sweep, so that it can be read in (engine, batch) space (the sweep's fit: convbench.analysis.sweep)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from convbench.analysis.formatting import setup_rank, several_word
-from convbench.analysis.stats import LEVEL, resolved, t_quantile, time_interval
-from convbench.analysis.tidy import launch_medians, summarise
+from convbench.analysis.stats import resolved, time_interval
+from convbench.analysis.sweep import NAME
+from convbench.analysis.tidy import launch_medians
 
-NAME = "overhead"
-PHASES = ["forward", "backward", "optimizer", "step"]
 CLAIM = ("torch", "tensorflow")  # the claim's ratio: backward time of the first over the second
-KEYS = ["setup", "framework", "engine", "arch", "image_size"]
-
-
-def sweep_times(df: pd.DataFrame) -> pd.DataFrame:
-    """Median time per setup x arch x image size x batch x phase of the study's ok speed cells (seeds pooled)."""
-    rows = df[(df["study"] == NAME) & (df["task"] == "speed")] if len(df) else df
-    times = summarise(rows, "time") if len(rows) else pd.DataFrame()
-    if times.empty:
-        return pd.DataFrame(columns=[*KEYS, "batch_size", "phase", "value", "iqr"])
-    times = times[times["phase"].isin(PHASES)]
-    return times[[*KEYS, "batch_size", "phase", "value", "iqr"]].sort_values(
-        ["setup", "arch", "image_size", "phase", "batch_size"], key=lambda c: c.map(setup_rank) if c.name == "setup"
-        else c).reset_index(drop=True)
-
-
-def fit_line(batch, seconds, level: float = LEVEL) -> dict:
-    """seconds = a + b x batch by weighted least squares, every point weighted as if its relative error were the same
-    (sigma proportional to the time: a step at batch 256 is 100 times one at batch 1, and its noise too), with t
-    intervals (n - 2 degrees of freedom) on a and b from the covariance scaled by the residuals (scipy's curve_fit)."""
-    x, y = np.asarray(batch, float), np.asarray(seconds, float)
-    out = dict.fromkeys(["a", "a_lo", "a_hi", "b", "b_lo", "b_hi"], np.nan) | {"n": len(x)}
-    if len(x) < 3 or len(set(x)) < 3 or not (y > 0).all():
-        return out
-    (a, b), cov = optimize.curve_fit(lambda v, a, b: a + b * v, x, y, p0=(y.min(), (y.max() - y.min()) / np.ptp(x)),
-                                     sigma=y, absolute_sigma=False)
-    half = t_quantile(len(x) - 1, level) * np.sqrt(np.diag(cov))  # t_quantile(n) has n - 1 degrees of freedom
-    return out | {"a": a, "a_lo": a - half[0], "a_hi": a + half[0], "b": b, "b_lo": b - half[1], "b_hi": b + half[1]}
-
-
-def fits(df: pd.DataFrame) -> pd.DataFrame:
-    """fit_line per setup x arch x image size x phase over the batches of the sweep."""
-    times = sweep_times(df)
-    rows = [dict(zip([*KEYS, "phase"], keys)) | fit_line(g["batch_size"], g["value"])
-            for keys, g in times.groupby([*KEYS, "phase"], sort=False)]
-    return pd.DataFrame(rows, columns=[*KEYS, "phase", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "n"])
 
 
 def claim_space(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""A reference run's sweeps, drawn as the run's own: the overhead study (time against batch per engine, with the CUDA
-graph of the whole step beside eager; the overhead study's figure and fit table) and the size study (the share of the
+"""A reference run's sweeps, drawn as the run's own: the overhead study's cells (time against batch per engine, with the
+CUDA graph of the whole step beside eager; convbench.analysis.sweep's figure and fit table) and the size study (the share of the
 GPU's peak as batch and image grow)."""
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from convbench.analysis import overhead
 from convbench.analysis.formatting import escape, percent, ratio
 from convbench.analysis.latex import placeholder
-from convbench.analysis.overhead.fit import sweep_times
 from convbench.analysis.plotting import placeholder as empty_figure
 from convbench.analysis.reference.runs import ReferenceRun, reference_runs
 from convbench.analysis.stats import time_interval
 from convbench.analysis.study import Run
+from convbench.analysis.sweep import draw_sweep, fit_table, sweep_times
 from convbench.analysis.tidy import launch_medians
 
 KEY = "reference"
@@ -33,7 +32,7 @@ def draw_overhead(run: Run, path: Path) -> Path:
     ref, as_run = swept(run)
     if ref is None:
         return empty_figure(path, "No reference run with cells of the overhead study.")
-    return overhead.draw_overhead(as_run, path)
+    return draw_sweep(as_run, path)
 
 
 def overhead_table(run: Run) -> str:
@@ -41,8 +40,8 @@ def overhead_table(run: Run) -> str:
     if ref is None:
         return placeholder("Reference run: step time against batch.", "tab:reference-overhead",
                            "No reference run with cells of the overhead study.")
-    return overhead.fit_table(as_run, "tab:reference-overhead", f"Reference run {escape(ref.name)} on "
-                                                                f"{escape(ref.device)}, {ref.line()}. ")
+    return fit_table(as_run, "tab:reference-overhead", f"Reference run {escape(ref.name)} on {escape(ref.device)}, "
+                                                       f"{ref.line()}. ")
 
 
 def graph_values(run: Run) -> dict[str, str]:
