@@ -5,7 +5,8 @@
 #   3. the reference runs of config/paper-gpu.yaml (benchmarks/reference_gpu.py): the kernel study with TF32,
 #      then every speed and layer study in fp32, which takes what time is left; a launch cut short by the
 #      deadline leaves its finished cells in records/<group>.partial/launch-<i>/.
-# Logs and a tarball of results/reference go to OUT.
+# Logs and a tarball of results/reference go to OUT. Where the machine's copy of the repository has no .git of its
+# own (or a stale one), export CONVBENCH_GIT_COMMIT=<commit> first: the records name that commit.
 #
 #   bash benchmarks/gpu_lease.sh OUT [SECONDS]
 set -u
@@ -31,6 +32,7 @@ step harness 100 python3 benchmarks/harness_overhead.py --config config/paper-gp
     --engine eager --engine torchscript --engine cudagraph --rounds 5 --min-seconds 0.5
 step reference-tf32 80 python3 benchmarks/reference_gpu.py --frameworks torch --studies kernel --replace \
     --set "${lease[@]}" cuda.tf32=true speed.layers=false
+[ "$(left)" -gt 60 ] || { echo "reference: skipped, $(left) s left" | tee -a "$out/steps.txt"; exit 0; }
 step reference $(($(left) - 20)) python3 benchmarks/reference_gpu.py --frameworks torch --replace --set "${lease[@]}" \
     "studies.engines.engines.torch=[eager,torchscript]" "studies.overhead.engines.torch=[eager,cudagraph]" \
     "studies.size.engines.torch=[eager]"

@@ -5,13 +5,15 @@
 
 Writes results/reference/<gpu-name>[-tf32]/records/<task>/<framework>/<cell>.json (with the environment: GPU
 model, driver, CUDA, cuDNN, flags) and, beside them, config.yaml: the config these cells came from, after --set.
-One group (task and framework) at a time, each in its config's speed.launches processes, nothing else on the GPU.
+One task at a time, as the pipeline's measuring job runs it: speed.launches processes per framework, the frameworks'
+launches taking turns, nothing else on the GPU.
 Frameworks that are not installed are skipped and said so. The paper renders a "reference GPU" section from the
 records once they are committed. --set KEY=VALUE changes one setting (a dotted path, a YAML value) to fit a
 run into a shorter lease, e.g. fewer launches or only some engines of a study; the written config says which.
 """
 import argparse
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -88,12 +90,13 @@ def main():
     written.write_text(f"# {args.config} with --set {' '.join(args.set) or '(nothing)'}"
                        f"{' and only the studies ' + ' '.join(args.studies) if args.studies else ''}\n"
                        + yaml.safe_dump(settings, sort_keys=False))
-    for group, members in groups(cells).items():
+    for task in dict.fromkeys(c.task for c in cells):
+        members = [c for c in cells if c.task == task]
         t0 = time.perf_counter()
-        # one process per group and launch, as in the pipeline: one framework import, nothing else on the GPU
-        subprocess.run([sys.executable, "-m", "convbench", "run", "--config", str(written), "--group", group,
-                        "--out", str(root / "records" / group)], check=True)
-        print(f"{group}: {len(members)} cells in {time.perf_counter() - t0:.0f} s -> {root / 'records' / group}",
+        # as the pipeline's measuring job: a process per framework and launch, the frameworks' launches taking turns
+        subprocess.run([sys.executable, "-m", "convbench", "run", "--cells-json", json.dumps([c.to_dict() for c in members]),
+                        "--under", str(root / "records" / task)], check=True)
+        print(f"{task}: {len(members)} cells in {time.perf_counter() - t0:.0f} s -> {root / 'records' / task}",
               flush=True)
 
 

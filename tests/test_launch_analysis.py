@@ -123,3 +123,30 @@ def test_one_odd_launch_leaves_the_ratios_interval_but_two_stay():
     bimodal = pd.Series([1.0, 1.3, 1.0, 1.3, 1.0], index=launches)
     assert odd_launch(bimodal) is None and launch_ratio(bimodal, b)[3] == 5
     assert odd_launch(pd.Series([1.0, 1.0, 3.0])) is None
+
+
+def test_unpaired_ratio_takes_welchs_interval_over_two_runs_launches():
+    from convbench.analysis.stats import unpaired_ratio
+
+    a = pd.Series({1: 2.0, 2: 2.2, 3: 1.8})
+    b = pd.Series({7: 1.0, 8: 1.0, 9: 1.0})  # another run's launches: nothing to pair with
+    r, lo, hi, n = unpaired_ratio(a, b)
+    assert r == pytest.approx(np.exp(np.log([2.0, 2.2, 1.8]).mean())) and lo < r < hi and n == 6
+    assert lo < 2.0 * 0.95 and hi > 2.0 * 1.05  # a's spread between launches is in it, unlike a paired ratio's
+    assert unpaired_ratio(a, b.iloc[:1]) is None and unpaired_ratio(a, b * 0) is None
+
+
+def test_launches_that_took_turns_are_told_from_launches_that_did_not():
+    """overview.launches.interleaved reads the launch_start rows: torch 1, tf 1, torch 2, tf 2 took turns; torch 1,
+    torch 2, tf 1, tf 2 did not; one framework alone never did."""
+    def rows(order):
+        return pd.DataFrame([{"task": "speed", "framework": fw, "launch": launch, "metric": "launch_start",
+                              "status": "ok", "value": 100.0 * t + cell, "cell_id": f"{fw}-{cell}", "phase": None,
+                              "phase_method": "direct"}
+                             for t, (fw, launch) in enumerate(order) for cell in (0, 1)])
+    turns = [("torch", 1), ("tensorflow", 1), ("torch", 2), ("tensorflow", 2)]
+    apart = [("torch", 1), ("torch", 2), ("tensorflow", 1), ("tensorflow", 2)]
+    assert overview_launches.interleaved(rows(turns))
+    assert not overview_launches.interleaved(rows(apart))
+    assert not overview_launches.interleaved(rows([("torch", 1), ("torch", 2)]))
+    assert overview_launches.values(rows(turns))["speed/interleaved"] == "1"

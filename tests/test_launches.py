@@ -1,5 +1,6 @@
 """A timed cell in several independent launches: one record holding every launch's summary and raw samples."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -91,8 +92,8 @@ def test_a_group_runs_in_separate_launches_and_a_rerun_keeps_finished_launches(t
     assert again["timings"]["launches"][1]["phases"] != launches[1]["phases"]
 
 
-def test_the_groups_of_one_job_interleave_their_launches(tmp_path):
-    """Launch 1 of every group, then launch 2 of every group: the order run_launches starts them in."""
+def test_the_groups_of_one_job_interleave_their_launches_each_its_own_count(tmp_path):
+    """Launch 1 of every group, then launch 2 of the groups that take two: the order run_launches starts them in."""
     from convbench.launches import run_launches
 
     cell = speed_cell(launches=2)
@@ -104,12 +105,26 @@ def test_the_groups_of_one_job_interleave_their_launches(tmp_path):
         (out / f"{cell.id}.json").write_text(json.dumps(launch_record(cell, {"forward": 1.0, "step": 3.0}, launch)))
         return "ok"
 
-    run_launches([([cell], tmp_path / "torch"), ([cell], tmp_path / "tensorflow")], 2, log=lambda _: None,
-                 launch_one=launch_one)
-    assert started == [("torch", 1), ("tensorflow", 1), ("torch", 2), ("tensorflow", 2)]
-    for group in ("torch", "tensorflow"):
+    run_launches([([cell], tmp_path / "torch", 2), ([cell], tmp_path / "tensorflow", 2), ([cell], tmp_path / "one", 1)],
+                 log=lambda _: None, launch_one=launch_one)
+    assert started == [("torch", 1), ("tensorflow", 1), ("one", 1), ("torch", 2), ("tensorflow", 2)]
+    for group, n in (("torch", 2), ("tensorflow", 2), ("one", 1)):
         merged = json.loads((tmp_path / group / f"{cell.id}.json").read_text())
-        assert merged["status"] == "ok" and [x["launch"] for x in merged["timings"]["launches"]] == [1, 2]
+        assert merged["status"] == "ok" and [x["launch"] for x in merged["timings"]["launches"]] == list(range(1, n + 1))
+
+
+def test_groups_that_share_one_out_folder_all_run(tmp_path):
+    """A group in launches and one run in this process, both into one --out (and one stage): both publish, and the
+    stage goes only after both have."""
+    from convbench.run import run_groups
+
+    two, one = speed_cell(launches=2), speed_cell(launches=1, batch_size=4)
+    out = tmp_path / "records"
+    run_groups([([two], out, tmp_path / "stage"), ([one], out, tmp_path / "stage")], log=lambda _: None)
+    records = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(records) == {f"{two.id}.json", f"{one.id}.json"}
+    assert all(r["status"] == "ok" for r in records.values())
+    assert len(records[f"{two.id}.json"]["timings"]["launches"]) == 2 and not (tmp_path / "stage").exists()
 
 
 @pytest.mark.slow
@@ -138,5 +153,5 @@ def test_one_run_of_both_frameworks_writes_a_folder_per_framework_and_interleave
         record = json.loads(path.read_text())
         assert record["status"] == "ok", record.get("error")
         assert [p["launch"] for p in record["process"]["launches"]] == [1, 2]
-    order = [line.split(", ")[1].rstrip(":") for line in result.stdout.splitlines() if line.startswith("launch ")]
-    assert order == ["torch", "tensorflow"] * 2, result.stdout[-2000:]
+    order = re.findall(r"^launch (\d) of 2, (speed/\w+):$", result.stdout, flags=re.MULTILINE)
+    assert order == [("1", "speed/torch"), ("1", "speed/tensorflow"), ("2", "speed/torch"), ("2", "speed/tensorflow")]

@@ -75,7 +75,7 @@ def cmd_run(args) -> None:
     # together, so that their launches interleave (run_groups). --under DIR: a folder per group under DIR, named by
     # the group's last part (speed/torch -> DIR/torch), staged in DIR.partial/torch, outside what Snakemake empties.
     grouped = cells_module.groups(cells)
-    if args.under and len(grouped) > 1 and len({g.split("/")[-1] for g in grouped}) < len(grouped):
+    if args.under and len({g.split("/")[-1] for g in grouped}) < len(grouped):
         raise config_module.ConfigError(f"--under {args.under}: the cells' groups {', '.join(grouped)} share a name")
 
     def folders(group: str) -> tuple[Path, Path]:
@@ -138,7 +138,7 @@ def main(argv=None) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", help="directory for the records, of every group's cells "
                                      "(default results/cli/records/<group>)")
-    where.add_argument("--under", help="a directory per group under this one, named by the group's framework "
+    where.add_argument("--under", help="a directory per group under this one, named by the group's last part "
                                        "(speed/torch -> UNDER/torch): a measuring job's output")
     p.add_argument("--overwrite-ok", action="store_true",
                    help="run cells that have an ok record too, and let a failed record replace an ok one")

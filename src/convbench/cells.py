@@ -55,8 +55,8 @@ class Cell:
 
     @property
     def group(self) -> str:
-        """Cells of one group run in one job (one process, or one process per device for scaling
-        cells), sharing the framework import."""
+        """Cells of one group run in one process per launch (or one process per device for scaling cells), sharing
+        the framework import; a speed or layers job runs every framework's group of its task."""
         devices = str(self.devices) if self.task == "scaling" else ""
         return f"{self.task}/{self.framework}{devices}"
 

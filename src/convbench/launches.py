@@ -24,26 +24,26 @@ def folder(stage: Path, launch: int) -> Path:
     return Path(stage) / f"launch-{launch}"
 
 
-def run_launches(groups: list[tuple[list[Cell], Path]], launches: int, overwrite_ok: bool = False, log=print,
+def run_launches(groups: list[tuple[list[Cell], Path, int]], overwrite_ok: bool = False, log=print,
                  launch_one=None) -> None:
-    """Run each group's cells (cells, stage) in `launches` processes, interleaved over the groups: launch 1 of every
-    group, then launch 2 of every group, and so on. Launch i of one group then ran next to launch i of the others (a
-    PyTorch cell and its TensorFlow counterpart minutes apart at most), so a ratio paired by launch cancels what drifts
-    on the machine over a run. Each launch writes into <stage>/launch-<i>/ (resumable like any group: a rerun skips
-    the cells a launch already finished); then each cell's launches merge into <stage>/<cell>.json.
+    """Run each group's cells (cells, stage, launches) in that many processes, interleaved over the groups: launch 1 of
+    every group, then launch 2 of every group, and so on. Launch i of one group then ran next to launch i of the others
+    (a PyTorch cell and its TensorFlow counterpart minutes apart at most), so a ratio paired by launch cancels what
+    drifts on the machine over a run. Each launch writes into <stage>/launch-<i>/ (resumable like any group: a rerun
+    skips the cells a launch already finished); then each cell's launches merge into <stage>/<cell>.json.
     launch_one(cells, out_dir, launch, log) runs one launch and returns its output; by default a
     `python -m convbench run` process (scaling groups pass their own launcher: torchrun, or TF's workers)."""
     launch_one = launch_one or (lambda todo, out, launch, log: _convbench_run(todo, out, launch, overwrite_ok))
-    outputs = {stage: {} for _, stage in groups}
-    for launch in range(1, launches + 1):
-        for cells, stage in groups:
-            output = launch_one(cells, folder(stage, launch), launch, log)
-            outputs[stage][launch] = f"launch {launch}:\n{output}"
-            log(f"launch {launch} of {launches}, {stage.name}:\n{output}")
-    for cells, stage in groups:
+    outputs = [{} for _ in groups]  # per group (groups may share a stage), per launch
+    for launch in range(1, max((n for *_, n in groups), default=0) + 1):
+        for (cells, stage, n), output in zip(groups, outputs):
+            if launch <= n:
+                output[launch] = f"launch {launch}:\n{launch_one(cells, folder(stage, launch), launch, log)}"
+                log(f"launch {launch} of {n}, {cells[0].group}:\n{output[launch]}")
+    for (cells, stage, n), output in zip(groups, outputs):
         for cell in cells:
-            records = [_read(folder(stage, i) / f"{cell.id}.json") for i in range(1, launches + 1)]
-            write_record(Path(stage) / f"{cell.id}.json", merge(cell, records, outputs[stage]))
+            records = [_read(folder(stage, i) / f"{cell.id}.json") for i in range(1, n + 1)]
+            write_record(Path(stage) / f"{cell.id}.json", merge(cell, records, output))
 
 
 def _convbench_run(cells: list[Cell], out: Path, launch: int, overwrite_ok: bool) -> str:
@@ -74,7 +74,8 @@ def merge(cell: Cell, records: list[dict | None], outputs: dict[int, str] | None
     timings = [r["timings"] for r in records]
     merged = {**first["timings"],
               "phases": {name: merge_summaries([t["phases"][name] for t in timings]) for name in timings[0]["phases"]},
-              "launches": [{"launch": i, **t} for i, t in enumerate(timings, 1)]}
+              "launches": [{"launch": i, "started": r.get("started"), **t}
+                           for i, (r, t) in enumerate(zip(records, timings), 1)]}
     for key, value in first["timings"].items():  # the step (and a scaling cell's communication); the median of numbers
         if isinstance(value, dict) and "samples" in value:
             merged[key] = merge_summaries([t[key] for t in timings])

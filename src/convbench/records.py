@@ -42,15 +42,16 @@ def _git(*args: str) -> str | None:
 
 def host_environment() -> dict:
     """What does not depend on the framework: hardware, Python, the code's own version."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # a copy of the code without a .git of its own (a cluster's staged copy, a GPU machine's) names its commit here
+    named = os.environ.get("CONVBENCH_GIT_COMMIT")
+    status = None if named else _git("status", "--porcelain", "--untracked-files=no")
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "hostname": socket.gethostname(),
-        # a copy of the code without .git (a cluster's staged copy, a GPU machine's) may name its commit here
-        "git_commit": _git("rev-parse", "HEAD") or os.environ.get("CONVBENCH_GIT_COMMIT") or "unknown",
+        "git_commit": named or _git("rev-parse", "HEAD") or "unknown",
         "git_dirty": bool(status) if status is not None else None,
         "convbench": _package_version("convbench"),
         "numpy": _package_version("numpy"),

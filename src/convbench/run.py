@@ -1,7 +1,7 @@
 """Run cells: import a framework once per process, run each cell, write one record per cell.
 
 A cell that raises becomes a record with status "failed" and the traceback; the
-other cells of the process still run. run_group makes a group's run resumable, and keeps ok records.
+other cells of the process still run. run_groups makes a job's run resumable, and keeps ok records.
 """
 from __future__ import annotations
 
@@ -335,7 +335,7 @@ def staging(out_dir: Path) -> Path:
 
 
 def run_group(cells: list[Cell], out_dir: Path, overwrite_ok: bool = False, log=print, launch: int | None = None) -> None:
-    """Run one group's cells (one framework; one device count for scaling cells), resumably: run_groups."""
+    """Run one group's cells (one framework; one device count for scaling cells): run_groups, staged beside out_dir."""
     run_groups([(cells, Path(out_dir), staging(out_dir))], overwrite_ok, log, launch)
 
 
@@ -343,29 +343,28 @@ def run_groups(groups: list[tuple[list[Cell], Path, Path]], overwrite_ok: bool =
                launch: int | None = None) -> None:
     """Run groups' cells (cells, out_dir, stage: one framework each; one device count for scaling cells), resumably.
 
-    Records are written to the group's staging folder first and copied into out_dir once every cell has run; then
-    the staging folder goes. A run killed half way leaves its finished records there, and Snakemake, which empties a
-    job's output folder before running it again, does not touch them (the stage lies outside that folder): the rerun
+    Records are written to the group's staging folder first and copied into out_dir once every group's cells have run;
+    then the staging folders go. A run killed half way leaves its finished records there, and Snakemake, which empties
+    a job's output folder before running it again, does not touch them (a stage lies outside that folder): the rerun
     skips every cell whose ok record of the same parameters is staged (or already in out_dir), and runs the rest.
     overwrite_ok runs every cell again and lets a failed record replace an ok one (records.publish).
-    Timed cells with speed.launches > 1 run in that many launches (convbench.launches), each staged in
-    <stage>/launch-<i>/ and resumable alike, interleaved over the groups (launch 1 of each, launch 2 of each, ...);
-    `launch` marks a process that is one of them."""
+    Timed cells run in launches (speed.launches, scaling.launches; convbench.launches), each staged in
+    <stage>/launch-<i>/ and resumable alike. The speed and layer groups of a job take turns (launch 1 of each, then
+    launch 2 of each, ...) and each launch is a process of its own, so that two frameworks never share one, even with
+    a single launch. `launch` marks a process that is one of them: it runs its cells itself."""
+    from convbench.launches import run_launches
+
     pending = [(_todo(cells, Path(out_dir), Path(stage), overwrite_ok, log), Path(stage))
                for cells, out_dir, stage in groups]
-    timed = [(todo, stage) for todo, stage in pending if todo and todo[0].task != "scaling" and launch is None
-             and launches(todo) > 1]
-    if timed:  # every group's launch 1, then every group's launch 2, ...
-        from convbench.launches import run_launches
-
-        run_launches(timed, max(launches(todo) for todo, _ in timed), overwrite_ok, log=log)
-    for todo, stage in pending:
-        if not todo or stage in [s for _, s in timed]:
+    frameworks = {cells[0].framework for cells, _, _ in groups if cells}
+    timed = [i for i, (todo, _) in enumerate(pending) if todo and todo[0].task in ("speed", "layers")
+             and launch is None and (launches(todo) > 1 or len(frameworks) > 1)]
+    run_launches([(*pending[i], launches(pending[i][0])) for i in timed], overwrite_ok, log=log)
+    for i, (todo, stage) in enumerate(pending):
+        if not todo or i in timed:
             continue
         if todo[0].task == "scaling" and launches(todo) > 1:
-            from convbench.launches import run_launches
-
-            run_launches([(todo, stage)], launches(todo), overwrite_ok, log=log, launch_one=scaling_launch)
+            run_launches([(todo, stage, launches(todo))], overwrite_ok, log=log, launch_one=scaling_launch)
         elif todo[0].task == "scaling":
             run_scaling(todo, stage, log=log)
         else:

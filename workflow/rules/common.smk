@@ -10,15 +10,17 @@ from convbench.cells import groups
 # activated). A conda env that --sdm conda activates for a job still comes first on its PATH.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
-# "task/framework" (and "scaling/<framework><devices>") -> cells: one job per group, whose
-# process (or processes, one per device) imports its framework once for all its cells.
+# "task/framework" (and "scaling/<framework><devices>") -> cells: a process (or one per device) per group and
+# launch, importing its framework once for all its cells; one job per group, except the timed tasks (speed, layers),
+# whose job runs every framework's group, their launches taking turns.
 GROUPS = groups(CELLS)
+MEASURED_TASKS = ("speed", "layers")  # one measuring job per task, for every framework (measure.smk)
 
 
 wildcard_constraints:
     run=r"[A-Za-z0-9._-]+",
     framework="torch|tensorflow",
-    task="speed|layers",
+    task="|".join(MEASURED_TASKS),
     study="|".join(registry.STUDIES),
     devices=r"\d+",
 
@@ -40,8 +42,6 @@ def cells_json(*groups):
     return json.dumps([cell.to_dict() for group in groups for cell in GROUPS.get(group, [])])
 
 
-TIMED = ("speed", "layers")  # one measuring job per task, for every framework (measure.smk)
-
 
 def task_groups(task):
     """The groups (task/framework) that one measuring job runs together."""
@@ -50,11 +50,12 @@ def task_groups(task):
 
 def record_dirs(wildcards):
     """One folder per job: records/<task> for a measuring job (a folder per framework in it), else records/<group>."""
-    folders = [cells[0].task if cells[0].task in TIMED else group for group, cells in GROUPS.items()]
+    folders = [cells[0].task if cells[0].task in MEASURED_TASKS else group for group, cells in GROUPS.items()]
     return [f"results/{wildcards.run}/records/{folder}" for folder in dict.fromkeys(folders)]
 
 
-# Cluster resources of a group (task/framework, scaling/<framework><devices>), which is one Slurm job.
+# Cluster resources of a group (task/framework, scaling/<framework><devices>): a measuring job takes the most of
+# its task's groups.
 # A multi-device cell's job holds all its devices, and `threads` cores for each device's process; its
 # launcher (torchrun, or TensorFlow's worker) runs inside the job.
 def gpus(group):

@@ -72,6 +72,7 @@ class Launch:
     launch: int
     phases: dict[str, Summary]
     step: Summary | None = None
+    started: str | None = None  # when the launch's run of this cell began (ISO 8601, UTC)
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,8 @@ def _timings(raw) -> Timings | None:
     if not isinstance(raw, dict):
         return None
     phases = _summaries(raw["phases"])
-    launches = tuple(Launch(int(x["launch"]), _summaries(x.get("phases") or {}), Summary.read(x.get("step")))
-                     for x in raw.get("launches") or ())
+    launches = tuple(Launch(int(x["launch"]), _summaries(x.get("phases") or {}), Summary.read(x.get("step")),
+                            x.get("started")) for x in raw.get("launches") or ())
     return Timings(phases, Summary.read(raw.get("step")), raw.get("first_step"), raw.get("phase_method"),
                    Summary.read(raw.get("communication")), raw.get("baseline"), raw.get("exposed_communication"),
                    raw.get("phase_overhead"), launches)

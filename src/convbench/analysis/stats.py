@@ -168,6 +168,18 @@ def launch_ratio(a: pd.Series, b: pd.Series, level: float = LEVEL):
     return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half)), n
 
 
+def unpaired_ratio(a: pd.Series, b: pd.Series, level: float = LEVEL):
+    """a/b from the launch medians of two cells that did not run side by side (two separate runs): the ratio of their
+    geometric means with Welch's t interval on the difference of the mean logs (scipy.stats.ttest_ind), and the
+    number of launches. None with fewer than two launches on either side or a median at or below zero."""
+    x, y = (np.log(np.asarray(v, float)) if len(v) and (np.asarray(v, float) > 0).all() else np.array([])
+            for v in (a, b))
+    if len(x) < 2 or len(y) < 2:
+        return None
+    lo, hi = stats.ttest_ind(x, y, equal_var=False).confidence_interval(level)
+    return float(np.exp(x.mean() - y.mean())), float(np.exp(lo)), float(np.exp(hi)), len(x) + len(y)
+
+
 def time_interval(launches_a: pd.Series, launches_b: pd.Series, samples_a, samples_b, level: float = LEVEL,
                   resamples: int = RESAMPLES, seed: int = SEED):
     """A time ratio a/b and its interval: from the launch-level medians where both cells ran in two or more launches

@@ -128,11 +128,16 @@ def peak_flops(record: Record) -> float | None:
 
 def launch_rows(timings) -> list[dict]:
     """A timed cell's launch level: launch_time per phase and launch (that launch's median, with its IQR, CV and n;
-    the 'time' row's value is the median of these) and launch_cv per phase, the between-launch CV of the medians."""
+    the 'time' row's value is the median of these), launch_start per launch (when it ran the cell), and launch_cv per
+    phase, the between-launch CV of the medians."""
     rows = []
     for launch in timings.launches:
         for phase, s in {**launch.phases, **({"step": launch.step} if launch.step else {})}.items():
             rows.append(dict(zip(COLUMNS, ["launch_time", phase, s.median, s.iqr, s.cv, s.n, s.noisy, None, None,
+                                           launch.launch])))
+        if launch.started:  # when the launch ran this cell, in POSIX seconds: which launches ran next to which
+            started = pd.Timestamp(launch.started).timestamp()
+            rows.append(dict(zip(COLUMNS, ["launch_start", None, started, None, None, None, None, None, None,
                                            launch.launch])))
     for phase, s in {**timings.phases, **({"step": timings.step} if timings.step else {})}.items():
         if s.launch_cv is not None:

@@ -41,13 +41,28 @@ def values(df: pd.DataFrame) -> dict[str, str]:
                 "speed/launch-cv-max-cell": f"{tt(worst['cell_id'])} ({escape(worst['phase'])})",
                 "speed/launch-cv-count": str(len(cvs)), "speed/launch-cv-within": str(int((cvs["value"] <= GOAL).sum())),
                 "speed/launch-cv-all-within": flag((cvs["value"] <= GOAL).all())}
-    out |= odd_values(timed)
+    out |= odd_values(timed) | {"speed/interleaved": flag(interleaved(timed))}
     overhead = timed[(timed["status"] == "ok") & (timed["metric"] == "phase_overhead")]["value"] if len(timed) else []
     out["speed/phase-overhead-ran"] = flag(len(overhead))
     if len(overhead):
         out |= {"speed/phase-overhead-median": ratio(overhead.median()), "speed/phase-overhead-min": ratio(overhead.min()),
                 "speed/phase-overhead-max": ratio(overhead.max())}
     return out
+
+
+def interleaved(timed: pd.DataFrame) -> bool:
+    """Whether the frameworks' launches took turns (launch 1 of each, then launch 2 of each, ...) in every timed task
+    where several ran: each framework's launch, as the span of its cells' start times (launch_start rows), ended before
+    the next one began, and in time order the launch numbers never go down. False where one framework ran alone, or
+    the records do not say when their launches ran."""
+    rows = timed[(timed["metric"] == "launch_start") & (timed["status"] == "ok")] if len(timed) else timed
+    tasks = [task for _, task in rows.groupby("task") if task["framework"].nunique() > 1] if len(rows) else []
+    for task in tasks:
+        spans = task.groupby(["framework", "launch"])["value"].agg(["min", "max"]).sort_values("min")
+        numbers = spans.index.get_level_values("launch").to_numpy()
+        if (numbers[1:] < numbers[:-1]).any() or (spans["max"].to_numpy()[:-1] > spans["min"].to_numpy()[1:]).any():
+            return False
+    return bool(tasks)
 
 
 def odd_values(timed: pd.DataFrame) -> dict[str, str]:

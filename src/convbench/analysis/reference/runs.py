@@ -10,8 +10,9 @@ import pandas as pd
 
 from convbench.analysis import tidy
 from convbench.analysis.formatting import escape
-from convbench.analysis.records import load_records
+from convbench.analysis.records import load_records, record_paths
 
+KEY = "reference"  # of the macros
 PHASES = ["forward", "backward", "optimizer", "step"]
 ENVIRONMENT = (("device_model", "GPU"), ("cpu_model", "host"), ("cpu_count", "host cores"), ("python", "Python"),
                ("versions.torch", "PyTorch"), ("versions.cuda", "CUDA"), ("versions.cudnn", "cuDNN"),
@@ -76,7 +77,7 @@ def reference_runs(root: Path | None) -> dict[str, ReferenceRun]:
         return {}
     runs = {}
     for folder in sorted(Path(root).glob("*/records")):
-        files = sorted(folder.rglob("*.json"))
+        files = record_paths(folder)  # not the copies a cut-short launch left in a staging folder
         if files:  # read again only when a file changed
             runs[folder.parent.name] = _read(folder, tuple((str(f), f.stat().st_mtime_ns) for f in files))
     return runs

@@ -11,13 +11,12 @@ import pandas as pd
 from convbench.analysis.formatting import escape, percent, ratio
 from convbench.analysis.latex import placeholder
 from convbench.analysis.plotting import placeholder as empty_figure
-from convbench.analysis.reference.runs import ReferenceRun, reference_runs
+from convbench.analysis.reference.runs import KEY, ReferenceRun, reference_runs
 from convbench.analysis.stats import time_interval
 from convbench.analysis.study import Run
 from convbench.analysis.sweep import draw_sweep, fit_table, sweep_times
 from convbench.analysis.tidy import launch_medians
 
-KEY = "reference"
 
 
 def swept(run: Run) -> tuple[ReferenceRun | None, Run | None]:
@@ -44,42 +43,49 @@ def overhead_table(run: Run) -> str:
                                                        f"{ref.line()}. ")
 
 
+def _time(df: pd.DataFrame, phase: str) -> float:
+    """The cells' time for a phase as their records give it (the median of the launch medians; over cells, the
+    median)."""
+    return float(df[(df["metric"] == "time") & (df["phase"] == phase)]["value"].median())
+
+
 def graph_values(run: Run) -> dict[str, str]:
-    """Eager over the CUDA graph of the whole step, per network, at the sweep's smallest and largest batch: the step
-    times and their ratio with its interval over launch medians (keys reference/graph/<arch>/<smallest|largest>/...)."""
+    """Eager over the CUDA graph of the whole step, for the sweep's first and last network (keys .../first/... and
+    .../last/..., named by .../first-arch), at its smallest and largest batch: the step times and their ratio with its
+    interval over launch medians paired by launch (the two engines' cells ran in the same launches). Every key is
+    written, '--' where the data give none."""
     ref, _ = swept(run)
     values = {f"{KEY}/graph/ran": "0"}
-    if ref is None:
+    df = ref.tidy[(ref.tidy["study"] == "overhead") & (ref.tidy["task"] == "speed") & (ref.tidy["status"] == "ok")] \
+        if ref is not None else pd.DataFrame()
+    if df.empty or not {"eager", "cudagraph"} <= set(df["engine"]):
         return values
-    df = ref.tidy[(ref.tidy["study"] == "overhead") & (ref.tidy["task"] == "speed") & (ref.tidy["status"] == "ok")]
-    if not {"eager", "cudagraph"} <= set(df["engine"]):
-        return values
-    batches = sorted(df["batch_size"].unique())
+    batches, archs = sorted(df["batch_size"].unique()), list(dict.fromkeys(df["arch"]))
+    size = df["image_size"].min()  # one image size: the sweep is over the batch
     values |= {f"{KEY}/graph/ran": "1", f"{KEY}/graph/smallest-batch": f"{batches[0]:.0f}",
-               f"{KEY}/graph/largest-batch": f"{batches[-1]:.0f}",
-               f"{KEY}/graph/archs": ", ".join(escape(a) for a in dict.fromkeys(df["arch"]))}
-    for arch in dict.fromkeys(df["arch"]):
+               f"{KEY}/graph/largest-batch": f"{batches[-1]:.0f}", f"{KEY}/graph/image-size": f"{size:.0f}"}
+    for which, arch in (("first", archs[0]), ("last", archs[-1])):
+        values[f"{KEY}/graph/{which}-arch"] = escape(arch)
         for end, batch in (("smallest", batches[0]), ("largest", batches[-1])):
-            where = {"arch": arch, "batch_size": batch}
-            eager, graph = (df[(df["engine"] == e) & (df["arch"] == arch) & (df["batch_size"] == batch)]
-                            for e in ("eager", "cudagraph"))
-            samples = [ref.samples[(ref.samples["cell_id"].isin(c["cell_id"])) & (ref.samples["phase"] == "step")]
+            key = f"{KEY}/graph/{which}/{end}"
+            values |= {f"{key}/{k}": "--" for k in ("eager-ms", "graph-ms", "ratio", "lo", "hi")}
+            cells = df[(df["arch"] == arch) & (df["batch_size"] == batch) & (df["image_size"] == size)]
+            eager, graph = (cells[cells["engine"] == e] for e in ("eager", "cudagraph"))
+            samples = [ref.samples[ref.samples["cell_id"].isin(c["cell_id"]) & (ref.samples["phase"] == "step")]
                        ["value"] for c in (eager, graph)]
-            found = time_interval(launch_medians(eager, "step", **where), launch_medians(graph, "step", **where),
-                                  *samples)
-            if found is None:
-                continue
-            r, lo, hi, *_ = found
-            key = f"{KEY}/graph/{arch}/{end}"
-            values |= {f"{key}/eager-ms": f"{samples[0].median() * 1e3:.3g}",
-                       f"{key}/graph-ms": f"{samples[1].median() * 1e3:.3g}",
-                       f"{key}/ratio": ratio(r), f"{key}/lo": ratio(lo), f"{key}/hi": ratio(hi)}
+            found = time_interval(launch_medians(eager, "step"), launch_medians(graph, "step"), *samples)
+            if found is not None:
+                r, lo, hi, *_ = found
+                values |= {f"{key}/eager-ms": f"{_time(eager, 'step') * 1e3:.3g}",
+                           f"{key}/graph-ms": f"{_time(graph, 'step') * 1e3:.3g}",
+                           f"{key}/ratio": ratio(r), f"{key}/lo": ratio(lo), f"{key}/hi": ratio(hi)}
     return values
 
 
 def size_values(run: Run) -> dict[str, str]:
-    """The size study's share of the theoretical peak, per network, at its smallest and largest batch x image size
-    (keys reference/size/<arch>/<smallest|largest>-percent), and those sizes."""
+    """The size study's share of the theoretical peak, for its first and last network, at its smallest and largest
+    batch x image size (keys reference/size/<first|last>/<smallest|largest>-percent, '--' where a cell failed), and
+    whether it rose from the smallest to the largest (reference/size/<first|last>/trend: 'rises' or 'does not rise')."""
     values = {f"{KEY}/size/ran": "0"}
     for ref in reference_runs(run.reference).values():
         df = ref.tidy
@@ -89,13 +95,18 @@ def size_values(run: Run) -> dict[str, str]:
             continue
         sizes = peak.assign(work=peak["batch_size"] * peak["image_size"] ** 2).sort_values("work")
         small, large = sizes.iloc[0], sizes.iloc[-1]
-        values |= {f"{KEY}/size/ran": "1", f"{KEY}/size/archs": ", ".join(escape(a) for a in dict.fromkeys(peak["arch"])),
+        archs = list(dict.fromkeys(peak["arch"]))
+        values |= {f"{KEY}/size/ran": "1",
                    f"{KEY}/size/smallest": f"batch {small['batch_size']:.0f} at {small['image_size']:.0f}$^2$",
                    f"{KEY}/size/largest": f"batch {large['batch_size']:.0f} at {large['image_size']:.0f}$^2$"}
-        for arch, g in peak.groupby("arch", sort=False):
-            for end, (batch, size) in (("smallest", small[["batch_size", "image_size"]]),
-                                       ("largest", large[["batch_size", "image_size"]])):
-                hit = g[(g["batch_size"] == batch) & (g["image_size"] == size)]["value"]
-                values[f"{KEY}/size/{arch}/{end}-percent"] = percent(hit.median()) if len(hit) else "--"
+        for which, arch in (("first", archs[0]), ("last", archs[-1])):
+            g = peak[peak["arch"] == arch]
+            share = {end: g[(g["batch_size"] == at["batch_size"]) & (g["image_size"] == at["image_size"])]["value"]
+                     for end, at in (("smallest", small), ("largest", large))}
+            values[f"{KEY}/size/{which}-arch"] = escape(arch)
+            for end, hit in share.items():
+                values[f"{KEY}/size/{which}/{end}-percent"] = percent(hit.median()) if len(hit) else "--"
+            rises = all(len(h) for h in share.values()) and share["largest"].median() > share["smallest"].median()
+            values[f"{KEY}/size/{which}/trend"] = "rises" if rises else "does not rise"
         break
     return values

@@ -32,9 +32,9 @@ def pair_table(fp32: ReferenceRun, tf32: ReferenceRun) -> str:
         rows.append(row | {p.capitalize(): interval(*phase.loc[p, ["ratio", "lo", "hi", "word"]]) if p in phase.index
                            else "--" for p in PHASES})
     table = pd.DataFrame(rows)
-    caption = (f"{escape(tf32.device)}: TF32 over fp32 per phase, ratio [95\\,\\% t interval over the launch medians, "
-               f"launch $i$ of one run paired with launch $i$ of the other, the runs minutes apart]; bold: the "
-               f"interval excludes 1. Step times in ms. "
+    caption = (f"{escape(tf32.device)}: TF32 over fp32 per phase, ratio of the geometric means of the launch "
+               f"medians [95\\,\\% Welch $t$ interval on their logs: the runs ran one after the other, unpaired]; "
+               f"bold: the interval excludes 1. Step times in ms. "
                f"fp32 ({escape(fp32.name)}): {fp32.line()}. TF32 ({escape(tf32.name)}): {tf32.line()}.")
     return booktabs(table, caption, f"tab:reference-tf32-{tf32.name}", "l" + "r" * (len(table.columns) - 1),
                     raw=tuple(table.columns[1:]), size=r"\footnotesize")

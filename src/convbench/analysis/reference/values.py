@@ -6,41 +6,49 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import escape, ms, ratio, speed_word, words
-from convbench.analysis.reference.runs import PHASES, ReferenceRun, reference_runs, tf32_pairs
+from convbench.analysis.reference.runs import KEY, PHASES, ReferenceRun, reference_runs, tf32_pairs
 from convbench.analysis.reference.sweeps import graph_values, size_values
 from convbench.analysis.roof import roof_values
-from convbench.analysis.stats import Verdict, time_interval
+from convbench.analysis.stats import Verdict, bootstrap_ratio, unpaired_ratio
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import launch_medians
 
-KEY = "reference"
 COLUMNS = ["pair", "cell_id", "study", "arch", "framework", "engine", "phase", "fp32", "tf32", "ratio", "lo", "hi",
            "word", "n"]
 
 
 def compare(fp32: ReferenceRun, tf32: ReferenceRun) -> pd.DataFrame:
-    """TF32 over fp32 for every ok speed cell both runs timed, per phase: the medians and the ratio with its interval
-    (stats.time_interval: over the launch medians, launch i of one run paired with launch i of the other, which ran
-    minutes apart; a bootstrap of the raw samples where a cell ran in one launch)."""
+    """TF32 over fp32 for every ok speed cell both runs timed, per phase: the medians (of the launch medians) and the
+    ratio with its interval (stats.unpaired_ratio over the launch medians: the two runs ran one after the other, so no
+    launch of one ran beside a launch of the other; a bootstrap of the raw samples where a cell ran in one launch)."""
     rows = []
     cells = fp32.tidy.drop_duplicates("cell_id").sort_values(["receptive_field", "depth", "cell_id"])
     both = set(_ok_speed(fp32)) & set(_ok_speed(tf32))
     for cell_id in [c for c in cells["cell_id"] if c in both]:  # the networks in the order of their receptive field
         cell = fp32.tidy[fp32.tidy["cell_id"] == cell_id].iloc[0]
         for phase in PHASES:
-            a, b = (_samples(run, cell_id, phase) for run in (tf32, fp32))
-            found = time_interval(*(launch_medians(run.tidy[run.tidy["cell_id"] == cell_id], phase)
-                                    for run in (tf32, fp32)), a, b)
+            launches = [launch_medians(run.tidy[run.tidy["cell_id"] == cell_id], phase) for run in (tf32, fp32)]
+            found = unpaired_ratio(*launches)
+            if found is None:  # a cell of one launch: a bootstrap of its raw samples
+                a, b = (_samples(run, cell_id, phase) for run in (tf32, fp32))
+                found = (*bootstrap_ratio(a, b), len(a) + len(b)) if len(a) and len(b) else None
             if found is not None:
-                r, lo, hi, n, _ = found
+                r, lo, hi, n = found
+                times = [_median(run, cell_id, phase) for run in (fp32, tf32)]
                 rows.append([f"{fp32.name}/{tf32.name}", cell_id, cell["study"], cell["arch"], cell["framework"],
-                             cell["engine"], phase, b.median(), a.median(), r, lo, hi, speed_word(r, lo, hi), n])
+                             cell["engine"], phase, *times, r, lo, hi, speed_word(r, lo, hi), n])
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _ok_speed(run: ReferenceRun) -> list[str]:
     df = run.tidy
     return list(df[(df["task"] == "speed") & (df["status"] == "ok")]["cell_id"].unique())
+
+
+def _median(run: ReferenceRun, cell_id: str, phase: str) -> float:
+    """The cell's time for a phase as its record gives it: the median of its launch medians."""
+    t = run.tidy
+    return float(t[(t["cell_id"] == cell_id) & (t["phase"] == phase) & (t["metric"] == "time")]["value"].iloc[0])
 
 
 def _samples(run: ReferenceRun, cell_id: str, phase: str) -> pd.Series:
@@ -103,8 +111,9 @@ def reference_values(run: Run) -> dict[str, str]:
 
 
 def _launches(runs: dict[str, ReferenceRun]) -> str:
-    """How many launches the reference runs' timed cells ran in: '3', or '2--3' where some were cut short."""
-    counts = [len(r.tidy[(r.tidy["metric"] == "launch_time") & (r.tidy["cell_id"] == c)]["launch"].unique())
-              for r in runs.values() for c in r.tidy[r.tidy["task"].isin(["speed", "layers"])]["cell_id"].unique()]
-    counts = [max(c, 1) for c in counts]
-    return "--" if not counts else str(min(counts)) if min(counts) == max(counts) else f"{min(counts)}--{max(counts)}"
+    """How many launches the reference runs' ok timed cells ran in: '3', or '2--3' where some were cut short."""
+    counts = pd.concat([r.tidy[(r.tidy["metric"] == "launch_time") & (r.tidy["status"] == "ok")]
+                        .groupby("cell_id")["launch"].nunique() for r in runs.values()]) if runs else pd.Series()
+    if not len(counts):
+        return "1" if runs else "--"
+    return str(counts.min()) if counts.min() == counts.max() else f"{counts.min()}--{counts.max()}"
