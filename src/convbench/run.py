@@ -17,6 +17,7 @@ import numpy as np
 
 from convbench import data, learned, timing
 from convbench.cells import Cell
+from convbench.launches import run_launches
 from convbench.peak import theoretical_peak
 from convbench.records import SCHEMA_VERSION, finished, host_environment, now, publish, write_record
 from convbench.spec import conv_flops, forward_flops, init_weights, param_count, step_bytes, step_counts
@@ -259,7 +260,7 @@ def run_cells(cells: list[Cell], out_dir: Path, log=print, launch: int | None = 
         except Exception:  # the cells are still worth running; the roofline will say what is missing
             ceilings = {"error": traceback.format_exc()}
         context["process"]["ceilings"] = ceilings
-    elif first and any(c.task == "layers" for c in cells):  # no GEMM to measure here; the roof check needs the peak alone
+    elif first and any(c.task == "layers" for c in cells):  # no GEMM here; the roof check needs the peak alone
         model = backend.environment(cells[0].device).get("device_model") if cells[0].device == "cuda" else None
         context["process"]["ceilings"] = {"peak_flops": theoretical_peak(
             cells[0].device, cells[0].threads, model, cells[0].settings.get("cuda", {}).get("tf32", False))}
@@ -352,8 +353,6 @@ def run_groups(groups: list[tuple[list[Cell], Path, Path]], overwrite_ok: bool =
     <stage>/launch-<i>/ and resumable alike. The speed and layer groups of a job take turns (launch 1 of each, then
     launch 2 of each, ...) and each launch is a process of its own, so that two frameworks never share one, even with
     a single launch. `launch` marks a process that is one of them: it runs its cells itself."""
-    from convbench.launches import run_launches
-
     pending = [(_todo(cells, Path(out_dir), Path(stage), overwrite_ok, log), Path(stage))
                for cells, out_dir, stage in groups]
     frameworks = {cells[0].framework for cells, _, _ in groups if cells}

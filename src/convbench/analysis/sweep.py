@@ -108,10 +108,11 @@ def num(x: float) -> str:
     return signed(sig3(x))
 
 
-def fit_table(run, tag: str = "tab:overhead", where: str = "") -> str:
-    caption = (f"{where}Step time against batch: the fitted per-step overhead $a$ (ms) and per-sample cost $b$ ($\\mu$s "
-               f"per example) of $a + b \\times$ batch [{LEVEL * 100:.0f}\\,\\% interval], per engine, for the "
-               f"backward pass and the whole step; weighted least squares over the batches of the sweep.")
+def fit_table(run, tag: str = "tab:overhead", prefix: str = "") -> str:
+    """The table of a and b per setup; `prefix` opens the caption (a reference run names itself there)."""
+    caption = (f"{prefix}Step time against batch: the fitted per-step overhead $a$ (ms) and per-sample cost $b$ "
+               f"($\\mu$s per example) of $a + b \\times$ batch [{LEVEL * 100:.0f}\\,\\% interval], per engine, "
+               f"for the backward pass and the whole step; weighted least squares over the batches of the sweep.")
     f = fits(run.tidy)
     if f.empty:
         return placeholder(caption, tag, "This run has no cells of the overhead study.")

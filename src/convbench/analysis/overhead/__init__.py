@@ -1,8 +1,8 @@
 """The overhead study: one network timed at several batches in every engine, to tell the per-step overhead (launching
 operations, Python, the framework's dispatch) from the per-sample cost (arithmetic). A line a + b x batch per engine and
 phase with intervals on a and b, the figure of time against batch with the fits, the table of a and b (all three
-convbench.analysis.sweep, which a reference GPU run's sweep shares), and the backward claim of the engines study at every batch: where in (engine, batch) space one framework's backward pass is
-several times faster than the other's."""
+convbench.analysis.sweep, which a reference GPU run's sweep shares), and the backward claim of the engines study at
+every batch: where in (engine, batch) space one framework's backward pass is several times faster than the other's."""
 from __future__ import annotations
 
 import numpy as np

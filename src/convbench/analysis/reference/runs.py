@@ -65,6 +65,12 @@ class ReferenceRun:
         return escape("; ".join([*parts, f"measured {self.measured}"]))
 
 
+def record_time(tidy: pd.DataFrame, phase: str) -> float:
+    """The cells' time for a phase as their records give it (the median of each one's launch medians; over several
+    cells, the median)."""
+    return float(tidy[(tidy["metric"] == "time") & (tidy["phase"] == phase)]["value"].median())
+
+
 @cache
 def _read(folder: Path, stamp: tuple) -> ReferenceRun:
     records = load_records(folder)

@@ -1,6 +1,6 @@
 """A reference run's sweeps, drawn as the run's own: the overhead study's cells (time against batch per engine, with the
-CUDA graph of the whole step beside eager; convbench.analysis.sweep's figure and fit table) and the size study (the share of the
-GPU's peak as batch and image grow)."""
+CUDA graph of the whole step beside eager; convbench.analysis.sweep's figure and fit table) and the size study (the
+share of the GPU's peak as batch and image grow)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,7 @@ import pandas as pd
 from convbench.analysis.formatting import escape, percent, ratio
 from convbench.analysis.latex import placeholder
 from convbench.analysis.plotting import placeholder as empty_figure
-from convbench.analysis.reference.runs import KEY, ReferenceRun, reference_runs
+from convbench.analysis.reference.runs import KEY, ReferenceRun, record_time, reference_runs
 from convbench.analysis.stats import time_interval
 from convbench.analysis.study import Run
 from convbench.analysis.sweep import draw_sweep, fit_table, sweep_times
@@ -43,12 +43,6 @@ def overhead_table(run: Run) -> str:
                                                        f"{ref.line()}. ")
 
 
-def _time(df: pd.DataFrame, phase: str) -> float:
-    """The cells' time for a phase as their records give it (the median of the launch medians; over cells, the
-    median)."""
-    return float(df[(df["metric"] == "time") & (df["phase"] == phase)]["value"].median())
-
-
 def graph_values(run: Run) -> dict[str, str]:
     """Eager over the CUDA graph of the whole step, for the sweep's first and last network (keys .../first/... and
     .../last/..., named by .../first-arch), at its smallest and largest batch: the step times and their ratio with its
@@ -76,8 +70,8 @@ def graph_values(run: Run) -> dict[str, str]:
             found = time_interval(launch_medians(eager, "step"), launch_medians(graph, "step"), *samples)
             if found is not None:
                 r, lo, hi, *_ = found
-                values |= {f"{key}/eager-ms": f"{_time(eager, 'step') * 1e3:.3g}",
-                           f"{key}/graph-ms": f"{_time(graph, 'step') * 1e3:.3g}",
+                values |= {f"{key}/eager-ms": f"{record_time(eager, 'step') * 1e3:.3g}",
+                           f"{key}/graph-ms": f"{record_time(graph, 'step') * 1e3:.3g}",
                            f"{key}/ratio": ratio(r), f"{key}/lo": ratio(lo), f"{key}/hi": ratio(hi)}
     return values
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import escape, ms, ratio, speed_word, words
-from convbench.analysis.reference.runs import KEY, PHASES, ReferenceRun, reference_runs, tf32_pairs
+from convbench.analysis.reference.runs import KEY, PHASES, ReferenceRun, record_time, reference_runs, tf32_pairs
 from convbench.analysis.reference.sweeps import graph_values, size_values
 from convbench.analysis.roof import roof_values
 from convbench.analysis.stats import Verdict, bootstrap_ratio, unpaired_ratio
@@ -34,7 +34,7 @@ def compare(fp32: ReferenceRun, tf32: ReferenceRun) -> pd.DataFrame:
                 found = (*bootstrap_ratio(a, b), len(a) + len(b)) if len(a) and len(b) else None
             if found is not None:
                 r, lo, hi, n = found
-                times = [_median(run, cell_id, phase) for run in (fp32, tf32)]
+                times = [record_time(run.tidy[run.tidy["cell_id"] == cell_id], phase) for run in (fp32, tf32)]
                 rows.append([f"{fp32.name}/{tf32.name}", cell_id, cell["study"], cell["arch"], cell["framework"],
                              cell["engine"], phase, *times, r, lo, hi, speed_word(r, lo, hi), n])
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -43,12 +43,6 @@ def compare(fp32: ReferenceRun, tf32: ReferenceRun) -> pd.DataFrame:
 def _ok_speed(run: ReferenceRun) -> list[str]:
     df = run.tidy
     return list(df[(df["task"] == "speed") & (df["status"] == "ok")]["cell_id"].unique())
-
-
-def _median(run: ReferenceRun, cell_id: str, phase: str) -> float:
-    """The cell's time for a phase as its record gives it: the median of its launch medians."""
-    t = run.tidy
-    return float(t[(t["cell_id"] == cell_id) & (t["phase"] == phase) & (t["metric"] == "time")]["value"].iloc[0])
 
 
 def _samples(run: ReferenceRun, cell_id: str, phase: str) -> pd.Series:
@@ -107,7 +101,7 @@ def reference_values(run: Run) -> dict[str, str]:
             or "none", f"{KEY}/records": str(sum(r.tidy["cell_id"].nunique() for r in runs.values())),
             f"{KEY}/commit": escape(", ".join(sorted({r.commit for r in runs.values()}))) or "none",
             f"{KEY}/measured": escape(", ".join(sorted({r.measured for r in runs.values()}))) or "none",
-            "reference/launches": _launches(runs), **roof, **tf32_values(run), **graph_values(run), **size_values(run)}
+            f"{KEY}/launches": _launches(runs), **roof, **tf32_values(run), **graph_values(run), **size_values(run)}
 
 
 def _launches(runs: dict[str, ReferenceRun]) -> str:
