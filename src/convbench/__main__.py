@@ -18,9 +18,10 @@ from pathlib import Path
 from convbench import cells as cells_module
 from convbench import config as config_module
 from convbench.data import DataError
+from convbench.files import OutputError
 from convbench.spec import SpecError
 
-USER_ERRORS = (config_module.ConfigError, SpecError, DataError, FileNotFoundError)
+USER_ERRORS = (config_module.ConfigError, SpecError, DataError, FileNotFoundError, OutputError)
 
 
 def _is_user_error(error: Exception) -> bool:
@@ -32,10 +33,14 @@ def _is_user_error(error: Exception) -> bool:
 
 def _check_record_dirs(paths) -> None:
     """A mistyped --records path, or folders without a record: named in one line, before the analysis."""
-    for path in paths or ():
+    if not paths:
+        return
+    from convbench.analysis.records import record_paths  # the reader's own search: symbolic links followed
+
+    for path in paths:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path}: no such records directory")
-    if paths and not any(Path(p).is_file() or next(Path(p).rglob("*.json"), None) for p in paths):
+    if not record_paths(paths):
         raise FileNotFoundError(f"{' '.join(paths)}: no records (*.json) in it")
 
 
@@ -75,6 +80,10 @@ def cmd_run(args) -> None:
     # together, so that their launches interleave (run_groups). --under DIR: a folder per group under DIR, named by
     # the group's last part (speed/torch -> DIR/torch), staged in DIR.partial/torch, outside what Snakemake empties.
     grouped = cells_module.groups(cells)
+    for flag, folder in (("--out", args.out), ("--under", args.under)):
+        if folder is not None and Path(folder).name in ("", ".", ".."):
+            raise config_module.ConfigError(f"{flag} {folder}: name a folder of its own (its records are staged "
+                                            f"beside it, in <name>.partial)")
     if args.under and len({g.split("/")[-1] for g in grouped}) < len(grouped):
         raise config_module.ConfigError(f"--under {args.under}: the cells' groups {', '.join(grouped)} share a name")
 

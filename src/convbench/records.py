@@ -6,10 +6,11 @@ import os
 import platform
 import socket
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from convbench.files import replacing
 
 SCHEMA_VERSION = 1
 
@@ -63,16 +64,9 @@ def now() -> str:
 
 
 def write_record(path: Path, record: dict) -> None:
-    """Write `record` as JSON; a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write `record` as JSON; a reader never sees a half-written file (files.replacing)."""
+    with replacing(path) as tmp, open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
 
 
 def finished(path: Path, cell) -> bool:
@@ -89,15 +83,22 @@ def finished(path: Path, cell) -> bool:
 def publish(staged: Path, out_dir: Path, overwrite_ok: bool = False) -> str | None:
     """Copy a staged record into out_dir. A failed record does not replace an ok one of the same cell
     unless asked: it goes beside it as <cell>.json.failed, a name no record reader picks up (they read
-    *.json). Returns what was kept, to log."""
+    *.json). An ok record of other parameters (the config changed since) is never left to be read as this
+    cell's result: it moves aside to <cell>.json.stale. Returns what was kept, to log."""
     record, target = json.loads(staged.read_text()), Path(out_dir) / staged.name
     try:
-        kept = not overwrite_ok and record["status"] != "ok" and json.loads(target.read_text())["status"] == "ok"
+        old = json.loads(target.read_text())
+        old_ok, same = old["status"] == "ok", old["cell"] == record["cell"]
     except (OSError, ValueError, KeyError, TypeError):
-        kept = False
-    failed = target.with_name(target.name + ".failed")
+        old_ok = same = False
+    kept = not overwrite_ok and record["status"] != "ok" and old_ok and same
+    failed, stale = target.with_name(target.name + ".failed"), target.with_name(target.name + ".stale")
+    note = None
+    if old_ok and not same:
+        os.replace(target, stale)
+        note = f"{target}: an ok record of other parameters was there; it is now {stale.name}"
     write_record(failed if kept else target, record)
     if kept:
         return f"{target}: kept the ok record; this run's failed one is {failed.name}"
     failed.unlink(missing_ok=True)  # an older failure beside this record is no longer the news
-    return None
+    return note

@@ -17,6 +17,7 @@ import numpy as np
 
 from convbench import data, learned, timing
 from convbench.cells import Cell
+from convbench.files import check_writable, claimed
 from convbench.launches import run_launches
 from convbench.peak import theoretical_peak
 from convbench.records import SCHEMA_VERSION, finished, host_environment, now, publish, write_record
@@ -352,7 +353,16 @@ def run_groups(groups: list[tuple[list[Cell], Path, Path]], overwrite_ok: bool =
     Timed cells run in launches (speed.launches, scaling.launches; convbench.launches), each staged in
     <stage>/launch-<i>/ and resumable alike. The speed and layer groups of a job take turns (launch 1 of each, then
     launch 2 of each, ...) and each launch is a process of its own, so that two frameworks never share one, even with
-    a single launch. `launch` marks a process that is one of them: it runs its cells itself."""
+    a single launch. `launch` marks a process that is one of them: it runs its cells itself.
+    A second run on the same folders is refused while this one holds them (files.claimed), and a folder that cannot
+    be written is named before any cell runs."""
+    with claimed(stage for _, _, stage in groups):
+        for _, out_dir, _ in groups:
+            check_writable(out_dir)
+        _run_groups(groups, overwrite_ok, log, launch)
+
+
+def _run_groups(groups: list[tuple[list[Cell], Path, Path]], overwrite_ok: bool, log, launch: int | None) -> None:
     pending = [(_todo(cells, Path(out_dir), Path(stage), overwrite_ok, log), Path(stage))
                for cells, out_dir, stage in groups]
     frameworks = {cells[0].framework for cells, _, _ in groups if cells}

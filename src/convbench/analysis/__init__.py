@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from convbench.analysis import tidy
+from convbench.files import replacing, write_text
 from convbench.analysis.formatting import percent, ratio, signed
 from convbench.analysis.latex import LatexError, build_pdf, write_macros
 from convbench.analysis.records import RecordError, load_records
@@ -31,9 +32,10 @@ def write_tidy(records_dirs, out_dir) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = load_records(records_dirs)
-    tidy.tidy(records).to_csv(out / TIDY, index=False)
-    tidy.samples(records).to_csv(out / SAMPLES, index=False)
-    tidy.environment(records).to_csv(out / ENVIRONMENT, index=False)
+    with replacing(out / TIDY, out / SAMPLES, out / ENVIRONMENT) as (tidy_csv, samples_csv, environment_csv):
+        tidy.tidy(records).to_csv(tidy_csv, index=False)  # the three replace the previous ones together, or none does
+        tidy.samples(records).to_csv(samples_csv, index=False)
+        tidy.environment(records).to_csv(environment_csv, index=False)
     return out
 
 
@@ -66,13 +68,13 @@ def analyse_study(study: Study, run: Run, out_dir) -> Path:
     for figure in study.figures:
         figure.draw(run, out / "figures" / f"{figure.name}.pdf")
     for table in study.tables:
-        (out / "tables" / f"{table.name}.tex").write_text(table.render(run))
+        write_text(out / "tables" / f"{table.name}.tex", table.render(run))
     verdicts = study.verdicts(run)
     values = {f"{study.name}/ran": "1" if study.ran(run) else "0", **study.values(run)}
     for v in verdicts:
         values.update(verdict_values(v))
     write_macros(values, out / "macros.tex")
-    (out / "verdicts.json").write_text(json.dumps([v.to_dict() for v in verdicts], indent=1))
+    write_text(out / "verdicts.json", json.dumps([v.to_dict() for v in verdicts], indent=1))
     return out
 
 

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from convbench.files import replacing  # noqa: E402
+
 sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
 
 __all__ = ["plt", "sns", "placeholder", "save", "log_parameters_axis"]
@@ -23,10 +25,11 @@ def placeholder(path: Path, text: str) -> Path:
     return save(fig, path)
 
 
-def save(fig, path: Path) -> Path:
+def save(fig, path: Path, **savefig) -> Path:
+    """Save and close a figure; written to a temporary file first, then renamed (files.replacing)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, **savefig)
     plt.close(fig)
     return path
 

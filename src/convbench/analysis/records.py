@@ -7,8 +7,13 @@ As torch.utils.benchmark's Measurement: small frozen dataclasses, no behaviour b
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import jsonschema
+import yaml
 
 STATUSES = ("ok", "failed")
 CELL_REQUIRED = ("study", "task", "framework", "engine", "device", "devices", "batch_size", "seed", "arch")
@@ -115,6 +120,13 @@ class Record:
         return self.status == "ok"
 
 
+# Values: the record schema, where a number is a finite one (a NaN time would make a framework "faster").
+_FINITE = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "number", lambda _, v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+_VALUES = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_FINITE)(
+    yaml.safe_load((Path(__file__).resolve().parents[3] / "workflow/schemas/record.schema.yaml").read_text()))
+
+
 def _problem(raw) -> str | None:
     """What a record lacks, or None when it has what the analysis reads."""
     if not isinstance(raw, dict):
@@ -130,6 +142,10 @@ def _problem(raw) -> str | None:
     arch = raw["cell"]["arch"]
     if not isinstance(arch, dict) or "name" not in arch or not arch.get("blocks"):
         return "cell.arch needs a name and at least one block"
+    error = jsonschema.exceptions.best_match(_VALUES.iter_errors(raw))
+    if error is not None:
+        field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        return f"{field}: {error.message}"
     if raw["status"] not in STATUSES:
         return f"status {raw['status']!r} is not one of {STATUSES}"
     if raw["status"] == "ok":
@@ -185,9 +201,23 @@ def record_paths(source) -> list[Path]:
     for item in map(Path, sources):
         if not item.exists():
             raise RecordError(f"{item}: no such records directory or file")
-        found = sorted(item.rglob("*.json")) if item.is_dir() else [item]
-        paths += [p for p in found if not any(part.endswith(".partial") for part in p.relative_to(item).parts[:-1])]
+        paths += _json_files(item) if item.is_dir() else [item]
     return paths
+
+
+def _json_files(folder: Path) -> list[Path]:
+    """*.json under folder, following symbolic links to folders (a records folder assembled from links is read whole;
+    two links to one folder read it twice, and the duplicate cells are refused by name); staging folders (*.partial)
+    left out, and a link back up its own path not followed again."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        above = [Path(root), *Path(root).parents][1:len(Path(root).relative_to(folder).parts) + 1]
+        if os.path.realpath(root) in {os.path.realpath(p) for p in above}:
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if not d.endswith(".partial")]
+        found += [Path(root) / f for f in files if f.endswith(".json")]
+    return sorted(found)
 
 
 def load_records(source) -> list[Record]:
@@ -196,7 +226,7 @@ def load_records(source) -> list[Record]:
     if not paths:
         names = [source] if isinstance(source, (str, Path)) else list(source)
         raise RecordError(f"{' '.join(map(str, names))}: no result records (*.json) found")
-    records, seen = [], {}
+    records, seen, cells = [], {}, {}
     for path in paths:
         try:
             raw = json.loads(path.read_text())
@@ -205,6 +235,10 @@ def load_records(source) -> list[Record]:
         record = parse(raw, path)
         if record.cell_id in seen:
             raise RecordError(f"{path}: cell_id {record.cell_id!r} already read from {seen[record.cell_id]}")
-        seen[record.cell_id] = path
+        cell = json.dumps(raw["cell"], sort_keys=True)  # one cell under two ids would be counted twice
+        if cell in cells:
+            raise RecordError(f"{path}: the cell of {cells[cell]} under another cell_id ({record.cell_id!r}); "
+                              f"keep one of the two files")
+        seen[record.cell_id], cells[cell] = path, path
         records.append(record)
     return records

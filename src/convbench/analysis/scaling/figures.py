@@ -179,9 +179,7 @@ def bytes_(run: Run, path: Path) -> Path:
                 Line2D([], [], color="0.3", marker="s", mfc="none", ls="none", ms=8, label="loopback / t")]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.99, 0.5), frameon=False, fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path, bbox_inches="tight")
 
 
 def model_check(run: Run, path: Path) -> Path:
@@ -242,6 +240,4 @@ def projection(run: Run, path: Path) -> Path:
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.99, 0.5), frameon=False, fontsize="small")
     fig.suptitle(f"PROJECTION from one {run.projection['gpu']}'s records, not a measurement", fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path, bbox_inches="tight")
