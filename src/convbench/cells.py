@@ -5,6 +5,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from convbench.data import IMAGE_SIZES, DataError, Planted, split_sizes  # numpy only: still no framework imported
 from convbench.spec import ArchSpec, Block, SpecError, conv_sizes
 
 FRAMEWORKS = ("torch", "tensorflow")
@@ -13,11 +14,15 @@ ENGINES = {"torch": ("eager", "torchscript", "compile", "cudagraph"), "tensorflo
 TASKS = ("train", "speed", "layers", "scaling")
 # Input channels, image size (None: the timed size, speed.image_size) and classes of the data sets a train cell
 # can use: the planted task is drawn, and digits upsampled, at the size the speed cells time.
-DATASET_SHAPES = {"planted": (1, None, 2), "digits": (1, None, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+DATASET_SHAPES = {"planted": (1, None, 2), "digits": (1, None, 10), "mnist": (1, IMAGE_SIZES["mnist"], 10),
+                  "cifar10": (3, IMAGE_SIZES["cifar10"], 10)}
 # Training engines when train.engine names none: graph mode for TensorFlow (eager is 2-4.6x slower there).
 TRAIN_ENGINES = {"torch": "eager", "tensorflow": "function"}
 # Settings of the planted task (convbench.data.Planted) a config's data section may give.
 PLANTED_KEYS = ("scale", "train_size", "test_size", "distractors", "noise")
+# A record is <cell id>.json, written through a temporary .<name>.<random>.tmp.json beside it, or moved aside as
+# <name>.stale or .failed: what a file name can hold (255 bytes) less those additions.
+MAX_ID = 255 - len("..json.failed.XXXXXXXX.tmp.json")
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,6 @@ def _check_image_size(spec: ArchSpec, size: int, field: str) -> None:
 def _data(config: dict, study: dict) -> tuple[dict, int]:
     """A study's data settings (its own `data` over the top-level ones) and the size of its images; the
     planted task's settings are checked here, naming the field, before any cell runs."""
-    from convbench.data import DataError, Planted  # numpy only: expanding a config still imports no framework
-
     data = {**config["data"], **study.get("data", {})}
     size = DATASET_SHAPES[data["dataset"]][1] or config["speed"]["image_size"]
     if data["dataset"] == "planted":
@@ -157,14 +160,37 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
     replicates = train.get("replicate_framework") or config["frameworks"][0]
     role = "replicate" if common["framework"] == replicates else "repeat"
     seeds = train["seeds"] if role == "replicate" else train["seeds"][:train.get("repeats", 1)]
+    try:
+        n_train, n_test = split_sizes(data["dataset"], data.get("root"), data["test_fraction"],
+                                      {k: data[k] for k in PLANTED_KEYS if k in data})
+    except DataError as e:
+        raise SpecError(str(e)) from None
+    where = f"{data['dataset']}'s {'data.train_size' if data['dataset'] == 'planted' else 'training split'}"
+    if n_test == 0:
+        raise SpecError(f"data.dataset: {data['dataset']} holds no test images")
     cells = []
     for fraction in study.get("train_fractions", [data["train_fraction"]]):
+        if math.floor(n_train * fraction) < train["batch_size"]:  # a cell named b64 would train on smaller batches
+            raise SpecError(f"train.batch_size: {train['batch_size']} is more than the {math.floor(n_train * fraction)} "
+                            f"training images left of {n_train} ({where}) at train fraction {fraction:g}")
         criterion = _criterion(train, fraction)
         cells += [Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
                        train_fraction=fraction, settings={**settings, "epochs": criterion["max_epochs"],
                                                           "criterion": criterion, "role": role, "data": data})
                   for seed in seeds]
     return cells
+
+
+def _check_repeats(config: dict) -> None:
+    """Every timing protocol's min_repeats at most its max_repeats: the loop would stop short of its own minimum."""
+    protocols = [("speed", config["speed"])] + [(f"studies.{n}.speed", {**config["speed"], **s["speed"]})
+                                                for n, s in config["studies"].items() if "speed" in s]
+    if "scaling" in config:
+        protocols.append(("scaling", {**config["speed"], **config["scaling"]}))
+    for where, protocol in protocols:
+        if protocol["min_repeats"] > protocol["max_repeats"]:
+            raise SpecError(f"{where}.max_repeats: {protocol['max_repeats']} is below min_repeats "
+                            f"({protocol['min_repeats']})")
 
 
 def _speed_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
@@ -177,7 +203,8 @@ def _speed_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
     for size in sizes:
         _check_image_size(spec, size, "speed.image_size" if "image_sizes" not in study else "studies.image_sizes")
     settings = {k: v for k, v in speed.items() if k not in ("batch_size", "image_size", "in_channels", "num_classes", "layers")}
-    settings.update(lr=config["train"]["lr"], momentum=config["train"]["momentum"])
+    train = {**config["train"], **study.get("train", {})}  # a timed step is a training step: the train cells' optimizer
+    settings.update(lr=train["lr"], momentum=train["momentum"], optimizer=train["optimizer"])
     if "image_sizes" in study:
         settings["size_sweep"] = True
     return [Cell(**common, task="speed", arch=spec, batch_size=batch, image_size=size, seed=0, settings=dict(settings))
@@ -221,6 +248,9 @@ def _scaling_cells(config: dict) -> list[Cell]:
     # independent launches, interleaved like the speed cells'; each launch's loops can then be shorter
     protocol |= {k: scaling[k] for k in ("launches", "max_repeats") if k in scaling}
     base = {**protocol, "lr": config["train"]["lr"], "momentum": config["train"]["momentum"]}
+    if any(d > 1 for d in scaling["devices"]) and not scaling["parallelism"]:
+        raise SpecError(f"scaling.parallelism: empty, so the cells of {max(scaling['devices'])} devices "
+                        f"(scaling.devices) would not run; name one (data, tensor, hybrid)")
     variants = [("none", "strong", 0)]
     for parallelism in scaling["parallelism"]:
         variants += [(parallelism, mode, 0) for mode in scaling["scaling"]]
@@ -255,6 +285,7 @@ def _scaling_cells(config: dict) -> list[Cell]:
 def expand(config: dict) -> list[Cell]:
     """Every cell the (schema-validated) config asks for, in a stable order."""
     _check_names(config)
+    _check_repeats(config)
     cells = []
     for study_name, study in config["studies"].items():
         engines = {**config["engines"], **study.get("engines", {})}
@@ -278,6 +309,12 @@ def expand(config: dict) -> list[Cell]:
         cells += _scaling_cells(config)
     for cell in cells:  # the GPU policy each process applies (and records) before its first cell
         cell.settings["cuda"] = {"cudnn_benchmark": True, "tf32": False, **config.get("cuda", {})}
+    for cell in cells:
+        if len(cell.id.encode()) > MAX_ID:
+            raise SpecError(f"studies.{cell.study}.architectures: the cell of {cell.arch.name[:30]!r}"
+                            f"{'...' if len(cell.arch.name) > 30 else ''} is named by {len(cell.id.encode())} "
+                            f"characters, more than a record's file name holds ({MAX_ID}); shorten the architecture "
+                            f"or study name")
     ids = [c.id for c in cells]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -52,9 +53,11 @@ def read(path: str | Path) -> dict:
     return config
 
 
-# JSON Schema counts 2.0 as an integer; Python does not (set_num_threads(2.0) raises, "b64.0" names a cell).
-_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+# JSON Schema counts 2.0 as an integer; Python does not (set_num_threads(2.0) raises, "b64.0" names a cell). And a
+# number is a finite one: YAML's .nan and .inf pass every minimum and maximum (lr: .nan trains to nothing).
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({
+    "integer": lambda _, value: isinstance(value, int) and not isinstance(value, bool),
+    "number": lambda _, value: isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)})
 _Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
 
 
@@ -65,12 +68,13 @@ def check(config: dict, source: str = "config") -> list[cells.Cell]:
     if error is not None:
         field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {field}: {error.message}")
-    data = config["data"]
-    if data["dataset"] not in ("digits", "planted"):  # the two that need no files
-        if not data["root"]:
-            raise ConfigError(f"{source}: data.root: must name the directory holding {data['dataset']}")
-        if not Path(data["root"]).is_dir():
-            raise ConfigError(f"{source}: data.root: {data['root']} does not exist")
+    for where, data in [("data", config["data"])] + [(f"studies.{n}.data", {**config["data"], **s["data"]})
+                                                     for n, s in config["studies"].items() if "data" in s]:
+        if data["dataset"] not in ("digits", "planted"):  # the two that need no files
+            if not data.get("root"):
+                raise ConfigError(f"{source}: {where}.root: must name the directory holding {data['dataset']}")
+            if not Path(data["root"]).is_dir():
+                raise ConfigError(f"{source}: {where}.root: {data['root']} does not exist")
     check_projection(config.get("projection"), source)
     try:
         return cells.expand(config)

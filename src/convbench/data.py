@@ -1,6 +1,8 @@
 """Image datasets as NCHW float32 numpy arrays: a planted task generated from a seed, scikit-learn digits
 (upsampled to the timed image size), CIFAR-10 pickles, MNIST IDX files."""
+import functools
 import gzip
+import math
 import os
 import pickle
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ class Dataset:
 
 
 DATASETS = ("planted", "digits", "cifar10", "mnist")
+DIGITS = 1797  # images in scikit-learn's digits
+IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
 NUM_CLASSES = 10  # digits, MNIST and CIFAR-10 have ten classes
 PLANTED_CLASSES = 2  # the planted task: the two marks are the same, or they differ
 MARKS = np.array([[1, 1, 1], [1, 0, 1]], np.float32)  # the planted task's two kinds of mark: a bar, a split bar
@@ -96,6 +100,28 @@ def load(name: str, root: str | None = None, seed: int = 0, test_fraction: float
     std[std == 0] = 1.0  # a constant channel carries no information; leave it centred, not NaN
     x_train, x_test = (((x - mean) / std).astype(np.float32) for x in (x_train, x_test))
     return Dataset(name, x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), classes)
+
+
+def split_sizes(name: str, root: str | None = None, test_fraction: float = 0.25,
+                planted: dict | None = None) -> tuple[int, int]:
+    """Images in the train and test splits of a data set, before train_fraction, known before any cell runs: the
+    planted task's from its settings, digits' from its fixed size, MNIST's and CIFAR-10's read (and checked) once."""
+    if name == "planted":
+        settings = Planted(**(planted or {}))
+        return settings.train_size, settings.test_size
+    if name == "digits":  # train_test_split rounds the test split up
+        return DIGITS - math.ceil(test_fraction * DIGITS), math.ceil(test_fraction * DIGITS)
+    return _file_split_sizes(name, root)
+
+
+@functools.lru_cache(maxsize=None)
+def _file_split_sizes(name: str, root: str) -> tuple[int, int]:
+    if root is None:
+        raise DataError(f"data.root must be set to the directory holding the {name} files")
+    if not os.path.isdir(root):
+        raise DataError(f"data directory {root} does not exist")
+    x_train, _, x_test, _ = _cifar10(root) if name == "cifar10" else _mnist(root)
+    return len(x_train), len(x_test)
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
@@ -191,7 +217,11 @@ def _cifar_batch(path):
         raise DataError(f"{path} is not a CIFAR-10 pickle batch: {e}") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataError(f"{path} is not a CIFAR-10 batch: expected a dict with keys b'data' and b'labels'")
-    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
+    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    if not np.issubdtype(labels.dtype, np.integer):  # 0.7 would be cut to 0; 'cat' or None would not convert
+        raise DataError(f"{path}: b'labels' must be integers in [0, {NUM_CLASSES}), found {labels.dtype} "
+                        f"({labels.ravel()[:3].tolist()}...)")
+    labels = labels.astype(np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DataError(f"{path}: b'data' must be uint8 rows of 3072 pixels, got {data.dtype} {data.shape}")
     if labels.shape != (len(data),):
@@ -207,6 +237,9 @@ def _mnist(root):
         y = _idx(root, f"{split}-labels-idx1-ubyte", images=False)
         if len(x) != len(y):
             raise DataError(f"{root}: {split} images file has {len(x)} images but labels file has {len(y)} labels")
+        if x.shape[1:] != (IMAGE_SIZES["mnist"],) * 2:  # the network's pools were checked against 28x28
+            raise DataError(f"{os.path.join(root, split + '-images-idx3-ubyte')}: images of {x.shape[1]}x{x.shape[2]}, "
+                            f"but MNIST's are {IMAGE_SIZES['mnist']}x{IMAGE_SIZES['mnist']}")
         splits += [x[:, None].astype(np.float32), y]
     return tuple(splits)
 

@@ -38,8 +38,10 @@ def measure_speed(cell: Cell, backend) -> dict:
     """Time forward, backward and optimizer phases, and whole steps, on one synthetic batch."""
     protocol = _protocol(cell)
     x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, cell.arch.num_classes, cell.seed)
+    # the step the train cells take: their optimizer (a record made before speed cells named one timed SGD)
     trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), cell.settings["lr"],
-                              cell.settings["momentum"], cell.device, cell.engine)
+                              cell.settings["momentum"], cell.device, cell.engine,
+                              optimizer=cell.settings.get("optimizer", "sgd"))
     x, y = trainer.to_device(x, y)
     trainer.sync()
     t0 = time.perf_counter()
@@ -187,8 +189,11 @@ def train(cell: Cell, backend) -> dict:
                            test_loss=test_loss, test_accuracy=test_accuracy, seconds=seconds))
         if is_learned:
             epochs[-1]["learned"] = _learned_state(backend.export_weights(trainer.model), cell.arch)
+        if not np.isfinite(train_loss):  # more epochs change nothing, and a NaN loss is no result
+            raise FloatingPointError(f"training diverged: the train loss is {train_loss} after epoch {epoch} "
+                                     f"(train.lr {settings['lr']:g}, {settings['optimizer']})")
         done = converged(epochs, criterion)
-        if done or not np.isfinite(train_loss):  # levelled off, or diverged: more epochs change nothing
+        if done:
             break
     result = {
         "counts": {"params_framework": trainer.num_params()},
