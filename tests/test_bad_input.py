@@ -4,6 +4,7 @@ the field, exit status 2, no traceback."""
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -69,11 +70,14 @@ def test_a_configfile_stands_alone(work):
     ({"threads": 2.0}, r"my\.yaml: threads: 2\.0 is not of type 'integer'"),
     ({"speed": {"image_size": 2}}, r"my\.yaml: speed\.image_size: images of 2x2 are too small for architecture k3"),
     ({"threads": convbench_config.cores() + 1}, r"my\.yaml: threads: \d+ threads, but this machine gives this process"),
-], ids=["unknown key", "float threads", "tiny images", "threads beyond the cores"])
+    ({"train": {"lr": float("nan")}}, r"my\.yaml: train\.lr: nan is not of type 'number'"),
+    ({"studies": {"kernel": {"architectures": ["k3"], "tasks": ["train"], "data": {"dataset": "cifar10"}}}},
+     r"my\.yaml: studies\.kernel\.data\.root: must name the directory holding cifar10"),
+], ids=["unknown key", "float threads", "tiny images", "threads beyond the cores", "lr nan", "study data, no root"])
 def test_snakemake_refuses_a_bad_config_in_one_line(work, change, message):
     mine = yaml.safe_load(user_config(work).read_text())
     for key, value in change.items():
-        mine[key] = {**mine[key], **value} if isinstance(value, dict) else value
+        mine[key] = {**mine[key], **value} if isinstance(value, dict) and key != "studies" else value
     (work / "my.yaml").write_text(yaml.safe_dump(mine))
     assert re.search(message, refusal(snakemake(work, "-n", "--cores", "2", "--configfile", "my.yaml")))
 
@@ -171,3 +175,89 @@ def test_run_refuses_under_for_groups_that_share_a_folder_name(tmp_path):
     [line] = result.stderr.strip().splitlines()
     assert f"--under {tmp_path / 'records'}: the cells' groups" in line and "share a name" in line
     assert not (tmp_path / "records").exists()
+
+
+# --- convbench run: its output folders --------------------------------------------------------------------------
+
+def run_config(tmp_path) -> Path:
+    """A config of one PyTorch speed cell (and its layer cells), timed briefly."""
+    config = {k: v for k, v in yaml.safe_load(Path("config/config.yaml").read_text()).items() if k != "scaling"}
+    config.update(threads=1, frameworks=["torch"], engines={"torch": ["eager"]},
+                  studies={"kernel": {"architectures": ["k3"], "tasks": ["speed"]}})
+    config["speed"].update(layers=False, launches=1, warmup=1, min_repeats=3, max_repeats=3, min_seconds=0,
+                           gemm_n=64, copy_mib=1)
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "my.yaml"
+
+
+def convbench_run(tmp_path, *args, **popen):
+    return subprocess.run([sys.executable, "-m", "convbench", "run", "--config", str(run_config(tmp_path)), *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, **popen)
+
+
+def test_a_second_run_on_one_out_folder_is_refused_naming_the_first(tmp_path):
+    """Two runs on one --out shared <out>.partial, and the first to finish deleted the other's staged records."""
+    from convbench.files import claimed
+
+    with claimed([tmp_path / "records.partial"]):  # what a run in progress holds
+        line = refusal(convbench_run(tmp_path, "--out", "records"))
+    assert line == (f"convbench: error: records.partial: another convbench run (pid {os.getpid()}) is writing records "
+                    f"here; wait for it to end, or give this run another --out")
+    assert not (tmp_path / "records").exists()
+
+
+def test_run_refuses_an_out_folder_without_a_name(tmp_path):
+    line = refusal(convbench_run(tmp_path, "--out", "."))
+    assert line == ("convbench: error: --out .: name a folder of its own (its records are staged beside it, "
+                    "in <name>.partial)")
+
+
+def test_a_read_only_out_folder_is_refused_before_any_cell_runs(tmp_path):
+    """Root writes into a folder of mode 0555: for root the folder is made immutable (chattr +i) instead."""
+    records = tmp_path / "records"
+    records.mkdir()
+    lock = ["chattr", "+i", str(records)] if os.geteuid() == 0 else ["chmod", "0555", str(records)]
+    subprocess.run(lock, check=True)
+    try:
+        line = refusal(convbench_run(tmp_path, "--out", "records"))
+    finally:
+        subprocess.run(["chattr", "-i", str(records)] if os.geteuid() == 0 else ["chmod", "0755", str(records)])
+    assert re.fullmatch(r"convbench: error: records: cannot write records here "
+                        r"\((Permission denied|Operation not permitted)\)", line), line
+    assert not list((tmp_path / "records.partial").glob("*.json"))  # refused before the first cell ran
+
+
+def full_disk(limit: int):
+    """In the child: files can grow to `limit` bytes at most, and a write beyond fails as on a full disk (EFBIG,
+    the signal that would kill the process ignored)."""
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_full_disk_during_a_run_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    result = convbench_run(tmp_path, "--out", "records", preexec_fn=full_disk(2000))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.splitlines()  # stdout: the run's log up to there
+    cell = "kernel_k3_torch-eager_cpu1-none_b64_s0_speed"
+    assert line == (f"convbench: error: records.partial/{cell}.json: cannot write (File too large); "
+                    f"the previous file is kept")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith((".tmp.json", ".json"))]
+
+
+def test_a_full_disk_during_the_analysis_keeps_the_previous_tables(tmp_path):
+    """A truncated tidy.csv beside the previous samples.csv once published seeds 0 and runs 0."""
+    from test_analysis import write_run
+
+    records = write_run(tmp_path)
+    tidy = [sys.executable, "-m", "convbench", "tidy", "--records", str(records), "--out", "generated"]
+    assert subprocess.run(tidy, cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "generated").iterdir()}
+    (records / "speed" / "torch" / next((records / "speed" / "torch").iterdir()).name).unlink()  # a changed run
+    limit = min(len(b) for b in before.values()) + 1
+    line = refusal(subprocess.run(tidy, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                  preexec_fn=full_disk(limit)))
+    assert line == ("convbench: error: generated/tidy.csv, generated/samples.csv, generated/environment.csv: "
+                    "cannot write (File too large); the previous files are kept")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "generated").iterdir()} == before

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 import yaml
@@ -62,8 +64,8 @@ def test_a_failed_cell_keeps_the_ok_record_unless_asked(tmp_path):
     broken = type(cell)(**{**cell.__dict__, "device": "cuda"})
     if config.gpus():
         pytest.skip("this machine has a GPU, so device 'cuda' does not fail")
-    earlier = {"schema_version": SCHEMA_VERSION, "cell_id": broken.id, "status": "ok",  # of other settings: run again
-               "cell": {**broken.to_dict(), "settings": {**broken.settings, "warmup": 5}}}
+    # an ok record of this very cell under an older schema: not finished, so run again; its failure goes beside it
+    earlier = {"schema_version": 0, "cell_id": broken.id, "status": "ok", "cell": broken.to_dict()}
     write_record(tmp_path / f"{broken.id}.json", earlier)
     run_group([broken], tmp_path, log=lambda _: None)
     assert json.loads((tmp_path / f"{broken.id}.json").read_text()) == json.loads(json.dumps(earlier))
@@ -71,6 +73,23 @@ def test_a_failed_cell_keeps_the_ok_record_unless_asked(tmp_path):
     run_group([broken], tmp_path, overwrite_ok=True, log=lambda _: None)
     assert json.loads((tmp_path / f"{broken.id}.json").read_text())["status"] == "failed"
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{broken.id}.json"]
+
+
+def test_an_ok_record_of_other_parameters_is_never_left_as_the_cells_result(tmp_path):
+    """The config changed (warmup 5 -> 1) and the rerun of the changed cell failed: the old ok record, measured with
+    other parameters, moves aside to .stale instead of being published as this cell's result."""
+    cell = next(c for c in tiny_config() if c.group == "speed/torch")
+    broken = type(cell)(**{**cell.__dict__, "device": "cuda"})
+    if config.gpus():
+        pytest.skip("this machine has a GPU, so device 'cuda' does not fail")
+    earlier = {"schema_version": SCHEMA_VERSION, "cell_id": broken.id, "status": "ok",
+               "cell": {**broken.to_dict(), "settings": {**broken.settings, "warmup": 5}}}
+    write_record(tmp_path / f"{broken.id}.json", earlier)
+    log = []
+    run_group([broken], tmp_path, log=log.append)
+    assert json.loads((tmp_path / f"{broken.id}.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / f"{broken.id}.json.stale").read_text()) == json.loads(json.dumps(earlier))
+    assert any("an ok record of other parameters was there" in line for line in log)
 
 
 def test_a_rerun_skips_the_cells_an_interrupted_run_finished(tmp_path):
@@ -145,3 +164,31 @@ def test_a_dead_launcher_leaves_a_failed_record_per_cell(tmp_path, monkeypatch):
     run.run_scaling(cells, tmp_path, log=lambda _: None)
     record = json.loads((tmp_path / f"{cells[0].id}.json").read_text())
     assert record["status"] == "failed" and "the launcher exited with status 1" in record["error"]
+
+
+@pytest.mark.parametrize("framework, lr", [("torch", 1.0e30), ("tensorflow", 1.0e308)])
+def test_a_diverged_training_is_a_failed_record(tmp_path, framework, lr):
+    """Adam at a huge lr trains to a NaN loss: a failed record that says so, not an ok one."""
+    cell = next(c for c in tiny_config(lr=lr, optimizer="adam") if c.group == f"train/{framework}")
+    [record] = run_cells([cell], tmp_path, log=lambda _: None)
+    assert record["status"] == "failed"
+    assert record["error"].strip().splitlines()[-1].startswith("FloatingPointError: training diverged: the train loss")
+
+
+@pytest.mark.parametrize("optimizer, timed", [("adam", "Adam"), ("sgd", "SGD")])
+def test_speed_cells_time_the_training_optimizer(tmp_path, optimizer, timed):
+    cell = next(c for c in tiny_config(optimizer=optimizer) if c.group == "speed/torch")
+    assert cell.settings["optimizer"] == optimizer
+    [record] = run_cells([cell], tmp_path, log=lambda _: None)
+    assert record["status"] == "ok", record["error"]
+    assert record["engine"]["optimizer"].startswith(f"torch.optim.{timed} ")
+
+
+def test_records_are_readable_by_the_group_and_others(tmp_path):
+    """Records on a shared cluster file system: 0666 less the umask, as open() makes files (mkstemp's are 0600)."""
+    umask = os.umask(0o022)
+    try:
+        write_record(tmp_path / "cell.json", {"status": "ok"})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "cell.json").stat().st_mode) == 0o644
