@@ -173,6 +173,58 @@ def test_malformed_record_raises_naming_the_file(run, content, reason):
     assert str(bad) in str(error.value)
 
 
+def _nan_median(r):
+    r["timings"]["phases"]["backward"]["median"] = float("nan")
+
+
+def _negative_step(r):
+    r["timings"]["step"]["median"] = -0.01
+
+
+def _nan_sample(r):
+    r["timings"]["phases"]["forward"]["samples"][3] = float("nan")
+
+
+@pytest.mark.parametrize("task, damage, reason", [
+    ("speed", _nan_median, r"timings\.phases\.backward\.median: nan is not of type 'number'"),
+    ("speed", _negative_step, r"timings\.step\.median: -0\.01 is less than the minimum of 0"),
+    ("speed", _nan_sample, r"timings\.phases\.forward\.samples\.3: nan is not of type 'number'"),
+    ("train", lambda r: r["training"]["epochs"][2].update(test_accuracy=1.085),
+     r"training\.epochs\.2\.test_accuracy: 1\.085 is greater than the maximum of 1"),
+    ("speed", lambda r: r.update(schema_version=2), r"schema_version: 1 was expected"),
+], ids=["NaN median", "negative time", "NaN sample", "accuracy above 100 %", "unknown schema_version"])
+def test_a_record_value_the_analysis_cannot_use_is_refused_naming_the_file(run, task, damage, reason):
+    path = run / task / "torch" / f"kernel_k5_torch-eager_cpu1-none_b64_s0_{task}.json"
+    record = json.loads(path.read_text())
+    damage(record)
+    path.write_text(json.dumps(record))
+    with pytest.raises(RecordError, match=rf"^{path}: invalid result record: {reason}$"):
+        load_records(run)
+
+
+def test_one_cell_under_two_ids_is_refused_naming_both_files(run):
+    """A copy of a record under another cell_id counted the cell twice (a ratio went from 6.94 to 10.26)."""
+    first = run / "speed" / "torch" / "kernel_k5_torch-eager_cpu1-none_b64_s0_speed.json"
+    record = {**json.loads(first.read_text()), "cell_id": "kernel_k5-copy_torch-eager_cpu1-none_b64_s0_speed"}
+    second = first.with_name(f"{record['cell_id']}.json")
+    second.write_text(json.dumps(record))
+    with pytest.raises(RecordError, match=rf"^{first}: the cell of {second} under another cell_id "
+                                          rf"\('kernel_k5_torch-eager_cpu1-none_b64_s0_speed'\); keep one of the two"):
+        load_records(run)
+
+
+def test_a_records_folder_that_is_a_symbolic_link_is_read(run, tmp_path):
+    """A subfolder linked in (a run's records gathered from several places) was skipped without a word."""
+    elsewhere = tmp_path / "elsewhere"
+    (run / "train").rename(elsewhere)
+    (run / "train").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(run, target_is_directory=True)  # a link back up is not followed round again
+    assert len(load_records(run)) == 32
+    result = subprocess.run([sys.executable, "-m", "convbench", "tidy", "--records", str(run / "train"), "--out",
+                             str(tmp_path / "generated")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
 def test_records_from_several_directories_and_files(run):
     dirs = [run / "speed", run / "train" / "torch"]
     one = next((run / "train" / "tensorflow").glob("*.json"))

@@ -103,6 +103,32 @@ def test_the_paper_config_is_valid():
          r"has 32"),
         # a framework without engines (now that a config stands alone, nothing fills them in)
         ("engines", {"torch": ["eager"]}, r"engines\.tensorflow: required, as frameworks lists tensorflow"),
+        # numbers that pass every minimum: NaN and infinity
+        ("train.lr", float("nan"), r"train\.lr: nan is not of type 'number'$"),
+        ("train.lr", float("inf"), r"train\.lr: inf is not of type 'number'$"),
+        ("scaling.straggler_ms", [float("nan")], r"scaling\.straggler_ms\.0: nan is not of type 'number'$"),
+        # results/<run>/ outside results/
+        ("run", "..", r"run: '\.\.' does not match "),
+        ("run", ".", r"run: '\.' does not match "),
+        ("run", "/tmp/elsewhere", r"run: '/tmp/elsewhere' does not match "),
+        ("run", "a/b", r"run: 'a/b' does not match "),
+        # more in a batch than the training split holds: the cell would say b64 and train on fewer
+        ("data.train_size", 1, r"train\.batch_size: 64 is more than the 1 training images left of 1 \(planted's "
+                               r"data\.train_size\) at train fraction 1$"),
+        ("train.batch_size", 5000, r"train\.batch_size: 5000 is more than the 2000 training images left of 2000"),
+        ("data.train_fraction", 0.01, r"train\.batch_size: 64 is more than the 20 training images left of 2000 "
+                                      r"\(planted's data\.train_size\) at train fraction 0\.01$"),
+        ("studies.kernel.data", {"dataset": "digits", "train_fraction": 0.01},
+         r"train\.batch_size: 64 is more than the 13 training images left of 1347 \(digits's training split\)"),
+        # protocols that cannot hold
+        ("speed.min_repeats", 50, r"speed\.max_repeats: 30 is below min_repeats \(50\)$"),
+        ("studies.overhead.speed.min_repeats", 20, r"studies\.overhead\.speed\.max_repeats: 15 is below min_repeats"),
+        ("scaling.max_repeats", 5, r"scaling\.max_repeats: 5 is below min_repeats \(10\)$"),
+        ("scaling.parallelism", [], r"scaling\.parallelism: empty, so the cells of 2 devices \(scaling\.devices\) "
+                                    r"would not run"),
+        # a study's own data set read from files, but no folder named
+        ("studies.kernel.data", {"dataset": "cifar10"},
+         r"studies\.kernel\.data\.root: must name the directory holding cifar10$"),
     ],
 )
 def test_bad_config_names_the_field(path, value, message):
@@ -195,3 +221,14 @@ def test_a_training_fraction_takes_as_many_steps_as_the_whole_split():
     found = [c for c in config.check(fractions) if c.task == "train" and c.study == "activation" and c.seed == 0]
     epochs = {c.train_fraction: c.settings["epochs"] for c in found}
     assert epochs[0.25] == 4 * epochs[1.0] == 4 * DEFAULT["train"]["epochs"]
+
+
+def test_a_name_too_long_for_a_record_file_is_refused_before_training():
+    """A 300-character architecture name trained, then failed to write its record: File name too long."""
+    long = "k" * 300
+    mine = changed("architectures", {**DEFAULT["architectures"], long: DEFAULT["architectures"]["k3"]})
+    mine["studies"]["kernel"]["architectures"] = [long]
+    with pytest.raises(config.ConfigError, match=rf"^config: studies\.kernel\.architectures: the cell of 'k{{30}}'\.\.\. "
+                                            rf"is named by \d+ characters, more than a record's file name holds "
+                                            rf"\({cells.MAX_ID}\); shorten the architecture or study name$"):
+        config.check(mine)

@@ -138,6 +138,17 @@ def test_cifar10_wrong_row_length(tmp_path):
         load("cifar10", root=str(tmp_path))
 
 
+@pytest.mark.parametrize("labels, found", [([0.7, 1.0, 2.0], "float64"), (["cat", "dog", "cat"], "<U3"),
+                                           ([None, 1, 2], "object")], ids=["fractions", "names", "None"])
+def test_cifar10_labels_that_are_not_integers_name_the_file(tmp_path, labels, found):
+    """0.7 was cut to class 0; 'cat' and None raised a traceback."""
+    write_cifar(tmp_path)
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({b"data": np.zeros((3, 3072), np.uint8), b"labels": labels}, f)
+    with pytest.raises(DataError, match=rf"test_batch: b'labels' must be integers in \[0, 10\), found {found}"):
+        load("cifar10", root=str(tmp_path))
+
+
 # --- MNIST ------------------------------------------------------------------------------------------------------
 
 MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -228,6 +239,14 @@ def test_mnist_labels_out_of_range(tmp_path):
     write_mnist(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([0, 1, 2, 3, 42]), 0x801))
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.*labels must be in"):
+        load("mnist", root=str(tmp_path))
+
+
+@pytest.mark.parametrize("size", [32, 8])
+def test_mnist_images_of_another_size_name_the_file(tmp_path, size):
+    """32x32 files were read and recorded as 28x28 MNIST; 8x8 ones left the network's pools nothing."""
+    write_mnist(tmp_path, size=size)
+    with pytest.raises(DataError, match=rf"train-images-idx3-ubyte: images of {size}x{size}, but MNIST's are 28x28$"):
         load("mnist", root=str(tmp_path))
 
 
@@ -353,3 +372,18 @@ def test_batches_cover_every_index_once_and_reshuffle_each_epoch():
 def test_batches_when_batch_size_exceeds_n():
     (only,) = batches(5, 32, seed=0, epoch=0)
     assert np.array_equal(np.sort(only), np.arange(5))
+
+
+@pytest.mark.parametrize("n_train, n_test, message", [
+    (0, 5, r"train\.batch_size: 64 is more than the 0 training images left of 0 \(mnist's training split\)"),
+    (12, 0, r"data\.dataset: mnist holds no test images$"),
+], ids=["no training images", "no test images"])
+def test_a_data_set_without_images_is_refused_before_any_cell(tmp_path, n_train, n_test, message):
+    from convbench import config as convbench_config
+
+    write_mnist(tmp_path, n_train=n_train, n_test=n_test)
+    with open("config/config.yaml") as f:
+        config = yaml.safe_load(f)
+    config["data"].update(dataset="mnist", root=str(tmp_path))
+    with pytest.raises(convbench_config.ConfigError, match=r"^config: " + message):
+        convbench_config.check(config)

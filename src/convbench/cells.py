@@ -20,9 +20,9 @@ DATASET_SHAPES = {"planted": (1, None, 2), "digits": (1, None, 10), "mnist": (1,
 TRAIN_ENGINES = {"torch": "eager", "tensorflow": "function"}
 # Settings of the planted task (convbench.data.Planted) a config's data section may give.
 PLANTED_KEYS = ("scale", "train_size", "test_size", "distractors", "noise")
-# A record is <cell id>.json, written through a temporary .<name>.<random>.tmp.json beside it, or moved aside as
-# <name>.stale or .failed: what a file name can hold (255 bytes) less those additions.
-MAX_ID = 255 - len("..json.failed.XXXXXXXX.tmp.json")
+# A record is <cell id>.json, or <cell id>.json.failed beside an ok one (convbench.records.publish): what a file
+# name can hold (255 bytes) less that suffix. (Temporary files cut the name they stand for: files.replacing.)
+MAX_ID = 255 - len(".json.failed")
 
 
 @dataclass(frozen=True)
