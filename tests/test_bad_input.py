@@ -197,13 +197,18 @@ def convbench_run(tmp_path, *args, **popen):
 
 def test_a_second_run_on_one_out_folder_is_refused_naming_the_first(tmp_path):
     """Two runs on one --out shared <out>.partial, and the first to finish deleted the other's staged records."""
-    from convbench.files import claimed
-
-    with claimed([tmp_path / "records.partial"]):  # what a run in progress holds
-        line = refusal(convbench_run(tmp_path, "--out", "records"))
-    assert line == (f"convbench: error: records.partial: another convbench run (pid {os.getpid()}) is writing records "
+    command = [sys.executable, "-m", "convbench", "run", "--config", str(run_config(tmp_path)), "--out", "records"]
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "records.partial").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        line = refusal(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300))
+    finally:
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert line == (f"convbench: error: records.partial: another convbench run (pid {first.pid}) is writing records "
                     f"here; wait for it to end, or give this run another --out")
-    assert not (tmp_path / "records").exists()
+    assert [p.name for p in (tmp_path / "records").iterdir()] == ["kernel_k3_torch-eager_cpu1-none_b64_s0_speed.json"]
 
 
 def test_run_refuses_an_out_folder_without_a_name(tmp_path):
