@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+LOCK = ".convbench-run.lock"  # in a run's staging folder, while the run holds it
+
+
 class OutputError(ValueError):
     """A file or folder cannot be written, or another run is writing there; the message names it."""
 
@@ -63,7 +66,7 @@ def claimed(folders):
         for folder in dict.fromkeys(Path(f) for f in folders):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                handle = open(folder / ".convbench-run.lock", "a+")
+                handle = open(folder / LOCK, "a+")
             except OSError as e:
                 raise OutputError(f"{folder}: cannot write records here ({e.strerror or e})") from None
             try:
@@ -81,7 +84,14 @@ def claimed(folders):
             handle.flush()
         yield
     finally:
-        for handle in held:
+        for handle in held:  # a folder left holding nothing but the lock goes (while still locked: no one else's)
+            folder = Path(handle.name).parent
+            try:
+                if [p.name for p in folder.iterdir()] == [LOCK]:
+                    Path(handle.name).unlink()
+                    folder.rmdir()
+            except OSError:  # gone already (the run removed its stage), or filled meanwhile
+                pass
             handle.close()
 
 
