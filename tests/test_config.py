@@ -113,13 +113,13 @@ def test_the_paper_config_is_valid():
         ("run", "/tmp/elsewhere", r"run: '/tmp/elsewhere' does not match "),
         ("run", "a/b", r"run: 'a/b' does not match "),
         # more in a batch than the training split holds: the cell would say b64 and train on fewer
-        ("data.train_size", 1, r"train\.batch_size: 64 is more than the 1 training images left of 1 \(planted's "
+        ("data.train_size", 1, r"train\.batch_size: 64 is more than the 1 training images left of 1 \("
                                r"data\.train_size\) at train fraction 1$"),
         ("train.batch_size", 5000, r"train\.batch_size: 5000 is more than the 2000 training images left of 2000"),
         ("data.train_fraction", 0.01, r"train\.batch_size: 64 is more than the 20 training images left of 2000 "
-                                      r"\(planted's data\.train_size\) at train fraction 0\.01$"),
+                                      r"\(data\.train_size\) at train fraction 0\.01$"),
         ("studies.kernel.data", {"dataset": "digits", "train_fraction": 0.01},
-         r"train\.batch_size: 64 is more than the 13 training images left of 1347 \(digits's training split\)"),
+         r"train\.batch_size: 64 is more than the 13 training images left of 1347 \(the digits training split\)"),
         # protocols that cannot hold
         ("speed.min_repeats", 50, r"speed\.max_repeats: 30 is below min_repeats \(50\)$"),
         ("studies.overhead.speed.min_repeats", 20, r"studies\.overhead\.speed\.max_repeats: 15 is below min_repeats"),

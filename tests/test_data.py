@@ -375,7 +375,7 @@ def test_batches_when_batch_size_exceeds_n():
 
 
 @pytest.mark.parametrize("n_train, n_test, message", [
-    (0, 5, r"train\.batch_size: 64 is more than the 0 training images left of 0 \(mnist's training split\)"),
+    (0, 5, r"train\.batch_size: 64 is more than the 0 training images left of 0 \(the mnist training split\)"),
     (12, 0, r"data\.dataset: mnist holds no test images$"),
 ], ids=["no training images", "no test images"])
 def test_a_data_set_without_images_is_refused_before_any_cell(tmp_path, n_train, n_test, message):

@@ -165,7 +165,7 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
                                       {k: data[k] for k in PLANTED_KEYS if k in data})
     except DataError as e:
         raise SpecError(str(e)) from None
-    where = f"{data['dataset']}'s {'data.train_size' if data['dataset'] == 'planted' else 'training split'}"
+    where = "data.train_size" if data["dataset"] == "planted" else f"the {data['dataset']} training split"
     if n_test == 0:
         raise SpecError(f"data.dataset: {data['dataset']} holds no test images")
     cells = []

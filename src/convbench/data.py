@@ -85,14 +85,8 @@ def load(name: str, root: str | None = None, seed: int = 0, test_fraction: float
         x_train, y_train, x_test, y_test = _digits(seed, test_fraction)
         if image_size and image_size != x_train.shape[-1]:
             x_train, x_test = (_resize(x, image_size) for x in (x_train, x_test))
-    elif root is None:
-        raise DataError(f"data.root must be set to the directory holding the {name} files")
-    elif not os.path.isdir(root):
-        raise DataError(f"data directory {root} does not exist")
-    elif name == "cifar10":
-        x_train, y_train, x_test, y_test = _cifar10(root)
     else:
-        x_train, y_train, x_test, y_test = _mnist(root)
+        x_train, y_train, x_test, y_test = _read_files(name, root)
     if train_fraction < 1:
         x_train, y_train = _stratified_subset(x_train, y_train, train_fraction, seed)
     mean = x_train.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
@@ -115,13 +109,18 @@ def split_sizes(name: str, root: str | None = None, test_fraction: float = 0.25,
 
 
 @functools.lru_cache(maxsize=None)
-def _file_split_sizes(name: str, root: str) -> tuple[int, int]:
+def _file_split_sizes(name: str, root: str | None) -> tuple[int, int]:
+    x_train, _, x_test, _ = _read_files(name, root)
+    return len(x_train), len(x_test)
+
+
+def _read_files(name: str, root: str | None):
+    """MNIST's or CIFAR-10's train and test images and labels, as their files hold them."""
     if root is None:
         raise DataError(f"data.root must be set to the directory holding the {name} files")
     if not os.path.isdir(root):
         raise DataError(f"data directory {root} does not exist")
-    x_train, _, x_test, _ = _cifar10(root) if name == "cifar10" else _mnist(root)
-    return len(x_train), len(x_test)
+    return _cifar10(root) if name == "cifar10" else _mnist(root)
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
