@@ -108,10 +108,10 @@ def test_the_paper_config_is_valid():
         ("train.lr", float("inf"), r"train\.lr: inf is not of type 'number'$"),
         ("scaling.straggler_ms", [float("nan")], r"scaling\.straggler_ms\.0: nan is not of type 'number'$"),
         # results/<run>/ outside results/
-        ("run", "..", r"run: '\.\.' does not match "),
-        ("run", ".", r"run: '\.' does not match "),
-        ("run", "/tmp/elsewhere", r"run: '/tmp/elsewhere' does not match "),
-        ("run", "a/b", r"run: 'a/b' does not match "),
+        ("run", "..", r"run: '\.\.' is not allowed: results go to results/<run>/, so a folder "),
+        ("run", ".", r"run: '\.' is not allowed: results go to results/<run>/, so a folder "),
+        ("run", "/tmp/elsewhere", r"run: '/tmp/elsewhere' is not allowed: results go to results/<run>/, so a folder "),
+        ("run", "a/b", r"run: 'a/b' is not allowed: results go to results/<run>/, so a folder "),
         # more in a batch than the training split holds: the cell would say b64 and train on fewer
         ("data.train_size", 1, r"train\.batch_size: 64 is more than the 1 training images left of 1 \("
                                r"data\.train_size\) at train fraction 1$"),

@@ -67,7 +67,10 @@ def check(config: dict, source: str = "config") -> list[cells.Cell]:
     error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(config))
     if error is not None:
         field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ConfigError(f"{source}: {field}: {error.message}")
+        # a pattern is no message: say what it stands for (the field's description)
+        message = f"{error.instance!r} is not allowed: {error.schema['description']}" \
+            if error.validator == "pattern" and "description" in error.schema else error.message
+        raise ConfigError(f"{source}: {field}: {message}")
     for where, data in [("data", config["data"])] + [(f"studies.{n}.data", {**config["data"], **s["data"]})
                                                      for n, s in config["studies"].items() if "data" in s]:
         if data["dataset"] not in ("digits", "planted"):  # the two that need no files
