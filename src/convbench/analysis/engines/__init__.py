@@ -34,8 +34,8 @@ STUDY = Study(
                "instead of split."),
         Figure("roofline", draw_roofline,
                "Roofline: achieved GFLOP/s of every timed cell against its arithmetic intensity, one panel per "
-               "framework under the roof of its fp32 GEMM ceiling and copy bandwidth, as its own processes measured "
-               "them; bars span the range the step time's interquartile range allows."),
+               "framework under the device's one roof: the best fp32 GEMM and copy bandwidth that any framework "
+               "measured on it, and (dotted) its theoretical peak; bars span the range the step time's interquartile range allows."),
     ),
     tables=(Table("claim", claim_table), Table("fairness", fairness_table)),
     values=study_values,

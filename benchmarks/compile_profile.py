@@ -1,0 +1,119 @@
+"""Why is torch.compile slower than eager on the CPU? The same training step of one network under eager and under
+Inductor (with the Inductor options PyTorch documents for the CPU), timed phase by phase and profiled op by op.
+
+    python benchmarks/compile_profile.py [--arch k3] [--repeats 20] [--top 8] [--variant default --variant ...]
+
+Prints, per variant: the forward and forward+backward medians (torch.utils.benchmark.Timer, blocked) and the ops
+that took the most self CPU time in one profiled step (torch.profiler), so that one can see which kernels Inductor
+runs where eager runs oneDNN (mkldnn) convolutions, and what layout conversions it adds. Variants:
+  eager                      the model as it is
+  default                    torch.compile(model): what the engine ran (Inductor's layout optimisation on)
+  no-layout-opt              Inductor without its channels-last layout optimisation (layout_optimization=False)
+  cpp-wrapper                Inductor's C++ wrapper (cpp_wrapper=True): the wrapper code in C++, not Python
+  max-autotune               mode="max-autotune-no-cudagraphs"
+  freezing-forward           freezing=True, forward only under no_grad (freezing is an inference-only option: it
+                             folds the weights into constants, which a training step cannot do)
+On 2 cores each compile takes 10-30 s; keep the variants few.
+"""
+import argparse
+import time
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+import torch.utils.benchmark as benchmark
+import yaml
+from torch.profiler import ProfilerActivity, profile
+
+from convbench import config, data
+from convbench.backends import torch_backend
+from convbench.spec import init_weights
+
+VARIANTS = {
+    "eager": None,
+    "default": {},
+    "no-layout-opt": {"layout_optimization": False},
+    "cpp-wrapper": {"cpp_wrapper": True},
+    "max-autotune": {"mode": "max-autotune-no-cudagraphs"},
+    "freezing-forward": {"freezing": True},
+}
+
+
+def module(model, variant: str):
+    """The module a variant runs: the eager model, or torch.compile of it with the variant's Inductor options."""
+    options = VARIANTS[variant]
+    if options is None:
+        return model
+    from torch._inductor import config as inductor_config
+
+    torch._dynamo.reset()
+    inductor_config.compile_threads = 1  # as the engine does (torch_backend.compile_engine)
+    options = dict(options)
+    mode = options.pop("mode", None)
+    for key, value in {"layout_optimization": True, "cpp_wrapper": False, "freezing": False, **options}.items():
+        setattr(inductor_config, key, value)
+    return torch.compile(model, mode=mode)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="config/config.yaml")
+    parser.add_argument("--arch", default="k3")
+    parser.add_argument("--repeats", type=int, default=20, help="steps per Timer block (few: 2 shared cores)")
+    parser.add_argument("--top", type=int, default=8, help="ops listed per variant")
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="repeatable; default: all")
+    args = parser.parse_args()
+
+    with open(args.config) as f:
+        cell = next(c for c in config.check(yaml.safe_load(f)) if c.task == "speed" and c.arch.name == args.arch)
+    torch_backend.configure(cell.threads)
+    x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, 10, 0)
+    x, y = torch.from_numpy(x), torch.from_numpy(y).long()
+    print(f"torch {torch.__version__}, {args.arch}, batch {cell.batch_size}, image {cell.image_size}, "
+          f"{cell.threads} threads, mkldnn {torch.backends.mkldnn.is_available()}")
+    results = {}
+    for variant in args.variant or list(VARIANTS):
+        model = torch_backend.build(cell.arch, init_weights(cell.arch, 0))
+        inference = variant == "freezing-forward"
+        if inference:
+            model.eval()
+        net = module(model, variant)
+        grad = torch.no_grad() if inference else nullcontext()
+
+        def forward():
+            with grad:
+                return F.cross_entropy(net(x), y)
+
+        def step():
+            forward().backward()
+            model.zero_grad(set_to_none=True)
+
+        t0 = time.perf_counter()
+        forward() if inference else step()  # compiles forward (and backward)
+        compile_s = time.perf_counter() - t0
+        for _ in range(3):
+            forward() if inference else step()
+        timed = {"forward": forward} if inference else {"forward": forward, "forward+backward": step}
+        times = {name: benchmark.Timer("f()", globals={"f": f}, num_threads=cell.threads)
+                 .blocked_autorange(min_run_time=0.3).median for name, f in timed.items()}
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.repeats):
+                forward() if inference else step()
+        results[variant] = times
+        print(f"\n== {variant}: first call {compile_s:.1f} s; " +
+              ", ".join(f"{name} {1e3 * t:.2f} ms" for name, t in times.items()))
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        print(f"  {'op (self CPU time per step)':58s} {'ms':>7s} {'share':>6s} {'calls':>6s}")
+        for e in events[:args.top]:
+            print(f"  {e.key[:58]:58s} {e.self_cpu_time_total / 1e3 / args.repeats:7.3f} "
+                  f"{100 * e.self_cpu_time_total / total:5.1f}% {e.count // args.repeats:6d}")
+    if "eager" in results:
+        print("\nover eager:")
+        for variant, times in results.items():
+            print(f"  {variant:18s} " + ", ".join(f"{name} {t / results['eager'][name]:.2f}x"
+                                                  for name, t in times.items() if name in results["eager"]))
+
+
+if __name__ == "__main__":
+    main()
