@@ -5,7 +5,9 @@ Inductor (with the Inductor options PyTorch documents for the CPU), timed phase 
 
 Prints, per variant: the forward and forward+backward medians (torch.utils.benchmark.Timer, blocked) and the ops
 that took the most self CPU time in one profiled step (torch.profiler), so that one can see which kernels Inductor
-runs where eager runs oneDNN (mkldnn) convolutions, and what layout conversions it adds. Variants:
+runs where eager runs oneDNN (mkldnn) convolutions, and what layout conversions it adds (Inductor's own C++ kernels are named
+cpp_fused_<ops>, profiled one by one with torch._inductor.config.cpp.enable_kernel_profile, as PyTorch's tutorial
+"Inductor CPU backend debugging and profiling" does). Variants:
   eager                      the model as it is
   default                    torch.compile(model): what the engine ran (Inductor's layout optimisation on)
   no-layout-opt              Inductor without its channels-last layout optimisation (layout_optimization=False)
@@ -48,6 +50,7 @@ def module(model, variant: str):
 
     torch._dynamo.reset()
     inductor_config.compile_threads = 1  # as the engine does (torch_backend.compile_engine)
+    inductor_config.cpp.enable_kernel_profile = True  # each generated C++ kernel as its own profiler event
     options = dict(options)
     mode = options.pop("mode", None)
     for key, value in {"layout_optimization": True, "cpp_wrapper": False, "freezing": False, **options}.items():
