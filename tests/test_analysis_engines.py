@@ -409,3 +409,13 @@ def test_a_run_without_the_engines_study(tmp_path):
     assert json.loads((out / "verdicts.json").read_text()) == []
     assert (out / "figures" / "engine_phases.pdf").exists()
     assert read_macros(analyse_study(LAYERS_STUDY, run, tmp_path / "layers") / "macros.tex")["layers/ran"] == "0"
+
+
+def test_inductor_against_eager_per_phase(run):
+    """The fixture's torch.compile cells run the forward as fast as eager and the backward in 0.8 of its time (BACKWARD):
+    the ratios of the medians say so, on the CPU, over the three networks."""
+    v = values.inductor_values(run)
+    assert v["engines/inductor/ran"] == "1" and v["engines/inductor/cpu"] == "1" and v["engines/inductor/networks"] == "3"
+    assert float(v["engines/inductor/forward-over-eager"]) == pytest.approx(1.0, abs=0.05)
+    assert float(v["engines/inductor/backward-over-eager"]) == pytest.approx(0.8, abs=0.05)
+    assert float(v["engines/inductor/backward-over-eager-min"]) <= float(v["engines/inductor/backward-over-eager-max"])
