@@ -144,8 +144,3 @@ def framework_roofs(df: pd.DataFrame) -> pd.DataFrame:
     first = df[df["status"] == "ok"].drop_duplicates("framework").set_index("framework")["hardware"]
     return roofs.reindex(first.to_numpy()).set_index(first.index)
 
-
-def peaks(df: pd.DataFrame) -> pd.Series:
-    """The theoretical peak per framework: its device's, FLOP/s."""
-    roofs = framework_roofs(df)
-    return roofs["peak"].dropna() if len(roofs) else pd.Series(dtype=float)
