@@ -140,7 +140,7 @@ def replay_ms(calls, p=2) -> float:
 
 
 OVERHEAD = {"forward": 1.0, "backward": 1.5, "optimizer": 0.5}  # ms a step at any batch: a of a + b x batch
-PER_SAMPLE = {"forward": 0.03, "backward": 0.05, "optimizer": 0.0}  # ms per sample: b
+PER_SAMPLE = {"forward": 2 / 64, "backward": 3 / 64, "optimizer": 0.0}  # ms per sample: b (batch 64: the speed cell)
 
 
 def sweep_records(batches=(1, 8, 64, 256)) -> list[dict]:
@@ -217,6 +217,15 @@ def test_the_per_step_overhead_does_not_shrink_with_a_devices_share(tmp_path):
     assert checked.loc[checked["mode"] == "strong", "error_without_overhead"].abs().max() < 0.01  # same share of cores
     fixed = pj.step_overhead(run_with(sweep_records(), tmp_path / "sweep").tidy, "torch")
     assert fixed == pytest.approx((0.5e-3, 0.75e-3, 0.25e-3), rel=1e-3)  # per convolution: k3 has two
+
+
+def test_the_one_device_step_is_taken_at_one_batch(tmp_path):
+    """The overhead study times the speed cell's network at other batches too: the one-device step is the median at
+    the batch most cells ran at (64: the speed cell's and the sweep's), not a median over every batch."""
+    records = [layer_record(s, t) for s, t in LAYERS.items()] + [speed_record()] + sweep_records((1, 2, 4, 8, 64))
+    run = run_with(records, tmp_path)
+    base = pj.base_of(run.tidy, run.environment, " ".join(LAYERS), "relu", 1, "torch", overhead=False)
+    assert base.batch == 64 and base.step == pytest.approx(SPEED_STEP * 1e-3)
 
 
 def test_check_reports_cells_beyond_the_goal(tmp_path):

@@ -75,9 +75,10 @@ def _conv_times(convs: list[str], activation: str, pieces: int, framework: str, 
 def base_of(df: pd.DataFrame, env: pd.DataFrame, convs: str, activation: str, pieces: int, framework: str,
             fallback: pd.Series | None = None, overhead: bool = True) -> Base | None:
     """The one-device computation of a network (its convolutions as tidy's convs words): layer-wise times scaled to
-    the one-device speed cell's batch, and the rest of that cell's step, with the per-step overhead of step_overhead
-    (overhead=False: none, every time shrinking with a device's share). fallback: a one-device scaling cell, used
-    where no speed cell of the network ran (then that cell's prediction is exact by construction)."""
+    the one-device speed cells' batch (the batch most of them ran at), and the rest of their step (median), with
+    the per-step overhead of step_overhead (overhead=False: none, every time shrinking with a device's share).
+    fallback: a one-device scaling cell, used where no speed cell of the network ran (then that cell's prediction is
+    exact by construction)."""
     layers = layer_times(df)
     shapes = convs.split()
     times = _conv_times(shapes, activation, pieces, framework, layers) if len(layers) else None
@@ -87,7 +88,8 @@ def base_of(df: pd.DataFrame, env: pd.DataFrame, convs: str, activation: str, pi
     speed = df[(df["task"] == "speed") & (df["engine"] == "eager") & (df["framework"] == framework)
                & (df["convs"] == convs) & (df["activation"] == activation) & (df["pieces"] == pieces)
                & (df["metric"] == "time") & (df["phase"] == "step")] if len(df) else df
-    if len(speed):
+    if len(speed):  # at one batch: the overhead study times the same network at several
+        speed = speed[speed["batch_size"] == speed["batch_size"].mode().max()]
         step, batch, ids = float(speed["value"].median()), int(speed["batch_size"].iloc[0]), speed["cell_id"]
         source = "speed"
     elif fallback is not None:
