@@ -34,11 +34,12 @@ def device_roofs(df: pd.DataFrame) -> pd.DataFrame:
     """Per device (tidy's hardware column): gemm, bandwidth and peak, the highest any ok process of any framework
     recorded on it (NaN where none did), and gemm_framework, the framework whose process reached that GEMM."""
     columns = ["gemm", "bandwidth", "peak", "gemm_framework"]
+    none = pd.DataFrame(columns=columns, index=pd.Index([], dtype=object, name="hardware"))
     if df.empty or "metric" not in df or "hardware" not in df:
-        return pd.DataFrame(columns=columns)
+        return none
     rows = df[(df["status"] == "ok") & (df["phase"] == "ceiling") & df["metric"].isin(list(CEILINGS))]
     if rows.empty:
-        return pd.DataFrame(columns=columns)
+        return none
     best = rows.loc[rows.groupby(["hardware", "metric"])["value"].idxmax()]
     out = best.pivot(index="hardware", columns="metric", values="value").rename(columns=CEILINGS)
     gemm = best[best["metric"] == "gemm_flops"].set_index("hardware")["framework"]
