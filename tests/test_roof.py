@@ -234,6 +234,8 @@ def test_a_device_has_one_roof_the_best_gemm_any_framework_reached(tmp_path, cap
     values = roof.roof_values(layer_run(made).tidy, "engines/roof", "speed")  # above both
     assert values["engines/roof/above-gemm"] == "2" and values["engines/roof/above-peak"] == "1"
     assert "above the theoretical peak" in capsys.readouterr().err
+    twice = layer_run(made + made[:1]).tidy  # a record read twice (two folders) still gets its fractions
+    assert len(twice[twice.metric == "ceiling_fraction"]) == len(made) + 1
     other = speed_record(dataclasses.replace(torch_cell, seed=2), useful / 218e9, 100e9, info)
     other["environment"]["cpu_model"] = "Intel Xeon"
     roofs = roof.device_roofs(layer_run(made + [other]).tidy)

@@ -54,8 +54,10 @@ def roof_rows(df: pd.DataFrame) -> pd.DataFrame:
     points = df[(df["status"] == "ok") & (df["metric"] == "achieved_flops")] if len(roofs) else df.iloc[:0]
     if points.empty:
         return df.iloc[:0]
-    intensity = (df[df["metric"] == "arithmetic_intensity"].set_index(["cell_id", "phase"])["value"]
-                 .reindex(pd.MultiIndex.from_frame(points[["cell_id", "phase"]])).to_numpy())
+    keys = ["cell_id", "phase"]
+    intensity = (df[df["metric"] == "arithmetic_intensity"][keys + ["value"]].drop_duplicates(keys)
+                 .rename(columns={"value": "intensity"}))
+    intensity = points[keys].merge(intensity, on=keys, how="left")["intensity"].to_numpy()
     roof = roofs.reindex(points["hardware"])
     # NaN where a ceiling or the intensity is missing (a layer phase has none: only the peak to answer to)
     attainable = pd.Series(np.minimum(roof["gemm"].to_numpy(), roof["bandwidth"].to_numpy() * intensity),
