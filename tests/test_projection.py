@@ -139,18 +139,39 @@ def replay_ms(calls, p=2) -> float:
                      for op, b in calls)
 
 
-def fixture(off: float = 0.05) -> list[dict]:
-    """Scaling cells whose measured steps lie `off` from what the model predicts (alternately above and below)."""
+OVERHEAD = {"forward": 1.0, "backward": 1.5, "optimizer": 0.5}  # ms a step at any batch: a of a + b x batch
+PER_SAMPLE = {"forward": 2 / 64, "backward": 3 / 64, "optimizer": 0.0}  # ms per sample: b (batch 64: the speed cell)
+
+
+def sweep_records(batches=(1, 8, 64, 256)) -> list[dict]:
+    """The overhead study's k3 cells in PyTorch eager: each phase a + b x batch exactly."""
+    out = []
+    for batch in batches:
+        rec = speed_record()
+        phases = {p: OVERHEAD[p] + PER_SAMPLE[p] * batch for p in OVERHEAD}
+        rec["cell_id"] = f"overhead_k3_torch-eager_cpu1-none_b{batch}_s0_speed"
+        rec["cell"] |= {"study": "overhead", "batch_size": batch}
+        rec["timings"] |= {"phases": {p: timing(t) for p, t in phases.items()}, "step": timing(sum(phases.values()))}
+        out.append(rec)
+    return out
+
+
+def fixture(off: float = 0.05, overhead: bool = False) -> list[dict]:
+    """Scaling cells whose measured steps lie `off` from what the model predicts (alternately above and below).
+    overhead: with the overhead study's sweep, whose per-step overhead (3 ms) each device pays whole."""
     a = arch("k3", 3, (32, 64))
     spec = ArchSpec.from_dict("k3", a, 3, 10)
     data_calls = [("all_reduce", bytes_model.data_parallel_bytes(spec, 2)["payload_bytes"])]
     records = [layer_record(s, t) for s, t in LAYERS.items()] + [speed_record(),
                                                                   record("torch", a, 1, step=SPEED_STEP * (1 + off))]
+    fixed = sum(OVERHEAD.values()) if overhead else 0.0
+    records += sweep_records() if overhead else []
     for mode, sign in (("strong", 1), ("weak", -1)):
         batch = 64 if mode == "strong" else 128
         forward, backward = model.tensor_collectives(spec, 16, batch, 2)
         tensor_calls = forward + backward
-        work = SPEED_STEP * batch / 64  # 2 ranks of 1 thread each: each as slow as half the cores on its half
+        # 2 ranks of 1 thread each: each as slow as half the cores on its half, but for the per-step overhead
+        work = fixed + (SPEED_STEP - fixed) * batch / 64
         data = work + replay_ms(data_calls)  # one bucket, ready when the backward ends: all of it exposed
         tensor = work + replay_ms(tensor_calls)
         records += [
@@ -181,6 +202,32 @@ def test_check_reproduces_the_fixture_cells_within_the_goal(tmp_path):
     assert values["scaling/projection/error/torch-eager/k3/none-strong/t1"] == "$-$4.8"
 
 
+def test_the_per_step_overhead_does_not_shrink_with_a_devices_share(tmp_path):
+    """Cells that pay the overhead study's per-step overhead (3 ms of the 8 ms step) whole on each device: the model
+    that keeps it whole predicts them; the one that scales it with the work misses the weak cells (each device on
+    the whole per-device batch with half the threads) by up to 16 / 13 - 1 = 23 %."""
+    assert model.Compute((2.0,), (3.0,), 1.0).with_overhead(0.5, 1.0, 0.5).scaled(2.0).total == \
+        pytest.approx(2 * 6.0 - 2.0)
+    assert model.Compute((2.0,), (3.0,), 1.0).scaled(0.5).total == pytest.approx(3.0)  # no overhead: all of it
+    checked, _, _ = pj.check(run_with(fixture(0.0, overhead=True), tmp_path))
+    assert len(checked) == 5 and checked["overhead"].tolist() == pytest.approx([3e-3] * 5)
+    assert checked["error"].abs().max() < 0.01
+    weak = checked[checked["mode"] == "weak"]
+    assert (weak["error_without_overhead"] > pj.GOAL).all()  # 16 / 13 - 1 of the computation, less with the comm.
+    assert checked.loc[checked["mode"] == "strong", "error_without_overhead"].abs().max() < 0.01  # same share of cores
+    fixed = pj.step_overhead(run_with(sweep_records(), tmp_path / "sweep").tidy, "torch")
+    assert fixed == pytest.approx((0.5e-3, 0.75e-3, 0.25e-3), rel=1e-3)  # per convolution: k3 has two
+
+
+def test_the_one_device_step_is_taken_at_one_batch(tmp_path):
+    """The overhead study times the speed cell's network at other batches too: the one-device step is the median at
+    the batch most cells ran at (64: the speed cell's and the sweep's), not a median over every batch."""
+    records = [layer_record(s, t) for s, t in LAYERS.items()] + [speed_record()] + sweep_records((1, 2, 4, 8, 64))
+    run = run_with(records, tmp_path)
+    base = pj.base_of(run.tidy, run.environment, " ".join(LAYERS), "relu", 1, "torch", overhead=False)
+    assert base.batch == 64 and base.step == pytest.approx(SPEED_STEP * 1e-3)
+
+
 def test_check_reports_cells_beyond_the_goal(tmp_path):
     checked, _, _ = pj.check(run_with(fixture(0.4), tmp_path))
     assert (checked["error"].abs() > pj.GOAL).sum() == 5
@@ -188,10 +235,11 @@ def test_check_reports_cells_beyond_the_goal(tmp_path):
 
 # --- the projection -------------------------------------------------------------------------------------------------
 
-def reference_run(root: Path) -> Path:
-    """A reference 'GPU' run: the fixture's layer and speed records as a committed results/reference/<gpu>."""
+def reference_run(root: Path, sweep: bool = False) -> Path:
+    """A reference 'GPU' run: the fixture's layer and speed records as a committed results/reference/<gpu>, with the
+    overhead study's sweep if asked."""
     folder = root / "fake-gpu" / "records"
-    for r in [layer_record(s, t) for s, t in LAYERS.items()] + [speed_record()]:
+    for r in [layer_record(s, t) for s, t in LAYERS.items()] + [speed_record()] + (sweep_records() if sweep else []):
         (folder / r["cell"]["task"]).mkdir(parents=True, exist_ok=True)
         (folder / r["cell"]["task"] / f"{r['cell_id']}.json").write_text(json.dumps(r))
     return root
@@ -218,6 +266,19 @@ def test_projection_from_a_reference_run(tmp_path):
     cross = pj.crossover(rows)
     sweep = rows[(rows["mode"] == "sweep") & (rows["global_batch"] == 8)].set_index("parallelism")["step"]
     assert (cross[3] >= 8) == (sweep["tensor"] < sweep["data"])
+
+
+def test_the_projection_keeps_the_reference_runs_per_step_overhead_whole(tmp_path):
+    """With a batch sweep in the reference run, its 3 ms per-step overhead stays whole on each of 8 GPUs and the other
+    5 ms of the 8 ms step shrink to an eighth; one GPU on the whole global batch is the same 8 ms step."""
+    run = run_with(fixture(), tmp_path / "run", reference_run(tmp_path / "ref", sweep=True), projection_config())
+    rows, _ = pj.projected(run)
+    eight = rows[(rows["devices"] == 8) & (rows["mode"] == "strong")].set_index("parallelism")
+    assert eight.loc["data", "compute"] == pytest.approx(3e-3 + 5e-3 / 8)
+    assert eight.loc["data", "efficiency"] == pytest.approx(8e-3 / (8 * eight.loc["data", "step"]))
+    assert rows["overhead"].tolist() == pytest.approx([3e-3] * len(rows))
+    values = STUDY.values(run)
+    assert values["scaling/projection/gpu-overhead"] == "1" and values["scaling/projection/gpu-overhead-us"] == "3000"
 
 
 def test_no_projection_without_records_or_section(tmp_path):

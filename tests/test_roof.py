@@ -182,3 +182,61 @@ def test_old_gpu_records_get_the_vendor_peak_for_their_precision():
     useful = run._counts(cell)["flops_forward_useful"]
     fraction = df[(df.metric == "peak_fraction") & (df.phase == "forward")]["value"]
     assert fraction.tolist() == [pytest.approx(useful / record["timings"]["phases"]["forward"]["median"] / 494.7e12)]
+
+
+def speed_record(cell, step_seconds: float, gemm: float, cpuinfo, bandwidth: float = 20e9) -> dict:
+    """A speed record as run_cell writes it: the cell's real counts, a step median, the process's ceilings."""
+    summary = {"median": step_seconds, "iqr": 0.01 * step_seconds, "cv": 0.01, "n": 9, "noisy": False,
+               "samples": [step_seconds] * 9}
+    ceiling = lambda v: {"median": 0.97 * v, "best": v, "iqr": 1e9, "cv": 0.01, "n": 5, "noisy": False,  # noqa: E731
+                         "samples": [v]}
+    return {"schema_version": 1, "cell_id": cell.id, "cell": json_cell(cell), "counts": run._counts(cell),
+            "status": "ok", "error": None,
+            "timings": {"phase_method": "direct", "phases": {"forward": summary}, "step": summary},
+            "process": {"ceilings": {"gemm_flops": ceiling(gemm), "memory_bandwidth": ceiling(bandwidth),
+                                     "peak_flops": peak.cpu_peak(2, cpuinfo, "/nonexistent", measured=4.26e9)}},
+            "environment": {"cpu_model": "AMD EPYC 7B13"}, "engine": {"name": "eager"}}
+
+
+def test_a_device_has_one_roof_the_best_gemm_any_framework_reached(tmp_path, capsys):
+    """The issue's numbers: torch.mm reached 204 GFLOP/s on the 2-core AMD EPYC, TensorFlow's GEMM 462 on the same
+    cores. A PyTorch step at 218 GFLOP/s of useful work was 106.9 % of a roof built from PyTorch's own GEMM; against
+    the device's roof (TensorFlow's 462) and its peak (545 at the measured 4.26 GHz) it is below both. A step faster than the device's GEMM
+    roof is counted above it; one on another CPU gets that CPU's roof."""
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO)
+    cells = {c.framework: c for c in config.load("config/config.yaml")[1]
+             if c.task == "speed" and c.study == "engines" and c.arch.name == "k3" and c.engine == "eager"}
+    torch_cell, tf_cell = cells["torch"], cells["tensorflow"]
+    useful = run._counts(torch_cell)["flops_step_useful"]
+    made = [speed_record(torch_cell, useful / 218e9, 204e9, info, bandwidth=30e9),
+            speed_record(tf_cell, useful / 150e9, 462e9, info, bandwidth=25e9)]
+    r = layer_run(made)
+    roofs = roof.device_roofs(r.tidy)
+    assert len(roofs) == 1 and roofs["gemm"].iloc[0] == 462e9 and roofs["bandwidth"].iloc[0] == 30e9
+    assert roofs["gemm_framework"].iloc[0] == "tensorflow"
+    fraction = r.tidy[(r.tidy.metric == "ceiling_fraction")].set_index("framework")["value"]
+    intensity = r.tidy[(r.tidy.metric == "arithmetic_intensity")].set_index("framework")["value"]
+    assert fraction["torch"] == pytest.approx(218e9 / min(462e9, 30e9 * intensity["torch"]))
+    assert 218e9 / min(204e9, 30e9 * intensity["torch"]) > 1 > fraction["torch"]  # its own roof: above; the device's: not
+    points = roof.peak_points(r.tidy, "speed")
+    assert (points["fraction"] < 1).all() and (points["gemm_fraction"] < 1).all()
+    assert points["peak"].tolist() == pytest.approx([2 * 4.26e9 * 64] * 2)
+    values = roof.roof_values(r.tidy, "engines/roof", "speed")
+    assert values["engines/roof/gemm-gflops"] == "462" and values["engines/roof/gemm-framework"] == "TensorFlow"
+    assert values["engines/roof/peak-gflops"] == "545" and values["engines/roof/any-above-gemm"] == "0"
+    assert values["engines/roof/any-above-peak"] == "0"
+
+    made.append(speed_record(dataclasses.replace(torch_cell, seed=1), useful / 500e9, 204e9, info))
+    values = roof.roof_values(layer_run(made).tidy, "engines/roof", "speed")  # above the GEMM roof, below the peak
+    assert values["engines/roof/above-gemm"] == "1" and values["engines/roof/any-above-peak"] == "0"
+    made.append(speed_record(dataclasses.replace(torch_cell, seed=3), useful / 600e9, 204e9, info))
+    values = roof.roof_values(layer_run(made).tidy, "engines/roof", "speed")  # above both
+    assert values["engines/roof/above-gemm"] == "2" and values["engines/roof/above-peak"] == "1"
+    assert "above the theoretical peak" in capsys.readouterr().err
+    twice = layer_run(made + made[:1]).tidy  # a record read twice (two folders) still gets its fractions
+    assert len(twice[twice.metric == "ceiling_fraction"]) == len(made) + 1
+    other = speed_record(dataclasses.replace(torch_cell, seed=2), useful / 218e9, 100e9, info)
+    other["environment"]["cpu_model"] = "Intel Xeon"
+    roofs = roof.device_roofs(layer_run(made + [other]).tidy)
+    assert roofs.loc["Intel Xeon, 2 threads", "gemm"] == 100e9 and roofs.loc["AMD EPYC 7B13, 2 threads", "gemm"] == 462e9

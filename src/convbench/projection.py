@@ -144,18 +144,32 @@ def tensor_collectives(spec: ArchSpec, image_size: int, batch: int, p: int) -> t
 @dataclass(frozen=True)
 class Compute:
     """One device's computation in a step (s): per convolution, in network order, forward and backward (to the
-    input and to the weights, activation included); rest: everything else (pools, classifier, loss, optimizer)."""
+    input and to the weights, activation included); rest: everything else (pools, classifier, loss, optimizer).
+    overhead: the part of each that is per-step overhead (launching operations, Python, the framework's dispatch:
+    the intercept a of the batch sweep's step = a + b x batch), as (forward per convolution, backward per
+    convolution, rest); it does not shrink with a device's share of the work."""
     forward: tuple[float, ...]
     backward: tuple[float, ...]
     rest: float
+    overhead: tuple[tuple[float, ...], tuple[float, ...], float] | None = None
 
     @property
     def total(self) -> float:
         return sum(self.forward) + sum(self.backward) + self.rest
 
     def scaled(self, factor: float) -> Compute:
-        return Compute(tuple(f * factor for f in self.forward), tuple(b * factor for b in self.backward),
-                       self.rest * factor)
+        """A device doing `factor` of the work: the overhead as it is, the rest of each time scaled."""
+        fixed_f, fixed_b, fixed_r = self.overhead or ((0.0,) * len(self.forward), (0.0,) * len(self.backward), 0.0)
+        part = lambda t, o: o + (t - o) * factor  # noqa: E731
+        return Compute(tuple(map(part, self.forward, fixed_f)), tuple(map(part, self.backward, fixed_b)),
+                       part(self.rest, fixed_r), self.overhead)
+
+    def with_overhead(self, forward: float, backward: float, rest: float) -> Compute:
+        """This computation with a per-step overhead of `forward` and `backward` per convolution and `rest` for the
+        rest of the step, each capped at the time it is part of."""
+        return Compute(self.forward, self.backward, self.rest,
+                       (tuple(min(forward, t) for t in self.forward), tuple(min(backward, t) for t in self.backward),
+                        min(rest, self.rest)))
 
 
 def data_parallel_step(compute: Compute, buckets: list[tuple[int, float]]) -> dict:

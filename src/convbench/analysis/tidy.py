@@ -1,7 +1,8 @@
 """Result records -> one tidy table: one row per cell x metric x phase. Every figure and table is drawn from it.
 
 Times stay in seconds here; tables and text convert them for display. Besides the measured times a speed cell
-gets its roofline metrics (achieved FLOP/s against the ceilings measured in its own process). samples() keeps every
+gets its roofline metrics (achieved FLOP/s against its device's one roof: the best GEMM and copy any process of any
+framework measured on that device, and its theoretical peak; analysis/roof.py). samples() keeps every
 raw timing sample in a long table beside it, and environment() one row of versions, threads and flags per record.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pandas as pd
 
 from convbench.analysis.formatting import describe, last_line, setup_label, setup_rank
 from convbench.analysis.records import LAYER_TASK, Record, Summary
+from convbench.analysis.roof import roof_rows
 from convbench.analysis.stats import LEVEL, t_interval
 from convbench.peak import gpu_peak
 from convbench.spec import ArchSpec, field
@@ -87,6 +89,7 @@ def cell_columns(record: Record) -> dict:
         "convs": convolutions(arch, cell.image_size),
         "batch_size": cell.batch_size,
         "image_size": cell.image_size,
+        "hardware": hardware(record),
         "seed": cell.seed,
         "train_fraction": cell.train_fraction,  # of the training split; speed cells: 1.0
         # train cells: 'replicate' (the framework that trains the seeds) or 'repeat' (the other framework's one seed,
@@ -107,13 +110,14 @@ def cell_columns(record: Record) -> dict:
     }
 
 
-def roofline(flops: float, bytes_moved: float, seconds: float, gemm_flops: float, bandwidth: float) -> dict:
-    """Achieved FLOP/s, arithmetic intensity (FLOP/byte), attainable FLOP/s under both ceilings, and the fraction."""
-    intensity = flops / bytes_moved
-    attainable = min(gemm_flops, bandwidth * intensity)
-    achieved = flops / seconds
-    return {"achieved_flops": achieved, "arithmetic_intensity": intensity, "attainable_flops": attainable,
-            "ceiling_fraction": achieved / attainable}
+def hardware(record: Record) -> str:
+    """What a record's process timed on, the key of its device's roof (analysis/roof.py): the GPU model and its
+    precision, or the CPU model and the threads (cores) the process used."""
+    env = record.environment or {}
+    if record.cell.device == "cuda":
+        tf32 = bool((env.get("flags") or {}).get("tf32_cudnn"))
+        return f"{env.get('device_model') or 'GPU'} ({'TF32' if tf32 else 'fp32'})"
+    return f"{env.get('cpu_model') or 'CPU'}, {record.cell.threads} threads"
 
 
 def peak_flops(record: Record) -> float | None:
@@ -212,21 +216,13 @@ def measurement_rows(record: Record) -> list[dict]:
                     seconds = timings.phases[phase].median
                     add("achieved_flops", phase, useful / seconds)
                     add("achieved_flops_dense", phase, counts["flops_forward"] / seconds)
-                    if peak:
-                        add("peak_fraction", phase, useful / seconds / peak)
         step = timings.step
-        if step and counts.get("flops_step") and counts.get("bytes_step") and all(
-                ceilings.get(m) for m in ("gemm_flops", "memory_bandwidth")):
-            gemm, bandwidth = (ceilings[m].get("best", ceilings[m]["median"]) for m in ("gemm_flops", "memory_bandwidth"))
+        if step and counts.get("flops_step"):  # against the device's roof once every record is in (roof.roof_rows)
             useful = counts.get("flops_step_useful", counts["flops_step"])
-            point = roofline(useful, counts["bytes_step"], step.median, gemm, bandwidth)
-            for metric, value in point.items():
-                add(metric, "step", value)
-        if step and counts.get("flops_step"):
+            add("achieved_flops", "step", useful / step.median)
             add("achieved_flops_dense", "step", counts["flops_step"] / step.median)
-            if peak:
-                useful = counts.get("flops_step_useful", counts["flops_step"])
-                add("peak_fraction", "step", useful / step.median / peak)
+            if counts.get("bytes_step"):
+                add("arithmetic_intensity", "step", useful / counts["bytes_step"])
     if record.epochs:
         epochs = record.epochs
         final = epochs[-1]
@@ -394,6 +390,8 @@ def tidy(records: list[Record]) -> pd.DataFrame:
         else:
             rows.extend({**cell, **m} for m in measurement_rows(record))
     df = pd.DataFrame(rows)
+    if len(df):  # every point against its device's one roof: the best ceilings any framework measured on it
+        df = pd.concat([df, roof_rows(df)], ignore_index=True)
     return df.assign(noisy=df["noisy"].astype("boolean")) if len(df) else df
 
 

@@ -8,8 +8,8 @@ from convbench.analysis.engines.cells import NAME, study_cells
 from convbench.analysis.engines.claim import claim_table, claim_values, claim_verdicts
 from convbench.analysis.engines.fairness import fairness_table
 from convbench.analysis.engines.figures import draw_engine_phases, draw_roofline
-from convbench.analysis.engines.values import (compile_values, consistency_values, derived_values, roofline_values,
-                                               scope_values, shared_values, split_values,
+from convbench.analysis.engines.values import (compile_values, consistency_values, derived_values, inductor_values,
+                                               roofline_values, scope_values, shared_values, split_values,
                                                unresolved_times)
 from convbench.analysis.roof import roof_values
 from convbench.analysis.study import Figure, Run, Study, Table
@@ -17,7 +17,7 @@ from convbench.analysis.tidy import time_values
 
 
 def study_values(run: Run) -> dict[str, str]:
-    return {**scope_values(run), **derived_values(run), **compile_values(run), **consistency_values(run),
+    return {**scope_values(run), **derived_values(run), **compile_values(run), **inductor_values(run), **consistency_values(run),
             **split_values(run), **roofline_values(run),
             **roof_values(run.tidy, f"{NAME}/roof", "speed"), **claim_values(run), **shared_values(run),
             **unresolved_times(run, time_values(run.study(NAME)))}
@@ -34,8 +34,8 @@ STUDY = Study(
                "instead of split."),
         Figure("roofline", draw_roofline,
                "Roofline: achieved GFLOP/s of every timed cell against its arithmetic intensity, one panel per "
-               "framework under the roof of its fp32 GEMM ceiling and copy bandwidth, as its own processes measured "
-               "them; bars span the range the step time's interquartile range allows."),
+               "framework under the device's one roof: the best fp32 GEMM and copy bandwidth that any framework "
+               "measured on it, and (dotted) its theoretical peak; bars span the range the step time's interquartile range allows."),
     ),
     tables=(Table("claim", claim_table), Table("fairness", fairness_table)),
     values=study_values,

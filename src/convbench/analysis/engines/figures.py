@@ -11,7 +11,7 @@ from convbench.analysis.engines.cells import engine_phases, study_cells
 from convbench.analysis.engines.values import unresolved
 from convbench.analysis.formatting import ENGINE_ORDER, framework_name, setup_rank
 from convbench.analysis.plotting import placeholder, plt, save, sns
-from convbench.analysis.roof import ABOVE, above_peak, peaks
+from convbench.analysis.roof import ABOVE, above_peak, framework_roofs
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import summarise, with_config
 
@@ -74,7 +74,7 @@ def draw_engine_phases(run: Run, path: Path) -> Path:
 
 def roofline_points(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every ok speed cell's achieved FLOP/s (median over seeds) with the range its step's IQR gives, and its
-    arithmetic intensity; and each framework's ceilings (median over its processes)."""
+    arithmetic intensity; and each framework's roof: its device's, the best ceilings any framework measured there."""
     df = run.tidy
     ok = df[(df["status"] == "ok") & (df["task"] == "speed")] if len(df) else df
     if ok.empty:
@@ -84,7 +84,7 @@ def roofline_points(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     achieved, intensity = summarise(ok, "achieved_flops"), summarise(ok, "arithmetic_intensity")
     step = summarise(ok, "time")
     step = step[step["phase"] == "step"][keys + ["value", "iqr"]].rename(columns={"value": "t", "iqr": "t_iqr"})
-    ceilings = ok[ok["phase"] == "ceiling"].groupby(["framework", "metric"])["value"].median().unstack()
+    ceilings = framework_roofs(df).dropna(subset=["gemm", "bandwidth"])
     if achieved.empty or ceilings.empty:
         return pd.DataFrame(), pd.DataFrame()
     points = (achieved[keys + ["value"]].rename(columns={"value": "achieved"})
@@ -99,25 +99,26 @@ def roofline_points(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def draw_roofline(run: Run, path: Path) -> Path:
     """Achieved GFLOP/s of every speed cell against its arithmetic intensity, one panel per framework under the roof
-    its processes measured; bars span the range the step's IQR allows."""
+    of its device (the same in every panel: the best GEMM and copy any framework measured on it); bars span the range
+    the step's IQR allows."""
     points, ceilings = roofline_points(run)
     if points.empty:
         return placeholder(path, "No speed cell of this run recorded step FLOPs, bytes and ceilings.")
-    frameworks = sorted(ceilings.index, key=lambda f: setup_rank(f"{f}-"))
+    frameworks = sorted(set(ceilings.index) & set(points["framework"]), key=lambda f: setup_rank(f"{f}-"))
     engines = sorted(set(points["engine"]), key=lambda e: setup_rank(f"-{e}"))
     colors = dict(zip(engines, sns.color_palette("deep", len(ENGINE_ORDER) + 2)))
     archs = list(dict.fromkeys(points["arch"]))  # summarise's order: by study, then shape
     markers = dict(zip(archs, MARKERS * 3))
-    peak = peaks(run.tidy[run.tidy["task"] == "speed"])
+    peak = ceilings["peak"].dropna()
     above = set(above_peak(run.tidy, "speed")["cell_id"])
-    ridge = ceilings["gemm_flops"] / ceilings["memory_bandwidth"]
+    ridge = ceilings["gemm"] / ceilings["bandwidth"]
     x = np.geomspace(min(points["intensity"].min(), ridge.min()) / 3, max(points["intensity"].max(), ridge.max()) * 3,
                      200)
     fig, axes = plt.subplots(1, len(frameworks), figsize=(WIDTH, 2.55), sharey=True, squeeze=False)
     for ax, framework in zip(axes[0], frameworks):
         roof = ceilings.loc[framework]
-        ax.plot(x, np.minimum(roof["gemm_flops"], roof["memory_bandwidth"] * x) / 1e9, color="0.3", linewidth=1.2,
-                label="roof (measured ceilings)")
+        ax.plot(x, np.minimum(roof["gemm"], roof["bandwidth"] * x) / 1e9, color="0.3", linewidth=1.2,
+                label="device roof (best measured ceilings)")
         if framework in peak:  # what the hardware can do at most: nothing may pass it
             ax.axhline(peak[framework] / 1e9, color="0.3", linestyle=":", linewidth=1.2)
         rows = points[points["framework"] == framework]
@@ -138,7 +139,7 @@ def draw_roofline(run: Run, path: Path) -> Path:
         ax.set_title(framework_name(framework))
         ax.set_xlabel("arithmetic intensity (FLOP/byte)")
     axes[0][0].set_ylabel("achieved GFLOP/s of a step")
-    handles = [plt.Line2D([], [], color="0.3", linewidth=1.2, label="roof")]
+    handles = [plt.Line2D([], [], color="0.3", linewidth=1.2, label="device roof")]
     if len(peak):
         handles.append(plt.Line2D([], [], color="0.3", linestyle=":", linewidth=1.2, label="theoretical peak"))
     handles += [plt.Line2D([], [], color=colors[e], marker="o", linestyle="none", label=e) for e in engines]

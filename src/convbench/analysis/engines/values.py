@@ -12,7 +12,7 @@ from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, percent, rat
 from convbench.analysis.layerwise import layer_cells
 from convbench.analysis.stats import resolved, time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import launch_medians
+from convbench.analysis.tidy import launch_medians, summarise
 
 MISMATCH = 1.5  # phases whose sum is further than this factor from the whole step do not describe that step
 DERIVED = ("backward", "optimizer")  # the phases a derived cell gets by subtraction
@@ -150,6 +150,27 @@ def compile_values(run: Run) -> dict[str, str]:
     for end, setup in (("min", compile_s.idxmin()), ("max", compile_s.idxmax())):
         values |= {f"{NAME}/compile/{end}": seconds(compile_s[setup]),
                    f"{NAME}/compile/{end}-setup": escape(setup_label(*setup.split("-", 1)))}
+    return values
+
+
+def inductor_values(run: Run) -> dict[str, str]:
+    """torch.compile (Inductor) against PyTorch eager on the same network and device: the ratio of their median times
+    per phase (forward, backward, whole step), median over the networks with the least and the most, and whether
+    every cell ran on the CPU (where Inductor keeps eager's oneDNN convolutions: benchmarks/compile_profile.py)."""
+    df = run.tidy
+    rows = df[(df["study"] == NAME) & (df["framework"] == "torch") & (df["status"] == "ok")] if len(df) else df
+    times = summarise(rows, "time") if len(rows) else pd.DataFrame()
+    key = f"{NAME}/inductor"
+    if times.empty or not {"eager", "compile"} <= set(times["engine"]):
+        return {f"{key}/ran": "0", f"{key}/cpu": "0"}
+    wide = times.pivot_table(index=["arch", "config"], columns=["engine", "phase"], values="value")
+    values = {f"{key}/ran": "1", f"{key}/cpu": flag((rows["device"] == "cpu").all()),
+              f"{key}/networks": str(len(wide[("compile", "step")].dropna()))}
+    for phase in ("forward", "backward", "step"):
+        r = (wide[("compile", phase)] / wide[("eager", phase)]).dropna()
+        values |= {f"{key}/{phase}-over-eager": ratio(r.median()) if len(r) else "--",
+                   f"{key}/{phase}-over-eager-min": ratio(r.min()) if len(r) else "--",
+                   f"{key}/{phase}-over-eager-max": ratio(r.max()) if len(r) else "--"}
     return values
 
 

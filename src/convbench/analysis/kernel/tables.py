@@ -21,8 +21,9 @@ def cells_in_order(df: pd.DataFrame, task: str) -> pd.DataFrame:
 def speed(run: Run) -> str:
     caption = ("Time per training step and phase, in ms: median (interquartile range) over the timed repeats; "
                "sum = forward + backward + optimizer of the same repeat, step = a whole step timed on its own; "
-               "roof = FLOPs of a step over the step's median, as a percentage of what the ceilings measured in the "
-               "cell's own process allow at its arithmetic intensity (Figure~\\ref{fig:roofline}). "
+               "roof = useful FLOPs of a step over the step's median, as a percentage of what the device's roof (the "
+               "best GEMM and copy any framework measured on it) allows at its arithmetic intensity "
+               "(Figure~\\ref{fig:roofline}). "
                "A cell that failed shows \\emph{failed} in its place.")
     df = run.tidy[run.tidy["task"] == "speed"] if len(run.tidy) else run.tidy
     times = summarise(df, "time") if len(df) else df

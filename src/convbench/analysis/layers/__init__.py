@@ -24,8 +24,8 @@ STUDY = Study(
     figures=(Figure("layers", draw_layers,
                     "Layer by layer: achieved GFLOP/s of each distinct convolution, forward, backward to the input and "
                     "backward to the weights, per framework; bars span the range the time's interquartile range "
-                    "allows; the dashed line is the framework's measured GEMM ceiling, the dotted one its "
-                    "theoretical peak."),),
+                    "allows; the dashed line is the device's GEMM roof (the best fp32 GEMM any framework measured on it), "
+                    "the dotted one its theoretical peak."),),
     tables=(Table("layers", layers_table),),
     values=study_values,
     ran=lambda run: len(layer_cells(run.tidy)) > 0,

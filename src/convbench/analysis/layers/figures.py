@@ -9,7 +9,7 @@ import pandas as pd
 from convbench.analysis.formatting import framework_name, setup_rank
 from convbench.analysis.layerwise import layer_cells
 from convbench.analysis.plotting import placeholder, plt, save, sns
-from convbench.analysis.roof import ABOVE, above_peak, peaks
+from convbench.analysis.roof import ABOVE, above_peak, framework_roofs
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import summarise
 
@@ -34,7 +34,7 @@ def layer_rates(df: pd.DataFrame) -> pd.DataFrame:
 
 def draw_layers(run: Run, path: Path) -> Path:
     """Horizontal bars per convolution shape (rows) and phase (colour), one panel per framework, with IQR ranges and
-    the framework's GEMM ceiling as a dashed line."""
+    the device's GEMM roof (the best any framework measured) as a dashed line."""
     rates = layer_rates(run.tidy)
     if rates.empty:
         return placeholder(path, "No layer-wise cells in this run.")
@@ -45,8 +45,8 @@ def draw_layers(run: Run, path: Path) -> Path:
     phases = [p for p in PHASES if p in set(rates["phase"])]
     colors = dict(zip(PHASES, sns.color_palette("deep")[:3]))
     df = run.tidy
-    gemm = df[df["metric"] == "gemm_flops"].groupby("framework")["value"].median()  # any of the framework's processes
-    peak = peaks(layer_cells(df))
+    roofs = framework_roofs(df)  # the device's: the best GEMM any framework's process measured on it, and its peak
+    gemm, peak = (roofs[c].dropna() if len(roofs) else pd.Series(dtype=float) for c in ("gemm", "peak"))
     above = above_peak(df, "layers").merge(df.drop_duplicates("cell_id")[["cell_id", "in_channels", "width", "kernel",
                                                                           "image_size"]], on="cell_id")
     height = 0.8 / len(phases)
@@ -61,7 +61,7 @@ def draw_layers(run: Run, path: Path) -> Path:
             ax.barh(y + (i - (len(phases) - 1) / 2) * height, r["rate"], height=height, xerr=err, color=colors[phase],
                     label=PHASES[phase], error_kw={"elinewidth": 0.6, "capsize": 1, "ecolor": "0.25"})
         if framework in gemm:
-            ax.axvline(gemm[framework] / 1e9, color="0.3", linestyle="--", linewidth=1, label="GEMM ceiling")
+            ax.axvline(gemm[framework] / 1e9, color="0.3", linestyle="--", linewidth=1, label="device GEMM roof")
         if framework in peak:
             ax.axvline(peak[framework] / 1e9, color="0.3", linestyle=":", linewidth=1.2, label="theoretical peak")
         for p in above[above["framework"] == framework].itertuples():  # a bug, marked so that nobody misses it

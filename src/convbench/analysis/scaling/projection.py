@@ -8,7 +8,9 @@ What the model is fed, all measured on one device:
 - the rest of a step (pools, classifier, loss, optimizer, the framework's own time): the one-device step of the
   same network (the kernel study's speed cell) less the convolutions;
 - scaled linearly to the work a device does (its share of the batch, or of the filters) and, on the CPU, by the
-  threads it has (a device of 1 thread is half one of 2);
+  threads it has (a device of 1 thread is half one of 2), all but a per-step overhead per convolution that does
+  not shrink with a device's share: the intercept a of the overhead study's batch sweep (step = a + b x batch,
+  convbench.analysis.sweep) of the same framework's eager engine, per phase, over the swept network's convolutions;
 - the collectives: on the CPU, alpha and beta fitted to the communication-alone replays the scaling cells hold
   (gloo over loopback: ring, reduce-scatter run as an all-reduce); on GPUs, the config's links (projection.links).
 """
@@ -26,6 +28,7 @@ from convbench.analysis import tidy
 from convbench.analysis.layerwise import layer_times
 from convbench.analysis.records import load_records
 from convbench.analysis.scaling.cells import PARALLEL, cell_key, cells
+from convbench.analysis.sweep import fits
 from convbench.analysis.study import Run
 from convbench.spec import ArchSpec
 
@@ -70,10 +73,12 @@ def _conv_times(convs: list[str], activation: str, pieces: int, framework: str, 
 
 
 def base_of(df: pd.DataFrame, env: pd.DataFrame, convs: str, activation: str, pieces: int, framework: str,
-            fallback: pd.Series | None = None) -> Base | None:
+            fallback: pd.Series | None = None, overhead: bool = True) -> Base | None:
     """The one-device computation of a network (its convolutions as tidy's convs words): layer-wise times scaled to
-    the one-device speed cell's batch, and the rest of that cell's step. fallback: a one-device scaling cell, used
-    where no speed cell of the network ran (then that cell's prediction is exact by construction)."""
+    the one-device speed cells' batch (the batch most of them ran at), and the rest of their step (median), with
+    the per-step overhead of step_overhead (overhead=False: none, every time shrinking with a device's share).
+    fallback: a one-device scaling cell, used where no speed cell of the network ran (then that cell's prediction is
+    exact by construction)."""
     layers = layer_times(df)
     shapes = convs.split()
     times = _conv_times(shapes, activation, pieces, framework, layers) if len(layers) else None
@@ -83,7 +88,8 @@ def base_of(df: pd.DataFrame, env: pd.DataFrame, convs: str, activation: str, pi
     speed = df[(df["task"] == "speed") & (df["engine"] == "eager") & (df["framework"] == framework)
                & (df["convs"] == convs) & (df["activation"] == activation) & (df["pieces"] == pieces)
                & (df["metric"] == "time") & (df["phase"] == "step")] if len(df) else df
-    if len(speed):
+    if len(speed):  # at one batch: the overhead study times the same network at several
+        speed = speed[speed["batch_size"] == speed["batch_size"].mode().max()]
         step, batch, ids = float(speed["value"].median()), int(speed["batch_size"].iloc[0]), speed["cell_id"]
         source = "speed"
     elif fallback is not None:
@@ -94,7 +100,35 @@ def base_of(df: pd.DataFrame, env: pd.DataFrame, convs: str, activation: str, pi
     scale = batch / layer_batch
     forward, backward = [f * scale for f in forward], [b * scale for b in backward]
     rest = max(0.0, step - sum(forward) - sum(backward))
-    return Base(model.Compute(tuple(forward), tuple(backward), rest), batch, _threads(env, ids), step, source)
+    compute = model.Compute(tuple(forward), tuple(backward), rest)
+    if overhead and (fixed := step_overhead(df, framework)) is not None:
+        compute = compute.with_overhead(fixed[0], fixed[1], fixed[2] * len(shapes))
+    return Base(compute, batch, _threads(env, ids), step, source)
+
+
+def step_overhead(df: pd.DataFrame, framework: str) -> tuple[float, float, float] | None:
+    """Per convolution, the per-step overhead of the forward, of the backward and of the rest of a step (optimizer
+    included): the intercepts a of the overhead study's batch sweep (step = a + b x batch; a below 0 counts as 0) of
+    the framework's eager engine, over the swept network's convolutions (its first network and image size where
+    it swept several). None where nothing was fitted."""
+    lines = fits(df)
+    lines = lines[(lines["framework"] == framework) & (lines["engine"] == "eager")].dropna(subset=["a"])
+    if lines.empty:
+        return None
+    first = lines.iloc[0]
+    a = lines[(lines["arch"] == first["arch"]) & (lines["image_size"] == first["image_size"])].set_index("phase")["a"]
+    a = a.clip(lower=0.0)
+    forward, backward = float(a.get("forward", 0.0)), float(a.get("backward", 0.0))
+    rest = max(0.0, float(a.get("step", forward + backward + a.get("optimizer", 0.0))) - forward - backward)
+    convs = df.loc[(df["arch"] == first["arch"]) & df["convs"].notna(), "convs"]
+    n = len(str(convs.iloc[0]).split()) if len(convs) else 1
+    return forward / n, backward / n, rest / n
+
+
+def overhead_of(compute: model.Compute) -> float:
+    """The per-step overhead of a whole step that the model keeps whole (s)."""
+    fixed = compute.overhead
+    return sum(fixed[0]) + sum(fixed[1]) + fixed[2] if fixed else 0.0
 
 
 def spec_from(arch_spec: str) -> ArchSpec:
@@ -151,13 +185,15 @@ def predict_cell(row, base: Base, fabric: model.Fabric) -> dict:
 
 def check(run: Run) -> tuple[pd.DataFrame, model.Link | None, pd.DataFrame]:
     """Every PyTorch CPU scaling cell that ran without a straggler: measured step, predicted step and the error
-    (predicted / measured - 1); the loopback link and its fit points."""
+    (predicted / measured - 1), the per-step overhead the model kept whole and the error without it; the loopback
+    link and its fit points."""
     df = cells(run)
     link, points = loopback(run, df)
     rows = df[(df["framework"] == "torch") & (df["device"] == "cpu") & (df["status"] == "ok")
               & (df["straggler_ms"] == 0) & df["arch_spec"].notna()] if len(df) else df
     columns = ["cell_id", "setup", "arch", "parallelism", "mode", "devices", "batch_size", "global_batch",
-               "straggler_ms", "measured", "predicted", "compute", "comm", "exposed", "error", "source"]
+               "straggler_ms", "measured", "predicted", "compute", "comm", "exposed", "error", "source", "overhead",
+               "error_without_overhead"]
     if rows.empty or link is None:
         return pd.DataFrame(columns=columns), link, points
     fabric = model.Fabric(link, algorithms=("ring",), aliases=GLOO)
@@ -165,14 +201,17 @@ def check(run: Run) -> tuple[pd.DataFrame, model.Link | None, pd.DataFrame]:
     out = []
     for _, row in rows.iterrows():
         ref = refs[(refs["arch"] == row["arch"]) & (refs["framework"] == row["framework"])]
-        base = base_of(run.tidy, run.environment, _convs(run.tidy, row["cell_id"]), _first(row, "activation"),
-                       int(_first(row, "pieces")), row["framework"], ref.iloc[0] if len(ref) else None)
-        if base is None:
+        bases = [base_of(run.tidy, run.environment, _convs(run.tidy, row["cell_id"]), _first(row, "activation"),
+                         int(_first(row, "pieces")), row["framework"], ref.iloc[0] if len(ref) else None, overhead)
+                 for overhead in (True, False)]
+        if bases[0] is None:
             continue
-        got = predict_cell(row, base, fabric)
+        got, plain = (predict_cell(row, base, fabric) for base in bases)
         out.append({**{c: row[c] for c in columns[:9]}, "measured": float(row["step"]), "predicted": got["step"],
                     "compute": got["compute"], "comm": got["comm"], "exposed": got["exposed"],
-                    "error": got["step"] / float(row["step"]) - 1, "source": base.source})
+                    "error": got["step"] / float(row["step"]) - 1, "source": bases[0].source,
+                    "overhead": overhead_of(bases[0].compute),
+                    "error_without_overhead": plain["step"] / float(row["step"]) - 1})
     return pd.DataFrame(out, columns=columns), link, points
 
 
@@ -254,11 +293,12 @@ def project_network(ref: pd.DataFrame, spec: ArchSpec, config: dict) -> pd.DataF
             return
         compute = base.compute.scaled(model.share(parallelism, p, glob, base.batch))
         got = model.step(spec, image, compute, parallelism, p, glob, fabric)
-        one = base.compute.total * glob / base.batch  # one device on the whole global batch
+        one = base.compute.scaled(glob / base.batch).total  # one device on the whole global batch
         rows.append({"arch": spec.name, "kernel": spec.blocks[0].kernel, "devices": p, "nodes": nodes,
                      "parallelism": parallelism, "mode": mode, "batch": batch, "global_batch": glob,
                      "step": got["step"], "compute": got["compute"], "comm": got["comm"], "exposed": got["exposed"],
-                     "efficiency": one / (p * got["step"]), "one_device_step": base.step, "rest": base.compute.rest})
+                     "efficiency": one / (p * got["step"]), "one_device_step": base.step, "rest": base.compute.rest,
+                     "overhead": overhead_of(base.compute)})
 
     for p, nodes in counts_of(config):
         for parallelism in PARALLEL:

@@ -178,9 +178,11 @@ def failed(run: Run) -> str:
 
 def projection_check(run: Run) -> str:
     caption = ("The step model against this run's measured PyTorch CPU cells (gloo processes): measured step median "
-               "and the model's prediction in ms, the communication it adds (exposed), and the error in percent, predicted / "
-               "measured $-$ 1. Measured: the cells; predicted: the model, from layer-wise times, the one-device "
-               "step and the alpha-beta fit to the replayed collectives.")
+               "and the model's prediction in ms, the communication it adds (exposed), the per-step overhead it keeps "
+               "whole (from the overhead study's fit of step = $a + b\\times$batch), and the error in percent, "
+               "predicted / measured $-$ 1, with and without that overhead term. Measured: the cells; predicted: the "
+               "model, from layer-wise times, the one-device step, the overhead fit and the alpha-beta fit to the "
+               "replayed collectives.")
     checked, _, _ = pj.check(run)
     if checked.empty:
         return placeholder(caption, "tab:scaling-projection-check", "No PyTorch CPU scaling cell with layer-wise "
@@ -189,9 +191,11 @@ def projection_check(run: Run) -> str:
     table["Measured"] = [ms(x) for x in checked["measured"]]
     table["Predicted"] = [ms(x) for x in checked["predicted"]]
     table["Exposed comm."] = [ms(x) for x in checked["exposed"]]
+    table["Overhead"] = [ms(x) for x in checked["overhead"]]
     table["Error"] = [signed(percent(e)) for e in checked["error"]]
+    table["Without overhead"] = [signed(percent(e)) for e in checked["error_without_overhead"]]
     table, groups = _grouped(table, checked)
-    return booktabs(table, caption, "tab:scaling-projection-check", "lllrr" + "r" * 4, raw=("Error",),
+    return booktabs(table, caption, "tab:scaling-projection-check", "lllrr" + "r" * 6, raw=("Error", "Without overhead"),
                     size=r"\small", groups=groups)
 
 

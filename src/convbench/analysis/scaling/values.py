@@ -359,6 +359,11 @@ def check_values(run: Run) -> dict[str, str]:
                "scaling/projection/check-max": f"{100 * error.max():.0f}",
                "scaling/projection/check-median": f"{100 * error.median():.0f}",
                "scaling/projection/check-from-speed": flag((checked["source"] == "speed").all())}
+    plain = checked["error_without_overhead"].abs()
+    values |= {"scaling/projection/overhead-ms": ms(checked["overhead"].median()),
+               "scaling/projection/check-within-without": str(int((plain <= pj.GOAL).sum())),
+               "scaling/projection/check-median-without": f"{100 * plain.median():.0f}",
+               "scaling/projection/check-max-without": f"{100 * plain.max():.0f}"}
     for _, row in checked.iterrows():
         values[pj.error_key(row, batches)] = signed(percent(row["error"]))
     for p in PARALLEL:
@@ -391,7 +396,9 @@ def projected_values(run: Run) -> dict[str, str]:
     values |= {"scaling/projection/top": str(top), "scaling/projection/most": str(most),
                "scaling/projection/nodes-most": str(int(rows["nodes"].max())),
                "scaling/projection/kernels": words(f"{k}$\\times${k}" for k in sorted(rows["kernel"].unique())),
-               "scaling/projection/batch": str(int(rows.loc[rows["mode"] == "strong", "batch"].iloc[0]))}
+               "scaling/projection/batch": str(int(rows.loc[rows["mode"] == "strong", "batch"].iloc[0])),
+               "scaling/projection/gpu-overhead-us": sig3(1e6 * rows["overhead"].median()),
+               "scaling/projection/gpu-overhead": flag(rows["overhead"].max() > 0)}
     grid = rows[rows["mode"] != "sweep"]
     for (k, p, par, mode), g in grid.groupby(["kernel", "devices", "parallelism", "mode"]):
         if p in (top, most):
