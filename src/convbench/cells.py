@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from convbench.spec import ArchSpec, Block, SpecError, conv_sizes
 
@@ -290,3 +295,46 @@ def groups(cells: list[Cell]) -> dict[str, list[Cell]]:
     for cell in cells:
         grouped.setdefault(cell.group, []).append(cell)
     return grouped
+
+
+# ---- cells handed to another process --------------------------------------------------------------------------
+# A job's cells reach `convbench run` (and the parallel workers) in a file: Linux refuses one argument over
+# 128 KiB (MAX_ARG_STRLEN), and config/paper.yaml's train job alone holds 418 KB of cells.
+
+def read_cells(source: str | Path) -> list[Cell]:
+    """Cells from a JSON file, or from JSON text: a list of Cell.to_dict() dicts, or one."""
+    text = str(source)
+    raw = json.loads(text if text.lstrip().startswith(("[", "{")) else Path(text).read_text())
+    return [Cell.from_dict(c) for c in (raw if isinstance(raw, list) else [raw])]
+
+
+def _dumps(cells: list[Cell]) -> str:
+    return json.dumps([c.to_dict() for c in cells], indent=0)
+
+
+def write_cells(path: str | Path, cells: list[Cell]) -> Path:
+    """Write cells to path, atomically, and only when they differ from what it holds: its time then changes
+    only with its cells, so that Snakemake reruns a job whose cells changed, and only such a job."""
+    path, text = Path(path), _dumps(cells)
+    if path.is_file() and path.read_text() == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+@contextmanager
+def cells_file(cells: list[Cell], folder: str | Path):
+    """A file holding cells, for a child process, removed afterwards. It lies in folder (a job's staging folder),
+    which every node of a job sees, where /tmp is each node's own."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(dir=folder, prefix=".cells-", suffix=".json.in")  # not *.json: no record
+    with os.fdopen(fd, "w") as f:
+        f.write(_dumps(cells))
+    try:
+        yield path
+    finally:
+        os.unlink(path)

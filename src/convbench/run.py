@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from convbench import data, learned, timing
-from convbench.cells import Cell
+from convbench.cells import Cell, cells_file
 from convbench.launches import run_launches
 from convbench.peak import theoretical_peak
 from convbench.records import SCHEMA_VERSION, finished, host_environment, now, publish, write_record
@@ -285,12 +285,12 @@ def run_scaling(cells: list[Cell], out_dir: Path, log=print) -> None:
     frameworks = {c.framework for c in cells}
     if len(devices) != 1 or len(frameworks) != 1:
         raise ValueError("run_scaling takes cells of one framework and one device count")
-    cells_json = json.dumps([c.to_dict() for c in cells])
     out_dir = Path(out_dir)
     try:
         launcher = launch.command(frameworks.pop(), devices.pop(), launch.nodes_of(cells))
-        result = subprocess.run([*launcher, "--cells-json", cells_json, "--out", str(out_dir)],
-                                capture_output=True, text=True)
+        with cells_file(cells, out_dir) as path:
+            result = subprocess.run([*launcher, "--cells-json", path, "--out", str(out_dir)],
+                                    capture_output=True, text=True)
         returncode, output = result.returncode, result.stdout + result.stderr
     except (OSError, RuntimeError, subprocess.CalledProcessError) as e:  # no Slurm allocation, no scontrol
         returncode, output = -1, f"{type(e).__name__}: {e}"

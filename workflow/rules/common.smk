@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from convbench.analysis import registry
-from convbench.cells import groups
+from convbench.cells import groups, write_cells
 
 # Jobs call `python`: let that be the interpreter running Snakemake (say .venv's, even when not
 # activated). A conda env that --sdm conda activates for a job still comes first on its PATH.
@@ -38,9 +38,10 @@ REPRODUCE = " ".join(["snakemake --cores all", *(f"--configfile {os.path.relpath
                       *filter(None, [_profile()])])
 
 
-def cells_json(*groups):
-    return json.dumps([cell.to_dict() for group in groups for cell in GROUPS.get(group, [])])
-
+def cells_file(run, job, *groups):
+    """The file that hands a job its cells, results/<run>/cells/<job>.json: Linux refuses a command-line argument
+    over 128 KiB. Written when Snakemake asks for the job, and only when its cells changed: the job reruns then."""
+    return str(write_cells(f"results/{run}/cells/{job}.json", [c for group in groups for c in GROUPS.get(group, [])]))
 
 
 def task_groups(task):

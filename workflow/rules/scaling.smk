@@ -12,8 +12,9 @@ rule scaling:
             subcategory="scaling records",
             labels=record_labels,
         ),
-    params:
-        cells=lambda wildcards: cells_json(f"scaling/{wildcards.framework}{wildcards.devices}"),
+    input:
+        cells=lambda wildcards: cells_file(wildcards.run, f"scaling-{wildcards.framework}{wildcards.devices}",
+                                           f"scaling/{wildcards.framework}{wildcards.devices}"),
     log:
         "results/{run}/logs/scaling/{framework}{devices}.log",
     benchmark:
@@ -29,4 +30,4 @@ rule scaling:
     conda:
         "../../envs/convbench.yaml"
     shell:
-        "python -m convbench run --cells-json {params.cells:q} --out {output} > {log} 2>&1"
+        "python -m convbench run --cells-json {input.cells:q} --out {output} > {log} 2>&1"
