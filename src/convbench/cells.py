@@ -17,12 +17,14 @@ FRAMEWORKS = ("torch", "tensorflow")
 ENGINES = {"torch": ("eager", "torchscript", "compile", "cudagraph"), "tensorflow": ("eager", "function", "xla")}
 TASKS = ("train", "speed", "layers", "scaling")
 # Input channels, image size (None: the timed size, speed.image_size) and classes of the data sets a train cell
-# can use: the planted task is drawn, and digits upsampled, at the size the speed cells time.
-DATASET_SHAPES = {"planted": (1, None, 2), "digits": (1, None, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10)}
+# can use: the planted task is drawn, and digits and mnist5k resized, at the size the speed cells time.
+DATASET_SHAPES = {"planted": (1, None, 2), "digits": (1, None, 10), "mnist5k": (1, None, 10), "mnist": (1, 28, 10),
+                  "cifar10": (3, 32, 10)}
+FILE_DATASETS = ("mnist", "cifar10")  # read from data.root; the others are drawn or ship with a package
 # Training engines when train.engine names none: graph mode for TensorFlow (eager is 2-4.6x slower there).
 TRAIN_ENGINES = {"torch": "eager", "tensorflow": "function"}
 # Settings of the planted task (convbench.data.Planted) a config's data section may give.
-PLANTED_KEYS = ("scale", "train_size", "test_size", "distractors", "noise")
+PLANTED_KEYS = ("scale", "scales", "train_size", "test_size", "distractors", "noise")
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def check(config: dict, source: str = "config") -> list[cells.Cell]:
         field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {field}: {error.message}")
     data = config["data"]
-    if data["dataset"] not in ("digits", "planted"):  # the two that need no files
+    if data["dataset"] in cells.FILE_DATASETS:
         if not data["root"]:
             raise ConfigError(f"{source}: data.root: must name the directory holding {data['dataset']}")
         if not Path(data["root"]).is_dir():

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from convbench import data, learned, timing
-from convbench.cells import Cell, cells_file
+from convbench.cells import FILE_DATASETS, PLANTED_KEYS, Cell, cells_file
 from convbench.launches import run_launches
 from convbench.peak import theoretical_peak
 from convbench.records import SCHEMA_VERSION, finished, host_environment, now, publish, write_record
@@ -157,7 +157,7 @@ def converged(epochs: list[dict], criterion: dict) -> bool:
 def load_data(cell: Cell) -> data.Dataset:
     """The data set of a train cell, at the cell's image size (the planted task's settings from the config)."""
     source = cell.settings["data"]
-    planted = {k: source[k] for k in ("scale", "train_size", "test_size", "distractors", "noise") if k in source}
+    planted = {k: source[k] for k in PLANTED_KEYS if k in source}
     return data.load(source["dataset"], source.get("root"), seed=cell.seed, test_fraction=source["test_fraction"],
                      train_fraction=cell.train_fraction, image_size=cell.image_size, planted=planted)
 
@@ -320,7 +320,7 @@ def check_data(cells: list[Cell]) -> None:
     the user to fix (a DataError naming it), not a failed record per cell."""
     sources = {(c.settings["data"]["dataset"], c.settings["data"].get("root")) for c in cells if c.task == "train"}
     for dataset, root in sorted(sources, key=str):
-        if dataset not in ("digits", "planted"):  # neither reads a file
+        if dataset in FILE_DATASETS:  # the others read no file
             data.load(dataset, root)
 
 
