@@ -55,6 +55,7 @@ class Cell:
             variant = f"-{self.settings['scaling']}" + (f"-lag{delay:g}ms" if delay else "") + (
                 f"-{nodes}nodes" if nodes > 1 else "")
         size = f"-i{self.image_size}" if self.settings.get("size_sweep") else ""
+        size += f"-{self.settings['data']['dataset']}" if self.settings.get("dataset_sweep") else ""
         return (
             f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_{self.device}{self.devices}-"
             f"{self.parallelism}{variant}_b{self.batch_size}{size}_s{self.seed}{fraction}_{self.task}"
@@ -119,12 +120,12 @@ def _check_image_size(spec: ArchSpec, size: int, field: str) -> None:
                         f"max-pools need at least {needed}x{needed}")
 
 
-def _data(config: dict, study: dict) -> tuple[dict, int]:
-    """A study's data settings (its own `data` over the top-level ones) and the size of its images; the
-    planted task's settings are checked here, naming the field, before any cell runs."""
+def _data(config: dict, study: dict, dataset: str | None = None) -> tuple[dict, int]:
+    """A study's data settings (its own `data` over the top-level ones; `dataset` in place of theirs) and the size
+    of its images; the planted task's settings are checked here, naming the field, before any cell runs."""
     from convbench.data import DataError, Planted  # numpy only: expanding a config still imports no framework
 
-    data = {**config["data"], **study.get("data", {})}
+    data = {**config["data"], **study.get("data", {}), **({"dataset": dataset} if dataset else {})}
     size = DATASET_SHAPES[data["dataset"]][1] or config["speed"]["image_size"]
     if data["dataset"] == "planted":
         try:
@@ -150,14 +151,25 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
     """Every seed in the replicate framework (train.replicate_framework, the first framework by default);
     the first train.repeats seeds (default 1) in any other, a repeat that checks the frameworks agree from
     identical weights and batches (cell.settings.role: 'replicate' or 'repeat')."""
+    cells = []
+    for entry in study.get("datasets", [None]):  # several: each cell's id names its data set
+        entry = entry if isinstance(entry, dict) or entry is None else {"dataset": entry}
+        own = {**study, **{k: v for k, v in (entry or {}).items() if k == "train_fractions"}}
+        cells += _train_cells_on(config, arch, name, common, own, entry and entry["dataset"])
+    return cells
+
+
+def _train_cells_on(config: dict, arch: dict, name: str, common: dict, study: dict, dataset: str | None) -> list[Cell]:
     train = {**config["train"], **study.get("train", {})}
-    data, size = _data(config, study)
+    data, size = _data(config, study, dataset)
     channels, _, classes = DATASET_SHAPES[data["dataset"]]
     spec = ArchSpec.from_dict(name, arch, channels, classes)
     _check_image_size(spec, size, f"data.dataset ({data['dataset']})")
     settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size", "engine", "patience", "min_epochs",
                                                             "min_delta", "radius_delta", "monitor", "replicate_framework",
                                                             "repeats")}
+    if dataset:
+        settings["dataset_sweep"] = True
     # a network that learns its size is shrunk after training and timed like a speed cell
     settings["timing"] = {k: config["speed"][k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds",
                                                           "max_iqr_ratio")}
