@@ -75,7 +75,7 @@ def test_a_few_cells_of_the_paper_config_run_through_snakemake(tmp_path):
     config["data"].update(train_size=128, test_size=64)
     configfile = workflow_copy(tmp_path, config, "paper-few.yaml")
     target = "results/paper-few/records/train/torch"
-    result = snakemake(tmp_path, "--cores", "2", "--configfile", str(configfile), target)
+    result = snakemake(tmp_path, target, "--cores", "2", "--configfile", str(configfile))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     expected = [c for c in config_module.check(config, "paper-few") if c.group == "train/torch"]
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / target).glob("*.json"))]

@@ -6,7 +6,6 @@ other cells of the process still run. run_groups makes a job's run resumable, an
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
 import subprocess
 import time
