@@ -1,7 +1,5 @@
 # convbench: config -> cells -> one record per cell -> tidy table -> figures, tables, macros -> PDF.
 # The logic lives in the convbench package; the rules only call its command line.
-import sys
-
 from snakemake.utils import min_version
 
 from convbench import config as convbench_config
@@ -26,12 +24,10 @@ envvars:
 
 
 # The schema, then what it cannot say (known names, valid architectures); then, where Snakemake runs the
-# jobs on this machine, whether it can (a Slurm job checks its own node: convbench run does). A dry run runs nothing
-# (Snakemake has not read its flags yet when it reads this file: they are read from the command line).
-DRY_RUN = any(a in ("--dry-run", "--dryrun") or (a[:1] == "-" and a[1:2] != "-" and "n" in a) for a in sys.argv[1:])
+# jobs on this machine, whether it can (a Slurm job checks its own node: convbench run does).
 with convbench_config.one_line_errors():
     CELLS = convbench_config.check(config, ", ".join(CONFIGFILES))
-    if workflow.local_exec and not (workflow.remote_exec or workflow.subprocess_exec or DRY_RUN):
+    if workflow.local_exec and not (workflow.remote_exec or workflow.subprocess_exec):
         convbench_config.check_hardware(CELLS, ", ".join(CONFIGFILES))
 RUN = config["run"]
 

@@ -2,6 +2,7 @@
 <job>.json), since Linux refuses one command-line argument over 128 KiB (MAX_ARG_STRLEN) and the paper's jobs
 hold more cells than that. Their dry runs plan every job with a short command; a few cells of config/paper.yaml run."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,16 +33,31 @@ def snakemake(work: Path, *args, timeout=600):
                           timeout=timeout)
 
 
+def gpu_node(work: Path) -> dict:
+    """What a GPU node's dry run sees, on this machine: an nvidia-smi that lists 8 GPUs (Snakemake refuses a config
+    the machine cannot run, even in a dry run) and Snakemake's own Python first on PATH."""
+    (work / "bin").mkdir()
+    (work / "bin" / "nvidia-smi").write_text("#!/bin/sh\n" + "".join(f"echo 'GPU {i}: NVIDIA H200'\n" for i in range(8)))
+    (work / "bin" / "nvidia-smi").chmod(0o755)
+    return {**os.environ, "PATH": f"{work / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+
 @pytest.mark.parametrize("name", ["paper.yaml", "paper-gpu.yaml"])
 def test_paper_config_dry_run_hands_each_job_its_cells_in_a_file(tmp_path, name):
     """Every job's command is short and names its cells file, which holds exactly the cells of the job's groups
-    (a GPU config too: a dry run on this CPU machine plans the jobs and writes their files, running none)."""
-    configfile = workflow_copy(tmp_path, name=name)
-    result = snakemake(tmp_path, "-n", "-p", "--cores", "2", "--configfile", str(configfile))
+    (the GPU config too, planned as on a GPU node with this machine's cores: a dry run writes the files, runs
+    nothing)."""
+    config = config_module.read(ROOT / "config" / name)
+    if config["device"] == "cuda":
+        config["threads"] = min(config["threads"], config_module.cores())
+    configfile = workflow_copy(tmp_path, config, name)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "--configfile",
+                             str(configfile)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=gpu_node(tmp_path) if config["device"] == "cuda" else None)
     assert result.returncode == 0, result.stderr[-3000:]
     commands = [line for line in result.stdout.splitlines() if "python -m convbench run" in line]
     assert commands and max(len(c.encode()) for c in commands) < 4096
-    cells = config_module.check(config_module.read(configfile), name)
+    cells = config_module.check(config, name)
     by_group = groups(cells)
     run = yaml.safe_load(configfile.read_text())["run"]
     handed = []
