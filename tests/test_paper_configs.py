@@ -97,6 +97,9 @@ def test_a_few_cells_of_the_paper_config_run_through_snakemake(tmp_path):
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / target).glob("*.json"))]
     assert sorted(r["cell_id"] for r in records) == sorted(c.id for c in expected) and len(expected) >= 4
     assert all(r["status"] == "ok" for r in records), [r["error"] for r in records if r["status"] != "ok"]
+    # the cells file stands for the cells: the same cells, nothing to rerun
+    again = snakemake(tmp_path, target, "-n", "--cores", "2", "--configfile", str(configfile))
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
 
 
 def test_a_study_trains_on_several_data_sets_each_with_its_own_fractions():

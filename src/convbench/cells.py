@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -326,11 +327,13 @@ def _dumps(cells: list[Cell]) -> str:
     return json.dumps([c.to_dict() for c in cells], indent=0)
 
 
-def write_cells(path: str | Path, cells: list[Cell]) -> Path:
-    """Write cells to path, atomically, and only when they differ from what it holds: its time then changes
-    only with its cells, so that Snakemake reruns a job whose cells changed, and only such a job."""
-    path, text = Path(path), _dumps(cells)
-    if path.is_file() and path.read_text() == text:
+def write_cells(folder: str | Path, name: str, cells: list[Cell]) -> Path:
+    """Write cells to <folder>/<name>-<hash of the cells>.json, atomically, unless it exists; returns its path. The
+    name changes with the cells: a Snakemake job that passes it as a parameter reruns when its cells change (and only
+    then), as when the cells themselves were the parameter; the file's time plays no part."""
+    text = _dumps(cells)
+    path = Path(folder) / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

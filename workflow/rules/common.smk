@@ -39,9 +39,10 @@ REPRODUCE = " ".join(["snakemake --cores all", *(f"--configfile {os.path.relpath
 
 
 def cells_file(run, job, *groups):
-    """The file that hands a job its cells, results/<run>/cells/<job>.json: Linux refuses a command-line argument
-    over 128 KiB. Written when Snakemake asks for the job, and only when its cells changed: the job reruns then."""
-    return str(write_cells(f"results/{run}/cells/{job}.json", [c for group in groups for c in GROUPS.get(group, [])]))
+    """The file that hands a job its cells, results/<run>/cells/<job>-<hash>.json (Linux refuses a command-line
+    argument over 128 KiB), written when Snakemake asks for the job. A parameter, not an input: its name changes
+    with the cells, and the job reruns then, as it did when the cells were the parameter."""
+    return str(write_cells(f"results/{run}/cells", job, [c for group in groups for c in GROUPS.get(group, [])]))
 
 
 def task_groups(task):

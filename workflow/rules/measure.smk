@@ -12,7 +12,7 @@ rule measure:
             subcategory="{task} records",
             labels=record_labels,
         ),
-    input:
+    params:
         cells=lambda wildcards: cells_file(wildcards.run, wildcards.task, *task_groups(wildcards.task)),
     log:
         "results/{run}/logs/{task}.log",
@@ -27,4 +27,4 @@ rule measure:
     conda:
         "../../envs/convbench.yaml"
     shell:
-        "python -m convbench run --cells-json {input.cells:q} --under {output} > {log} 2>&1"
+        "python -m convbench run --cells-json {params.cells:q} --under {output} > {log} 2>&1"

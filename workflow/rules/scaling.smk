@@ -12,7 +12,7 @@ rule scaling:
             subcategory="scaling records",
             labels=record_labels,
         ),
-    input:
+    params:
         cells=lambda wildcards: cells_file(wildcards.run, f"scaling-{wildcards.framework}{wildcards.devices}",
                                            f"scaling/{wildcards.framework}{wildcards.devices}"),
     log:
@@ -30,4 +30,4 @@ rule scaling:
     conda:
         "../../envs/convbench.yaml"
     shell:
-        "python -m convbench run --cells-json {input.cells:q} --out {output} > {log} 2>&1"
+        "python -m convbench run --cells-json {params.cells:q} --out {output} > {log} 2>&1"

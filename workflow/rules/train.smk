@@ -9,7 +9,7 @@ rule train:
             subcategory="train records",
             labels=record_labels,
         ),
-    input:
+    params:
         cells=lambda wildcards: cells_file(wildcards.run, f"train-{wildcards.framework}", f"train/{wildcards.framework}"),
     log:
         "results/{run}/logs/train/{framework}.log",
@@ -24,4 +24,4 @@ rule train:
     conda:
         "../../envs/convbench.yaml"
     shell:
-        "python -m convbench run --cells-json {input.cells:q} --out {output} > {log} 2>&1"
+        "python -m convbench run --cells-json {params.cells:q} --out {output} > {log} 2>&1"
