@@ -86,6 +86,8 @@ def test_a_few_cells_of_the_paper_config_run_through_snakemake(tmp_path):
         if not study["datasets"]:
             del study["datasets"]
         study.setdefault("train", {}).update(seeds=[0])
+        if "data" in study:
+            study["data"].update(train_size=128, test_size=64)
     config["studies"] = {k: v for k, v in config["studies"].items() if k in ("kernel", "activation")}
     config["train"].update(epochs=1, min_epochs=1, seeds=[0])
     config["data"].update(train_size=128, test_size=64)
