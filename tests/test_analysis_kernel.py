@@ -305,6 +305,28 @@ def test_unconverged_runs_leave_the_accuracy_and_gap_comparisons(tmp_path):
     assert "k7" not in table
 
 
+def test_a_run_levelled_off_at_chance_counts_as_unconverged(tmp_path):
+    """A record that says converged but ended at chance (written before the outcome existed), and one that says
+    'chance': neither counts as converged, both leave the accuracy comparison, and the table names the outcome."""
+    records = kernel_records()
+    for record in records:
+        if record["cell"]["task"] == "train" and record["cell"]["settings"].get("role") == "replicate" and (
+                record["cell"]["arch"]["name"], record["cell"]["seed"]) in {("k5", 1), ("k3-stack2", 3)}:
+            record["training"]["epochs"][-1] |= {"train_accuracy": 0.11, "test_accuracy": 0.1}
+            record["training"] |= {"converged": True, "stopped_epoch": 3, "criterion": {"patience": 2}}
+            if record["cell"]["seed"] == 3:
+                record["training"] |= {"converged": False, "outcome": "chance"}
+    run = published(tmp_path, records)
+    acc = verdicts(run)["kernel/torch-eager/k5-vs-k3-stack2/test-accuracy-diff"]
+    assert acc.n == 3
+    numbers = values.values(run)
+    assert (numbers["kernel/convergence/converged"], numbers["kernel/convergence/unconverged"],
+            numbers["kernel/convergence/at-chance"], numbers["kernel/convergence/any-at-chance"]) == (
+        str(len(ARCHS) * len(SEEDS) - 2), "2", "2", "1")
+    table = tables.unconverged(run)
+    assert table.count("chance") >= 2 + table.count("chance", 0, table.index(r"\toprule"))
+
+
 def spec_params(arch, in_channels=1):
     kernel, depth = ARCHS[arch]
     archd = {"blocks": [{"width": w, "kernel": kernel, "depth": depth} for w in (32, 64)]}

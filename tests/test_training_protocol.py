@@ -2,6 +2,7 @@
 cap recorded per run, TensorFlow trained in tf.function graphs, and the architectures that pose the questions
 fairly (maxout at equal parameters, the VGG C->C stacks)."""
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -90,25 +91,54 @@ def test_a_learned_radius_must_level_off_too():
     assert run.converged(epochs(flat, [2.5, 2.3, 1.63, 1.62, 1.61, 1.6]), CRITERION)
 
 
-@pytest.fixture(scope="module")
-def tiny_cells():
+def test_a_run_that_has_not_left_chance_is_not_converged():
+    """Levelled off at 1/classes is no success: within two points of chance, or of what guessing reaches on the
+    training split (a binomial bound, wider on few images), the run ended at chance, levelled or capped."""
+    assert run.chance_ceiling(10, 100_000) == pytest.approx(0.12)  # many images: the two-point margin
+    assert 0.56 < run.chance_ceiling(2, 512) < 0.58  # 512 images: guessing reaches 56 % one time in a thousand
+    assert run.outcome(True, 0.51, 2, 4000) == "chance" and run.outcome(False, 0.51, 2, 4000) == "chance"
+    assert run.outcome(True, 0.60, 2, 4000) == "converged" and run.outcome(False, 0.60, 2, 4000) == "capped"
+    assert run.outcome(True, 0.115, 10, 5000) == "chance" and run.outcome(True, 0.2, 10, 5000) == "converged"
+
+
+def tiny(**data):
     cfg = copy.deepcopy(DEFAULT)
-    cfg["data"].update(train_size=256, test_size=64)
+    cfg["data"].update(data)
     cfg["train"].update(epochs=6, patience=1, min_epochs=2, min_delta=10.0, seeds=[0, 1])  # converged at epoch 2
     cfg["studies"] = {"kernel": {"architectures": ["k5-w8"], "tasks": ["train"]}}
     return config.check(cfg)
 
 
-def test_training_stops_at_the_plateau_and_records_it(tiny_cells, torch_backend):
-    cell = next(c for c in tiny_cells if c.framework == "torch")
+@pytest.fixture(scope="module")
+def tiny_cells():
+    return tiny(train_size=256, test_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits_cells():
+    return tiny(dataset="digits")  # leaves chance in two epochs (the planted task on 256 images does not)
+
+
+def test_training_stops_at_the_plateau_and_records_it(digits_cells, torch_backend):
+    cell = next(c for c in digits_cells if c.framework == "torch")
     record = run.run_cell(cell, torch_backend, {"host": {}, "process": {}})
     assert record["status"] == "ok", record["error"]
     training = record["training"]
     assert training["converged"] is True and training["stopped_epoch"] == 2 == len(training["epochs"])
+    assert training["outcome"] == "converged" and training["epochs"][-1]["train_accuracy"] > training["chance_ceiling"]
     assert training["criterion"] == cell.settings["criterion"] and record["cell"]["settings"]["role"] == "replicate"
     assert set(training["epochs"][0]) >= {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
                                           "seconds"}
-    assert training["dataset"] == {"name": "planted", "train_size": 256, "test_size": 64}
+    assert training["dataset"] == {"name": "digits", "train_size": 1347, "test_size": 450}
+
+
+def test_a_run_that_levels_off_at_chance_is_recorded_as_such(tiny_cells, torch_backend):
+    """A network that does not learn (learning rate 1e-9) levels off at once at chance: not converged."""
+    cell = next(c for c in tiny_cells if c.framework == "torch")
+    cell = dataclasses.replace(cell, settings={**cell.settings, "lr": 1e-9})
+    training = run.run_cell(cell, torch_backend, {"host": {}, "process": {}})["training"]
+    assert training["stopped_epoch"] == 2 and training["epochs"][-1]["train_accuracy"] <= training["chance_ceiling"]
+    assert (training["converged"], training["outcome"]) == (False, "chance")
 
 
 def test_the_tensorflow_repeat_trains_in_graphs_and_matches_torch(tiny_cells, torch_backend, tf_backend):

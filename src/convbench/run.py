@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from convbench import data, learned, timing
 from convbench.cells import FILE_DATASETS, PLANTED_KEYS, Cell, cells_file
@@ -156,6 +157,28 @@ def converged(epochs: list[dict], criterion: dict) -> bool:
     return not radii[0] or float(np.ptp(np.array(radii), axis=0).max()) < criterion["radius_delta"]
 
 
+# A run "at chance" has not left guessing: its final train accuracy is at most chance (1/classes) plus
+# CHANCE_MARGIN, or at most what guessing reaches on the training split with probability CHANCE_LEVEL (binomial).
+CHANCE_MARGIN, CHANCE_LEVEL = 0.02, 1e-3
+OUTCOMES = ("converged", "capped", "chance")  # levelled off above chance; stopped at the epoch cap; at chance
+
+
+def chance_ceiling(classes: int, train_size: int) -> float:
+    """The highest train accuracy that is still chance: 1/classes plus CHANCE_MARGIN, or the accuracy a guess
+    exceeds with probability CHANCE_LEVEL on train_size images (binomial), whichever is higher."""
+    p = 1 / classes
+    return max(p + CHANCE_MARGIN, float(stats.binom.isf(CHANCE_LEVEL, train_size, p)) / train_size)
+
+
+def outcome(levelled: bool, train_accuracy: float, classes: int, train_size: int) -> str:
+    """How a training run ended (OUTCOMES): a run whose last train accuracy has not left chance is 'chance', whether
+    it levelled off (convbench.run.converged) or reached the cap; only a levelled run above chance is 'converged'.
+    One rule for both frameworks and for records written before it (convbench.analysis.records)."""
+    if train_accuracy <= chance_ceiling(classes, train_size):
+        return "chance"
+    return "converged" if levelled else "capped"
+
+
 def load_data(cell: Cell) -> data.Dataset:
     """The data set of a train cell, at the cell's image size (the planted task's settings from the config)."""
     source = cell.settings["data"]
@@ -194,11 +217,14 @@ def train(cell: Cell, backend) -> dict:
         done = converged(epochs, criterion)
         if done:
             break
+    ended = outcome(done, epochs[-1]["train_accuracy"], cell.arch.num_classes, len(dataset.y_train))
     result = {
         "counts": {"params_framework": trainer.num_params()},
         "training": {"epochs": epochs, "dataset": {"name": dataset.name, "train_size": len(dataset.y_train),
                                                     "test_size": len(dataset.y_test)},
-                     "converged": done, "stopped_epoch": len(epochs), "criterion": criterion},
+                     "converged": ended == "converged", "outcome": ended, "stopped_epoch": len(epochs),
+                     "chance_ceiling": chance_ceiling(cell.arch.num_classes, len(dataset.y_train)),
+                     "criterion": criterion},
     }
     if is_learned:
         result["learned"] = shrink_and_measure(cell, backend, trainer, dataset)

@@ -15,6 +15,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from convbench.run import outcome
+
 STATUSES = ("ok", "failed")
 CELL_REQUIRED = ("study", "task", "framework", "engine", "device", "devices", "batch_size", "seed", "arch")
 LAYER_TASK = "layers"  # layer-wise cells: one convolution and its activation, timed phase by phase
@@ -110,7 +112,7 @@ class Record:
     process: dict = field(default_factory=dict)  # import time and the device ceilings measured in the process
     memory: dict = field(default_factory=dict)
     learned: dict = field(default_factory=dict)  # learned study: what crop and prune kept
-    convergence: dict = field(default_factory=dict)  # train cells: converged, stopped_epoch, criterion (if recorded)
+    convergence: dict = field(default_factory=dict)  # train cells: converged, outcome, stopped_epoch, criterion
     communication: dict = field(default_factory=dict)  # several devices: bytes measured and modelled
     wall_s: float | None = None
     started: str | None = None
@@ -173,6 +175,19 @@ def _summaries(raw: dict) -> dict[str, Summary]:
     return {name: s for name, s in ((k, Summary.read(v)) for k, v in raw.items()) if s is not None}
 
 
+def _convergence(training: dict, arch: dict) -> dict:
+    """converged, outcome (convbench.run.OUTCOMES), stopped_epoch and criterion as recorded. A record written before
+    the outcome existed gets it by the same rule (convbench.run.outcome): its 'converged' meant levelled off, at
+    chance or not."""
+    found = {k: training[k] for k in ("converged", "outcome", "stopped_epoch", "criterion") if k in training}
+    size, epochs = (training.get("dataset") or {}).get("train_size"), training.get("epochs") or [{}]
+    last = epochs[-1].get("train_accuracy")
+    if "outcome" not in found and "converged" in found and size and last is not None:
+        found["outcome"] = outcome(bool(found["converged"]), last, arch.get("num_classes", 10), size)
+        found["converged"] = found["outcome"] == "converged"
+    return found
+
+
 def parse(raw: dict, path: Path | str = "<record>") -> Record:
     """One record from its JSON object; RecordError naming `path` when it lacks what the analysis reads."""
     problem = _problem(raw)
@@ -188,8 +203,7 @@ def parse(raw: dict, path: Path | str = "<record>") -> Record:
                   _timings(raw.get("timings")) if ok else None, tuple(training.get("epochs") or ()) if ok else (),
                   training.get("dataset") or {}, raw.get("counts") or {}, raw.get("environment") or {},
                   raw.get("engine") or {}, raw.get("process") or {}, raw.get("memory") or {},
-                  raw.get("learned") or {}, {k: training[k] for k in ("converged", "stopped_epoch", "criterion")
-                                              if k in training and ok},
+                  raw.get("learned") or {}, _convergence(training, c["arch"]) if ok else {},
                   raw.get("communication") or {}, raw.get("wall_s"), raw.get("started"))
 
 

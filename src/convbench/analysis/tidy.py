@@ -243,6 +243,8 @@ def measurement_rows(record: Record) -> list[dict]:
         add("epochs", "final", final.get("epoch", len(epochs)))
         if record.convergence.get("converged") is not None:  # 1/0: whether the plateau criterion held before the cap
             add("converged", "final", float(bool(record.convergence["converged"])))
+        if record.convergence.get("outcome") is not None:  # 1/0: whether it ended at chance (convbench.run.outcome)
+            add("at_chance", "final", float(record.convergence["outcome"] == "chance"))
         criterion = record.convergence.get("criterion") or {}
         for key in ("patience", "min_delta", "min_epochs", "max_epochs"):  # the criterion itself, for the method text
             if criterion.get(key) is not None:
@@ -544,14 +546,15 @@ def per_seed(df: pd.DataFrame, metric: str, keys=("setup", "config", "train_frac
 
 
 def convergence(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per ok train cell: study, arch, setup, role, seed, train_fraction, epochs run and converged (1, 0, or
-    NaN where the record does not say: it predates the plateau criterion)."""
+    """One row per ok train cell: study, arch, setup, role, seed, train_fraction, epochs run, converged (1, 0, or
+    NaN where the record does not say: it predates the plateau criterion) and at_chance (1, 0 or NaN: ended at
+    chance, convbench.run.outcome; such a run is not converged)."""
     columns = ["cell_id", "study", "arch", "setup", "framework", "engine", "role", "seed", "train_fraction"]
     cells = df[(df["task"] == "train") & (df["status"] == "ok")] if len(df) else df
     if cells.empty:
-        return pd.DataFrame(columns=[*columns, "epochs", "converged"])
+        return pd.DataFrame(columns=[*columns, "epochs", "converged", "at_chance"])
     out = cells.drop_duplicates("cell_id")[columns].set_index("cell_id")
-    for metric in ("epochs", "converged"):
+    for metric in ("epochs", "converged", "at_chance"):
         found = cells[cells["metric"] == metric].set_index("cell_id")["value"]
         out[metric] = found.reindex(out.index)
     return out.reset_index()

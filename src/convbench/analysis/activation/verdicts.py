@@ -72,12 +72,13 @@ def headlines(paired: list[Verdict], df: pd.DataFrame) -> list[Verdict]:
 
 
 def convergence_values(run: Run) -> dict[str, str]:
-    """How many replicate runs stopped at the epoch cap, and per compared variant and unit how many of the seeds
+    """How many replicate runs did not converge (stopped at the epoch cap, or at chance), and per compared variant and unit how many of the seeds
     of its accuracy comparison converged in both networks."""
     df = run.tidy
     c = convergence(data.cells(df, "train")) if len(df) else convergence(df)
-    stopped = int((c["converged"] == 0).sum())
+    stopped, chance = int((c["converged"] == 0).sum()), int((c["at_chance"] == 1).sum())
     values = {f"{STUDY}/unconverged": str(stopped), f"{STUDY}/any-unconverged": flag(stopped),
+              f"{STUDY}/at-chance": str(chance), f"{STUDY}/any-at-chance": flag(chance),
               f"{STUDY}/converged": str(int((c["converged"] == 1).sum())), f"{STUDY}/train-runs": str(len(c))}
     values |= {f"{STUDY}/{m}/{k}": "--" for m in data.MATCHING for k in ("arch", "converged")}
     if not data.ran(run):

@@ -119,8 +119,9 @@ def pairs(run: Run) -> str:
 
 
 def unconverged(run: Run) -> str:
-    caption = ("Training runs that stopped at the epoch cap before the plateau criterion held, of every study: they "
-               "count in the accuracy comparisons and are left out of every train/test-gap comparison.")
+    caption = ("Training runs that did not converge, of every study: stopped at the epoch cap before the plateau "
+               "criterion held (cap), or ended with a train accuracy that has not left chance (chance). They count "
+               "in the accuracy comparisons and are left out of every train/test-gap comparison.")
     c = convergence(run.tidy)
     c = c[c["converged"] == 0]
     if c.empty:
@@ -129,5 +130,6 @@ def unconverged(run: Run) -> str:
     table = pd.DataFrame({"Study": c["study"], "Architecture": c["arch"],
                           "Setup": [escape(setup_label(f, e)) for f, e in zip(c["framework"], c["engine"])],
                           "Role": c["role"].fillna("--"), "Fraction": [f"{100 * f:g}\\%" for f in c["train_fraction"]],
-                          "Seed": c["seed"].astype(int).astype(str), "Epochs": c["epochs"].map(lambda e: f"{e:.0f}")})
-    return booktabs(table, caption, "tab:unconverged", "llllrrr", raw=("Setup", "Fraction"), size=r"\footnotesize")
+                          "Seed": c["seed"].astype(int).astype(str), "Epochs": c["epochs"].map(lambda e: f"{e:.0f}"),
+                          "Outcome": ["chance" if a == 1 else "cap" for a in c["at_chance"]]})
+    return booktabs(table, caption, "tab:unconverged", "llllrrrl", raw=("Setup", "Fraction"), size=r"\footnotesize")

@@ -287,12 +287,14 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
 # ---- runs: convergence and the cross-framework repeat (every study's train cells) -------------------------
 
 def convergence_values(run: Run) -> dict[str, str]:
-    """Over every study's replicate train cells: runs, how many converged, did not, or do not say."""
+    """Over every study's replicate train cells: runs, how many converged, did not (of those, how many ended at
+    chance: never converged), or do not say."""
     c = convergence(replicates(run.tidy))
-    done, known = (c["converged"] == 1).sum(), c["converged"].notna().sum()
+    done, known, chance = (c["converged"] == 1).sum(), c["converged"].notna().sum(), (c["at_chance"] == 1).sum()
     return {f"{STUDY}/convergence/runs": str(len(c)), f"{STUDY}/convergence/converged": str(int(done)),
             f"{STUDY}/convergence/unconverged": str(int(known - done)),
             f"{STUDY}/convergence/any-unconverged": flag(known > done),
+            f"{STUDY}/convergence/at-chance": str(int(chance)), f"{STUDY}/convergence/any-at-chance": flag(chance),
             f"{STUDY}/convergence/recorded": flag(known > 0 and known == len(c)),
             f"{STUDY}/convergence/max-epochs": f"{c['epochs'].max():.0f}" if c["epochs"].notna().any() else "--"}
 
