@@ -439,9 +439,16 @@ def environment(records: list[Record]) -> pd.DataFrame:
     return pd.concat([cells, env, engines], axis=1)
 
 
-# A "setup" is what runs the cell (framework + engine); a "config" is where and how big (devices, batch).
-SUMMARY_KEYS = ["study", "task", "setup", "framework", "engine", "config", "arch", "train_fraction"]
+# A "setup" is what runs the cell (framework + engine); a "config" is where and how big (devices, batch); a train
+# cell's data set keeps its runs apart from another data set's (empty for cells that train on none).
+SUMMARY_KEYS = ["study", "task", "setup", "framework", "engine", "config", "dataset", "arch", "train_fraction"]
 ARCH_ORDER = ["receptive_field", "depth", "pieces", "width", "arch"]
+
+
+def datasets(df: pd.DataFrame) -> pd.Series:
+    """Each row's data set, '' where it has none (a timed cell): a key that groups and pivots keep."""
+    found = df["dataset"] if "dataset" in df else pd.Series(None, index=df.index)
+    return found.astype(object).where(found.notna(), "")
 
 
 def with_config(df: pd.DataFrame) -> pd.DataFrame:
@@ -460,7 +467,7 @@ def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         return rows.assign(seeds=[])
     first = {c: (c, "first") for c in ["description", "kernel", "depth", "receptive_field", "activation", "pieces",
                                        "width", "maps", "params", "flops", "flops_useful", "in_channels", "image_size",
-                                       "dataset", "train_size", "test_size", "batch_size", "convs", "flops_step", "bytes_step",
+                                       "train_size", "test_size", "batch_size", "convs", "flops_step", "bytes_step",
                                        "phase_method", "max_iqr_ratio"]}
     out = (rows.groupby(SUMMARY_KEYS + ["phase"], sort=False, dropna=False)
            .agg(value=("value", "median"), iqr=("iqr", "median"), n=("n", "sum"), seeds=("seed", "nunique"),
@@ -472,8 +479,8 @@ def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def full_data(df: pd.DataFrame) -> pd.DataFrame:
     """The rows at the largest training fraction of their study and task (the whole training split, unless a study
-    trained on less): summaries over seeds never mix training-set sizes."""
-    largest = df.groupby(["study", "task"])["train_fraction"].transform("max")
+    trained on less), per data set: summaries over seeds never mix training-set sizes."""
+    largest = df.groupby(["study", "task", datasets(df)])["train_fraction"].transform("max")
     return df[df["train_fraction"] == largest]
 
 
@@ -489,9 +496,10 @@ def seed_summary(df: pd.DataFrame, metric: str, level: float = LEVEL) -> pd.Data
 
 def slugs(summary: pd.DataFrame) -> pd.Series:
     """The <setup> part of a macro key for each row of a summary: the setup, plus its config where the study's task
-    ran in more than one config."""
-    many = summary.groupby(["study", "task"])["config"].transform("nunique") > 1
-    return summary["setup"].where(~many, summary["setup"] + "-" + summary["config"])
+    ran in more than one config, plus its data set where the study's task trained on more than one."""
+    many, sets = (summary.groupby(["study", "task"])[c].transform("nunique") > 1 for c in ("config", "dataset"))
+    slug = summary["setup"].where(~many, summary["setup"] + "-" + summary["config"])
+    return slug.where(~sets, slug + "-" + datasets(summary))
 
 
 def time_values(df: pd.DataFrame) -> dict[str, str]:
@@ -536,12 +544,13 @@ def replicates(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["role"] != REPEAT] if len(df) and "role" in df else df
 
 
-def per_seed(df: pd.DataFrame, metric: str, keys=("setup", "config", "train_fraction"), phase: str = "final"):
+def per_seed(df: pd.DataFrame, metric: str, keys=("setup", "config", "dataset", "train_fraction"), phase: str = "final"):
     """A metric per seed, one column per arch, one row per (keys..., seed): what paired differences are taken from.
-    Replicate cells of status ok only."""
+    Replicate cells of status ok only. Pairs never cross data sets: keys hold the data set, or a key made from it."""
     rows = with_config(replicates(df[(df["status"] == "ok") & (df["metric"] == metric) & (df["phase"] == phase)]))
     if rows.empty:
         return pd.DataFrame()
+    rows = rows.assign(dataset=datasets(rows))
     return rows.pivot_table(index=[*keys, "seed"], columns="arch", values="value", aggfunc="first")
 
 
@@ -560,7 +569,7 @@ def convergence(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def converged_pairs(df: pd.DataFrame, keys=("setup", "config", "train_fraction")) -> pd.DataFrame:
+def converged_pairs(df: pd.DataFrame, keys=("setup", "config", "dataset", "train_fraction")) -> pd.DataFrame:
     """per_seed of 'converged' with a missing record read as converged (records before the criterion): 1/0 per
     (keys..., seed) x arch, for masking paired differences."""
     found = per_seed(df, "converged", keys)

@@ -15,7 +15,7 @@ import pandas as pd
 from convbench.analysis.formatting import escape, setup_label
 from convbench.analysis.stats import t_interval, time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import (converged_pairs, launch_medians, per_seed, replicates, seed_summary, summarise,
+from convbench.analysis.tidy import (converged_pairs, datasets, launch_medians, per_seed, replicates, seed_summary, summarise,
                                      with_config)
 
 STUDY = "activation"
@@ -23,7 +23,7 @@ MATCHING = {"reference": "ReLU", "filters": "equal filters", "width": "equal wid
             "other": "other"}
 EQUAL_PARAMS = 0.02  # a variant within this relative distance of a ReLU arch's parameters matches them
 PHASES = ["forward", "backward"]
-UNIT_KEYS = ["setup", "framework", "engine", "config"]
+UNIT_KEYS = ["setup", "framework", "engine", "config", "dataset"]  # a train cell's data set: pairs never cross it
 
 
 def variants(df: pd.DataFrame) -> pd.DataFrame:
@@ -63,12 +63,19 @@ def many_configs(df: pd.DataFrame) -> bool:
     return with_config(df[df["study"] == STUDY])["config"].nunique() > 1
 
 
+def many_datasets(df: pd.DataFrame) -> bool:
+    return df.loc[(df["study"] == STUDY) & (df["task"] == "train"), "dataset"].nunique() > 1
+
+
 def with_units(frame: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
-    """frame with its unit (the key part), Label (plain) and Unit (LaTeX) columns."""
-    many = many_configs(df)
+    """frame with its unit (the key part), Label (plain) and Unit (LaTeX) columns: the setup, with the config where
+    the study ran in several, and a train row's data set where it trained on several."""
+    many, sets = many_configs(df), many_datasets(df)
+    dataset = datasets(frame)
     unit = frame["setup"] + "-" + frame["config"] if many else frame["setup"]
-    label = [setup_label(f, e) + (f" ({c})" if many else "")
-             for f, e, c in zip(frame["framework"], frame["engine"], frame["config"])]
+    unit = unit + ("-" + dataset).where(dataset != "", "") if sets else unit
+    label = [setup_label(f, e) + (f" ({c})" if many else "") + (f", {d}" if sets and d else "")
+             for f, e, c, d in zip(frame["framework"], frame["engine"], frame["config"], dataset)]
     return frame.assign(unit=unit, Label=label, Unit=[escape(x) for x in label])
 
 
@@ -132,7 +139,7 @@ def seed_stats(df: pd.DataFrame) -> pd.DataFrame:
     out = test[keys + ["mean", "ci", "seeds"]].rename(columns={"mean": "test", "ci": "test_ci"})
     out = out.merge(gap[keys + ["mean", "ci"]].rename(columns={"mean": "gap", "ci": "gap_ci"}), on=keys, how="left")
     loss = train[(train["status"] == "ok") & (train["metric"] == "train_loss")]
-    diverged = loss.assign(diverged=~np.isfinite(loss["value"].astype(float))).groupby(keys)["diverged"].sum()
+    diverged = loss.assign(diverged=~np.isfinite(loss["value"].astype(float))).groupby(keys, dropna=False)["diverged"].sum()
     out = out.merge(diverged.reset_index(), on=keys, how="left").fillna({"diverged": 0})
     params = train.dropna(subset=["params"]).drop_duplicates("arch").set_index("arch")["params"]
     return with_units(out.assign(params=out["arch"].map(params)).merge(variants(df), on="arch"), df)
@@ -162,7 +169,7 @@ def time_ratios(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     speed = speed[speed["status"] == "ok"].drop_duplicates("cell_id")
     reference = variants(df).set_index("arch")["reference"]
     rows = []
-    for unit, group in speed.groupby(UNIT_KEYS, sort=False):
+    for unit, group in speed.groupby(UNIT_KEYS, sort=False, dropna=False):
         ids = group.groupby("arch")["cell_id"].apply(list)
         for arch in ids.index:
             ref = reference.get(arch)

@@ -9,7 +9,8 @@ from convbench.analysis.kernel.values import Pair, accuracy_verdicts, comparison
 from convbench.analysis.latex import blank_repeats, booktabs, flagged, noisy_note, placeholder
 from convbench.analysis.stats import Verdict
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import ARCH_ORDER, by_setup, convergence, full_data, setup_labels, summarise, with_config
+from convbench.analysis.tidy import (ARCH_ORDER, by_setup, convergence, datasets, full_data, setup_labels, summarise,
+                                     with_config)
 
 
 def cells_in_order(df: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -59,13 +60,15 @@ def accuracy(run: Run) -> str:
     metrics = {m: summarise(df, m) if len(df) else df for m in ["train_accuracy", "test_accuracy", "gap"]}
     if metrics["test_accuracy"].empty:
         return placeholder(caption, "tab:accuracy", "This run has no training cells.")
-    keys = ["study", "arch", "setup", "framework", "engine", "config", "train_fraction"]
+    keys = ["study", "arch", "setup", "framework", "engine", "config", "dataset", "train_fraction"]
     table = metrics["test_accuracy"][keys + ["seeds", "train_size"]].copy()
     for metric, name in [("train_accuracy", "Train"), ("test_accuracy", "Test"), ("gap", "Gap")]:
         table = table.merge(metrics[metric][keys + ["value"]].rename(columns={"value": name}), on=keys, how="left")
         table[name] = table[name].map(lambda v: percent(v) if pd.notna(v) else "--")
     table["Setup"] = setup_labels(table)
     columns = ["study", "arch", "Setup", "Train", "Test", "Gap"]
+    if table["dataset"].nunique() > 1:  # each data set's runs apart
+        table["Setup"] = table["Setup"] + ", " + datasets(table)
     if table["seeds"].max() > 1:
         columns.append("seeds")
     if table["train_size"].nunique() > 1:

@@ -153,7 +153,8 @@ def comparisons(run: Run) -> list[Pair]:
             if not {a, b} <= set(rows["arch"]):
                 continue
             ra, rb = rows[rows["arch"] == a].iloc[0], rows[rows["arch"] == b].iloc[0]
-            label = setup_label(ra["framework"], ra["engine"]) + (f" ({ra['config']})" if slug != ra["setup"] else "")
+            label = setup_label(ra["framework"], ra["engine"]) + (f" ({ra['config']})" if slug.startswith(
+                f"{ra['setup']}-{ra['config']}") else "") + (f", {ra['dataset']}" if slug.endswith(f"-{ra['dataset']}") else "")
             pair = Pair(slug, label, a, b)
             for phase in TIME_PHASES:
                 ta, tb = pick(t, slug, a, phase), pick(t, slug, b, phase)
@@ -178,14 +179,14 @@ def seed_diffs(run: Run, slug: str, a: str, b: str) -> tuple[tuple, tuple]:
     df = full_data(df[df["task"] == "train"]) if len(df) else df
     if df.empty:
         return (), ()
-    keys = ("setup", "config", "train_fraction")
+    keys = ("setup", "config", "dataset", "train_fraction")  # never a pair across data sets
     out = []
     for metric in ("test_accuracy", "gap"):
         wide = per_seed(df, metric, keys)
         if wide.empty or not {a, b} <= set(wide.columns):
             out.append(())
             continue
-        wide = wide[[unit_slug(df, s, c) == slug for s, c, *_ in wide.index]]
+        wide = wide[[unit_slug(df, s, c, d) == slug for s, c, d, *_ in wide.index]]
         d = wide[a] - wide[b]
         conv = converged_pairs(df, keys).reindex(wide.index)
         d = d[(conv.get(a, 1.0) == 1) & (conv.get(b, 1.0) == 1)]
@@ -193,12 +194,14 @@ def seed_diffs(run: Run, slug: str, a: str, b: str) -> tuple[tuple, tuple]:
     return out[0], out[1]
 
 
-def unit_slug(df: pd.DataFrame, setup: str, config: str) -> str:
-    """The slug of a setup and config: the setup, with the config where the study's train cells ran in several."""
+def unit_slug(df: pd.DataFrame, setup: str, config: str, dataset: str) -> str:
+    """The slug of a setup, config and data set (as tidy.slugs): the setup, with the config where the study's train
+    cells ran in several, and the data set where they trained on several."""
     from convbench.analysis.tidy import with_config
 
-    many = with_config(df)["config"].nunique() > 1
-    return f"{setup}-{config}" if many else setup
+    many, sets = with_config(df)["config"].nunique() > 1, df["dataset"].nunique() > 1
+    slug = f"{setup}-{config}" if many else setup
+    return f"{slug}-{dataset}" if sets else slug
 
 
 def pair_verdicts(pairs: list[Pair]) -> list[Verdict]:

@@ -1,0 +1,60 @@
+"""A study trained on several data sets (studies.<name>.datasets): every paired comparison stays within one data
+set (and one training fraction), and each data set is reported apart, under a key that names it."""
+import copy
+
+import numpy as np
+import pytest
+
+from convbench.analysis.kernel import tables as kernel_tables
+from convbench.analysis.kernel import values as kernel
+import test_analysis_activation as act
+import test_analysis_kernel as ker
+
+OTHER = "mnist5k"  # the second data set: the same cells, another name, 20 points lower and a wobble of its own
+
+
+def on_other(records, study):
+    """Every train record again as trained on OTHER (its own cell id), test accuracy 20 points lower plus 1 point
+    times seed."""
+    out = []
+    for r in records:
+        if r["cell"]["task"] != "train":
+            continue
+        r = copy.deepcopy(r)
+        r["cell_id"] = r["cell_id"].replace(f"{study}_", f"{study}-{OTHER}_", 1)
+        r["training"]["dataset"]["name"] = OTHER
+        r["cell"]["settings"] |= {"data": {"dataset": OTHER}, "dataset_sweep": True}  # as cells.py writes it
+        for epoch in r["training"]["epochs"]:
+            epoch["test_accuracy"] -= 0.2 - 0.01 * r["cell"]["seed"] * (r["cell"]["arch"]["name"].startswith("k5")
+                                                                        or "eqparams" in r["cell"]["arch"]["name"])
+        out.append(r)
+    return out
+
+
+def test_kernel_pairs_never_cross_data_sets(tmp_path):
+    records = ker.kernel_records()
+    run = ker.published(tmp_path, records + on_other(records, "kernel"))
+    found = ker.verdicts(run)
+    digits, other = (found[f"kernel/torch-eager-{d}/k5-vs-k3-stack2/test-accuracy-diff"] for d in ("digits", OTHER))
+    same = [ker.seed_accuracy("k5", s) - ker.seed_accuracy("k3-stack2", s) for s in ker.SEEDS]
+    assert digits.n == other.n == len(ker.SEEDS)  # five pairs each, not ten, not one set's seeds dropped
+    assert digits.estimate == pytest.approx(np.mean(same))
+    assert other.estimate == pytest.approx(np.mean(same) + 0.01 * np.mean(ker.SEEDS))
+    assert not any(k.startswith("kernel/torch-eager/") and "-vs-" in k for k in found)  # no pair of both sets
+    table = kernel_tables.accuracy(run)
+    assert "PyTorch eager, digits" in table and f"PyTorch eager, {OTHER}" in table
+    assert {p.label for p in kernel.comparisons(run) if p.test_diffs} == {"PyTorch eager, digits",
+                                                                          f"PyTorch eager, {OTHER}"}
+
+
+def test_activation_pairs_never_cross_data_sets(tmp_path):
+    records = act.study()
+    run = act.published(records + on_other(records, "activation"), tmp_path)
+    digits, other = (act.found(run, f"torch-eager-{d}")[("maxout2-eqparams", "test-accuracy-diff")]
+                     for d in ("digits", OTHER))
+    same = [a - b for a, b in zip(act.TEST["maxout2-eqparams"], act.TEST["relu"])]
+    assert digits.n == other.n == len(act.SEEDS)
+    assert digits.estimate == pytest.approx(np.mean(same))
+    assert other.estimate == pytest.approx(np.mean(same) + 0.01 * np.mean(act.SEEDS))
+    assert not [k for k in act.found(run) if k[1].endswith("-diff")]  # no accuracy pair of both sets (times stay)
+    assert all(v.n == len(act.SEEDS) for v in act.verdicts(run) if v.key.endswith("/gap-change-diff"))
