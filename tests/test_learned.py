@@ -160,25 +160,25 @@ def test_masked_conv_outputs_and_gradients_agree(pt, tfl, per_filter, ramp):
 
     x, w, b, z = masked_conv_inputs(per_filter, seed=1, dtype=np.float32)
     x = np.random.default_rng(2).normal(size=(2, 3, 9, 9)).astype(np.float32)
-    layer_pt, layer_tf = masked_layers(pt, tfl, {"weight": w, "bias": b, "radius": z}, ramp, per_filter)
+    layer_pt, layer_tf = masked_layers(pt, tfl, {"weight": w, "bias": b, "log_radius": np.log(z)}, ramp, per_filter)
     up = np.random.default_rng(3).normal(size=(2, 4, 9, 9)).astype(np.float32)  # upstream gradient
 
     x_pt = torch.from_numpy(x).requires_grad_(True)
     out_pt = layer_pt(x_pt)
     loss_pt = (out_pt * torch.from_numpy(up)).sum() + 0.1 * layer_pt.penalty()
-    grads_pt = torch.autograd.grad(loss_pt, [x_pt, layer_pt.weight, layer_pt.bias, layer_pt.radius])
+    grads_pt = torch.autograd.grad(loss_pt, [x_pt, layer_pt.weight, layer_pt.bias, layer_pt.log_radius])
 
     x_tf = tf.constant(nhwc(x))
     with tf.GradientTape() as tape:
         tape.watch(x_tf)
         out_tf = layer_tf(x_tf)
         loss_tf = tf.reduce_sum(out_tf * nhwc(up)) + 0.1 * layer_tf.penalty()
-    grads_tf = tape.gradient(loss_tf, [x_tf, layer_tf.kernel, layer_tf.bias, layer_tf.radius])
+    grads_tf = tape.gradient(loss_tf, [x_tf, layer_tf.kernel, layer_tf.bias, layer_tf.log_radius])
 
     assert rel_err(out_pt.detach().numpy(), nchw(out_tf.numpy())) < 1e-4
     grads_tf = [nchw(grads_tf[0].numpy()), grads_tf[1].numpy().transpose(3, 2, 0, 1),
                 *(g.numpy() for g in grads_tf[2:])]
-    for name, g_pt, g_tf in zip(["input", "weight", "bias", "radius"], grads_pt, grads_tf):
+    for name, g_pt, g_tf in zip(["input", "weight", "bias", "log_radius"], grads_pt, grads_tf):
         assert g_pt.shape == g_tf.shape, name
         assert rel_err(g_pt.numpy(), g_tf) < 1e-4, name
     assert np.abs(grads_pt[3].numpy()).min() > 0  # the loss reaches every radius
@@ -277,7 +277,7 @@ def random_masked_params(radius, in_channels=3, out_channels=4, k=7, seed=0):
     rng = np.random.default_rng(seed)
     return {"weight": rng.normal(size=(out_channels, in_channels, k, k)).astype(np.float32),
             "bias": rng.normal(size=out_channels).astype(np.float32),
-            "radius": np.asarray(radius, np.float32).reshape(-1)}
+            "log_radius": np.log(np.asarray(radius, np.float32).reshape(-1))}
 
 
 @pytest.mark.parametrize("radius, threshold, k", [
@@ -425,10 +425,10 @@ def test_radius_beyond_the_kernel_saturates_the_mask(pt):
 
     layer = pt.MaskedConv2d(1, 1, 5, 2.0)
     with torch.no_grad():
-        layer.radius.fill_(4.0)
+        layer.log_radius.fill_(float(np.log(4.0)))
     assert layer.mask().min().item() == 1.0
     loss = layer(torch.ones(1, 1, 6, 6)).sum()
-    (grad,) = torch.autograd.grad(loss, [layer.radius])
+    (grad,) = torch.autograd.grad(loss, [layer.log_radius])
     assert grad.item() == 0.0
 
 

@@ -48,9 +48,10 @@ class Cell:
             variant = f"-{self.settings['scaling']}" + (f"-lag{delay:g}ms" if delay else "") + (
                 f"-{nodes}nodes" if nodes > 1 else "")
         size = f"-i{self.image_size}" if self.settings.get("size_sweep") else ""
+        scale = f"_p{self.settings['data']['scale']}" if self.settings.get("scale_sweep") else ""
         return (
             f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_{self.device}{self.devices}-"
-            f"{self.parallelism}{variant}_b{self.batch_size}{size}_s{self.seed}{fraction}_{self.task}"
+            f"{self.parallelism}{variant}_b{self.batch_size}{size}_s{self.seed}{fraction}{scale}_{self.task}"
         )
 
     @property
@@ -142,7 +143,12 @@ def _criterion(train: dict, fraction: float) -> dict:
 def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
     """Every seed in the replicate framework (train.replicate_framework, the first framework by default);
     the first train.repeats seeds (default 1) in any other, a repeat that checks the frameworks agree from
-    identical weights and batches (cell.settings.role: 'replicate' or 'repeat')."""
+    identical weights and batches (cell.settings.role: 'replicate' or 'repeat'). A study with `scales` trains on the
+    planted task at each of them (the learned size's tracking experiment), the scale in the cell's id."""
+    if "scales" in study:
+        return [c for scale in study["scales"] for c in _train_cells(
+            config, arch, name, common, {**{k: v for k, v in study.items() if k != "scales"}, "scale_sweep": True,
+                                         "data": {**study.get("data", {}), "scale": scale}})]
     train = {**config["train"], **study.get("train", {})}
     data, size = _data(config, study)
     channels, _, classes = DATASET_SHAPES[data["dataset"]]
@@ -162,7 +168,8 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
         criterion = _criterion(train, fraction)
         cells += [Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
                        train_fraction=fraction, settings={**settings, "epochs": criterion["max_epochs"],
-                                                          "criterion": criterion, "role": role, "data": data})
+                                                          "criterion": criterion, "role": role, "data": data,
+                                                          **({"scale_sweep": True} if study.get("scale_sweep") else {})})
                   for seed in seeds]
     return cells
 

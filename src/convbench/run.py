@@ -107,7 +107,7 @@ def _learned_state(weights: dict[str, np.ndarray], spec) -> dict:
     state = {}
     for i, block in enumerate(spec.blocks):
         if block.init_radius is not None:
-            state[f"blocks.{i}.radius"] = float(np.mean(weights[f"blocks.{i}.convs.0.radius"]))
+            state[f"blocks.{i}.radius"] = float(np.mean(np.exp(weights[f"blocks.{i}.convs.0.log_radius"])))
         if block.gates:
             state[f"blocks.{i}.open_maps"] = int((learned.test_gate(weights[f"blocks.{i}.gate.log_alpha"]) > 0).sum())
     return state
@@ -162,19 +162,30 @@ def load_data(cell: Cell) -> data.Dataset:
                      train_fraction=cell.train_fraction, image_size=cell.image_size, planted=planted)
 
 
+def data_fitted(epochs: list[dict], criterion: dict) -> bool:
+    """Whether a learned network's first phase is over (convbench.learned): the data loss has fallen below
+    half its first epoch's and the monitored quantity has levelled off (converged, radii aside). A net that
+    sits at chance has a flat loss too: the fall keeps its penalties from starting on it."""
+    return epochs[-1]["train_loss"] < 0.5 * epochs[0]["train_loss"] and converged(
+        [{k: v for k, v in e.items() if k != "learned"} for e in epochs], criterion)
+
+
 def train(cell: Cell, backend) -> dict:
     """Train on the configured data set until the train accuracy (or loss) levels off (settings.criterion; `epochs`
     is the cap); loss and accuracy on both splits after every epoch. A network that learns its kernel sizes or
-    filter counts is then shrunk to a plain one, checked and timed."""
+    filter counts trains in two phases (convbench.learned): the weights alone until the data is fitted, then the
+    radii and gates with their penalties until it levels off again; it is then shrunk to a plain one, checked
+    and timed."""
     settings = cell.settings
     dataset = load_data(cell)
     trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), settings["lr"], settings["momentum"],
-                              cell.device, cell.engine, seed=cell.seed, optimizer=settings["optimizer"])
+                              cell.device, cell.engine, seed=cell.seed, optimizer=settings["optimizer"],
+                              learned_lr=settings.get("learned_lr"))
     is_learned = any(block.learned for block in cell.arch.blocks)
     criterion = settings.get("criterion") or {"max_epochs": settings["epochs"], "patience": settings["epochs"],
                                               "min_epochs": settings["epochs"], "min_delta": 0.0, "radius_delta": 1.0,
                                               "monitor": "train_loss"}
-    epochs, done = [], False
+    epochs, done, started = [], False, None
     for epoch in range(1, settings["epochs"] + 1):
         t0 = time.perf_counter()
         for index in data.batches(len(dataset.y_train), cell.batch_size, cell.seed, epoch):
@@ -186,7 +197,14 @@ def train(cell: Cell, backend) -> dict:
                            test_loss=test_loss, test_accuracy=test_accuracy, seconds=seconds))
         if is_learned:
             epochs[-1]["learned"] = _learned_state(backend.export_weights(trainer.model), cell.arch)
-        done = converged(epochs, criterion)
+            if started is None:
+                if data_fitted(epochs, criterion):
+                    started = epoch
+                    trainer.start_learning(len(dataset.y_train))
+                continue  # the second phase has yet to run
+            done = converged(epochs[started:], {**criterion, "min_epochs": criterion["patience"] + 1})
+        else:
+            done = converged(epochs, criterion)
         if done or not np.isfinite(train_loss):  # levelled off, or diverged: more epochs change nothing
             break
     result = {
@@ -196,6 +214,7 @@ def train(cell: Cell, backend) -> dict:
                      "converged": done, "stopped_epoch": len(epochs), "criterion": criterion},
     }
     if is_learned:
+        result["training"]["learning_started_epoch"] = started
         result["learned"] = shrink_and_measure(cell, backend, trainer, dataset)
     return result
 
