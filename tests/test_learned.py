@@ -527,3 +527,32 @@ def test_shrink_gives_a_plain_spec_with_the_learned_nets_outputs(torch_backend, 
         shrunk_net = backend.Trainer(plain, plain_weights, 0.1, 0.9)
         np.testing.assert_allclose(learned_net.logits(learned_net.to_device(x, y)[0]),
                                    shrunk_net.logits(shrunk_net.to_device(x, y)[0]), rtol=1e-5, atol=1e-5)
+
+
+# ---- the tracking property ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_learned_field_finds_the_planted_scale_on_untuned_seeds(tmp_path):
+    """The default config's tracking study, on seeds that no setting was tuned on (30, 31) and at two scales whose
+    smallest covering fields differ: every run shrinks to within one kernel step of that field (never to the largest
+    field the masks allow), and the shrunk network still does the task."""
+    from convbench import config
+    from convbench.analysis.learned.tracking import step
+    from convbench.run import run_cells
+    from convbench.spec import covering_field
+
+    from pathlib import Path
+    conf = config.read(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    conf |= {"frameworks": ["torch"], "studies": {"tracking": {
+        **conf["studies"]["tracking"], "train": {**conf["studies"]["tracking"]["train"], "seeds": [30, 31]}}}}
+    cells = config.check(conf)
+    assert {c.settings["data"]["scale"] for c in cells} == set(conf["studies"]["tracking"]["scales"])
+    for record in run_cells(cells, tmp_path, log=lambda _: None):
+        assert record["status"] == "ok", record["error"]
+        cell = cells[[c.id for c in cells].index(record["cell_id"])]
+        shrunk = spec.ArchSpec.from_dict("shrunk", record["learned"]["shrunk_arch"], 1, 2)
+        covering = covering_field(cell.arch, cell.settings["data"]["scale"])
+        assert record["training"]["learning_started_epoch"] is not None, cell.id
+        assert abs(spec.field(shrunk) - covering) <= step(tuple(b.kernel for b in cell.arch.blocks)), cell.id
+        assert spec.field(shrunk) < spec.field(cell.arch), cell.id
+        assert record["learned"]["test_accuracy"] > 0.8, cell.id

@@ -113,6 +113,9 @@ def _learned_state(weights: dict[str, np.ndarray], spec) -> dict:
     return state
 
 
+SHRUNK_ROUNDS = 4  # interleaved timing rounds of a learned network and its shrunk copy
+
+
 def shrink_and_measure(cell: Cell, backend, trainer, dataset) -> dict:
     """Crop and prune the trained network to a plain one; check it computes the same; time both."""
     plain, weights, kept = learned.shrink(cell.arch, backend.export_weights(trainer.model))
@@ -123,14 +126,23 @@ def shrink_and_measure(cell: Cell, backend, trainer, dataset) -> dict:
     accuracy = _evaluate(shrunk, dataset.x_test, dataset.y_test)[1]  # before timing: timed steps train on
     protocol = timing.Protocol(**cell.settings["timing"])
     x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, cell.arch.num_classes, cell.seed)
-    steps = {}
-    for name, net in (("learned", trainer), ("shrunk", shrunk)):
-        inputs = net.to_device(x, y)
-        steps[name] = timing.time_step(lambda: net.step(*inputs), net.sync, protocol).summary(protocol.max_iqr_ratio)
+    # The two networks take turns, round after round, the order flipping each round, so that a drift of a shared
+    # machine's load falls on both alike (as the speed cells' launches take turns); a round's ratio pairs its two.
+    nets = {"learned": (trainer, trainer.to_device(x, y)), "shrunk": (shrunk, shrunk.to_device(x, y))}
+    samples, rounds = {name: [] for name in nets}, []
+    for r in range(SHRUNK_ROUNDS):
+        medians = {}
+        for name in (list(nets) if r % 2 == 0 else list(nets)[::-1]):
+            net, inputs = nets[name]
+            m = timing.time_step(lambda: net.step(*inputs), net.sync, protocol)
+            samples[name] += m.samples
+            medians[name] = m.median
+        rounds.append(medians)
+    steps = {name: timing.Measurement(s).summary(protocol.max_iqr_ratio) for name, s in samples.items()}
     return {"shrunk_arch": plain.to_dict(), "kept": [{"kernel": k, "maps": m} for k, m in kept],
             "params": param_count(plain), "flops_forward": forward_flops(plain, cell.image_size),
             "test_accuracy": accuracy,
-            "max_logit_difference": float(difference.max()), "step": steps}
+            "max_logit_difference": float(difference.max()), "step": steps, "step_rounds": rounds}
 
 
 # What the plateau criterion watches, and which way is better: +1 larger, -1 smaller.

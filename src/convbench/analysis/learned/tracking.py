@@ -99,7 +99,7 @@ def values(run: Run) -> dict[str, str]:
     tracking/{tracked,runs,at-largest,lost,met} (met: every scale tracked in >= 4 of 5 of its seeds, none at the
     largest kernel or lost)."""
     r = runs(run)
-    out = {f"{TRACKING}/ran": "true" if len(r) else "false"}
+    out = {f"{TRACKING}/ran": "1" if len(r) else "0"}
     if r.empty:
         return out
     main = r[r["framework"] == r["framework"].iloc[0]]
@@ -114,8 +114,8 @@ def values(run: Run) -> dict[str, str]:
             f"{TRACKING}/tracked": f"{int(main['tracks'].sum())} of {len(main)}",
             f"{TRACKING}/tracked-share": percent(main["tracks"].mean()),
             f"{TRACKING}/at-largest": f"{int(r['at_largest'].sum())}", f"{TRACKING}/lost": f"{int(r['lost'].sum())}",
-            f"{TRACKING}/met": "true" if ((per_scale >= NEEDED / 5).all() and not r["at_largest"].any()
-                                         and not r["lost"].any()) else "false"}
+            f"{TRACKING}/met": "1" if ((per_scale >= NEEDED / 5).all() and not r["at_largest"].any()
+                                       and not r["lost"].any()) else "0"}
     return out
 
 
