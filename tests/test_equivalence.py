@@ -162,7 +162,8 @@ def test_a_learned_size_follows_one_trajectory_in_both_frameworks(torch_backend,
     weights = init_weights(spec, seed=0)
     x, y = batch(n=16)
     backends = (torch_backend, tf_backend)
-    trainers = [b.Trainer(spec, weights, 0.01, 0.0, optimizer="adam", learned_lr={"log_radius": 0.05}) for b in backends]
+    trainers = [b.Trainer(spec, weights, 0.01, 0.0, optimizer="adam", learned_lr={"log_radius": 0.05})
+                for b in backends]
 
     def radius(i):
         return float(np.exp(backends[i].export_weights(trainers[i].model)["blocks.0.convs.0.log_radius"][0]))

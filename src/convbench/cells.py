@@ -163,13 +163,12 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
     replicates = train.get("replicate_framework") or config["frameworks"][0]
     role = "replicate" if common["framework"] == replicates else "repeat"
     seeds = train["seeds"] if role == "replicate" else train["seeds"][:train.get("repeats", 1)]
-    cells = []
+    cells, sweep = [], {"scale_sweep": True} if study.get("scale_sweep") else {}
     for fraction in study.get("train_fractions", [data["train_fraction"]]):
         criterion = _criterion(train, fraction)
         cells += [Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
-                       train_fraction=fraction, settings={**settings, "epochs": criterion["max_epochs"],
-                                                          "criterion": criterion, "role": role, "data": data,
-                                                          **({"scale_sweep": True} if study.get("scale_sweep") else {})})
+                       train_fraction=fraction, settings={**settings, **sweep, "epochs": criterion["max_epochs"],
+                                                          "criterion": criterion, "role": role, "data": data})
                   for seed in seeds]
     return cells
 

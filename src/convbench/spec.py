@@ -224,11 +224,12 @@ def covering_field(spec: ArchSpec, scale: int) -> int | None:
     def sees(net: ArchSpec) -> bool:
         return field(net) - (last.pool - 1) * stride >= scale + stride - 1
 
+    def plain(kernels) -> ArchSpec:
+        return dataclasses.replace(spec, blocks=tuple(dataclasses.replace(b, kernel=k, init_radius=None, gates=False)
+                                                      for b, k in zip(spec.blocks, kernels)))
+
     options = [range(1, b.kernel + 1, 2) if b.init_radius is not None else (b.kernel,) for b in spec.blocks]
-    nets = [dataclasses.replace(spec, blocks=tuple(dataclasses.replace(b, kernel=k, init_radius=None, gates=False)
-                                                           for b, k in zip(spec.blocks, ks)))
-            for ks in itertools.product(*options)]
-    return min((field(net) for net in nets if sees(net)), default=None)
+    return min((field(net) for net in map(plain, itertools.product(*options)) if sees(net)), default=None)
 
 
 def conv_sizes(spec: ArchSpec, image_size: int) -> list[tuple[Conv, int]]:

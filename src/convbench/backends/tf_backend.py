@@ -74,7 +74,8 @@ class ConvNet(keras.Model):
         of open gates x l0_penalty."""
         radius = [self.spec.blocks[c.block].radius_penalty * layer.penalty()
                   for c, layer in zip(self.spec.convs(), self.convs) if isinstance(layer, MaskedConv2D)]
-        gates = [block.l0_penalty * gate.penalty() for block, gate in zip(self.spec.blocks, self.gates) if gate is not None]
+        gates = [block.l0_penalty * gate.penalty() for block, gate in zip(self.spec.blocks, self.gates)
+                 if gate is not None]
         return tuple(tf.add_n(terms) if terms else 0.0 for terms in (radius, gates))
 
 

@@ -79,7 +79,8 @@ def figure(run: Run, path: Path) -> Path:
     stairs = staircase(run, r["scale"])
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
     tolerance = step(r["kernels"].iloc[0])
-    ax.step(stairs["scale"], stairs["covering"], where="mid", color="0.2", linewidth=1.2, label="smallest covering field")
+    ax.step(stairs["scale"], stairs["covering"], where="mid", color="0.2", linewidth=1.2,
+            label="smallest covering field")
     ax.fill_between(stairs["scale"], stairs["covering"] - tolerance, stairs["covering"] + tolerance, step="mid",
                     color="0.85", label="one kernel step")
     ax.axhline(r["largest"].max(), color="C3", linestyle="--", linewidth=0.9, label="largest field (masks full)")

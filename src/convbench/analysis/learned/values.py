@@ -483,7 +483,8 @@ def width_knee_values(f: Frames, rows: pd.DataFrame) -> dict[str, str]:
     kernels = f.lcells.loc[f.lcells["gates"], "kernels"] if len(f.lcells) else pd.Series(dtype=object)
     k = knee(f, kernels.iloc[0]) if len(kernels) else None
     if k is None or rows.empty:
-        return {f"{base}/knee-arch": "--", f"{base}/knee-maps": "--", f"{base}/near-knee": "--", f"{base}/falls": flag(False)}
+        return {**{f"{base}/{key}": "--" for key in ("knee-arch", "knee-maps", "near-knee")},
+                f"{base}/falls": flag(False)}
     kept = rows["kept_maps"].map(sum)
     means = kept.groupby(rows["penalty"]).mean().sort_index()
     return {f"{base}/knee-arch": tt(k["arch"]), f"{base}/knee-maps": f"{sum(k['maps'])}",
