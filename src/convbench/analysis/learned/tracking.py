@@ -18,9 +18,10 @@ import pandas as pd
 from convbench.analysis.formatting import count_words, percent
 from convbench.analysis.learned import data
 from convbench.analysis.plotting import placeholder, plt, save
-from convbench.analysis.study import Figure, Run, Study
+from convbench.analysis.study import Run
 
-TRACKING = "tracking"
+TRACKING = "tracking"  # the config study
+KEY = "learned/tracking"  # its macros, written by the learned study
 CHANCE_MARGIN = 0.1  # a shrunk network within this of chance accuracy (1 / classes) has lost the task
 NEEDED = 4  # of every 5 seeds (issue 24's criterion): the learned field within one step of the covering one
 
@@ -96,33 +97,26 @@ def figure(run: Run, path: Path) -> Path:
 
 
 def values(run: Run) -> dict[str, str]:
-    """tracking/ran, scales, seeds, and per scale s: tracking/s<s>/{covering,fields,tracked,seeds}; overall
-    tracking/{tracked,runs,at-largest,lost,met} (met: every scale tracked in >= 4 of 5 of its seeds, none at the
+    """Under learned/tracking/: ran, scales, seeds, and per scale s: s<s>/{covering,fields,tracked}; overall
+    tracked, tracked-share, at-largest, lost, met (met: every scale tracked in >= 4 of 5 of its seeds, none at the
     largest kernel or lost)."""
     r = runs(run)
-    out = {f"{TRACKING}/ran": "1" if len(r) else "0"}
+    out = {f"{KEY}/{key}": "--" for key in ("scales", "seeds", "tracked", "tracked-share", "at-largest", "lost")}
+    out |= {f"{KEY}/ran": "1" if len(r) else "0", f"{KEY}/met": "0"}
     if r.empty:
         return out
     main = r[r["framework"] == r["framework"].iloc[0]]
     for scale, g in main.groupby("scale"):
-        key = f"{TRACKING}/s{int(scale)}"
+        key = f"{KEY}/s{int(scale)}"
         out[f"{key}/covering"] = f"{int(g['covering'].iloc[0])}"
         out[f"{key}/fields"] = ", ".join(f"{int(f)}" for f in g.sort_values("seed")["field"])
         out[f"{key}/tracked"] = f"{int(g['tracks'].sum())} of {len(g)}"
     per_scale = main.groupby("scale")["tracks"].mean()
-    out |= {f"{TRACKING}/scales": ", ".join(f"{int(s)}" for s in sorted(main["scale"].unique())),
-            f"{TRACKING}/seeds": count_words(main.groupby("scale").size().min(), "seed"),
-            f"{TRACKING}/tracked": f"{int(main['tracks'].sum())} of {len(main)}",
-            f"{TRACKING}/tracked-share": percent(main["tracks"].mean()),
-            f"{TRACKING}/at-largest": f"{int(r['at_largest'].sum())}", f"{TRACKING}/lost": f"{int(r['lost'].sum())}",
-            f"{TRACKING}/met": "1" if ((per_scale >= NEEDED / 5).all() and not r["at_largest"].any()
+    out |= {f"{KEY}/scales": ", ".join(f"{int(s)}" for s in sorted(main["scale"].unique())),
+            f"{KEY}/seeds": count_words(main.groupby("scale").size().min(), "seed"),
+            f"{KEY}/tracked": f"{int(main['tracks'].sum())} of {len(main)}",
+            f"{KEY}/tracked-share": percent(main["tracks"].mean()),
+            f"{KEY}/at-largest": f"{int(r['at_largest'].sum())}", f"{KEY}/lost": f"{int(r['lost'].sum())}",
+            f"{KEY}/met": "1" if ((per_scale >= NEEDED / 5).all() and not r["at_largest"].any()
                                        and not r["lost"].any()) else "0"}
     return out
-
-
-STUDY = Study(
-    TRACKING, "Learned size against the planted scale",
-    figures=(Figure("learned_tracking", figure,
-                    "The learned receptive field against the planted scale, one point per seed: the staircase is the "
-                    "smallest field that covers the scale, the band one kernel step around it."),),
-    values=values, ran=lambda run: not runs(run).empty)

@@ -32,7 +32,7 @@ from convbench.analysis.formatting import (
     tt,
     words,
 )
-from convbench.analysis.learned import data
+from convbench.analysis.learned import data, tracking
 from convbench.analysis.stats import LEVEL, UNDECIDED, Paired, Verdict, paired_verdicts, prediction_interval, time_ratio
 from convbench.analysis.study import Run
 
@@ -528,7 +528,7 @@ def values(run: Run) -> dict[str, str]:
     f = frames(run)
     cost = costs(f)
     return {**constant_values(), **sweep_values(f), **learned_values(f, cost), **cell_values(f, cost),
-            **penalty_values(f)}
+            **penalty_values(f), **tracking.values(run)}
 
 
 def ran(run: Run) -> bool:
