@@ -50,6 +50,8 @@ class ConvNet(keras.Model):
                       for i, b in enumerate(spec.blocks)]
         self.pools = [keras.layers.MaxPooling2D(b.pool) if b.pool > 1 else None for b in spec.blocks]
         self.head = keras.layers.Dense(spec.num_classes, name="head")
+        # read here, not in the traced loss: autograph cannot convert the spec's methods
+        self.radius_penalties = [spec.blocks[c.block].radius_penalty for c in spec.convs()]
 
     @staticmethod
     def _conv(conv, block):
@@ -72,8 +74,8 @@ class ConvNet(keras.Model):
     def penalties(self):
         """(radius term, L0 term), before the trainer's weights: the radii x radius_penalty and the expected numbers
         of open gates x l0_penalty."""
-        radius = [self.spec.blocks[c.block].radius_penalty * layer.penalty()
-                  for c, layer in zip(self.spec.convs(), self.convs) if isinstance(layer, MaskedConv2D)]
+        radius = [weight * layer.penalty() for weight, layer in zip(self.radius_penalties, self.convs)
+                  if isinstance(layer, MaskedConv2D)]
         gates = [block.l0_penalty * gate.penalty() for block, gate in zip(self.spec.blocks, self.gates)
                  if gate is not None]
         return tuple(tf.add_n(terms) if terms else 0.0 for terms in (radius, gates))
