@@ -152,8 +152,8 @@ MONITORS = {"train_accuracy": 1, "train_loss": -1}
 def converged(epochs: list[dict], criterion: dict) -> bool:
     """Whether training has levelled off after the last of `epochs` (convbench.cells._criterion): past
     min_epochs, the best value of the monitored quantity (train accuracy, or train loss) over the last `patience`
-    epochs is not min_delta better than the best before them, and every learned radius has moved less than
-    radius_delta over those epochs. A loss that is not finite has diverged: never converged."""
+    epochs is not min_delta better than the best before them, every learned radius has moved less than
+    radius_delta over those epochs and no gate has opened or closed in them. A loss that is not finite has diverged: never converged."""
     patience, n = criterion["patience"], len(epochs)
     losses = np.array([e["train_loss"] for e in epochs], dtype=float)
     if not np.isfinite(losses).all() or n < max(criterion["min_epochs"], patience + 1):
@@ -162,8 +162,11 @@ def converged(epochs: list[dict], criterion: dict) -> bool:
     values = MONITORS[monitor] * np.array([e[monitor] for e in epochs], dtype=float)
     if values[-patience:].max() > values[:-patience].max() + criterion["min_delta"]:
         return False
-    radii = [[v for k, v in e.get("learned", {}).items() if k.endswith(".radius")] for e in epochs[-patience - 1:]]
-    return not radii[0] or float(np.ptp(np.array(radii), axis=0).max()) < criterion["radius_delta"]
+    last = epochs[-patience - 1:]
+    radii = [[v for k, v in e.get("learned", {}).items() if k.endswith(".radius")] for e in last]
+    maps = [[v for k, v in e.get("learned", {}).items() if k.endswith(".open_maps")] for e in last]
+    return ((not radii[0] or float(np.ptp(np.array(radii), axis=0).max()) < criterion["radius_delta"])
+            and (not maps[0] or not np.ptp(np.array(maps), axis=0).any()))
 
 
 def load_data(cell: Cell) -> data.Dataset:
