@@ -545,7 +545,7 @@ def test_the_learned_field_finds_the_planted_scale_on_untuned_seeds(tmp_path):
     conf = config.read(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
     conf |= {"frameworks": ["torch"], "studies": {"tracking": {
         **conf["studies"]["tracking"], "train": {**conf["studies"]["tracking"]["train"], "seeds": [30, 31]}}}}
-    cells = config.check(conf)
+    cells = [c for c in config.check(conf) if c.study == "tracking"]
     assert {c.settings["data"]["scale"] for c in cells} == set(conf["studies"]["tracking"]["scales"])
     for record in run_cells(cells, tmp_path, log=lambda _: None):
         assert record["status"] == "ok", record["error"]
@@ -556,3 +556,29 @@ def test_the_learned_field_finds_the_planted_scale_on_untuned_seeds(tmp_path):
         assert abs(spec.field(shrunk) - covering) <= step(tuple(b.kernel for b in cell.arch.blocks)), cell.id
         assert spec.field(shrunk) < spec.field(cell.arch), cell.id
         assert record["learned"]["test_accuracy"] > 0.8, cell.id
+
+
+def test_the_covering_field_is_a_staircase_in_the_scale():
+    """The smallest field whose last convolution sees both marks wherever they fall: for two blocks with 2x2 pools,
+    that convolution's field k1 + 2 k2 - 1 must reach scale + 1, so the covering field is scale + 3 rounded up to an
+    even field; a hand-picked net has one field, which covers or not."""
+    learns = spec.ArchSpec.from_dict("learns", {"blocks": [{"width": 4, "kernel": 9, "init_radius": 3.0},
+                                                           {"width": 4, "kernel": 9, "init_radius": 3.0}]}, 1, 2)
+    assert [spec.covering_field(learns, s) for s in (7, 8, 11, 15)] == [10, 12, 14, 18]
+    assert spec.covering_field(learns, 30) is None  # beyond 9x9 in both blocks (field 28)
+    k5 = spec.ArchSpec.from_dict("k5", {"blocks": [{"width": 4, "kernel": 5}, {"width": 4, "kernel": 5}]}, 1, 2)
+    assert spec.covering_field(k5, 11) == 16 and spec.covering_field(k5, 14) is None  # 5x5's last conv sees 14
+
+
+def test_a_study_with_scales_trains_at_each_of_them():
+    from pathlib import Path
+
+    from convbench import config
+    conf = config.read(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    study = {**conf["studies"]["tracking"], "scales": [5, 9]}
+    cells = [c for c in config.check({**conf, "studies": {"tracking": study}}) if c.study == "tracking"]
+    scales = {c.id: c.settings["data"]["scale"] for c in cells}
+    assert sorted(set(scales.values())) == [5, 9] and len(scales) == len(cells)  # ids differ by scale
+    assert all(cell_id.endswith(f"_p{s}_train") for cell_id, s in scales.items())
+    with pytest.raises(SpecError, match="scale"):
+        config.check({**conf, "studies": {"tracking": {**study, "scales": [40]}}})
