@@ -580,5 +580,5 @@ def test_a_study_with_scales_trains_at_each_of_them():
     scales = {c.id: c.settings["data"]["scale"] for c in cells}
     assert sorted(set(scales.values())) == [5, 9] and len(scales) == len(cells)  # ids differ by scale
     assert all(cell_id.endswith(f"_p{s}_train") for cell_id, s in scales.items())
-    with pytest.raises(SpecError, match="scale"):
+    with pytest.raises(config.ConfigError, match="data.scale: must fit the 16x16 images"):
         config.check({**conf, "studies": {"tracking": {**study, "scales": [40]}}})
