@@ -3,10 +3,10 @@ on the planted task at several scales, several seeds each. Does the learned fiel
 
 The staircase it is judged against: at each scale, the smallest field of the network's shape (every masked block at
 any odd kernel up to its largest) whose last convolution sees both marks wherever they fall (convbench.spec.
-covering_field; the tidy table's covering_field). A run tracks the scale when its shrunk field lies within one kernel
-step of that field: a step of the last masked block's kernel (2 taps) widens the field by twice that block's input
-stride. A run fails outright when it keeps the largest kernel of a block (a solution on the boundary) or ends with a
-field below the covering one at chance accuracy.
+covering_field; the tidy table's covering_field). A run fails outright when it keeps the largest kernel of a block (a
+solution on the boundary) or ends with a field below the covering one at chance accuracy; otherwise it tracks the
+scale when its shrunk field lies within one kernel step of the covering one: a step of the last block's kernel (2
+taps) widens the field by twice that block's input stride.
 """
 from __future__ import annotations
 
@@ -52,10 +52,11 @@ def runs(run: Run) -> pd.DataFrame:
         "started": get("learning_started_epoch:final")}).dropna(subset=["field", "covering", "kept"])
     tolerance = out["kernels"].map(step)
     chance = 1 / 2 + CHANCE_MARGIN  # the planted task has two classes
-    return out.assign(
-        tracks=(out["field"] - out["covering"]).abs() <= tolerance,
+    out = out.assign(
         at_largest=[any(k >= m for k, m in zip(kept, top)) for kept, top in zip(out["kept"], out["kernels"])],
-        lost=(out["field"] < out["covering"]) & (out["test"] < chance)).reset_index(drop=True)[columns]
+        lost=(out["field"] < out["covering"]) & (out["test"] < chance))
+    out["tracks"] = ((out["field"] - out["covering"]).abs() <= tolerance) & ~out["lost"] & ~out["at_largest"]
+    return out.reset_index(drop=True)[columns]
 
 
 def staircase(run: Run, scales) -> pd.DataFrame:
