@@ -535,9 +535,11 @@ def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
     from convbench.analysis.learned import tracking
     records = [tracking_record("torch", 0, 7, (7, 1)), tracking_record("torch", 1, 7, (3, 5)),
                tracking_record("torch", 2, 7, (9, 3)), tracking_record("torch", 0, 11, (3, 5)),
-               tracking_record("torch", 1, 11, (7, 5)), tracking_record("torch", 2, 11, (3, 3), test=0.52)]
+               tracking_record("torch", 1, 11, (7, 5)), tracking_record("torch", 2, 11, (3, 3), test=0.52),
+               tracking_record("tensorflow", 0, 7, (7, 1)), tracking_record("tensorflow", 0, 11, (5, 5))]
     run = written(records, tmp_path)
-    r = tracking.runs(run).set_index(["scale", "seed"])
+    r = tracking.runs(run)
+    r = r[r["framework"] == "torch"].set_index(["scale", "seed"])
     assert r["covering"].to_dict() == {(7, 0): 10, (7, 1): 10, (7, 2): 10, (11, 0): 14, (11, 1): 14, (11, 2): 14}
     assert r["field"].to_dict() == {(7, 0): 10, (7, 1): 14, (7, 2): 16, (11, 0): 14, (11, 1): 18, (11, 2): 10}
     assert r["tracks"].to_dict() == {(7, 0): True, (7, 1): True, (7, 2): False, (11, 0): True, (11, 1): True,
@@ -547,4 +549,5 @@ def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
     values = tracking.values(run)
     assert values["learned/tracking/s7/tracked"] == "2 of 3" and values["learned/tracking/s11/fields"] == "14, 18, 10"
     assert values["learned/tracking/tracked"] == "4 of 6" and values["learned/tracking/met"] == "0"
+    assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
     assert tracking.figure(run, tmp_path / "tracking.pdf").stat().st_size > 0

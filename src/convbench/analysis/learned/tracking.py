@@ -99,10 +99,12 @@ def figure(run: Run, path: Path) -> Path:
 
 def values(run: Run) -> dict[str, str]:
     """Under learned/tracking/: ran, scales, seeds, and per scale s: s<s>/{covering,fields,tracked}; overall
-    tracked, tracked-share, at-largest, lost, met (met: every scale tracked in >= 4 of 5 of its seeds, none at the
+    tracked, tracked-share, at-largest, lost, met, and repeats-agree (the other framework's repeats of a seed that kept
+    the same kernels as the replicate framework's run of it) (met: every scale tracked in >= 4 of 5 of its seeds, none at the
     largest kernel or lost)."""
     r = runs(run)
-    out = {f"{KEY}/{key}": "--" for key in ("scales", "seeds", "tracked", "tracked-share", "at-largest", "lost")}
+    out = {f"{KEY}/{key}": "--" for key in ("scales", "seeds", "tracked", "tracked-share", "at-largest", "lost",
+                                            "repeats-agree")}
     out |= {f"{KEY}/ran": "1" if len(r) else "0", f"{KEY}/met": "0"}
     if r.empty:
         return out
@@ -113,6 +115,11 @@ def values(run: Run) -> dict[str, str]:
         out[f"{key}/fields"] = ", ".join(f"{int(f)}" for f in g.sort_values("seed")["field"])
         out[f"{key}/tracked"] = f"{int(g['tracks'].sum())} of {len(g)}"
     per_scale = main.groupby("scale")["tracks"].mean()
+    # the other framework's repeats of a seed: the same kept kernels as the replicate framework's run of it?
+    keyed = main.set_index(["scale", "seed"])["kept"]
+    others = r[(r["framework"] != main["framework"].iloc[0])]
+    repeats = [(k, kept) for k, kept in zip(zip(others["scale"], others["seed"]), others["kept"]) if k in keyed.index]
+    out[f"{KEY}/repeats-agree"] = f"{sum(keyed[k] == kept for k, kept in repeats)} of {len(repeats)}"
     out |= {f"{KEY}/scales": ", ".join(f"{int(s)}" for s in sorted(main["scale"].unique())),
             f"{KEY}/seeds": count_words(main.groupby("scale").size().min(), "seed"),
             f"{KEY}/tracked": f"{int(main['tracks'].sum())} of {len(main)}",
