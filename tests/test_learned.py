@@ -443,7 +443,8 @@ WHERE = "architectures.learned.blocks[0]"
     ({"max_kernel": 7.0, "init_radius": 1.0}, "max_kernel", "integer"),
     ({"max_kernel": 5, "init_radius": 2.5}, "init_radius", "fits a 5x5 kernel"),
     ({"max_kernel": 5, "init_radius": 1.5, "ramp": 2.0}, "init_radius", "<= \\(max_kernel \\+ 1\\) / 2 - ramp = 1"),
-    ({"max_kernel": 5, "init_radius": -1.0}, "init_radius", ">= 0"),
+    ({"max_kernel": 5, "init_radius": -1.0}, "init_radius", "> 0"),
+    ({"max_kernel": 5, "init_radius": 0.0}, "init_radius", "> 0 \\(it is learned on a log scale\\)"),
     ({"max_kernel": 5, "init_radius": 1.0, "ramp": 0.0}, "ramp", "> 0"),
     ({"max_kernel": 5, "init_radius": 1.0, "threshold": 1.0}, "threshold", "in \\[0, 1\\)"),
     ({"max_kernel": 5, "init_radius": 1.0, "radius_penalty": -0.1}, "radius_penalty", ">= 0"),
@@ -455,7 +456,7 @@ def test_mask_settings_errors_name_the_field(settings, field, message):
 
 def test_valid_mask_settings_pass():
     spec.validate_mask(WHERE, max_kernel=7, init_radius=3.0)  # ramp 1: the whole 7 x 7 at the start
-    spec.validate_mask(WHERE, max_kernel=1, init_radius=0.0)
+    spec.validate_mask(WHERE, max_kernel=3, init_radius=0.01)  # a 3x3 whose outer ring starts nearly off
     spec.validate_mask(WHERE, max_kernel=9, init_radius=2.5, ramp=2.0, threshold=0.5, radius_penalty=0.01)
 
 
