@@ -153,7 +153,8 @@ def converged(epochs: list[dict], criterion: dict) -> bool:
     """Whether training has levelled off after the last of `epochs` (convbench.cells._criterion): past
     min_epochs, the best value of the monitored quantity (train accuracy, or train loss) over the last `patience`
     epochs is not min_delta better than the best before them, every learned radius has moved less than
-    radius_delta over those epochs and no gate has opened or closed in them. A loss that is not finite has diverged: never converged."""
+    radius_delta over those epochs and no gate has opened or closed in them. A loss that is not finite has
+    diverged: never converged."""
     patience, n = criterion["patience"], len(epochs)
     losses = np.array([e["train_loss"] for e in epochs], dtype=float)
     if not np.isfinite(losses).all() or n < max(criterion["min_epochs"], patience + 1):
@@ -212,11 +213,11 @@ def train(cell: Cell, backend) -> dict:
                            test_loss=test_loss, test_accuracy=test_accuracy, seconds=seconds))
         if is_learned:
             epochs[-1]["learned"] = _learned_state(backend.export_weights(trainer.model), cell.arch)
-            if started is None:
-                if data_fitted(epochs, criterion):
-                    started = epoch
-                    trainer.start_learning(len(dataset.y_train))
-                continue  # the second phase has yet to run
+        if is_learned and started is None:  # the second phase has yet to run
+            if data_fitted(epochs, criterion):
+                started = epoch
+                trainer.start_learning(len(dataset.y_train))
+        elif is_learned:
             done = converged(epochs[started:], {**criterion, "min_epochs": criterion["patience"] + 1})
         else:
             done = converged(epochs, criterion)
