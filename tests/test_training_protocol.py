@@ -184,3 +184,21 @@ def test_learned_sweeps_start_inside_a_band_and_compare_with_hand_picked_widths(
     grid = {n for n in learned if n.startswith("k5-w")} | {n for n in DEFAULT["studies"]["kernel"]["architectures"]
                                                            if n.startswith("k5-w")}
     assert len(grid) >= 3
+
+
+def test_a_learned_net_starts_learning_only_once_the_data_loss_has_fallen_and_levelled_off():
+    """The plateau at chance is flat too: the penalties wait for a loss below half its first value."""
+    accuracy = CRITERION | {"monitor": "train_accuracy"}
+    plateau = epochs([0.693] * 8, radii=[3.0] * 8, accuracies=[0.51, 0.52, 0.51, 0.52, 0.51, 0.52, 0.51, 0.52])
+    assert run.converged(plateau, accuracy) and not run.data_fitted(plateau, accuracy)
+    fitted = epochs([0.69, 0.6, 0.3, 0.1, 0.05, 0.04, 0.03, 0.03], radii=[3.0] * 8,
+                    accuracies=[0.5, 0.6, 0.9, 0.97, 0.99, 0.995, 0.995, 0.995])
+    assert run.data_fitted(fitted, accuracy)
+    assert not run.data_fitted(fitted[:5], accuracy)  # still rising
+
+
+def test_a_gated_net_has_not_levelled_off_while_its_gates_still_close():
+    closing = [{"train_loss": 0.05, "train_accuracy": 0.99, "learned": {"blocks.0.open_maps": m}}
+               for m in (16, 16, 16, 15, 14, 13)]
+    assert not run.converged(closing, CRITERION | {"monitor": "train_accuracy"})
+    assert run.converged(closing[:3] + [closing[0]] * 4, CRITERION | {"monitor": "train_accuracy"})
