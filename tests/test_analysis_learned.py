@@ -266,7 +266,8 @@ def test_learned_radius_kernels_and_maps(full):
     assert values["learned/tensorflow-eager/learned-width/maps"] == "32, 40"
     shrunk = (out / "tables" / "learned_shrunk.tex").read_text()
     assert "5/7, 5/7" in shrunk and "32/32, 40/64" in shrunk
-    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty", "learned_tracking"}
+    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty",
+                                               "learned_tracking"}
     for f in STUDY.figures:
         assert (out / "figures" / f"{f.name}.pdf").stat().st_size > 1000
 

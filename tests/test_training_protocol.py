@@ -179,7 +179,7 @@ def test_default_kernel_study_brackets_the_planted_scale():
     assert any(f < scale for f in fields.values()) and sum(f >= scale for f in fields.values()) >= 2, fields
 
 
-def test_learned_sweeps_start_inside_a_band_and_compare_with_hand_picked_widths():
+def test_learned_nets_start_inside_their_largest_kernel_and_compare_with_hand_picked_widths():
     learned, tracking = DEFAULT["studies"]["learned"], DEFAULT["studies"]["tracking"]
     widths = [spec(DEFAULT, n) for n in learned["architectures"] if n.startswith("learned-width")]
     penalties = sorted({s.blocks[0].l0_penalty for s in widths})
@@ -189,8 +189,7 @@ def test_learned_sweeps_start_inside_a_band_and_compare_with_hand_picked_widths(
         assert b.init_radius + 1 <= (b.kernel + 1) / 2 - 1
     # at least two scales whose smallest covering fields differ, and at least three seeds each
     assert len({covering_field(size, s) for s in tracking["scales"]}) >= 2 and len(tracking["train"]["seeds"]) >= 3
-    grid = {n for n in learned if n.startswith("k5-w")} | {n for n in DEFAULT["studies"]["kernel"]["architectures"]
-                                                           if n.startswith("k5-w")}
+    grid = {n for study in (learned, DEFAULT["studies"]["kernel"]) for n in study["architectures"] if n.startswith("k5-w")}
     assert len(grid) >= 3
 
 
