@@ -266,7 +266,8 @@ def test_learned_radius_kernels_and_maps(full):
     assert values["learned/tensorflow-eager/learned-width/maps"] == "32, 40"
     shrunk = (out / "tables" / "learned_shrunk.tex").read_text()
     assert "5/7, 5/7" in shrunk and "32/32, 40/64" in shrunk
-    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty"}
+    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty",
+                                               "learned_tracking"}
     for f in STUDY.figures:
         assert (out / "figures" / f"{f.name}.pdf").stat().st_size > 1000
 
@@ -511,3 +512,43 @@ def test_hand_picked_networks_of_the_learned_study_join_the_grid(tmp_path):
     assert "k5-narrow" not in set(f.lstats["arch"]) and f.lstats["failed"].sum() == 0
     narrow = f.sweep[f.sweep["arch"] == "k5-narrow"]
     assert len(narrow) == 2 and set(narrow["seeds"]) == {2} and narrow["mean"].tolist() == pytest.approx([0.9, 0.9])
+
+
+# ---- the tracking study: the learned size at several planted scales -------------------------------------------------
+
+def tracking_record(framework, seed, scale, kernels, test=0.97):
+    """A tracking cell: 9x9 masks from radius 3, on the planted task at `scale`, shrunk to `kernels`."""
+    r = learned_record(framework, "size", seed=seed, kernels=kernels, test=test)
+    arch_blocks = blocks([(8, 9, 1), (16, 9, 1)], init_radius=3.0, radius_penalty=0.5)
+    r["cell"].update(study="tracking", arch={**r["cell"]["arch"], "blocks": arch_blocks, "in_channels": 1,
+                                             "num_classes": 2},
+                     settings={**r["cell"]["settings"], "scale_sweep": True,
+                               "data": {"dataset": "planted", "scale": scale, "train_size": 2000, "test_size": 500}})
+    r["cell_id"] = f"tracking_learned-size_{framework}-eager_cpu1-none_b64_s{seed}_p{scale}_train"
+    r["training"] |= {"learning_started_epoch": 2, "dataset": {"name": "planted", "train_size": 2000, "test_size": 500}}
+    return r
+
+
+def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
+    """Scale 7 covers at field 10, scale 11 at 14 (one kernel step: 4 pixels). Seeds 0-2 at 7 learn 10, 14 and the
+    largest kernels (22 with 7x7, but 9x9 is the largest: kept 9 is at the boundary); at 11: 14, 18 and 10 at
+    chance (lost)."""
+    from convbench.analysis.learned import tracking
+    records = [tracking_record("torch", 0, 7, (7, 1)), tracking_record("torch", 1, 7, (3, 5)),
+               tracking_record("torch", 2, 7, (9, 3)), tracking_record("torch", 0, 11, (3, 5)),
+               tracking_record("torch", 1, 11, (7, 5)), tracking_record("torch", 2, 11, (3, 3), test=0.52),
+               tracking_record("tensorflow", 0, 7, (7, 1)), tracking_record("tensorflow", 0, 11, (5, 5))]
+    run = written(records, tmp_path)
+    r = tracking.runs(run)
+    r = r[r["framework"] == "torch"].set_index(["scale", "seed"])
+    assert r["covering"].to_dict() == {(7, 0): 10, (7, 1): 10, (7, 2): 10, (11, 0): 14, (11, 1): 14, (11, 2): 14}
+    assert r["field"].to_dict() == {(7, 0): 10, (7, 1): 14, (7, 2): 16, (11, 0): 14, (11, 1): 18, (11, 2): 10}
+    assert r["tracks"].to_dict() == {(7, 0): True, (7, 1): True, (7, 2): False, (11, 0): True, (11, 1): True,
+                                     (11, 2): False}
+    assert r["at_largest"].sum() == 1 and r.loc[(7, 2), "at_largest"]
+    assert r["lost"].sum() == 1 and r.loc[(11, 2), "lost"]
+    values = tracking.values(run)
+    assert values["learned/tracking/s7/tracked"] == "2 of 3" and values["learned/tracking/s11/fields"] == "14, 18, 10"
+    assert values["learned/tracking/tracked"] == "4 of 6" and values["learned/tracking/met"] == "0"
+    assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
+    assert tracking.figure(run, tmp_path / "tracking.pdf").stat().st_size > 0

@@ -16,7 +16,7 @@ from convbench.analysis.records import LAYER_TASK, Record, Summary
 from convbench.analysis.roof import roof_rows
 from convbench.analysis.stats import LEVEL, t_interval
 from convbench.peak import gpu_peak
-from convbench.spec import ArchSpec, field
+from convbench.spec import ArchSpec, covering_field, field
 
 COLUMNS = ["metric", "phase", "value", "iqr", "cv", "n", "noisy", "epoch", "block", "launch"]  # the last three: where
 # they apply (launch: a timed cell's launch_time rows, one per process launch)
@@ -261,6 +261,9 @@ def measurement_rows(record: Record) -> list[dict]:
     return rows + learned_rows(record) + scaling_rows(record)
 
 
+LEARNING_STUDIES = ("learned", "tracking")  # whose cells learn their kernel sizes or filter counts
+
+
 def learned_rows(record: Record) -> list[dict]:
     """The learned study's: per epoch and block, what the masks and gates kept; what crop and prune kept.
 
@@ -271,7 +274,7 @@ def learned_rows(record: Record) -> list[dict]:
     """
     from convbench.learned import test_gate
 
-    if record.cell.study != "learned" or not record.epochs:
+    if record.cell.study not in LEARNING_STUDIES or not record.epochs:
         return []
     blocks, rows = record.cell.blocks, []
 
@@ -298,6 +301,13 @@ def learned_rows(record: Record) -> list[dict]:
         add("shrunk_width", "shrunk", b["width"], block=i)
     if (shrunk.get("shrunk_arch") or {}).get("blocks"):
         add("shrunk_field", "shrunk", network_field(shrunk["shrunk_arch"]["blocks"]))
+    scale = (record.cell.settings.get("data") or {}).get("scale")
+    if scale is not None and (record.cell.settings.get("data") or {}).get("dataset") == "planted":
+        covering = covering_field(ArchSpec.from_dict("record", {"blocks": list(blocks)}), scale)
+        if covering is not None:
+            add("covering_field", "shrunk", covering)
+    if record.convergence.get("learning_started_epoch") is not None:  # the second phase's first epoch
+        add("learning_started_epoch", "final", record.convergence["learning_started_epoch"])
     for metric, key in [("shrunk_params", "params"), ("shrunk_flops", "flops_forward"),
                         ("shrunk_test_accuracy", "test_accuracy"), ("max_logit_difference", "max_logit_difference")]:
         if shrunk.get(key) is not None:
@@ -313,7 +323,7 @@ def _learned_columns(record: Record) -> dict:
     recipe (optimizer, lr, momentum, planned_epochs) and, where a block learns, its settings per block ('-' where a
     block does not learn)."""
     blocks, settings = record.cell.blocks, record.cell.settings
-    if record.cell.study not in ("kernel", "learned"):
+    if record.cell.study not in ("kernel", *LEARNING_STUDIES):
         return {}
     per_block = lambda values: ", ".join("-" if v is None else f"{v:g}" for v in values)  # noqa: E731
     out = {"kernels": per_block(b["kernel"] for b in blocks), "depths": per_block(b.get("depth", 1) for b in blocks),

@@ -32,7 +32,7 @@ from convbench.analysis.formatting import (
     tt,
     words,
 )
-from convbench.analysis.learned import data
+from convbench.analysis.learned import data, tracking
 from convbench.analysis.stats import LEVEL, UNDECIDED, Paired, Verdict, paired_verdicts, prediction_interval, time_ratio
 from convbench.analysis.study import Run
 
@@ -461,6 +461,37 @@ def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
     return values
 
 
+KNEE_POINTS = 0.01  # the width grid's knee: its narrowest network within 1 point of its best
+KNEE_BAND = 0.3  # a learned width within 30 % of the knee's maps finds it
+
+
+def knee(f: Frames, kernels: tuple) -> pd.Series | None:
+    """The hand-picked width grid's knee in the main setup: among its one-convolution networks with the gated
+    networks' kernels, the fewest maps whose mean test accuracy is within KNEE_POINTS of the best."""
+    grid = f.sweep[(f.sweep["unit"] == main_unit(f)) & (f.sweep["seeds"] > 0)]
+    grid = grid[[tuple(k) == tuple(kernels) and set(d) == {1} for k, d in zip(grid["kernels"], grid["depths"])]]
+    if grid.empty:
+        return None
+    near = grid[grid["mean"] >= grid["mean"].max() - KNEE_POINTS]
+    return near.loc[near["maps"].map(sum).idxmin()]
+
+
+def width_knee_values(f: Frames, rows: pd.DataFrame) -> dict[str, str]:
+    """learned/width/{knee-arch,knee-maps,near-knee,falls}: the grid's knee, how many gated runs kept maps within
+    KNEE_BAND of it, and whether the mean kept maps fall as the penalty grows."""
+    base = "learned/width"
+    kernels = f.lcells.loc[f.lcells["gates"], "kernels"] if len(f.lcells) else pd.Series(dtype=object)
+    k = knee(f, kernels.iloc[0]) if len(kernels) else None
+    if k is None or rows.empty:
+        return {**{f"{base}/{key}": "--" for key in ("knee-arch", "knee-maps", "near-knee")},
+                f"{base}/falls": flag(False)}
+    kept = rows["kept_maps"].map(sum)
+    means = kept.groupby(rows["penalty"]).mean().sort_index()
+    return {f"{base}/knee-arch": tt(k["arch"]), f"{base}/knee-maps": f"{sum(k['maps'])}",
+            f"{base}/near-knee": f"{int((abs(kept / sum(k['maps']) - 1) <= KNEE_BAND).sum())} of {len(rows)}",
+            f"{base}/falls": flag(len(means) > 1 and bool((means.diff().dropna() < 0).all()))}
+
+
 def penalty_values(f: Frames) -> dict[str, str]:
     """The penalty sweep of the main setup, per kind: the penalties, what each run kept (the shrunk network's field
     in pixels for size, its maps for width) and its test accuracy; for size on the planted task, how many runs kept
@@ -488,6 +519,8 @@ def penalty_values(f: Frames) -> dict[str, str]:
                        f"{base}/covering": f"{int(covers.sum())} of {len(rows)}" if len(scale) else "--",
                        f"{base}/covering-converged": f"{int((covers & converged).sum())} of {int(converged.sum())}"
                        if len(scale) else "--"}
+        else:
+            values |= width_knee_values(f, rows)
     return values
 
 
@@ -495,7 +528,7 @@ def values(run: Run) -> dict[str, str]:
     f = frames(run)
     cost = costs(f)
     return {**constant_values(), **sweep_values(f), **learned_values(f, cost), **cell_values(f, cost),
-            **penalty_values(f)}
+            **penalty_values(f), **tracking.values(run)}
 
 
 def ran(run: Run) -> bool:
