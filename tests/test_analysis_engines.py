@@ -11,6 +11,8 @@ import zlib
 import numpy as np
 import pytest
 
+from convbench.analysis.formatting import verdict_word
+from convbench.analysis.stats import Kind, Outcome, Verdict, decide_several
 from convbench import spec
 from convbench.analysis import analyse_study, read_run, tidy, write_tidy
 from convbench.analysis.engines import STUDY as ENGINES_STUDY
@@ -203,7 +205,7 @@ def test_claim_verdicts_hold_for_a_threefold_difference_and_not_for_equal_times(
     run = run_of(tmp_path / "slow", equal | {"torch-eager": 3.0}, layers=False)
     verdicts = verdicts_by_key(run)
     eager = [v for v in verdicts.values() if v.subject == "torch-eager" and v.reference == "tensorflow-eager"]
-    assert len(eager) == 3 and all(v.word == claim.SLOWER and v.lo >= 2 and 2.5 < v.estimate < 3.5 for v in eager)
+    assert len(eager) == 3 and all(v.outcome is Outcome.AT_LEAST and v.lo >= 2 and 2.5 < v.estimate < 3.5 for v in eager)
     k5 = verdicts["engines/claim/torch-eager-over-tensorflow-eager/k5/ratio"]
     assert k5.lo <= k5.estimate <= k5.hi and k5.unit == "ratio" and k5.n == 60
     v = claim.claim_values(run)
@@ -215,20 +217,19 @@ def test_claim_verdicts_hold_for_a_threefold_difference_and_not_for_equal_times(
     assert v["engines/claim/ratio-max"] == ratio(max(x.estimate for x in ok))
 
     run = run_of(tmp_path / "equal", equal, layers=False)
-    assert not any(x.word in (claim.SLOWER, claim.FASTER) for x in claim.claim_verdicts(run))
+    assert not any(x.outcome is Outcome.AT_LEAST for x in claim.claim_verdicts(run))
     assert claim.claim_values(run)["engines/claim/holds-any"] == "0"
 
     run = run_of(tmp_path / "fast", equal | {"torch-compile": 0.3}, layers=False)
     compiled = [x for x in claim.claim_verdicts(run) if x.subject == "torch-compile"]
-    assert compiled and all(x.word == claim.FASTER for x in compiled)
+    assert compiled and all(x.outcome is Outcome.AT_LEAST and x.hi <= 0.5 for x in compiled)
     assert claim.claim_values(run)["engines/claim/first-faster"] == str(len(compiled))
 
 
-def test_claim_word_follows_the_interval_as_printed():
-    assert claim.claim_word(2.5, 1.996, 3.0) == claim.SLOWER  # prints as 2.00
-    assert claim.claim_word(2.5, 1.9, 3.0) == "slower than"
-    assert claim.claim_word(0.4, 0.3, 0.5004) == claim.FASTER  # prints as 0.50
-    assert claim.claim_word(1.0, 0.9, 1.1) == "about as fast as"
+def test_the_claim_has_three_outcomes_against_its_factor():
+    assert decide_several(2.0, 3.0) is Outcome.AT_LEAST and decide_several(0.3, 0.5) is Outcome.AT_LEAST
+    assert decide_several(1.9, 3.0) is Outcome.UNDECIDED and decide_several(0.3, 0.51) is Outcome.UNDECIDED
+    assert decide_several(0.9, 1.1) is Outcome.LESS_THAN and decide_several(0.51, 1.99) is Outcome.LESS_THAN
 
 
 def test_failed_cell_shows_failed_in_claim_and_fairness(run):
@@ -389,7 +390,7 @@ def test_studies_write_figures_tables_macros_and_verdicts(run, tmp_path):
     assert engines["engines/torch-eager/k3/backward-ms"] == ms(k3.value)
     verdicts = json.loads((tmp_path / "engines" / "verdicts.json").read_text())
     assert len(verdicts) == 24 and all(engines[v["key"]] == ratio(v["estimate"]) for v in verdicts)
-    assert all(engines[v["key"] + "-word"] == v["word"] for v in verdicts)
+    assert all(engines[v["key"] + "-word"] == verdict_word(Verdict(**{**v, "outcome": Outcome(v["outcome"]), "kind": Kind(v["kind"])})) for v in verdicts)
     layers = read_macros(tmp_path / "layers" / "macros.tex")
     assert any(k.startswith("layers/torch-eager/c3-o32-k3-s16-relu/") for k in layers)
 

@@ -10,12 +10,11 @@ from convbench.analysis.engines.cells import NAME, engine_phases, setup_order, s
 from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, percent, ratio, seconds, setup_label, setup_rank,
                                            sig3, signed, tt, words)
 from convbench.analysis.layerwise import layer_cells
-from convbench.analysis.stats import resolved, time_interval
+from convbench.analysis.stats import time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import launch_medians
+from convbench.analysis.tidy import DERIVED, is_resolved, launch_medians
 
 MISMATCH = 1.5  # phases whose sum is further than this factor from the whole step do not describe that step
-DERIVED = ("backward", "optimizer")  # the phases a derived cell gets by subtraction
 
 
 def flag(condition) -> str:
@@ -48,14 +47,13 @@ def scope_values(run: Run) -> dict[str, str]:
 
 
 def unresolved(run: Run) -> pd.DataFrame:
-    """The derived phases the data cannot resolve (stats.resolved: a sample at or below zero, or an interval over the
-    launches that reaches zero), one row per cell and phase: cell_id, setup, arch, phase."""
+    """The derived phases the data cannot resolve, as the tidy table decided for every study (tidy.resolve: a sample
+    at or below zero, or an interval over the launches that reaches zero, in any cell of the same configuration), one
+    row per cell and phase: cell_id, setup, arch, phase."""
     cells = study_cells(run.tidy)
     derived = cells[(cells["status"] == "ok") & (cells["phase_method"] == "derived")]
-    samples = run.samples
     rows = [(c.cell_id, c.setup, c.arch, phase) for c in derived.itertuples() for phase in DERIVED
-            if not resolved(launch_medians(run.tidy, phase, cell_id=c.cell_id),
-                            samples[(samples["cell_id"] == c.cell_id) & (samples["phase"] == phase)]["value"])]
+            if not is_resolved(run.tidy, c.cell_id, phase)]
     return pd.DataFrame(rows, columns=["cell_id", "setup", "arch", "phase"])
 
 

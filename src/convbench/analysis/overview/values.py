@@ -1,5 +1,5 @@
-"""Numbers and short phrases about the run as a whole: overview/... flags, run/..., env/..., data/..., train/...,
-speed/..., import/... The sentences around them live in paper/sections/{introduction,method,threats}.tex."""
+"""Numbers and short phrases about the run as a whole, every key under overview/: flags, run/..., env/..., data/...,
+train/..., speed/..., import/... The sentences around them live in paper/sections/{introduction,method,threats}.tex."""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,6 +8,8 @@ from convbench.analysis.formatting import escape, flag, framework_name, percent,
 from convbench.analysis.overview import launches
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import full_data
+
+PREFIX = "overview"  # of every key this study writes
 
 
 def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
@@ -125,5 +127,7 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
 
 
 def values(run: Run) -> dict[str, str]:
-    return {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy),
-            **launches.values(run.tidy)}
+    """Every run-wide value under overview/ (overview/run/..., overview/env/..., overview/speed/...)."""
+    found = {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy),
+             **launches.values(run.tidy)}
+    return {k if k.startswith(f"{PREFIX}/") else f"{PREFIX}/{k}": v for k, v in found.items()}
