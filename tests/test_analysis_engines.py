@@ -326,7 +326,7 @@ def test_without_layer_cells_the_backward_stays_whole(tmp_path):
     assert not LAYERS_STUDY.ran(run) and ENGINES_STUDY.ran(run)
     assert "no layer-wise cells" in layers_table(run)
     lv = layer_values(run)
-    assert lv["layerwise/shapes"] == "0" and lv["layerwise/torch/bwd-input-over-forward"] == "--"
+    assert lv["layers/layerwise/shapes"] == "0" and lv["layers/layerwise/torch/bwd-input-over-forward"] == "--"
 
 
 def test_noisy_cells_are_flagged_in_the_claim_table(run):
@@ -350,11 +350,11 @@ def test_layer_table_and_values_split_the_convolution_and_compare_activations(ru
     shapes = [act(f"{c}-maxout2") / act(f"{c}-relu") for c in ("c3-o32-k3-s16", "c32-o64-k3-s8")]
     assert ratio(shapes[0]) in table
     v = layer_values(run)
-    assert v["layerwise/torch/maxout-over-relu"] == ratio(np.median(shapes))
-    assert v["layerwise/torch/maxout-over-relu-shapes"] == "2" and v["layerwise/torch/maxout-over-relu-word"] == "more"
-    assert v["layerwise/shapes"] == "6" and v["layerwise/maxout-any"] == "1"
-    assert float(v["layerwise/tensorflow/bwd-weight-over-forward"]) == pytest.approx(2.0, abs=0.1)
-    assert float(v["layerwise/torch/bwd-input-over-forward"]) == pytest.approx(1.2, abs=0.1)
+    assert v["layers/layerwise/torch/maxout-over-relu"] == ratio(np.median(shapes))
+    assert v["layers/layerwise/torch/maxout-over-relu-shapes"] == "2" and v["layers/layerwise/torch/maxout-over-relu-word"] == "more"
+    assert v["layers/layerwise/shapes"] == "6" and v["layers/layerwise/maxout-any"] == "1"
+    assert float(v["layers/layerwise/tensorflow/bwd-weight-over-forward"]) == pytest.approx(2.0, abs=0.1)
+    assert float(v["layers/layerwise/torch/bwd-input-over-forward"]) == pytest.approx(1.2, abs=0.1)
     achieved = df[(df.cell_id.str.contains("c3-o32-k5-s16-relu_torch")) & (df.metric == "achieved_flops")]
     assert set(achieved.phase) == {"forward", "backward_input", "backward_weight"}
 

@@ -113,7 +113,7 @@ def claim_values(run: Run) -> dict[str, str]:
         for end, row in (("min", ok.loc[ok["ratio"].idxmin()]), ("max", ok.loc[ok["ratio"].idxmax()])):
             key = f"{NAME}/claim/ratio-{end}"
             values |= {key: ratio(row.ratio), f"{key}-lo": ratio(row.lo), f"{key}-hi": ratio(row.hi),
-                       f"{key}-pair": pair_text(row)}
+                       f"{key}-pair": pair_text(row), f"{key}-kind": kind_phrase([row.kind])}
     return values
 
 

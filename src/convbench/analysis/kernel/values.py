@@ -369,7 +369,9 @@ def framework_values(run: Run) -> dict[str, str]:
         phase = v.key.rsplit("/", 1)[1].removesuffix("-ratio")
         values[f"{FRAMEWORKS}/eager/{phase}-slow"] = escape(setup_label(*v.subject.split("-", 1)))
         values[f"{FRAMEWORKS}/eager/{phase}-fast"] = escape(setup_label(*v.reference.split("-", 1)))
-        values[f"{FRAMEWORKS}/eager/{phase}-networks"] = str(v.n)
+        values[f"{FRAMEWORKS}/eager/{phase}-comparisons"] = str(v.n)  # a network timed at several batches counts
+        r = framework_ratios(run)[(*sorted((v.subject, v.reference)), phase)]  # once per batch; the networks once
+        values[f"{FRAMEWORKS}/eager/{phase}-networks"] = str(r.index.get_level_values("arch").nunique())
     values[f"{FRAMEWORKS}/eager"] = flag({v.key for v in verdicts} == {f"{FRAMEWORKS}/eager/{p}-ratio"
                                                                        for p in ("backward", "step")})
     return values

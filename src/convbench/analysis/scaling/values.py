@@ -292,7 +292,8 @@ def straggler_values(pairs: pd.DataFrame) -> dict[str, str]:
             values |= {f"scaling/{p}/straggler-ratio": span(g["ratio"], unit=X),
                        f"scaling/{p}/straggler-added-ms": span(g["added"] * 1e3, sig3),
                        f"scaling/{p}/straggler-share": span(g["added"] * 1e3 / g["straggler_ms"]),
-                       f"scaling/{p}/straggler-interval": f"{ratio(g['lo'].min())}--{ratio(g['hi'].max())}"}
+                       f"scaling/{p}/straggler-interval": f"{ratio(g['lo'].min())}--{ratio(g['hi'].max())}",
+                       f"scaling/{p}/straggler-kind": kind_phrase(g["kind"])}
     return values
 
 
