@@ -90,14 +90,14 @@ def claim_values(run: Run) -> dict[str, str]:
     """The claim's settings, how many pairs were compared and held either way, and the smallest and largest ratio."""
     c = claims(run)
     ok = c[c["status"] == "ok"]
-    held = ok[ok["outcome"] == Outcome.AT_LEAST]
+    held = ok[ok["outcome"].isin([Outcome.AT_LEAST])]
     slower, faster = int((held["ratio"] > 1).sum()), int((held["ratio"] < 1).sum())
     values = {f"{NAME}/claim/factor": f"{FACTOR:g}", f"{NAME}/claim/resamples": str(RESAMPLES),
               f"{NAME}/claim/seed": str(SEED), f"{NAME}/claim/level": f"{LEVEL * 100:.0f}",
-              f"{NAME}/claim/launches": flag(len(ok) and (ok["kind"] == Kind.LAUNCHES).all()),
+              f"{NAME}/claim/launches": flag(len(ok) and ok["kind"].isin([Kind.LAUNCHES]).all()),
               f"{NAME}/claim/kind": kind_phrase(ok["kind"]),
-              f"{NAME}/claim/less-than": str(int((ok["outcome"] == Outcome.LESS_THAN).sum())),
-              f"{NAME}/claim/undecided": str(int((ok["outcome"] == Outcome.UNDECIDED).sum())),
+              f"{NAME}/claim/less-than": str(int(ok["outcome"].isin([Outcome.LESS_THAN]).sum())),
+              f"{NAME}/claim/undecided": str(int(ok["outcome"].isin([Outcome.UNDECIDED]).sum())),
               f"{NAME}/claim/launches-min": str(int(ok["n"].min())) if len(ok) else "0",
               f"{NAME}/claim/tested": "1" if len(ok) else "0", f"{NAME}/claim/pairs": str(len(ok)),
               f"{NAME}/claim/failed": str(int((c["status"] == "failed").sum())),

@@ -56,7 +56,7 @@ def overhead_values(run: Run) -> dict[str, str]:
                 values |= {f"{key}-{unit}": num(r[name] * scale), f"{key}-lo": num(r[f"{name}_lo"] * scale),
                            f"{key}-hi": num(r[f"{name}_hi"] * scale), f"{key}-setup": escape(label(r))}
     c = claim_space(run.tidy, run.samples)
-    holds = c[c["outcome"] == Outcome.AT_LEAST]
+    holds = c[c["outcome"].isin([Outcome.AT_LEAST])]
     largest, smallest = (c["batch_size"].max(), c["batch_size"].min()) if len(c) else (np.nan, np.nan)
     return values | {
         f"{NAME}/claim/tested": flag(len(c)), f"{NAME}/claim/points": str(int(c["resolved"].sum())),

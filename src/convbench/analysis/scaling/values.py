@@ -306,7 +306,7 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         values |= {f"scaling/{phase}/data-shorter": str(counts["data"]),
                    f"scaling/{phase}/tensor-shorter": str(counts["tensor"]),
                    f"scaling/{phase}/neither": str(len(v) - sum(counts.values())),
-                   f"scaling/{phase}/equivalent": str(int((v[f"{phase}_outcome"] == Outcome.EQUIVALENT).sum())),
+                   f"scaling/{phase}/equivalent": str(int(v[f"{phase}_outcome"].isin([Outcome.EQUIVALENT]).sum())),
                    f"scaling/{phase}/kind": kind_phrase(v[f"{phase}_kind"]),
                    f"scaling/{phase}/ratio": span(v[f"{phase}_ratio"], unit=X),
                    f"scaling/{phase}/interval": f"{ratio(v[f'{phase}_lo'].min())}--{ratio(v[f'{phase}_hi'].max())}"}
