@@ -200,13 +200,13 @@ def test_accuracy_verdict_is_paired_by_seed_and_holm_corrected(run, tmp_path):
 
 
 def test_unpaired_intervals_overlap_where_the_paired_one_decides(tmp_path):
-    """A seed effect shared by both networks: -0.2, +0.7, +0.7 points per seed on top of it."""
+    """A seed effect shared by both networks: +2.8, +3.0, +3.2 points per seed on top of it."""
     shift = [0.0, 0.05, -0.05]
     test = {"relu": [0.90 + x for x in shift], "maxout2-eqparams": [0.80 + x for x in shift],
-            "maxout2-eqwidth": [0.90 + x + d for x, d in zip(shift, (0.004, 0.006, 0.008))]}
+            "maxout2-eqwidth": [0.90 + x + d for x, d in zip(shift, (0.028, 0.030, 0.032))]}
     run_ = published(study(test=test, seeds=(0, 1, 2), fractions=(1.0,)), tmp_path)
     v = found(run_)[("maxout2-eqwidth", "test-accuracy-diff")]
-    assert v.estimate == pytest.approx(0.006) and v.outcome is Outcome.HIGHER and v.n == 3
+    assert v.estimate == pytest.approx(0.030) and v.outcome is Outcome.HIGHER and v.lo > 0.01 and v.n == 3
     stats = data.seed_stats(run_.tidy).set_index("arch")
     gap = stats.loc["maxout2-eqwidth", "test"] - stats.loc["relu", "test"]
     assert abs(gap) < stats.loc["maxout2-eqwidth", "test_ci"] + stats.loc["relu", "test_ci"]  # unpaired: overlap
@@ -276,8 +276,8 @@ def test_time_params_and_memory_against_relu(run):
     assert values_["activation/torch-eager/maxout2-eqwidth-over-relu/saved-ratio"] == "2.00"
     assert "activation/tensorflow-eager/maxout2-eqwidth-over-relu/saved-ratio" not in values_  # TF has no hook
     assert values_["activation/width/saved-ratio"] == "2.00" and values_["activation/filters-saved"] == "1"
-    assert [values_[f"activation/backward-{w}"] for w in ("compared", "slower", "faster", "same")] == [
-        "4", "2", "0", "2"]
+    counts = [values_[f"activation/backward-{w}"] for w in ("compared", "slower", "faster", "equivalent", "undecided")]
+    assert counts[:3] == ["4", "2", "0"] and int(counts[3]) + int(counts[4]) == 2
 
 
 def test_diverged_runs_are_counted_and_named(tmp_path):
@@ -341,7 +341,7 @@ def section_keys() -> set[str]:
     for name in ("activation.tex", "appendix-activation.tex"):
         text = re.sub(r"(?m)%.*$", "", (SECTION / name).read_text())
         keys |= set(re.findall(r"\\(?:cb|ifcb)\{([^}]+)\}", text))
-    return keys
+    return {k for k in keys if k.startswith("activation/")}  # run-wide values (overview/...) come from that study
 
 
 def test_every_key_the_section_quotes_exists_with_or_without_the_study(run, tmp_path):
