@@ -19,8 +19,10 @@ FAILED = r"\emph{failed}"
 
 
 def interval_text(kinds) -> str:
-    """The interval of the ratios a scaling table shows (analysis.scaling.cells.ratio_of), named by their kinds."""
-    return f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(kinds)}]"
+    """The interval of the ratios a scaling table shows (analysis.scaling.cells.ratio_of), named by their kinds; ''
+    where it shows none."""
+    kinds = list(kinds)
+    return f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(kinds)}]" if kinds else ""
 
 
 def _cell_columns(rows: pd.DataFrame) -> pd.DataFrame:
