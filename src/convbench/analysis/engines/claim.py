@@ -95,6 +95,7 @@ def claim_values(run: Run) -> dict[str, str]:
     values = {f"{NAME}/claim/factor": f"{FACTOR:g}", f"{NAME}/claim/resamples": str(RESAMPLES),
               f"{NAME}/claim/seed": str(SEED), f"{NAME}/claim/level": f"{LEVEL * 100:.0f}",
               f"{NAME}/claim/launches": flag(len(ok) and ok["kind"].isin([Kind.LAUNCHES]).all()),
+              f"{NAME}/claim/bootstrap": flag(len(ok) and ok["kind"].isin([Kind.BOOTSTRAP]).all()),
               f"{NAME}/claim/kind": kind_phrase(ok["kind"]),
               f"{NAME}/claim/less-than": str(int(ok["outcome"].isin([Outcome.LESS_THAN]).sum())),
               f"{NAME}/claim/undecided": str(int(ok["outcome"].isin([Outcome.UNDECIDED]).sum())),
