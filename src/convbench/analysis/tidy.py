@@ -410,6 +410,42 @@ def tidy(records: list[Record]) -> pd.DataFrame:
     return df.assign(noisy=df["noisy"].astype("boolean")) if len(df) else df
 
 
+DERIVED = ("backward", "optimizer")  # the phases a derived cell (phase_method 'derived') gets by subtraction
+SAME_CELL = ["framework", "engine", "arch", "convs", "batch_size", "image_size", "device", "devices", "parallelism"]
+
+
+def resolve(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """df with a column `resolved` on every ok time row: whether that phase is told apart from zero, decided once here
+    for every study. A direct phase is; a derived phase (a difference of two timed programs) is where every cell of
+    the same configuration (SAME_CELL: the same program timed by several studies) resolves it (stats.resolved: no
+    raw sample at or below zero, and the launch medians' interval above zero), so that one configuration gets one
+    answer in every study."""
+    from convbench.analysis.stats import resolved
+
+    if df.empty or "phase_method" not in df:
+        return df.assign(resolved=pd.Series(dtype="boolean"))
+    time = (df["metric"] == "time") & (df["status"] == "ok")
+    derived = time & (df["phase_method"] == "derived") & df["phase"].isin(DERIVED)
+    ok = {}
+    for row in df[derived].itertuples():
+        x = samples.loc[(samples["cell_id"] == row.cell_id) & (samples["phase"] == row.phase), "value"]
+        ok[(row.cell_id, row.phase)] = resolved(launch_medians(df, row.phase, cell_id=row.cell_id), x)
+    cells = df[derived].assign(ok=[ok[(c, p)] for c, p in zip(df.loc[derived, "cell_id"], df.loc[derived, "phase"])])
+    keys = [k for k in SAME_CELL if k in df] + ["phase"]
+    every = cells.groupby(keys, dropna=False)["ok"].transform("all") if len(cells) else cells["ok"]
+    out = pd.Series(pd.NA, index=df.index, dtype="boolean")
+    out[time] = True
+    out[every.index] = every.astype(bool)
+    return df.assign(resolved=out)
+
+
+def is_resolved(df: pd.DataFrame, cell_id: str, phase: str) -> bool:
+    """What resolve decided for one cell's phase (True where no ok time row says otherwise)."""
+    rows = df.loc[(df["cell_id"] == cell_id) & (df["phase"] == phase) & (df["metric"] == "time"), "resolved"] \
+        if "resolved" in df else []
+    return not any(r is False or r == False for r in rows if pd.notna(r))  # noqa: E712 (read back from csv)
+
+
 def samples(records: list[Record]) -> pd.DataFrame:
     """Every raw timing sample: one row per cell x phase x repeat, in seconds, with the process launch it came from
     (1 where the cell ran in one launch)."""

@@ -1,5 +1,5 @@
 """The learned study: the kernel size and the number of filters learned in training (ramp masks, L0 gates), cropped
-and pruned after it, against the kernel study's hand-picked grid (whose statistics, keys 'kernelsweep/...', are
+and pruned after it, against the kernel study's hand-picked grid (whose statistics, keys 'learned/sweep/...', are
 computed here from the kernel study's train and speed cells).
 
 data.py reads the tidy table, values.py turns it into numbers, phrases and verdicts, tables.py and figures.py draw it;
