@@ -112,7 +112,8 @@ class Record:
     process: dict = field(default_factory=dict)  # import time and the device ceilings measured in the process
     memory: dict = field(default_factory=dict)
     learned: dict = field(default_factory=dict)  # learned study: what crop and prune kept
-    convergence: dict = field(default_factory=dict)  # train cells: converged, outcome, stopped_epoch, criterion
+    convergence: dict = field(default_factory=dict)  # train cells: converged, outcome, stopped_epoch, criterion,
+                                                     # learning_started_epoch (if recorded)
     communication: dict = field(default_factory=dict)  # several devices: bytes measured and modelled
     wall_s: float | None = None
     started: str | None = None
@@ -179,7 +180,8 @@ def _convergence(training: dict, arch: dict) -> dict:
     """converged, outcome (convbench.run.OUTCOMES), stopped_epoch and criterion as recorded. A record written before
     the outcome existed gets it by the same rule (convbench.run.outcome): its 'converged' meant levelled off, at
     chance or not."""
-    found = {k: training[k] for k in ("converged", "outcome", "stopped_epoch", "criterion") if k in training}
+    found = {k: training[k] for k in ("converged", "outcome", "stopped_epoch", "criterion", "learning_started_epoch")
+             if k in training}
     size, epochs = (training.get("dataset") or {}).get("train_size"), training.get("epochs") or [{}]
     last = epochs[-1].get("train_accuracy")
     if "outcome" not in found and "converged" in found and size and last is not None:
