@@ -365,3 +365,21 @@ def test_extremes_and_parameter_ratios_in_the_table(run):
     assert f"{spec_params('k5', 3) / spec_params('k3-stack2', 3):.2f}" in table  # the timed cells' (3 channels)
     numbers = values.values(run)
     assert numbers["kernel/stack/stack-params-max"] == f"{max(spec_params(b, 3) / spec_params(a, 3) for a, b in PAIRS):.2f}"
+
+
+def test_the_minimum_detectable_effect_is_each_paired_intervals_half_width(run):
+    """At the run's seeds: t at the verdict's Holm level times the per-seed differences' standard error, the range
+    over the accuracy comparisons in points, as the text quotes it."""
+    from scipy import stats as scipy_stats
+
+    found = [v for v in values.verdicts(run) if v.key.endswith("/test-accuracy-diff") and "/stack/" not in v.key]
+    halves = []
+    for v in found:
+        a, b = v.key.split("/")[2].split("-vs-")
+        d = np.array([seed_accuracy(a, s) - seed_accuracy(b, s) for s in SEEDS])
+        half = scipy_stats.t.ppf((1 + v.level) / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        assert v.detectable == pytest.approx(half)
+        halves.append(half)
+    numbers = values.values(run)
+    assert numbers["kernel/stack/detectable"] == f"{percent(min(halves))}--{percent(max(halves))}"
+    assert (numbers["kernel/stack/detectable-seeds"], numbers["kernel/stack/detectable-any"]) == (str(len(SEEDS)), "1")

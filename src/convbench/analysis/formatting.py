@@ -230,6 +230,15 @@ def margin_text(margins) -> str:
     return rf"{100 * margins.time:g}\,\% for time ratios, {100 * margins.accuracy:g} point for accuracy"
 
 
+def detectable_values(prefix: str, verdicts) -> dict[str, str]:
+    """The minimum detectable effect of paired differences (Verdict.detectable) for the text, in points:
+    '<prefix>/detectable' its range over the verdicts, '-seeds' their seed counts, '-any' whether there is one."""
+    found = [v for v in verdicts if math.isfinite(v.lo) and math.isfinite(v.hi)]
+    return {f"{prefix}/detectable": span([v.detectable for v in found], percent),
+            f"{prefix}/detectable-seeds": words(sorted({str(v.n) for v in found}, key=int)) or "--",
+            f"{prefix}/detectable-any": flag(found)}
+
+
 def flag(condition) -> str:
     """A flag macro's value for \\ifcb{key}{then}{else} in the paper: '1' where the condition holds, else '0'."""
     return "1" if condition else "0"

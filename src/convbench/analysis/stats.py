@@ -140,6 +140,12 @@ class Verdict:
     def renamed(self, key: str) -> "Verdict":
         return Verdict(**{**asdict(self), "key": key})
 
+    @property
+    def detectable(self) -> float:
+        """The minimum detectable effect at this verdict's seeds: its interval's half-width. A mean difference below
+        it is not told from none; one is decided beyond the margin only past the margin plus it."""
+        return (self.hi - self.lo) / 2
+
 
 def time_verdict(key: str, subject: str, reference: str, quantity: str, r: float, lo: float, hi: float, kind: Kind,
                  margins: Margins = MARGINS, n: int | None = None) -> Verdict:

@@ -23,7 +23,7 @@ STUDY = Study(
                "panel per framework and engine; bars span the interquartile range of the repeats."),
     ),
     tables=(Table("activation_verdicts", tables.verdict_table), Table("activation_accuracy", tables.accuracy_table),
-            Table("activation_cost", tables.cost_table)),
+            Table("activation_cost", tables.cost_table), Table("activation_gaps", tables.gap_table)),
     values=values,
     verdicts=verdicts,
     ran=data.ran,

@@ -121,6 +121,25 @@ def seed_diffs(df: pd.DataFrame, unit: str, arch: str, reference: str) -> tuple[
     return tuple(float(x) for x in d), growth, converged
 
 
+def gap_diffs(df: pd.DataFrame, unit: str, arch: str, reference: str) -> dict[float, tuple[float, ...]]:
+    """arch minus reference in train/test gap per seed, at each training fraction of one unit, over the seeds where
+    both runs converged: how maxout's overfitting against ReLU's changes with the size of the training set."""
+    train = cells(df, "train")
+    if train.empty:
+        return {}
+    train, keys = with_units(train, df), ("unit", "train_fraction")
+    gap, conv = per_seed(train, "gap", keys), converged_pairs(train, keys)
+    if gap.empty or not {arch, reference} <= set(gap.columns):
+        return {}
+    out = {}
+    for (u, fraction), wide in gap.groupby(level=["unit", "train_fraction"], sort=True):
+        both = conv.reindex(wide.index)
+        done = (both.get(arch) == 1) & (both.get(reference) == 1)
+        if u == unit:
+            out[float(fraction)] = tuple(float(x) for x in (wide[arch] - wide[reference])[done].dropna())
+    return out
+
+
 def converged_only(train: pd.DataFrame) -> pd.DataFrame:
     """Train rows without the cells that stopped at the epoch cap (converged 0); cells that do not say stay."""
     stopped = train.loc[(train["metric"] == "converged") & (train["value"] == 0), "cell_id"]

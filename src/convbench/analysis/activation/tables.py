@@ -65,6 +65,30 @@ def verdict_table(run: Run) -> str:
                     size=r"\footnotesize", groups=pd.Series(groups), colsep="3pt")
 
 
+def gap_table(run: Run) -> str:
+    """The train/test gap, maxout minus ReLU, at each training fraction (verdicts.gap_verdicts)."""
+    found = [v for v in verdicts(run) if "/gap-diff-f" in v.key]
+    caption = (f"Overfitting against the size of the training set: the train/test gap of each maxout variant minus its "
+               f"ReLU network's at each fraction of the training split, in points: the mean of the per-seed "
+               f"differences over the seeds where both runs converged, with its {CI} "
+               f"{kind_phrase(v.kind for v in found)} over these comparisons, in brackets. Bold: the whole "
+               f"interval lies beyond the margin ({margin_text(run.margins)}).")
+    if not found:
+        return placeholder(caption, "tab:activation-gaps", "This run has no gap of a maxout variant and its ReLU "
+                                                            "network on the same seeds.")
+    stats = data.seed_stats(run.tidy)
+    labels = dict(zip(stats["unit"], stats["Label"]))
+    cells = pd.DataFrame([{"unit": v.key.split("/")[1], "Variant": tt(v.subject),
+                           "fraction": float(v.key.rsplit("-f", 1)[1]), "cell": interval(v)} for v in found])
+    table = cells.pivot_table(index=["unit", "Variant"], columns="fraction", values="cell", aggfunc="first",
+                              sort=False).fillna("--")
+    table = table[sorted(table.columns)].rename(columns=lambda f: f"{f:g}%")
+    table = table.reset_index()
+    groups = table.pop("unit").map(lambda u: labels.get(u, u))
+    return booktabs(table, caption, "tab:activation-gaps", "l" + "r" * (len(table.columns) - 1),
+                    raw=tuple(table.columns), size=r"\footnotesize", groups=groups, colsep="3pt")
+
+
 def diverged_runs(stats: pd.DataFrame) -> str:
     """'maxout2-eqwidth in PyTorch eager (3 of 6 runs)' for every unit x arch with diverged runs."""
     runs = stats.groupby(["unit", "Unit", "arch"], sort=False)[["diverged", "seeds"]].sum().reset_index()

@@ -10,6 +10,7 @@ import pandas as pd
 from convbench.analysis.activation import data
 from convbench.analysis.activation.data import STUDY
 from convbench.analysis.formatting import (
+    detectable_values,
     escape,
     percent,
     ratio,
@@ -52,7 +53,26 @@ def verdicts(run: Run) -> list[Verdict]:
                 out.append(time_verdict(f"{STUDY}/{unit}/{v.arch}-over-{v.reference}/{r.phase}-ratio", v.arch,
                                         v.reference, f"{r.phase} time", r.ratio, r.lo, r.hi, r.kind, run.margins))
     paired = paired_verdicts(family, run.margins)
-    return paired + headlines(paired, df) + out
+    return paired + headlines(paired, df) + gap_verdicts(run) + out
+
+
+def fraction_key(fraction: float) -> str:
+    return f"gap-diff-f{100 * fraction:g}"  # gap-diff-f25: at 25 % of the training split
+
+
+def gap_verdicts(run: Run) -> list[Verdict]:
+    """Per unit, maxout variant and training fraction: the train/test gap, maxout minus ReLU, paired by seed (the
+    seeds where both converged), decided against the accuracy margin; Holm over these comparisons, a family of their
+    own (the overfitting question at each training-set size)."""
+    df = run.tidy
+    family = []
+    for unit in sorted(set(data.seed_stats(df)["unit"]), key=setup_rank):
+        for v in data.compared(df).itertuples():
+            for fraction, diffs in data.gap_diffs(df, unit, v.arch, v.reference).items():
+                family.append(Paired(f"{STUDY}/{unit}/{v.arch}-vs-{v.reference}/{fraction_key(fraction)}", v.arch,
+                                     v.reference, f"train/test gap at {100 * fraction:g} % of the training split",
+                                     diffs, "gap"))
+    return paired_verdicts(family, run.margins)
 
 
 def headlines(paired: list[Verdict], df: pd.DataFrame) -> list[Verdict]:
@@ -205,8 +225,14 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
     for name, (suffix, slugs) in KINDS.items():
         these = [v for v in found if v.key.endswith(f"/{suffix}") and v.key.count("/") == 3]  # not the headlines
         values[f"{STUDY}/{name}-compared"] = str(len(these))
+        if name == "accuracy":
+            values |= detectable_values(STUDY, these)
         for outcome, slug in slugs.items():
             values[f"{STUDY}/{name}-{slug}"] = str(sum(v.outcome is outcome for v in these))
+    gaps = [v for v in found if "/gap-diff-f" in v.key]
+    values[f"{STUDY}/gaps-compared"], values[f"{STUDY}/gaps-any"] = str(len(gaps)), flag(gaps)
+    for outcome, slug in KINDS["overfit"][1].items():
+        values[f"{STUDY}/gaps-{slug}"] = str(sum(v.outcome is outcome for v in gaps))
     matching = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["matching"])) if len(run.tidy) else {}
     costs = cost_ratios(run) if len(run.tidy) else pd.DataFrame(columns=["matching", "params", "saved"])
     for m in ("filters", "width", "params"):

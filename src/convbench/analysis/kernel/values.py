@@ -25,6 +25,7 @@ import pandas as pd
 from convbench.analysis.formatting import (
     count_words,
     escape,
+    detectable_values,
     flag,
     percent,
     ratio,
@@ -255,6 +256,7 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
     acc = [v for v in found if v.key.endswith("/test-accuracy-diff")]
     gaps = [v for v in found if v.key.endswith("/gap-diff")]
     params = [p.params for p in pairs if p.params is not None]
+    values |= detectable_values(f"{STUDY}/stack", acc)
     values.update({
         f"{STUDY}/stack/timed": flag(timed), f"{STUDY}/stack/trained": flag(acc),
         f"{STUDY}/stack/pairs": str(len(timed)), f"{STUDY}/stack/accuracy-pairs": str(len(acc)),
