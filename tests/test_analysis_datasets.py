@@ -34,6 +34,8 @@ def on_other(records, study):
 def test_kernel_pairs_never_cross_data_sets(tmp_path):
     records = ker.kernel_records()
     run = ker.published(tmp_path, records + on_other(records, "kernel"))
+    trained = run.tidy[run.tidy["task"] == "train"]
+    assert set(trained["dataset"]) == {"digits", OTHER}  # the tidy table (read back from tidy.csv) names each row's
     found = ker.verdicts(run)
     digits, other = (found[f"kernel/torch-eager-{d}/k5-vs-k3-stack2/test-accuracy-diff"] for d in ("digits", OTHER))
     same = [ker.seed_accuracy("k5", s) - ker.seed_accuracy("k3-stack2", s) for s in ker.SEEDS]
