@@ -9,6 +9,7 @@ from convbench.analysis.formatting import escape, flag, framework_name, percent,
 from convbench.analysis.overview import launches
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import full_data
+from convbench.run import CHANCE_LEVEL, CHANCE_MARGIN
 
 PREFIX = "overview"  # of every key this study writes
 
@@ -79,12 +80,13 @@ def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
     rows = full_data(rows)  # a fraction f of the training split counts its epochs 1/f times
     settings = rows.groupby("metric")["value"].agg(["min", "max"]) if len(rows) else pd.DataFrame()
     same = len(settings) and (settings["min"] == settings["max"]).all() and "criterion_accuracy" in settings.index
+    chance = {"train/chance-margin": f"{100 * CHANCE_MARGIN:g}", "train/chance-level": f"{CHANCE_LEVEL:g}"}
     if not same:
-        return {"train/criterion": "0"}
+        return {"train/criterion": "0"} | chance
     value = settings["min"]
     accuracy = value["criterion_accuracy"] == 1
     delta = value.get("criterion_min_delta", 0.0)
-    values = {"train/criterion": "1", "train/monitor": "train accuracy" if accuracy else "train loss",
+    values = {**chance, "train/criterion": "1", "train/monitor": "train accuracy" if accuracy else "train loss",
               "train/min-delta": f"{percent(delta)} points" if accuracy else f"{delta:g}"}
     for key in ("patience", "min_epochs", "max_epochs"):
         values[f"train/{key.replace('_', '-')}"] = f"{value[f'criterion_{key}']:.0f}" \
