@@ -156,8 +156,9 @@ def comparisons(run: Run) -> list[Pair]:
             if not {a, b} <= set(rows["arch"]):
                 continue
             ra, rb = rows[rows["arch"] == a].iloc[0], rows[rows["arch"] == b].iloc[0]
-            label = setup_label(ra["framework"], ra["engine"]) + (f" ({ra['config']})" if slug.startswith(
-                f"{ra['setup']}-{ra['config']}") else "") + (f", {ra['dataset']}" if slug.endswith(f"-{ra['dataset']}") else "")
+            config = f" ({ra['config']})" if slug.startswith(f"{ra['setup']}-{ra['config']}") else ""
+            dataset = f", {ra['dataset']}" if slug.endswith(f"-{ra['dataset']}") else ""  # (tidy.slugs)
+            label = setup_label(ra["framework"], ra["engine"]) + config + dataset
             pair = Pair(slug, label, a, b)
             for phase in TIME_PHASES:
                 ta, tb = pick(t, slug, a, phase), pick(t, slug, b, phase)
