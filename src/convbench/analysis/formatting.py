@@ -9,6 +9,8 @@ import math
 
 import pandas as pd
 
+from convbench.cells import ENGINES, FRAMEWORKS
+
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
@@ -17,8 +19,8 @@ X = r"$\times$"  # for f-strings, whose expressions cannot hold a backslash (Pyt
 # Display names only; any framework not listed shows under its own name.
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "keras": "Keras", "jax": "JAX"}
 # Tables list setups in this order: frameworks, then each framework's engines; others follow alphabetically.
-FRAMEWORK_ORDER = ["torch", "tensorflow"]
-ENGINE_ORDER = ["eager", "torchscript", "compile", "cudagraph", "function", "xla"]
+FRAMEWORK_ORDER = list(FRAMEWORKS)
+ENGINE_ORDER = list(dict.fromkeys(e for engines in ENGINES.values() for e in engines))  # eager first, then each's
 
 
 # ---- text -------------------------------------------------------------------------------------------
