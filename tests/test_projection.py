@@ -1,4 +1,4 @@
-"""The step model on several devices (convbench.projection): the alpha-beta formulas on hand-computed cases, DDP's
+"""The step model on several devices (convbench.step_model): the alpha-beta formulas on hand-computed cases, DDP's
 buckets, the overlap of data parallel and the critical path of tensor parallel; then the scaling study's check of
 the model on fixture records (layer-wise, speed and scaling records through write_tidy + read_run, as in the
 pipeline) and the projection to several GPUs from a reference run, its figure registered and labelled projection."""
@@ -9,7 +9,7 @@ import pytest
 from test_analysis_scaling import LATEX, arch, build, record, timing
 
 from convbench import config as config_module
-from convbench import projection as model
+from convbench import step_model as model
 from convbench.analysis import analyse_study, read_run, write_tidy
 from convbench.analysis.latex import read_macros
 from convbench.analysis.scaling import STUDY

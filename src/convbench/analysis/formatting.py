@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from convbench.cells import ENGINES, FRAMEWORKS
+from convbench.spec import ArchSpec
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -72,12 +73,10 @@ def setup_rank(setup: str) -> tuple:
 def describe(arch: dict) -> str:
     """Short text for an architecture, e.g. '2x 3x3/32 relu, 3x3/64 relu'."""
     parts = []
-    for b in arch["blocks"]:
-        act = b.get("activation", "relu")
-        if b.get("pieces", 1) > 1:
-            act = f"{act}{b['pieces']}"
-        stack = f"{b['depth']}x " if b.get("depth", 1) > 1 else ""
-        parts.append(f"{stack}{b['kernel']}x{b['kernel']}/{b['width']} {act}")
+    for b in ArchSpec.from_record(arch).blocks:
+        act = f"{b.activation}{b.pieces}" if b.pieces > 1 else b.activation
+        stack = f"{b.depth}x " if b.depth > 1 else ""
+        parts.append(f"{stack}{b.kernel}x{b.kernel}/{b.width} {act}")
     return ", ".join(parts)
 
 

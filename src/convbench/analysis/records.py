@@ -15,6 +15,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from convbench.spec import ArchSpec
+
 STATUSES = ("ok", "failed")
 CELL_REQUIRED = ("study", "task", "framework", "engine", "device", "devices", "batch_size", "seed", "arch")
 LAYER_TASK = "layers"  # layer-wise cells: one convolution and its activation, timed phase by phase
@@ -69,6 +71,10 @@ class Cell:
     @property
     def blocks(self) -> list[dict]:
         return self.arch["blocks"]
+
+    @property
+    def spec(self) -> ArchSpec:
+        return ArchSpec.from_record(self.arch)
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, ordered, study_cells
-from convbench.analysis.engines.values import NOT_RESOLVED, unresolved
+from convbench.analysis.engines.values import NOT_RESOLVED
 from convbench.analysis.formatting import (SEVERAL, SEVERAL_FASTER, SEVERAL_SLOWER, escape, framework_name, ratio,
                                            setup_label, several_word, tt)
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
-from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict, time_interval
+from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import launch_medians
 
-CLAIM = ("torch", "tensorflow")  # the claim's ratio: backward time of the first over the second
 FACTOR = SEVERAL  # "several times" means at least this factor, either way
 SLOWER, FASTER = SEVERAL_SLOWER, SEVERAL_FASTER  # the words of a pair where the claim holds
 
@@ -32,16 +31,14 @@ def claim_word(r: float, lo: float, hi: float) -> str:
 
 def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
     """Per engine pair (PyTorch engine x TensorFlow engine) and arch of the engines study: the backward ratio
-    PyTorch/TensorFlow with its interval (stats.time_interval: over the launch-level medians, paired by launch; a
-    bootstrap of the raw samples where the cells ran in one launch), seeds pooled.
+    PyTorch/TensorFlow with its interval (backward_claim.backward_ratio: over the launch-level medians, paired by
+    launch; a bootstrap of the raw samples where the cells ran in one launch), seeds pooled.
 
     status is 'ok', 'failed' (either cell failed) or NOT_RESOLVED (a derived backward the data cannot resolve); word is claim_word's ('' where failed); method 'launches' or
     'bootstrap'; n the launches (or samples) behind the interval.
     """
     df, samples = run.tidy, run.samples
     cells = study_cells(df)
-    blurred = set(unresolved(run).query("phase == 'backward'")["cell_id"])  # derived backward lost in the noise
-    backward = samples[samples["phase"] == "backward"] if len(samples) else samples
     rows = []
     for (arch, config), group in cells.groupby(["arch", "config"], sort=False):
         first, second = (group[group["framework"] == f] for f in CLAIM)
@@ -53,14 +50,11 @@ def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFra
                        "ratio": np.nan, "lo": np.nan, "hi": np.nan, "word": "", "n": 0, "method": "",
                        "noisy": bool(df[df["cell_id"].isin(ids) & (df["phase"] == "backward")]["noisy"]
                                      .fillna(False).any())}
-                xa = backward[backward["cell_id"].isin(a["cell_id"])]["value"] if len(backward) else []
-                xb = backward[backward["cell_id"].isin(b["cell_id"])]["value"] if len(backward) else []
-                found = time_interval(*(launch_medians(df, "backward", cell_id=list(c["cell_id"])) for c in (a, b)),
-                                      xa, xb, resamples=resamples, seed=seed)
+                found = backward_ratio(df, samples, a, b, resamples, seed)
                 if (a["status"] == "ok").all() and (b["status"] == "ok").all() and found:
-                    r, lo, hi, n, method = found
-                    row.update(status="ok", ratio=r, lo=lo, hi=hi, word=claim_word(r, lo, hi), n=n, method=method)
-                    if blurred & set(ids):
+                    row.update(status="ok", word=claim_word(found["ratio"], found["lo"], found["hi"]),
+                               **{k: found[k] for k in ("ratio", "lo", "hi", "n", "method")})
+                    if not found["resolved"]:  # a derived backward lost in the noise
                         row.update(status=NOT_RESOLVED, word="")
                 rows.append(row)
     return pd.DataFrame(rows, columns=["arch", "config", "engine_a", "engine_b", "status", "ratio", "lo", "hi",

@@ -4,39 +4,30 @@ from __future__ import annotations
 
 import pandas as pd
 
+from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.formatting import setup_rank, several_word
-from convbench.analysis.stats import resolved, time_interval
 from convbench.analysis.sweep import NAME
-from convbench.analysis.tidy import launch_medians
-
-CLAIM = ("torch", "tensorflow")  # the claim's ratio: backward time of the first over the second
 
 
 def claim_space(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     """Per arch x image size x batch and PyTorch engine x TensorFlow engine: the backward ratio PyTorch/TensorFlow with
-    its interval (stats.time_interval: launch-level medians where the cells ran in several launches, else a bootstrap
-    of the raw samples) and its word (formatting.several_word: where 'several times' holds)."""
+    its interval (backward_claim.backward_ratio) and its word (formatting.several_word: where 'several times' holds)."""
     columns = ["arch", "image_size", "batch_size", "engine_a", "engine_b", "ratio", "lo", "hi", "word", "n", "method",
                "resolved"]
     cells = df[(df["study"] == NAME) & (df["task"] == "speed") & (df["status"] == "ok")] if len(df) else df
     if cells.empty:
         return pd.DataFrame(columns=columns)
     cells = cells.drop_duplicates("cell_id")
-    backward = samples[samples["phase"] == "backward"]
     rows = []
     for (arch, size, batch), group in cells.groupby(["arch", "image_size", "batch_size"], sort=True):
         first, second = (group[group["framework"] == f] for f in CLAIM)
-        for a in first.itertuples():
-            for b in second.itertuples():
-                launches = [launch_medians(df, "backward", cell_id=c.cell_id) for c in (a, b)]
-                xs = [backward[backward["cell_id"] == c.cell_id]["value"] for c in (a, b)]
-                found = time_interval(*launches, *xs)
-                # a derived backward (graph engines: a difference of two programs) the data cannot tell from zero
-                clear = all(c.phase_method != "derived" or resolved(t, x) for c, t, x in zip((a, b), launches, xs))
+        for i, a in enumerate(first.itertuples()):
+            for j, b in enumerate(second.itertuples()):
+                found = backward_ratio(df, samples, first.iloc[[i]], second.iloc[[j]])
                 if found:
-                    r, lo, hi, n, method = found
+                    r, lo, hi, clear = found["ratio"], found["lo"], found["hi"], found["resolved"]
                     rows.append([arch, size, batch, a.engine, b.engine, r, lo, hi,
-                                 several_word(r, lo, hi) if clear else "", n, method, clear])
+                                 several_word(r, lo, hi) if clear else "", found["n"], found["method"], clear])
     out = pd.DataFrame(rows, columns=columns)
     rank = out["engine_a"].map(lambda e: setup_rank(f"{CLAIM[0]}-{e}")) + out["engine_b"].map(
         lambda e: setup_rank(f"{CLAIM[1]}-{e}"))
