@@ -53,7 +53,7 @@ def tiny_pipeline(work, **changes):
     return config
 
 
-def new_record(cell, cell_id: str | None = None, **parts) -> dict:
+def new_record(cell, cell_id: str | None = None, /, **parts) -> dict:
     """Every test's record: the envelope convbench.records.cell_record writes (schema version, id, cell, counts,
     status ok, no error) around `parts`, which add what a test needs (timings, training, process, environment...) or
     replace a field of the envelope. cell: a convbench.cells.Cell (its id, and its dict as JSON holds it), or a
