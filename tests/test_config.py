@@ -72,7 +72,7 @@ def test_the_paper_config_is_valid():
         paper = yaml.safe_load(f)
     found = config.check(paper)
     assert {c.arch.blocks[0].pieces for c in found if c.study == "activation"} == {1, 2, 3, 4}
-    assert {c.train_fraction for c in found if c.study == "activation" and c.task == "train"} == {0.1, 0.25, 0.5, 1.0}
+    assert {c.train_fraction for c in found if c.study == "activation" and c.task == "train"} == {0.25, 0.5, 1.0}
 
 
 @pytest.mark.parametrize(

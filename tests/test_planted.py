@@ -30,6 +30,23 @@ def test_planted_label_is_whether_the_one_pair_at_the_scale_matches():
         assert len(marks) == 2 + settings.distractors
 
 
+def test_graded_task_draws_each_image_s_scale_and_plants_one_pair_at_it():
+    """Several scales: each image draws its own; exactly one pair of marks lies at any of the scales' distances,
+    at the image's own, and the label says whether its marks match. One scale in a list is the plain task."""
+    settings = Planted(scales=(5, 9, 13), distractors=3, noise=0.0)
+    spans = np.zeros(600, int)
+    x, y = planted(600, 16, settings, np.random.default_rng(0), spans)
+    assert set(spans) == {5, 9, 13} and min(np.bincount(spans)[[5, 9, 13]]) > 150
+    for image, label, span in zip(x[:, 0], y, spans):
+        marks = _marks(image)
+        pairs = [(p, q) for p in marks for q in marks if p[0] == q[0] and q[1] - p[1] in (4, 8, 12)]
+        assert len(pairs) == 1
+        (p, q), = pairs
+        assert q[1] - p[1] == span - 1 and (marks[p] == marks[q]) == bool(label)
+    one, listed = (planted(50, 16, s, np.random.default_rng(1)) for s in (Planted(scale=9), Planted(scales=(9,))))
+    assert np.array_equal(one[0], listed[0]) and np.array_equal(one[1], listed[1])
+
+
 def _marks(image):
     """(centre row, column) -> kind of every mark: a column's lit pixels r, r+2 with r+1 lit (bar) or dark (split)."""
     found = {}
@@ -89,6 +106,24 @@ def test_a_field_narrower_than_the_scale_is_at_chance_and_a_wider_one_learns():
     _, wide_accuracy = _train(wide, ds, 25)
     assert narrow_accuracy < 0.6, narrow_accuracy
     assert wide_accuracy > 0.8, wide_accuracy
+
+
+def test_graded_task_scores_a_field_by_the_scales_it_covers():
+    """Scales 5 and 13, half the images each: k3's field (10) covers 5 only. It learns to read those images and
+    can only guess the others (beyond chance by counting kinds), so its accuracy lies between chance and the top,
+    and well above chance on scale 5 alone. (Half its training labels are noise to it: it learns slowly.)"""
+    settings = {"scales": [5, 13], "train_size": 2000, "test_size": 600, "distractors": 1, "noise": 0.1}
+    ds = load("planted", seed=0, image_size=16, planted=settings)
+    spans = np.zeros(600, int)
+    planted(600, 16, Planted(**settings), np.random.default_rng((0, 1)), spans)  # the test split's scales
+    narrow = _net(3)
+    assert 5 <= field(narrow) < 13
+    trainer, accuracy = _train(narrow, ds, 25)
+    predicted = trainer.logits(trainer.to_device(ds.x_test, ds.y_test)[0]).argmax(1)
+    right = predicted == ds.y_test
+    covered, beyond = right[spans == 5].mean(), right[spans == 13].mean()
+    assert 0.58 < accuracy < 0.9, accuracy
+    assert covered > 0.68 and beyond < 0.62 and covered - beyond > 0.1, (covered, beyond)
 
 
 def test_learned_kernel_size_covers_the_planted_scale():

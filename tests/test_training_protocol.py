@@ -158,8 +158,8 @@ def conv_weights(s, skip_stem=True):
 
 @pytest.mark.parametrize("cfg, stack, single, ratio", [
     (DEFAULT, "k3-stack2-cc-w12", "k5-cc-w12", 18 / 25),
-    (PAPER, "k3-stack2-cc", "k5-cc", 18 / 25),
-    (PAPER, "k3-stack3-cc", "k7-cc", 27 / 49),
+    (PAPER, "k3-stack2-cc-w12", "k5-cc-w12", 18 / 25),
+    (PAPER, "k3-stack3-cc-w12", "k7-cc-w12", 27 / 49),
 ])
 def test_c_to_c_stacks_hold_the_vgg_ratio_of_weights(cfg, stack, single, ratio):
     a, b = spec(cfg, stack), spec(cfg, single)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -46,7 +45,10 @@ def _check_record_dirs(paths) -> None:
 
 def _select_cells(args) -> list[cells_module.Cell]:
     if args.cells_json:
-        return [cells_module.Cell.from_dict(c) for c in json.loads(args.cells_json)]
+        try:
+            return cells_module.read_cells(args.cells_json)
+        except (ValueError, TypeError, KeyError) as e:
+            raise config_module.ConfigError(f"--cells-json: not a list of cells: {e}") from None
     _, cells = config_module.load(args.config)
     if args.cell:
         by_id = {c.id: c for c in cells}
@@ -143,7 +145,8 @@ def main(argv=None) -> None:
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--cell", action="append", help="a cell id (repeatable); default: all cells of the config")
     p.add_argument("--group", help="only cells of this group, e.g. speed/torch")
-    p.add_argument("--cells-json", help="the cells themselves, as JSON (used by the Snakemake rules)")
+    p.add_argument("--cells-json", help="a JSON file holding the cells (the Snakemake rules write one per job), "
+                                        "or the JSON text itself")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", help="directory for the records, of every group's cells "
                                      "(default results/cli/records/<group>)")

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from convbench.data import IMAGE_SIZES, DataError, Planted, split_sizes  # numpy only: still no framework imported
 from convbench.spec import ArchSpec, Block, SpecError, conv_sizes
@@ -20,13 +26,14 @@ ENGINES = {"torch": ("eager", "torchscript", "compile", "cudagraph"), "tensorflo
 TIMING_ONLY = ("cudagraph",)
 TASKS = ("train", "speed", "layers", "scaling")
 # Input channels, image size (None: the timed size, speed.image_size) and classes of the data sets a train cell
-# can use: the planted task is drawn, and digits upsampled, at the size the speed cells time.
-DATASET_SHAPES = {"planted": (1, None, 2), "digits": (1, None, 10), "mnist": (1, IMAGE_SIZES["mnist"], 10),
-                  "cifar10": (3, IMAGE_SIZES["cifar10"], 10)}
+# can use: the planted task is drawn, and digits and mnist5k resized, at the size the speed cells time.
+DATASET_SHAPES = {"planted": (1, None, 2), "digits": (1, None, 10), "mnist5k": (1, None, 10),
+                  "mnist": (1, IMAGE_SIZES["mnist"], 10), "cifar10": (3, IMAGE_SIZES["cifar10"], 10)}
+FILE_DATASETS = ("mnist", "cifar10")  # read from data.root; the others are drawn or ship with a package
 # Training engines when train.engine names none: graph mode for TensorFlow (eager is 2-4.6x slower there).
 TRAIN_ENGINES = {"torch": "eager", "tensorflow": "function"}
 # Settings of the planted task (convbench.data.Planted) a config's data section may give.
-PLANTED_KEYS = ("scale", "train_size", "test_size", "distractors", "noise")
+PLANTED_KEYS = ("scale", "scales", "train_size", "test_size", "distractors", "noise")
 # A record is <cell id>.json, or <cell id>.json.failed beside an ok one (convbench.records.publish): what a file
 # name can hold (255 bytes) less that suffix. (Temporary files cut the name they stand for: files.replacing.)
 MAX_ID = 255 - len(".json.failed")
@@ -60,6 +67,7 @@ class Cell:
             variant = f"-{self.settings['scaling']}" + (f"-lag{delay:g}ms" if delay else "") + (
                 f"-{nodes}nodes" if nodes > 1 else "")
         size = f"-i{self.image_size}" if self.settings.get("size_sweep") else ""
+        size += f"-{self.settings['data']['dataset']}" if self.settings.get("dataset_sweep") else ""
         return (
             f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_{self.device}{self.devices}-"
             f"{self.parallelism}{variant}_b{self.batch_size}{size}_s{self.seed}{fraction}_{self.task}"
@@ -124,10 +132,10 @@ def _check_image_size(spec: ArchSpec, size: int, field: str) -> None:
                         f"max-pools need at least {needed}x{needed}")
 
 
-def _data(config: dict, study: dict) -> tuple[dict, int]:
-    """A study's data settings (its own `data` over the top-level ones) and the size of its images; the
-    planted task's settings are checked here, naming the field, before any cell runs."""
-    data = {**config["data"], **study.get("data", {})}
+def _data(config: dict, study: dict, dataset: str | None = None) -> tuple[dict, int]:
+    """A study's data settings (its own `data` over the top-level ones; `dataset` in place of theirs) and the size
+    of its images; the planted task's settings are checked here, naming the field, before any cell runs."""
+    data = {**config["data"], **study.get("data", {}), **({"dataset": dataset} if dataset else {})}
     size = DATASET_SHAPES[data["dataset"]][1] or config["speed"]["image_size"]
     if data["dataset"] == "planted":
         try:
@@ -153,14 +161,25 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
     """Every seed in the replicate framework (train.replicate_framework, the first framework by default);
     the first train.repeats seeds (default 1) in any other, a repeat that checks the frameworks agree from
     identical weights and batches (cell.settings.role: 'replicate' or 'repeat')."""
+    cells = []
+    for entry in study.get("datasets", [None]):  # several: each cell's id names its data set
+        entry = entry if isinstance(entry, dict) or entry is None else {"dataset": entry}
+        own = {**study, **{k: v for k, v in (entry or {}).items() if k == "train_fractions"}}
+        cells += _train_cells_on(config, arch, name, common, own, entry and entry["dataset"])
+    return cells
+
+
+def _train_cells_on(config: dict, arch: dict, name: str, common: dict, study: dict, dataset: str | None) -> list[Cell]:
     train = {**config["train"], **study.get("train", {})}
-    data, size = _data(config, study)
+    data, size = _data(config, study, dataset)
     channels, _, classes = DATASET_SHAPES[data["dataset"]]
     spec = ArchSpec.from_dict(name, arch, channels, classes)
     _check_image_size(spec, size, f"data.dataset ({data['dataset']})")
     settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size", "engine", "patience", "min_epochs",
                                                             "min_delta", "radius_delta", "monitor", "replicate_framework",
                                                             "repeats")}
+    if dataset:
+        settings["dataset_sweep"] = True
     # a network that learns its size is shrunk after training and timed like a speed cell
     settings["timing"] = {k: config["speed"][k] for k in COUNTED_KEYS}
     replicates = train.get("replicate_framework") or config["frameworks"][0]
@@ -333,3 +352,48 @@ def groups(cells: list[Cell]) -> dict[str, list[Cell]]:
     for cell in cells:
         grouped.setdefault(cell.group, []).append(cell)
     return grouped
+
+
+# ---- cells handed to another process --------------------------------------------------------------------------
+# A job's cells reach `convbench run` (and the parallel workers) in a file: Linux refuses one argument over
+# 128 KiB (MAX_ARG_STRLEN), and config/paper.yaml's train job alone holds 418 KB of cells.
+
+def read_cells(source: str | Path) -> list[Cell]:
+    """Cells from a JSON file, or from JSON text: a list of Cell.to_dict() dicts, or one."""
+    text = str(source)
+    raw = json.loads(text if text.lstrip().startswith(("[", "{")) else Path(text).read_text())
+    return [Cell.from_dict(c) for c in (raw if isinstance(raw, list) else [raw])]
+
+
+def _dumps(cells: list[Cell]) -> str:
+    return json.dumps([c.to_dict() for c in cells], indent=0)
+
+
+def write_cells(folder: str | Path, name: str, cells: list[Cell]) -> Path:
+    """Write cells to <folder>/<name>-<hash of the cells>.json, atomically, unless it exists; returns its path. The
+    name changes with the cells: a Snakemake job that passes it as a parameter reruns when its cells change (and only
+    then), as when the cells themselves were the parameter; the file's time plays no part."""
+    text = _dumps(cells)
+    path = Path(folder) / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+@contextmanager
+def cells_file(cells: list[Cell], folder: str | Path):
+    """A file holding cells, for a child process, removed afterwards. It lies in folder (a job's staging folder),
+    which every node of a job sees, where /tmp is each node's own."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(dir=folder, prefix=".cells-", suffix=".json.in")  # not *.json: no record
+    with os.fdopen(fd, "w") as f:
+        f.write(_dumps(cells))
+    try:
+        yield path
+    finally:
+        os.unlink(path)

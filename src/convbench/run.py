@@ -6,7 +6,6 @@ other cells of the process still run. run_groups makes a job's run resumable, an
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
 import subprocess
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from convbench import data, learned, timing
-from convbench.cells import Cell
+from convbench.cells import FILE_DATASETS, PLANTED_KEYS, Cell, cells_file
 from convbench.files import check_writable, claimed
 from convbench.launches import run_launches
 from convbench.peak import theoretical_peak
@@ -155,7 +154,7 @@ def converged(epochs: list[dict], criterion: dict) -> bool:
 def load_data(cell: Cell) -> data.Dataset:
     """The data set of a train cell, at the cell's image size (the planted task's settings from the config)."""
     source = cell.settings["data"]
-    planted = {k: source[k] for k in ("scale", "train_size", "test_size", "distractors", "noise") if k in source}
+    planted = {k: source[k] for k in PLANTED_KEYS if k in source}
     return data.load(source["dataset"], source.get("root"), seed=cell.seed, test_fraction=source["test_fraction"],
                      train_fraction=cell.train_fraction, image_size=cell.image_size, planted=planted)
 
@@ -278,12 +277,12 @@ def run_scaling(cells: list[Cell], out_dir: Path, log=print) -> None:
     frameworks = {c.framework for c in cells}
     if len(devices) != 1 or len(frameworks) != 1:
         raise ValueError("run_scaling takes cells of one framework and one device count")
-    cells_json = json.dumps([c.to_dict() for c in cells])
     out_dir = Path(out_dir)
     try:
         launcher = launch.command(frameworks.pop(), devices.pop(), launch.nodes_of(cells))
-        result = subprocess.run([*launcher, "--cells-json", cells_json, "--out", str(out_dir)],
-                                capture_output=True, text=True)
+        with cells_file(cells, out_dir) as path:
+            result = subprocess.run([*launcher, "--cells-json", path, "--out", str(out_dir)],
+                                    capture_output=True, text=True)
         returncode, output = result.returncode, result.stdout + result.stderr
     except (OSError, RuntimeError, subprocess.CalledProcessError) as e:  # no Slurm allocation, no scontrol
         returncode, output = -1, f"{type(e).__name__}: {e}"
@@ -311,7 +310,7 @@ def check_data(cells: list[Cell]) -> None:
     the user to fix (a DataError naming it), not a failed record per cell."""
     sources = {(c.settings["data"]["dataset"], c.settings["data"].get("root")) for c in cells if c.task == "train"}
     for dataset, root in sorted(sources, key=str):
-        if dataset not in ("digits", "planted"):  # neither reads a file
+        if dataset in FILE_DATASETS:  # the others read no file
             data.load(dataset, root)
 
 

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from convbench.analysis import registry
-from convbench.cells import groups
+from convbench.cells import groups, write_cells
 
 # Jobs call `python`: let that be the interpreter running Snakemake (say .venv's, even when not
 # activated). A conda env that --sdm conda activates for a job still comes first on its PATH.
@@ -38,9 +38,11 @@ REPRODUCE = " ".join(["snakemake --cores all", *(f"--configfile {os.path.relpath
                       *filter(None, [_profile()])])
 
 
-def cells_json(*groups):
-    return json.dumps([cell.to_dict() for group in groups for cell in GROUPS.get(group, [])])
-
+def cells_file(run, job, *groups):
+    """The file that hands a job its cells, results/<run>/cells/<job>-<hash>.json (Linux refuses a command-line
+    argument over 128 KiB), written when Snakemake asks for the job. A parameter, not an input: its name changes
+    with the cells, and the job reruns then, as it did when the cells were the parameter."""
+    return str(write_cells(f"results/{run}/cells", job, [c for group in groups for c in GROUPS.get(group, [])]))
 
 
 def task_groups(task):

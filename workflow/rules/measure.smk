@@ -13,7 +13,7 @@ rule measure:
             labels=record_labels,
         ),
     params:
-        cells=lambda wildcards: cells_json(*task_groups(wildcards.task)),
+        cells=lambda wildcards: cells_file(wildcards.run, wildcards.task, *task_groups(wildcards.task)),
     log:
         "results/{run}/logs/{task}.log",
     benchmark:

@@ -13,7 +13,8 @@ rule scaling:
             labels=record_labels,
         ),
     params:
-        cells=lambda wildcards: cells_json(f"scaling/{wildcards.framework}{wildcards.devices}"),
+        cells=lambda wildcards: cells_file(wildcards.run, f"scaling-{wildcards.framework}{wildcards.devices}",
+                                           f"scaling/{wildcards.framework}{wildcards.devices}"),
     log:
         "results/{run}/logs/scaling/{framework}{devices}.log",
     benchmark:

@@ -10,7 +10,7 @@ rule train:
             labels=record_labels,
         ),
     params:
-        cells=lambda wildcards: cells_json(f"train/{wildcards.framework}"),
+        cells=lambda wildcards: cells_file(wildcards.run, f"train-{wildcards.framework}", f"train/{wildcards.framework}"),
     log:
         "results/{run}/logs/train/{framework}.log",
     benchmark:

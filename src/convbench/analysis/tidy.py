@@ -46,6 +46,12 @@ def network_field(blocks: list[dict]) -> int:
     return field(ArchSpec.from_dict("record", {"blocks": list(blocks)}))
 
 
+def planted_scale(data: dict) -> int | None:
+    """The planted task's scale: a field narrower than this cannot see what decides the label. Of a graded task
+    (data.scales), the largest: a field narrower than that misses some of its images."""
+    return max(data.get("scales") or [data.get("scale")])
+
+
 def cell_columns(record: Record) -> dict:
     cell, counts = record.cell, record.counts
     # a 1x1 stem without a pool (the C->C networks' first block) only sets the width: the block after it is the first
@@ -96,8 +102,7 @@ def cell_columns(record: Record) -> dict:
         "dataset": dataset.get("name"),
         "train_size": dataset.get("train_size"),
         "test_size": dataset.get("test_size"),
-        # the planted task's scale: a field narrower than this cannot see what decides the label
-        "planted_scale": (cell.settings.get("data") or {}).get("scale") if dataset.get("name") == "planted" else None,
+        "planted_scale": planted_scale(cell.settings.get("data") or {}) if dataset.get("name") == "planted" else None,
         "started": record.started,
         "status": record.status,
         "error": last_line(record.error) if record.status == "failed" else None,

@@ -5,9 +5,6 @@ Settings: scaling "strong" (batch_size is the global batch) or "weak" (batch_siz
 global batch = batch_size x devices); straggler_ms (the last device sleeps this long at the start
 of every step); the timing protocol (convbench.timing.Protocol's fields); lr, momentum.
 """
-import json
-from pathlib import Path
-
 from convbench.cells import Cell
 from convbench.spec import ArchSpec
 
@@ -36,12 +33,6 @@ def global_batch(cell: Cell) -> int:
     if scaling not in ("strong", "weak"):
         raise ValueError(f"settings.scaling must be 'strong' or 'weak', got {scaling!r}")
     return cell.batch_size if scaling == "strong" else cell.batch_size * cell.devices
-
-
-def load_cells(text: str) -> list[Cell]:
-    """Cells from a JSON file or JSON text: a list of Cell.to_dict() dicts, or one."""
-    raw = json.loads(text if text.lstrip().startswith(("[", "{")) else Path(text).read_text())
-    return [Cell.from_dict(c) for c in (raw if isinstance(raw, list) else [raw])]
 
 
 def hybrid_error() -> NotImplementedError:

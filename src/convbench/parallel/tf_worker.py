@@ -28,9 +28,9 @@ from pathlib import Path
 from convbench.parallel import tf_parallel  # noqa: I001 (first: sets TF's log level before TF loads)
 from convbench import data, timing
 from convbench.backends import tf_backend
-from convbench.cells import Cell
+from convbench.cells import Cell, read_cells
 from convbench.parallel import bytes_model, launch, split
-from convbench.parallel.cells import global_batch, hybrid_error, load_cells
+from convbench.parallel.cells import global_batch, hybrid_error
 from convbench.records import cell_record, host_environment, now, write_record
 from convbench.spec import init_weights, step_counts
 
@@ -157,7 +157,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     allocator = timing.steady_allocator()
-    cells = load_cells(args.cells_json)
+    cells = read_cells(args.cells_json)
     kinds, threads = {c.device for c in cells}, {c.threads for c in cells}
     if len(kinds) != 1 or len(threads) != 1:
         raise ValueError("one process runs cells of one device kind and one thread count")

@@ -35,11 +35,11 @@ from torch.distributed.elastic.multiprocessing.errors import record
 
 from convbench import data, timing
 from convbench.backends import torch_backend
-from convbench.cells import Cell
+from convbench.cells import Cell, read_cells
 from convbench.records import cell_record, host_environment, now, write_record
 from convbench.parallel import bytes_model
 from convbench.parallel import torch_parallel as tp
-from convbench.parallel.cells import global_batch, hybrid_error, load_cells
+from convbench.parallel.cells import global_batch, hybrid_error
 from convbench.spec import init_weights, step_counts
 
 
@@ -210,7 +210,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     allocator = timing.steady_allocator()
-    cells = load_cells(args.cells_json)
+    cells = read_cells(args.cells_json)
     kinds = {c.device for c in cells}
     if len(kinds) != 1:
         raise ValueError(f"one launch runs cells of one device kind, got {sorted(kinds)}")
