@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import new_record
 
+from convbench.analysis.formatting import verdict_word
+from convbench.analysis.stats import Kind, Outcome, Verdict, decide_several
 from convbench import spec
 from convbench.analysis import analyse_study, read_run, tidy, write_tidy
 from convbench.analysis.engines import STUDY as ENGINES_STUDY
@@ -204,7 +206,7 @@ def test_claim_verdicts_hold_for_a_threefold_difference_and_not_for_equal_times(
     run = run_of(tmp_path / "slow", equal | {"torch-eager": 3.0}, layers=False)
     verdicts = verdicts_by_key(run)
     eager = [v for v in verdicts.values() if v.subject == "torch-eager" and v.reference == "tensorflow-eager"]
-    assert len(eager) == 3 and all(v.word == claim.SLOWER and v.lo >= 2 and 2.5 < v.estimate < 3.5 for v in eager)
+    assert len(eager) == 3 and all(v.outcome is Outcome.AT_LEAST and v.lo >= 2 and 2.5 < v.estimate < 3.5 for v in eager)
     k5 = verdicts["engines/claim/torch-eager-over-tensorflow-eager/k5/ratio"]
     assert k5.lo <= k5.estimate <= k5.hi and k5.unit == "ratio" and k5.n == 60
     v = claim.claim_values(run)
@@ -216,20 +218,19 @@ def test_claim_verdicts_hold_for_a_threefold_difference_and_not_for_equal_times(
     assert v["engines/claim/ratio-max"] == ratio(max(x.estimate for x in ok))
 
     run = run_of(tmp_path / "equal", equal, layers=False)
-    assert not any(x.word in (claim.SLOWER, claim.FASTER) for x in claim.claim_verdicts(run))
+    assert not any(x.outcome is Outcome.AT_LEAST for x in claim.claim_verdicts(run))
     assert claim.claim_values(run)["engines/claim/holds-any"] == "0"
 
     run = run_of(tmp_path / "fast", equal | {"torch-compile": 0.3}, layers=False)
     compiled = [x for x in claim.claim_verdicts(run) if x.subject == "torch-compile"]
-    assert compiled and all(x.word == claim.FASTER for x in compiled)
+    assert compiled and all(x.outcome is Outcome.AT_LEAST and x.hi <= 0.5 for x in compiled)
     assert claim.claim_values(run)["engines/claim/first-faster"] == str(len(compiled))
 
 
-def test_claim_word_follows_the_interval_as_printed():
-    assert claim.claim_word(2.5, 1.996, 3.0) == claim.SLOWER  # prints as 2.00
-    assert claim.claim_word(2.5, 1.9, 3.0) == "slower than"
-    assert claim.claim_word(0.4, 0.3, 0.5004) == claim.FASTER  # prints as 0.50
-    assert claim.claim_word(1.0, 0.9, 1.1) == "about as fast as"
+def test_the_claim_has_three_outcomes_against_its_factor():
+    assert decide_several(2.0, 3.0) is Outcome.AT_LEAST and decide_several(0.3, 0.5) is Outcome.AT_LEAST
+    assert decide_several(1.9, 3.0) is Outcome.UNDECIDED and decide_several(0.3, 0.51) is Outcome.UNDECIDED
+    assert decide_several(0.9, 1.1) is Outcome.LESS_THAN and decide_several(0.51, 1.99) is Outcome.LESS_THAN
 
 
 def test_failed_cell_shows_failed_in_claim_and_fairness(run):
@@ -329,7 +330,7 @@ def test_without_layer_cells_the_backward_stays_whole(tmp_path):
     assert not LAYERS_STUDY.ran(run) and ENGINES_STUDY.ran(run)
     assert "no layer-wise cells" in layers_table(run)
     lv = layer_values(run)
-    assert lv["layerwise/shapes"] == "0" and lv["layerwise/torch/bwd-input-over-forward"] == "--"
+    assert lv["layers/layerwise/shapes"] == "0" and lv["layers/layerwise/torch/bwd-input-over-forward"] == "--"
 
 
 def test_noisy_cells_are_flagged_in_the_claim_table(run):
@@ -353,11 +354,11 @@ def test_layer_table_and_values_split_the_convolution_and_compare_activations(ru
     shapes = [act(f"{c}-maxout2") / act(f"{c}-relu") for c in ("c3-o32-k3-s16", "c32-o64-k3-s8")]
     assert ratio(shapes[0]) in table
     v = layer_values(run)
-    assert v["layerwise/torch/maxout-over-relu"] == ratio(np.median(shapes))
-    assert v["layerwise/torch/maxout-over-relu-shapes"] == "2" and v["layerwise/torch/maxout-over-relu-word"] == "more"
-    assert v["layerwise/shapes"] == "6" and v["layerwise/maxout-any"] == "1"
-    assert float(v["layerwise/tensorflow/bwd-weight-over-forward"]) == pytest.approx(2.0, abs=0.1)
-    assert float(v["layerwise/torch/bwd-input-over-forward"]) == pytest.approx(1.2, abs=0.1)
+    assert v["layers/layerwise/torch/maxout-over-relu"] == ratio(np.median(shapes))
+    assert v["layers/layerwise/torch/maxout-over-relu-shapes"] == "2" and v["layers/layerwise/torch/maxout-over-relu-word"] == "more"
+    assert v["layers/layerwise/shapes"] == "6" and v["layers/layerwise/maxout-any"] == "1"
+    assert float(v["layers/layerwise/tensorflow/bwd-weight-over-forward"]) == pytest.approx(2.0, abs=0.1)
+    assert float(v["layers/layerwise/torch/bwd-input-over-forward"]) == pytest.approx(1.2, abs=0.1)
     achieved = df[(df.cell_id.str.contains("c3-o32-k5-s16-relu_torch")) & (df.metric == "achieved_flops")]
     assert set(achieved.phase) == {"forward", "backward_input", "backward_weight"}
 
@@ -393,7 +394,7 @@ def test_studies_write_figures_tables_macros_and_verdicts(run, tmp_path):
     assert engines["engines/torch-eager/k3/backward-ms"] == ms(k3.value)
     verdicts = json.loads((tmp_path / "engines" / "verdicts.json").read_text())
     assert len(verdicts) == 24 and all(engines[v["key"]] == ratio(v["estimate"]) for v in verdicts)
-    assert all(engines[v["key"] + "-word"] == v["word"] for v in verdicts)
+    assert all(engines[v["key"] + "-word"] == verdict_word(Verdict(**{**v, "outcome": Outcome(v["outcome"]), "kind": Kind(v["kind"])})) for v in verdicts)
     layers = read_macros(tmp_path / "layers" / "macros.tex")
     assert any(k.startswith("layers/torch-eager/c3-o32-k3-s16-relu/") for k in layers)
 

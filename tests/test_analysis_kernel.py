@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import new_record
 
+from convbench.analysis.formatting import verdict_word
+from convbench.analysis.stats import Outcome
 from convbench import spec
 from convbench.analysis import analyse_study, read_run, stats, write_tidy
 from convbench.analysis.formatting import ms, percent, setup_label
@@ -129,7 +131,7 @@ def test_time_ratios_are_verdicts_on_the_record_medians(run):
     v = verdicts(run)["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]
     assert v.estimate == pytest.approx(median(run, "k5") / median(run, "k3-stack2"))
     assert v.lo < v.estimate < v.hi and v.unit == "ratio"
-    assert v.word == "faster than"  # FLOP-proportional times: one 5x5 does fewer FLOPs than two 3x3
+    assert v.outcome is Outcome.FASTER  # FLOP-proportional times: one 5x5 does fewer FLOPs than two 3x3
     numbers = values.values(run)
     assert float(numbers["kernel/tensorflow-eager/k7/step-ms"]) == pytest.approx(
         median(run, "k7", "step", "tensorflow") * 1e3, rel=0.01)
@@ -142,13 +144,14 @@ def test_time_ratios_are_verdicts_on_the_record_medians(run):
 
 
 def test_directions_follow_the_data(tmp_path):
-    a = published(tmp_path, kernel_records())
-    b = published(tmp_path, kernel_records(slowdown={"k5": 3.0, "k7": 3.0}, accuracy={"k5": 0.975, "k7": 0.975}))
+    a = published(tmp_path, kernel_records(accuracy={"k5": 0.94, "k7": 0.94}))  # 2.6 and 2.9 points below the stacks
+    b = published(tmp_path, kernel_records(slowdown={"k5": 3.0, "k7": 3.0}, accuracy={"k5": 0.975, "k7": 0.975,
+                                                                                  "k3-stack2": 0.94, "k3-stack3": 0.94}))
     key = "kernel/torch-eager/k5-over-k3-stack2/backward-ratio"
-    assert verdicts(a)[key].word == "faster than" and verdicts(b)[key].word == "slower than"
+    assert verdicts(a)[key].outcome is Outcome.FASTER and verdicts(b)[key].outcome is Outcome.SLOWER
     assert verdicts(a)[key].estimate < 1 < verdicts(b)[key].estimate
-    assert verdicts(a)["kernel/stack/backward-ratio"].word == "faster than"
-    assert verdicts(b)["kernel/stack/backward-ratio"].word == "slower than"
+    assert verdicts(a)["kernel/stack/backward-ratio"].outcome is Outcome.FASTER
+    assert verdicts(b)["kernel/stack/backward-ratio"].outcome is Outcome.SLOWER
     assert verdicts(a)["kernel/stack/backward-ratio"].n == 4
     va, vb = values.values(a), values.values(b)
     # two pairs in the replicate framework (PyTorch); the repeat in TensorFlow makes no comparison
@@ -156,23 +159,31 @@ def test_directions_follow_the_data(tmp_path):
     assert (vb["kernel/stack/single-higher"], vb["kernel/stack/single-lower"]) == ("2", "0")
     assert va["kernel/stack/accuracy-pairs"] == "2" and va["kernel/stack/timed"] == "1"
     acc = "kernel/torch-eager/k5-vs-k3-stack2/test-accuracy-diff"
-    assert verdicts(a)[acc].word == "lower than" and verdicts(b)[acc].word == "higher than"
+    assert verdicts(a)[acc].outcome is Outcome.LOWER and verdicts(b)[acc].outcome is Outcome.HIGHER
+
+
+def test_a_difference_inside_the_margin_is_equivalent(run):
+    """k5 0.4 points below its stack on every seed (a tight interval inside the one-point margin): equivalent, not
+    lower; the count the text quotes follows."""
+    v = verdicts(run)["kernel/torch-eager/k5-vs-k3-stack2/test-accuracy-diff"]
+    assert -0.01 < v.lo < v.hi < 0 and v.outcome is Outcome.EQUIVALENT and v.margin == 0.01
+    assert values.values(run)["kernel/stack/equivalent"] >= "1"
 
 
 def test_pairs_that_disagree_are_mixed(tmp_path):
     run = published(tmp_path, kernel_records(slowdown={"k5": 3.0}))  # k5 slower than its stack, k7 faster
     v = verdicts(run)["kernel/stack/backward-ratio"]
-    assert v.word == values.MIXED and v.lo < 1 < v.hi
+    assert v.outcome is Outcome.UNDECIDED and v.lo < 1 < v.hi
 
 
 def test_frameworks_in_eager_mode(run):
-    v = verdicts(run)["frameworks/eager/backward-ratio"]
+    v = verdicts(run)["kernel/frameworks/eager/backward-ratio"]
     assert (v.subject, v.reference, v.n) == ("tensorflow-eager", "torch-eager", len(ARCHS))
-    assert v.estimate == pytest.approx(1.5, rel=0.05) and v.word == "slower than"
+    assert v.estimate == pytest.approx(1.5, rel=0.05) and v.outcome is Outcome.SLOWER
     numbers = values.values(run)
-    assert numbers["frameworks/eager"] == "1"
-    assert numbers["frameworks/eager/backward-slow"] == setup_label("tensorflow", "eager")
-    assert float(numbers["frameworks/tensorflow-eager-over-torch-eager/backward-ratio"]) == pytest.approx(1.5, rel=0.05)
+    assert numbers["kernel/frameworks/eager"] == "1"
+    assert numbers["kernel/frameworks/eager/backward-slow"] == setup_label("tensorflow", "eager")
+    assert float(numbers["kernel/frameworks/tensorflow-eager-over-torch-eager/backward-ratio"]) == pytest.approx(1.5, rel=0.05)
 
 
 def test_new_engines_flow_through(tmp_path):
@@ -181,8 +192,8 @@ def test_new_engines_flow_through(tmp_path):
     run = published(tmp_path, records)
     assert "kernel/torch-compile/k5-over-k3-stack2/backward-ratio" in verdicts(run)
     numbers = values.values(run)
-    assert float(numbers["frameworks/torch-compile-over-torch-eager/backward-ratio"]) == pytest.approx(0.5, abs=0.05)
-    assert numbers["frameworks/eager"] == "0"  # one eager setup: nothing to compare
+    assert float(numbers["kernel/frameworks/torch-compile-over-torch-eager/backward-ratio"]) == pytest.approx(0.5, abs=0.05)
+    assert numbers["kernel/frameworks/eager"] == "0"  # one eager setup: nothing to compare
     speed = tables.speed(run)
     assert "PyTorch compile" in speed and "PyTorch eager" in speed
 
@@ -198,7 +209,7 @@ def test_analyse_writes_figures_tables_and_macros(run, tmp_path):
     assert r"\texttt{k3-stack3}" in (out / "tables" / "kernel_pairs.tex").read_text()
     macros = read_macros(out / "macros.tex")
     v = verdicts(run)["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]
-    assert macros["kernel/ran"] == "1" and macros[v.key] == f"{v.estimate:.2f}" and macros[f"{v.key}-word"] == v.word
+    assert macros["kernel/ran"] == "1" and macros[v.key] == f"{v.estimate:.2f}" and macros[f"{v.key}-word"] == verdict_word(v)
     assert macros[f"{v.key}-lo"] == f"{v.lo:.2f}" and macros[f"{v.key}-hi"] == f"{v.hi:.2f}"
     assert json.loads((out / "verdicts.json").read_text())
 
@@ -210,7 +221,7 @@ def test_a_run_without_kernel_pairs_still_analyses(tmp_path):
     assert all((out / "figures" / f"{f.name}.pdf").read_bytes().startswith(b"%PDF") for f in STUDY.figures)
     macros = read_macros(out / "macros.tex")
     assert macros["kernel/ran"] == "1"
-    assert (macros["kernel/stack/timed"], macros["kernel/stack/trained"], macros["frameworks/eager"]) == ("0", "0", "0")
+    assert (macros["kernel/stack/timed"], macros["kernel/stack/trained"], macros["kernel/frameworks/eager"]) == ("0", "0", "0")
     assert "No single kernel" in (out / "tables" / "kernel_pairs.tex").read_text()
     assert "no training cells" in (out / "tables" / "accuracy.tex").read_text()
 
@@ -239,17 +250,20 @@ def test_paired_interval_by_hand():
     assert (lo, hi) == (pytest.approx(0.004 - half), pytest.approx(0.004 + half))
     assert 0.1 < p < 0.5  # t = 0.4 / 0.3
     [v] = stats.paired_verdicts([stats.Paired("x", "a", "b", "test accuracy", (-0.002, 0.007, 0.007))])
-    assert v.word == stats.UNDECIDED and v.level == pytest.approx(0.95) and v.unit == "points"
+    assert v.outcome is Outcome.UNDECIDED and v.level == pytest.approx(0.95) and v.unit == "points"
     [v] = stats.paired_verdicts([stats.Paired("x", "a", "b", "test accuracy", (0.006, 0.007, 0.008))])
-    assert v.word == "higher than" and v.lo > 0
+    assert v.outcome is Outcome.EQUIVALENT and 0 < v.lo < v.hi < 0.01  # excludes zero, inside the one-point margin
+    [v] = stats.paired_verdicts([stats.Paired("x", "a", "b", "test accuracy", (0.016, 0.017, 0.018))])
+    assert v.outcome is Outcome.HIGHER and v.lo > 0.01
 
 
 def test_pairing_removes_the_seed_to_seed_spread(run):
-    """Seeds move every arch alike: unpaired intervals of k5 and k3-stack2 overlap, the paired one excludes zero."""
+    """Seeds move every arch alike: unpaired intervals of k5 and k3-stack2 overlap, the paired one excludes zero and
+    lies inside the one-point margin: equivalent."""
     v = verdicts(run)["kernel/torch-eager/k5-vs-k3-stack2/test-accuracy-diff"]
     diffs = [seed_accuracy("k5", s) - seed_accuracy("k3-stack2", s) for s in SEEDS]
     assert v.estimate == pytest.approx(np.mean(diffs)) and v.n == len(SEEDS)
-    assert v.hi < 0 and v.word == "lower than"
+    assert -0.01 < v.lo < v.hi < 0 and v.outcome is Outcome.EQUIVALENT
     means = {a: stats.t_interval([seed_accuracy(a, s) for s in SEEDS]) for a in ("k5", "k3-stack2")}
     assert abs(means["k5"][0] - means["k3-stack2"][0]) < means["k5"][1] + means["k3-stack2"][1]  # overlap
 
@@ -266,14 +280,14 @@ def test_holm_levels():
 
 def test_holm_widens_a_family_and_the_word_follows_the_interval():
     """Alone a comparison is decided; in a family of four undecided ones its interval widens to hold zero."""
-    d = (0.004, 0.006, 0.011, 0.003, 0.007)
+    d = (0.024, 0.036, 0.066, 0.018, 0.042)  # points beyond the one-point margin
     [alone] = stats.paired_verdicts([stats.Paired("a", "x", "y", "q", d)])
     noise = [stats.Paired(f"n{i}", "x", "y", "q", (0.01, -0.01, 0.002, -0.003, 0.001)) for i in range(4)]
     family = {v.key: v for v in stats.paired_verdicts([stats.Paired("a", "x", "y", "q", d), *noise])}
     _, _, _, _, p = stats.paired_t(d)
-    assert alone.word == "higher than" and alone.lo > 0
+    assert alone.outcome is Outcome.HIGHER and alone.lo > 0.01
     assert 0.05 / 5 < p < 0.05  # rejected alone, not at 0.05/5
-    assert family["a"].level == pytest.approx(0.99) and family["a"].lo < 0 and family["a"].word == stats.UNDECIDED
+    assert family["a"].level == pytest.approx(0.99) and family["a"].lo < 0 and family["a"].outcome is Outcome.UNDECIDED
 
 
 def test_prediction_interval_by_hand():

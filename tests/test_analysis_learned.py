@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from conftest import new_record
 
+from convbench.analysis.formatting import verdict_word
+from convbench.analysis.stats import Kind, Outcome
 from convbench import spec
 from convbench.analysis import analyse_study, build_pdf, read_run, write_tidy
 from convbench.analysis.latex import read_macros
@@ -206,14 +208,14 @@ def test_mean_and_interval_by_hand(values):
     for arch, acc in ACCURACY.items():
         mean = sum(acc) / 3
         sd = math.sqrt(sum((a - mean) ** 2 for a in acc) / 2)
-        assert values[f"kernelsweep/torch-eager/{arch}/test-accuracy"] == f"{100 * mean:.1f}"
-        assert values[f"kernelsweep/tensorflow-eager/{arch}/test-accuracy-ci"] == f"{100 * T_2 * sd / math.sqrt(3):.1f}"
-        assert values[f"kernelsweep/torch-eager/{arch}/seeds"] == "3"
-    assert values["kernelsweep/torch-eager/k5/test-accuracy-ci"] == "1.2"  # 4.303 * 0.005 / sqrt(3) = 0.0124
-    assert values["kernelsweep/torch-eager/k3/params"] == f"{counts('k3', blocks(SWEEP['k3']))[0]:,}"
-    assert values["kernelsweep/seeds"] == "three seeds" and values["kernelsweep/intervals"] == "1"
-    assert values["kernelsweep/best"] == tt("k5") and values["kernelsweep/best-accuracy"] == r"97.5\,$\pm$\,1.2"
-    assert all(tt(a) in values["kernelsweep/tied"] for a in ("k3", "k7", "k3-stack2", "k5-b"))
+        assert values[f"learned/sweep/torch-eager/{arch}/test-accuracy"] == f"{100 * mean:.1f}"
+        assert values[f"learned/sweep/tensorflow-eager/{arch}/test-accuracy-ci"] == f"{100 * T_2 * sd / math.sqrt(3):.1f}"
+        assert values[f"learned/sweep/torch-eager/{arch}/seeds"] == "3"
+    assert values["learned/sweep/torch-eager/k5/test-accuracy-ci"] == "1.2"  # 4.303 * 0.005 / sqrt(3) = 0.0124
+    assert values["learned/sweep/torch-eager/k3/params"] == f"{counts('k3', blocks(SWEEP['k3']))[0]:,}"
+    assert values["learned/sweep/seeds"] == "three seeds" and values["learned/sweep/intervals"] == "1"
+    assert values["learned/sweep/best"] == tt("k5") and values["learned/sweep/best-accuracy"] == r"97.5\,$\pm$\,1.2"
+    assert all(tt(a) in values["learned/sweep/tied"] for a in ("k3", "k7", "k3-stack2", "k5-b"))
 
 
 def test_t_interval_and_pareto_front():
@@ -228,7 +230,7 @@ def test_front_marked_in_the_table_and_values(full):
     values, _, out = full
     # k3 (fewest parameters) and k5 (the most accurate) are on the front; k5-b has more parameters than k3 and a
     # lower accuracy, k7 and k3-stack2 more parameters than k5 and lower accuracies.
-    assert values["kernelsweep/front"] == rf"{tt('k3')} and {tt('k5')}"
+    assert values["learned/sweep/front"] == rf"{tt('k3')} and {tt('k5')}"
     table = (out / "tables" / "learned_sweep.tex").read_text()
     assert r"97.5\,$\pm$\,1.2$^\star$" in line(table, tt("k5") + " ")
     assert "$^\\star$" not in line(table, tt("k7") + " ")
@@ -239,7 +241,7 @@ def test_matching_read_from_the_widths(full, tmp_path):
     scells = frames(written(study(), tmp_path)).scells
     assert data.matching(scells) == {"k3": "reference", "k5": "equal width", "k7": "equal width",
                                      "k3-stack2": "equal width", "k5-b": "equal params"}
-    assert values["kernelsweep/reference"] == tt("k3")
+    assert values["learned/sweep/reference"] == tt("k3")
     table = (out / "tables" / "learned_sweep.tex").read_text()
     assert "equal params" in line(table, tt("k5-b")) and "equal width" in line(table, tt("k3-stack2"))
 
@@ -251,7 +253,7 @@ def test_failed_sweep_cell_is_counted_as_failed(tmp_path):
     del bad["training"]
     out = analyse_study(STUDY, written(records, tmp_path), tmp_path / "learned")
     values = read_macros(out / "macros.tex")
-    assert values["kernelsweep/failed"] == "1" and values["kernelsweep/torch-eager/k7/seeds"] == "2"
+    assert values["learned/sweep/failed"] == "1" and values["learned/sweep/torch-eager/k7/seeds"] == "2"
     assert "2 (+1 failed)" in (out / "tables" / "learned_sweep.tex").read_text()
 
 
@@ -266,7 +268,8 @@ def test_learned_radius_kernels_and_maps(full):
     assert values["learned/tensorflow-eager/learned-width/maps"] == "32, 40"
     shrunk = (out / "tables" / "learned_shrunk.tex").read_text()
     assert "5/7, 5/7" in shrunk and "32/32, 40/64" in shrunk
-    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty"}
+    assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty",
+                                               "learned_tracking"}
     for f in STUDY.figures:
         assert (out / "figures" / f"{f.name}.pdf").stat().st_size > 1000
 
@@ -275,8 +278,8 @@ def test_shrunk_against_masked_and_exactness(full):
     values, verdicts, _ = full
     assert values["learned/size/params"] == f"{counts('s', blocks([(32, 5, 1), (64, 5, 1)]))[0]:,}"
     step = verdicts["learned/size/step"]
-    assert step.estimate == pytest.approx(0.7) and step.word == "faster than" and step.lo < 0.7 < step.hi
-    assert verdicts["learned/tensorflow-eager/learned-width/step"].word == "faster than"
+    assert step.estimate == pytest.approx(0.7) and step.outcome is Outcome.FASTER and step.lo < 0.7 < step.hi
+    assert verdicts["learned/tensorflow-eager/learned-width/step"].outcome is Outcome.FASTER
     assert values["learned/torch-eager/learned-size/step-ratio"] == "0.70"
     assert values["learned/size/has-twin"] == "1" and values["learned/size/twin"] == tt("k5")
     assert values["learned/max-logit-difference"] == "$2.0\\times10^{-6}$" and values["learned/exact"] == "1"
@@ -291,20 +294,21 @@ def test_exactness_flips(tmp_path):
 
 def test_size_verdict_flips_with_the_data(tmp_path):
     best = analysed(tmp_path, "a")[1]["learned/size/kernel"]
-    assert (best.word, best.reference, best.estimate) == ("the size the grid ranks best", "k5", 0)
+    assert (best.fact, best.reference, best.estimate) == ("the size the grid ranks best", "k5", 0)
     # k3 minus k5 per seed: 0.5, -1.5, 0.5 points; paired, since the grid's networks share seeds
     tied = analysed(tmp_path, "b", accuracy=dict(ACCURACY, k3=[0.975, 0.96, 0.985]),
                     size={"kernels": (3, 3)})[1]["learned/size/kernel"]
-    assert tied.word == "a size the grid cannot tell from its best"
+    assert tied.outcome is Outcome.UNDECIDED and tied.kind is Kind.SEEDS
     assert tied.estimate == pytest.approx(-0.005 / 3) and tied.lo < 0 < tied.hi and tied.n == 3
-    # k3 96.0 +- 2.5 against k5 97.5 +- 1.2: the unpaired intervals overlap, the paired one (-2, -1.5, -1) does not
+    # k3 96.0 +- 2.5 against k5 97.5 +- 1.2: the paired interval of (-2, -1.5, -1) excludes zero but reaches inside
+    # the one-point margin: undecided
     paired = analysed(tmp_path, "b2", size={"kernels": (3, 3)})[1]["learned/size/kernel"]
-    assert paired.word == "not the size the grid ranks best" and paired.hi < 0
+    assert paired.outcome is Outcome.UNDECIDED and -0.01 < paired.hi < 0
     apart = dict(ACCURACY, k3=[0.90, 0.905, 0.91])
     worse = analysed(tmp_path, "c", accuracy=apart, size={"kernels": (3, 3)})[1]["learned/size/kernel"]
-    assert worse.word == "not the size the grid ranks best" and worse.hi < 0
+    assert worse.outcome is Outcome.LOWER and worse.hi < -0.01
     mixed = analysed(tmp_path, "d", size={"kernels": (5, 3)})[1]["learned/size/kernel"]
-    assert mixed.word == "a different size per block" and math.isnan(mixed.estimate)
+    assert mixed.fact == "a different size per block" and math.isnan(mixed.estimate)
 
 
 def test_accuracy_verdict_flips_with_the_data(tmp_path, full):
@@ -312,22 +316,22 @@ def test_accuracy_verdict_flips_with_the_data(tmp_path, full):
     values, verdicts, _ = full
     within = verdicts["learned/size/vs-best"]
     half = T_2 * 0.005 * math.sqrt(1 + 1 / 3)  # k5: 97.0, 97.5, 98.0
-    assert (within.word, within.reference) == ("within the prediction interval of", "k5")
+    assert (within.outcome, within.kind, within.reference) == (Outcome.UNDECIDED, Kind.PREDICTION, "k5")
     assert within.estimate == pytest.approx(-0.001) and within.unit == "points"
     assert (within.lo, within.hi) == (pytest.approx(-0.001 - half), pytest.approx(-0.001 + half))
-    assert values["learned/size/vs-best"] == "$-$0.1" and values["learned/size/vs-best-word"] == within.word
+    assert values["learned/size/vs-best"] == "$-$0.1" and values["learned/size/vs-best-word"] == verdict_word(within)
     assert values["learned/size/dominators"] == tt("k5")  # k5: as many parameters, 97.5 %
     below = analysed(tmp_path, "b", size={"test": 0.90})[1]["learned/size/vs-best"]
-    assert below.word == "below the prediction interval of" and below.hi < 0
+    assert below.outcome is Outcome.LOWER and below.hi < 0
     tight = dict(ACCURACY, k5=[0.97, 0.971, 0.972])
     above_values, above, _ = analysed(tmp_path, "c", accuracy=tight, size={"test": 0.995})
-    assert above["learned/size/vs-best"].word == "above the prediction interval of"
+    assert above["learned/size/vs-best"].outcome is Outcome.HIGHER
     assert above["learned/size/vs-best"].lo > 0
     assert above_values["learned/size/dominated"] == "0" and above_values["learned/size/dominators"] == "none"
     width = verdicts["learned/torch-eager/learned-width/vs-best"]
-    assert width.word == "within the prediction interval of"
+    assert width.outcome is Outcome.UNDECIDED
     number = lambda key: float(values[key].replace(",", ""))  # noqa: E731
-    assert number("learned/width/params") < number("kernelsweep/best-params")
+    assert number("learned/width/params") < number("learned/sweep/best-params")
 
 
 def test_compute_cost_ratio(full):
@@ -337,23 +341,23 @@ def test_compute_cost_ratio(full):
     assert values["learned/torch-eager/learned-size/cost-ratio"] == f"{whole:.2f}" == "2.50"
     cost = verdicts["learned/cost"]
     assert (cost.estimate, cost.lo) == (pytest.approx(whole), pytest.approx(one))
-    assert cost.word == "less than the whole grid but more than one seed of it"
+    assert cost.fact == "less than the whole grid but more than one seed of it"
     assert values["learned/grid-time"] == "30.0\\,s"
 
 
 def test_cost_verdict_flips_with_the_numbers(tmp_path):
     cheap = analysed(tmp_path, "a", size={"wall": 4.0}, width={"wall": 4.0})[1]["learned/cost"]
-    assert cheap.word == "less than even one seed of the grid"
+    assert cheap.fact == "less than even one seed of the grid"
     dear = analysed(tmp_path, "b", size={"wall": 60.0})[1]["learned/cost"]  # the dearest run decides
-    assert dear.word == "more than the whole grid" and dear.estimate == pytest.approx(0.5)
+    assert dear.fact == "more than the whole grid" and dear.estimate == pytest.approx(0.5)
 
 
 def test_one_seed_has_no_interval_and_says_so(tmp_path):
     values, verdicts, _ = analysed(tmp_path, seeds=(0,))
     assert not any(k.endswith("test-accuracy-ci") for k in values)
-    assert values["kernelsweep/intervals"] == "0" and values["learned/one-seed"] == "1"
+    assert values["learned/sweep/intervals"] == "0" and values["learned/one-seed"] == "1"
     v = verdicts["learned/size/vs-best"]
-    assert v.word in ("higher than", "lower than", "the same as") and math.isnan(v.lo)
+    assert v.outcome is Outcome.UNDECIDED and v.kind is Kind.NONE and math.isnan(v.lo)
 
 
 def test_several_learned_seeds(tmp_path):
@@ -393,7 +397,7 @@ def test_a_repeat_cell_is_no_seed_of_the_grid(tmp_path):
 def test_no_learned_records(tmp_path):
     values, verdicts, out = analysed(tmp_path, learned=False)
     assert values["learned/ran"] == "0" and values["learned/size/ran"] == "0" and not verdicts
-    assert values["kernelsweep/best-accuracy"] == r"97.5\,$\pm$\,1.2"  # the grid search still reports
+    assert values["learned/sweep/best-accuracy"] == r"97.5\,$\pm$\,1.2"  # the grid search still reports
     assert "no training cells of the learned study" in (out / "tables" / "learned_shrunk.tex").read_text()
     for f in STUDY.figures:
         assert (out / "figures" / f"{f.name}.pdf").exists()
@@ -403,7 +407,7 @@ def test_neither_study_trained(tmp_path):
     records = [speed_record("torch", arch) for arch in SWEEP]
     out = analyse_study(STUDY, written(records, tmp_path), tmp_path / "learned")
     values = read_macros(out / "macros.tex")
-    assert values["learned/ran"] == "0" and values["kernelsweep/grid"] == "0" and values["learned/has-cost"] == "0"
+    assert values["learned/ran"] == "0" and values["learned/sweep/grid"] == "0" and values["learned/has-cost"] == "0"
     assert all(v for v in values.values())
 
 
@@ -413,7 +417,7 @@ def test_failed_learned_cell_appears_as_failed(tmp_path):
     assert "learned/tensorflow-eager/learned-width/vs-best" not in verdicts
     row = line((out / "tables" / "learned_shrunk.tex").read_text(), tt("learned-width"))
     assert row.count(r"\emph{failed}") >= 6 and "0 (+1 failed)" in row
-    assert verdicts["learned/size/vs-best"].word == "within the prediction interval of"  # the others still report
+    assert verdicts["learned/size/vs-best"].outcome is Outcome.UNDECIDED  # the others still report
 
 
 def test_analysis_imports_no_framework():
@@ -511,3 +515,43 @@ def test_hand_picked_networks_of_the_learned_study_join_the_grid(tmp_path):
     assert "k5-narrow" not in set(f.lstats["arch"]) and f.lstats["failed"].sum() == 0
     narrow = f.sweep[f.sweep["arch"] == "k5-narrow"]
     assert len(narrow) == 2 and set(narrow["seeds"]) == {2} and narrow["mean"].tolist() == pytest.approx([0.9, 0.9])
+
+
+# ---- the tracking study: the learned size at several planted scales -------------------------------------------------
+
+def tracking_record(framework, seed, scale, kernels, test=0.97):
+    """A tracking cell: 9x9 masks from radius 3, on the planted task at `scale`, shrunk to `kernels`."""
+    r = learned_record(framework, "size", seed=seed, kernels=kernels, test=test)
+    arch_blocks = blocks([(8, 9, 1), (16, 9, 1)], init_radius=3.0, radius_penalty=0.5)
+    r["cell"].update(study="tracking", arch={**r["cell"]["arch"], "blocks": arch_blocks, "in_channels": 1,
+                                             "num_classes": 2},
+                     settings={**r["cell"]["settings"], "scale_sweep": True,
+                               "data": {"dataset": "planted", "scale": scale, "train_size": 2000, "test_size": 500}})
+    r["cell_id"] = f"tracking_learned-size_{framework}-eager_cpu1-none_b64_s{seed}_p{scale}_train"
+    r["training"] |= {"learning_started_epoch": 2, "dataset": {"name": "planted", "train_size": 2000, "test_size": 500}}
+    return r
+
+
+def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
+    """Scale 7 covers at field 10, scale 11 at 14 (one kernel step: 4 pixels). Seeds 0-2 at 7 learn 10, 14 and the
+    largest kernels (22 with 7x7, but 9x9 is the largest: kept 9 is at the boundary); at 11: 14, 18 and 10 at
+    chance (lost)."""
+    from convbench.analysis.learned import tracking
+    records = [tracking_record("torch", 0, 7, (7, 1)), tracking_record("torch", 1, 7, (3, 5)),
+               tracking_record("torch", 2, 7, (9, 3)), tracking_record("torch", 0, 11, (3, 5)),
+               tracking_record("torch", 1, 11, (7, 5)), tracking_record("torch", 2, 11, (3, 3), test=0.52),
+               tracking_record("tensorflow", 0, 7, (7, 1)), tracking_record("tensorflow", 0, 11, (5, 5))]
+    run = written(records, tmp_path)
+    r = tracking.runs(run)
+    r = r[r["framework"] == "torch"].set_index(["scale", "seed"])
+    assert r["covering"].to_dict() == {(7, 0): 10, (7, 1): 10, (7, 2): 10, (11, 0): 14, (11, 1): 14, (11, 2): 14}
+    assert r["field"].to_dict() == {(7, 0): 10, (7, 1): 14, (7, 2): 16, (11, 0): 14, (11, 1): 18, (11, 2): 10}
+    assert r["tracks"].to_dict() == {(7, 0): True, (7, 1): True, (7, 2): False, (11, 0): True, (11, 1): True,
+                                     (11, 2): False}
+    assert r["at_largest"].sum() == 1 and r.loc[(7, 2), "at_largest"]
+    assert r["lost"].sum() == 1 and r.loc[(11, 2), "lost"]
+    values = tracking.values(run)
+    assert values["learned/tracking/s7/tracked"] == "2 of 3" and values["learned/tracking/s11/fields"] == "14, 18, 10"
+    assert values["learned/tracking/tracked"] == "4 of 6" and values["learned/tracking/met"] == "0"
+    assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
+    assert tracking.figure(run, tmp_path / "tracking.pdf").stat().st_size > 0

@@ -1,12 +1,13 @@
-"""scripts/compare_runs.py on fixture verdict files: the shares of same words and covered estimates."""
+"""scripts/compare_runs.py on fixture verdict files: contradictions, the same outcome and the decided share."""
 import json
 import subprocess
 import sys
 
 
-def verdict(key, estimate, lo, hi, word):
+def verdict(key, estimate, lo, hi, outcome, fact=None):
     return {"key": key, "subject": "a", "reference": "b", "quantity": "backward time", "estimate": estimate, "lo": lo,
-            "hi": hi, "word": word, "unit": "ratio", "n": 3}
+            "hi": hi, "outcome": outcome, "kind": "launches", "margin": 1.05, "unit": "ratio", "scale": "time",
+            "n": 3, "level": None, "fact": fact}
 
 
 def write(root, study, verdicts):
@@ -22,28 +23,41 @@ def compare(tmp_path, first, second, *args):
 
 
 def test_identical_verdicts_pass(tmp_path):
-    same = [verdict(f"engines/k{i}", 1.0 + i / 10, 0.9, 1.5, "about as fast as") for i in range(5)]
+    same = [verdict(f"engines/k{i}", 1.0 + i / 100, 0.99, 1.04, "equivalent") for i in range(5)]
     result = compare(tmp_path, same, same)
     assert result.returncode == 0, result.stdout
-    assert "5 comparisons in both runs: same verdict in 100.0 %" in result.stdout and "covers the other estimate in 100.0 %" in result.stdout
+    assert "5 comparisons in both runs: 0 contradictions, the same outcome in 100.0 %" in result.stdout
+    assert "decided in both in 100.0 %" in result.stdout
 
 
-def test_a_changed_word_and_an_estimate_outside_both_intervals_are_counted(tmp_path):
-    first = [verdict("engines/x", 1.04, 0.87, 1.23, "about as fast as"), verdict("engines/y", 0.5, 0.45, 0.55, "faster than"),
-             verdict("engines/z", 2.0, 1.9, 2.1, "slower than"), verdict("engines/w", 1.0, 0.9, 1.1, "about as fast as"),
-             verdict("engines/only-a", 1.0, 0.9, 1.1, "about as fast as")]
-    second = [verdict("engines/x", 0.71, 0.67, 0.76, "faster than"),  # issue 14's pair: word and interval both move
-              verdict("engines/y", 0.52, 0.5, 0.6, "faster than"),  # covered both ways
-              verdict("engines/z", 2.3, 2.15, 2.5, "slower than"),  # same word; neither interval holds the other estimate
-              verdict("engines/w", 1.05, 1.01, 1.2, "about as fast as")]  # first interval covers 1.05
+def test_a_contradiction_fails_and_is_listed_first(tmp_path):
+    """The issue's flip under the old rule (1.04 [1.01, 1.07] against [0.909, 1.19]) is undecided both times now; a
+    contradiction is two decided outcomes that differ."""
+    first = [verdict("engines/x", 1.04, 1.01, 1.07, "undecided"), verdict("engines/y", 0.5, 0.45, 0.55, "faster"),
+             verdict("engines/z", 1.2, 1.1, 1.3, "slower"), verdict("engines/w", 1.0, 0.98, 1.02, "equivalent"),
+             verdict("engines/only-a", 1.0, 0.9, 1.1, "undecided")]
+    second = [verdict("engines/x", 1.04, 0.909, 1.19, "undecided"),
+              verdict("engines/y", 0.52, 0.5, 0.6, "faster"),
+              verdict("engines/z", 1.03, 1.01, 1.04, "equivalent"),  # decided both times, differently
+              verdict("engines/w", 1.05, 0.97, 1.2, "undecided")]  # moved from decided to undecided: no contradiction
     result = compare(tmp_path, first, second)
-    assert result.returncode == 1  # 3 of 4 the same word: below 95 %
-    assert "word changed: engines/x" in result.stdout
-    assert "not covered:  engines/x" in result.stdout and "not covered:  engines/z" in result.stdout
-    assert "engines/y" not in result.stdout and "engines/w" not in result.stdout
-    assert "4 comparisons in both runs: same verdict in 75.0 %" in result.stdout
-    assert "covers the other estimate in 50.0 %" in result.stdout and "1 in the first, 0 in the second" in result.stdout
-    assert compare(tmp_path, first, second, "--same", "0.7", "--covered", "0.5").returncode == 0
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("contradiction: engines/z") and "slower" in lines[0] and "equivalent" in lines[0]
+    assert any(line.startswith("outcome moved: engines/w") for line in lines)
+    assert not any("engines/x" in line or "engines/y" in line for line in lines)
+    assert "4 comparisons in both runs: 1 contradictions, the same outcome in 50.0 %" in result.stdout
+    assert "decided in both in 50.0 %" in result.stdout and "1 in the first, 0 in the second" in result.stdout
+
+
+def test_the_thresholds_without_contradictions(tmp_path):
+    first = [verdict(f"engines/k{i}", 0.5, 0.4, 0.6, "faster") for i in range(7)]
+    first += [verdict(f"engines/u{i}", 1.0, 0.9, 1.1, "undecided") for i in range(3)]
+    second = [*first[:9], verdict("engines/u2", 1.0, 0.98, 1.02, "equivalent")]
+    result = compare(tmp_path, first, second)  # the same in 90 %, decided in both in 70 %: passes
+    assert result.returncode == 0, result.stdout
+    assert compare(tmp_path, first, second, "--same", "0.95").returncode == 1
+    assert compare(tmp_path, first, second, "--decided", "0.8").returncode == 1
 
 
 def test_a_folder_without_verdicts_is_refused(tmp_path):
@@ -53,10 +67,11 @@ def test_a_folder_without_verdicts_is_refused(tmp_path):
     assert result.returncode == 2 and "no */verdicts.json" in result.stderr
 
 
-def test_a_verdict_without_an_interval_counts_for_its_word_not_for_coverage(tmp_path):
+def test_a_fact_without_an_interval_is_compared_apart(tmp_path):
     nan = float("nan")
-    first = [verdict("engines/k", 1.0, 0.9, 1.1, "about as fast as"), verdict("engines/size", nan, nan, nan, "untried")]
-    result = compare(tmp_path, first, first)
+    first = [verdict("engines/k", 0.5, 0.4, 0.6, "faster"), verdict("engines/size", nan, nan, nan, "none", "untried")]
+    second = [first[0], verdict("engines/size", nan, nan, nan, "none", "a different size per block")]
+    result = compare(tmp_path, first, second)
     assert result.returncode == 0, result.stdout
-    assert "2 comparisons in both runs: same verdict in 100.0 %" in result.stdout
-    assert "covers the other estimate in 100.0 %" in result.stdout
+    assert "1 comparisons in both runs: 0 contradictions" in result.stdout
+    assert "fact changed:  engines/size: 'untried' -> 'a different size per block'" in result.stdout

@@ -31,7 +31,7 @@ def test_default_config_expands_to_every_cell_once():
         mine = [c for c in found if c.study == study_name]
         sweep = len(study.get("batches", [1])) * len(study.get("image_sizes", [1]))  # a sweep: one cell per point
         assert len([c for c in mine if c.task == "speed"]) == runs * sweep * ("speed" in study["tasks"])
-        fractions = len(study.get("train_fractions", [DEFAULT["data"]["train_fraction"]]))
+        fractions = len(study.get("train_fractions", [DEFAULT["data"]["train_fraction"]])) * len(study.get("scales", [0]))
         # trained once per framework: every seed in the replicate framework, the first one in each other framework
         seeds = {**DEFAULT["train"], **study.get("train", {})}["seeds"]
         repeats = {**DEFAULT["train"], **study.get("train", {})}.get("repeats", 1)

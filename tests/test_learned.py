@@ -160,25 +160,25 @@ def test_masked_conv_outputs_and_gradients_agree(pt, tfl, per_filter, ramp):
 
     x, w, b, z = masked_conv_inputs(per_filter, seed=1, dtype=np.float32)
     x = np.random.default_rng(2).normal(size=(2, 3, 9, 9)).astype(np.float32)
-    layer_pt, layer_tf = masked_layers(pt, tfl, {"weight": w, "bias": b, "radius": z}, ramp, per_filter)
+    layer_pt, layer_tf = masked_layers(pt, tfl, {"weight": w, "bias": b, "log_radius": np.log(z)}, ramp, per_filter)
     up = np.random.default_rng(3).normal(size=(2, 4, 9, 9)).astype(np.float32)  # upstream gradient
 
     x_pt = torch.from_numpy(x).requires_grad_(True)
     out_pt = layer_pt(x_pt)
     loss_pt = (out_pt * torch.from_numpy(up)).sum() + 0.1 * layer_pt.penalty()
-    grads_pt = torch.autograd.grad(loss_pt, [x_pt, layer_pt.weight, layer_pt.bias, layer_pt.radius])
+    grads_pt = torch.autograd.grad(loss_pt, [x_pt, layer_pt.weight, layer_pt.bias, layer_pt.log_radius])
 
     x_tf = tf.constant(nhwc(x))
     with tf.GradientTape() as tape:
         tape.watch(x_tf)
         out_tf = layer_tf(x_tf)
         loss_tf = tf.reduce_sum(out_tf * nhwc(up)) + 0.1 * layer_tf.penalty()
-    grads_tf = tape.gradient(loss_tf, [x_tf, layer_tf.kernel, layer_tf.bias, layer_tf.radius])
+    grads_tf = tape.gradient(loss_tf, [x_tf, layer_tf.kernel, layer_tf.bias, layer_tf.log_radius])
 
     assert rel_err(out_pt.detach().numpy(), nchw(out_tf.numpy())) < 1e-4
     grads_tf = [nchw(grads_tf[0].numpy()), grads_tf[1].numpy().transpose(3, 2, 0, 1),
                 *(g.numpy() for g in grads_tf[2:])]
-    for name, g_pt, g_tf in zip(["input", "weight", "bias", "radius"], grads_pt, grads_tf):
+    for name, g_pt, g_tf in zip(["input", "weight", "bias", "log_radius"], grads_pt, grads_tf):
         assert g_pt.shape == g_tf.shape, name
         assert rel_err(g_pt.numpy(), g_tf) < 1e-4, name
     assert np.abs(grads_pt[3].numpy()).min() > 0  # the loss reaches every radius
@@ -277,7 +277,7 @@ def random_masked_params(radius, in_channels=3, out_channels=4, k=7, seed=0):
     rng = np.random.default_rng(seed)
     return {"weight": rng.normal(size=(out_channels, in_channels, k, k)).astype(np.float32),
             "bias": rng.normal(size=out_channels).astype(np.float32),
-            "radius": np.asarray(radius, np.float32).reshape(-1)}
+            "log_radius": np.log(np.asarray(radius, np.float32).reshape(-1))}
 
 
 @pytest.mark.parametrize("radius, threshold, k", [
@@ -425,10 +425,10 @@ def test_radius_beyond_the_kernel_saturates_the_mask(pt):
 
     layer = pt.MaskedConv2d(1, 1, 5, 2.0)
     with torch.no_grad():
-        layer.radius.fill_(4.0)
+        layer.log_radius.fill_(float(np.log(4.0)))
     assert layer.mask().min().item() == 1.0
     loss = layer(torch.ones(1, 1, 6, 6)).sum()
-    (grad,) = torch.autograd.grad(loss, [layer.radius])
+    (grad,) = torch.autograd.grad(loss, [layer.log_radius])
     assert grad.item() == 0.0
 
 
@@ -443,7 +443,8 @@ WHERE = "architectures.learned.blocks[0]"
     ({"max_kernel": 7.0, "init_radius": 1.0}, "max_kernel", "integer"),
     ({"max_kernel": 5, "init_radius": 2.5}, "init_radius", "fits a 5x5 kernel"),
     ({"max_kernel": 5, "init_radius": 1.5, "ramp": 2.0}, "init_radius", "<= \\(max_kernel \\+ 1\\) / 2 - ramp = 1"),
-    ({"max_kernel": 5, "init_radius": -1.0}, "init_radius", ">= 0"),
+    ({"max_kernel": 5, "init_radius": -1.0}, "init_radius", "> 0"),
+    ({"max_kernel": 5, "init_radius": 0.0}, "init_radius", "> 0 \\(it is learned on a log scale\\)"),
     ({"max_kernel": 5, "init_radius": 1.0, "ramp": 0.0}, "ramp", "> 0"),
     ({"max_kernel": 5, "init_radius": 1.0, "threshold": 1.0}, "threshold", "in \\[0, 1\\)"),
     ({"max_kernel": 5, "init_radius": 1.0, "radius_penalty": -0.1}, "radius_penalty", ">= 0"),
@@ -455,7 +456,7 @@ def test_mask_settings_errors_name_the_field(settings, field, message):
 
 def test_valid_mask_settings_pass():
     spec.validate_mask(WHERE, max_kernel=7, init_radius=3.0)  # ramp 1: the whole 7 x 7 at the start
-    spec.validate_mask(WHERE, max_kernel=1, init_radius=0.0)
+    spec.validate_mask(WHERE, max_kernel=3, init_radius=0.01)  # a 3x3 whose outer ring starts nearly off
     spec.validate_mask(WHERE, max_kernel=9, init_radius=2.5, ramp=2.0, threshold=0.5, radius_penalty=0.01)
 
 
@@ -527,3 +528,58 @@ def test_shrink_gives_a_plain_spec_with_the_learned_nets_outputs(torch_backend, 
         shrunk_net = backend.Trainer(plain, plain_weights, 0.1, 0.9)
         np.testing.assert_allclose(learned_net.logits(learned_net.to_device(x, y)[0]),
                                    shrunk_net.logits(shrunk_net.to_device(x, y)[0]), rtol=1e-5, atol=1e-5)
+
+
+# ---- the tracking property ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_learned_field_finds_the_planted_scale_on_untuned_seeds(tmp_path):
+    """The default config's tracking study, on seeds that no setting was tuned on (30, 31) and at two scales whose
+    smallest covering fields differ: every run shrinks to within one kernel step of that field (never to the largest
+    field the masks allow), and the shrunk network still does the task."""
+    from convbench import config
+    from convbench.analysis.learned.tracking import step
+    from convbench.run import run_cells
+    from convbench.spec import covering_field
+
+    from pathlib import Path
+    conf = config.read(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    conf |= {"frameworks": ["torch"], "studies": {"tracking": {
+        **conf["studies"]["tracking"], "train": {**conf["studies"]["tracking"]["train"], "seeds": [30, 31]}}}}
+    cells = [c for c in config.check(conf) if c.study == "tracking"]
+    assert {c.settings["data"]["scale"] for c in cells} == set(conf["studies"]["tracking"]["scales"])
+    for record in run_cells(cells, tmp_path, log=lambda _: None):
+        assert record["status"] == "ok", record["error"]
+        cell = cells[[c.id for c in cells].index(record["cell_id"])]
+        shrunk = spec.ArchSpec.from_dict("shrunk", record["learned"]["shrunk_arch"], 1, 2)
+        covering = covering_field(cell.arch, cell.settings["data"]["scale"])
+        assert record["training"]["learning_started_epoch"] is not None, cell.id
+        assert abs(spec.field(shrunk) - covering) <= step(tuple(b.kernel for b in cell.arch.blocks)), cell.id
+        assert spec.field(shrunk) < spec.field(cell.arch), cell.id
+        assert record["learned"]["test_accuracy"] > 0.8, cell.id
+
+
+def test_the_covering_field_is_a_staircase_in_the_scale():
+    """The smallest field whose last convolution sees both marks wherever they fall: for two blocks with 2x2 pools,
+    that convolution's field k1 + 2 k2 - 1 must reach scale + 1, so the covering field is scale + 3 rounded up to an
+    even field; a hand-picked net has one field, which covers or not."""
+    learns = spec.ArchSpec.from_dict("learns", {"blocks": [{"width": 4, "kernel": 9, "init_radius": 3.0},
+                                                           {"width": 4, "kernel": 9, "init_radius": 3.0}]}, 1, 2)
+    assert [spec.covering_field(learns, s) for s in (7, 8, 11, 15)] == [10, 12, 14, 18]
+    assert spec.covering_field(learns, 30) is None  # beyond 9x9 in both blocks (field 28)
+    k5 = spec.ArchSpec.from_dict("k5", {"blocks": [{"width": 4, "kernel": 5}, {"width": 4, "kernel": 5}]}, 1, 2)
+    assert spec.covering_field(k5, 11) == 16 and spec.covering_field(k5, 14) is None  # 5x5's last conv sees 14
+
+
+def test_a_study_with_scales_trains_at_each_of_them():
+    from pathlib import Path
+
+    from convbench import config
+    conf = config.read(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    study = {**conf["studies"]["tracking"], "scales": [5, 9]}
+    cells = [c for c in config.check({**conf, "studies": {"tracking": study}}) if c.study == "tracking"]
+    scales = {c.id: c.settings["data"]["scale"] for c in cells}
+    assert sorted(set(scales.values())) == [5, 9] and len(scales) == len(cells)  # ids differ by scale
+    assert all(cell_id.endswith(f"_p{s}_train") for cell_id, s in scales.items())
+    with pytest.raises(config.ConfigError, match="data.scale: must fit the 16x16 images"):
+        config.check({**conf, "studies": {"tracking": {**study, "scales": [40]}}})

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from convbench.analysis import LatexError, analyse, build_pdf, registry
-from convbench.analysis.formatting import ms, percent, thousands
+from convbench.analysis.formatting import KIND_PHRASES, ms, percent, thousands
 from convbench.analysis.latex import read_macros
+from convbench.analysis.stats import Kind
 
 PAPER = Path(__file__).resolve().parents[1] / "paper"
 MAIN_TEXT_PAGES = 12  # the abstract to the conclusions, figures included; the appendix follows the references
@@ -67,12 +68,69 @@ def test_every_verdict_is_printed_with_its_interval_where_the_text_quotes_it(bui
     _, generated, pdf, text = built
     values = {k: v for study in registry.STUDIES for k, v in read_macros(generated / study / "macros.tex").items()}
     stack = "kernel/stack/backward-ratio"
-    assert f"{values[stack]}, quartile range {values[stack + '-lo']}–{values[stack + '-hi']}" in text
+    assert f"{values[stack]}; every pair’s interval within {values[stack + '-lo']}–{values[stack + '-hi']}" in text
     assert values[stack + "-word"] in text
     claim = f"in {values['engines/claim/holds']} of {values['engines/claim/pairs']} engine pairs"
     assert claim in text
     verdicts = json.loads((generated / "engines" / "verdicts.json").read_text())
     assert verdicts and all(v["lo"] <= v["estimate"] <= v["hi"] for v in verdicts)
+
+
+# an interval's kind named by hand: the words of stats.Kind's phrases and the older ones ("CI", "quartile-based")
+KIND_WORDS = re.compile(r"quartile|bootstrap|Welch|\$t\$ interval|\bt interval|Holm|prediction interval|\bCI\b")
+# what a caption may say of a spread that is no comparison's interval: repeats' IQR, a mean over seeds' t interval
+NOT_A_VERDICT = re.compile(r"interquartile range|half-width of the [^.]*?(?:\$t\$ interval|CI) over seeds|"
+                           r"\$t\$ interval of the mean|bars (?:are|the) [^.]*?\$?t\$? intervals?")
+
+
+def sentence_around(tex: str, at: int) -> str:
+    """The sentence of tex that holds position `at` (from the last full stop before to the next after)."""
+    ends = [m.end() for m in re.finditer(r"(?<=[a-z0-9})\]%])\.(?=\s|$)|\n\s*\n", tex)]  # full stops, paragraphs
+    start = max([e for e in ends if e <= at], default=0)
+    stop = min([e for e in ends if e > at], default=len(tex))
+    return tex[start:stop]
+
+
+def plain(text: str) -> str:
+    """For comparing LaTeX with the PDF's text: no math shifts, spaces, hyphens (a line may break at either) or
+    apostrophes (TeX sets ' as a right quote)."""
+    return re.sub(r"[\s$\-–'’]", "", text)
+
+
+def test_every_interval_mention_names_the_kind_its_verdict_computed(built):
+    """Issue 20: no sentence or caption names an interval other than the one computed. A sentence of paper/sections
+    that quotes a comparison's interval (\\cb{K-lo}) names its kind from that comparison (\\cb{K-kind}) and types
+    none by hand, and the PDF shows that kind; a generated table's caption names only kinds its study's verdicts
+    computed."""
+    _, generated, pdf, text = built
+    values = {k: v for study in registry.STUDIES for k, v in read_macros(generated / study / "macros.tex").items()}
+    quoted = 0
+    for path in sorted((PAPER / "sections").glob("*.tex")):
+        tex = re.sub(r"(?m)(?<!\\)%.*$", "", path.read_text())
+        for m in re.finditer(r"\\cb\{([^}]*)-lo\}", tex):
+            key = m.group(1)
+            if values.get(f"{key}-kind", KIND_PHRASES[Kind.NONE]) == KIND_PHRASES[Kind.NONE]:
+                continue  # a fit's interval (overhead's a and b) or a fact's two numbers, not a comparison's interval
+            sentence = sentence_around(tex, m.start())
+            named = {values.get(k) for k in re.findall(r"\\cb\{([^}]*-kind)\}", sentence)}
+            assert values[f"{key}-kind"] in named, f"{path.name}: {key}'s interval quoted without its kind"
+            typed = KIND_WORDS.findall(re.sub(r"\\cb\{[^}]*\}", "", sentence))
+            assert not typed, f"{path.name}: a kind typed by hand beside {key}: {typed}"
+            if key in text or values[f"{key}-lo"] in text:
+                assert plain(values[f"{key}-kind"]) in plain(text), f"{key}: its kind is not in the PDF"
+            quoted += 1
+    assert quoted >= 8  # the abstract, kernel, learned, engines and conclusions quote intervals
+    for study in registry.STUDIES:
+        kinds = {v["kind"] for v in json.loads((generated / study / "verdicts.json").read_text())} | {"none"}
+        for table in sorted((generated / study / "tables").glob("*.tex")):
+            for caption in re.findall(r"\\caption\{(.*?)\}\n\\label", table.read_text(), re.S):
+                rest = caption
+                for kind, phrase in KIND_PHRASES.items():
+                    if phrase in rest:
+                        assert kind.value in kinds, f"{table.name} names {kind.value}, which {study} did not compute"
+                        rest = rest.replace(phrase, "")
+                rest = NOT_A_VERDICT.sub("", rest)
+                assert not KIND_WORDS.findall(rest), f"{table.name}: a kind typed by hand: {KIND_WORDS.findall(rest)}"
 
 
 def test_main_text_fits_its_page_budget_and_ends_with_conclusions(built):
@@ -107,13 +165,16 @@ def test_every_key_the_paper_quotes_exists_with_or_without_each_study(tmp_path):
         build_pdf(generated, records.parent / f"{records.name}.pdf", paper_dir=PAPER)
 
 
-def test_undefined_result_key_stops_the_build(tmp_path, built):
+@pytest.mark.parametrize("line, key", [("The run took \\cb{missing-key} hours.", "missing-key"),
+                                       ("\\ifcb{kernel/no-such-flag}{Then.}{Else.}", "kernel/no-such-flag")])
+def test_an_undefined_key_or_flag_stops_the_build(tmp_path, built, line, key):
+    """\\ifcb on a key the run did not set stops the build as \\cb does (it used to take the else branch)."""
     _, generated, _, _ = built
     paper = tmp_path / "paper"
     shutil.copytree(PAPER, paper)
     threats = paper / "sections" / "threats.tex"
-    threats.write_text(threats.read_text() + "\nThe run took \\cb{missing-key} hours.\n")
-    with pytest.raises(LatexError, match="missing-key"):
+    threats.write_text(threats.read_text() + f"\n{line}\n")
+    with pytest.raises(LatexError, match=key):
         build_pdf(generated, tmp_path / "paper.pdf", paper_dir=paper)
     assert not (tmp_path / "paper.pdf").exists()
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import new_record
 
-from convbench import config
+from convbench import config, run
 from convbench.records import write_record
 from convbench.run import run_cells, run_group
 
@@ -144,11 +144,15 @@ def test_a_learned_network_is_shrunk_checked_and_timed(tmp_path):
     [record] = run_cells([cell], tmp_path, log=lambda _: None)
     assert record["status"] == "ok", record["error"]
     epochs, result = record["training"]["epochs"], record["learned"]
-    assert epochs[-1]["learned"]["blocks.0.radius"] < 1.0  # the radius penalty pulls the mask in
+    # two epochs do not fit the data: the first phase holds the radius at its start, no penalty yet
+    assert record["training"]["learning_started_epoch"] is None
+    assert epochs[-1]["learned"]["blocks.0.radius"] == pytest.approx(1.0)
     assert result["kept"][0]["kernel"] in (3, 5) and result["kept"][1] == {"kernel": 3, "maps": result["kept"][1]["maps"]}
     assert result["max_logit_difference"] < 1e-4
     assert result["test_accuracy"] == pytest.approx(epochs[-1]["test_accuracy"], abs=1 / record["training"]["dataset"]["test_size"])
-    assert result["step"]["shrunk"]["n"] == 3 and result["params"] <= record["counts"]["params"]
+    # timed in interleaved rounds, 3 samples each
+    assert result["step"]["shrunk"]["n"] == 3 * run.SHRUNK_ROUNDS and result["params"] <= record["counts"]["params"]
+    assert [list(r) for r in result["step_rounds"]] == [["learned", "shrunk"], ["shrunk", "learned"]] * 2
 
 
 def test_a_dead_launcher_leaves_a_failed_record_per_cell(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from convbench import cells, config, run
-from convbench.spec import ArchSpec, field, param_count
+from convbench.spec import ArchSpec, covering_field, field, param_count
 
 with open("config/config.yaml") as f:
     DEFAULT = yaml.safe_load(f)
@@ -24,17 +24,21 @@ def spec(cfg, name):
 # ---- replicates and the repeat -----------------------------------------------------------------------------
 
 def test_default_run_trains_five_replicates_in_torch_and_repeats_one_seed_in_tensorflow():
-    """The kernel study's networks are repeated in TensorFlow; the other studies skip it (train.repeats: 0)."""
+    """The kernel study's networks are repeated in TensorFlow, and the tracking study's first seed at each scale; the
+    other studies skip it (train.repeats: 0)."""
     trained = [c for c in config.check(DEFAULT) if c.task == "train"]
     assert any(c.settings["role"] == "repeat" for c in trained)
-    for key in {(c.study, c.arch.name, c.train_fraction) for c in trained}:
-        mine = [c for c in trained if (c.study, c.arch.name, c.train_fraction) == key]
+    def key_of(c):
+        return c.study, c.arch.name, c.train_fraction, c.settings["data"].get("scale")
+
+    for key in {key_of(c) for c in trained}:
+        mine = [c for c in trained if key_of(c) == key]
         replicates = [c for c in mine if c.settings["role"] == "replicate"]
         repeats = [c for c in mine if c.settings["role"] == "repeat"]
         assert {c.framework for c in replicates} == {"torch"} and {c.framework for c in repeats} <= {"tensorflow"}
-        assert [c.seed for c in repeats] == [min(c.seed for c in replicates)] * (key[0] == "kernel")
+        assert [c.seed for c in repeats] == [min(c.seed for c in replicates)] * (key[0] in ("kernel", "tracking"))
         assert {c.engine for c in repeats} <= {"function"}  # graphs: eager TensorFlow is 2-4.6x slower
-        if key[0] != "learned":
+        if key[0] not in ("learned", "tracking"):
             assert len(replicates) >= 5
     criterion = trained[0].settings["criterion"]
     assert set(criterion) == {"max_epochs", "patience", "min_epochs", "min_delta", "radius_delta", "monitor"}
@@ -175,12 +179,33 @@ def test_default_kernel_study_brackets_the_planted_scale():
     assert any(f < scale for f in fields.values()) and sum(f >= scale for f in fields.values()) >= 2, fields
 
 
-def test_learned_sweeps_start_inside_a_band_and_compare_with_hand_picked_widths():
-    learned = DEFAULT["studies"]["learned"]["architectures"]
-    sizes = [spec(DEFAULT, n) for n in learned if n.startswith("learned-size")]
-    widths = [spec(DEFAULT, n) for n in learned if n.startswith("learned-width")]
-    assert len({s.blocks[0].radius_penalty for s in sizes}) >= 3 and len({s.blocks[0].l0_penalty for s in widths}) >= 3
-    assert all(b.init_radius % 1 != 0 for s in sizes for b in s.blocks)  # not on a crop boundary
-    grid = {n for n in learned if n.startswith("k5-w")} | {n for n in DEFAULT["studies"]["kernel"]["architectures"]
-                                                           if n.startswith("k5-w")}
+def test_learned_nets_start_inside_their_largest_kernel_and_compare_with_hand_picked_widths():
+    learned, tracking = DEFAULT["studies"]["learned"], DEFAULT["studies"]["tracking"]
+    widths = [spec(DEFAULT, n) for n in learned["architectures"] if n.startswith("learned-width")]
+    penalties = sorted({s.blocks[0].l0_penalty for s in widths})
+    assert len(penalties) >= 3 and penalties[-1] >= 2 * penalties[0]  # a sweep over at least a 2x range
+    [size] = [spec(DEFAULT, n) for n in tracking["architectures"]]
+    for b in size.blocks:  # starts at least one kernel step inside its largest kernel: no solution on the boundary
+        assert b.init_radius + 1 <= (b.kernel + 1) / 2 - 1
+    # at least two scales whose smallest covering fields differ, and at least three seeds each
+    assert len({covering_field(size, s) for s in tracking["scales"]}) >= 2 and len(tracking["train"]["seeds"]) >= 3
+    grid = {n for study in (learned, DEFAULT["studies"]["kernel"]) for n in study["architectures"] if n.startswith("k5-w")}
     assert len(grid) >= 3
+
+
+def test_a_learned_net_starts_learning_only_once_the_data_loss_has_fallen_and_levelled_off():
+    """The plateau at chance is flat too: the penalties wait for a loss below half its first value."""
+    accuracy = CRITERION | {"monitor": "train_accuracy"}
+    plateau = epochs([0.693] * 8, radii=[3.0] * 8, accuracies=[0.51, 0.52, 0.51, 0.52, 0.51, 0.52, 0.51, 0.52])
+    assert run.converged(plateau, accuracy) and not run.data_fitted(plateau, accuracy)
+    fitted = epochs([0.69, 0.6, 0.3, 0.1, 0.05, 0.04, 0.03, 0.03], radii=[3.0] * 8,
+                    accuracies=[0.5, 0.6, 0.9, 0.97, 0.99, 0.995, 0.995, 0.995])
+    assert run.data_fitted(fitted, accuracy)
+    assert not run.data_fitted(fitted[:5], accuracy)  # still rising
+
+
+def test_a_gated_net_has_not_levelled_off_while_its_gates_still_close():
+    closing = [{"train_loss": 0.05, "train_accuracy": 0.99, "learned": {"blocks.0.open_maps": m}}
+               for m in (16, 16, 16, 15, 14, 13)]
+    assert not run.converged(closing, CRITERION | {"monitor": "train_accuracy"})
+    assert run.converged(closing[:3] + [closing[0]] * 4, CRITERION | {"monitor": "train_accuracy"})

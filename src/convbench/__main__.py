@@ -113,16 +113,18 @@ def cmd_tidy(args) -> None:
 def cmd_analyse(args) -> None:
     from convbench.analysis import analyse, analyse_study, read_run
     from convbench.analysis.registry import STUDIES
+    from convbench.analysis.stats import Margins
 
     projection = config_module.projection_section(args.projection, args.config)
+    margins = Margins.from_config(config_module.margins_section(args.margins, args.config))
     unknown = sorted(set(args.study or ()) - set(STUDIES))
     if unknown:
         raise config_module.ConfigError(f"--study: no study named {', '.join(unknown)} (one of {', '.join(STUDIES)})")
     if args.records:
         analyse([Path(p) for p in args.records], Path(args.out), args.command, Path(args.reference), args.study,
-                projection)
+                projection, margins)
         return
-    run = read_run(Path(args.out), args.command, Path(args.reference), projection)
+    run = read_run(Path(args.out), args.command, Path(args.reference), projection, margins)
     for name in args.study or STUDIES:
         analyse_study(STUDIES[name], run, Path(args.out) / name)
 
@@ -170,7 +172,8 @@ def main(argv=None) -> None:
     p.add_argument("--command", help="the command that reproduces the run, quoted in the paper")
     p.add_argument("--reference", default="results/reference", help="committed reference runs on GPUs")
     p.add_argument("--projection", help="the config's projection section as JSON (the Snakemake rule passes it)")
-    p.add_argument("--config", help="or read the projection section from this config file")
+    p.add_argument("--margins", help="the config's margins section as JSON (the Snakemake rule passes it)")
+    p.add_argument("--config", help="or read the projection and margins sections from this config file")
     p.set_defaults(func=cmd_analyse)
 
     p = sub.add_parser("paper", help="build the PDF from paper/ and the generated files")

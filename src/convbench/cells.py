@@ -68,9 +68,10 @@ class Cell:
                 f"-{nodes}nodes" if nodes > 1 else "")
         size = f"-i{self.image_size}" if self.settings.get("size_sweep") else ""
         size += f"-{self.settings['data']['dataset']}" if self.settings.get("dataset_sweep") else ""
+        scale = f"_p{self.settings['data']['scale']}" if self.settings.get("scale_sweep") else ""
         return (
             f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_{self.device}{self.devices}-"
-            f"{self.parallelism}{variant}_b{self.batch_size}{size}_s{self.seed}{fraction}_{self.task}"
+            f"{self.parallelism}{variant}_b{self.batch_size}{size}_s{self.seed}{fraction}{scale}_{self.task}"
         )
 
     @property
@@ -160,7 +161,12 @@ def _criterion(train: dict, fraction: float) -> dict:
 def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict) -> list[Cell]:
     """Every seed in the replicate framework (train.replicate_framework, the first framework by default);
     the first train.repeats seeds (default 1) in any other, a repeat that checks the frameworks agree from
-    identical weights and batches (cell.settings.role: 'replicate' or 'repeat')."""
+    identical weights and batches (cell.settings.role: 'replicate' or 'repeat'). A study with `scales` trains on the
+    planted task at each of them (the learned size's tracking experiment), the scale in the cell's id."""
+    if "scales" in study:
+        return [c for scale in study["scales"] for c in _train_cells(
+            config, arch, name, common, {**{k: v for k, v in study.items() if k != "scales"}, "scale_sweep": True,
+                                         "data": {**study.get("data", {}), "scale": scale}})]
     cells = []
     for entry in study.get("datasets", [None]):  # several: each cell's id names its data set
         entry = entry if isinstance(entry, dict) or entry is None else {"dataset": entry}
@@ -193,14 +199,14 @@ def _train_cells_on(config: dict, arch: dict, name: str, common: dict, study: di
     where = "data.train_size" if data["dataset"] == "planted" else f"the {data['dataset']} training split"
     if n_test == 0:
         raise SpecError(f"data.dataset: {data['dataset']} holds no test images")
-    cells = []
+    cells, sweep = [], {"scale_sweep": True} if study.get("scale_sweep") else {}
     for fraction in study.get("train_fractions", [data["train_fraction"]]):
         if math.floor(n_train * fraction) < train["batch_size"]:  # a cell named b64 would train on smaller batches
             raise SpecError(f"train.batch_size: {train['batch_size']} is more than the {math.floor(n_train * fraction)} "
                             f"training images left of {n_train} ({where}) at train fraction {fraction:g}")
         criterion = _criterion(train, fraction)
         cells += [Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
-                       train_fraction=fraction, settings={**settings, "epochs": criterion["max_epochs"],
+                       train_fraction=fraction, settings={**settings, **sweep, "epochs": criterion["max_epochs"],
                                                           "criterion": criterion, "role": role, "data": data})
                   for seed in seeds]
     return cells

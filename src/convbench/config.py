@@ -118,6 +118,25 @@ def projection_section(text: str | None, path: str | None = None) -> dict | None
     return projection
 
 
+def margins_section(text: str | None, path: str | None = None) -> dict:
+    """The practical margins for the analysis's verdicts: given as JSON (--margins, from the Snakemake rule), or read
+    from a config file (--config); checked against the schema. {} (the defaults) where neither gives any."""
+    if text is not None:
+        try:
+            margins, source = json.loads(text) or {}, "--margins"
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--margins: not valid JSON: {e}") from None
+    else:
+        margins, source = (read(path).get("margins") or {}) if path else {}, str(path)
+    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = {**schema["properties"]["margins"], "$defs": schema["$defs"]}
+    error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(margins))
+    if error is not None:
+        field = ".".join(["margins", *(str(p) for p in error.absolute_path)])
+        raise ConfigError(f"{source}: {field}: {error.message}")
+    return margins
+
+
 def load(path: str | Path) -> tuple[dict, list[cells.Cell]]:
     config = read(path)
     return config, check(config, str(path))

@@ -13,6 +13,16 @@ keeps every tap it should and no tap it should not, and the cropped network is t
 convolution that the hand-tuned kernel-size study compares against. (A Euclidean distance gives a disc;
 its bounding square would carry zeroed corner taps that cost time but do nothing.)
 
+The radius is learned on a log scale, z = exp(log_radius) (N-Jet learns its sigma as 2^s): a step changes
+it by a fraction of itself, and it cannot fall below 0 (the centre tap always stays). Training is in two
+phases (convbench.run.train): the network first fits the data with every mask and gate held at its start
+(a kernel well inside K, gates open); once the data loss has fallen and levelled off, the radii and gates
+get their own optimizers and learning rates (as DCLS gives its positions theirs) and the penalties join the
+loss. A ramp mask passes no gradient from taps outside its support, so a kernel that starts below the
+task's scale has nothing telling it to grow on a task that a narrower field cannot do at all; a kernel that
+starts above it and shrinks under a penalty only once the task is fitted stops where dropping the next ring
+costs more data loss than the penalty saves: the smallest field that still does the task.
+
 Learned filter count. Each output map of a convolution gets a hard-concrete gate (Louizos, Welling,
 Kingma 2018, "Learning Sparse Neural Networks through L0 Regularization"), with beta = 2/3,
 gamma = -0.1, zeta = 1.1. The gate multiplies the map after the activation; since a gate is >= 0,
@@ -30,6 +40,16 @@ BETA = 2.0 / 3.0  # temperature of the concrete distribution
 GAMMA = -0.1  # the stretched interval (gamma, zeta) around (0, 1), so that 0 and 1 have mass
 ZETA = 1.1
 NOISE_EPS = 1e-6  # uniform noise is clipped to [eps, 1 - eps] so that log u and log(1 - u) stay finite
+
+
+# The learned parameters by the suffix of their neutral names; each kind has its own optimizer and learning rate
+# (train.learned_lr), which start with the penalties.
+LEARNED_KINDS = ("log_radius", "log_alpha")
+
+
+def kind(name: str) -> str | None:
+    """The learned kind of a parameter by its neutral name; None for an ordinary weight."""
+    return next((k for k in LEARNED_KINDS if name.endswith(f".{k}")), None)
 
 
 # ---- learned kernel size ------------------------------------------------------------------------
@@ -161,7 +181,7 @@ def shrink(spec, weights: dict[str, np.ndarray], threshold: float = 0.0):
         conv = f"blocks.{i}.convs.0"
         weight, bias = weights.pop(f"{conv}.weight"), weights.pop(f"{conv}.bias")
         if block.init_radius is not None:
-            mask = ramp_mask(distance_grid(block.kernel), weights.pop(f"{conv}.radius"))
+            mask = ramp_mask(distance_grid(block.kernel), np.exp(weights.pop(f"{conv}.log_radius")))
             weight = crop(weight, mask, effective_size(mask, threshold))
         width = weight.shape[0]
         if block.gates:

@@ -104,10 +104,13 @@ def _learned_state(weights: dict[str, np.ndarray], spec) -> dict:
     state = {}
     for i, block in enumerate(spec.blocks):
         if block.init_radius is not None:
-            state[f"blocks.{i}.radius"] = float(np.mean(weights[f"blocks.{i}.convs.0.radius"]))
+            state[f"blocks.{i}.radius"] = float(np.mean(np.exp(weights[f"blocks.{i}.convs.0.log_radius"])))
         if block.gates:
             state[f"blocks.{i}.open_maps"] = int((learned.test_gate(weights[f"blocks.{i}.gate.log_alpha"]) > 0).sum())
     return state
+
+
+SHRUNK_ROUNDS = 4  # interleaved timing rounds of a learned network and its shrunk copy
 
 
 def shrink_and_measure(cell: Cell, backend, trainer, dataset) -> dict:
@@ -120,14 +123,23 @@ def shrink_and_measure(cell: Cell, backend, trainer, dataset) -> dict:
     accuracy = _evaluate(shrunk, dataset.x_test, dataset.y_test)[1]  # before timing: timed steps train on
     protocol = timing.protocol(cell.settings["timing"])
     x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, cell.arch.num_classes, cell.seed)
-    steps = {}
-    for name, net in (("learned", trainer), ("shrunk", shrunk)):
-        inputs = net.to_device(x, y)
-        steps[name] = timing.time_step(lambda: net.step(*inputs), net.sync, protocol).summary(protocol.max_iqr_ratio)
+    # The two networks take turns, round after round, the order flipping each round, so that a drift of a shared
+    # machine's load falls on both alike (as the speed cells' launches take turns); a round's ratio pairs its two.
+    nets = {"learned": (trainer, trainer.to_device(x, y)), "shrunk": (shrunk, shrunk.to_device(x, y))}
+    samples, rounds = {name: [] for name in nets}, []
+    for r in range(SHRUNK_ROUNDS):
+        medians = {}
+        for name in (list(nets) if r % 2 == 0 else list(nets)[::-1]):
+            net, inputs = nets[name]
+            m = timing.time_step(lambda: net.step(*inputs), net.sync, protocol)
+            samples[name] += m.samples
+            medians[name] = m.median
+        rounds.append(medians)
+    steps = {name: timing.Measurement(s).summary(protocol.max_iqr_ratio) for name, s in samples.items()}
     return {"shrunk_arch": plain.to_dict(), "kept": [{"kernel": k, "maps": m} for k, m in kept],
             "params": param_count(plain), "flops_forward": forward_flops(plain, cell.image_size),
             "test_accuracy": accuracy,
-            "max_logit_difference": float(difference.max()), "step": steps}
+            "max_logit_difference": float(difference.max()), "step": steps, "step_rounds": rounds}
 
 
 # What the plateau criterion watches, and which way is better: +1 larger, -1 smaller.
@@ -137,8 +149,9 @@ MONITORS = {"train_accuracy": 1, "train_loss": -1}
 def converged(epochs: list[dict], criterion: dict) -> bool:
     """Whether training has levelled off after the last of `epochs` (convbench.cells._criterion): past
     min_epochs, the best value of the monitored quantity (train accuracy, or train loss) over the last `patience`
-    epochs is not min_delta better than the best before them, and every learned radius has moved less than
-    radius_delta over those epochs. A loss that is not finite has diverged: never converged."""
+    epochs is not min_delta better than the best before them, every learned radius has moved less than
+    radius_delta over those epochs and no gate has opened or closed in them. A loss that is not finite has
+    diverged: never converged."""
     patience, n = criterion["patience"], len(epochs)
     losses = np.array([e["train_loss"] for e in epochs], dtype=float)
     if not np.isfinite(losses).all() or n < max(criterion["min_epochs"], patience + 1):
@@ -147,8 +160,11 @@ def converged(epochs: list[dict], criterion: dict) -> bool:
     values = MONITORS[monitor] * np.array([e[monitor] for e in epochs], dtype=float)
     if values[-patience:].max() > values[:-patience].max() + criterion["min_delta"]:
         return False
-    radii = [[v for k, v in e.get("learned", {}).items() if k.endswith(".radius")] for e in epochs[-patience - 1:]]
-    return not radii[0] or float(np.ptp(np.array(radii), axis=0).max()) < criterion["radius_delta"]
+    last = epochs[-patience - 1:]
+    radii = [[v for k, v in e.get("learned", {}).items() if k.endswith(".radius")] for e in last]
+    maps = [[v for k, v in e.get("learned", {}).items() if k.endswith(".open_maps")] for e in last]
+    return ((not radii[0] or float(np.ptp(np.array(radii), axis=0).max()) < criterion["radius_delta"])
+            and (not maps[0] or not np.ptp(np.array(maps), axis=0).any()))
 
 
 def load_data(cell: Cell) -> data.Dataset:
@@ -159,19 +175,30 @@ def load_data(cell: Cell) -> data.Dataset:
                      train_fraction=cell.train_fraction, image_size=cell.image_size, planted=planted)
 
 
+def data_fitted(epochs: list[dict], criterion: dict) -> bool:
+    """Whether a learned network's first phase is over (convbench.learned): the data loss has fallen below
+    half its first epoch's and the monitored quantity has levelled off (converged, radii aside). A net that
+    sits at chance has a flat loss too: the fall keeps its penalties from starting on it."""
+    return epochs[-1]["train_loss"] < 0.5 * epochs[0]["train_loss"] and converged(
+        [{k: v for k, v in e.items() if k != "learned"} for e in epochs], criterion)
+
+
 def train(cell: Cell, backend) -> dict:
     """Train on the configured data set until the train accuracy (or loss) levels off (settings.criterion; `epochs`
     is the cap); loss and accuracy on both splits after every epoch. A network that learns its kernel sizes or
-    filter counts is then shrunk to a plain one, checked and timed."""
+    filter counts trains in two phases (convbench.learned): the weights alone until the data is fitted, then the
+    radii and gates with their penalties until it levels off again; it is then shrunk to a plain one, checked
+    and timed."""
     settings = cell.settings
     dataset = load_data(cell)
     trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), settings["lr"], settings["momentum"],
-                              cell.device, cell.engine, seed=cell.seed, optimizer=settings["optimizer"])
+                              cell.device, cell.engine, seed=cell.seed, optimizer=settings["optimizer"],
+                              learned_lr=settings.get("learned_lr"))
     is_learned = any(block.learned for block in cell.arch.blocks)
     criterion = settings.get("criterion") or {"max_epochs": settings["epochs"], "patience": settings["epochs"],
                                               "min_epochs": settings["epochs"], "min_delta": 0.0, "radius_delta": 1.0,
                                               "monitor": "train_loss"}
-    epochs, done = [], False
+    epochs, done, started = [], False, None
     for epoch in range(1, settings["epochs"] + 1):
         t0 = time.perf_counter()
         for index in data.batches(len(dataset.y_train), cell.batch_size, cell.seed, epoch):
@@ -186,7 +213,14 @@ def train(cell: Cell, backend) -> dict:
         if not np.isfinite(train_loss):  # more epochs change nothing, and a NaN loss is no result
             raise FloatingPointError(f"training diverged: the train loss is {train_loss} after epoch {epoch} "
                                      f"(train.lr {settings['lr']:g}, {settings['optimizer']})")
-        done = converged(epochs, criterion)
+        if is_learned and started is None:  # the second phase has yet to run
+            if data_fitted(epochs, criterion):
+                started = epoch
+                trainer.start_learning(len(dataset.y_train))
+        elif is_learned:
+            done = converged(epochs[started:], {**criterion, "min_epochs": criterion["patience"] + 1})
+        else:
+            done = converged(epochs, criterion)
         if done:
             break
     result = {
@@ -196,6 +230,7 @@ def train(cell: Cell, backend) -> dict:
                      "converged": done, "stopped_epoch": len(epochs), "criterion": criterion},
     }
     if is_learned:
+        result["training"]["learning_started_epoch"] = started
         result["learned"] = shrink_and_measure(cell, backend, trainer, dataset)
     return result
 

@@ -19,6 +19,7 @@ afterwards the network is cropped and pruned to a plain spec.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -97,7 +98,8 @@ def validate_mask(where: str, max_kernel, init_radius, ramp=1.0, threshold=0.0, 
     The initial mask must fit the kernel: its support is r < init_radius + ramp, and the K x K grid holds
     r <= (K-1)/2, so init_radius + ramp <= (K+1)/2 (with ramp 1: init_radius <= (K-1)/2). During training
     the radius may grow past that; the mask then saturates at 1 on the whole grid (no loss gradient
-    reaches the radius, only the penalty, which pulls it back).
+    reaches the radius, only the penalty, which pulls it back). The radius is learned as its logarithm,
+    so init_radius must be > 0.
     """
     _need(isinstance(max_kernel, int) and not isinstance(max_kernel, bool), where, "max_kernel",
           "must be an integer", max_kernel)
@@ -105,7 +107,8 @@ def validate_mask(where: str, max_kernel, init_radius, ramp=1.0, threshold=0.0, 
     _need(max_kernel % 2 == 1, where, "max_kernel", "must be odd so that the mask's centre is a tap "
           "and 'same' padding is symmetric", max_kernel)
     _need(_is_number(ramp) and ramp > 0, where, "ramp", "must be a number > 0", ramp)
-    _need(_is_number(init_radius) and init_radius >= 0, where, "init_radius", "must be a number >= 0", init_radius)
+    _need(_is_number(init_radius) and init_radius > 0, where, "init_radius",
+          "must be a number > 0 (it is learned on a log scale)", init_radius)
     _need(init_radius + ramp <= (max_kernel + 1) / 2, where, "init_radius",
           f"must be <= (max_kernel + 1) / 2 - ramp = {(max_kernel + 1) / 2 - ramp:g} so that the initial "
           f"mask fits a {max_kernel}x{max_kernel} kernel", init_radius)
@@ -217,6 +220,25 @@ def field(spec: ArchSpec) -> int:
     return size
 
 
+def covering_field(spec: ArchSpec, scale: int) -> int | None:
+    """The smallest field (convbench.spec.field) that a network of spec's shape reaches, with every masked block at
+    any odd kernel up to its largest and the others as they are, and whose last convolution's maps see two marks
+    `scale` pixels apart wherever the planted task puts them: the last convolution's field, on maps of stride S
+    before the last pool, must be >= scale + S - 1 (its windows start every S pixels). None: no such kernel."""
+    *first, last = spec.blocks
+    stride = int(np.prod([b.pool for b in first]))
+
+    def sees(net: ArchSpec) -> bool:
+        return field(net) - (last.pool - 1) * stride >= scale + stride - 1
+
+    def plain(kernels) -> ArchSpec:
+        return dataclasses.replace(spec, blocks=tuple(dataclasses.replace(b, kernel=k, init_radius=None, gates=False)
+                                                      for b, k in zip(spec.blocks, kernels)))
+
+    options = [range(1, b.kernel + 1, 2) if b.init_radius is not None else (b.kernel,) for b in spec.blocks]
+    return min((field(net) for net in map(plain, itertools.product(*options)) if sees(net)), default=None)
+
+
 def conv_sizes(spec: ArchSpec, image_size: int) -> list[tuple[Conv, int]]:
     """Every convolution with the height (= width) of the maps it works on."""
     sizes = [image_size]
@@ -302,7 +324,7 @@ def init_weights(spec: ArchSpec, seed: int) -> dict[str, np.ndarray]:
         weights[f"{c.name}.bias"] = np.zeros(c.out_channels, np.float32)
         block = spec.blocks[c.block]
         if block.init_radius is not None:
-            weights[f"{c.name}.radius"] = np.full(1, block.init_radius, np.float32)
+            weights[f"{c.name}.log_radius"] = np.full(1, np.log(block.init_radius), np.float32)
         if block.gates:
             weights[f"blocks.{c.block}.gate.log_alpha"] = np.full(block.out_channels, block.init_log_alpha, np.float32)
     bound = 1.0 / np.sqrt(spec.features)

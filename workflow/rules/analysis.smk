@@ -38,6 +38,7 @@ rule analyse:
         command=REPRODUCE,
         captions=CAPTIONS,
         projection=json.dumps(config.get("projection") or {}),
+        margins=json.dumps(config.get("margins") or {}),
     log:
         "results/{run}/logs/analyse/{study}.log",
     threads: 1
@@ -48,4 +49,4 @@ rule analyse:
         "../../envs/convbench.yaml"
     shell:
         "python -m convbench analyse --out results/{wildcards.run}/generated --study {wildcards.study}"
-        " --command {params.command:q} --projection {params.projection:q} > {log} 2>&1"
+        " --command {params.command:q} --projection {params.projection:q} --margins {params.margins:q} > {log} 2>&1"

@@ -15,13 +15,14 @@ import pandas as pd
 
 from convbench.analysis import tidy
 from convbench.files import replacing, write_text
-from convbench.analysis.formatting import percent, ratio, signed
+from convbench.analysis.formatting import KIND_PHRASES, percent, ratio, signed, verdict_word
 from convbench.analysis.latex import LatexError, build_pdf, write_macros
 from convbench.analysis.records import RecordError, load_records
-from convbench.analysis.stats import Verdict
+from convbench.analysis.stats import MARGINS, Margins, Verdict
 from convbench.analysis.study import Run, Study
 
-__all__ = ["analyse", "analyse_study", "build_pdf", "LatexError", "RecordError", "read_run", "write_tidy"]
+__all__ = ["analyse", "analyse_study", "build_pdf", "KeyClash", "LatexError", "RecordError", "read_run",
+           "write_tidy"]
 
 TIDY, SAMPLES, ENVIRONMENT = "tidy.csv", "samples.csv", "environment.csv"
 REFERENCE = Path("results/reference")
@@ -32,14 +33,16 @@ def write_tidy(records_dirs, out_dir) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = load_records(records_dirs)
+    samples = tidy.samples(records)
     with replacing(out / TIDY, out / SAMPLES, out / ENVIRONMENT) as (tidy_csv, samples_csv, environment_csv):
-        tidy.tidy(records).to_csv(tidy_csv, index=False)  # the three replace the previous ones together, or none does
-        tidy.samples(records).to_csv(samples_csv, index=False)
+        tidy.resolve(tidy.tidy(records), samples).to_csv(tidy_csv, index=False)  # the three replace the previous
+        samples.to_csv(samples_csv, index=False)                                 # ones together, or none does
         tidy.environment(records).to_csv(environment_csv, index=False)
     return out
 
 
-def read_run(generated, command: str | None = None, reference=REFERENCE, projection: dict | None = None) -> Run:
+def read_run(generated, command: str | None = None, reference=REFERENCE, projection: dict | None = None,
+             margins: Margins = MARGINS) -> Run:
     """The tidy tables a run published, as every study reads them; command defaults to the one the records hold."""
     generated = Path(generated)
     for name in (TIDY, SAMPLES, ENVIRONMENT):
@@ -52,16 +55,37 @@ def read_run(generated, command: str | None = None, reference=REFERENCE, project
     if command is None and "command" in env:
         command = "; ".join(sorted({str(c) for c in env["command"].dropna()})) or None
     return Run(df, pd.read_csv(generated / SAMPLES), env, command, Path(reference) if reference else None,
-               projection)
+               projection, margins)
 
 
 def verdict_values(v: Verdict) -> dict[str, str]:
+    """A verdict's macros: estimate, -lo, -hi, -word (its outcome's words) and -kind (how its interval was computed)."""
     fmt = ratio if v.unit == "ratio" else (lambda x: signed(percent(x)))  # points: a minus sign, not a hyphen
-    return {v.key: fmt(v.estimate), f"{v.key}-lo": fmt(v.lo), f"{v.key}-hi": fmt(v.hi), f"{v.key}-word": v.word}
+    return {v.key: fmt(v.estimate), f"{v.key}-lo": fmt(v.lo), f"{v.key}-hi": fmt(v.hi), f"{v.key}-word": verdict_word(v),
+            f"{v.key}-kind": KIND_PHRASES[v.kind]}
+
+
+class KeyClash(RecordError):
+    """Two writers set the same macro key, or a study wrote outside its own prefix (a one-line message)."""
+
+
+def gather(writers: list[tuple[str, dict[str, str]]], prefix: str | None = None) -> dict[str, str]:
+    """The macros of several writers as one dict; a key written twice, or outside `prefix/`, stops the analysis with a
+    one-line KeyClash naming the writers."""
+    out, by = {}, {}
+    for writer, values in writers:
+        for key, value in values.items():
+            if prefix and not key.startswith(f"{prefix}/"):
+                raise KeyClash(f"macro key {key!r} written by {writer} lies outside its study's prefix {prefix}/")
+            if key in out:
+                raise KeyClash(f"macro key {key!r} written twice: by {by[key]} and by {writer}")
+            out[key], by[key] = value, writer
+    return out
 
 
 def analyse_study(study: Study, run: Run, out_dir) -> Path:
-    """One study's figures/, tables/, macros.tex and verdicts.json in out_dir."""
+    """One study's figures/, tables/, macros.tex and verdicts.json in out_dir; KeyClash where a key is written twice
+    or outside the study's prefix."""
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -70,21 +94,21 @@ def analyse_study(study: Study, run: Run, out_dir) -> Path:
     for table in study.tables:
         write_text(out / "tables" / f"{table.name}.tex", table.render(run))
     verdicts = study.verdicts(run)
-    values = {f"{study.name}/ran": "1" if study.ran(run) else "0", **study.values(run)}
-    for v in verdicts:
-        values.update(verdict_values(v))
-    write_macros(values, out / "macros.tex")
+    writers = [(f"{study.name}.ran", {f"{study.name}/ran": "1" if study.ran(run) else "0"}),
+               (f"{study.name}.values", study.values(run))]
+    writers += [(f"{study.name}.verdicts ({v.subject} against {v.reference})", verdict_values(v)) for v in verdicts]
+    write_macros(gather(writers, study.name), out / "macros.tex")
     write_text(out / "verdicts.json", json.dumps([v.to_dict() for v in verdicts], indent=1))
     return out
 
 
 def analyse(records_dirs, out_dir, command: str | None = None, reference_root=REFERENCE, studies=None,
-            projection: dict | None = None) -> Path:
+            projection: dict | None = None, margins: Margins = MARGINS) -> Path:
     """Everything at once (the command line's `analyse --records`): tidy tables, then every study (or `studies`)."""
     from convbench.analysis.registry import STUDIES
 
     out = write_tidy(records_dirs, out_dir)
-    run = read_run(out, command, reference_root, projection)
+    run = read_run(out, command, reference_root, projection, margins)
     for name in studies or STUDIES:
         analyse_study(STUDIES[name], run, out / name)
     return out

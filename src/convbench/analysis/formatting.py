@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 
+from convbench.analysis.stats import Kind, Outcome
 from convbench.cells import ENGINES, FRAMEWORKS
 from convbench.spec import ArchSpec
 
@@ -170,25 +171,63 @@ def compare(word_if_more: str, word_if_less: str, a: str, b: str, same: str) -> 
     return same if float(a) == float(b) else (word_if_more if float(a) > float(b) else word_if_less)
 
 
-def speed_word(r: float, lo: float, hi: float) -> str:
-    """A time ratio a/b and its interval as words about a: the interval as printed decides, never the estimate."""
-    if float(ratio(lo)) <= 1 <= float(ratio(hi)):
-        return "about as fast as"
-    return "slower than" if r > 1 else "faster than"
+# ---- verdicts: the one table of words ----------------------------------------------------------------
+
+# (scale, outcome) -> the phrase between subject and reference; the several-times claim's AT_LEAST has a word per side.
+WORDS = {
+    ("time", Outcome.FASTER): "faster than", ("time", Outcome.SLOWER): "slower than",
+    ("time", Outcome.EQUIVALENT): "as fast as (within the margin)", ("time", Outcome.UNDECIDED): "undecided against",
+    ("accuracy", Outcome.HIGHER): "higher than", ("accuracy", Outcome.LOWER): "lower than",
+    ("accuracy", Outcome.EQUIVALENT): "equivalent to (within the margin)",
+    ("accuracy", Outcome.UNDECIDED): "undecided against",
+    ("gap", Outcome.HIGHER): "a larger gap than", ("gap", Outcome.LOWER): "a smaller gap than",
+    ("gap", Outcome.EQUIVALENT): "a gap equivalent to (within the margin)", ("gap", Outcome.UNDECIDED): "undecided against",
+    ("overfit", Outcome.HIGHER): "overfit more", ("overfit", Outcome.LOWER): "overfit less",
+    ("overfit", Outcome.EQUIVALENT): "overfit equivalently (within the margin)",
+    ("overfit", Outcome.UNDECIDED): "undecided",
+    ("size", Outcome.HIGHER): "a size the grid ranks above its best",
+    ("size", Outcome.LOWER): "a size the grid ranks below its best",
+    ("size", Outcome.EQUIVALENT): "a size equivalent to the grid's best (within the margin)",
+    ("size", Outcome.UNDECIDED): "a size the grid cannot tell from its best",
+    ("several", Outcome.LESS_THAN): "less than several times apart from",
+    ("several", Outcome.UNDECIDED): "undecided against",
+}
+SEVERAL_WORDS = {True: "several times slower than", False: "several times faster than"}  # AT_LEAST, by side
+# outcomes counted over several comparisons ("faster on 3, undecided on 2 of 5 networks")
+SHORT = {Outcome.FASTER: "faster", Outcome.SLOWER: "slower", Outcome.HIGHER: "higher", Outcome.LOWER: "lower",
+         Outcome.EQUIVALENT: "equivalent", Outcome.UNDECIDED: "undecided", Outcome.AT_LEAST: "several times apart",
+         Outcome.LESS_THAN: "less than several times apart"}
+
+# How each kind of interval is named in the paper (captions, headers and sentences take it from the verdict shown).
+KIND_PHRASES = {
+    Kind.LAUNCHES: "$t$ interval over the launch medians, paired by launch",
+    Kind.SEEDS: "paired $t$ interval over seeds, Holm-corrected",
+    Kind.WELCH: "Welch $t$ interval over the launch medians",
+    Kind.BOOTSTRAP: "percentile bootstrap interval of one launch's samples",
+    Kind.QUARTILES: "range from the quartiles",
+    Kind.PREDICTION: "$t$ prediction interval of one new seed",
+    Kind.SPREAD: "range over the comparisons",
+    Kind.NONE: "no interval",
+}
 
 
-SEVERAL = 2.0  # "several times" means at least this factor, either way (the claim of the engines and overhead studies)
-SEVERAL_SLOWER, SEVERAL_FASTER = "several times slower than", "several times faster than"
+def verdict_word(v) -> str:
+    """The phrase a Verdict's outcome allows (its fact where it has no interval): WORDS, rendered at render time."""
+    if v.outcome is Outcome.NONE:
+        return v.fact or "--"
+    if v.outcome is Outcome.AT_LEAST:
+        return SEVERAL_WORDS[v.estimate > 1]
+    return WORDS[(v.scale, v.outcome)]
 
 
-def several_word(r: float, lo: float, hi: float, factor: float = SEVERAL) -> str:
-    """A time ratio a/b and its interval as words about a, from the interval as printed: several times slower or
-    faster where the whole interval lies at or beyond factor (or at or below 1/factor), else speed_word's."""
-    if float(ratio(lo)) >= factor:
-        return SEVERAL_SLOWER
-    if float(ratio(hi)) <= float(ratio(1 / factor)):
-        return SEVERAL_FASTER
-    return speed_word(r, lo, hi)
+def kind_phrase(kinds) -> str:
+    """The interval kinds of the verdicts a caption or sentence shows, named as the paper names them ('and')."""
+    return words(KIND_PHRASES[Kind(k)] for k in dict.fromkeys(kinds)) or KIND_PHRASES[Kind.NONE]
+
+
+def margin_text(margins) -> str:
+    """The margins as the paper states them: time ratios within [1/1.05, 1.05], accuracy within 1 point."""
+    return rf"{100 * margins.time:g}\,\% for time ratios, {100 * margins.accuracy:g} point for accuracy"
 
 
 def flag(condition) -> str:

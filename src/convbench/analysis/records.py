@@ -116,7 +116,7 @@ class Record:
     process: dict = field(default_factory=dict)  # import time and the device ceilings measured in the process
     memory: dict = field(default_factory=dict)
     learned: dict = field(default_factory=dict)  # learned study: what crop and prune kept
-    convergence: dict = field(default_factory=dict)  # train cells: converged, stopped_epoch, criterion (if recorded)
+    convergence: dict = field(default_factory=dict)  # train cells: converged, stopped_epoch, criterion, learning_started_epoch (if recorded)
     communication: dict = field(default_factory=dict)  # several devices: bytes measured and modelled
     wall_s: float | None = None
     started: str | None = None
@@ -194,7 +194,8 @@ def parse(raw: dict, path: Path | str = "<record>") -> Record:
                   _timings(raw.get("timings")) if ok else None, tuple(training.get("epochs") or ()) if ok else (),
                   training.get("dataset") or {}, raw.get("counts") or {}, raw.get("environment") or {},
                   raw.get("engine") or {}, raw.get("process") or {}, raw.get("memory") or {},
-                  raw.get("learned") or {}, {k: training[k] for k in ("converged", "stopped_epoch", "criterion")
+                  raw.get("learned") or {}, {k: training[k] for k in ("converged", "stopped_epoch", "criterion",
+                                                                         "learning_started_epoch")
                                               if k in training and ok},
                   raw.get("communication") or {}, raw.get("wall_s"), raw.get("started"))
 

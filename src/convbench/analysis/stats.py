@@ -1,12 +1,15 @@
 """Intervals and comparisons, one copy each: t intervals over seeds, bootstrap and quartile ranges of time ratios,
 the Pareto front, and the Verdict every study hands to the paper.
 
-A Verdict is plain data (what was compared, the estimate, its interval, the short phrase the interval allows); the
-text around it lives in paper/sections/*.tex. Tests assert on verdicts, not on wording.
+A Verdict is plain data: what was compared, the estimate, its interval, the interval's kind, the practical margin and
+the outcome the decision rule gives (decide_ratio, decide_points, decide_several). Words are rendered from the outcome
+at render time (formatting.verdict_word); code and tests use the enum, never the words.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from enum import Enum
 
 import numpy as np
 import pandas as pd
@@ -15,14 +18,104 @@ from scipy import stats
 LEVEL = 0.95  # of every interval
 RESAMPLES, SEED = 2000, 0  # of every bootstrap
 ODD = 0.25  # a launch whose median lies this far (relative) from its cell's other launches' median is odd (odd_launch)
+SEVERAL = 2.0  # "several times" means at least this factor, either way (the engines and overhead studies' claim)
+
+
+class Outcome(str, Enum):
+    """What an interval says against the practical margin. Time ratios: FASTER, SLOWER; differences in points: HIGHER,
+    LOWER; both: EQUIVALENT (the whole interval inside the margin), UNDECIDED (anything else). The "several times"
+    claim: AT_LEAST (the whole interval at or beyond the factor, either way), LESS_THAN (wholly inside it), UNDECIDED.
+    NONE: a fact without an interval (Verdict.fact says what)."""
+    FASTER = "faster"
+    SLOWER = "slower"
+    HIGHER = "higher"
+    LOWER = "lower"
+    EQUIVALENT = "equivalent"
+    UNDECIDED = "undecided"
+    AT_LEAST = "at_least"
+    LESS_THAN = "less_than"
+    NONE = "none"
+
+    @property
+    def decided(self) -> bool:
+        return self not in (Outcome.UNDECIDED, Outcome.NONE)
+
+
+class Kind(str, Enum):
+    """How a verdict's interval was computed (formatting.KIND_PHRASES names each in the paper)."""
+    LAUNCHES = "launches"  # t interval of the mean log ratio over launch medians, paired by launch (launch_ratio)
+    SEEDS = "seeds"  # paired t interval over seeds, at its Holm level (paired_verdicts)
+    WELCH = "welch"  # Welch t interval over the launch medians of two unpaired cells (unpaired_ratio)
+    BOOTSTRAP = "bootstrap"  # percentile bootstrap of the raw samples of one launch (bootstrap_ratio)
+    QUARTILES = "quartiles"  # range from both medians' quartiles (quartile_ratio)
+    PREDICTION = "prediction"  # t prediction interval of one new seed (prediction_interval)
+    SPREAD = "spread"  # lowest to highest over several comparisons (or their intervals)
+    NONE = "none"  # no interval
+
+
+@dataclass(frozen=True)
+class Margins:
+    """The practical margins of the decision rule (the config's `margins`): a time ratio is equivalent inside
+    [1/(1 + time), 1 + time]; a difference in accuracy inside -accuracy..+accuracy (a fraction: 0.01 is one point)."""
+    time: float = 0.05
+    accuracy: float = 0.01
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> "Margins":
+        """From the config's margins section (accuracy in points); defaults for what it leaves out."""
+        section = section or {}
+        return cls(float(section.get("time", cls.time)), float(section.get("accuracy", 100 * cls.accuracy)) / 100)
+
+    @property
+    def ratio(self) -> float:
+        return 1 + self.time
+
+
+MARGINS = Margins()
+
+
+def decide_ratio(lo: float, hi: float, margin: float = MARGINS.ratio) -> Outcome:
+    """A time ratio's interval against the margin m (e.g. 1.05): SLOWER wholly above m, FASTER wholly below 1/m,
+    EQUIVALENT wholly inside [1/m, m], else UNDECIDED (also without an interval)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return Outcome.UNDECIDED
+    if lo > margin:
+        return Outcome.SLOWER
+    if hi < 1 / margin:
+        return Outcome.FASTER
+    return Outcome.EQUIVALENT if 1 / margin <= lo and hi <= margin else Outcome.UNDECIDED
+
+
+def decide_points(lo: float, hi: float, margin: float = MARGINS.accuracy) -> Outcome:
+    """A difference's interval (fractions) against the margin m: HIGHER wholly above m, LOWER wholly below -m,
+    EQUIVALENT wholly inside [-m, m], else UNDECIDED (also without an interval)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return Outcome.UNDECIDED
+    if lo > margin:
+        return Outcome.HIGHER
+    if hi < -margin:
+        return Outcome.LOWER
+    return Outcome.EQUIVALENT if -margin <= lo and hi <= margin else Outcome.UNDECIDED
+
+
+def decide_several(lo: float, hi: float, factor: float = SEVERAL) -> Outcome:
+    """A time ratio's interval against "several times": AT_LEAST where it lies wholly at or beyond factor (or at or
+    below 1/factor), LESS_THAN where wholly inside (1/factor, factor), else UNDECIDED."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return Outcome.UNDECIDED
+    if lo >= factor or hi <= 1 / factor:
+        return Outcome.AT_LEAST
+    return Outcome.LESS_THAN if 1 / factor < lo and hi < factor else Outcome.UNDECIDED
 
 
 @dataclass(frozen=True)
 class Verdict:
     """One comparison the paper states: `subject` against `reference` in `quantity`, estimate and interval.
 
-    word: the short phrase the interval allows ('faster than', 'about as fast as', 'higher', ...), chosen from the
-    numbers as printed. unit: 'ratio' (subject / reference) or 'points' (subject minus reference, percent points).
+    outcome: what the decision rule gives against `margin` (a ratio such as 1.05, points as a fraction such as 0.01,
+    or the factor of the several-times claim). kind: how the interval was computed. unit: 'ratio' (subject /
+    reference) or 'points' (subject minus reference). scale: the row of the words table (formatting.WORDS: 'time',
+    'accuracy', 'gap', 'overfit', 'several', 'size'). fact: for outcome NONE, what was found without an interval.
     """
     key: str
     subject: str
@@ -31,13 +124,42 @@ class Verdict:
     estimate: float
     lo: float
     hi: float
-    word: str
+    outcome: Outcome
+    kind: Kind
+    margin: float = math.nan
     unit: str = "ratio"
+    scale: str = "time"
     n: int | None = None
     level: float | None = None  # of the interval, where a correction for several comparisons moved it off LEVEL
+    fact: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        return d | {"outcome": self.outcome.value, "kind": self.kind.value}
+
+    def renamed(self, key: str) -> "Verdict":
+        return Verdict(**{**asdict(self), "key": key})
+
+
+def time_verdict(key: str, subject: str, reference: str, quantity: str, r: float, lo: float, hi: float, kind: Kind,
+                 margins: Margins = MARGINS, n: int | None = None) -> Verdict:
+    """A time ratio subject / reference, decided against the time margin."""
+    return Verdict(key, subject, reference, quantity, float(r), float(lo), float(hi),
+                   decide_ratio(lo, hi, margins.ratio), Kind(kind), margins.ratio, "ratio", "time", n)
+
+
+def several_verdict(key: str, subject: str, reference: str, quantity: str, r: float, lo: float, hi: float,
+                    kind: Kind, n: int | None = None, factor: float = SEVERAL) -> Verdict:
+    """A time ratio subject / reference, decided against the several-times factor."""
+    return Verdict(key, subject, reference, quantity, float(r), float(lo), float(hi), decide_several(lo, hi, factor),
+                   Kind(kind), factor, "ratio", "several", n)
+
+
+def fact_verdict(key: str, subject: str, reference: str, quantity: str, estimate: float, lo: float, hi: float,
+                 fact: str, unit: str = "ratio", n: int | None = None, kind: Kind = Kind.NONE) -> Verdict:
+    """What was found without an interval the decision rule reads (a count, a category): outcome NONE, the fact."""
+    return Verdict(key, subject, reference, quantity, float(estimate), float(lo), float(hi), Outcome.NONE, kind,
+                   math.nan, unit, "fact", n, None, fact)
 
 
 def t_quantile(n: int, level: float = LEVEL) -> float:
@@ -55,21 +177,16 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float, int]:
     return float(x.mean()), float(t_quantile(n, level) * x.std(ddof=1) / np.sqrt(n)), n
 
 
-UNDECIDED = "not distinguishable"  # a paired interval that holds zero
-
-
 @dataclass(frozen=True)
 class Paired:
     """Per-seed differences subject minus reference (seeds shared across networks: same initial draw, same data
-    order) to be judged together with the other comparisons of their family; more/less: the words for an interval
-    wholly above or below zero."""
+    order) to be judged together with the other comparisons of their family; scale: the row of the words table."""
     key: str
     subject: str
     reference: str
     quantity: str
     diffs: tuple[float, ...]
-    more: str = "higher than"
-    less: str = "lower than"
+    scale: str = "accuracy"
 
 
 def paired_t(diffs, level: float = LEVEL) -> tuple[float, float, float, int, float]:
@@ -102,15 +219,10 @@ def holm_levels(pvalues, level: float = LEVEL) -> list[float]:
     return levels
 
 
-def printed_points(x: float) -> float:
-    """A difference in points as printed (one decimal): words never contradict the digits."""
-    return round(100 * x, 1)
-
-
-def paired_verdicts(family: list[Paired], level: float = LEVEL) -> list[Verdict]:
+def paired_verdicts(family: list[Paired], margins: Margins = MARGINS, level: float = LEVEL) -> list[Verdict]:
     """Verdicts on a family of paired comparisons, Holm-corrected over the family: each the mean difference
-    (points) with its t interval at the Holm level; the word is `more` or `less` where the interval as printed
-    excludes zero, else UNDECIDED. A comparison with fewer than two pairs has no interval and no verdict."""
+    (points) with its t interval at the Holm level, decided against the accuracy margin (decide_points). A comparison
+    with fewer than two pairs has no interval and no verdict."""
     tests = [paired_t(c.diffs) for c in family]
     levels = holm_levels([t[4] for t in tests], level)
     out = []
@@ -118,8 +230,9 @@ def paired_verdicts(family: list[Paired], level: float = LEVEL) -> list[Verdict]
         if n < 2:
             continue
         _, lo, hi, _, _ = paired_t(c.diffs, lev)
-        word = c.more if printed_points(lo) > 0 else c.less if printed_points(hi) < 0 else UNDECIDED
-        out.append(Verdict(c.key, c.subject, c.reference, c.quantity, mean, lo, hi, word, "points", n, lev))
+        out.append(Verdict(c.key, c.subject, c.reference, c.quantity, mean, lo, hi,
+                           decide_points(lo, hi, margins.accuracy), Kind.SEEDS, margins.accuracy, "points", c.scale,
+                           n, lev))
     return out
 
 
@@ -184,14 +297,14 @@ def time_interval(launches_a: pd.Series, launches_b: pd.Series, samples_a, sampl
                   resamples: int = RESAMPLES, seed: int = SEED):
     """A time ratio a/b and its interval: from the launch-level medians where both cells ran in two or more launches
     (launch_ratio), else a percentile bootstrap of the raw samples of the one launch (which misses the variance
-    between launches). Returns (ratio, lo, hi, n, method): n launches or samples, method 'launches' or 'bootstrap';
-    None without samples."""
+    between launches). Returns (ratio, lo, hi, n, kind): n launches or samples, kind Kind.LAUNCHES or
+    Kind.BOOTSTRAP; None without samples."""
     found = launch_ratio(launches_a, launches_b, level)
     if found is not None:
-        return (*found, "launches")
+        return (*found, Kind.LAUNCHES)
     if len(samples_a) and len(samples_b):
         return (*bootstrap_ratio(samples_a, samples_b, resamples, seed, level), len(samples_a) + len(samples_b),
-                "bootstrap")
+                Kind.BOOTSTRAP)
     return None
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from convbench.analysis.stats import Verdict
+from convbench.analysis.stats import MARGINS, Margins, Verdict
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Run:
     command: str | None = None  # how the run was started, quoted in the paper
     reference: Path | None = None  # committed reference runs on GPUs: results/reference
     projection: dict | None = None  # the config's projection section (links, GPU, device counts); None: not asked
+    margins: Margins = MARGINS  # the config's practical margins, which every verdict is decided against
 
     def study(self, name: str) -> pd.DataFrame:
         return self.tidy[self.tidy["study"] == name] if len(self.tidy) else self.tidy

@@ -16,7 +16,7 @@ from convbench.analysis.records import LAYER_TASK, Record, Summary
 from convbench.analysis.roof import roof_rows
 from convbench.analysis.stats import LEVEL, t_interval
 from convbench.peak import gpu_peak
-from convbench.spec import ArchSpec, conv_sizes, field
+from convbench.spec import ArchSpec, conv_sizes, covering_field, field
 
 COLUMNS = ["metric", "phase", "value", "iqr", "cv", "n", "noisy", "epoch", "block", "launch"]  # the last three: where
 # they apply (launch: a timed cell's launch_time rows, one per process launch)
@@ -256,6 +256,9 @@ def measurement_rows(record: Record) -> list[dict]:
     return rows + learned_rows(record) + scaling_rows(record)
 
 
+LEARNING_STUDIES = ("learned", "tracking")  # whose cells learn their kernel sizes or filter counts
+
+
 def learned_rows(record: Record) -> list[dict]:
     """The learned study's: per epoch and block, what the masks and gates kept; what crop and prune kept.
 
@@ -266,7 +269,7 @@ def learned_rows(record: Record) -> list[dict]:
     """
     from convbench.learned import test_gate
 
-    if record.cell.study != "learned" or not record.epochs:
+    if record.cell.study not in LEARNING_STUDIES or not record.epochs:
         return []
     blocks, rows = record.cell.blocks, []
 
@@ -293,6 +296,13 @@ def learned_rows(record: Record) -> list[dict]:
         add("shrunk_width", "shrunk", b["width"], block=i)
     if (shrunk.get("shrunk_arch") or {}).get("blocks"):
         add("shrunk_field", "shrunk", network_field(shrunk["shrunk_arch"]["blocks"]))
+    scale = (record.cell.settings.get("data") or {}).get("scale")
+    if scale is not None and (record.cell.settings.get("data") or {}).get("dataset") == "planted":
+        covering = covering_field(ArchSpec.from_dict("record", {"blocks": list(blocks)}), scale)
+        if covering is not None:
+            add("covering_field", "shrunk", covering)
+    if record.convergence.get("learning_started_epoch") is not None:  # the second phase's first epoch
+        add("learning_started_epoch", "final", record.convergence["learning_started_epoch"])
     for metric, key in [("shrunk_params", "params"), ("shrunk_flops", "flops_forward"),
                         ("shrunk_test_accuracy", "test_accuracy"), ("max_logit_difference", "max_logit_difference")]:
         if shrunk.get(key) is not None:
@@ -308,7 +318,7 @@ def _learned_columns(record: Record) -> dict:
     recipe (optimizer, lr, momentum, planned_epochs) and, where a block learns, its settings per block ('-' where a
     block does not learn)."""
     blocks, settings = record.cell.blocks, record.cell.settings
-    if record.cell.study not in ("kernel", "learned"):
+    if record.cell.study not in ("kernel", *LEARNING_STUDIES):
         return {}
     per_block = lambda values: ", ".join("-" if v is None else f"{v:g}" for v in values)  # noqa: E731
     out = {"kernels": per_block(b["kernel"] for b in blocks), "depths": per_block(b.get("depth", 1) for b in blocks),
@@ -393,6 +403,42 @@ def tidy(records: list[Record]) -> pd.DataFrame:
     if len(df):  # every point against its device's one roof: the best ceilings any framework measured on it
         df = pd.concat([df, roof_rows(df)], ignore_index=True)
     return df.assign(noisy=df["noisy"].astype("boolean")) if len(df) else df
+
+
+DERIVED = ("backward", "optimizer")  # the phases a derived cell (phase_method 'derived') gets by subtraction
+SAME_CELL = ["framework", "engine", "arch", "convs", "batch_size", "image_size", "device", "devices", "parallelism"]
+
+
+def resolve(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """df with a column `resolved` on every ok time row: whether that phase is told apart from zero, decided once here
+    for every study. A direct phase is; a derived phase (a difference of two timed programs) is where every cell of
+    the same configuration (SAME_CELL: the same program timed by several studies) resolves it (stats.resolved: no
+    raw sample at or below zero, and the launch medians' interval above zero), so that one configuration gets one
+    answer in every study."""
+    from convbench.analysis.stats import resolved
+
+    if df.empty or "phase_method" not in df:
+        return df.assign(resolved=pd.Series(dtype="boolean"))
+    time = (df["metric"] == "time") & (df["status"] == "ok")
+    derived = time & (df["phase_method"] == "derived") & df["phase"].isin(DERIVED)
+    ok = {}
+    for row in df[derived].itertuples():
+        x = samples.loc[(samples["cell_id"] == row.cell_id) & (samples["phase"] == row.phase), "value"]
+        ok[(row.cell_id, row.phase)] = resolved(launch_medians(df, row.phase, cell_id=row.cell_id), x)
+    cells = df[derived].assign(ok=[ok[(c, p)] for c, p in zip(df.loc[derived, "cell_id"], df.loc[derived, "phase"])])
+    keys = [k for k in SAME_CELL if k in df] + ["phase"]
+    every = cells.groupby(keys, dropna=False)["ok"].transform("all") if len(cells) else cells["ok"]
+    out = pd.Series(pd.NA, index=df.index, dtype="boolean")
+    out[time] = True
+    out[every.index] = every.astype(bool)
+    return df.assign(resolved=out)
+
+
+def is_resolved(df: pd.DataFrame, cell_id: str, phase: str) -> bool:
+    """What resolve decided for one cell's phase (True where no ok time row says otherwise)."""
+    rows = df.loc[(df["cell_id"] == cell_id) & (df["phase"] == phase) & (df["metric"] == "time"), "resolved"] \
+        if "resolved" in df else []
+    return not any(r is False or r == False for r in rows if pd.notna(r))  # noqa: E712 (read back from csv)
 
 
 def samples(records: list[Record]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from convbench import cells  # noqa: E402
+from convbench import cells, learned  # noqa: E402
 from convbench.backends.tf_learned import L0Gate, MaskedConv2D  # noqa: E402
 from convbench.spec import ArchSpec  # noqa: E402
 
@@ -49,6 +49,8 @@ class ConvNet(keras.Model):
                       for i, b in enumerate(spec.blocks)]
         self.pools = [keras.layers.MaxPooling2D(b.pool) if b.pool > 1 else None for b in spec.blocks]
         self.head = keras.layers.Dense(spec.num_classes, name="head")
+        # read here, not in the traced loss: autograph cannot convert the spec's methods
+        self.radius_penalties = [spec.blocks[c.block].radius_penalty for c in spec.convs()]
 
     @staticmethod
     def _conv(conv, block):
@@ -68,12 +70,14 @@ class ConvNet(keras.Model):
                 x = pool(x)
         return self.head(tf.reduce_mean(x, axis=(1, 2)))
 
-    def penalty(self):
-        """What the learned blocks add to the loss: their radii and their expected numbers of open gates."""
-        terms = [self.spec.blocks[c.block].radius_penalty * layer.penalty()
-                 for c, layer in zip(self.spec.convs(), self.convs) if isinstance(layer, MaskedConv2D)]
-        terms += [block.l0_penalty * gate.penalty() for block, gate in zip(self.spec.blocks, self.gates) if gate is not None]
-        return tf.add_n(terms) if terms else 0.0
+    def penalties(self):
+        """(radius term, L0 term), before the trainer's weights: the radii x radius_penalty and the expected numbers
+        of open gates x l0_penalty."""
+        radius = [weight * layer.penalty() for weight, layer in zip(self.radius_penalties, self.convs)
+                  if isinstance(layer, MaskedConv2D)]
+        gates = [block.l0_penalty * gate.penalty() for block, gate in zip(self.spec.blocks, self.gates)
+                 if gate is not None]
+        return tuple(tf.add_n(terms) if terms else 0.0 for terms in (radius, gates))
 
 
 def _to_tf(value: np.ndarray) -> np.ndarray:
@@ -98,7 +102,7 @@ def _named_variables(model: ConvNet) -> dict[str, tf.Variable]:
     for conv, layer in zip(model.spec.convs(), model.convs):
         named[f"{conv.name}.weight"], named[f"{conv.name}.bias"] = layer.kernel, layer.bias
         if isinstance(layer, MaskedConv2D):
-            named[f"{conv.name}.radius"] = layer.radius
+            named[f"{conv.name}.log_radius"] = layer.log_radius
     for i, gate in enumerate(model.gates):
         if gate is not None:
             named[f"blocks.{i}.gate.log_alpha"] = gate.log_alpha
@@ -174,7 +178,7 @@ class Trainer:
     framework = NAME
 
     def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu", engine: str = "eager",
-                 seed: int = 0, optimizer: str = "sgd"):
+                 seed: int = 0, optimizer: str = "sgd", learned_lr: dict | None = None):
         keras.utils.set_random_seed(seed)  # what samples at training time (the L0 gates) draws from here
         if engine not in ENGINES:
             raise ValueError(f"unknown TensorFlow engine {engine!r} (known: {', '.join(ENGINES)})")
@@ -182,20 +186,45 @@ class Trainer:
         self.phase_method = "direct" if engine == "eager" else "derived"
         with tf.device(self.device):
             self.model = build(spec, weights)
-            if optimizer == "sgd":
-                self.optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=momentum)
-            else:
-                self.optimizer = keras.optimizers.Adam(learning_rate=lr, epsilon=1e-7)
-            self.optimizer.build(self.model.trainable_variables)
+
+            def make(rate):
+                if optimizer == "sgd":
+                    return keras.optimizers.SGD(learning_rate=rate, momentum=momentum)
+                return keras.optimizers.Adam(learning_rate=rate, epsilon=1e-7)
+            # The learned radii and gates have optimizers and learning rates of their own (learned.LEARNED_KINDS),
+            # which start with the penalties (start_learning); until then only the weights train.
+            named = _named_variables(self.model)
+            self.groups = {kind: [v for name, v in named.items() if learned.kind(name) == kind]
+                           for kind in (None, *learned.LEARNED_KINDS)}
+            self.optimizers = {kind: make(lr if kind is None else (learned_lr or {}).get(kind, lr))
+                               for kind, variables in self.groups.items() if variables}
+            for kind, opt in self.optimizers.items():
+                opt.build(self.groups[kind])
+            self.optimizer = self.optimizers[None]
         self.optimizer_name = f"keras.optimizers.{type(self.optimizer).__name__}, inside the engine's program"
+        self.penalty_weights = (0.0, 0.0)  # (radius, L0): set by start_learning
         self._tape = self._loss = self._grads = None
-        if engine != "eager":
-            program = tf.function(jit_compile=engine == "xla", reduce_retracing=True)
+        self._compile()
+
+    def _compile(self):
+        """The graph engines' programs (again after start_learning: the penalty weights are constants in them)."""
+        if self.engine != "eager":
+            program = tf.function(jit_compile=self.engine == "xla", reduce_retracing=True)
             self._forward_program = program(self._forward_loss)
             self._forward_backward_program = program(self._forward_backward)
             self._step_program = program(self._step)
             self._gradients_program = program(self._gradients)
             self._evaluate_program = program(self._evaluate)
+
+    @property
+    def learning(self) -> bool:
+        return self.penalty_weights != (0.0, 0.0)
+
+    def start_learning(self, train_size: int) -> None:
+        """The second phase: the radii and gates train from now on, and the penalties join the loss, the L0 term
+        divided by the training-set size (Louizos et al. 2018, eq. 3)."""
+        self.penalty_weights = (1.0, 1.0 / train_size)
+        self._compile()
 
     def to_device(self, x: np.ndarray, y: np.ndarray):
         """Inputs given in NCHW float32 with integer labels; returned NHWC on the device."""
@@ -214,7 +243,17 @@ class Trainer:
 
     # The computations, written once; graph engines compile them, eager mode runs them as they are.
     def _forward_loss(self, x, y):
-        return self._loss_fn(self.model(x, training=True), y) + self.model.penalty()
+        loss = self._loss_fn(self.model(x, training=True), y)
+        if self.learning:
+            loss += sum(w * t for w, t in zip(self.penalty_weights, self.model.penalties()))
+        return loss
+
+    def _apply(self, grads):
+        """Each optimizer on its own variables; the learned ones only once learning has started."""
+        grads = dict(zip((v.path for v in self.model.trainable_variables), grads))
+        for kind, opt in self.optimizers.items():
+            if kind is None or self.learning:
+                opt.apply_gradients([(grads[v.path], v) for v in self.groups[kind]])
 
     def _forward_backward(self, x, y):
         with tf.GradientTape() as tape:
@@ -223,7 +262,7 @@ class Trainer:
 
     def _step(self, x, y):
         loss, grads = self._forward_backward(x, y)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        self._apply(grads)
         return loss
 
     def _gradients(self, x, y):
@@ -244,7 +283,7 @@ class Trainer:
 
     def optimizer_step(self):
         with tf.device(self.device):
-            self.optimizer.apply_gradients(zip(self._grads, self.model.trainable_variables))
+            self._apply(self._grads)
 
     def phases(self, x, y) -> dict:
         """Direct phases in eager mode; the cumulative programs of a graph engine otherwise."""

@@ -46,8 +46,9 @@ test_gate.__test__ = False
 class MaskedConv2D(keras.layers.Layer):
     """A max_kernel x max_kernel convolution whose taps are weighted by a ramp mask of learnable radius.
 
-    radius has one entry (per layer) or one per filter (per_filter=True). penalty() is the mean radius
-    in pixels: the network's radius penalty is radius_penalty * sum of its layers' penalty().
+    The radius is exp(log_radius), log_radius the variable (one entry per layer, or one per filter with
+    per_filter=True). penalty() is the mean radius in pixels: the network's radius penalty is
+    radius_penalty * sum of its layers' penalty().
     """
 
     def __init__(self, filters: int, max_kernel: int, init_radius: float, ramp: float = 1.0,
@@ -63,8 +64,12 @@ class MaskedConv2D(keras.layers.Layer):
         self.kernel = self.add_weight(shape=(k, k, input_shape[-1], self.filters), name="kernel",
                                       initializer="he_uniform")  # placeholder; builders load neutral weights
         self.bias = self.add_weight(shape=(self.filters,), name="bias", initializer="zeros")
-        self.radius = self.add_weight(shape=(self.filters if self.per_filter else 1,), name="radius",
-                                      initializer=keras.initializers.Constant(self.init_radius))
+        self.log_radius = self.add_weight(shape=(self.filters if self.per_filter else 1,), name="log_radius",
+                                          initializer=keras.initializers.Constant(float(np.log(self.init_radius))))
+
+    @property
+    def radius(self):
+        return tf.exp(self.log_radius)
 
     def mask(self):
         return ramp_mask(self.distance, self.radius, self.ramp)
@@ -117,7 +122,7 @@ def _variables(layer) -> dict[str, tf.Variable]:
         return {"log_alpha": layer.log_alpha}
     named = {"weight": layer.kernel, "bias": layer.bias}
     if isinstance(layer, MaskedConv2D):
-        named["radius"] = layer.radius
+        named["log_radius"] = layer.log_radius
     return named
 
 
@@ -130,7 +135,7 @@ def _from_tf(value):
 
 
 def export_params(layer) -> dict[str, np.ndarray]:
-    """The layer's parameters by name ("weight", "bias", "radius", "log_alpha"), neutral layout."""
+    """The layer's parameters by name ("weight", "bias", "log_radius", "log_alpha"), neutral layout."""
     return {name: _from_tf(v.numpy()) for name, v in _variables(layer).items()}
 
 

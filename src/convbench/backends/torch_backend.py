@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convbench import cells
+from convbench import cells, learned
 from convbench.backends.torch_learned import L0Gate, MaskedConv2d
 from convbench.spec import ArchSpec, Block
 
@@ -57,12 +57,11 @@ class ConvBlock(nn.Module):
             x = self.activation(conv(x))
         return self.pool(self.gate(x))
 
-    def penalty(self):
-        """What this block adds to the loss: its radii and its expected number of open gates."""
-        terms = [self.radius_penalty * conv.penalty() for conv in self.convs if isinstance(conv, MaskedConv2d)]
-        if isinstance(self.gate, L0Gate):
-            terms.append(self.l0_penalty * self.gate.penalty())
-        return sum(terms)
+    def penalties(self):
+        """What this block adds to the loss, before the trainer's weights: its radii (x radius_penalty) and its
+        expected number of open gates (x l0_penalty)."""
+        radius = sum(self.radius_penalty * conv.penalty() for conv in self.convs if isinstance(conv, MaskedConv2d))
+        return radius, self.l0_penalty * self.gate.penalty() if isinstance(self.gate, L0Gate) else 0.0
 
 
 class ConvNet(nn.Module):
@@ -80,8 +79,10 @@ class ConvNet(nn.Module):
             x = block(x)
         return self.head(x.mean(dim=(2, 3)))
 
-    def penalty(self):
-        return sum(block.penalty() for block in self.blocks)
+    def penalties(self):
+        """(radius term, L0 term) of the whole network."""
+        terms = [block.penalties() for block in self.blocks]
+        return sum(r for r, _ in terms), sum(g for _, g in terms)
 
 
 def build(spec: ArchSpec, weights: dict[str, np.ndarray]) -> ConvNet:
@@ -163,18 +164,27 @@ class Trainer:
     phase_method = "direct"  # autograd lets every engine stop between forward, backward and optimizer
 
     def __init__(self, spec: ArchSpec, weights, lr: float, momentum: float, device: str = "cpu", engine: str = "eager",
-                 seed: int = 0, optimizer: str = "sgd"):
+                 seed: int = 0, optimizer: str = "sgd", learned_lr: dict | None = None):
         torch.manual_seed(seed)  # what samples at training time (the L0 gates) draws from here
         self.device = device_for(device)
         self.clock = clock_for(self.device)  # timing.time_step's clock: CUDA events on a GPU
         self.model = build(spec, weights).to(self.device)
         self.learned = any(block.learned for block in spec.blocks)
         self.net, self.warnings = compile_engine(self.model, engine)
-        if optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
-        else:  # Keras's default epsilon, so that both frameworks run the same Adam
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, eps=1e-7,
-                                              capturable=engine == "cudagraph")  # its step count stays on the GPU
+        # The learned radii and gates have optimizers and learning rates of their own (learned.LEARNED_KINDS), which
+        # start with the penalties (start_learning); until then only the weights train.
+        groups = {kind: [p for name, p in self.model.named_parameters() if learned.kind(name) == kind]
+                  for kind in (None, *learned.LEARNED_KINDS)}
+
+        def make(params, rate):
+            if optimizer == "sgd":
+                return torch.optim.SGD(params, lr=rate, momentum=momentum)
+            # Keras's default epsilon, so that both frameworks run the same Adam
+            return torch.optim.Adam(params, lr=rate, eps=1e-7, capturable=engine == "cudagraph")  # step count on GPU
+        self.optimizer = make(groups[None], lr)
+        self.learned_optimizers = [make(groups[kind], (learned_lr or {}).get(kind, lr))
+                                   for kind in learned.LEARNED_KINDS if groups[kind]]
+        self.penalty_weights = (0.0, 0.0)  # (radius, L0): set by start_learning
         self.optimizer_name = f"torch.optim.{type(self.optimizer).__name__} (default foreach implementation), eager"
         self._loss = None
         self.graphs = None  # cudagraph: the captured programs, made at the first step or phases()
@@ -196,16 +206,30 @@ class Trainer:
 
     # The three phases of a training step, timed one by one by convbench.timing.
     def forward(self, x, y):
-        self._loss = F.cross_entropy(self.net(x), y)
-        if self.learned:
-            self._loss = self._loss + self.model.penalty()
+        self._loss = F.cross_entropy(self.net(x), y) + self.penalty()
+
+    def penalty(self):
+        """The penalties as they stand: 0 until start_learning."""
+        if not (self.learned and self.learning):
+            return 0.0
+        return sum(w * t for w, t in zip(self.penalty_weights, self.model.penalties()))
+
+    @property
+    def learning(self) -> bool:
+        return self.penalty_weights != (0.0, 0.0)
+
+    def start_learning(self, train_size: int) -> None:
+        """The second phase: the radii and gates train from now on, and the penalties join the loss, the L0 term
+        divided by the training-set size (Louizos et al. 2018, eq. 3)."""
+        self.penalty_weights = (1.0, 1.0 / train_size)
 
     def backward(self):
         self._loss.backward()
 
     def optimizer_step(self):
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in [self.optimizer, *(self.learned_optimizers if self.learning else [])]:
+            optimizer.step()
+        self.model.zero_grad(set_to_none=True)
 
     def phases(self, x, y) -> dict:
         if self.phase_method == "derived":  # cumulative graphs; timing.derive_phases subtracts them
@@ -263,9 +287,7 @@ class Trainer:
         """Loss gradients w.r.t. every weight (neutral names) and the input ("input")."""
         x = x.clone().requires_grad_(True)
         names, params = zip(*self.model.named_parameters())
-        loss = F.cross_entropy(self.net(x), y)
-        if self.learned:
-            loss = loss + self.model.penalty()
+        loss = F.cross_entropy(self.net(x), y) + self.penalty()
         grads = torch.autograd.grad(loss, [x, *params])
         named = {name: g.cpu().numpy() for name, g in zip(names, grads[1:])}
         named["input"] = grads[0].cpu().numpy()

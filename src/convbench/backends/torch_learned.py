@@ -42,8 +42,9 @@ test_gate.__test__ = False
 class MaskedConv2d(nn.Module):
     """A max_kernel x max_kernel convolution whose taps are weighted by a ramp mask of learnable radius.
 
-    radius has one entry (per layer) or one per filter (per_filter=True). penalty() is the mean radius
-    in pixels: the network's radius penalty is radius_penalty * sum of its layers' penalty().
+    The radius is exp(log_radius), log_radius the parameter (one entry per layer, or one per filter with
+    per_filter=True). penalty() is the mean radius in pixels: the network's radius penalty is
+    radius_penalty * sum of its layers' penalty().
     """
 
     def __init__(self, in_channels: int, out_channels: int, max_kernel: int, init_radius: float,
@@ -55,8 +56,12 @@ class MaskedConv2d(nn.Module):
         shape = (out_channels, in_channels, max_kernel, max_kernel)
         self.weight = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(out_channels))
-        self.radius = nn.Parameter(torch.full((out_channels if per_filter else 1,), float(init_radius)))
+        self.log_radius = nn.Parameter(torch.full((out_channels if per_filter else 1,), float(np.log(init_radius))))
         self.register_buffer("distance", torch.from_numpy(learned.distance_grid(max_kernel)), persistent=False)
+
+    @property
+    def radius(self):
+        return torch.exp(self.log_radius)
 
     def mask(self):
         return ramp_mask(self.distance, self.radius, self.ramp)
@@ -100,7 +105,7 @@ class L0Gate(nn.Module):
 # ---- neutral parameters: load, export, crop, prune -----------------------------------------------
 
 def export_params(layer: MaskedConv2d | L0Gate | nn.Conv2d | nn.Linear) -> dict[str, np.ndarray]:
-    """The layer's parameters by name ("weight", "bias", "radius", "log_alpha"), neutral layout."""
+    """The layer's parameters by name ("weight", "bias", "log_radius", "log_alpha"), neutral layout."""
     return {name: p.detach().cpu().numpy() for name, p in layer.named_parameters()}
 
 

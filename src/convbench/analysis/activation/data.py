@@ -157,7 +157,7 @@ def time_ratios(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     """Forward and backward time of each maxout variant over its ReLU arch's, per unit, with its interval
     (stats.time_interval: over the launch-level medians, paired by launch; a bootstrap of both cells' raw samples
     where they ran in one launch), seeds pooled."""
-    columns = [*UNIT_KEYS, "arch", "reference", "phase", "ratio", "lo", "hi"]
+    columns = [*UNIT_KEYS, "arch", "reference", "phase", "ratio", "lo", "hi", "kind"]
     speed = cells(df, "speed")
     speed = speed[speed["status"] == "ok"].drop_duplicates("cell_id")
     reference = variants(df).set_index("arch")["reference"]
@@ -173,7 +173,7 @@ def time_ratios(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
                         for x in (arch, ref))
                 found = time_interval(*(launch_medians(df, phase, cell_id=ids[x]) for x in (arch, ref)), a, b)
                 if found:
-                    rows.append([*unit, arch, ref, phase, *found[:3]])
+                    rows.append([*unit, arch, ref, phase, *found[:3], found[4]])
     return with_units(pd.DataFrame(rows, columns=columns), df)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.activation import data
-from convbench.analysis.activation.verdicts import UNDECIDED, cost_ratios, seeds_text, verdicts
-from convbench.analysis.formatting import pm, percent, ratio, setup_rank, sig3, signed, thousands, tt, words
+from convbench.analysis.activation.verdicts import cost_ratios, seeds_text, verdicts
+from convbench.analysis.formatting import (kind_phrase, margin_text, pm, percent, ratio, setup_rank, sig3, signed,
+                                           thousands, tt, words)
 from convbench.analysis.latex import booktabs, placeholder
-from convbench.analysis.stats import LEVEL
+from convbench.analysis.stats import LEVEL, Outcome
 from convbench.analysis.study import Run
 
 MIB = 2**20
@@ -20,21 +21,22 @@ def mib(x) -> str:
 
 
 def interval(v) -> str:
-    """'estimate [lo, hi]' as the verdict's unit prints it; bold where the interval decides (not about the same)."""
+    """'estimate [lo, hi]' as the verdict's unit prints it; bold where the interval lies wholly beyond the margin."""
     fmt = ratio if v.unit == "ratio" else lambda x: signed(percent(x))
     text = f"{fmt(v.estimate)} [{fmt(v.lo)}, {fmt(v.hi)}]"
-    return text if v.word in (UNDECIDED, "about as fast as") else f"\\textbf{{{text}}}"
+    return text if v.outcome in (Outcome.UNDECIDED, Outcome.EQUIVALENT) else f"\\textbf{{{text}}}"
 
 
 def verdict_table(run: Run) -> str:
+    found = verdicts(run)
+    points, times = ([v for v in found if v.unit == unit] for unit in ("points", "ratio"))
     caption = (f"Each maxout variant against its ReLU network, per setup that trained replicates. Test accuracy "
                f"(largest fraction) and gap growth (largest to smallest fraction): the mean of the per-seed "
-               f"differences maxout minus ReLU, in points, with its $t$ interval in brackets, Holm-corrected over "
-               f"the study's accuracy and gap comparisons; the gap over the seeds where every run converged. "
-               f"Time: median over "
-               f"ReLU's, {CI} bootstrap interval. Bold: the interval decides. Params, saved: ratios to ReLU's "
+               f"differences maxout minus ReLU, in points, with its {CI} {kind_phrase(v.kind for v in points)} in "
+               f"brackets (over the study's accuracy and gap comparisons); the gap over the seeds where every run "
+               f"converged. Time: ratio to ReLU's, {CI} {kind_phrase(v.kind for v in times)}. Bold: the whole "
+               f"interval lies beyond the margin ({margin_text(run.margins)}). Params, saved: ratios to ReLU's "
                f"parameters and bytes kept for the backward pass.")
-    found = verdicts(run)
     if not found:
         return placeholder(caption, "tab:activation-verdicts",
                            "This run has no maxout variant measured against ReLU.")

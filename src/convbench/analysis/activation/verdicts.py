@@ -16,20 +16,20 @@ from convbench.analysis.formatting import (
     setup_label,
     setup_rank,
     span,
-    speed_word,
     tt,
     words,
 )
-from convbench.analysis.stats import LEVEL, UNDECIDED, Paired, Verdict, paired_verdicts, t_quantile
+from convbench.analysis.stats import LEVEL, Outcome, Paired, Verdict, paired_verdicts, t_quantile, time_verdict
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import accuracy_values, convergence, launch_count, time_values
 
-APART = {"test-accuracy-diff": ("higher", "lower"), "gap-change-diff": ("overfit more", "overfit less")}
-SPEED_WORDS = {"slower than": "slower", "faster than": "faster", "about as fast as": "same"}
-# The counts the text quotes: <study>/<name>-<slug>, how many verdicts on a quantity (key suffix) had each word.
-KINDS = {"accuracy": ("test-accuracy-diff", {"higher": "higher", "lower": "lower", UNDECIDED: "undecided"}),
-         "overfit": ("gap-change-diff", {"overfit more": "more", "overfit less": "less", UNDECIDED: "undecided"}),
-         "forward": ("forward-ratio", SPEED_WORDS), "backward": ("backward-ratio", SPEED_WORDS)}
+SCALES = {"test-accuracy-diff": "accuracy", "gap-change-diff": "overfit"}  # the words table's row of each quantity
+EQUAL = {Outcome.EQUIVALENT: "equivalent", Outcome.UNDECIDED: "undecided"}
+SPEED = {Outcome.SLOWER: "slower", Outcome.FASTER: "faster", **EQUAL}
+# The counts the text quotes: <study>/<name>-<slug>, how many verdicts on a quantity (key suffix) had each outcome.
+KINDS = {"accuracy": ("test-accuracy-diff", {Outcome.HIGHER: "higher", Outcome.LOWER: "lower", **EQUAL}),
+         "overfit": ("gap-change-diff", {Outcome.HIGHER: "more", Outcome.LOWER: "less", **EQUAL}),
+         "forward": ("forward-ratio", SPEED), "backward": ("backward-ratio", SPEED)}
 
 
 def verdicts(run: Run) -> list[Verdict]:
@@ -44,15 +44,14 @@ def verdicts(run: Run) -> list[Verdict]:
         for v in data.compared(df).itertuples():
             base = f"{STUDY}/{unit}/{v.arch}-vs-{v.reference}"
             test, growth, _ = data.seed_diffs(df, unit, v.arch, v.reference)
-            family += [Paired(f"{base}/{suffix}", v.arch, v.reference, quantity, diffs, *APART[suffix])
+            family += [Paired(f"{base}/{suffix}", v.arch, v.reference, quantity, diffs, SCALES[suffix])
                        for suffix, quantity, diffs in [("test-accuracy-diff", "test accuracy", test),
                                                        ("gap-change-diff", "growth of the train/test gap", growth)]
                        if diffs]
             for r in times[(times["unit"] == unit) & (times["arch"] == v.arch)].itertuples():
-                out.append(Verdict(f"{STUDY}/{unit}/{v.arch}-over-{v.reference}/{r.phase}-ratio", v.arch,
-                                   v.reference, f"{r.phase} time", r.ratio, r.lo, r.hi,
-                                   speed_word(r.ratio, r.lo, r.hi)))
-    paired = paired_verdicts(family)
+                out.append(time_verdict(f"{STUDY}/{unit}/{v.arch}-over-{v.reference}/{r.phase}-ratio", v.arch,
+                                        v.reference, f"{r.phase} time", r.ratio, r.lo, r.hi, r.kind, run.margins))
+    paired = paired_verdicts(family, run.margins)
     return paired + headlines(paired, df) + out
 
 
@@ -67,7 +66,7 @@ def headlines(paired: list[Verdict], df: pd.DataFrame) -> list[Verdict]:
         arch = group.sort_values(["k", "arch"])["arch"].iloc[0]
         for v in paired:
             if v.key.split("/")[1] == first and v.subject == arch:
-                out.append(Verdict(**{**v.to_dict(), "key": f"{STUDY}/{m}/{v.key.rsplit('/', 1)[1]}"}))
+                out.append(v.renamed(f"{STUDY}/{m}/{v.key.rsplit('/', 1)[1]}"))
     return out
 
 
@@ -205,8 +204,8 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
     for name, (suffix, slugs) in KINDS.items():
         these = [v for v in found if v.key.endswith(f"/{suffix}") and v.key.count("/") == 3]  # not the headlines
         values[f"{STUDY}/{name}-compared"] = str(len(these))
-        for word, slug in slugs.items():
-            values[f"{STUDY}/{name}-{slug}"] = str(sum(v.word == word for v in these))
+        for outcome, slug in slugs.items():
+            values[f"{STUDY}/{name}-{slug}"] = str(sum(v.outcome is outcome for v in these))
     matching = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["matching"])) if len(run.tidy) else {}
     costs = cost_ratios(run) if len(run.tidy) else pd.DataFrame(columns=["matching", "params", "saved"])
     for m in ("filters", "width", "params"):

@@ -1,6 +1,7 @@
 """The claim that one framework's backward pass is several times faster than the other's: the backward ratio of every
-PyTorch engine over every TensorFlow engine on each network of the engines study, with a percentile bootstrap interval
-from the cells' raw samples; one Verdict per pair and network, and the claim table."""
+PyTorch engine over every TensorFlow engine on each network of the engines study, with its interval
+(backward_claim.backward_ratio) decided against the factor (stats.decide_several); one Verdict per pair and network,
+and the claim table."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,24 +10,17 @@ import pandas as pd
 from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, ordered, study_cells
 from convbench.analysis.engines.values import NOT_RESOLVED
-from convbench.analysis.formatting import (SEVERAL, SEVERAL_FASTER, SEVERAL_SLOWER, escape, framework_name, ratio,
-                                           setup_label, several_word, tt)
+from convbench.analysis.formatting import escape, framework_name, kind_phrase, ratio, setup_label, tt
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
-from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict
+from convbench.analysis.stats import (LEVEL, RESAMPLES, SEED, SEVERAL, Kind, Outcome, Verdict, decide_several,
+                                      several_verdict)
 from convbench.analysis.study import Run
 
 FACTOR = SEVERAL  # "several times" means at least this factor, either way
-SLOWER, FASTER = SEVERAL_SLOWER, SEVERAL_FASTER  # the words of a pair where the claim holds
 
 
 def flag(condition) -> str:
     return "1" if condition else "0"
-
-
-def claim_word(r: float, lo: float, hi: float) -> str:
-    """The first engine's backward pass against the second's, from the interval as printed: several times slower or
-    faster where the whole interval lies at or beyond FACTOR (or at or below 1/FACTOR), else speed_word's."""
-    return several_word(r, lo, hi, FACTOR)
 
 
 def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
@@ -34,8 +28,9 @@ def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFra
     PyTorch/TensorFlow with its interval (backward_claim.backward_ratio: over the launch-level medians, paired by
     launch; a bootstrap of the raw samples where the cells ran in one launch), seeds pooled.
 
-    status is 'ok', 'failed' (either cell failed) or NOT_RESOLVED (a derived backward the data cannot resolve); word is claim_word's ('' where failed); method 'launches' or
-    'bootstrap'; n the launches (or samples) behind the interval.
+    status is 'ok', 'failed' (either cell failed) or NOT_RESOLVED (a derived backward the data cannot resolve);
+    outcome decide_several's (None unless ok); kind the interval's (stats.Kind); n the launches (or samples) behind
+    the interval.
     """
     df, samples = run.tidy, run.samples
     cells = study_cells(df)
@@ -47,18 +42,18 @@ def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFra
                 a, b = first[first["engine"] == e1], second[second["engine"] == e2]
                 ids = [*a["cell_id"], *b["cell_id"]]
                 row = {"arch": arch, "config": config, "engine_a": e1, "engine_b": e2, "status": "failed",
-                       "ratio": np.nan, "lo": np.nan, "hi": np.nan, "word": "", "n": 0, "method": "",
+                       "ratio": np.nan, "lo": np.nan, "hi": np.nan, "outcome": None, "n": 0, "kind": None,
                        "noisy": bool(df[df["cell_id"].isin(ids) & (df["phase"] == "backward")]["noisy"]
                                      .fillna(False).any())}
                 found = backward_ratio(df, samples, a, b, resamples, seed)
                 if (a["status"] == "ok").all() and (b["status"] == "ok").all() and found:
-                    row.update(status="ok", word=claim_word(found["ratio"], found["lo"], found["hi"]),
-                               **{k: found[k] for k in ("ratio", "lo", "hi", "n", "method")})
+                    row.update(status="ok", outcome=decide_several(found["lo"], found["hi"], FACTOR),
+                               **{k: found[k] for k in ("ratio", "lo", "hi", "n", "kind")})
                     if not found["resolved"]:  # a derived backward lost in the noise
-                        row.update(status=NOT_RESOLVED, word="")
+                        row.update(status=NOT_RESOLVED, outcome=None)
                 rows.append(row)
     return pd.DataFrame(rows, columns=["arch", "config", "engine_a", "engine_b", "status", "ratio", "lo", "hi",
-                                       "word", "n", "method", "noisy"])
+                                       "outcome", "n", "kind", "noisy"])
 
 
 def pair_key(row, configs: int) -> str:
@@ -71,9 +66,9 @@ def claim_verdicts(run: Run) -> list[Verdict]:
     backward time of the first over the second (keys engines/claim/<torch-e1>-over-<tensorflow-e2>/<arch>/ratio)."""
     c = claims(run)
     ok = c[c["status"] == "ok"]
-    return [Verdict(pair_key(row, c["config"].nunique()), f"{CLAIM[0]}-{row.engine_a}", f"{CLAIM[1]}-{row.engine_b}",
-                    f"backward time on {row.arch}", row.ratio, row.lo, row.hi, row.word, "ratio", int(row.n))
-            for row in ok.itertuples()]
+    return [several_verdict(pair_key(row, c["config"].nunique()), f"{CLAIM[0]}-{row.engine_a}",
+                            f"{CLAIM[1]}-{row.engine_b}", f"backward time on {row.arch}", row.ratio, row.lo, row.hi,
+                            row.kind, int(row.n), FACTOR) for row in ok.itertuples()]
 
 
 def pair_label(engine_a: str, engine_b: str) -> str:
@@ -89,10 +84,15 @@ def claim_values(run: Run) -> dict[str, str]:
     """The claim's settings, how many pairs were compared and held either way, and the smallest and largest ratio."""
     c = claims(run)
     ok = c[c["status"] == "ok"]
-    slower, faster = (int((ok["word"] == w).sum()) for w in (SLOWER, FASTER))
+    held = ok[ok["outcome"].isin([Outcome.AT_LEAST])]
+    slower, faster = int((held["ratio"] > 1).sum()), int((held["ratio"] < 1).sum())
     values = {f"{NAME}/claim/factor": f"{FACTOR:g}", f"{NAME}/claim/resamples": str(RESAMPLES),
               f"{NAME}/claim/seed": str(SEED), f"{NAME}/claim/level": f"{LEVEL * 100:.0f}",
-              f"{NAME}/claim/launches": flag(len(ok) and (ok["method"] == "launches").all()),
+              f"{NAME}/claim/launches": flag(len(ok) and ok["kind"].isin([Kind.LAUNCHES]).all()),
+              f"{NAME}/claim/bootstrap": flag(len(ok) and ok["kind"].isin([Kind.BOOTSTRAP]).all()),
+              f"{NAME}/claim/kind": kind_phrase(ok["kind"]),
+              f"{NAME}/claim/less-than": str(int(ok["outcome"].isin([Outcome.LESS_THAN]).sum())),
+              f"{NAME}/claim/undecided": str(int(ok["outcome"].isin([Outcome.UNDECIDED]).sum())),
               f"{NAME}/claim/launches-min": str(int(ok["n"].min())) if len(ok) else "0",
               f"{NAME}/claim/tested": "1" if len(ok) else "0", f"{NAME}/claim/pairs": str(len(ok)),
               f"{NAME}/claim/failed": str(int((c["status"] == "failed").sum())),
@@ -108,7 +108,7 @@ def claim_values(run: Run) -> dict[str, str]:
         for end, row in (("min", ok.loc[ok["ratio"].idxmin()]), ("max", ok.loc[ok["ratio"].idxmax()])):
             key = f"{NAME}/claim/ratio-{end}"
             values |= {key: ratio(row.ratio), f"{key}-lo": ratio(row.lo), f"{key}-hi": ratio(row.hi),
-                       f"{key}-pair": pair_text(row)}
+                       f"{key}-pair": pair_text(row), f"{key}-kind": kind_phrase([row.kind])}
     return values
 
 
@@ -123,17 +123,17 @@ def arch_labels(rows: pd.DataFrame) -> pd.Series:
 
 def claim_table(run: Run) -> str:
     first, second = (escape(framework_name(f)) for f in CLAIM)
-    caption = (f"Backward time of {first} over {second}, per engine pair and network: ratio of the medians "
-               f"[{LEVEL * 100:.0f}\\,\\% interval: $t$ over the launches' medians, paired by launch; percentile bootstrap "
-               f"of the raw samples where a cell ran in one launch]. Bold: the whole interval lies at or beyond "
-               f"{FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}. \\emph{{failed}}: one of the two cells failed; "
-               f"\\emph{{{NOT_RESOLVED}}}: a derived backward pass the data cannot tell apart from zero.")
     c = claims(run)
+    caption = (f"Backward time of {first} over {second}, per engine pair and network: ratio of the medians "
+               f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(c.loc[c['status'] == 'ok', 'kind'])}]. Bold: the whole "
+               f"interval lies at or beyond {FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}. \\emph{{failed}}: one of "
+               f"the two cells failed; \\emph{{{NOT_RESOLVED}}}: a derived backward pass the data cannot tell apart "
+               f"from zero.")
     if c.empty:
         return placeholder(caption, "tab:claim", f"This run has no {first} and {second} cells of the {NAME} study.")
     text = [rf"\emph{{{s}}}" if s != "ok" else
-            (rf"\textbf{{{interval(r, lo, hi)}}}" if w in (SLOWER, FASTER) else interval(r, lo, hi))
-            for s, r, lo, hi, w in zip(c["status"], c["ratio"], c["lo"], c["hi"], c["word"])]
+            (rf"\textbf{{{interval(r, lo, hi)}}}" if o == Outcome.AT_LEAST else interval(r, lo, hi))
+            for s, r, lo, hi, o in zip(c["status"], c["ratio"], c["lo"], c["hi"], c["outcome"])]
     c = c.assign(Pair=[pair_label(a, b) for a, b in zip(c["engine_a"], c["engine_b"])], Network=arch_labels(c),
                  text=[flagged(t, n) for t, n in zip(text, c["noisy"])])
     table = c.pivot_table(index="Pair", columns="Network", values="text", aggfunc="first", sort=False)

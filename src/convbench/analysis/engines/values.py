@@ -7,15 +7,14 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.engines.cells import NAME, engine_phases, setup_order, study_cells
-from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, percent, ratio, seconds, setup_label, setup_rank,
-                                           sig3, signed, tt, words)
+from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, kind_phrase, percent, ratio, seconds, setup_label,
+                                           setup_rank, sig3, signed, tt, words)
 from convbench.analysis.layerwise import layer_cells
-from convbench.analysis.stats import resolved, time_interval
+from convbench.analysis.stats import time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import launch_medians, summarise
+from convbench.analysis.tidy import DERIVED, is_resolved, launch_medians, summarise
 
 MISMATCH = 1.5  # phases whose sum is further than this factor from the whole step do not describe that step
-DERIVED = ("backward", "optimizer")  # the phases a derived cell gets by subtraction
 
 
 def flag(condition) -> str:
@@ -48,14 +47,13 @@ def scope_values(run: Run) -> dict[str, str]:
 
 
 def unresolved(run: Run) -> pd.DataFrame:
-    """The derived phases the data cannot resolve (stats.resolved: a sample at or below zero, or an interval over the
-    launches that reaches zero), one row per cell and phase: cell_id, setup, arch, phase."""
+    """The derived phases the data cannot resolve, as the tidy table decided for every study (tidy.resolve: a sample
+    at or below zero, or an interval over the launches that reaches zero, in any cell of the same configuration), one
+    row per cell and phase: cell_id, setup, arch, phase."""
     cells = study_cells(run.tidy)
     derived = cells[(cells["status"] == "ok") & (cells["phase_method"] == "derived")]
-    samples = run.samples
     rows = [(c.cell_id, c.setup, c.arch, phase) for c in derived.itertuples() for phase in DERIVED
-            if not resolved(launch_medians(run.tidy, phase, cell_id=c.cell_id),
-                            samples[(samples["cell_id"] == c.cell_id) & (samples["phase"] == phase)]["value"])]
+            if not is_resolved(run.tidy, c.cell_id, phase)]
     return pd.DataFrame(rows, columns=["cell_id", "setup", "arch", "phase"])
 
 
@@ -106,7 +104,7 @@ def shared_cells(run: Run) -> pd.DataFrame:
     df = run.tidy
     speed = df[(df["task"] == "speed") & (df["status"] == "ok")].drop_duplicates("cell_id") if len(df) else df
     keys = ["framework", "engine", "arch", "convs", "batch_size", "image_size", "device", "devices", "parallelism"]
-    columns = ["cell_id", "other_id", "setup", "arch", "phase", "ratio", "lo", "hi", "agree"]
+    columns = ["cell_id", "other_id", "setup", "arch", "phase", "ratio", "lo", "hi", "kind", "agree"]
     if speed.empty:
         return pd.DataFrame(columns=columns)
     mine, others = speed[speed["study"] == NAME], speed[speed["study"] != NAME]
@@ -117,8 +115,8 @@ def shared_cells(run: Run) -> pd.DataFrame:
             x = [samples[(samples["cell_id"] == c) & (samples["phase"] == phase)]["value"] for c in (p.cell_id, p.cell_id_other)]
             found = time_interval(*(launch_medians(df, phase, cell_id=c) for c in (p.cell_id, p.cell_id_other)), *x)
             if found:
-                r, lo, hi = found[:3]
-                rows.append([p.cell_id, p.cell_id_other, p.setup, p.arch, phase, r, lo, hi, lo <= 1 <= hi])
+                r, lo, hi, _, kind = found
+                rows.append([p.cell_id, p.cell_id_other, p.setup, p.arch, phase, r, lo, hi, kind, lo <= 1 <= hi])
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -132,7 +130,7 @@ def shared_values(run: Run) -> dict[str, str]:
     if len(found):
         worst = found.loc[(np.log(found["ratio"].astype(float))).abs().idxmax()]
         values |= {f"{NAME}/shared/worst": ratio(worst["ratio"]), f"{NAME}/shared/worst-lo": ratio(worst["lo"]),
-                   f"{NAME}/shared/worst-hi": ratio(worst["hi"]),
+                   f"{NAME}/shared/worst-hi": ratio(worst["hi"]), f"{NAME}/shared/worst-kind": kind_phrase([worst["kind"]]),
                    f"{NAME}/shared/worst-cell": f"{cell_name(*worst['setup'].split('-', 1), worst['arch'])} "
                                                 f"({escape(worst['phase'])})"}
     return values

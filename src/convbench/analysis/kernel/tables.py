@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, ms, percent, ratio, setup_label, setup_rank, signed, tt
-from convbench.analysis.kernel.values import Pair, accuracy_verdicts, comparisons
+from convbench.analysis.formatting import escape, kind_phrase, ms, percent, ratio, setup_label, setup_rank, signed, tt
+from convbench.analysis.kernel.values import Pair, accuracy_verdicts, comparisons, pair_verdicts
 from convbench.analysis.latex import blank_repeats, booktabs, flagged, noisy_note, placeholder
 from convbench.analysis.stats import Verdict
 from convbench.analysis.study import Run
@@ -99,17 +99,19 @@ def pair_row(p: Pair, found: dict[str, Verdict]) -> dict:
 
 
 def pairs(run: Run) -> str:
+    found = comparisons(run)
+    times = pair_verdicts(found, run.margins)
+    diffs = accuracy_verdicts(found, run.margins)
     caption = ("One $k\\times k$ convolution per block (single) against the stack of smaller convolutions with the "
                "same receptive field: the single's parameters over the stack's, time of the single over the stack's "
-               "per phase (ratio of medians, quartile-based range), and single minus stack in test accuracy and "
-               "train/test gap (points: mean of the per-seed differences with its Holm-corrected $t$ interval; the "
-               "gap over the seeds where both runs converged; seeds: pairs of replicate runs).")
-    found = comparisons(run)
+               f"per phase (ratio, {kind_phrase(v.kind for v in times)} in parentheses), and single minus stack in test "
+               f"accuracy and train/test gap (points: mean of the per-seed differences, {kind_phrase(v.kind for v in diffs)}; "
+               "the gap over the seeds where both runs converged; seeds: pairs of replicate runs).")
     if not found:
         return placeholder(caption, "tab:kernel-pairs", "No single kernel and stack of the same receptive field "
                                                         "both have results in this run.")
     found = sorted(found, key=lambda p: setup_rank(p.slug))  # stable: the pairs' order within a setup
-    verdicts = {v.key: v for v in accuracy_verdicts(found)}
+    verdicts = {v.key: v for v in accuracy_verdicts(found, run.margins)}
     table = pd.DataFrame([pair_row(p, verdicts) for p in found])
     time, diff = "Time, single / stack", "Single minus stack (points)"
     table.columns = pd.MultiIndex.from_tuples([(time, c) if c in ("Forward", "Backward", "Step") else
@@ -119,8 +121,8 @@ def pairs(run: Run) -> str:
 
 
 def unconverged(run: Run) -> str:
-    caption = ("Training runs that stopped at the epoch cap before the plateau criterion held, of every study: they "
-               "count in the accuracy comparisons and are left out of every train/test-gap comparison.")
+    caption = ("Training runs that stopped at the epoch cap before the plateau criterion held, of every study: a seed "
+               "with such a run is left out of every paired comparison, of accuracy and of train/test gap.")
     c = convergence(run.tidy)
     c = c[c["converged"] == 0]
     if c.empty:

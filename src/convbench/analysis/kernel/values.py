@@ -4,7 +4,7 @@ convolutions with the same receptive field, and the frameworks against each othe
 Keys (<setup> is framework-engine, with the config appended where the study's task ran in several; see slugs):
   kernel/<setup>/<arch>/<phase>-ms, <phase>-iqr-ms          median time of a phase and its IQR, ms
   kernel/<setup>/<arch>/test-accuracy, train-accuracy, gap  median over seeds, percent (gap: points)
-  kernel/<setup>/<a>-over-<b>/<phase>-ratio                 Verdict: time of a over b, -lo/-hi quartile-based, -word
+  kernel/<setup>/<a>-over-<b>/<phase>-ratio                 Verdict: time of a over b, -lo/-hi, -word, -kind
   kernel/<setup>/<a>-over-<b>/params-ratio                  parameters of a over b
   kernel/<setup>/<a>-vs-<b>/test-accuracy-diff, gap-diff    Verdict: a minus b, points, paired by seed (replicate
                                                             cells; the gap only over seeds where both converged),
@@ -12,8 +12,8 @@ Keys (<setup> is framework-engine, with the config appended where the study's ta
   kernel/stack/...                                          every pair and setup at once: what the text quotes
   kernel/stack/accuracy-lowest, -highest                    Verdict: the pairs of lowest and highest difference
   kernel/repeat/..., kernel/convergence/...                 the cross-framework repeat, converged runs (all studies)
-  frameworks/<s1>-over-<s2>/<phase>-ratio{,-min,-max}       median (range) over the networks both timed
-  frameworks/eager/<phase>-ratio                            Verdict: the slower eager setup over the faster one
+  kernel/frameworks/<s1>-over-<s2>/<phase>-ratio{,-min,-max} median (range) over the networks both timed
+  kernel/frameworks/eager/<phase>-ratio                     Verdict: the slower eager setup over the faster one
 """
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ from convbench.analysis.formatting import (
     setup_rank,
     signed,
     span,
-    speed_word,
     words,
 )
-from convbench.analysis.stats import LEVEL, UNDECIDED, Paired, Verdict, launch_ratio, paired_verdicts, time_ratio
+from convbench.analysis.stats import (LEVEL, MARGINS, Kind, Margins, Outcome, Paired, Verdict,
+                                      launch_ratio, paired_verdicts, time_ratio, time_verdict)
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import (
     SUMMARY_KEYS,
@@ -54,10 +54,10 @@ from convbench.analysis.tidy import (
 )
 
 STUDY = "kernel"
+FRAMEWORKS = f"{STUDY}/frameworks"  # the frameworks against each other, over every study's timed networks
 ENGINES = "engines"  # that study compares every engine with intervals of its own; the framework ratios leave it out
 TIME_PHASES = ["forward", "backward", "optimizer", "total", "step"]
 ACCURACY = ["test_accuracy", "train_accuracy", "gap"]
-MIXED = "not consistently faster or slower than"  # the pairs disagree
 
 
 # what a summary of no cells has (a run without any cell of the study)
@@ -109,7 +109,7 @@ class Pair:
     label: str  # 'PyTorch eager', with the config where the slug has one
     a: str
     b: str
-    ratios: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    ratios: dict[str, tuple[float, float, float, Kind]] = field(default_factory=dict)
     params: float | None = None
     test: tuple[float, float] | None = None
     gap: tuple[float, float] | None = None
@@ -130,13 +130,15 @@ def pick(summary: pd.DataFrame, slug: str, arch: str, phase: str):
     return hit.iloc[0] if len(hit) else None
 
 
-def phase_ratio(run: Run, ta, tb, phase: str) -> tuple[float, float, float]:
-    """Time of a over b in one phase: over the launch-level medians, paired by launch, where both ran in several
-    launches (stats.launch_ratio); else from the quartiles of the one launch (stats.time_ratio)."""
+def phase_ratio(run: Run, ta, tb, phase: str) -> tuple[float, float, float, Kind]:
+    """Time of a over b in one phase and its interval's kind: over the launch-level medians, paired by launch, where
+    both ran in several launches (stats.launch_ratio); else from the quartiles of the one launch (stats.time_ratio)."""
     df = run.study(STUDY)
     found = launch_ratio(*(launch_medians(df, phase, task="speed", setup=x["setup"], config=x["config"], arch=x["arch"])
                            for x in (ta, tb)))
-    return found[:3] if found else time_ratio(ta["value"], ta["iqr"], tb["value"], tb["iqr"])
+    if found:
+        return (*found[:3], Kind.LAUNCHES)
+    return (*time_ratio(ta["value"], ta["iqr"], tb["value"], tb["iqr"]), Kind.QUARTILES)
 
 
 def comparisons(run: Run) -> list[Pair]:
@@ -201,37 +203,34 @@ def unit_slug(df: pd.DataFrame, setup: str, config: str) -> str:
     return f"{setup}-{config}" if many else setup
 
 
-def pair_verdicts(pairs: list[Pair]) -> list[Verdict]:
-    return [Verdict(f"{p.key}/{phase}-ratio", f"{p.slug}/{p.a}", f"{p.slug}/{p.b}", f"{phase} time", r, lo, hi,
-                    speed_word(r, lo, hi)) for p in pairs for phase, (r, lo, hi) in p.ratios.items()]
+def pair_verdicts(pairs: list[Pair], margins: Margins = MARGINS) -> list[Verdict]:
+    return [time_verdict(f"{p.key}/{phase}-ratio", f"{p.slug}/{p.a}", f"{p.slug}/{p.b}", f"{phase} time", r, lo, hi,
+                         kind, margins) for p in pairs for phase, (r, lo, hi, kind) in p.ratios.items()]
 
 
-def stack_verdicts(pairs: list[Pair]) -> list[Verdict]:
-    """Per phase, every pair and setup at once: the median of the ratios, the lowest lo and highest hi of their
-    quartile-based ranges, and the word they agree on (MIXED where they do not)."""
+def stack_verdicts(pairs: list[Pair], margins: Margins = MARGINS) -> list[Verdict]:
+    """Per phase, every pair and setup at once: the median of the ratios and the lowest lo and highest hi of their
+    intervals (of their one kind; SPREAD where they mix kinds), decided as one interval: a direction or equivalence
+    only where every pair's interval says it."""
     verdicts = []
     for phase in TIME_PHASES:
         found = [p.ratios[phase] for p in pairs if phase in p.ratios]
         if not found:
             continue
-        r, lo, hi = zip(*found)
-        said = {speed_word(*x) for x in found}
-        verdicts.append(Verdict(f"{STUDY}/stack/{phase}-ratio", "single k x k", "stacked", f"{phase} time",
-                                float(np.median(r)), min(lo), max(hi), said.pop() if len(said) == 1 else MIXED,
-                                n=len(found)))
+        r, lo, hi, kinds = zip(*found)
+        kind = kinds[0] if len(set(kinds)) == 1 else Kind.SPREAD
+        verdicts.append(time_verdict(f"{STUDY}/stack/{phase}-ratio", "single k x k", "stacked", f"{phase} time",
+                                     float(np.median(r)), min(lo), max(hi), kind, margins, n=len(found)))
     return verdicts
 
 
-GAP_WORDS = ("a larger gap than", "a smaller gap than")
-
-
-def accuracy_verdicts(pairs: list[Pair]) -> list[Verdict]:
+def accuracy_verdicts(pairs: list[Pair], margins: Margins = MARGINS) -> list[Verdict]:
     """Single minus stack per seed, test accuracy and train/test gap, as one family of paired verdicts (Holm)."""
     family = [Paired(f"{p.diff_key}/test-accuracy-diff", f"{p.slug}/{p.a}", f"{p.slug}/{p.b}", "test accuracy",
                      p.test_diffs) for p in pairs if p.test_diffs]
     family += [Paired(f"{p.diff_key}/gap-diff", f"{p.slug}/{p.a}", f"{p.slug}/{p.b}", "train/test gap", p.gap_diffs,
-                      *GAP_WORDS) for p in pairs if p.gap_diffs]
-    return paired_verdicts(family)
+                      "gap") for p in pairs if p.gap_diffs]
+    return paired_verdicts(family, margins)
 
 
 def extremes(found: list[Verdict]) -> list[Verdict]:
@@ -241,8 +240,7 @@ def extremes(found: list[Verdict]) -> list[Verdict]:
     if not acc:
         return []
     low, high = min(acc, key=lambda v: v.estimate), max(acc, key=lambda v: v.estimate)
-    return [Verdict(**{**v.to_dict(), "key": f"{STUDY}/stack/accuracy-{name}"})
-            for name, v in (("lowest", low), ("highest", high))]
+    return [v.renamed(f"{STUDY}/stack/accuracy-{name}") for name, v in (("lowest", low), ("highest", high))]
 
 
 def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
@@ -258,15 +256,17 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
         f"{STUDY}/stack/timed": flag(timed), f"{STUDY}/stack/trained": flag(acc),
         f"{STUDY}/stack/pairs": str(len(timed)), f"{STUDY}/stack/accuracy-pairs": str(len(acc)),
         f"{STUDY}/stack/setups": str(len({p.slug for p in pairs})),
-        # directions from the paired intervals as printed
-        f"{STUDY}/stack/single-higher": str(sum(v.word == "higher than" for v in acc)),
-        f"{STUDY}/stack/single-lower": str(sum(v.word == "lower than" for v in acc)),
-        f"{STUDY}/stack/undecided": str(sum(v.word == UNDECIDED for v in acc)),
+        # outcomes of the paired intervals against the accuracy margin
+        f"{STUDY}/stack/single-higher": str(sum(v.outcome is Outcome.HIGHER for v in acc)),
+        f"{STUDY}/stack/single-lower": str(sum(v.outcome is Outcome.LOWER for v in acc)),
+        f"{STUDY}/stack/equivalent": str(sum(v.outcome is Outcome.EQUIVALENT for v in acc)),
+        f"{STUDY}/stack/undecided": str(sum(v.outcome is Outcome.UNDECIDED for v in acc)),
         f"{STUDY}/stack/one-pair": flag(len(acc) == 1),  # the text quotes the one interval instead of a range
-        f"{STUDY}/stack/all-undecided": flag(len(acc) and all(v.word == UNDECIDED for v in acc)),
-        f"{STUDY}/stack/single-larger-gap": str(sum(v.word == GAP_WORDS[0] for v in gaps)),
-        f"{STUDY}/stack/single-smaller-gap": str(sum(v.word == GAP_WORDS[1] for v in gaps)),
-        f"{STUDY}/stack/gap-undecided": str(sum(v.word not in GAP_WORDS[:2] for v in gaps)),
+        f"{STUDY}/stack/all-undecided": flag(len(acc) and all(v.outcome is Outcome.UNDECIDED for v in acc)),
+        f"{STUDY}/stack/single-larger-gap": str(sum(v.outcome is Outcome.HIGHER for v in gaps)),
+        f"{STUDY}/stack/single-smaller-gap": str(sum(v.outcome is Outcome.LOWER for v in gaps)),
+        f"{STUDY}/stack/gap-equivalent": str(sum(v.outcome is Outcome.EQUIVALENT for v in gaps)),
+        f"{STUDY}/stack/gap-undecided": str(sum(v.outcome is Outcome.UNDECIDED for v in gaps)),
         f"{STUDY}/stack/gap-pairs": str(len(gaps)),
         f"{STUDY}/stack/gap-compared": flag(gaps),
         f"{STUDY}/stack/seeds": words(sorted({str(v.n) for v in acc})) or "0",
@@ -343,7 +343,8 @@ def eager_pair(found) -> tuple[str, str] | None:
 
 
 def framework_verdicts(run: Run) -> list[Verdict]:
-    """Per phase, the slower eager setup's time over the faster one's: median over the networks, range min--max."""
+    """Per phase, the slower eager setup's time over the faster one's: median over the networks, range min--max
+    (kind SPREAD), decided as an interval: slower only where every network's ratio is."""
     found = framework_ratios(run)
     pair, verdicts = eager_pair(found), []
     for phase in ["backward", "step"]:
@@ -352,24 +353,27 @@ def framework_verdicts(run: Run) -> list[Verdict]:
         s1, s2 = pair
         r = found[(s1, s2, phase)]
         slow, fast, r = (s1, s2, r) if r.median() >= 1 else (s2, s1, 1 / r)
-        verdicts.append(Verdict(f"frameworks/eager/{phase}-ratio", slow, fast, f"{phase} time", float(r.median()),
-                                float(r.min()), float(r.max()), speed_word(r.median(), r.min(), r.max()), n=len(r)))
+        verdicts.append(time_verdict(f"{FRAMEWORKS}/eager/{phase}-ratio", slow, fast, f"{phase} time",
+                                     float(r.median()), float(r.min()), float(r.max()), Kind.SPREAD, run.margins,
+                                     n=len(r)))
     return verdicts
 
 
 def framework_values(run: Run) -> dict[str, str]:
     values = {}
     for (s1, s2, phase), r in framework_ratios(run).items():
-        key = f"frameworks/{s1}-over-{s2}/{phase}-ratio"
+        key = f"{FRAMEWORKS}/{s1}-over-{s2}/{phase}-ratio"
         values.update({key: ratio(r.median()), f"{key}-min": ratio(r.min()), f"{key}-max": ratio(r.max())})
     verdicts = framework_verdicts(run)
     for v in verdicts:
         phase = v.key.rsplit("/", 1)[1].removesuffix("-ratio")
-        values[f"frameworks/eager/{phase}-slow"] = escape(setup_label(*v.subject.split("-", 1)))
-        values[f"frameworks/eager/{phase}-fast"] = escape(setup_label(*v.reference.split("-", 1)))
-        values[f"frameworks/eager/{phase}-networks"] = str(v.n)
-    values["frameworks/eager"] = flag({v.key for v in verdicts} == {f"frameworks/eager/{p}-ratio"
-                                                                    for p in ("backward", "step")})
+        values[f"{FRAMEWORKS}/eager/{phase}-slow"] = escape(setup_label(*v.subject.split("-", 1)))
+        values[f"{FRAMEWORKS}/eager/{phase}-fast"] = escape(setup_label(*v.reference.split("-", 1)))
+        values[f"{FRAMEWORKS}/eager/{phase}-comparisons"] = str(v.n)  # a network timed at several batches counts
+        r = framework_ratios(run)[(*sorted((v.subject, v.reference)), phase)]  # once per batch; the networks once
+        values[f"{FRAMEWORKS}/eager/{phase}-networks"] = str(r.index.get_level_values("arch").nunique())
+    values[f"{FRAMEWORKS}/eager"] = flag({v.key for v in verdicts} == {f"{FRAMEWORKS}/eager/{p}-ratio"
+                                                                       for p in ("backward", "step")})
     return values
 
 
@@ -383,7 +387,7 @@ def ran(run: Run) -> bool:
 def values(run: Run) -> dict[str, str]:
     pairs = comparisons(run)
     seeds = accuracy(run)["test_accuracy"]
-    return {**cell_values(run), **pair_values(pairs, accuracy_verdicts(pairs)), **framework_values(run),
+    return {**cell_values(run), **pair_values(pairs, accuracy_verdicts(pairs, run.margins)), **framework_values(run),
             **convergence_values(run), **repeat_values(run),
             f"{STUDY}/seeds": str(int(seeds["seeds"].max())) if len(seeds) else "0",
             f"{STUDY}/launches": str(launch_count(run.study(STUDY))),
@@ -393,5 +397,6 @@ def values(run: Run) -> dict[str, str]:
 
 def verdicts(run: Run) -> list[Verdict]:
     pairs = comparisons(run)
-    found = accuracy_verdicts(pairs)
-    return pair_verdicts(pairs) + stack_verdicts(pairs) + found + extremes(found) + framework_verdicts(run)
+    found = accuracy_verdicts(pairs, run.margins)
+    return (pair_verdicts(pairs, run.margins) + stack_verdicts(pairs, run.margins) + found + extremes(found)
+            + framework_verdicts(run))

@@ -1,5 +1,5 @@
 """The layers study's numbers for the text: each backward half over the forward convolution, and maxout's activation
-cost over ReLU's on the same convolution, per framework (median and range over the shapes). Keys layerwise/...;
+cost over ReLU's on the same convolution, per framework (median and range over the shapes). Keys layers/layerwise/...;
 '--' for a framework of the claim without layer-wise cells, so the text's keys always exist."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from convbench.analysis.formatting import FRAMEWORK_ORDER, compare, ratio, setup
 from convbench.analysis.layerwise import layer_times
 from convbench.analysis.study import Run
 
-KEY = "layerwise"
+KEY = "layers/layerwise"  # under the layers study's prefix
 HALVES = {"backward_input": "bwd-input", "backward_weight": "bwd-weight"}
 
 

@@ -1,10 +1,11 @@
 """The learned study: the kernel size and the number of filters learned in training (ramp masks, L0 gates), cropped
-and pruned after it, against the kernel study's hand-picked grid (whose statistics, keys 'kernelsweep/...', are
+and pruned after it, against the kernel study's hand-picked grid (whose statistics, keys 'learned/sweep/...', are
 computed here from the kernel study's train and speed cells).
 
-data.py reads the tidy table, values.py turns it into numbers, phrases and verdicts, tables.py and figures.py draw it.
+data.py reads the tidy table, values.py turns it into numbers, phrases and verdicts, tables.py and figures.py draw it;
+tracking.py reads the tracking study (the learned size at several planted scales) for this study's text and figure.
 """
-from convbench.analysis.learned import figures, tables, values
+from convbench.analysis.learned import figures, tables, tracking, values
 from convbench.analysis.study import Figure, Study, Table
 
 STUDY = Study(
@@ -22,6 +23,9 @@ STUDY = Study(
                "The penalty sweep: what the shrunk network kept against the penalty weight (its receptive field, "
                "dashed: the planted task's scale; its maps in percent of the initial ones) and its test accuracy. "
                "Points: seeds; lines: their means."),
+        Figure("learned_tracking", tracking.figure,
+               "The learned receptive field against the planted scale, one point per seed: the staircase is the "
+               "smallest field that covers the scale, the band one kernel step around it."),
     ),
     tables=(Table("learned_shrunk", tables.shrunk), Table("learned_sweep", tables.sweep),
             Table("learned_verdicts", tables.verdict_table)),

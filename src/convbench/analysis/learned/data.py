@@ -202,10 +202,10 @@ def sweep_stats(run: Run, scells: pd.DataFrame | None = None) -> pd.DataFrame:
     return out.drop(columns=["_u", "_m"]).reset_index(drop=True)[SWEEP_COLUMNS]
 
 
-def per_block_rows(run: Run, metric: str) -> dict[str, tuple]:
+def per_block_rows(run: Run, metric: str, study: str = LEARNED) -> dict[str, tuple]:
     """cell_id -> the values of a per-block metric (phase shrunk), in block order."""
     df = run.tidy
-    rows = df[(df["study"] == LEARNED) & (df["metric"] == metric)].sort_values("block", kind="stable")
+    rows = df[(df["study"] == study) & (df["metric"] == metric)].sort_values("block", kind="stable")
     return {cell: tuple(int(v) for v in g["value"]) for cell, g in rows.groupby("cell_id", sort=False)}
 
 

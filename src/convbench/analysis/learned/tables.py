@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import X, escape, ms, percent, pm, ratio, sci, sig3, signed, thousands, tt
+from convbench.analysis.formatting import (X, escape, kind_phrase, ms, percent, pm, ratio, sci, sig3, signed, thousands,
+                                           tt, verdict_word)
 from convbench.analysis.latex import booktabs, placeholder, ragged
 from convbench.analysis.learned import data
 from convbench.analysis.learned.values import costs, frames, verdicts_of
@@ -94,23 +95,26 @@ def said(v, words: str) -> str:
 
 def verdict_table(run: Run) -> str:
     f = frames(run)
-    caption = (f"Every setup's verdicts. Size: the grid's accuracy at the learned kernel size minus its best one "
-               f"convolution per block, in points, with both {CI} half-widths added. Accuracy: the shrunk network "
-               f"minus the grid's most accurate, in points, with that network's {CI}. Step: shrunk over trained "
-               f"training step, quartile-based range. Cost: the grid's wall-clock time over one learned run (one "
-               f"seed of the grid / the whole grid).")
     done = f.lstats[f.lstats["seeds"] > 0] if len(f.lstats) else f.lstats
+    found = [v for r in done.itertuples() for v in verdicts_of(r, f.sweep, f.scells, run.margins)]
+    kinds = {name: kind_phrase(v.kind for v in found if v.key.endswith(f"/{name}")) for name in ("kernel", "vs-best",
+                                                                                                   "step")}
+    caption = (f"Every setup's verdicts. Size: the grid's accuracy at the learned kernel size minus its best one "
+               f"convolution per block, in points [{kinds['kernel']}]. Accuracy: the shrunk network minus the grid's "
+               f"most accurate, in points [{kinds['vs-best']}]. Step: shrunk over trained training step "
+               f"({kinds['step']}). Cost: the grid's wall-clock time over one learned run (one seed of the grid / the "
+               f"whole grid).")
     if done.empty:
         return placeholder(caption, "tab:learned-verdicts", "No network of the learned study finished in this run.")
     cost = costs(f).set_index(["unit", "arch"])
     rows = []
     for r in done.itertuples():
-        v = {x.key.rsplit("/", 1)[1]: x for x in verdicts_of(r, f.sweep, f.scells)}
+        v = {x.key.rsplit("/", 1)[1]: x for x in verdicts_of(r, f.sweep, f.scells, run.margins)}
         size = v.get("kernel")
         rows.append({
             "Architecture": tt(r.arch),
-            "Size": said(size, f"{size.word} ({tt(size.reference)})") if size else "--",
-            "Accuracy": said(v["vs-best"], f"{v['vs-best'].word} {tt(v['vs-best'].reference)}")
+            "Size": said(size, f"{verdict_word(size)} ({tt(size.reference)})") if size else "--",
+            "Accuracy": said(v["vs-best"], f"{verdict_word(v['vs-best'])} {tt(v['vs-best'].reference)}")
             if "vs-best" in v else "--",
             "Step": (f"{ratio(v['step'].estimate)} ({ratio(v['step'].lo)}--{ratio(v['step'].hi)})"
                      if "step" in v else "--"),

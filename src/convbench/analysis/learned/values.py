@@ -1,7 +1,7 @@
 """The learned study's numbers, short phrases and verdicts: the grid search's statistics, what was learned, the shrunk
 networks against the grid's best, and what the grid search cost against one learned run.
 
-Per unit and arch: kernelsweep/<unit>/<arch>/{test-accuracy,test-accuracy-ci,seeds,params} and
+Per unit and arch: learned/sweep/<unit>/<arch>/{test-accuracy,test-accuracy-ci,seeds,params} and
 learned/<unit>/<arch>/{test-accuracy,trained-test-accuracy,train-accuracy,gap,params,kernels,maps,step-ratio,
 cost-ratio,max-logit-difference}. The paper's text quotes keys of fixed names: the run's settings, flags, and the main
 setup's results (the learned study's first setup in the tables' order) under learned/size/... and learned/width/...;
@@ -27,13 +27,14 @@ from convbench.analysis.formatting import (
     seconds,
     sig3,
     span,
-    speed_word,
     thousands,
+    verdict_word,
     tt,
     words,
 )
-from convbench.analysis.learned import data
-from convbench.analysis.stats import LEVEL, UNDECIDED, Paired, Verdict, paired_verdicts, prediction_interval, time_ratio
+from convbench.analysis.learned import data, tracking
+from convbench.analysis.stats import (LEVEL, MARGINS, Kind, Margins, Paired, Verdict, decide_points, fact_verdict,
+                                      paired_verdicts, prediction_interval, time_ratio, time_verdict)
 from convbench.analysis.study import Run
 
 EXACT = 1e-4  # the largest logit difference that float32 rounding explains; above it crop or prune changed the net
@@ -132,38 +133,33 @@ def size_comparison(r, sweep: pd.DataFrame, scells: pd.DataFrame):
         return None, "the size the grid ranks best", best
     d = (seed_tests(scells, r.unit, hit["arch"]) - seed_tests(scells, r.unit, best["arch"])).dropna()
     return Paired(f"learned/{r.unit}/{r.arch}/kernel", f"{r.arch} ({', '.join(map(str, learned))})", best["arch"],
-                  "test accuracy of the grid at the learned size minus the grid's best", tuple(d),
-                  "a size the grid ranks above its best", "not the size the grid ranks best"), None, best
+                  "test accuracy of the grid at the learned size minus the grid's best", tuple(d), "size"), None, best
 
 
-def size_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None) -> Verdict | None:
-    """size_comparison as a Verdict: the paired t interval at LEVEL (one comparison per learned network) or, where
-    the learned size is the grid's best, a different size per block or untried, that word without interval."""
+def size_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None, margins: Margins = MARGINS
+                 ) -> Verdict | None:
+    """size_comparison as a Verdict: the paired t interval at LEVEL (one comparison per learned network) decided
+    against the accuracy margin or, where the learned size is the grid's best, a different size per block or untried,
+    that fact without interval."""
     paired, word, best = size_comparison(r, sweep, scells if scells is not None else pd.DataFrame())
     if paired is not None:
-        found = paired_verdicts([paired])
-        if found:
-            v = found[0]
-            return v if v.word != UNDECIDED else Verdict(**{**v.to_dict(),
-                                                              "word": "a size the grid cannot tell from its best"})
-        return None
+        found = paired_verdicts([paired], margins)
+        return found[0] if found else None
     if word is None:
         return None
     est = 0.0 if word == "the size the grid ranks best" else math.nan
-    return Verdict(f"learned/{r.unit}/{r.arch}/kernel", f"{r.arch} ({', '.join(map(str, r.kept_kernels))})",
-                   best["arch"], "test accuracy of the grid at the learned size minus the grid's best", est, est, est,
-                   word, "points", int(r.seeds))
+    return fact_verdict(f"learned/{r.unit}/{r.arch}/kernel", f"{r.arch} ({', '.join(map(str, r.kept_kernels))})",
+                        best["arch"], "test accuracy of the grid at the learned size minus the grid's best", est, est,
+                        est, word, "points", int(r.seeds))
 
 
-PREDICTION = {"in": "within the prediction interval of", "below": "below the prediction interval of",
-              "above": "above the prediction interval of"}
-
-
-def accuracy_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None) -> Verdict | None:
+def accuracy_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None, margins: Margins = MARGINS
+                     ) -> Verdict | None:
     """The shrunk net's test accuracy against the most accurate hand-picked network's. One learned seed: its
     accuracy minus the best's mean, judged by the t prediction interval of a new seed of the best (a single run is
     one draw, not a mean): interval = learned minus the prediction interval's ends. Several seeds: the mean of the
-    per-seed differences (same seeds, same data order) with its t interval."""
+    per-seed differences (same seeds, same data order) with its t interval. Either decided against the accuracy
+    margin; without an interval (one seed of the best too), undecided."""
     ranked = rank(sweep[sweep["unit"] == r.unit]) if len(sweep) else sweep
     if r.seeds == 0 or ranked.empty:
         return None
@@ -172,29 +168,23 @@ def accuracy_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None)
     if r.seeds >= 2 and len(grid) >= 2:
         learned = pd.Series(r.seed_tests) if isinstance(getattr(r, "seed_tests", None), dict) else pd.Series(dtype=float)
         d = (learned - grid).dropna()
-        found = paired_verdicts([Paired(key, f"{r.arch} (shrunk)", best["arch"], "test accuracy", tuple(d))])
+        found = paired_verdicts([Paired(key, f"{r.arch} (shrunk)", best["arch"], "test accuracy", tuple(d))], margins)
         if found:
             return found[0]
     mean, lo, hi, _ = prediction_interval(grid if len(grid) else [best["mean"]])
     est = r.test - mean
-    if pd.isna(lo):
-        word = "the same as" if printed(r.test) == printed(mean) else ("higher than" if r.test > mean else
-                                                                      "lower than")
-        return Verdict(key, f"{r.arch} (shrunk)", best["arch"], "test accuracy", est, math.nan, math.nan, word,
-                       "points", int(r.seeds))
-    side = "in" if printed(lo) <= printed(r.test) <= printed(hi) else "below" if printed(r.test) < printed(lo) \
-        else "above"
-    return Verdict(key, f"{r.arch} (shrunk)", best["arch"], "test accuracy", est, r.test - hi, r.test - lo,
-                   PREDICTION[side], "points", int(r.seeds))
+    lo, hi, kind = (r.test - hi, r.test - lo, Kind.PREDICTION) if pd.notna(lo) else (math.nan, math.nan, Kind.NONE)
+    return Verdict(key, f"{r.arch} (shrunk)", best["arch"], "test accuracy", est, lo, hi,
+                   decide_points(lo, hi, margins.accuracy), kind, margins.accuracy, "points", "accuracy", int(r.seeds))
 
 
-def step_verdict(r) -> Verdict | None:
+def step_verdict(r, margins: Margins = MARGINS) -> Verdict | None:
     """A training step of the shrunk network over one of the masked or gated network, with the quartile range."""
     if pd.isna(r.step_shrunk) or pd.isna(r.step_learned):
         return None
     x, lo, hi = time_ratio(r.step_shrunk, r.step_shrunk_iqr, r.step_learned, r.step_learned_iqr)
-    return Verdict(f"learned/{r.unit}/{r.arch}/step", f"{r.arch} (shrunk)", f"{r.arch} (trained)",
-                   "training step time", x, lo, hi, speed_word(x, lo, hi), "ratio", int(r.seeds))
+    return time_verdict(f"learned/{r.unit}/{r.arch}/step", f"{r.arch} (shrunk)", f"{r.arch} (trained)",
+                        "training step time", x, lo, hi, Kind.QUARTILES, margins, int(r.seeds))
 
 
 def dominated_by(params: float, accuracy: float, grid: pd.DataFrame) -> list[str]:
@@ -249,13 +239,15 @@ def cost_verdict(c: pd.DataFrame) -> Verdict | None:
     if c.empty:
         return None
     whole, one = c["whole"].min(), c["one"].min()
-    return Verdict("learned/cost", "one learned run (the dearest)", "the grid search",
-                   "wall-clock time of the grid (lo: one seed of it) over one learned run", whole, one, whole,
-                   cost_word(whole, one), "ratio", len(c))
+    return fact_verdict("learned/cost", "one learned run (the dearest)", "the grid search",
+                        "wall-clock time of the grid (lo: one seed of it) over one learned run", whole, one, whole,
+                        cost_word(whole, one), "ratio", len(c))
 
 
-def verdicts_of(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None) -> list[Verdict]:
-    return [v for v in (size_verdict(r, sweep, scells), accuracy_verdict(r, sweep, scells), step_verdict(r))
+def verdicts_of(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None, margins: Margins = MARGINS
+                ) -> list[Verdict]:
+    return [v for v in (size_verdict(r, sweep, scells, margins), accuracy_verdict(r, sweep, scells, margins),
+                        step_verdict(r, margins))
             if v is not None]
 
 
@@ -281,12 +273,12 @@ def verdicts(run: Run) -> list[Verdict]:
     """Per unit and learned arch: kernel (size), vs-best (accuracy), step; the main setup's again under
     learned/size/... and learned/width/...; learned/cost."""
     f = frames(run)
-    out = [v for r in f.lstats.itertuples() for v in verdicts_of(r, f.sweep, f.scells)]
+    out = [v for r in f.lstats.itertuples() for v in verdicts_of(r, f.sweep, f.scells, run.margins)]
     for kind in NET_KINDS:
         r = net(f, kind)
         if r is not None:
-            out += [Verdict(**{**v.to_dict(), "key": v.key.replace(f"learned/{r.unit}/{r.arch}/", f"learned/{kind}/")})
-                    for v in verdicts_of(r, f.sweep, f.scells)]
+            out += [v.renamed(v.key.replace(f"learned/{r.unit}/{r.arch}/", f"learned/{kind}/"))
+                    for v in verdicts_of(r, f.sweep, f.scells, run.margins)]
     cost = cost_verdict(costs(f))
     return out + ([cost] if cost else [])
 
@@ -302,7 +294,7 @@ def constant_values() -> dict[str, str]:
             "learned/beta": fraction(method.BETA), "learned/gamma": f"{method.GAMMA:g}",
             "learned/zeta": f"{method.ZETA:g}", "learned/exact-bound": sci(EXACT),
             "learned/level": f"{LEVEL * 100:.0f}",
-            "kernelsweep/equal-params": f"{data.EQUAL_PARAMS * 100:.0f}"}
+            "learned/sweep/equal-params": f"{data.EQUAL_PARAMS * 100:.0f}"}
 
 
 def optimizer_words(optimizer, momentum) -> str:
@@ -330,14 +322,14 @@ def seeds_text(seeds) -> str:
 
 def sweep_values(f: Frames) -> dict[str, str]:
     sweep, scells = f.sweep, f.scells
-    values = {"kernelsweep/grid": flag(len(sweep) and (sweep["seeds"] > 0).any()),
-              "kernelsweep/intervals": flag(len(sweep) and sweep["seeds"].min() >= 2),
-              "kernelsweep/seeds": seeds_text(sweep["seeds"]),
-              "kernelsweep/archs": str(sweep["arch"].nunique()), "kernelsweep/failed": str(int(sweep["failed"].sum())),
-              "kernelsweep/reference": tt(data.reference_arch(scells)) if len(scells) else "--"}
-    values.update({f"kernelsweep/{k}": v for k, v in recipe(scells).items()})
+    values = {"learned/sweep/grid": flag(len(sweep) and (sweep["seeds"] > 0).any()),
+              "learned/sweep/intervals": flag(len(sweep) and sweep["seeds"].min() >= 2),
+              "learned/sweep/seeds": seeds_text(sweep["seeds"]),
+              "learned/sweep/archs": str(sweep["arch"].nunique()), "learned/sweep/failed": str(int(sweep["failed"].sum())),
+              "learned/sweep/reference": tt(data.reference_arch(scells)) if len(scells) else "--"}
+    values.update({f"learned/sweep/{k}": v for k, v in recipe(scells).items()})
     for r in sweep.itertuples():
-        base = f"kernelsweep/{r.unit}/{r.arch}"
+        base = f"learned/sweep/{r.unit}/{r.arch}"
         values[f"{base}/seeds"] = str(r.seeds)
         if pd.notna(r.params):
             values[f"{base}/params"] = thousands(r.params)
@@ -347,17 +339,17 @@ def sweep_values(f: Frames) -> dict[str, str]:
             values[f"{base}/test-accuracy-ci"] = percent(r.ci)
     unit = main_unit(f)
     ranked = rank(sweep[sweep["unit"] == unit]) if len(sweep) else sweep
-    values.update({"kernelsweep/setup": escape(ranked["label"].iloc[0]) if len(ranked) else "--",
-                   "kernelsweep/best": "--", "kernelsweep/best-accuracy": "--", "kernelsweep/best-params": "--",
-                   "kernelsweep/tied": "none", "kernelsweep/front": "none"})
+    values.update({"learned/sweep/setup": escape(ranked["label"].iloc[0]) if len(ranked) else "--",
+                   "learned/sweep/best": "--", "learned/sweep/best-accuracy": "--", "learned/sweep/best-params": "--",
+                   "learned/sweep/tied": "none", "learned/sweep/front": "none"})
     if len(ranked):
         best = ranked.iloc[0]
         tied = [r["arch"] for _, r in ranked.iloc[1:].iterrows() if overlap(r, best)]
         front = ranked[ranked["front"]].sort_values("params")["arch"]
-        values.update({"kernelsweep/best": tt(best["arch"]), "kernelsweep/best-accuracy": pm(best["mean"], best["ci"]),
-                       "kernelsweep/best-params": thousands(best["params"]),
-                       "kernelsweep/tied": words(tt(a) for a in tied) or "none",
-                       "kernelsweep/front": words(tt(a) for a in front) or "none"})
+        values.update({"learned/sweep/best": tt(best["arch"]), "learned/sweep/best-accuracy": pm(best["mean"], best["ci"]),
+                       "learned/sweep/best-params": thousands(best["params"]),
+                       "learned/sweep/tied": words(tt(a) for a in tied) or "none",
+                       "learned/sweep/front": words(tt(a) for a in front) or "none"})
     return values
 
 
@@ -434,7 +426,7 @@ def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
     words_per_unit = {}
     for unit in units:
         rows = lstats[lstats["unit"] == unit]
-        words_per_unit[unit] = sorted((r.arch, r.kept_kernels, *(v.word for v in verdicts_of(r, f.sweep, f.scells)))
+        words_per_unit[unit] = sorted((r.arch, r.kept_kernels, *(verdict_word(v) for v in verdicts_of(r, f.sweep, f.scells)))
                                       for r in rows.itertuples())
     done = lstats[lstats["seeds"] > 0] if len(lstats) else lstats
     worst = done["max_diff"].max() if len(done) else math.nan
@@ -459,6 +451,37 @@ def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
     for kind in NET_KINDS:
         values.update(net_values(f, kind))
     return values
+
+
+KNEE_POINTS = 0.01  # the width grid's knee: its narrowest network within 1 point of its best
+KNEE_BAND = 0.3  # a learned width within 30 % of the knee's maps finds it
+
+
+def knee(f: Frames, kernels: tuple) -> pd.Series | None:
+    """The hand-picked width grid's knee in the main setup: among its one-convolution networks with the gated
+    networks' kernels, the fewest maps whose mean test accuracy is within KNEE_POINTS of the best."""
+    grid = f.sweep[(f.sweep["unit"] == main_unit(f)) & (f.sweep["seeds"] > 0)]
+    grid = grid[[tuple(k) == tuple(kernels) and set(d) == {1} for k, d in zip(grid["kernels"], grid["depths"])]]
+    if grid.empty:
+        return None
+    near = grid[grid["mean"] >= grid["mean"].max() - KNEE_POINTS]
+    return near.loc[near["maps"].map(sum).idxmin()]
+
+
+def width_knee_values(f: Frames, rows: pd.DataFrame) -> dict[str, str]:
+    """learned/width/{knee-arch,knee-maps,near-knee,falls}: the grid's knee, how many gated runs kept maps within
+    KNEE_BAND of it, and whether the mean kept maps fall as the penalty grows."""
+    base = "learned/width"
+    kernels = f.lcells.loc[f.lcells["gates"], "kernels"] if len(f.lcells) else pd.Series(dtype=object)
+    k = knee(f, kernels.iloc[0]) if len(kernels) else None
+    if k is None or rows.empty:
+        return {**{f"{base}/{key}": "--" for key in ("knee-arch", "knee-maps", "near-knee")},
+                f"{base}/falls": flag(False)}
+    kept = rows["kept_maps"].map(sum)
+    means = kept.groupby(rows["penalty"]).mean().sort_index()
+    return {f"{base}/knee-arch": tt(k["arch"]), f"{base}/knee-maps": f"{sum(k['maps'])}",
+            f"{base}/near-knee": f"{int((abs(kept / sum(k['maps']) - 1) <= KNEE_BAND).sum())} of {len(rows)}",
+            f"{base}/falls": flag(len(means) > 1 and bool((means.diff().dropna() < 0).all()))}
 
 
 def penalty_values(f: Frames) -> dict[str, str]:
@@ -488,6 +511,8 @@ def penalty_values(f: Frames) -> dict[str, str]:
                        f"{base}/covering": f"{int(covers.sum())} of {len(rows)}" if len(scale) else "--",
                        f"{base}/covering-converged": f"{int((covers & converged).sum())} of {int(converged.sum())}"
                        if len(scale) else "--"}
+        else:
+            values |= width_knee_values(f, rows)
     return values
 
 
@@ -495,7 +520,7 @@ def values(run: Run) -> dict[str, str]:
     f = frames(run)
     cost = costs(f)
     return {**constant_values(), **sweep_values(f), **learned_values(f, cost), **cell_values(f, cost),
-            **penalty_values(f)}
+            **penalty_values(f), **tracking.values(run)}
 
 
 def ran(run: Run) -> bool:

@@ -7,27 +7,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from convbench.analysis.formatting import (SEVERAL, SEVERAL_FASTER, SEVERAL_SLOWER, escape, flag, ratio, setup_label,
-                                           words)
+from convbench.analysis.formatting import escape, flag, kind_phrase, ratio, setup_label, words
 from convbench.analysis.latex import booktabs, placeholder
 from convbench.analysis.overhead.fit import CLAIM, claim_space
-from convbench.analysis.stats import LEVEL, Verdict
+from convbench.analysis.stats import LEVEL, SEVERAL, Outcome, Verdict, several_verdict
 from convbench.analysis.study import Figure, Run, Study, Table
 from convbench.analysis.sweep import NAME, SHOWN, draw_sweep, fit_line, fit_table, fits, label, num, sweep_times
 
 
 def claim_table(run: Run) -> str:
-    caption = (f"The backward claim at every batch of the sweep: backward time of PyTorch over TensorFlow per engine "
-               f"pair, ratio of the medians [{LEVEL * 100:.0f}\\,\\% interval]. Bold: several times ($\\geq "
-               f"{SEVERAL:g}\\times$) faster or slower. \\emph{{not resolved}}: a derived backward pass (a difference "
-               f"of two graph programs) that the data cannot tell from zero.")
     c = claim_space(run.tidy, run.samples)
+    caption = (f"The backward claim at every batch of the sweep: backward time of PyTorch over TensorFlow per engine "
+               f"pair, ratio of the medians [{LEVEL * 100:.0f}\\,\\% {kind_phrase(c['kind'])}]. Bold: several times "
+               f"($\\geq {SEVERAL:g}\\times$) faster or slower. \\emph{{not resolved}}: a derived backward pass (a "
+               f"difference of two graph programs) that the data cannot tell from zero.")
     if c.empty:
         return placeholder(caption, "tab:overhead-claim", "This run has no PyTorch and TensorFlow overhead cells.")
     text = [r"\emph{not resolved}" if not ok else
-            rf"\textbf{{{ratio(r)} [{ratio(lo)}, {ratio(hi)}]}}" if w in (SEVERAL_SLOWER, SEVERAL_FASTER) else
+            rf"\textbf{{{ratio(r)} [{ratio(lo)}, {ratio(hi)}]}}" if o == Outcome.AT_LEAST else
             f"{ratio(r)} [{ratio(lo)}, {ratio(hi)}]"
-            for r, lo, hi, w, ok in zip(c["ratio"], c["lo"], c["hi"], c["word"], c["resolved"])]
+            for r, lo, hi, o, ok in zip(c["ratio"], c["lo"], c["hi"], c["outcome"], c["resolved"])]
     c = c.assign(Pair=[f"{setup_label(CLAIM[0], a)} / {setup_label(CLAIM[1], b)}"
                        + (f" ({arch}, {size:.0f})" if c[["arch", "image_size"]].drop_duplicates().shape[0] > 1 else "")
                        for a, b, arch, size in zip(c["engine_a"], c["engine_b"], c["arch"], c["image_size"])],
@@ -57,7 +56,7 @@ def overhead_values(run: Run) -> dict[str, str]:
                 values |= {f"{key}-{unit}": num(r[name] * scale), f"{key}-lo": num(r[f"{name}_lo"] * scale),
                            f"{key}-hi": num(r[f"{name}_hi"] * scale), f"{key}-setup": escape(label(r))}
     c = claim_space(run.tidy, run.samples)
-    holds = c[c["word"].isin([SEVERAL_SLOWER, SEVERAL_FASTER])]
+    holds = c[c["outcome"].isin([Outcome.AT_LEAST])]
     largest, smallest = (c["batch_size"].max(), c["batch_size"].min()) if len(c) else (np.nan, np.nan)
     return values | {
         f"{NAME}/claim/tested": flag(len(c)), f"{NAME}/claim/points": str(int(c["resolved"].sum())),
@@ -71,13 +70,13 @@ def overhead_values(run: Run) -> dict[str, str]:
 
 
 def overhead_verdicts(run: Run) -> list[Verdict]:
-    """One Verdict per engine pair and batch (keys overhead/claim/<torch-e>-over-<tensorflow-e>/<arch>-s<size>-b<batch>/
-    ratio)."""
+    """One Verdict per engine pair and batch where the backward passes are resolved (keys
+    overhead/claim/<torch-e>-over-<tensorflow-e>/<arch>-s<size>-b<batch>/ratio)."""
     c = claim_space(run.tidy, run.samples)
-    return [Verdict(f"{NAME}/claim/{CLAIM[0]}-{r.engine_a}-over-{CLAIM[1]}-{r.engine_b}/{r.arch}-s{r.image_size:.0f}-"
-                    f"b{r.batch_size:.0f}/ratio", f"{CLAIM[0]}-{r.engine_a}", f"{CLAIM[1]}-{r.engine_b}",
-                    f"backward time on {r.arch} at batch {r.batch_size:.0f}", r.ratio, r.lo, r.hi, r.word, "ratio",
-                    int(r.n)) for r in c.itertuples()]
+    return [several_verdict(f"{NAME}/claim/{CLAIM[0]}-{r.engine_a}-over-{CLAIM[1]}-{r.engine_b}/{r.arch}-"
+                            f"s{r.image_size:.0f}-b{r.batch_size:.0f}/ratio", f"{CLAIM[0]}-{r.engine_a}",
+                            f"{CLAIM[1]}-{r.engine_b}", f"backward time on {r.arch} at batch {r.batch_size:.0f}",
+                            r.ratio, r.lo, r.hi, r.kind, int(r.n)) for r in c.itertuples() if r.resolved]
 
 
 STUDY = Study(

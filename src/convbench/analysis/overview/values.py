@@ -1,13 +1,16 @@
-"""Numbers and short phrases about the run as a whole: overview/... flags, run/..., env/..., data/..., train/...,
-speed/..., import/... The sentences around them live in paper/sections/{introduction,method,threats}.tex."""
+"""Numbers and short phrases about the run as a whole, every key under overview/: flags, run/..., env/..., data/...,
+train/..., speed/..., import/... The sentences around them live in paper/sections/{introduction,method,threats}.tex."""
 from __future__ import annotations
 
 import pandas as pd
 
+from convbench.analysis.stats import SEVERAL
 from convbench.analysis.formatting import escape, flag, framework_name, percent, setup_label, setup_rank, tt, words
 from convbench.analysis.overview import launches
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import full_data
+
+PREFIX = "overview"  # of every key this study writes
 
 
 def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
@@ -124,6 +127,15 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
     return values
 
 
+def margin_values(margins) -> dict[str, str]:
+    """The practical margins every verdict is decided against, as the method section states them."""
+    return {"margin/time": f"{100 * margins.time:g}", "margin/time-ratio": f"{margins.ratio:g}",
+            "margin/time-inverse": f"{1 / margins.ratio:.3f}", "margin/accuracy": f"{100 * margins.accuracy:g}",
+            "margin/several": f"{SEVERAL:g}"}
+
+
 def values(run: Run) -> dict[str, str]:
-    return {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy),
-            **launches.values(run.tidy)}
+    """Every run-wide value under overview/ (overview/run/..., overview/env/..., overview/speed/...)."""
+    found = {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy),
+             **launches.values(run.tidy), **margin_values(run.margins)}
+    return {k if k.startswith(f"{PREFIX}/") else f"{PREFIX}/{k}": v for k, v in found.items()}

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, ms, percent, ratio, setup_label, setup_rank
+from convbench.analysis.formatting import escape, kind_phrase, margin_text, ms, percent, ratio, setup_label, setup_rank
 from convbench.analysis.latex import blank_repeats, booktabs
 from convbench.analysis.reference.runs import PHASES, ReferenceRun, reference_runs, tf32_pairs
 from convbench.analysis.reference.values import compare
+from convbench.analysis.stats import MARGINS, Margins, Outcome
 from convbench.analysis.study import Run
 
 LAYER_PHASES = {"forward": "Conv fwd", "backward_input": "Bwd input", "backward_weight": "Bwd weight",
                 "activation_forward": "Act fwd", "activation_backward": "Act bwd"}
 
 
-def interval(r, lo, hi, word) -> str:
+def interval(r, lo, hi, outcome) -> str:
     text = f"{ratio(r)} [{ratio(lo)}, {ratio(hi)}]"
-    return rf"\textbf{{{text}}}" if word != "about as fast as" else text
+    return rf"\textbf{{{text}}}" if outcome in (Outcome.FASTER, Outcome.SLOWER) else text
 
 
-def pair_table(fp32: ReferenceRun, tf32: ReferenceRun) -> str:
-    c = compare(fp32, tf32).drop_duplicates(["arch", "phase"])
+def pair_table(fp32: ReferenceRun, tf32: ReferenceRun, margins: Margins = MARGINS) -> str:
+    c = compare(fp32, tf32, margins).drop_duplicates(["arch", "phase"])
     if c.empty:
         return ""
     rows = []
@@ -29,12 +30,12 @@ def pair_table(fp32: ReferenceRun, tf32: ReferenceRun) -> str:
         row = {"Network": arch}
         if "step" in phase.index:
             row |= {"fp32 step": ms(phase.loc["step", "fp32"]), "TF32 step": ms(phase.loc["step", "tf32"])}
-        rows.append(row | {p.capitalize(): interval(*phase.loc[p, ["ratio", "lo", "hi", "word"]]) if p in phase.index
+        rows.append(row | {p.capitalize(): interval(*phase.loc[p, ["ratio", "lo", "hi", "outcome"]]) if p in phase.index
                            else "--" for p in PHASES})
     table = pd.DataFrame(rows)
-    caption = (f"{escape(tf32.device)}: TF32 over fp32 per phase, ratio of the geometric means of the launch "
-               f"medians [95\\,\\% Welch $t$ interval on their logs: the runs ran one after the other, unpaired]; "
-               f"bold: the interval excludes 1. Step times in ms. "
+    caption = (f"{escape(tf32.device)}: TF32 over fp32 per phase, time ratio [95\\,\\% "
+               f"{kind_phrase(c['kind'])}: the runs ran one after the other, unpaired]; bold: the whole interval lies "
+               f"beyond the margin ({margin_text(margins)}). Step times in ms. "
                f"fp32 ({escape(fp32.name)}): {fp32.line()}. TF32 ({escape(tf32.name)}): {tf32.line()}.")
     return booktabs(table, caption, f"tab:reference-tf32-{tf32.name}", "l" + "r" * (len(table.columns) - 1),
                     raw=tuple(table.columns[1:]), size=r"\footnotesize")
@@ -42,7 +43,7 @@ def pair_table(fp32: ReferenceRun, tf32: ReferenceRun) -> str:
 
 def tf32_table(run: Run) -> str:
     """TF32 against fp32 for every pair of runs that differ only in it; a comment where there is none."""
-    tables = [pair_table(*p) for p in tf32_pairs(reference_runs(run.reference))]
+    tables = [pair_table(*p, run.margins) for p in tf32_pairs(reference_runs(run.reference))]
     return "\n".join(t for t in tables if t) or "%\n"
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, ms, ratio, speed_word, words
+from convbench.analysis.formatting import SHORT, escape, ms, ratio, words
 from convbench.analysis.reference.runs import KEY, PHASES, ReferenceRun, record_time, reference_runs, tf32_pairs
 from convbench.analysis.reference.sweeps import graph_values, size_values
 from convbench.analysis.roof import roof_values
-from convbench.analysis.stats import Verdict, bootstrap_ratio, unpaired_ratio
+from convbench.analysis.stats import (MARGINS, Kind, Margins, Verdict, bootstrap_ratio, decide_ratio, time_verdict,
+                                      unpaired_ratio)
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import launch_medians
 
 COLUMNS = ["pair", "cell_id", "study", "arch", "framework", "engine", "phase", "fp32", "tf32", "ratio", "lo", "hi",
-           "word", "n"]
+           "outcome", "kind", "n"]
 
 
-def compare(fp32: ReferenceRun, tf32: ReferenceRun) -> pd.DataFrame:
+def compare(fp32: ReferenceRun, tf32: ReferenceRun, margins: Margins = MARGINS) -> pd.DataFrame:
     """TF32 over fp32 for every ok speed cell both runs timed, per phase: the medians (of the launch medians) and the
     ratio with its interval (stats.unpaired_ratio over the launch medians: the two runs ran one after the other, so no
     launch of one ran beside a launch of the other; a bootstrap of the raw samples where a cell ran in one launch)."""
@@ -28,15 +29,15 @@ def compare(fp32: ReferenceRun, tf32: ReferenceRun) -> pd.DataFrame:
         cell = fp32.tidy[fp32.tidy["cell_id"] == cell_id].iloc[0]
         for phase in PHASES:
             launches = [launch_medians(run.tidy[run.tidy["cell_id"] == cell_id], phase) for run in (tf32, fp32)]
-            found = unpaired_ratio(*launches)
+            found, kind = unpaired_ratio(*launches), Kind.WELCH
             if found is None:  # a cell of one launch: a bootstrap of its raw samples
                 a, b = (_samples(run, cell_id, phase) for run in (tf32, fp32))
-                found = (*bootstrap_ratio(a, b), len(a) + len(b)) if len(a) and len(b) else None
+                found, kind = ((*bootstrap_ratio(a, b), len(a) + len(b)) if len(a) and len(b) else None), Kind.BOOTSTRAP
             if found is not None:
                 r, lo, hi, n = found
                 times = [record_time(run.tidy[run.tidy["cell_id"] == cell_id], phase) for run in (fp32, tf32)]
                 rows.append([f"{fp32.name}/{tf32.name}", cell_id, cell["study"], cell["arch"], cell["framework"],
-                             cell["engine"], phase, *times, r, lo, hi, speed_word(r, lo, hi), n])
+                             cell["engine"], phase, *times, r, lo, hi, decide_ratio(lo, hi, margins.ratio), kind, n])
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -52,22 +53,24 @@ def _samples(run: ReferenceRun, cell_id: str, phase: str) -> pd.Series:
 
 def comparisons(run: Run) -> pd.DataFrame:
     pairs = tf32_pairs(reference_runs(run.reference))
-    return pd.concat([compare(*p) for p in pairs], ignore_index=True) if pairs else pd.DataFrame(columns=COLUMNS)
+    return (pd.concat([compare(*p, run.margins) for p in pairs], ignore_index=True) if pairs
+            else pd.DataFrame(columns=COLUMNS))
 
 
 def tf32_verdicts(run: Run) -> list[Verdict]:
     """One Verdict per network and phase: TF32 over fp32 (keys reference/tf32/<arch>/<phase>/ratio)."""
     c = comparisons(run)
-    return [Verdict(f"{KEY}/tf32/{r.arch}/{r.phase}/ratio", "tf32", "fp32", f"{r.phase} time on {r.arch}", r.ratio,
-                    r.lo, r.hi, r.word, "ratio", int(r.n)) for r in c.drop_duplicates(["arch", "phase"]).itertuples()]
+    return [time_verdict(f"{KEY}/tf32/{r.arch}/{r.phase}/ratio", "tf32", "fp32", f"{r.phase} time on {r.arch}",
+                         r.ratio, r.lo, r.hi, r.kind, run.margins, int(r.n))
+            for r in c.drop_duplicates(["arch", "phase"]).itertuples()]
 
 
 def phase_verdict(rows: pd.DataFrame) -> str:
-    """A phase over the networks, as the intervals allow: 'faster on every network', 'slower on ...', or 'faster on
-    3, about as fast on 2 of 5 networks'."""
-    counts = rows["word"].value_counts()
+    """A phase over the networks, as the outcomes allow: 'faster on every network', 'slower on ...', or 'faster on
+    3, undecided on 2 of 5 networks'."""
+    counts = rows["outcome"].value_counts()
     n = len(rows)
-    short = {"faster than": "faster", "slower than": "slower", "about as fast as": "about as fast"}
+    short = SHORT
     if len(counts) == 1:
         return f"{short[counts.index[0]]} on every network" if n > 1 else f"{short[counts.index[0]]}"
     return words(f"{short[w]} on {k}" for w, k in counts.items()) + f" of {n} networks"

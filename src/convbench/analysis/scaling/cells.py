@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.formatting import setup_rank
-from convbench.analysis.stats import quartile_ratio, time_interval
+from convbench.analysis.stats import Kind, Outcome, decide_ratio, quartile_ratio, time_interval
 from convbench.analysis.study import Run
 from convbench.analysis.tidy import launch_medians
 
@@ -94,9 +94,10 @@ def parallel(df: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["parallelism"].isin(PARALLEL)] if len(rows) else rows
 
 
-def ratio_of(run: Run, a: pd.Series, b: pd.Series, phase: str) -> tuple[float, float, float]:
-    """a's phase over b's: from the launch medians, paired by launch, where both cells ran in several launches, else
-    a bootstrap over the raw samples of their one launch (stats.time_interval), else the quartile range."""
+def ratio_of(run: Run, a: pd.Series, b: pd.Series, phase: str) -> tuple[float, float, float, Kind]:
+    """a's phase over b's and its interval's kind: from the launch medians, paired by launch, where both cells ran in
+    several launches, else a bootstrap over the raw samples of their one launch (stats.time_interval), else the
+    quartile range."""
     samples = run.samples
 
     def of(cell):
@@ -105,14 +106,15 @@ def ratio_of(run: Run, a: pd.Series, b: pd.Series, phase: str) -> tuple[float, f
     (la, sa), (lb, sb) = of(a), of(b)
     found = time_interval(la, lb, sa, sb)
     if found is not None:
-        return found[:3]
+        return (*found[:3], found[4])
     lo, hi = quartile_ratio(a[phase], a[f"{phase}_iqr"], b[phase], b[f"{phase}_iqr"])
-    return float(a[phase] / b[phase]), float(lo), float(hi)
+    return float(a[phase] / b[phase]), float(lo), float(hi), Kind.QUARTILES
 
 
 def comparisons(df: pd.DataFrame, run: Run) -> pd.DataFrame:
-    """Tensor parallel over data parallel, backward and step, for every configuration where both ran; shorter: the
-    scheme whose time was shorter with the whole interval on one side of 1 ('' where the interval holds 1)."""
+    """Tensor parallel over data parallel, backward and step, for every configuration where both ran: ratio, interval,
+    its kind and outcome against the time margin; shorter: the scheme whose time was shorter with the whole interval
+    beyond the margin ('' where it is not)."""
     keys = ["setup", "arch", "mode", "devices", "batch_size", "image_size", "device"]
     rows = []
     for key, group in parallel(df).groupby(keys, sort=False):
@@ -122,9 +124,11 @@ def comparisons(df: pd.DataFrame, run: Run) -> pd.DataFrame:
         tensor, data = by["tensor"].iloc[0], by["data"].iloc[0]
         row = dict(zip(keys, key)) | {"global_batch": data["global_batch"]}
         for phase in ["backward", "step"]:
-            r, lo, hi = ratio_of(run, tensor, data, phase)
-            row |= {f"{phase}_ratio": r, f"{phase}_lo": lo, f"{phase}_hi": hi,
-                    f"{phase}_shorter": "data" if lo > 1 else ("tensor" if hi < 1 else "")}
+            r, lo, hi, kind = ratio_of(run, tensor, data, phase)
+            outcome = decide_ratio(lo, hi, run.margins.ratio)
+            row |= {f"{phase}_ratio": r, f"{phase}_lo": lo, f"{phase}_hi": hi, f"{phase}_kind": kind,
+                    f"{phase}_outcome": outcome,
+                    f"{phase}_shorter": {Outcome.SLOWER: "data", Outcome.FASTER: "tensor"}.get(outcome, "")}
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -139,12 +143,12 @@ def straggler_pairs(df: pd.DataFrame, run: Run) -> pd.DataFrame:
     for _, row in df[df["straggler_ms"] > 0].iterrows():
         match = df[(df["straggler_ms"] == 0) & np.logical_and.reduce([df[k] == row[k] for k in keys])]
         out = {**{k: row[k] for k in keys}, "straggler_ms": row["straggler_ms"], "cell_id": row["cell_id"],
-               "status": "failed", "ratio": np.nan, "lo": np.nan, "hi": np.nan, "added": np.nan,
+               "status": "failed", "ratio": np.nan, "lo": np.nan, "hi": np.nan, "kind": None, "added": np.nan,
                "step": row.get("step"), "plain_step": np.nan, "global_batch": row["global_batch"]}
         if not match.empty and row["status"] == "ok" and match.iloc[0]["status"] == "ok":
             base = match.iloc[0]
-            r, lo, hi = ratio_of(run, row, base, "step")
-            out |= {"status": "ok", "ratio": r, "lo": lo, "hi": hi, "added": row["step"] - base["step"],
+            r, lo, hi, kind = ratio_of(run, row, base, "step")
+            out |= {"status": "ok", "ratio": r, "lo": lo, "hi": hi, "kind": kind, "added": row["step"] - base["step"],
                     "plain_step": base["step"]}
         elif match.empty:
             out["status"] = "unmatched"

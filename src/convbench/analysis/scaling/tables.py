@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import ms, percent, plain, ratio, signed, thousands, tt
+from convbench.analysis.formatting import kind_phrase, margin_text, ms, percent, plain, ratio, signed, thousands, tt
 from convbench.analysis.latex import blank_repeats, booktabs, placeholder, ragged
 from convbench.analysis.scaling import crossover
 from convbench.analysis.scaling import projection as pj
 from convbench.analysis.scaling.cells import PARALLEL, PARALLELISM_NAMES, cells, comparisons, straggler_pairs
 from convbench.analysis.scaling.values import setup_name
-from convbench.analysis.stats import LEVEL, RESAMPLES, SEED
+from convbench.analysis.stats import LEVEL
 from convbench.analysis.study import Run
 
 NONE = "No scaling cells ran in this run."
 FAILED = r"\emph{failed}"
 
-# the interval of every ratio in the scaling tables (analysis.scaling.cells.ratio_of)
-INTERVAL = (f"[{LEVEL * 100:.0f}\\,\\% interval: $t$ over the launch medians, paired by launch, or a bootstrap of one "
-            f"launch's samples ({RESAMPLES} resamples, seed {SEED})]")
+
+
+def interval_text(kinds) -> str:
+    """The interval of the ratios a scaling table shows (analysis.scaling.cells.ratio_of), named by their kinds; ''
+    where it shows none."""
+    kinds = list(kinds)
+    return f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(kinds)}]" if kinds else ""
 
 
 def _cell_columns(rows: pd.DataFrame) -> pd.DataFrame:
@@ -122,9 +126,10 @@ def crossover_table(run: Run) -> str:
 
 
 def straggler(run: Run) -> str:
-    caption = (f"A straggler: the last device sleeps the delay at the start of every step. Step medians in ms without "
-               f"and with it, their ratio {INTERVAL} and the time added per step.")
     pairs = straggler_pairs(cells(run), run)
+    kinds = pairs.loc[pairs["status"] == "ok", "kind"] if len(pairs) else []
+    caption = (f"A straggler: the last device sleeps the delay at the start of every step. Step medians in ms without "
+               f"and with it, their ratio {interval_text(kinds)} and the time added per step.")
     if pairs.empty:
         return placeholder(caption, "tab:scaling-straggler", "No cell of this run delayed a device.")
     table = pd.DataFrame({
@@ -142,10 +147,11 @@ def straggler(run: Run) -> str:
 
 
 def verdicts(run: Run) -> str:
-    caption = (f"Tensor parallel's time over data parallel's at the same devices and global batch: ratio of medians "
-               f"{INTERVAL}; shorter: the "
-               f"scheme whose time was shorter with the whole interval on one side of 1.")
     v = comparisons(cells(run), run)
+    kinds = [*v["backward_kind"], *v["step_kind"]] if len(v) else []
+    caption = (f"Tensor parallel's time over data parallel's at the same devices and global batch: ratio "
+               f"{interval_text(kinds)}; shorter: the scheme whose time was shorter with the whole interval beyond the "
+               f"margin ({margin_text(run.margins)}).")
     if v.empty:
         return placeholder(caption, "tab:scaling-verdicts", "No configuration of this run ran both data and tensor "
                                                             "parallel.")

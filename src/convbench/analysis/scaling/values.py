@@ -7,13 +7,14 @@ import re
 import pandas as pd
 
 from convbench.analysis import tidy
-from convbench.analysis.formatting import (escape, ms, percent, plain, ratio, setup_label, setup_rank,
-                                           sig3, signed, span, speed_word, thousands, tt, words, X)
+from convbench.analysis.formatting import (escape, kind_phrase, ms, percent, plain, ratio, setup_label, setup_rank,
+                                           sig3, signed, span, thousands, tt, words, X)
 from convbench.analysis.scaling import crossover
 from convbench.analysis.scaling import projection as pj
 from convbench.analysis.scaling.cells import (MODE_ORDER, PARALLEL, PARALLELISM_NAMES, PARALLELISM_ORDER, cell_key,
                                               cells, comparisons, parallel, straggler_pairs)
-from convbench.analysis.stats import LEVEL, RESAMPLES, SEED, Verdict
+from convbench.analysis.stats import (LEVEL, MARGINS, RESAMPLES, SEED, Kind, Margins, Outcome, Verdict, fact_verdict,
+                                      time_verdict)
 from convbench.analysis.study import Run
 
 STRAGGLER_WHOLE = 0.8  # a step that grew by this fraction of the delay or more "waited" for the late device
@@ -63,27 +64,26 @@ def phase_values(run: Run) -> dict[str, str]:
     return tidy.time_values(run.study("scaling"))
 
 
-def comparison_verdicts(v: pd.DataFrame, batches: int) -> list[Verdict]:
+def comparison_verdicts(v: pd.DataFrame, batches: int, margins: Margins = MARGINS) -> list[Verdict]:
     """Tensor parallel's backward and step over data parallel's, per configuration where both ran."""
     out = []
     for row in v.itertuples() if len(v) else []:
         key = f"scaling/verdict/{row.setup}/{row.arch}/{row.mode}/t{row.devices}{key_batch(row, batches)}"
         for phase in ["backward", "step"]:
-            r, lo, hi = (getattr(row, f"{phase}_{c}") for c in ("ratio", "lo", "hi"))
-            out.append(Verdict(f"{key}/{phase}-ratio", "tensor parallel", "data parallel", f"{phase} time", r, lo, hi,
-                               speed_word(r, lo, hi)))
+            r, lo, hi, kind = (getattr(row, f"{phase}_{c}") for c in ("ratio", "lo", "hi", "kind"))
+            out.append(time_verdict(f"{key}/{phase}-ratio", "tensor parallel", "data parallel", f"{phase} time", r, lo,
+                                    hi, kind, margins))
     return out
 
 
-def straggler_verdicts(pairs: pd.DataFrame, batches: int) -> list[Verdict]:
-    """A delayed cell's step over the same cell's without delay; word: whether the step grew by at least
-    STRAGGLER_WHOLE of the delay as printed ('waited') or not ('hid part')."""
+def straggler_verdicts(pairs: pd.DataFrame, batches: int, margins: Margins = MARGINS) -> list[Verdict]:
+    """A delayed cell's step over the same cell's without delay, decided against the time margin (whether the step
+    waited for the whole delay: straggler_values)."""
     out = []
     for row in pairs[pairs["status"] == "ok"].itertuples() if len(pairs) else []:
         key = f"scaling/straggler/{row.setup}/{row.arch}/{row.parallelism}/t{row.devices}{key_batch(row, batches)}"
-        waited = float(ms(row.added)) >= STRAGGLER_WHOLE * row.straggler_ms
-        out.append(Verdict(f"{key}/ratio", "delayed step", "step without delay", "step time", row.ratio, row.lo,
-                           row.hi, "waited" if waited else "hid part"))
+        out.append(time_verdict(f"{key}/ratio", "delayed step", "step without delay", "step time", row.ratio, row.lo,
+                                row.hi, row.kind, margins))
     return out
 
 
@@ -103,9 +103,9 @@ def bytes_verdict(df: pd.DataFrame) -> list[Verdict]:
     if not len(rows):
         return []
     r = rows["payload"] / rows["payload_model"]
-    word = "equalled" if rows["match"].astype(bool).all() else "differed from"
-    return [Verdict("scaling/bytes/match", "counted payload", "closed-form model", "payload bytes", float(r.median()),
-                    float(r.min()), float(r.max()), word, n=len(rows))]
+    fact = "equalled" if rows["match"].astype(bool).all() else "differed from"
+    return [fact_verdict("scaling/bytes/match", "counted payload", "closed-form model", "payload bytes",
+                         float(r.median()), float(r.min()), float(r.max()), fact, n=len(rows), kind=Kind.SPREAD)]
 
 
 # --- summed up for the text --------------------------------------------------------------------------------------
@@ -292,7 +292,8 @@ def straggler_values(pairs: pd.DataFrame) -> dict[str, str]:
             values |= {f"scaling/{p}/straggler-ratio": span(g["ratio"], unit=X),
                        f"scaling/{p}/straggler-added-ms": span(g["added"] * 1e3, sig3),
                        f"scaling/{p}/straggler-share": span(g["added"] * 1e3 / g["straggler_ms"]),
-                       f"scaling/{p}/straggler-interval": f"{ratio(g['lo'].min())}--{ratio(g['hi'].max())}"}
+                       f"scaling/{p}/straggler-interval": f"{ratio(g['lo'].min())}--{ratio(g['hi'].max())}",
+                       f"scaling/{p}/straggler-kind": kind_phrase(g["kind"])}
     return values
 
 
@@ -305,6 +306,8 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         values |= {f"scaling/{phase}/data-shorter": str(counts["data"]),
                    f"scaling/{phase}/tensor-shorter": str(counts["tensor"]),
                    f"scaling/{phase}/neither": str(len(v) - sum(counts.values())),
+                   f"scaling/{phase}/equivalent": str(int(v[f"{phase}_outcome"].isin([Outcome.EQUIVALENT]).sum())),
+                   f"scaling/{phase}/kind": kind_phrase(v[f"{phase}_kind"]),
                    f"scaling/{phase}/ratio": span(v[f"{phase}_ratio"], unit=X),
                    f"scaling/{phase}/interval": f"{ratio(v[f'{phase}_lo'].min())}--{ratio(v[f'{phase}_hi'].max())}"}
     values["scaling/compared-devices"] = words(str(t) for t in sorted(v["devices"].unique()))
@@ -438,7 +441,8 @@ def values(run: Run) -> dict[str, str]:
 def verdicts(run: Run) -> list[Verdict]:
     df, v, pairs, _ = analysis(run)
     batches = df["batch_size"].nunique() if len(df) else 0
-    return [*comparison_verdicts(v, batches), *straggler_verdicts(pairs, batches), *bytes_verdict(df)]
+    return [*comparison_verdicts(v, batches, run.margins), *straggler_verdicts(pairs, batches, run.margins),
+            *bytes_verdict(df)]
 
 
 def ran(run: Run) -> bool:

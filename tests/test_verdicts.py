@@ -1,0 +1,66 @@
+"""The decision rule every verdict follows (issue 20): four outcomes against a practical margin, three for the
+several-times claim; words rendered from one table; a macro key written twice or outside its study stops the
+analysis."""
+import math
+
+import pandas as pd
+import pytest
+
+from convbench.analysis import KeyClash, analyse_study, gather
+from convbench.analysis.formatting import KIND_PHRASES, WORDS, verdict_word
+from convbench.analysis.stats import (Kind, Margins, Outcome, Paired, decide_points, decide_ratio, decide_several,
+                                      paired_verdicts, time_verdict)
+from convbench.analysis.study import Run, Study
+
+
+def test_a_time_ratio_has_four_outcomes_against_its_margin():
+    assert decide_ratio(1.06, 1.2) is Outcome.SLOWER and decide_ratio(0.5, 0.95) is Outcome.FASTER
+    assert decide_ratio(0.96, 1.04) is Outcome.EQUIVALENT
+    # the issue's flips: near a line, both runs undecided instead of 'slower' against 'about as fast'
+    assert decide_ratio(1.01, 1.07) is Outcome.UNDECIDED and decide_ratio(0.909, 1.19) is Outcome.UNDECIDED
+    assert decide_ratio(math.nan, math.nan) is Outcome.UNDECIDED
+    assert decide_ratio(1.06, 1.2, margin=1.10) is Outcome.UNDECIDED  # a wider margin from the config
+
+
+def test_a_difference_in_points_has_four_outcomes_against_one_point():
+    assert decide_points(0.011, 0.05) is Outcome.HIGHER and decide_points(-0.05, -0.011) is Outcome.LOWER
+    assert decide_points(-0.008, 0.009) is Outcome.EQUIVALENT and decide_points(-0.002, 0.02) is Outcome.UNDECIDED
+
+
+def test_the_several_times_claim_has_three_outcomes():
+    # the issue's flip: 0.387 [0.345, 0.436] and 0.406 [0.317, 0.521] were 'several times faster' and 'faster'
+    assert decide_several(0.345, 0.436) is Outcome.AT_LEAST and decide_several(0.317, 0.521) is Outcome.UNDECIDED
+    assert decide_several(0.6, 1.9) is Outcome.LESS_THAN
+
+
+def test_the_margins_come_from_the_config_section():
+    m = Margins.from_config({"time": 0.1, "accuracy": 2})
+    assert (m.ratio, m.accuracy) == (pytest.approx(1.1), pytest.approx(0.02))
+    assert Margins.from_config(None) == Margins()
+
+
+def test_words_come_from_the_one_table_and_every_outcome_has_them():
+    v = time_verdict("x/r", "a", "b", "backward time", 0.5, 0.4, 0.6, Kind.LAUNCHES)
+    assert v.outcome is Outcome.FASTER and verdict_word(v) == WORDS[("time", Outcome.FASTER)]
+    for scale in ("time", "accuracy", "gap", "overfit", "size"):
+        assert {o for s, o in WORDS if s == scale} >= {Outcome.EQUIVALENT, Outcome.UNDECIDED}
+    assert set(KIND_PHRASES) == set(Kind)
+
+
+def test_paired_verdicts_carry_their_holm_level_and_kind():
+    found = paired_verdicts([Paired("x/a", "a", "b", "test accuracy", (0.03, 0.031, 0.029)),
+                             Paired("x/b", "a", "c", "test accuracy", (0.001, -0.002, 0.0))])
+    assert [v.kind for v in found] == [Kind.SEEDS, Kind.SEEDS] and found[0].outcome is Outcome.HIGHER
+    assert found[0].level == pytest.approx(0.975) and found[1].outcome is Outcome.EQUIVALENT
+
+
+def test_a_key_written_twice_or_outside_its_study_stops_the_analysis(tmp_path):
+    with pytest.raises(KeyClash, match="written twice: by kernel.values and by kernel.verdicts"):
+        gather([("kernel.values", {"kernel/a": "1"}), ("kernel.verdicts", {"kernel/a": "2"})], "kernel")
+    with pytest.raises(KeyClash, match="'env/cpu' written by overview.values lies outside .* prefix overview/"):
+        gather([("overview.values", {"env/cpu": "x"})], "overview")
+    clash = Study("kernel", "Kernel", values=lambda run: {"kernel/x-ratio": "1.00"},
+                  verdicts=lambda run: [time_verdict("kernel/x-ratio", "a", "b", "t", 1, 0.9, 1.1, Kind.LAUNCHES)])
+    with pytest.raises(KeyClash, match="kernel/x-ratio"):
+        analyse_study(clash, Run(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()), tmp_path)
+    assert not (tmp_path / "macros.tex").exists()
