@@ -51,7 +51,7 @@ def tidy_problems(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     if missing:
         return [f"tidy.csv: columns {missing} are gone"]
     after = after[after["metric"].isin(before["metric"].dropna()) | after["metric"].isna()]
-    if "epoch" in after:  # rows per epoch or per block are new kinds of rows
+    if "epoch" in after and "epoch" not in before:  # rows per epoch or per block were new kinds of rows
         after = after[after["epoch"].isna() & after["block"].isna()]
     after = after[before.columns].reset_index(drop=True)
     if len(after) != len(before):

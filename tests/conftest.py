@@ -51,3 +51,18 @@ def tiny_pipeline(work, **changes):
     (work / "config").mkdir()
     (work / "config/config.yaml").write_text(yaml.safe_dump(config))
     return config
+
+
+def new_record(cell, cell_id: str | None = None, /, **parts) -> dict:
+    """Every test's record: the envelope convbench.records.cell_record writes (schema version, id, cell, counts,
+    status ok, no error) around `parts`, which add what a test needs (timings, training, process, environment...) or
+    replace a field of the envelope. cell: a convbench.cells.Cell (its id, and its dict as JSON holds it), or a
+    cell's dict with its cell_id."""
+    import json
+
+    from convbench.records import SCHEMA_VERSION
+
+    if not isinstance(cell, dict):
+        cell_id, cell = cell.id, json.loads(json.dumps(cell.to_dict()))
+    return {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "cell": cell, "counts": {}, "status": "ok",
+            "error": None, **parts}

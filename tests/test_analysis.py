@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import new_record
 
 from convbench import spec
 from convbench.analysis import analyse, read_run, registry, tidy, write_tidy
@@ -59,16 +60,16 @@ def make_record(study, task, framework, arch, seed=0, slowdown=1.0, accuracy=Non
             "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": seed, "threads": 2, "arch": archd,
             "settings": {"warmup": 3, "min_repeats": 5, "max_repeats": 30} if task == "speed"
             else {"epochs": 3, "lr": 0.05, "momentum": 0.9, "dataset": "digits"}}
-    record = {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
-              "counts": {"params": params, "params_framework": params, "flops_forward": flops},
-              "process": {"import_s": 4.3 if framework == "torch" else 9.1}, "wall_s": 3.2,
-              "started": "2026-11-28T23:59:00+00:00",
-              "environment": {"python": "3.11.7", "platform": "Linux-6.8.0-x86_64-with-glibc2.39",
-                              "cpu_model": "AMD EPYC 7B13", "cpu_count": 2, "hostname": "bench-1",
-                              "git_commit": "abc123def4567890", "git_dirty": False, "convbench": "0.1.0",
-                              "numpy": "2.4.6", "versions": FRAMEWORKS[framework],
-                              "threads": {"intra_op": 2, "inter_op": 1},
-                              "flags": {"layout": "NCHW" if framework == "torch" else "NHWC"}, "device_model": "cpu"}}
+    record = new_record(cell, cell_id, counts={"params": params, "params_framework": params, "flops_forward": flops},
+                        process={"import_s": 4.3 if framework == "torch" else 9.1}, wall_s=3.2,
+                        started="2026-11-28T23:59:00+00:00",
+                        environment={"python": "3.11.7", "platform": "Linux-6.8.0-x86_64-with-glibc2.39",
+                                     "cpu_model": "AMD EPYC 7B13", "cpu_count": 2, "hostname": "bench-1",
+                                     "git_commit": "abc123def4567890", "git_dirty": False, "convbench": "0.1.0",
+                                     "numpy": "2.4.6", "versions": FRAMEWORKS[framework],
+                                     "threads": {"intra_op": 2, "inter_op": 1},
+                                     "flags": {"layout": "NCHW" if framework == "torch" else "NHWC"},
+                                     "device_model": "cpu"})
     rng = np.random.default_rng(zlib.crc32(cell_id.encode()))
     if task == "speed":
         forward = flops * 64 / 20e9 * (1.0 if framework == "torch" else 1.5)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import new_record
 
 from convbench import spec
 from convbench.analysis import analyse_study, read_run, write_tidy
@@ -69,10 +70,10 @@ def record(task, framework, name, seed=0, fraction=1.0, archs=ARCHS, role=None):
             "devices": 1, "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": seed,
             "train_fraction": fraction, "arch": archd,
             "settings": {"max_iqr_ratio": 0.1, **({"role": role} if role else {})}}
-    return {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
-            "counts": {"params": spec.param_count(s), "flops_forward": spec.forward_flops(s, image_size)},
-            "environment": {"python": "3.11.7", "versions": {framework: "1.0"}}, "process": {"import_s": 4.0},
-            "started": "2026-11-28T23:59:00+00:00"}
+    return new_record(cell, cell_id,
+                      counts={"params": spec.param_count(s), "flops_forward": spec.forward_flops(s, image_size)},
+                      environment={"python": "3.11.7", "versions": {framework: "1.0"}}, process={"import_s": 4.0},
+                      started="2026-11-28T23:59:00+00:00")
 
 
 def train_record(framework, name, seed, fraction, test, gap, loss=0.1, archs=ARCHS, role=None, converged=None):

@@ -10,6 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import new_record
 
 from convbench.analysis.formatting import verdict_word
 from convbench.analysis.stats import Kind, Outcome, Verdict, decide_several
@@ -68,13 +69,13 @@ def base_record(study, task, framework, engine, archd, image_size, cell_id):
             "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": 0, "threads": 2,
             "arch": archd, "settings": {"warmup": 3, "min_repeats": 5, "max_repeats": 30,
                                         "max_iqr_ratio": MAX_IQR_RATIO}}
-    return {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
-            "process": {"import_s": 4.3 if framework == "torch" else 9.1, "ceilings": ceilings(framework)},
-            "wall_s": 3.2, "started": "2026-11-28T23:59:00+00:00",
-            "environment": {"python": "3.11.7", "cpu_model": "AMD EPYC 7B13", "cpu_count": 2,
-                            "versions": {"torch": "2.13.0+cpu"} if framework == "torch" else {"tensorflow": "2.21.0"},
-                            "threads": {"intra_op": 2, "inter_op": 1}, "flags": flags(framework),
-                            "device_model": "cpu"}}
+    return new_record(cell, cell_id,
+                      process={"import_s": 4.3 if framework == "torch" else 9.1, "ceilings": ceilings(framework)},
+                      wall_s=3.2, started="2026-11-28T23:59:00+00:00",
+                      environment={"python": "3.11.7", "cpu_model": "AMD EPYC 7B13", "cpu_count": 2,
+                                   "versions": {"torch": "2.13.0+cpu"} if framework == "torch" else
+                                   {"tensorflow": "2.21.0"}, "threads": {"intra_op": 2, "inter_op": 1},
+                                   "flags": flags(framework), "device_model": "cpu"})
 
 
 def engine_record(framework, engine, arch, backward=None, n=30, study="engines"):

@@ -9,6 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import new_record
 
 from convbench.analysis.formatting import verdict_word
 from convbench.analysis.stats import Outcome
@@ -53,10 +54,9 @@ def make_record(task, framework, arch, seed=0, slowdown=1.0, accuracy=None, engi
             "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": seed, "threads": 2,
             "arch": archd, "settings": {"warmup": 3, "min_repeats": 5, "max_repeats": 30} if task == "speed"
             else {"epochs": 3, "lr": 0.05, "momentum": 0.9, "dataset": "digits", **({"role": role} if role else {})}}
-    record = {"schema_version": 1, "cell_id": cell_id, "cell": cell, "status": "ok", "error": None,
-              "counts": {"params": params, "params_framework": params, "flops_forward": flops},
-              "process": {"import_s": 4.3}, "wall_s": 3.2, "started": "2026-11-28T23:59:00+00:00",
-              "environment": {"python": "3.11.7", "versions": {framework: "1.0"}, "device_model": "cpu"}}
+    record = new_record(cell, cell_id, counts={"params": params, "params_framework": params, "flops_forward": flops},
+                        process={"import_s": 4.3}, wall_s=3.2, started="2026-11-28T23:59:00+00:00",
+                        environment={"python": "3.11.7", "versions": {framework: "1.0"}, "device_model": "cpu"})
     rng = np.random.default_rng(zlib.crc32(cell_id.encode()))
     if task == "speed":
         forward = flops * 64 / 20e9 * SLOWER[framework]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import new_record
 
 from convbench.analysis.formatting import verdict_word
 from convbench.analysis.stats import Kind, Outcome
@@ -61,16 +62,15 @@ def record(study, task, framework, arch, arch_blocks, seed=0, settings=None, wal
     params, flops = counts(arch, arch_blocks, image_size, in_channels)
     settings = settings or {"epochs": 4, "lr": 0.05, "momentum": 0.9,
                             "data": {"dataset": "digits", "root": None, "test_fraction": 0.25, "train_fraction": 1.0}}
-    return {
-        "schema_version": 1, "cell_id": f"{study}_{arch}_{framework}-eager_cpu1-none_b64_s{seed}_{task}",
-        "cell": {"study": study, "task": task, "framework": framework, "engine": "eager",
-                 "arch": {"name": arch, "blocks": arch_blocks, "in_channels": in_channels, "num_classes": 10},
-                 "batch_size": 64, "image_size": image_size, "seed": seed, "threads": 2, "device": "cpu", "devices": 1,
-                 "parallelism": "none", "train_fraction": 1.0, "settings": settings},
-        "counts": {"params": params, "flops_forward": flops, "params_framework": params},
-        "status": "ok", "error": None, "process": {"import_s": 2.0, "cells": 10},
-        "environment": {"python": "3.11.7", "cpu_model": "test CPU", "versions": {framework: "1.0"}},
-        "started": "2026-11-29T00:00:00+00:00", "wall_s": wall}
+    cell = {"study": study, "task": task, "framework": framework, "engine": "eager",
+            "arch": {"name": arch, "blocks": arch_blocks, "in_channels": in_channels, "num_classes": 10},
+            "batch_size": 64, "image_size": image_size, "seed": seed, "threads": 2, "device": "cpu", "devices": 1,
+            "parallelism": "none", "train_fraction": 1.0, "settings": settings}
+    return new_record(cell, f"{study}_{arch}_{framework}-eager_cpu1-none_b64_s{seed}_{task}",
+                      counts={"params": params, "flops_forward": flops, "params_framework": params},
+                      process={"import_s": 2.0, "cells": 10},
+                      environment={"python": "3.11.7", "cpu_model": "test CPU", "versions": {framework: "1.0"}},
+                      started="2026-11-29T00:00:00+00:00", wall_s=wall)
 
 
 def train_record(framework, arch, seed, accuracy, wall=SWEEP_WALL):

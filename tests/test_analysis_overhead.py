@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import new_record
 
 from convbench.analysis.stats import Outcome
 from convbench import config
@@ -45,13 +46,12 @@ def speed_record(setup, batch, rng):
 
     backward = a + b * batch
     phases = {"forward": summary(backward / 2), "backward": summary(backward), "optimizer": summary(1e-4)}
-    return {"schema_version": 1, "cell_id": cell_id, "status": "ok", "error": None,
-            "cell": {"study": "overhead", "task": "speed", "framework": framework, "engine": engine, "device": "cpu",
-                     "devices": 1, "parallelism": "none", "batch_size": batch, "image_size": 16, "seed": 0,
-                     "threads": 2, "arch": arch, "settings": {"max_iqr_ratio": 0.1}},
-            "counts": {}, "timings": {"phase_method": "direct", "phases": phases,
-                                      "step": summary(1.5 * backward + 1e-4)},
-            "environment": {}, "engine": {"name": engine}}
+    cell = {"study": "overhead", "task": "speed", "framework": framework, "engine": engine, "device": "cpu",
+            "devices": 1, "parallelism": "none", "batch_size": batch, "image_size": 16, "seed": 0, "threads": 2,
+            "arch": arch, "settings": {"max_iqr_ratio": 0.1}}
+    return new_record(cell, cell_id, timings={"phase_method": "direct", "phases": phases,
+                                              "step": summary(1.5 * backward + 1e-4)},
+                      environment={}, engine={"name": engine})
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import new_record
 
 from convbench.analysis import analyse_study
 from convbench.analysis.latex import read_macros
@@ -21,21 +22,20 @@ def write_reference(root, gpu="nvidia-h200"):
     records = root / gpu / "records" / "speed" / "torch"
     records.mkdir(parents=True)
     samples = [0.0021, 0.0022, 0.0020, 0.0023]
-    record = {
-        "schema_version": 1, "cell_id": "kernel_k5_torch-eager_cuda1-none_b256_s0_speed", "status": "ok", "error": None,
-        "cell": {"study": "kernel", "task": "speed", "framework": "torch", "engine": "eager", "device": "cuda",
-                 "devices": 1, "parallelism": "none", "batch_size": 256, "image_size": 32, "seed": 0, "threads": 8,
-                 "arch": {"name": "k5", "in_channels": 3, "num_classes": 10,
-                          "blocks": [{"width": 64, "kernel": 5, "depth": 1, "activation": "relu", "pieces": 1, "pool": 2}]},
-                 "settings": {"max_iqr_ratio": 0.1}},
-        "counts": {"params": 1, "flops_forward": 1, "flops_step": 3, "bytes_step": 3},
-        "timings": {"phase_method": "direct", "first_step": 0.5,
-                    "phases": {p: {"median": 0.002, "iqr": 0.0001, "cv": 0.05, "n": 4, "noisy": False, "samples": samples}
-                               for p in ("forward", "backward", "optimizer", "total")},
-                    "step": {"median": 0.0061, "iqr": 0.0002, "cv": 0.05, "n": 4, "noisy": False, "samples": samples}},
-        "environment": {"device_model": "NVIDIA H200", "versions": {"torch": "2.13.0", "cuda": "12.8"},
-                        "flags": {"cudnn_benchmark": True, "tf32_matmul": False}, "git_commit": "abcdef1234567890"},
-    }
+    cell = {"study": "kernel", "task": "speed", "framework": "torch", "engine": "eager", "device": "cuda",
+            "devices": 1, "parallelism": "none", "batch_size": 256, "image_size": 32, "seed": 0, "threads": 8,
+            "arch": {"name": "k5", "in_channels": 3, "num_classes": 10,
+                     "blocks": [{"width": 64, "kernel": 5, "depth": 1, "activation": "relu", "pieces": 1, "pool": 2}]},
+            "settings": {"max_iqr_ratio": 0.1}}
+    record = new_record(
+        cell, "kernel_k5_torch-eager_cuda1-none_b256_s0_speed",
+        counts={"params": 1, "flops_forward": 1, "flops_step": 3, "bytes_step": 3},
+        timings={"phase_method": "direct", "first_step": 0.5,
+                 "phases": {p: {"median": 0.002, "iqr": 0.0001, "cv": 0.05, "n": 4, "noisy": False, "samples": samples}
+                            for p in ("forward", "backward", "optimizer", "total")},
+                 "step": {"median": 0.0061, "iqr": 0.0002, "cv": 0.05, "n": 4, "noisy": False, "samples": samples}},
+        environment={"device_model": "NVIDIA H200", "versions": {"torch": "2.13.0", "cuda": "12.8"},
+                     "flags": {"cudnn_benchmark": True, "tf32_matmul": False}, "git_commit": "abcdef1234567890"})
     (records / f"{record['cell_id']}.json").write_text(json.dumps(record))
 
 

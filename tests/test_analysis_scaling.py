@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import new_record
 
 from convbench.analysis.stats import Outcome
 from convbench.analysis import analyse_study, read_run, write_tidy
@@ -87,12 +88,11 @@ def record(framework="torch", archd=None, devices=1, parallelism="none", mode="s
                    {"tensorflow": "2.21.0", "keras": "3.15.1"},
                    "distributed": {"backend": "nccl" if device == "cuda" else "gloo", "world_size": devices}
                    if framework == "torch" else {"strategy": "tf.distribute.MirroredStrategy"}}
-    rec = {"schema_version": 1, "cell_id": cell_id, "cell": cell,
-           "counts": {"params": param_count(spec), "flops_forward": forward_flops(spec, 16),
-                      "flops_step": 3 * forward_flops(spec, 16) * global_batch, "global_batch": global_batch,
-                      "local_batch": global_batch // devices if parallelism == "data" else global_batch},
-           "status": "ok", "error": None, "environment": environment, "started": "2026-11-29T00:51:53+00:00",
-           "wall_s": 3.0}
+    rec = new_record(cell, cell_id,
+                     counts={"params": param_count(spec), "flops_forward": forward_flops(spec, 16),
+                             "flops_step": 3 * forward_flops(spec, 16) * global_batch, "global_batch": global_batch,
+                             "local_batch": global_batch // devices if parallelism == "data" else global_batch},
+                     environment=environment, started="2026-11-29T00:51:53+00:00", wall_s=3.0)
     if failed:
         rec.update(status="failed", error=failed)
         return rec

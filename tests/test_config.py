@@ -232,3 +232,14 @@ def test_a_name_too_long_for_a_record_file_is_refused_before_training():
                                             rf"is named by \d+ characters, more than a record's file name holds "
                                             rf"\({cells.MAX_ID}\); shorten the architecture or study name$"):
         config.check(mine)
+
+
+def test_the_schema_names_the_engines_of_the_registry():
+    """An engine is added in cells.ENGINES and its backend; the schema's lists must say the same (train.engine less
+    the engines that only time)."""
+    schema = yaml.safe_load(config.SCHEMA.read_text())
+    engines = schema["$defs"]["engines"]["properties"]
+    train = schema["$defs"]["train"]["properties"]["engine"]["properties"]
+    for framework, names in cells.ENGINES.items():
+        assert engines[framework]["items"]["enum"] == list(names)
+        assert train[framework]["enum"] == [e for e in names if e not in cells.TIMING_ONLY]

@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import yaml
+from conftest import new_record
 
 from convbench import config
 from convbench.analysis.records import parse
@@ -29,11 +30,10 @@ def speed_cell(**speed):
 def launch_record(cell, medians: dict[str, float], launch: int) -> dict:
     def summary(m):
         return {"median": m, "iqr": 0.1 * m, "cv": 0.05, "n": 3, "noisy": False, "samples": [0.9 * m, m, 1.1 * m]}
-    return {"schema_version": 1, "cell_id": cell.id, "cell": cell.to_dict(), "status": "ok", "counts": {},
-            "process": {"launch": launch}, "wall_s": 1.0,
-            "timings": {"phase_method": "direct", "first_step": 0.5, "phase_overhead": 1.0 + launch / 100,
-                        "phases": {p: summary(m) for p, m in medians.items() if p != "step"},
-                        "step": summary(medians["step"])}}
+    return new_record(cell, process={"launch": launch}, wall_s=1.0,
+                      timings={"phase_method": "direct", "first_step": 0.5, "phase_overhead": 1.0 + launch / 100,
+                               "phases": {p: summary(m) for p, m in medians.items() if p != "step"},
+                               "step": summary(medians["step"])})
 
 
 def test_launches_merge_into_one_record_with_every_launchs_samples():

@@ -1,4 +1,4 @@
-"""The step model on several devices (convbench.projection): the alpha-beta formulas on hand-computed cases, DDP's
+"""The step model on several devices (convbench.step_model): the alpha-beta formulas on hand-computed cases, DDP's
 buckets, the overlap of data parallel and the critical path of tensor parallel; then the scaling study's check of
 the model on fixture records (layer-wise, speed and scaling records through write_tidy + read_run, as in the
 pipeline) and the projection to several GPUs from a reference run, its figure registered and labelled projection."""
@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import new_record
 from test_analysis_scaling import LATEX, arch, build, record, timing
 
 from convbench import config as config_module
-from convbench import projection as model
+from convbench import step_model as model
 from convbench.analysis import analyse_study, read_run, write_tidy
 from convbench.analysis.latex import read_macros
 from convbench.analysis.scaling import STUDY
@@ -107,24 +108,22 @@ def layer_record(shape: str, times) -> dict:
     cell_id = f"layers_{shape}-relu_torch-eager_cpu1-none_b64_s0_layers"
     phases = dict(zip(["forward", "backward_input", "backward_weight"], map(timing, times)))
     phases |= {"activation_forward": timing(0.1), "activation_backward": timing(0.1)}
-    return {"schema_version": 1, "cell_id": cell_id, "status": "ok", "error": None, "counts": {},
-            "cell": {"study": "layers", "task": "layers", "framework": "torch", "engine": "eager", "arch": a,
-                     "batch_size": 64, "image_size": size, "seed": 0, "threads": 2, "device": "cpu", "devices": 1,
-                     "parallelism": "none", "train_fraction": 1.0, "settings": {}},
-            "timings": {"phase_method": "direct", "phases": phases},
-            "environment": {"threads": {"intra_op": 2}}}
+    cell = {"study": "layers", "task": "layers", "framework": "torch", "engine": "eager", "arch": a, "batch_size": 64,
+            "image_size": size, "seed": 0, "threads": 2, "device": "cpu", "devices": 1, "parallelism": "none",
+            "train_fraction": 1.0, "settings": {}}
+    return new_record(cell, cell_id, timings={"phase_method": "direct", "phases": phases},
+                      environment={"threads": {"intra_op": 2}})
 
 
 def speed_record() -> dict:
     a = arch("k3", 3, (32, 64))
     phases = {"forward": timing(3.0), "backward": timing(4.5), "optimizer": timing(0.5)}
-    return {"schema_version": 1, "cell_id": "kernel_k3_torch-eager_cpu1-none_b64_s0_speed", "status": "ok",
-            "error": None, "counts": {},
-            "cell": {"study": "kernel", "task": "speed", "framework": "torch", "engine": "eager", "arch": a,
-                     "batch_size": 64, "image_size": 16, "seed": 0, "threads": 2, "device": "cpu", "devices": 1,
-                     "parallelism": "none", "train_fraction": 1.0, "settings": {}},
-            "timings": {"phase_method": "direct", "phases": phases, "step": timing(SPEED_STEP)},
-            "environment": {"threads": {"intra_op": 2}}}
+    cell = {"study": "kernel", "task": "speed", "framework": "torch", "engine": "eager", "arch": a, "batch_size": 64,
+            "image_size": 16, "seed": 0, "threads": 2, "device": "cpu", "devices": 1, "parallelism": "none",
+            "train_fraction": 1.0, "settings": {}}
+    return new_record(cell, "kernel_k3_torch-eager_cpu1-none_b64_s0_speed",
+                      timings={"phase_method": "direct", "phases": phases, "step": timing(SPEED_STEP)},
+                      environment={"threads": {"intra_op": 2}})
 
 
 def with_calls(rec: dict, calls: list[tuple[str, int]]) -> dict:

@@ -5,12 +5,12 @@ The issue that started this: a 7x7 convolution 32->64 on 8x8 maps ran at 338 GFL
 padded kernel, against a measured GEMM ceiling of 196 GFLOP/s; only 61.7 % of its taps fall inside the image.
 """
 import dataclasses
-import json
 import platform
 import sys
 
 import numpy as np
 import pytest
+from conftest import new_record
 
 from convbench import config, peak, run, spec
 from convbench.analysis import analyse_study, records, roof, tidy
@@ -121,17 +121,12 @@ def layer_record(cell, seconds: float, cpuinfo) -> dict:
     summary = {"median": float(np.median(samples)), "iqr": 0.005 * seconds, "cv": 0.01, "n": 9, "noisy": False,
                "samples": samples}
     gemm = {"median": 190e9, "best": 196e9, "iqr": 1e9, "cv": 0.01, "n": 5, "noisy": False, "samples": [196e9]}
-    return {"schema_version": 1, "cell_id": cell.id, "cell": json_cell(cell), "counts": run._counts(cell),
-            "status": "ok", "error": None,
-            "timings": {"phase_method": "direct", "phases": {p: summary for p in
-                                                             ("forward", "backward_input", "backward_weight")}},
-            "process": {"ceilings": {"gemm_flops": gemm, "memory_bandwidth": {**gemm, "best": 20e9, "median": 20e9},
-                                     "peak_flops": peak.cpu_peak(2, cpuinfo, "/nonexistent")}},
-            "environment": {"device_model": "x86_64"}, "engine": {"name": "eager"}}
-
-
-def json_cell(cell):
-    return json.loads(json.dumps(cell.to_dict()))
+    return new_record(cell, counts=run._counts(cell),
+                      timings={"phase_method": "direct", "phases": {p: summary for p in
+                                                                    ("forward", "backward_input", "backward_weight")}},
+                      process={"ceilings": {"gemm_flops": gemm, "memory_bandwidth": {**gemm, "best": 20e9, "median": 20e9},
+                                            "peak_flops": peak.cpu_peak(2, cpuinfo, "/nonexistent")}},
+                      environment={"device_model": "x86_64"}, engine={"name": "eager"})
 
 
 def layer_run(records_: list[dict]) -> Run:
@@ -190,12 +185,11 @@ def speed_record(cell, step_seconds: float, gemm: float, cpuinfo, bandwidth: flo
                "samples": [step_seconds] * 9}
     ceiling = lambda v: {"median": 0.97 * v, "best": v, "iqr": 1e9, "cv": 0.01, "n": 5, "noisy": False,  # noqa: E731
                          "samples": [v]}
-    return {"schema_version": 1, "cell_id": cell.id, "cell": json_cell(cell), "counts": run._counts(cell),
-            "status": "ok", "error": None,
-            "timings": {"phase_method": "direct", "phases": {"forward": summary}, "step": summary},
-            "process": {"ceilings": {"gemm_flops": ceiling(gemm), "memory_bandwidth": ceiling(bandwidth),
-                                     "peak_flops": peak.cpu_peak(2, cpuinfo, "/nonexistent", measured=4.26e9)}},
-            "environment": {"cpu_model": "AMD EPYC 7B13"}, "engine": {"name": "eager"}}
+    return new_record(cell, counts=run._counts(cell),
+                      timings={"phase_method": "direct", "phases": {"forward": summary}, "step": summary},
+                      process={"ceilings": {"gemm_flops": ceiling(gemm), "memory_bandwidth": ceiling(bandwidth),
+                                            "peak_flops": peak.cpu_peak(2, cpuinfo, "/nonexistent", measured=4.26e9)}},
+                      environment={"cpu_model": "AMD EPYC 7B13"}, engine={"name": "eager"})
 
 
 def test_a_device_has_one_roof_the_best_gemm_any_framework_reached(tmp_path, capsys):

@@ -4,9 +4,10 @@ import stat
 
 import pytest
 import yaml
+from conftest import new_record
 
 from convbench import config, run
-from convbench.records import SCHEMA_VERSION, write_record
+from convbench.records import write_record
 from convbench.run import run_cells, run_group
 
 with open("config/config.yaml") as f:
@@ -65,7 +66,7 @@ def test_a_failed_cell_keeps_the_ok_record_unless_asked(tmp_path):
     if config.gpus():
         pytest.skip("this machine has a GPU, so device 'cuda' does not fail")
     # an ok record of this very cell under an older schema: not finished, so run again; its failure goes beside it
-    earlier = {"schema_version": 0, "cell_id": broken.id, "status": "ok", "cell": broken.to_dict()}
+    earlier = new_record(broken, schema_version=0)
     write_record(tmp_path / f"{broken.id}.json", earlier)
     run_group([broken], tmp_path, log=lambda _: None)
     assert json.loads((tmp_path / f"{broken.id}.json").read_text()) == json.loads(json.dumps(earlier))
@@ -82,8 +83,7 @@ def test_an_ok_record_of_other_parameters_is_never_left_as_the_cells_result(tmp_
     broken = type(cell)(**{**cell.__dict__, "device": "cuda"})
     if config.gpus():
         pytest.skip("this machine has a GPU, so device 'cuda' does not fail")
-    earlier = {"schema_version": SCHEMA_VERSION, "cell_id": broken.id, "status": "ok",
-               "cell": {**broken.to_dict(), "settings": {**broken.settings, "warmup": 5}}}
+    earlier = new_record(broken, cell={**broken.to_dict(), "settings": {**broken.settings, "warmup": 5}})
     write_record(tmp_path / f"{broken.id}.json", earlier)
     log = []
     run_group([broken], tmp_path, log=log.append)

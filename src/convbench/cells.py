@@ -13,10 +13,17 @@ from pathlib import Path
 
 from convbench.data import IMAGE_SIZES, DataError, Planted, split_sizes  # numpy only: still no framework imported
 from convbench.spec import ArchSpec, Block, SpecError, conv_sizes
+from convbench.timing import COUNTED_KEYS
 
 FRAMEWORKS = ("torch", "tensorflow")
-# Kept here, not imported from the backends, so that expanding a config never imports a framework.
+# The engines, named once: the backends, the analysis's order and the config schema (test_config checks it) read them
+# here, where expanding a config imports no framework. torch: eager, op by op; torchscript, the TorchScript graph
+# executor (deprecated, kept while it runs); compile, torch.compile with Inductor; cudagraph (GPU only), forward,
+# backward and optimizer step captured as CUDA graphs and replayed. tensorflow: eager; function, tf.function graphs;
+# xla, tf.function(jit_compile=True).
 ENGINES = {"torch": ("eager", "torchscript", "compile", "cudagraph"), "tensorflow": ("eager", "function", "xla")}
+# A captured graph holds one batch shape, and a training epoch ends in a smaller batch (data.batches): timing only.
+TIMING_ONLY = ("cudagraph",)
 TASKS = ("train", "speed", "layers", "scaling")
 # Input channels, image size (None: the timed size, speed.image_size) and classes of the data sets a train cell
 # can use: the planted task is drawn, and digits and mnist5k resized, at the size the speed cells time.
@@ -180,8 +187,7 @@ def _train_cells_on(config: dict, arch: dict, name: str, common: dict, study: di
     if dataset:
         settings["dataset_sweep"] = True
     # a network that learns its size is shrunk after training and timed like a speed cell
-    settings["timing"] = {k: config["speed"][k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds",
-                                                          "max_iqr_ratio")}
+    settings["timing"] = {k: config["speed"][k] for k in COUNTED_KEYS}
     replicates = train.get("replicate_framework") or config["frameworks"][0]
     role = "replicate" if common["framework"] == replicates else "repeat"
     seeds = train["seeds"] if role == "replicate" else train["seeds"][:train.get("repeats", 1)]
@@ -269,7 +275,7 @@ def _scaling_cells(config: dict) -> list[Cell]:
     """Several devices: each parallelism, strong and weak, and a straggler, over the device counts.
     One device is the reference: parallelism none (strong and weak coincide there)."""
     scaling, speed = config["scaling"], config["speed"]
-    protocol = {k: speed[k] for k in ("warmup", "min_repeats", "max_repeats", "max_seconds", "max_iqr_ratio")}
+    protocol = {k: speed[k] for k in COUNTED_KEYS}
     # independent launches, interleaved like the speed cells'; each launch's loops can then be shorter
     protocol |= {k: scaling[k] for k in ("launches", "max_repeats") if k in scaling}
     base = {**protocol, "lr": config["train"]["lr"], "momentum": config["train"]["momentum"]}

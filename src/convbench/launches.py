@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from convbench.cells import Cell, cells_file
-from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
+from convbench.records import cell_record, host_environment, now, write_record
 
 
 def folder(stage: Path, launch: int) -> Path:
@@ -69,9 +69,9 @@ def merge(cell: Cell, records: list[dict | None], outputs: dict[int, str] | None
     for launch, record in enumerate(records, 1):
         if record is None or record.get("status") != "ok":
             error = (record or {}).get("error") or (outputs or {}).get(launch, "no record")[-4000:]
-            base = record or {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(),
-                              "counts": {}, "environment": host_environment(), "started": now()}
-            return {**base, "status": "failed", "error": f"launch {launch} of {len(records)}: {error}"}
+            error = f"launch {launch} of {len(records)}: {error}"
+            return {**record, "status": "failed", "error": error} if record else \
+                cell_record(cell, {}, {}, error, host_environment(), now())
     first = records[0]
     timings = [r["timings"] for r in records]
     merged = {**first["timings"],

@@ -63,6 +63,17 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def cell_record(cell, counts: dict, result: dict, error: str | None, environment: dict, started: str,
+           process: dict | None = None, wall_s: float | None = None) -> dict:
+    """Every record, in one order: which cell (schema version, id, parameters), what it counted and measured
+    (`result`, none of it when `error` holds the traceback), its status, then where and when it ran. `process` and
+    `wall_s` are left out of a record that no process of ours ran (a launcher that died: run.run_scaling)."""
+    made = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(), "counts": counts,
+            **({} if error else result), "status": "failed" if error else "ok", "error": error}
+    ran = {"process": process, "environment": environment, "started": started, "wall_s": wall_s}
+    return made | {key: value for key, value in ran.items() if value is not None}
+
+
 def write_record(path: Path, record: dict) -> None:
     """Write `record` as JSON; a reader never sees a half-written file (files.replacing)."""
     with replacing(path) as tmp, open(tmp, "w") as f:

@@ -20,7 +20,7 @@ from convbench.cells import FILE_DATASETS, PLANTED_KEYS, Cell, cells_file
 from convbench.files import check_writable, claimed
 from convbench.launches import run_launches
 from convbench.peak import theoretical_peak
-from convbench.records import SCHEMA_VERSION, finished, host_environment, now, publish, write_record
+from convbench.records import cell_record, finished, host_environment, now, publish, write_record
 from convbench.spec import conv_flops, forward_flops, init_weights, param_count, step_bytes, step_counts
 
 BACKENDS = {"torch": "convbench.backends.torch_backend", "tensorflow": "convbench.backends.tf_backend"}
@@ -29,14 +29,9 @@ BACKENDS = {"torch": "convbench.backends.torch_backend", "tensorflow": "convbenc
 TIMED = ("speed", "layers", "scaling")  # tasks measured in several launches (speed.launches, scaling.launches)
 
 
-def _protocol(cell: Cell) -> timing.Protocol:
-    keys = ("warmup", "min_repeats", "max_repeats", "max_seconds", "max_iqr_ratio", "min_seconds", "retries")
-    return timing.Protocol(**{k: cell.settings[k] for k in keys if k in cell.settings})
-
-
 def measure_speed(cell: Cell, backend) -> dict:
     """Time forward, backward and optimizer phases, and whole steps, on one synthetic batch."""
-    protocol = _protocol(cell)
+    protocol = timing.protocol(cell.settings)
     x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, cell.arch.num_classes, cell.seed)
     # the step the train cells take: their optimizer (a record made before speed cells named one timed SGD)
     trainer = backend.Trainer(cell.arch, init_weights(cell.arch, cell.seed), cell.settings["lr"],
@@ -70,7 +65,7 @@ def measure_speed(cell: Cell, backend) -> dict:
 
 def measure_layers(cell: Cell, backend) -> dict:
     """One convolution of a studied network, and its activation, each direction timed on its own."""
-    protocol = _protocol(cell)
+    protocol = timing.protocol(cell.settings)
     [block] = cell.arch.blocks
     tensors = data.layer_tensors(cell.arch.in_channels, block.width, block.kernel, block.pieces, cell.batch_size,
                                  cell.image_size, cell.seed)
@@ -127,7 +122,7 @@ def shrink_and_measure(cell: Cell, backend, trainer, dataset) -> dict:
     x_test, _ = trainer.to_device(dataset.x_test, dataset.y_test)
     difference = np.abs(trainer.logits(x_test) - shrunk.logits(shrunk.to_device(dataset.x_test, dataset.y_test)[0]))
     accuracy = _evaluate(shrunk, dataset.x_test, dataset.y_test)[1]  # before timing: timed steps train on
-    protocol = timing.Protocol(**cell.settings["timing"])
+    protocol = timing.protocol(cell.settings["timing"])
     x, y = data.synthetic_batch(cell.batch_size, cell.arch.in_channels, cell.image_size, cell.arch.num_classes, cell.seed)
     # The two networks take turns, round after round, the order flipping each round, so that a drift of a shared
     # machine's load falls on both alike (as the speed cells' launches take turns); a round's ratio pairs its two.
@@ -282,25 +277,17 @@ def _counts(cell: Cell) -> dict:
 
 def run_cell(cell: Cell, backend, context: dict) -> dict:
     started, t0 = now(), time.perf_counter()
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "cell_id": cell.id,
-        "cell": cell.to_dict(),
-        "counts": _counts(cell),
-    }
+    counts, result, error = _counts(cell), {}, None
     try:
         result = TASKS[cell.task](cell, backend)
-        record["counts"].update(result.pop("counts", {}))
-        record.update(result, status="ok", error=None)
+        counts.update(result.pop("counts", {}))
     except Exception:  # a failing cell is data, not the end of the run
-        record.update(status="failed", error=traceback.format_exc())
+        error = traceback.format_exc()
     try:
         environment = {**context["host"], **backend.environment(cell.device)}
     except Exception:
         environment = {**context["host"], "error": traceback.format_exc()}
-    record.update(process=context["process"], environment=environment, started=started,
-                  wall_s=time.perf_counter() - t0)
-    return record
+    return cell_record(cell, counts, result, error, environment, started, context["process"], time.perf_counter() - t0)
 
 
 def run_cells(cells: list[Cell], out_dir: Path, log=print, launch: int | None = None) -> list[dict]:
@@ -366,9 +353,7 @@ def run_scaling(cells: list[Cell], out_dir: Path, log=print) -> None:
     error = f"the launcher exited with status {returncode}:\n" + output[-4000:]
     for cell in cells:
         if not (out_dir / f"{cell.id}.json").exists():
-            write_record(out_dir / f"{cell.id}.json", {
-                "schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(), "counts": {},
-                "status": "failed", "error": error, "environment": host_environment(), "started": now()})
+            write_record(out_dir / f"{cell.id}.json", cell_record(cell, {}, {}, error, host_environment(), now()))
 
 
 def scaling_launch(cells: list[Cell], out_dir: Path, launch: int, log=print) -> str:

@@ -162,6 +162,13 @@ class ArchSpec:
             blocks.append(Block(**raw))
         return cls(name, tuple(blocks), in_channels, num_classes)
 
+    @classmethod
+    def from_record(cls, data: dict) -> ArchSpec:
+        """The spec of a record's arch (to_dict's output); what a hand-written one leaves out takes the defaults
+        above, the only copy of them."""
+        io = {k: data[k] for k in ("in_channels", "num_classes") if k in data}
+        return cls.from_dict(data.get("name", "record"), data, **io)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -110,6 +110,25 @@ class Protocol:
     max_iqr_ratio: float = 0.05  # also the threshold above which a result is flagged noisy
     min_seconds: float = 0.0
     retries: int = 0
+
+
+# What a cell's settings may give of its timing loops: the protocol's fields, named once (here).
+PROTOCOL_KEYS = tuple(f.name for f in fields(Protocol))
+# A loop whose length is its count alone: min_seconds and retries, left at 0, would let it run on.
+COUNTED_KEYS = tuple(k for k in PROTOCOL_KEYS if k not in ("min_seconds", "retries"))
+
+
+def protocol(settings: dict) -> Protocol:
+    """The protocol a cell's settings give; fields they leave out keep Protocol's defaults."""
+    return Protocol(**{k: settings[k] for k in PROTOCOL_KEYS if k in settings})
+
+
+def fixed(settings: dict) -> Protocol:
+    """The settings' protocol with exactly max_repeats repeats. The adaptive stop reads each process's own clock, so
+    processes (ranks, workers) would leave a timing loop after different numbers of steps and the collectives of the
+    others would wait for ever (or until the timeout); a fixed count keeps them in step."""
+    given = protocol(settings)
+    return replace(given, min_repeats=given.max_repeats, max_seconds=float("inf"), min_seconds=0.0, retries=0)
 
 
 def block_size(timed: Callable[[int], float], overhead: float, protocol: Protocol) -> int:

@@ -10,6 +10,8 @@ import math
 import pandas as pd
 
 from convbench.analysis.stats import Kind, Outcome
+from convbench.cells import ENGINES, FRAMEWORKS
+from convbench.spec import ArchSpec
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -19,8 +21,8 @@ X = r"$\times$"  # for f-strings, whose expressions cannot hold a backslash (Pyt
 # Display names only; any framework not listed shows under its own name.
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "keras": "Keras", "jax": "JAX"}
 # Tables list setups in this order: frameworks, then each framework's engines; others follow alphabetically.
-FRAMEWORK_ORDER = ["torch", "tensorflow"]
-ENGINE_ORDER = ["eager", "torchscript", "compile", "cudagraph", "function", "xla"]
+FRAMEWORK_ORDER = list(FRAMEWORKS)
+ENGINE_ORDER = list(dict.fromkeys(e for engines in ENGINES.values() for e in engines))  # eager first, then each's
 
 
 # ---- text -------------------------------------------------------------------------------------------
@@ -72,12 +74,10 @@ def setup_rank(setup: str) -> tuple:
 def describe(arch: dict) -> str:
     """Short text for an architecture, e.g. '2x 3x3/32 relu, 3x3/64 relu'."""
     parts = []
-    for b in arch["blocks"]:
-        act = b.get("activation", "relu")
-        if b.get("pieces", 1) > 1:
-            act = f"{act}{b['pieces']}"
-        stack = f"{b['depth']}x " if b.get("depth", 1) > 1 else ""
-        parts.append(f"{stack}{b['kernel']}x{b['kernel']}/{b['width']} {act}")
+    for b in ArchSpec.from_record(arch).blocks:
+        act = f"{b.activation}{b.pieces}" if b.pieces > 1 else b.activation
+        stack = f"{b.depth}x " if b.depth > 1 else ""
+        parts.append(f"{stack}{b.kernel}x{b.kernel}/{b.width} {act}")
     return ", ".join(parts)
 
 

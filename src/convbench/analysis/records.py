@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from convbench.run import outcome
+from convbench.spec import ArchSpec
 
 STATUSES = ("ok", "failed")
 CELL_REQUIRED = ("study", "task", "framework", "engine", "device", "devices", "batch_size", "seed", "arch")
@@ -71,6 +72,10 @@ class Cell:
     @property
     def blocks(self) -> list[dict]:
         return self.arch["blocks"]
+
+    @property
+    def spec(self) -> ArchSpec:
+        return ArchSpec.from_record(self.arch)
 
 
 @dataclass(frozen=True)

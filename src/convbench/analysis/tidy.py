@@ -16,7 +16,7 @@ from convbench.analysis.records import LAYER_TASK, Record, Summary
 from convbench.analysis.roof import roof_rows
 from convbench.analysis.stats import LEVEL, t_interval
 from convbench.peak import gpu_peak
-from convbench.spec import ArchSpec, covering_field, field
+from convbench.spec import ArchSpec, conv_sizes, covering_field, field
 
 COLUMNS = ["metric", "phase", "value", "iqr", "cv", "n", "noisy", "epoch", "block", "launch"]  # the last three: where
 # they apply (launch: a timed cell's launch_time rows, one per process launch)
@@ -37,13 +37,8 @@ def convolutions(arch: dict, image_size) -> str | None:
     """The network's convolutions as 'c<in>-o<filters>-k<kernel>-s<size>' words, the layer cells' naming."""
     if not image_size or arch.get("in_channels") is None:
         return None
-    shapes, channels, size = [], arch["in_channels"], int(image_size)
-    for block in arch["blocks"]:
-        for _ in range(block.get("depth", 1)):
-            shapes.append(f"c{channels}-o{block['width']}-k{block['kernel']}-s{size}")
-            channels = block["width"] // block.get("pieces", 1)
-        size //= block.get("pool", 2)
-    return " ".join(shapes)
+    return " ".join(f"c{conv.in_channels}-o{conv.out_channels}-k{conv.kernel}-s{size}"
+                    for conv, size in conv_sizes(ArchSpec.from_record(arch), int(image_size)))
 
 
 def network_field(blocks: list[dict]) -> int:
@@ -60,10 +55,10 @@ def planted_scale(data: dict) -> int | None:
 def cell_columns(record: Record) -> dict:
     cell, counts = record.cell, record.counts
     # a 1x1 stem without a pool (the C->C networks' first block) only sets the width: the block after it is the first
-    blocks = cell.arch["blocks"]
-    stem = len(blocks) > 1 and blocks[0].get("kernel") == 1 and blocks[0].get("pool", 2) == 1
-    arch, first = cell.arch, blocks[1 if stem else 0]
-    kernel, depth = first.get("kernel"), first.get("depth", 1)
+    arch, blocks = cell.arch, cell.spec.blocks
+    stem = len(blocks) > 1 and blocks[0].kernel == 1 and blocks[0].pool == 1
+    first = blocks[1 if stem else 0]
+    kernel, depth = first.kernel, first.depth
     dataset = record.dataset
     return {
         "cell_id": record.cell_id,
@@ -79,12 +74,12 @@ def cell_columns(record: Record) -> dict:
         "description": describe(arch),
         "kernel": kernel,
         "depth": depth,
-        "receptive_field": depth * (kernel - 1) + 1 if kernel else None,  # of the first block's convolutions
+        "receptive_field": depth * (kernel - 1) + 1,  # of the first block's convolutions
         "field": network_field(arch["blocks"]),  # of the whole network's last maps, in input pixels
-        "activation": first.get("activation", "relu"),
-        "pieces": first.get("pieces", 1),
-        "width": first.get("width"),
-        "maps": ", ".join(str(b["width"] // b.get("pieces", 1)) for b in arch["blocks"]),  # leaving each block
+        "activation": first.activation,
+        "pieces": first.pieces,
+        "width": first.width,
+        "maps": ", ".join(str(b.out_channels) for b in blocks),  # leaving each block
         "in_channels": arch.get("in_channels"),
         "params": counts.get("params"),
         "flops": counts.get("flops_forward"),  # per example; a layer cell's is its convolution's for the whole batch

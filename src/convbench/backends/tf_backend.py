@@ -13,14 +13,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from convbench import learned  # noqa: E402
+from convbench import cells, learned  # noqa: E402
 from convbench.backends.tf_learned import L0Gate, MaskedConv2D  # noqa: E402
 from convbench.spec import ArchSpec  # noqa: E402
 
 NAME = "tensorflow"
 LAYOUT = "NHWC"
-# eager: op by op. function: tf.function graphs. xla: tf.function(jit_compile=True).
-ENGINES = ("eager", "function", "xla")
+ENGINES = cells.ENGINES[NAME]  # what each is: convbench.cells.ENGINES
 
 
 def maxout(x, pieces: int):

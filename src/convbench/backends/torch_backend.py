@@ -9,16 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convbench import learned
+from convbench import cells, learned
 from convbench.backends.torch_learned import L0Gate, MaskedConv2d
 from convbench.spec import ArchSpec, Block
 
 NAME = "torch"
 LAYOUT = "NCHW"
-# eager: op by op. torchscript: the TorchScript graph executor (deprecated, kept while it runs: it took
-# over Caffe2's production role). compile: torch.compile with Inductor. Autograd writes every backward.
-# cudagraph (GPU only): forward, backward and optimizer step captured as CUDA graphs (GraphSteps) and replayed.
-ENGINES = ("eager", "torchscript", "compile", "cudagraph")
+# convbench.cells.ENGINES says what each is. torchscript took over Caffe2's production role; autograd writes every
+# backward; cudagraph's capture is GraphSteps.
+ENGINES = cells.ENGINES[NAME]
 
 
 def maxout(x, pieces: int):

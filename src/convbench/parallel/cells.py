@@ -8,7 +8,6 @@ of every step); the timing protocol (convbench.timing.Protocol's fields); lr, mo
 from convbench.cells import Cell
 from convbench.spec import ArchSpec
 
-PROTOCOL_KEYS = ("warmup", "min_repeats", "max_repeats", "max_seconds", "max_iqr_ratio")
 DEFAULT_SETTINGS = {"scaling": "strong", "straggler_ms": 0.0, "nodes": 1, "warmup": 2, "min_repeats": 5,
                     "max_repeats": 20, "max_seconds": 2.0, "max_iqr_ratio": 0.10, "lr": 0.05, "momentum": 0.9,
                     "launches": 1}

@@ -30,8 +30,8 @@ from convbench import data, timing
 from convbench.backends import tf_backend
 from convbench.cells import Cell, read_cells
 from convbench.parallel import bytes_model, launch, split
-from convbench.parallel.cells import PROTOCOL_KEYS, global_batch, hybrid_error
-from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
+from convbench.parallel.cells import global_batch, hybrid_error
+from convbench.records import cell_record, host_environment, now, write_record
 from convbench.spec import init_weights, step_counts
 
 PARALLELISMS = ("none", "data", "tensor")
@@ -76,9 +76,7 @@ def measure(cell: Cell, all_devices: list[str], strategy=None) -> dict:
     check(cell, devices)
     settings, spec = cell.settings, cell.arch
     # Across processes every worker must run as many steps as the others (as torchrun's ranks): a fixed count.
-    protocol = timing.Protocol(**{k: settings[k] for k in PROTOCOL_KEYS}) if not strategy else timing.Protocol(
-        warmup=settings["warmup"], min_repeats=settings["max_repeats"], max_repeats=settings["max_repeats"],
-        max_seconds=float("inf"), max_iqr_ratio=settings["max_iqr_ratio"])
+    protocol = timing.fixed(settings) if strategy else timing.protocol(settings)
     batch = global_batch(cell)
     x, y = data.synthetic_batch(batch, spec.in_channels, cell.image_size, spec.num_classes, cell.seed)
     weights = init_weights(spec, cell.seed)
@@ -137,20 +135,16 @@ def measure(cell: Cell, all_devices: list[str], strategy=None) -> dict:
 
 def run_cell(cell: Cell, devices: list[str], context: dict, strategy=None) -> dict:
     started, t0 = now(), time.perf_counter()
-    record = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(), "counts": {}}
+    counts, result, error = {}, {}, None
     try:
-        batch = global_batch(cell)
-        record["counts"] = step_counts(cell.arch, cell.image_size, batch)
+        counts = step_counts(cell.arch, cell.image_size, global_batch(cell))
         result = measure(cell, devices, strategy)
-        record["counts"].update(result.pop("counts"))
-        record.update(result, status="ok", error=None)
+        counts.update(result.pop("counts"))
     except Exception:  # a failing cell is data, not the end of the run
-        record.update(status="failed", error=traceback.format_exc())
-    record.update(process=context["process"],
-                  environment={**context["host"], **tf_backend.environment(cell.device),
-                               "distributed": {**context["distributed"], "devices": devices[:cell.devices]}},
-                  started=started, wall_s=time.perf_counter() - t0)
-    return record
+        error = traceback.format_exc()
+    environment = {**context["host"], **tf_backend.environment(cell.device),
+                   "distributed": {**context["distributed"], "devices": devices[:cell.devices]}}
+    return cell_record(cell, counts, result, error, environment, started, context["process"], time.perf_counter() - t0)
 
 
 def main(argv=None) -> None:

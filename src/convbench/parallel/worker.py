@@ -36,7 +36,7 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from convbench import data, timing
 from convbench.backends import torch_backend
 from convbench.cells import Cell, read_cells
-from convbench.records import SCHEMA_VERSION, host_environment, now, write_record
+from convbench.records import cell_record, host_environment, now, write_record
 from convbench.parallel import bytes_model
 from convbench.parallel import torch_parallel as tp
 from convbench.parallel.cells import global_batch, hybrid_error
@@ -60,15 +60,6 @@ def check(cell: Cell, world: int) -> None:
     batch = global_batch(cell)
     if cell.parallelism == "data" and batch % world:
         raise ValueError(f"data parallel over {world} ranks needs a global batch divisible by {world}, got {batch}")
-
-
-def fixed_protocol(settings: dict) -> timing.Protocol:
-    """The cell's protocol with exactly max_repeats repeats. The adaptive stop reads each rank's own
-    clock, so ranks would leave a timing loop after different numbers of steps and the collectives
-    of the others would wait for ever (or until the timeout); a fixed count keeps them in step."""
-    repeats = settings["max_repeats"]
-    return timing.Protocol(warmup=settings["warmup"], min_repeats=repeats, max_repeats=repeats,
-                           max_seconds=float("inf"), max_iqr_ratio=settings["max_iqr_ratio"])
 
 
 def _loopback_bytes() -> int | None:
@@ -117,7 +108,7 @@ def measure(cell: Cell, device: torch.device) -> dict:
     rank, world = dist.get_rank(), dist.get_world_size()
     check(cell, world)
     settings, spec = cell.settings, cell.arch
-    protocol = fixed_protocol(settings)
+    protocol = timing.fixed(settings)
     threads = max(1, cell.threads // world)
     torch.set_num_threads(threads)
     batch = global_batch(cell)
@@ -193,35 +184,21 @@ def measure(cell: Cell, device: torch.device) -> dict:
     }
 
 
-def counts(cell: Cell) -> dict:
-    batch = global_batch(cell)
-    return step_counts(cell.arch, cell.image_size, batch)
-
-
 def run_cell(cell: Cell, device: torch.device, context: dict) -> dict:
     started, t0 = now(), time.perf_counter()
-    record = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "cell": cell.to_dict(), "counts": {}}
-    error = None
+    counts, result, error = {}, {}, None
     try:
-        record["counts"] = counts(cell)
+        counts = step_counts(cell.arch, cell.image_size, global_batch(cell))
         result = measure(cell, device)
-        record["counts"].update(result.pop("counts"))
-        record.update(result)
+        counts.update(result.pop("counts"))
     except Exception:  # a failing cell is data, not the end of the job
         error = f"rank {dist.get_rank()}: {traceback.format_exc()}"
     errors = [None] * dist.get_world_size()
     dist.all_gather_object(errors, error)  # a cell failed if it failed on any rank
-    failed = [e for e in errors if e]
-    record.update(status="failed" if failed else "ok", error=failed[0] if failed else None)
-    if failed:
-        for key in ("timings", "communication"):
-            record.pop(key, None)
-    record.update(process=context["process"],
-                  environment={**context["host"], **torch_backend.environment(cell.device),
-                               "distributed": context["distributed"]},
-                  started=started, wall_s=time.perf_counter() - t0)
-    record["environment"]["threads"]["intra_op"] = torch.get_num_threads()
-    return record
+    error = next((e for e in errors if e), None)
+    environment = {**context["host"], **torch_backend.environment(cell.device), "distributed": context["distributed"]}
+    environment["threads"]["intra_op"] = torch.get_num_threads()
+    return cell_record(cell, counts, result, error, environment, started, context["process"], time.perf_counter() - t0)
 
 
 @record

@@ -1,21 +1,21 @@
 """The claim that one framework's backward pass is several times faster than the other's: the backward ratio of every
-PyTorch engine over every TensorFlow engine on each network of the engines study, with its interval (stats.time_interval)
-decided against the factor (stats.decide_several); one Verdict per pair and network, and the claim table."""
+PyTorch engine over every TensorFlow engine on each network of the engines study, with its interval
+(backward_claim.backward_ratio) decided against the factor (stats.decide_several); one Verdict per pair and network,
+and the claim table."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, ordered, study_cells
-from convbench.analysis.engines.values import NOT_RESOLVED, unresolved
+from convbench.analysis.engines.values import NOT_RESOLVED
 from convbench.analysis.formatting import escape, framework_name, kind_phrase, ratio, setup_label, tt
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
 from convbench.analysis.stats import (LEVEL, RESAMPLES, SEED, SEVERAL, Kind, Outcome, Verdict, decide_several,
-                                      several_verdict, time_interval)
+                                      several_verdict)
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import launch_medians
 
-CLAIM = ("torch", "tensorflow")  # the claim's ratio: backward time of the first over the second
 FACTOR = SEVERAL  # "several times" means at least this factor, either way
 
 
@@ -25,8 +25,8 @@ def flag(condition) -> str:
 
 def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
     """Per engine pair (PyTorch engine x TensorFlow engine) and arch of the engines study: the backward ratio
-    PyTorch/TensorFlow with its interval (stats.time_interval: over the launch-level medians, paired by launch; a
-    bootstrap of the raw samples where the cells ran in one launch), seeds pooled.
+    PyTorch/TensorFlow with its interval (backward_claim.backward_ratio: over the launch-level medians, paired by
+    launch; a bootstrap of the raw samples where the cells ran in one launch), seeds pooled.
 
     status is 'ok', 'failed' (either cell failed) or NOT_RESOLVED (a derived backward the data cannot resolve);
     outcome decide_several's (None unless ok); kind the interval's (stats.Kind); n the launches (or samples) behind
@@ -34,8 +34,6 @@ def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFra
     """
     df, samples = run.tidy, run.samples
     cells = study_cells(df)
-    blurred = set(unresolved(run).query("phase == 'backward'")["cell_id"])  # derived backward lost in the noise
-    backward = samples[samples["phase"] == "backward"] if len(samples) else samples
     rows = []
     for (arch, config), group in cells.groupby(["arch", "config"], sort=False):
         first, second = (group[group["framework"] == f] for f in CLAIM)
@@ -47,15 +45,11 @@ def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFra
                        "ratio": np.nan, "lo": np.nan, "hi": np.nan, "outcome": None, "n": 0, "kind": None,
                        "noisy": bool(df[df["cell_id"].isin(ids) & (df["phase"] == "backward")]["noisy"]
                                      .fillna(False).any())}
-                xa = backward[backward["cell_id"].isin(a["cell_id"])]["value"] if len(backward) else []
-                xb = backward[backward["cell_id"].isin(b["cell_id"])]["value"] if len(backward) else []
-                found = time_interval(*(launch_medians(df, "backward", cell_id=list(c["cell_id"])) for c in (a, b)),
-                                      xa, xb, resamples=resamples, seed=seed)
+                found = backward_ratio(df, samples, a, b, resamples, seed)
                 if (a["status"] == "ok").all() and (b["status"] == "ok").all() and found:
-                    r, lo, hi, n, kind = found
-                    row.update(status="ok", ratio=r, lo=lo, hi=hi, outcome=decide_several(lo, hi, FACTOR), n=n,
-                               kind=kind)
-                    if blurred & set(ids):
+                    row.update(status="ok", outcome=decide_several(found["lo"], found["hi"], FACTOR),
+                               **{k: found[k] for k in ("ratio", "lo", "hi", "n", "kind")})
+                    if not found["resolved"]:  # a derived backward lost in the noise
                         row.update(status=NOT_RESOLVED, outcome=None)
                 rows.append(row)
     return pd.DataFrame(rows, columns=["arch", "config", "engine_a", "engine_b", "status", "ratio", "lo", "hi",

@@ -1,7 +1,7 @@
 """The backward pass on several devices (issue 6): data parallel against tensor parallel, strong and weak scaling,
 a straggler, the bytes against the ring model and the crossover batch. Drawn from the tidy table's scaling rows
 (tidy.scaling_rows, the columns of tidy._scaling_columns); the byte model comes from convbench.parallel.bytes_model,
-which needs only the spec; the step model and its projection to several GPUs from convbench.projection
+which needs only the spec; the step model and its projection to several GPUs from convbench.step_model
 (projection.py). Imports neither torch nor tensorflow."""
 from convbench.analysis.scaling import figures, tables
 from convbench.analysis.scaling.values import ran, values, verdicts

@@ -20,9 +20,9 @@ BATCHES = (8, 16, 32, 64, 128, 256, 512)
 def widths_of(arch_spec: str) -> tuple:
     """What the byte models need besides the kernel: (width, depth, activation, pieces, pool) per block, the input
     channels and the classes, from the tidy table's arch_spec (JSON)."""
-    arch = json.loads(arch_spec)
-    return (tuple((b["width"], b.get("depth", 1), b.get("activation", "relu"), b.get("pieces", 1), b.get("pool", 2))
-                  for b in arch["blocks"]), arch.get("in_channels", 3), arch.get("num_classes", 10))
+    spec = ArchSpec.from_record(json.loads(arch_spec))
+    return (tuple((b.width, b.depth, b.activation, b.pieces, b.pool) for b in spec.blocks), spec.in_channels,
+            spec.num_classes)
 
 
 def spec_of(widths: tuple, kernel: int, name: str = "grid") -> ArchSpec:

@@ -1,4 +1,4 @@
-"""The step model (convbench.projection) checked on this run's PyTorch CPU cells, then projected to several GPUs from
+"""The step model (convbench.step_model) checked on this run's PyTorch CPU cells, then projected to several GPUs from
 a committed reference run's single-GPU records.
 
 What the model is fed, all measured on one device:
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from convbench import projection as model
+from convbench import step_model as model
 from convbench.analysis import tidy
 from convbench.analysis.layerwise import layer_times
 from convbench.analysis.records import load_records
@@ -132,8 +132,7 @@ def overhead_of(compute: model.Compute) -> float:
 
 
 def spec_from(arch_spec: str) -> ArchSpec:
-    arch = json.loads(arch_spec)
-    return ArchSpec.from_dict(arch["name"], arch, arch.get("in_channels", 3), arch.get("num_classes", 10))
+    return ArchSpec.from_record(json.loads(arch_spec))
 
 
 # --- the check on this run's CPU cells ------------------------------------------------------------------------------
@@ -225,8 +224,7 @@ def _convs(tidy_rows: pd.DataFrame, cell_id: str) -> str:
 
 def _first(row, column: str):
     """activation and pieces of the network's first block, from its arch_spec."""
-    block = json.loads(row["arch_spec"])["blocks"][0]
-    return block.get("activation", "relu") if column == "activation" else block.get("pieces", 1)
+    return getattr(spec_from(row["arch_spec"]).blocks[0], column)
 
 
 def error_key(row, batches: int) -> str:
@@ -245,8 +243,7 @@ def reference_records(run: Run) -> tuple[pd.DataFrame, dict, str]:
     if not folder.is_dir() or not any(folder.rglob("*.json")):
         return pd.DataFrame(), {}, f"no records in {folder}"
     records = load_records(folder)
-    specs = {r.cell.arch["name"]: ArchSpec.from_dict(r.cell.arch["name"], r.cell.arch, r.cell.arch["in_channels"],
-                                                     r.cell.arch["num_classes"])
+    specs = {r.cell.arch["name"]: ArchSpec.from_record(r.cell.arch)
              for r in records if r.cell.task == "speed" and r.status == "ok"}
     return tidy.tidy(records), specs, ""
 
