@@ -187,9 +187,9 @@ def _convergence(training: dict, arch: dict) -> dict:
     chance or not."""
     found = {k: training[k] for k in ("converged", "outcome", "stopped_epoch", "criterion", "learning_started_epoch")
              if k in training}
-    size, epochs = (training.get("dataset") or {}).get("train_size"), training.get("epochs") or [{}]
-    last = epochs[-1].get("train_accuracy")
-    if "outcome" not in found and "converged" in found and size and last is not None:
+    dataset, epochs = training.get("dataset"), training.get("epochs") or [{}]
+    size, last = dataset.get("train_size") if isinstance(dataset, dict) else None, epochs[-1].get("train_accuracy")
+    if "outcome" not in found and "converged" in found and isinstance(size, int) and size > 0 and last is not None:
         found["outcome"] = outcome(bool(found["converged"]), last, arch.get("num_classes", 10), size)
         found["converged"] = found["outcome"] == "converged"
     return found
