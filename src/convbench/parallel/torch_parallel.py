@@ -243,6 +243,7 @@ class ParallelTrainer(torch_backend.Trainer):
                 self.net = DistributedDataParallel(self.model, device_ids=[device] if device.type == "cuda" else None)
                 self.net.register_comm_hook(self.log, counting_allreduce_hook)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum)
+        self.learned, self.learned_optimizers, self.penalty_weights = False, [], (0.0, 0.0)  # no learned sizes here
         self.delay_s = 0.0  # a straggler sleeps this long at the start of every forward
         self._loss = None
 
