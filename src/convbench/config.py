@@ -108,12 +108,7 @@ def projection_section(text: str | None, path: str | None = None) -> dict | None
         projection, source = read(path).get("projection"), str(path)
     if projection is None:
         return None
-    schema = yaml.safe_load(SCHEMA.read_text())
-    schema = {**schema["properties"]["projection"], "$defs": schema["$defs"]}
-    error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(projection))
-    if error is not None:
-        field = ".".join(["projection", *(str(p) for p in error.absolute_path)])
-        raise ConfigError(f"{source}: {field}: {error.message}")
+    _check_section("projection", projection, source)
     check_projection(projection, source)
     return projection
 
@@ -128,13 +123,18 @@ def margins_section(text: str | None, path: str | None = None) -> dict:
             raise ConfigError(f"--margins: not valid JSON: {e}") from None
     else:
         margins, source = (read(path).get("margins") or {}) if path else {}, str(path)
-    schema = yaml.safe_load(SCHEMA.read_text())
-    schema = {**schema["properties"]["margins"], "$defs": schema["$defs"]}
-    error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(margins))
-    if error is not None:
-        field = ".".join(["margins", *(str(p) for p in error.absolute_path)])
-        raise ConfigError(f"{source}: {field}: {error.message}")
+    _check_section("margins", margins, source)
     return margins
+
+
+def _check_section(name: str, value, source: str) -> None:
+    """One top-level section given on its own (--projection, --margins) against its part of the config schema."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    error = jsonschema.exceptions.best_match(
+        _Validator({**schema["properties"][name], "$defs": schema["$defs"]}).iter_errors(value))
+    if error is not None:
+        field = ".".join([name, *(str(p) for p in error.absolute_path)])
+        raise ConfigError(f"{source}: {field}: {error.message}")
 
 
 def load(path: str | Path) -> tuple[dict, list[cells.Cell]]:
