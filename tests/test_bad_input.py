@@ -139,12 +139,12 @@ def test_a_killed_run_resumes_after_unlock_and_skips_the_finished_cells(work):
     """kill -9 during a job's second cell; the rerun needs --unlock (as the README says), then runs the
     second cell only, though Snakemake empties the job's output folder first."""
     mine = yaml.safe_load(user_config(work).read_text())
-    mine["train"].update(epochs=10)  # a few seconds a cell, time enough to kill the job during the second
-    mine["studies"] = {"kernel": {"architectures": ["k3", "k5"], "tasks": ["train"]}}
+    mine["train"].update(epochs=10, seeds=[0, 1])  # a few seconds a cell: time to kill the job during the second
+    mine["studies"] = {"kernel": {"architectures": ["k3"], "tasks": ["train"]}}  # one job per network: its seeds
     (work / "my.yaml").write_text(yaml.safe_dump(mine))
     # the target first: --configfile takes every word after it
-    target = ["results/mine/records/train/torch", "--cores", "2", "--configfile", "my.yaml"]
-    stage = work / "results/mine/records/train/torch.partial"
+    target = ["results/mine/records/train/torch/kernel-k3", "--cores", "2", "--configfile", "my.yaml"]
+    stage = work / "results/mine/records/train/torch/kernel-k3.partial"
     run = subprocess.Popen([*SNAKEMAKE, *target], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     try:
@@ -159,11 +159,12 @@ def test_a_killed_run_resumes_after_unlock_and_skips_the_finished_cells(work):
     assert snakemake(work, "--unlock", "--configfile", "my.yaml").returncode == 0
     result = snakemake(work, *target)
     assert result.returncode == 0, result.stdout + result.stderr
-    log = (work / "results/mine/logs/train/torch.log").read_text()
-    assert f"{finished.stem}: not run again" in log and "[1/1] kernel_k5" in log
-    records = {p.name: json.loads(p.read_text()) for p in (work / "results/mine/records/train/torch").glob("*.json")}
+    log = (work / "results/mine/logs/train/torch/kernel-k3.log").read_text()
+    assert f"{finished.stem}: not run again" in log and "[1/1] kernel_k3" in log
+    records = {p.name: json.loads(p.read_text())
+               for p in (work / "results/mine/records/train/torch/kernel-k3").glob("*.json")}
     assert set(records) == {"kernel_k3_torch-eager_cpu1-none_b64_s0_train.json",
-                            "kernel_k5_torch-eager_cpu1-none_b64_s0_train.json"}
+                            "kernel_k3_torch-eager_cpu1-none_b64_s1_train.json"}
     assert {r["status"] for r in records.values()} == {"ok"} and not stage.exists()
 
 

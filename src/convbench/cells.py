@@ -66,18 +66,29 @@ class Cell:
             nodes = self.settings.get("nodes", 1)
             variant = f"-{self.settings['scaling']}" + (f"-lag{delay:g}ms" if delay else "") + (
                 f"-{nodes}nodes" if nodes > 1 else "")
-        size = f"-i{self.image_size}" if self.settings.get("size_sweep") else ""
-        size += f"-{self.settings['data']['dataset']}" if self.settings.get("dataset_sweep") else ""
-        scale = f"_p{self.settings['data']['scale']}" if self.settings.get("scale_sweep") else ""
         return (
             f"{self.study}_{self.arch.name}_{self.framework}-{self.engine}_{self.device}{self.devices}-"
-            f"{self.parallelism}{variant}_b{self.batch_size}{size}_s{self.seed}{fraction}{scale}_{self.task}"
+            f"{self.parallelism}{variant}_b{self.batch_size}{self._size}_s{self.seed}{fraction}{self._scale}_{self.task}"
         )
+
+    @property
+    def _size(self) -> str:
+        size = f"-i{self.image_size}" if self.settings.get("size_sweep") else ""
+        return size + (f"-{self.settings['data']['dataset']}" if self.settings.get("dataset_sweep") else "")
+
+    @property
+    def _scale(self) -> str:
+        return f"_p{self.settings['data']['scale']}" if self.settings.get("scale_sweep") else ""
 
     @property
     def group(self) -> str:
         """Cells of one group run in one process per launch (or one process per device for scaling cells), sharing
-        the framework import; a speed or layers job runs every framework's group of its task."""
+        the framework import; a speed or layers job runs every framework's group of its task. Train cells group by
+        what their id names besides the seed (train/<framework>/<study>-<arch>[-<data set>][-f<fraction>][-p<scale>]):
+        one job per network and data, its seeds together, so that jobs run side by side and land one by one."""
+        if self.task == "train":
+            fraction = f"-f{self.train_fraction:g}" if self.train_fraction != 1 else ""
+            return f"train/{self.framework}/{self.study}-{self.arch.name}{self._size}{fraction}{self._scale.replace('_', '-')}"
         devices = str(self.devices) if self.task == "scaling" else ""
         return f"{self.task}/{self.framework}{devices}"
 
@@ -148,13 +159,12 @@ def _data(config: dict, study: dict, dataset: str | None = None) -> tuple[dict, 
 
 def _criterion(train: dict, fraction: float) -> dict:
     """When training stops (convbench.run.converged): the monitored quantity (train accuracy by default, or train
-    loss) has not improved by min_delta for `patience` epochs (after min_epochs), and a learned radius has moved less than radius_delta in that
-    time; `epochs` is the cap. Every count is in passes over the whole training split, so a fraction f of
-    it gets 1/f times as many epochs: every cell takes the same number of optimizer steps."""
-    def scaled(n):
-        return math.ceil(n / fraction)
-    return {"max_epochs": scaled(train["epochs"]), "patience": scaled(train.get("patience", 5)),
-            "min_epochs": scaled(train.get("min_epochs", 1)), "min_delta": train.get("min_delta", 1e-3),
+    loss) has not improved by min_delta for `patience` epochs (after min_epochs), and a learned radius has moved less
+    than radius_delta in that time; `epochs` is the cap. The counts are passes over the cell's own training split: a
+    fraction f of it trains until it, too, levels off, under a cap of epochs / f passes (as many steps as the whole
+    split's cap), not for as many steps as the whole split (1/f times the cost, and more passes than it needs)."""
+    return {"max_epochs": math.ceil(train["epochs"] / fraction), "patience": train.get("patience", 5),
+            "min_epochs": train.get("min_epochs", 1), "min_delta": train.get("min_delta", 1e-3),
             "radius_delta": train.get("radius_delta", 0.05), "monitor": train.get("monitor", "train_accuracy")}
 
 
@@ -183,7 +193,7 @@ def _train_cells_on(config: dict, arch: dict, name: str, common: dict, study: di
     _check_image_size(spec, size, f"data.dataset ({data['dataset']})")
     settings = {k: v for k, v in train.items() if k not in ("seeds", "batch_size", "engine", "patience", "min_epochs",
                                                             "min_delta", "radius_delta", "monitor", "replicate_framework",
-                                                            "repeats")}
+                                                            "repeats", "threads")}
     if dataset:
         settings["dataset_sweep"] = True
     # a network that learns its size is shrunk after training and timed like a speed cell
@@ -205,7 +215,7 @@ def _train_cells_on(config: dict, arch: dict, name: str, common: dict, study: di
             raise SpecError(f"train.batch_size: {train['batch_size']} is more than the {math.floor(n_train * fraction)} "
                             f"training images left of {n_train} ({where}) at train fraction {fraction:g}")
         criterion = _criterion(train, fraction)
-        cells += [Cell(**common, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
+        cells += [Cell(**{**common, "threads": train.get("threads", 1)}, task="train", arch=spec, batch_size=train["batch_size"], image_size=size, seed=seed,
                        train_fraction=fraction, settings={**settings, **sweep, "epochs": criterion["max_epochs"],
                                                           "criterion": criterion, "role": role, "data": data})
                   for seed in seeds]

@@ -10,7 +10,7 @@ from convbench.cells import groups, write_cells
 # activated). A conda env that --sdm conda activates for a job still comes first on its PATH.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
-# "task/framework" (and "scaling/<framework><devices>") -> cells: a process (or one per device) per group and
+# "task/framework" (and "scaling/<framework><devices>", "train/<framework>/<network and data>") -> cells: a process (or one per device) per group and
 # launch, importing its framework once for all its cells; one job per group, except the timed tasks (speed, layers),
 # whose job runs every framework's group, their launches taking turns.
 GROUPS = groups(CELLS)
@@ -23,6 +23,7 @@ wildcard_constraints:
     task="|".join(MEASURED_TASKS),
     study="|".join(registry.STUDIES),
     devices=r"\d+",
+    shard=r"[A-Za-z0-9._-]+",
 
 
 # How to reproduce this run, quoted in the paper: the config files and the profile that made it (a workflow

@@ -1,8 +1,9 @@
-# Train cells: accuracy on the configured data set, loss and accuracy on both splits per epoch.
+# Train cells: accuracy on the configured data set, loss and accuracy on both splits per epoch. One job per network and
+# data (its seeds together: convbench.cells.Cell.group), each on train.threads cores, side by side.
 rule train:
     output:
         report(
-            directory("results/{run}/records/train/{framework}"),
+            directory("results/{run}/records/train/{framework}/{shard}"),
             patterns=["{cell}.json"],
             caption="../report/record.rst",
             category=record_category,
@@ -10,17 +11,18 @@ rule train:
             labels=record_labels,
         ),
     params:
-        cells=lambda wildcards: cells_file(wildcards.run, f"train-{wildcards.framework}", f"train/{wildcards.framework}"),
+        cells=lambda wildcards: cells_file(wildcards.run, f"train-{wildcards.framework}-{wildcards.shard}",
+                                             f"train/{wildcards.framework}/{wildcards.shard}"),
     log:
-        "results/{run}/logs/train/{framework}.log",
+        "results/{run}/logs/train/{framework}/{shard}.log",
     benchmark:
-        "results/{run}/benchmarks/train/{framework}.tsv"
-    threads: config["threads"]
+        "results/{run}/benchmarks/train/{framework}/{shard}.tsv"
+    threads: lambda wildcards: cpus(f"train/{wildcards.framework}/{wildcards.shard}")
     resources:
         mem_mb=4000,
         runtime=120,
-        cpus_per_task=lambda wildcards: cpus(f"train/{wildcards.framework}"),
-        gpu=lambda wildcards: gpus(f"train/{wildcards.framework}"),
+        cpus_per_task=lambda wildcards: cpus(f"train/{wildcards.framework}/{wildcards.shard}"),
+        gpu=lambda wildcards: gpus(f"train/{wildcards.framework}/{wildcards.shard}"),
     conda:
         "../../envs/convbench.yaml"
     shell:

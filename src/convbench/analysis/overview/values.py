@@ -77,7 +77,7 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
 def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
     """The plateau criterion the full-data train cells stopped by (train/criterion 0 where they differ or do not
     say): what it watched, the improvement that counts, over how many epochs, no sooner than and at most."""
-    rows = full_data(rows)  # a fraction f of the training split counts its epochs 1/f times
+    rows = full_data(rows)  # the full-data cells state it: a fraction f shares it but for its cap (1/f times as many)
     settings = rows.groupby("metric")["value"].agg(["min", "max"]) if len(rows) else pd.DataFrame()
     same = len(settings) and (settings["min"] == settings["max"]).all() and "criterion_accuracy" in settings.index
     chance = {"train/chance-margin": f"{100 * CHANCE_MARGIN:g}", "train/chance-level": f"{CHANCE_LEVEL:g}"}
