@@ -37,6 +37,7 @@ def write_reference(root, gpu="nvidia-h200"):
         environment={"device_model": "NVIDIA H200", "versions": {"torch": "2.13.0", "cuda": "12.8"},
                      "flags": {"cudnn_benchmark": True, "tf32_matmul": False}, "git_commit": "abcdef1234567890"})
     (records / f"{record['cell_id']}.json").write_text(json.dumps(record))
+    (root / gpu / "config.yaml").write_text("run: paper-gpu\ndevice: cuda\n")  # what makes it a GPU reference run
 
 
 def test_without_a_reference_run_the_flag_is_off(tmp_path):
@@ -70,6 +71,17 @@ COMMITTED = Path(__file__).resolve().parents[1] / "results" / "reference"
 
 
 @pytest.mark.skipif(not (COMMITTED / "nvidia-h200-tf32").is_dir(), reason="the committed H200 records are not here")
+def test_a_cpu_run_committed_beside_the_gpu_runs_is_no_reference_run(tmp_path):
+    """results/reference/cpu-paper (the full-scale CPU run that make paper-full renders) is no GPU reference."""
+    from convbench.analysis.reference.runs import gpu_runs, reference_runs
+
+    write_reference(tmp_path / "reference")
+    write_reference(tmp_path / "reference", gpu="cpu-paper")
+    (tmp_path / "reference" / "cpu-paper" / "config.yaml").write_text("run: paper\ndevice: cpu\n")
+    assert [p.name for p in gpu_runs(tmp_path / "reference")] == ["nvidia-h200"]
+    assert list(reference_runs(tmp_path / "reference")) == ["nvidia-h200"]
+
+
 def test_the_committed_h200_records_render_fp32_against_tf32(tmp_path):
     """The committed runs hold several cells of one network and framework (the kernel and engines studies both time
     k3 in eager mode) and layer cells: each gets its own row; TF32 against fp32 is a verdict per network and phase;

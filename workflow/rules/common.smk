@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from convbench.analysis import registry
+from convbench.analysis.reference.runs import gpu_runs
 from convbench.cells import groups, write_cells
 
 # Jobs call `python`: let that be the interpreter running Snakemake (say .venv's, even when not
@@ -78,7 +79,7 @@ def nodes(group):
 # The studies and their figures: the analysis's registry is the only list (convbench/analysis/registry.py).
 STUDIES = registry.STUDIES
 CAPTIONS = {name: figure.caption for name, (_, figure) in registry.FIGURES.items()}
-REFERENCE_RECORDS = sorted(map(str, Path("results/reference").glob("*/records/**/*.json")))
+REFERENCE_RECORDS = sorted(str(p) for run in gpu_runs("results/reference") for p in run.glob("records/**/*.json"))
 ANALYSIS = Path(registry.__file__).parent
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from convbench.analysis.activation import data
 from convbench.analysis.activation.data import STUDY
 from convbench.analysis.formatting import (
+    flag,
     detectable_values,
     escape,
     percent,
@@ -169,9 +170,6 @@ def number_values(run: Run) -> dict[str, str]:
     study = df[df["study"] == STUDY] if len(df) else df
     return values | time_values(study) | accuracy_values(study)
 
-
-def flag(condition) -> str:
-    return "1" if condition else "0"
 
 
 def seeds_text(n) -> str:

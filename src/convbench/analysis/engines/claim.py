@@ -10,7 +10,7 @@ import pandas as pd
 from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, ordered, study_cells
 from convbench.analysis.engines.values import NOT_RESOLVED
-from convbench.analysis.formatting import escape, framework_name, kind_phrase, ratio, setup_label, tt
+from convbench.analysis.formatting import escape, flag, framework_name, kind_phrase, ratio, setup_label, tt
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
 from convbench.analysis.stats import (LEVEL, RESAMPLES, SEED, SEVERAL, Kind, Outcome, Verdict, decide_several,
                                       several_verdict)
@@ -18,9 +18,6 @@ from convbench.analysis.study import Run
 
 FACTOR = SEVERAL  # "several times" means at least this factor, either way
 
-
-def flag(condition) -> str:
-    return "1" if condition else "0"
 
 
 def claims(run: Run, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:

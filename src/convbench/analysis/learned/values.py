@@ -17,6 +17,7 @@ import pandas as pd
 
 from convbench import learned as method
 from convbench.analysis.formatting import (
+    flag,
     count_words,
     escape,
     percent,
@@ -284,9 +285,6 @@ def verdicts(run: Run) -> list[Verdict]:
 
 
 # ---- values -----------------------------------------------------------------------------------------
-
-def flag(x) -> str:
-    return "1" if x else "0"
 
 
 def constant_values() -> dict[str, str]:

@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from convbench.analysis import tidy
 from convbench.analysis.formatting import escape
@@ -77,12 +78,19 @@ def _read(folder: Path, stamp: tuple) -> ReferenceRun:
     return ReferenceRun(folder.parent.name, tidy.tidy(records), tidy.samples(records), tidy.environment(records))
 
 
+def gpu_runs(root: Path | str) -> list[Path]:
+    """The folders under root that hold a run on GPUs (their config.yaml says device: cuda): the reference runs. The
+    paper's full-scale CPU run is committed beside them (cpu-paper) as a run of its own, which make paper-full renders."""
+    return [folder for folder in sorted(Path(root).glob("*")) if (folder / "config.yaml").is_file()
+            and (yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("device") == "cuda"]
+
+
 def reference_runs(root: Path | None) -> dict[str, ReferenceRun]:
-    """Run name -> the run, for every <root>/<run>/records holding any record."""
+    """Run name -> the run, for every GPU run's <root>/<run>/records holding any record."""
     if root is None or not Path(root).is_dir():
         return {}
     runs = {}
-    for folder in sorted(Path(root).glob("*/records")):
+    for folder in (run / "records" for run in gpu_runs(root)):
         files = record_paths(folder)  # not the copies a cut-short launch left in a staging folder
         if files:  # read again only when a file changed
             runs[folder.parent.name] = _read(folder, tuple((str(f), f.stat().st_mtime_ns) for f in files))

@@ -7,8 +7,8 @@ import re
 import pandas as pd
 
 from convbench.analysis import tidy
-from convbench.analysis.formatting import (escape, kind_phrase, ms, percent, plain, ratio, setup_label, setup_rank,
-                                           sig3, signed, span, thousands, tt, words, X)
+from convbench.analysis.formatting import (escape, flag, kind_phrase, ms, percent, plain, ratio, setup_label,
+                                           setup_rank, sig3, signed, span, thousands, tt, words, X)
 from convbench.analysis.scaling import crossover
 from convbench.analysis.scaling import projection as pj
 from convbench.analysis.scaling.cells import (MODE_ORDER, PARALLEL, PARALLELISM_NAMES, PARALLELISM_ORDER, cell_key,
@@ -19,9 +19,6 @@ from convbench.analysis.study import Run
 
 STRAGGLER_WHOLE = 0.8  # a step that grew by this fraction of the delay or more "waited" for the late device
 
-
-def flag(x) -> str:
-    return "1" if x else "0"
 
 
 def setup_name(setup: str) -> str:
