@@ -150,3 +150,19 @@ def test_the_paper_config_asks_its_questions_with_twenty_seeds_on_both_data_sets
     maxout = {c.arch.name for c in trained if c.study == "activation"}
     assert {"relu", "maxout2-eqparams", "maxout3-eqparams", "maxout4-eqparams", "maxout2-eqfilters",
             "maxout2-eqwidth"} <= maxout
+
+
+def test_committed_records_are_not_run_again_and_missing_ones_are(tmp_path):
+    """make paper-full: records put where config/paper.yaml's run writes them (as the Makefile copies the committed
+    ones, results/reference/cpu-paper) take their jobs out of the plan; a job whose records are missing stays in it."""
+    configfile = workflow_copy(tmp_path)
+    grouped = groups(config_module.check(config_module.read(configfile), "paper.yaml"))
+    have, missing = sorted(g for g in grouped if g.startswith("train/"))[:2]
+    folder = tmp_path / "results/paper/records" / have
+    folder.mkdir(parents=True)
+    for cell in grouped[have]:
+        (folder / f"{cell.id}.json").write_text("{}")  # the plan reads no record
+    result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(configfile), "--until", "train")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"output: results/paper/records/{missing}\n" in result.stdout
+    assert f"output: results/paper/records/{have}\n" not in result.stdout
