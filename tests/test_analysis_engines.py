@@ -20,7 +20,7 @@ from builders.engines import (
     published,
 )
 
-from convbench.analysis import analyse_study, tidy
+from convbench.analysis import analyse_study, query
 from convbench.analysis.engines import STUDY as ENGINES_STUDY
 from convbench.analysis.engines import claim, fairness, values
 from convbench.analysis.engines.cells import engine_phases
@@ -164,14 +164,14 @@ def test_roofline_values_come_from_the_cells_fractions(run, records):
 def test_estimated_split_sums_to_the_measured_backward(run):
     df = run.tidy
     phases = engine_phases(df)
-    times = tidy.summarise(df[df.study == "engines"], "time")
+    times = query.summarise(df[df.study == "engines"], "time")
     for (setup, arch), rows in phases[phases.status == "ok"].groupby(["setup", "arch"]):
         split = rows.set_index("phase")["value"]
         measured = times[(times.setup == setup) & (times.arch == arch) & (times.phase == "backward")].value.iloc[0]
         assert split["backward_input"] + split["backward_weight"] == pytest.approx(measured)
         assert "backward" not in split
     # By hand for PyTorch k5: the first convolution has no backward-to-input (the images need no gradient).
-    t = tidy.summarise(df[(df.task == "layers") & (df.framework == "torch") & (df.activation == "relu")], "time")
+    t = query.summarise(df[(df.task == "layers") & (df.framework == "torch") & (df.activation == "relu")], "time")
     t = t.set_index(["arch", "phase"])["value"]
     to_input = t["c32-o64-k5-s8-relu", "backward_input"]
     to_weight = t["c3-o32-k5-s16-relu", "backward_weight"] + t["c32-o64-k5-s8-relu", "backward_weight"]
@@ -210,7 +210,7 @@ def test_layer_table_and_values_split_the_convolution_and_compare_activations(ru
     table = layers_table(run)
     assert r"32$\to$64, 5$\times$5 at 8$\times$8" in table
     df = run.tidy
-    t = tidy.summarise(df[df.task == "layers"], "time").set_index(["arch", "framework", "phase"])["value"]
+    t = query.summarise(df[df.task == "layers"], "time").set_index(["arch", "framework", "phase"])["value"]
     assert sig3(t["c3-o32-k7-s16-relu", "tensorflow", "backward_weight"] * 1e3) in table
     act = lambda name, f="torch": t[name, f, "activation_forward"] + t[name, f, "activation_backward"]  # noqa: E731
     shapes = [act(f"{c}-maxout2") / act(f"{c}-relu") for c in ("c3-o32-k3-s16", "c32-o64-k3-s8")]
@@ -251,7 +251,7 @@ def test_studies_write_figures_tables_macros_and_verdicts(run, tmp_path):
         macros = read_macros(out / "macros.tex")
         assert macros[f"{study.name}/ran"] == "1"
     engines = read_macros(tmp_path / "engines" / "macros.tex")
-    backward = tidy.summarise(run.tidy[run.tidy.study == "engines"], "time")
+    backward = query.summarise(run.tidy[run.tidy.study == "engines"], "time")
     k3 = backward[(backward.setup == "torch-eager") & (backward.arch == "k3") & (backward.phase == "backward")].iloc[0]
     assert engines["engines/torch-eager/k3/backward-ms"] == ms(k3.value)
     verdicts = json.loads((tmp_path / "engines" / "verdicts.json").read_text())

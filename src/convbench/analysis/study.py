@@ -50,6 +50,14 @@ def _no_verdicts(run: Run) -> list:
     return []
 
 
+def _no_columns(record) -> dict:
+    return {}
+
+
+def _no_rows(record) -> list:
+    return []
+
+
 @dataclass(frozen=True)
 class Study:
     name: str
@@ -59,3 +67,8 @@ class Study:
     values: Callable[[Run], dict[str, str]] = _nothing  # numbers and short phrases, keys '<name>/...'
     verdicts: Callable[[Run], list[Verdict]] = _no_verdicts  # comparisons, written as <key>, -lo, -hi, -word
     ran: Callable[[Run], bool] = field(default=lambda run: True)  # the flag <name>/ran that the paper tests
+    # what only this study's cells have, added to the tidy table as it is built (tidy.tidy): columns per record
+    # (records.Record -> {column: value}) and rows per record (-> measurement rows, tidy.COLUMNS); {} and [] for
+    # records not its own
+    columns: Callable[..., dict] = _no_columns
+    rows: Callable[..., list] = _no_rows

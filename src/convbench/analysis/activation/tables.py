@@ -6,8 +6,19 @@ import pandas as pd
 
 from convbench.analysis.activation import data
 from convbench.analysis.activation.verdicts import cost_ratios, seeds_text, verdicts
-from convbench.analysis.formatting import (kind_phrase, margin_text, pm, percent, ratio, setup_rank, sig3, signed,
-                                           thousands, tt, words)
+from convbench.analysis.formatting import (
+    kind_phrase,
+    margin_text,
+    percent,
+    pm,
+    ratio,
+    setup_rank,
+    sig3,
+    signed,
+    thousands,
+    tt,
+    words,
+)
 from convbench.analysis.latex import booktabs, placeholder
 from convbench.analysis.stats import LEVEL, Outcome
 from convbench.analysis.study import Run

@@ -8,12 +8,20 @@ from convbench.analysis.engines.cells import NAME, study_cells
 from convbench.analysis.engines.claim import claim_table, claim_values, claim_verdicts
 from convbench.analysis.engines.fairness import fairness_table
 from convbench.analysis.engines.figures import draw_engine_phases, draw_roofline
-from convbench.analysis.engines.values import (compile_values, consistency_values, derived_values, inductor_values,
-                                               roofline_values, scope_values, shared_values, split_values,
-                                               unresolved_times)
+from convbench.analysis.engines.values import (
+    compile_values,
+    consistency_values,
+    derived_values,
+    inductor_values,
+    roofline_values,
+    scope_values,
+    shared_values,
+    split_values,
+    unresolved_times,
+)
+from convbench.analysis.query import time_values
 from convbench.analysis.roof import roof_values
 from convbench.analysis.study import Figure, Run, Study, Table
-from convbench.analysis.tidy import time_values
 
 
 def study_values(run: Run) -> dict[str, str]:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from convbench.analysis.formatting import setup_label, setup_rank
 from convbench.analysis.layerwise import input_fraction, layer_times
-from convbench.analysis.tidy import ARCH_ORDER, summarise, with_config
+from convbench.analysis.query import ARCH_ORDER, summarise, with_config
 
 NAME = "engines"
 KEYS = ["setup", "framework", "engine", "arch", "config"]

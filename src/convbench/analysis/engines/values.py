@@ -7,12 +7,26 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.engines.cells import NAME, engine_phases, setup_order, study_cells
-from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, flag, kind_phrase, percent, ratio, seconds,
-                                           setup_label, setup_rank, sig3, signed, tt, words)
+from convbench.analysis.formatting import (
+    FRAMEWORK_ORDER,
+    escape,
+    flag,
+    kind_phrase,
+    percent,
+    ratio,
+    seconds,
+    setup_label,
+    setup_rank,
+    sig3,
+    signed,
+    tt,
+    words,
+)
 from convbench.analysis.layerwise import layer_cells
+from convbench.analysis.query import is_resolved, launch_medians, summarise
 from convbench.analysis.stats import time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import DERIVED, is_resolved, launch_medians, summarise
+from convbench.analysis.tidy import DERIVED
 
 MISMATCH = 1.5  # phases whose sum is further than this factor from the whole step do not describe that step
 

@@ -6,6 +6,7 @@ its appendix, paper/sections/appendix-kernel.tex.
 """
 from convbench.analysis.kernel import figures, tables, values
 from convbench.analysis.study import Figure, Study, Table
+from convbench.analysis.tidy import block_columns_for
 
 STUDY = Study(
     "kernel", "Kernel size",
@@ -27,4 +28,5 @@ STUDY = Study(
     values=values.values,
     verdicts=values.verdicts,
     ran=values.ran,
+    columns=block_columns_for("kernel"),
 )

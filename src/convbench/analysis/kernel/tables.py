@@ -7,10 +7,18 @@ import pandas as pd
 from convbench.analysis.formatting import escape, kind_phrase, ms, percent, ratio, setup_label, setup_rank, signed, tt
 from convbench.analysis.kernel.values import Pair, accuracy_verdicts, comparisons, pair_verdicts
 from convbench.analysis.latex import blank_repeats, booktabs, flagged, noisy_note, placeholder
+from convbench.analysis.query import (
+    ARCH_ORDER,
+    by_setup,
+    convergence,
+    datasets,
+    full_data,
+    setup_labels,
+    summarise,
+    with_config,
+)
 from convbench.analysis.stats import Verdict
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import (ARCH_ORDER, by_setup, convergence, datasets, full_data, setup_labels, summarise,
-                                     with_config)
 
 
 def cells_in_order(df: pd.DataFrame, task: str) -> pd.DataFrame:

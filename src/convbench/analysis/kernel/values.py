@@ -24,8 +24,8 @@ import pandas as pd
 
 from convbench.analysis.formatting import (
     count_words,
-    escape,
     detectable_values,
+    escape,
     flag,
     percent,
     ratio,
@@ -35,10 +35,7 @@ from convbench.analysis.formatting import (
     span,
     words,
 )
-from convbench.analysis.stats import (LEVEL, MARGINS, Kind, Margins, Outcome, Paired, Verdict,
-                                      launch_ratio, paired_verdicts, time_ratio, time_verdict)
-from convbench.analysis.study import Run
-from convbench.analysis.tidy import (
+from convbench.analysis.query import (
     SUMMARY_KEYS,
     accuracy_values,
     converged_pairs,
@@ -53,6 +50,20 @@ from convbench.analysis.tidy import (
     summarise,
     time_values,
 )
+from convbench.analysis.stats import (
+    LEVEL,
+    MARGINS,
+    Kind,
+    Margins,
+    Outcome,
+    Paired,
+    Verdict,
+    launch_ratio,
+    paired_verdicts,
+    time_ratio,
+    time_verdict,
+)
+from convbench.analysis.study import Run
 
 STUDY = "kernel"
 FRAMEWORKS = f"{STUDY}/frameworks"  # the frameworks against each other, over every study's timed networks
@@ -67,7 +78,7 @@ NOTHING = pd.DataFrame(columns=[*SUMMARY_KEYS, "phase", "value", "iqr", "seeds",
 
 
 def summary(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """tidy.summarise with each row's key part (slug); NOTHING where the study has no cell of that metric."""
+    """query.summarise with each row's key part (slug); NOTHING where the study has no cell of that metric."""
     found = summarise(df, metric) if len(df) else NOTHING
     return found.assign(slug=slugs(found)) if len(found) else NOTHING
 
@@ -157,7 +168,7 @@ def comparisons(run: Run) -> list[Pair]:
                 continue
             ra, rb = rows[rows["arch"] == a].iloc[0], rows[rows["arch"] == b].iloc[0]
             config = f" ({ra['config']})" if slug.startswith(f"{ra['setup']}-{ra['config']}") else ""
-            dataset = f", {ra['dataset']}" if slug.endswith(f"-{ra['dataset']}") else ""  # (tidy.slugs)
+            dataset = f", {ra['dataset']}" if slug.endswith(f"-{ra['dataset']}") else ""  # (query.slugs)
             label = setup_label(ra["framework"], ra["engine"]) + config + dataset
             pair = Pair(slug, label, a, b)
             for phase in TIME_PHASES:
@@ -199,9 +210,9 @@ def seed_diffs(run: Run, slug: str, a: str, b: str) -> tuple[tuple, tuple]:
 
 
 def unit_slug(df: pd.DataFrame, setup: str, config: str, dataset: str) -> str:
-    """The slug of a setup, config and data set (as tidy.slugs): the setup, with the config where the study's train
+    """The slug of a setup, config and data set (as query.slugs): the setup, with the config where the study's train
     cells ran in several, and the data set where they trained on several."""
-    from convbench.analysis.tidy import with_config
+    from convbench.analysis.query import with_config
 
     many, sets = with_config(df)["config"].nunique() > 1, df["dataset"].nunique() > 1
     slug = f"{setup}-{config}" if many else setup

@@ -7,9 +7,9 @@ from convbench.analysis.layers.figures import draw_layers
 from convbench.analysis.layers.tables import layers_table
 from convbench.analysis.layers.values import layer_values
 from convbench.analysis.layerwise import layer_cells
+from convbench.analysis.query import time_values
 from convbench.analysis.roof import roof_values
 from convbench.analysis.study import Figure, Run, Study, Table
-from convbench.analysis.tidy import time_values
 
 NAME = "layers"
 

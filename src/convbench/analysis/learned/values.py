@@ -17,9 +17,9 @@ import pandas as pd
 
 from convbench import learned as method
 from convbench.analysis.formatting import (
-    flag,
     count_words,
     escape,
+    flag,
     percent,
     pm,
     printed,
@@ -29,13 +29,25 @@ from convbench.analysis.formatting import (
     sig3,
     span,
     thousands,
-    verdict_word,
     tt,
+    verdict_word,
     words,
 )
 from convbench.analysis.learned import data, tracking
-from convbench.analysis.stats import (LEVEL, MARGINS, Kind, Margins, Paired, Verdict, decide_points, fact_verdict,
-                                      paired_verdicts, prediction_interval, time_ratio, time_verdict)
+from convbench.analysis.stats import (
+    LEVEL,
+    MARGINS,
+    Kind,
+    Margins,
+    Paired,
+    Verdict,
+    decide_points,
+    fact_verdict,
+    paired_verdicts,
+    prediction_interval,
+    time_ratio,
+    time_verdict,
+)
 from convbench.analysis.study import Run
 
 EXACT = 1e-4  # the largest logit difference that float32 rounding explains; above it crop or prune changed the net

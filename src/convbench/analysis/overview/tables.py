@@ -5,9 +5,9 @@ import pandas as pd
 
 from convbench.analysis.formatting import escape, framework_name, sig3, thousands, tt
 from convbench.analysis.latex import booktabs, placeholder, ragged
+from convbench.analysis.query import ARCH_ORDER
 from convbench.analysis.records import LAYER_TASK
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import ARCH_ORDER
 
 
 def architectures(run: Run) -> str:

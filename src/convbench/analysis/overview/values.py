@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.stats import SEVERAL
 from convbench.analysis.formatting import escape, flag, framework_name, percent, setup_label, setup_rank, tt, words
 from convbench.analysis.overview import launches
+from convbench.analysis.query import full_data
+from convbench.analysis.stats import SEVERAL
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import full_data
 from convbench.run import CHANCE_LEVEL, CHANCE_MARGIN
 
 PREFIX = "overview"  # of every key this study writes
