@@ -26,6 +26,9 @@ from convbench.analysis import analyse_study, stats
 from convbench.analysis.formatting import ms, percent, setup_label, verdict_word
 from convbench.analysis.kernel import STUDY, tables, values
 from convbench.analysis.latex import read_macros
+from convbench.analysis.overview import STUDY as OVERVIEW
+from convbench.analysis.overview import runs
+from convbench.analysis.overview import tables as overview_tables
 from convbench.analysis.stats import Outcome
 
 
@@ -91,13 +94,15 @@ def test_pairs_that_disagree_are_mixed(tmp_path):
 
 
 def test_frameworks_in_eager_mode(run):
-    v = verdicts(run)["kernel/frameworks/eager/backward-ratio"]
+    """Over every study's timed networks: a run-wide comparison, the overview study's."""
+    v = {v.key: v for v in runs.framework_verdicts(run)}["overview/frameworks/eager/backward-ratio"]
     assert (v.subject, v.reference, v.n) == ("tensorflow-eager", "torch-eager", len(ARCHS))
     assert v.estimate == pytest.approx(1.5, rel=0.05) and v.outcome is Outcome.SLOWER
-    numbers = values.values(run)
-    assert numbers["kernel/frameworks/eager"] == "1"
-    assert numbers["kernel/frameworks/eager/backward-slow"] == setup_label("tensorflow", "eager")
-    assert float(numbers["kernel/frameworks/tensorflow-eager-over-torch-eager/backward-ratio"]) == pytest.approx(1.5, rel=0.05)
+    numbers = runs.values(run)
+    assert numbers["overview/frameworks/eager"] == "1"
+    assert numbers["overview/frameworks/eager/backward-slow"] == setup_label("tensorflow", "eager")
+    assert float(numbers["overview/frameworks/tensorflow-eager-over-torch-eager/backward-ratio"]) == \
+        pytest.approx(1.5, rel=0.05)
 
 
 def test_new_engines_flow_through(tmp_path):
@@ -105,10 +110,11 @@ def test_new_engines_flow_through(tmp_path):
                for engine, slowdown in [("eager", 1.0), ("compile", 0.5)] for arch in ("k3", "k5", "k3-stack2")]
     run = published(tmp_path, records)
     assert "kernel/torch-compile/k5-over-k3-stack2/backward-ratio" in verdicts(run)
-    numbers = values.values(run)
-    assert float(numbers["kernel/frameworks/torch-compile-over-torch-eager/backward-ratio"]) == pytest.approx(0.5, abs=0.05)
-    assert numbers["kernel/frameworks/eager"] == "0"  # one eager setup: nothing to compare
-    speed = tables.speed(run)
+    numbers = runs.values(run)
+    assert float(numbers["overview/frameworks/torch-compile-over-torch-eager/backward-ratio"]) == \
+        pytest.approx(0.5, abs=0.05)
+    assert numbers["overview/frameworks/eager"] == "0"  # one eager setup: nothing to compare
+    speed = overview_tables.speed(run)
     assert "PyTorch compile" in speed and "PyTorch eager" in speed
 
 
@@ -116,10 +122,11 @@ def test_analyse_writes_figures_tables_and_macros(run, tmp_path):
     out = analyse_study(STUDY, run, tmp_path / "kernel")
     for figure in STUDY.figures:
         assert (out / "figures" / f"{figure.name}.pdf").read_bytes().startswith(b"%PDF")
-    speed = (out / "tables" / "speed.tex").read_text()
+    cells = analyse_study(OVERVIEW, run, tmp_path / "overview")  # every study's cells, one row each
+    speed = (cells / "tables" / "speed.tex").read_text()
     rows = run.tidy[(run.tidy.arch == "k5") & (run.tidy.phase == "backward") & (run.tidy.framework == "torch")]
     assert ms(rows.value.iloc[0], rows.iqr.iloc[0]) in speed and "k3-stack2" in speed and r"\bottomrule" in speed
-    assert percent(np.median([seed_accuracy("k5", s) for s in SEEDS])) in (out / "tables" / "accuracy.tex").read_text()
+    assert percent(np.median([seed_accuracy("k5", s) for s in SEEDS])) in (cells / "tables" / "accuracy.tex").read_text()
     assert r"\texttt{k3-stack3}" in (out / "tables" / "kernel_pairs.tex").read_text()
     macros = read_macros(out / "macros.tex")
     v = verdicts(run)["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]
@@ -135,9 +142,11 @@ def test_a_run_without_kernel_pairs_still_analyses(tmp_path):
     assert all((out / "figures" / f"{f.name}.pdf").read_bytes().startswith(b"%PDF") for f in STUDY.figures)
     macros = read_macros(out / "macros.tex")
     assert macros["kernel/ran"] == "1"
-    assert (macros["kernel/stack/timed"], macros["kernel/stack/trained"], macros["kernel/frameworks/eager"]) == ("0", "0", "0")
+    assert (macros["kernel/stack/timed"], macros["kernel/stack/trained"]) == ("0", "0")
     assert "No single kernel" in (out / "tables" / "kernel_pairs.tex").read_text()
-    assert "no training cells" in (out / "tables" / "accuracy.tex").read_text()
+    cells = analyse_study(OVERVIEW, run, tmp_path / "overview")
+    assert read_macros(cells / "macros.tex")["overview/frameworks/eager"] == "0"
+    assert "no training cells" in (cells / "tables" / "accuracy.tex").read_text()
 
 
 def test_a_run_where_every_kernel_cell_failed(tmp_path):
@@ -224,11 +233,11 @@ def test_unconverged_runs_leave_the_accuracy_and_gap_comparisons(tmp_path):
     gaps = [min(1, train[("k5", s)]) - seed_accuracy("k5", s) - min(1, train[("k3-stack2", s)])
             + seed_accuracy("k3-stack2", s) for s in (0, 2, 4)]
     assert gap.estimate == pytest.approx(np.mean(gaps))
-    numbers = values.values(run)
-    assert numbers["kernel/convergence/runs"] == str(len(ARCHS) * len(SEEDS))
-    assert (numbers["kernel/convergence/converged"], numbers["kernel/convergence/unconverged"]) == (
+    numbers = runs.values(run)
+    assert numbers["overview/convergence/runs"] == str(len(ARCHS) * len(SEEDS))
+    assert (numbers["overview/convergence/converged"], numbers["overview/convergence/unconverged"]) == (
         str(len(ARCHS) * len(SEEDS) - 2), "2")
-    table = tables.unconverged(run)
+    table = overview_tables.unconverged(run)
     assert table.count(r"\\") - table.count(r"\\ \midrule") >= 3 and "k3-stack2" in table  # header + 2 rows
     assert "k7" not in table
 
@@ -247,11 +256,11 @@ def test_a_run_levelled_off_at_chance_counts_as_unconverged(tmp_path):
     run = published(tmp_path, records)
     acc = verdicts(run)["kernel/torch-eager/k5-vs-k3-stack2/test-accuracy-diff"]
     assert acc.n == 3
-    numbers = values.values(run)
-    assert (numbers["kernel/convergence/converged"], numbers["kernel/convergence/unconverged"],
-            numbers["kernel/convergence/at-chance"], numbers["kernel/convergence/any-at-chance"]) == (
+    numbers = runs.values(run)
+    assert (numbers["overview/convergence/converged"], numbers["overview/convergence/unconverged"],
+            numbers["overview/convergence/at-chance"], numbers["overview/convergence/any-at-chance"]) == (
         str(len(ARCHS) * len(SEEDS) - 2), "2", "2", "1")
-    table = tables.unconverged(run)
+    table = overview_tables.unconverged(run)
     assert table.count("chance") >= 2 + table.count("chance", 0, table.index(r"\toprule"))
 
 
@@ -263,11 +272,11 @@ def spec_params(arch, in_channels=1):
 
 def test_the_repeat_is_a_cross_framework_check_not_a_replicate(run):
     """The TensorFlow seed is compared epoch by epoch with PyTorch's on the same seed: the largest difference."""
-    numbers = values.values(run)
-    assert numbers["kernel/repeat/ran"] == "1" and numbers["kernel/repeat/networks"] == str(len(ARCHS))
-    assert numbers["kernel/repeat/max-accuracy-diff"] == percent(DRIFT)
-    assert float(numbers["kernel/repeat/max-loss-diff"]) == 0
-    assert numbers["kernel/stack/seeds"] == str(len(SEEDS))  # five pairs, not six
+    numbers = runs.values(run)
+    assert numbers["overview/repeat/ran"] == "1" and numbers["overview/repeat/networks"] == str(len(ARCHS))
+    assert numbers["overview/repeat/max-accuracy-diff"] == percent(DRIFT)
+    assert float(numbers["overview/repeat/max-loss-diff"]) == 0
+    assert values.values(run)["kernel/stack/seeds"] == str(len(SEEDS))  # five pairs, not six
 
 
 def test_extremes_and_parameter_ratios_in_the_table(run):
