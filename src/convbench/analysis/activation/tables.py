@@ -172,7 +172,7 @@ def cost_table(run: Run) -> str:
     df = run.tidy
     caption = ("Cost of the variants of the activation study, per setup: $k$ (maxout pieces; ReLU: 1), how a variant "
                "matches ReLU, parameters and forward MFLOPs per example of the timed network, the maps leaving each "
-               "block, and memory. Figure~\\ref{fig:activation-time} shows the times.")
+               "block, and memory. Figure~\\ref{fig:activation_time} shows the times.")
     rows = data.cells(df, "speed") if len(df) else df
     if rows.empty:
         return placeholder(caption, "tab:activation-cost", "This run timed no cell of the activation study.")
