@@ -10,6 +10,7 @@ from convbench.analysis.query import ARCH_ORDER, summarise, with_config
 
 NAME = "engines"
 KEYS = ["setup", "framework", "engine", "arch", "config"]
+NOT_RESOLVED = "not resolved"  # printed in place of a derived phase's time that the data cannot resolve
 
 
 def ordered(engines) -> list[str]:

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.backward_claim import CLAIM, backward_ratio
-from convbench.analysis.engines.cells import NAME, ordered, study_cells
-from convbench.analysis.engines.values import NOT_RESOLVED
+from convbench.analysis.engines.cells import NAME, NOT_RESOLVED, ordered, study_cells
 from convbench.analysis.formatting import escape, flag, framework_name, kind_phrase, ratio, setup_label, tt
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
 from convbench.analysis.stats import (

@@ -65,19 +65,13 @@ class Frames:
     traj: pd.DataFrame  # the learned state per epoch
 
 
-_CACHE: dict[int, tuple[Run, Frames]] = {}
-
-
 def frames(run: Run) -> Frames:
     """The study's tables, computed once per run (figures, tables, values and verdicts all read them)."""
-    hit = _CACHE.get(id(run))
-    if hit is None or hit[0] is not run:
+    def compute() -> Frames:
         scells, lcells = data.sweep_cells(run), data.learned_cells(run)
-        hit = (run, Frames(data.sweep_stats(run, scells), scells, lcells, data.learned_stats(lcells),
-                           data.trajectories(run, lcells)))
-        _CACHE.clear()
-        _CACHE[id(run)] = hit
-    return hit[1]
+        return Frames(data.sweep_stats(run, scells), scells, lcells, data.learned_stats(lcells),
+                      data.trajectories(run, lcells))
+    return run.cached("learned/frames", compute)
 
 
 # ---- comparisons ------------------------------------------------------------------------------------

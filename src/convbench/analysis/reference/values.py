@@ -122,3 +122,7 @@ def _launches(runs: dict[str, ReferenceRun]) -> str:
     if not len(counts):
         return "1" if runs else "--"
     return str(counts.min()) if counts.min() == counts.max() else f"{counts.min()}--{counts.max()}"
+
+
+def ran(run: Run) -> bool:
+    return bool(reference_runs(run.reference))
