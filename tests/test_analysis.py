@@ -49,11 +49,20 @@ def test_the_published_table_reads_back_as_it_was_written(run, tmp_path):
     records = load_records(run)
     out = write_tidy(run, tmp_path / "generated")
     back = read_run(out)
-    direct = tidy.resolve(tidy.tidy(records), tidy.samples(records))  # tidy.csv holds the phases' resolved flags
+    direct = tidy.resolve(tidy.tidy(records, registry.STUDIES.values()), tidy.samples(records))  # and resolved flags
     assert back.tidy.shape == direct.shape and "resolved" in back.tidy
     pd.testing.assert_series_equal(back.tidy["value"], direct["value"])
     assert back.tidy["noisy"].dtype == "boolean"
     assert len(back.samples) == len(tidy.samples(records)) > 0
+
+
+def test_a_study_adds_its_own_columns_to_the_table_through_its_hook(run):
+    """The shared table knows no study: the kernel study's hook (Study.columns) adds its cells' shape per block."""
+    records = load_records(run)
+    plain, hooked = tidy.tidy(records), tidy.tidy(records, registry.STUDIES.values())
+    assert "kernels" not in plain and len(hooked) == len(plain)
+    kernel = hooked[hooked["study"] == "kernel"]
+    assert kernel["kernels"].notna().all() and hooked.loc[hooked["study"] != "kernel", "kernels"].isna().all()
 
 
 def test_a_record_is_plain_typed_data(run):
