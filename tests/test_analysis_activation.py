@@ -5,11 +5,9 @@ below 1.0), seeds 0-4 in PyTorch (cell.settings.role 'replicate') and seed 0 rep
 final epoch's accuracies and loss, training.converged; speed cells with raw samples and memory (saved bytes in
 PyTorch, null in TensorFlow, peak null off GPUs). They go through write_tidy and read_run, as in the pipeline.
 """
-import importlib.util
 import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +22,6 @@ from builders.activation import (
     found,
     published,
     study,
-    train_record,
 )
 
 from convbench import spec
@@ -279,39 +276,6 @@ def test_analyse_study_writes_its_outputs(run, tmp_path):
     key = "activation/torch-eager/maxout2-eqparams-over-relu/backward-ratio"
     assert macros[f"{key}-word"] == "slower than" and float(macros[f"{key}-lo"]) <= float(macros[key])
     assert len(json.loads((out / "verdicts.json").read_text())) == len(verdicts(run))
-
-
-# ---- for tests/test_paper.py: more seeds beside tests/test_analysis.py's run ------------------------------------
-
-OFFSETS = [0.0, 0.002, -0.002]  # seed 0 keeps base's accuracy
-
-
-def _base():
-    spec_ = importlib.util.spec_from_file_location("analysis_fixtures", Path(__file__).with_name("test_analysis.py"))
-    module = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(module)
-    return module
-
-
-def more_seeds(records_dir):
-    """Seeds 1 and 2 on the whole training split and seeds 0-2 on a quarter of it, beside test_analysis.write_run's
-    activation cells (seed 0, whole split): maxout2-eqwidth beats ReLU with intervals apart, maxout2-eqparams overlaps
-    it."""
-    base = _base()
-    archs = {name: (base.ARCHS[name][0][0], base.ARCHS[name][0][3]) for name in base.STUDIES["activation"]}
-    written = []
-    for framework in base.FRAMEWORKS:
-        for name in archs:
-            for fraction, seeds in [(1.0, (1, 2)), (0.25, (0, 1, 2))]:
-                for seed in seeds:
-                    test = base.ACCURACY[name] + OFFSETS[seed] - (1 - fraction) / 10
-                    r = train_record(framework, name, seed, fraction, test, 0.02 + (1 - fraction) / 10 + OFFSETS[seed],
-                                     archs=archs)
-                    path = records_dir / "train" / framework / f"{r['cell_id']}.json"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(json.dumps(r, indent=1))
-                    written.append(r)
-    return written
 
 
 def recorded_gap(arch, seed, fraction):
