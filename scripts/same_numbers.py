@@ -1,12 +1,14 @@
 """Do two versions of the analysis publish the same numbers from the same records?
 
     python scripts/same_numbers.py --records results/default/records --before 54f6005 [--after HEAD]
+        [--renamed kernel/repeat/=overview/repeat/ ...]
 
 Runs the analysis of each git revision (checked out into a temporary worktree, imported from there) on the same
 records, then compares (1) tidy.csv: every row and column of the older table must be in the newer one unchanged
 (the newer may add columns, and rows of metrics the older did not have); (2) every macro whose value is a plain
 number ("1.23", "$-$0.4", "57") must have the same key and value in both. Prints what differs; exit 1 if anything
-does. --after defaults to the working tree.
+does. --after defaults to the working tree; --renamed OLD=NEW compares a key that begins with OLD before under
+the key that begins with NEW after (a value moved to another study keeps its number).
 """
 from __future__ import annotations
 
@@ -67,12 +69,16 @@ def main() -> int:
     parser.add_argument("--records", required=True, type=Path)
     parser.add_argument("--before", required=True, help="git revision of the older analysis")
     parser.add_argument("--after", help="git revision of the newer analysis (default: the working tree)")
+    parser.add_argument("--renamed", action="append", default=[], metavar="OLD=NEW",
+                        help="a key prefix renamed between the two (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = analyse(args.before, args.records.resolve(), Path(tmp) / "before")
         new = analyse(args.after, args.records.resolve(), Path(tmp) / "after")
         problems = tidy_problems(pd.read_csv(Path(tmp) / "before/tidy.csv"), pd.read_csv(Path(tmp) / "after/tidy.csv"))
-    numeric = {k: v for k, v in old.items() if NUMBER.match(v)}
+    renames = [r.split("=", 1) for r in args.renamed]
+    renamed = {next((new + k[len(old_):] for old_, new in renames if k.startswith(old_)), k): v for k, v in old.items()}
+    numeric = {k: v for k, v in renamed.items() if NUMBER.match(v)}
     for key, value in sorted(numeric.items()):
         if key not in new:
             problems.append(f"macro {key}: {value} before, missing after")

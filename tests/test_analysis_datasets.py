@@ -4,11 +4,12 @@ import copy
 
 import numpy as np
 import pytest
+from builders import activation as act
+from builders import kernel as ker
 
-from convbench.analysis.kernel import tables as kernel_tables
+from convbench.analysis.activation.verdicts import verdicts as activation_verdicts
 from convbench.analysis.kernel import values as kernel
-import test_analysis_activation as act
-import test_analysis_kernel as ker
+from convbench.analysis.overview import tables as overview_tables
 
 OTHER = "mnist5k"  # the second data set: the same cells, another name, 20 points lower and a wobble of its own
 
@@ -43,7 +44,7 @@ def test_kernel_pairs_never_cross_data_sets(tmp_path):
     assert digits.estimate == pytest.approx(np.mean(same))
     assert other.estimate == pytest.approx(np.mean(same) + 0.01 * np.mean(ker.SEEDS))
     assert not any(k.startswith("kernel/torch-eager/") and "-vs-" in k for k in found)  # no pair of both sets
-    table = kernel_tables.accuracy(run)
+    table = overview_tables.accuracy(run)
     assert "PyTorch eager, digits" in table and f"PyTorch eager, {OTHER}" in table
     assert {p.label for p in kernel.comparisons(run) if p.test_diffs} == {"PyTorch eager, digits",
                                                                           f"PyTorch eager, {OTHER}"}
@@ -59,4 +60,4 @@ def test_activation_pairs_never_cross_data_sets(tmp_path):
     assert digits.estimate == pytest.approx(np.mean(same))
     assert other.estimate == pytest.approx(np.mean(same) + 0.01 * np.mean(act.SEEDS))
     assert not [k for k in act.found(run) if k[1].endswith("-diff")]  # no accuracy pair of both sets (times stay)
-    assert all(v.n == len(act.SEEDS) for v in act.verdicts(run) if v.key.endswith("/gap-change-diff"))
+    assert all(v.n == len(act.SEEDS) for v in activation_verdicts(run) if v.key.endswith("/gap-change-diff"))

@@ -5,114 +5,31 @@ Train cells as the measuring side writes them: five replicate seeds in PyTorch (
 one repeat seed in TensorFlow ('repeat'), training.converged and stopped_epoch; seeds are shared across archs, so
 a seed's shift moves every arch's accuracy alike and only paired differences see through it."""
 import json
-import zlib
 
 import numpy as np
 import pytest
-from conftest import new_record
+from builders.kernel import (
+    ARCHS,
+    DRIFT,
+    PAIRS,
+    SEEDS,
+    kernel_records,
+    make_record,
+    median,
+    published,
+    seed_accuracy,
+    verdicts,
+)
 
-from convbench.analysis.formatting import verdict_word
-from convbench.analysis.stats import Outcome
 from convbench import spec
-from convbench.analysis import analyse_study, read_run, stats, write_tidy
-from convbench.analysis.formatting import ms, percent, setup_label
+from convbench.analysis import analyse_study, stats
+from convbench.analysis.formatting import ms, percent, setup_label, verdict_word
 from convbench.analysis.kernel import STUDY, tables, values
 from convbench.analysis.latex import read_macros
-
-ARCHS = {"k3": (3, 1), "k5": (5, 1), "k7": (7, 1), "k3-stack2": (3, 2), "k3-stack3": (3, 3)}  # (kernel, depth)
-PAIRS = {("k5", "k3-stack2"), ("k7", "k3-stack3")}
-# Test accuracy per arch; train accuracy is this plus a gap that grows with the parameters.
-ACCURACY = {"k3": 0.951, "k5": 0.962, "k7": 0.958, "k3-stack2": 0.966, "k3-stack3": 0.969}
-SLOWER = {"torch": 1.0, "tensorflow": 1.5}  # TensorFlow's forward and backward take 1.5x as long
-SEEDS = (0, 1, 2, 3, 4)
-SHIFT = (-0.02, 0.0, 0.015, -0.01, 0.02)  # per seed, every arch alike: large against the archs' differences
-WOBBLE = {"k3": (0, 0, 0, 0, 0), "k5": (0.002, -0.001, 0, 0.001, -0.002), "k7": (0, 0.001, -0.001, 0, 0),
-          "k3-stack2": (-0.001, 0.001, 0, 0.002, -0.002), "k3-stack3": (0.001, 0, -0.001, 0, 0)}
-DRIFT = 0.0022  # the repeat's test accuracy differs from the replicate's by this much at epoch 2
-
-
-def summary(median, rng, n=20):
-    samples = list(median * (1 + 0.04 * rng.standard_normal(n)))
-    q1, q3 = np.percentile(samples, [25, 75])
-    return {"median": float(np.median(samples)), "iqr": float(q3 - q1), "cv": float(np.std(samples) / np.mean(samples)),
-            "n": n, "samples": samples}
-
-
-def make_record(task, framework, arch, seed=0, slowdown=1.0, accuracy=None, engine="eager", study="kernel",
-                role=None, converged=None, drift=0.0):
-    """A realistic record: backward time proportional to the arch's FLOPs (times slowdown); a train cell's test
-    accuracy is `accuracy` (default ACCURACY) after its last epoch, `drift` added at epoch 2."""
-    image_size, in_channels = (16, 3) if task == "speed" else (8, 1)
-    kernel, depth = ARCHS[arch]
-    archd = {"name": arch, "in_channels": in_channels, "num_classes": 10,
-             "blocks": [{"width": w, "kernel": kernel, "depth": depth, "activation": "relu", "pieces": 1, "pool": 2}
-                        for w in (32, 64)]}
-    s = spec.ArchSpec.from_dict(arch, archd, in_channels, 10)
-    params, flops = spec.param_count(s), spec.forward_flops(s, image_size)
-    cell_id = f"{study}_{arch}_{framework}-{engine}_cpu1-none_b64_s{seed}_{task}"
-    cell = {"study": study, "task": task, "framework": framework, "engine": engine, "device": "cpu", "devices": 1,
-            "parallelism": "none", "batch_size": 64, "image_size": image_size, "seed": seed, "threads": 2,
-            "arch": archd, "settings": {"warmup": 3, "min_repeats": 5, "max_repeats": 30} if task == "speed"
-            else {"epochs": 3, "lr": 0.05, "momentum": 0.9, "dataset": "digits", **({"role": role} if role else {})}}
-    record = new_record(cell, cell_id, counts={"params": params, "params_framework": params, "flops_forward": flops},
-                        process={"import_s": 4.3}, wall_s=3.2, started="2026-11-28T23:59:00+00:00",
-                        environment={"python": "3.11.7", "versions": {framework: "1.0"}, "device_model": "cpu"})
-    rng = np.random.default_rng(zlib.crc32(cell_id.encode()))
-    if task == "speed":
-        forward = flops * 64 / 20e9 * SLOWER[framework]
-        phases = {"forward": summary(forward, rng), "backward": summary(2 * forward * slowdown, rng),
-                  "optimizer": summary(0.002, rng)}
-        phases["total"] = summary(sum(p["median"] for p in phases.values()), rng)
-        step = summary(phases["total"]["median"] * 1.02, rng)
-        record["timings"] = {"first_step": 0.21, "phases": phases, "step": step}
-    else:
-        test = ACCURACY[arch] if accuracy is None else accuracy
-        train = min(1.0, test + params / 2e6)
-        epochs = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": train * e / 3, "test_loss": 1.1 / e,
-                   "test_accuracy": test * e / 3 + (drift if e == 2 else 0), "seconds": 1.5 + 0.1 * e}
-                  for e in (1, 2, 3)]
-        record["training"] = {"epochs": epochs, "dataset": {"name": "digits", "train_size": 1347, "test_size": 450}}
-        if converged is not None:
-            record["training"] |= {"converged": converged, "stopped_epoch": 3,
-                                   "criterion": {"patience": 2, "min_delta": 0.001, "max_epochs": 3}}
-    return record
-
-
-def seed_accuracy(arch, seed, accuracy=None):
-    return (accuracy or ACCURACY)[arch] + SHIFT[seed] + WOBBLE[arch][seed]
-
-
-def kernel_records(slowdown=None, accuracy=None, frameworks=("torch", "tensorflow"), unconverged=()):
-    """Speed cells in both frameworks; train cells: SEEDS in PyTorch (replicates), seed 0 in TensorFlow (the
-    repeat). unconverged: (arch, seed) of replicates that hit the epoch cap."""
-    accuracy = {**ACCURACY, **(accuracy or {})}
-    speed = [make_record("speed", f, arch, slowdown=(slowdown or {}).get(arch, 1.0))
-             for arch in ARCHS for f in frameworks]
-    train = [make_record("train", frameworks[0], arch, seed, accuracy=seed_accuracy(arch, seed, accuracy),
-                         role="replicate", converged=(arch, seed) not in unconverged)
-             for arch in ARCHS for seed in SEEDS]
-    repeat = [make_record("train", f, arch, 0, accuracy=seed_accuracy(arch, 0, accuracy), role="repeat",
-                          converged=True, drift=DRIFT) for arch in ARCHS for f in frameworks[1:]]
-    return speed + train + repeat
-
-
-def published(tmp_path, records):
-    """The run as every study reads it: records -> tidy.csv -> read back."""
-    folder = tmp_path / f"records{len(list(tmp_path.glob('records*')))}"
-    folder.mkdir()
-    for r in records:
-        (folder / f"{r['cell_id']}.json").write_text(json.dumps(r))
-    return read_run(write_tidy(folder, folder / "generated"), reference=None)
-
-
-def verdicts(run):
-    return {v.key: v for v in values.verdicts(run)}
-
-
-def median(run, arch, phase="backward", framework="torch", metric="time"):
-    df = run.tidy
-    rows = df[(df.arch == arch) & (df.metric == metric) & (df.phase == phase) & (df.framework == framework)]
-    return rows.value.median()
+from convbench.analysis.overview import STUDY as OVERVIEW
+from convbench.analysis.overview import runs
+from convbench.analysis.overview import tables as overview_tables
+from convbench.analysis.stats import Outcome
 
 
 @pytest.fixture
@@ -177,13 +94,15 @@ def test_pairs_that_disagree_are_mixed(tmp_path):
 
 
 def test_frameworks_in_eager_mode(run):
-    v = verdicts(run)["kernel/frameworks/eager/backward-ratio"]
+    """Over every study's timed networks: a run-wide comparison, the overview study's."""
+    v = {v.key: v for v in runs.framework_verdicts(run)}["overview/frameworks/eager/backward-ratio"]
     assert (v.subject, v.reference, v.n) == ("tensorflow-eager", "torch-eager", len(ARCHS))
     assert v.estimate == pytest.approx(1.5, rel=0.05) and v.outcome is Outcome.SLOWER
-    numbers = values.values(run)
-    assert numbers["kernel/frameworks/eager"] == "1"
-    assert numbers["kernel/frameworks/eager/backward-slow"] == setup_label("tensorflow", "eager")
-    assert float(numbers["kernel/frameworks/tensorflow-eager-over-torch-eager/backward-ratio"]) == pytest.approx(1.5, rel=0.05)
+    numbers = runs.values(run)
+    assert numbers["overview/frameworks/eager"] == "1"
+    assert numbers["overview/frameworks/eager/backward-slow"] == setup_label("tensorflow", "eager")
+    assert float(numbers["overview/frameworks/tensorflow-eager-over-torch-eager/backward-ratio"]) == \
+        pytest.approx(1.5, rel=0.05)
 
 
 def test_new_engines_flow_through(tmp_path):
@@ -191,10 +110,11 @@ def test_new_engines_flow_through(tmp_path):
                for engine, slowdown in [("eager", 1.0), ("compile", 0.5)] for arch in ("k3", "k5", "k3-stack2")]
     run = published(tmp_path, records)
     assert "kernel/torch-compile/k5-over-k3-stack2/backward-ratio" in verdicts(run)
-    numbers = values.values(run)
-    assert float(numbers["kernel/frameworks/torch-compile-over-torch-eager/backward-ratio"]) == pytest.approx(0.5, abs=0.05)
-    assert numbers["kernel/frameworks/eager"] == "0"  # one eager setup: nothing to compare
-    speed = tables.speed(run)
+    numbers = runs.values(run)
+    assert float(numbers["overview/frameworks/torch-compile-over-torch-eager/backward-ratio"]) == \
+        pytest.approx(0.5, abs=0.05)
+    assert numbers["overview/frameworks/eager"] == "0"  # one eager setup: nothing to compare
+    speed = overview_tables.speed(run)
     assert "PyTorch compile" in speed and "PyTorch eager" in speed
 
 
@@ -202,10 +122,11 @@ def test_analyse_writes_figures_tables_and_macros(run, tmp_path):
     out = analyse_study(STUDY, run, tmp_path / "kernel")
     for figure in STUDY.figures:
         assert (out / "figures" / f"{figure.name}.pdf").read_bytes().startswith(b"%PDF")
-    speed = (out / "tables" / "speed.tex").read_text()
+    cells = analyse_study(OVERVIEW, run, tmp_path / "overview")  # every study's cells, one row each
+    speed = (cells / "tables" / "speed.tex").read_text()
     rows = run.tidy[(run.tidy.arch == "k5") & (run.tidy.phase == "backward") & (run.tidy.framework == "torch")]
     assert ms(rows.value.iloc[0], rows.iqr.iloc[0]) in speed and "k3-stack2" in speed and r"\bottomrule" in speed
-    assert percent(np.median([seed_accuracy("k5", s) for s in SEEDS])) in (out / "tables" / "accuracy.tex").read_text()
+    assert percent(np.median([seed_accuracy("k5", s) for s in SEEDS])) in (cells / "tables" / "accuracy.tex").read_text()
     assert r"\texttt{k3-stack3}" in (out / "tables" / "kernel_pairs.tex").read_text()
     macros = read_macros(out / "macros.tex")
     v = verdicts(run)["kernel/torch-eager/k5-over-k3-stack2/backward-ratio"]
@@ -221,9 +142,11 @@ def test_a_run_without_kernel_pairs_still_analyses(tmp_path):
     assert all((out / "figures" / f"{f.name}.pdf").read_bytes().startswith(b"%PDF") for f in STUDY.figures)
     macros = read_macros(out / "macros.tex")
     assert macros["kernel/ran"] == "1"
-    assert (macros["kernel/stack/timed"], macros["kernel/stack/trained"], macros["kernel/frameworks/eager"]) == ("0", "0", "0")
+    assert (macros["kernel/stack/timed"], macros["kernel/stack/trained"]) == ("0", "0")
     assert "No single kernel" in (out / "tables" / "kernel_pairs.tex").read_text()
-    assert "no training cells" in (out / "tables" / "accuracy.tex").read_text()
+    cells = analyse_study(OVERVIEW, run, tmp_path / "overview")
+    assert read_macros(cells / "macros.tex")["overview/frameworks/eager"] == "0"
+    assert "no training cells" in (cells / "tables" / "accuracy.tex").read_text()
 
 
 def test_a_run_where_every_kernel_cell_failed(tmp_path):
@@ -237,7 +160,8 @@ def test_a_run_where_every_kernel_cell_failed(tmp_path):
     assert not STUDY.ran(run) and values.verdicts(run) == []
     out = analyse_study(STUDY, run, tmp_path / "kernel")
     assert read_macros(out / "macros.tex")["kernel/ran"] == "0"
-    assert "no timed cells" in (out / "tables" / "speed.tex").read_text()
+    cells = analyse_study(OVERVIEW, run, tmp_path / "overview")  # every study's cells: none timed
+    assert "no timed cells" in (cells / "tables" / "speed.tex").read_text()
 
 
 # ---- paired statistics ------------------------------------------------------------------------------------
@@ -310,11 +234,11 @@ def test_unconverged_runs_leave_the_accuracy_and_gap_comparisons(tmp_path):
     gaps = [min(1, train[("k5", s)]) - seed_accuracy("k5", s) - min(1, train[("k3-stack2", s)])
             + seed_accuracy("k3-stack2", s) for s in (0, 2, 4)]
     assert gap.estimate == pytest.approx(np.mean(gaps))
-    numbers = values.values(run)
-    assert numbers["kernel/convergence/runs"] == str(len(ARCHS) * len(SEEDS))
-    assert (numbers["kernel/convergence/converged"], numbers["kernel/convergence/unconverged"]) == (
+    numbers = runs.values(run)
+    assert numbers["overview/convergence/runs"] == str(len(ARCHS) * len(SEEDS))
+    assert (numbers["overview/convergence/converged"], numbers["overview/convergence/unconverged"]) == (
         str(len(ARCHS) * len(SEEDS) - 2), "2")
-    table = tables.unconverged(run)
+    table = overview_tables.unconverged(run)
     assert table.count(r"\\") - table.count(r"\\ \midrule") >= 3 and "k3-stack2" in table  # header + 2 rows
     assert "k7" not in table
 
@@ -333,11 +257,11 @@ def test_a_run_levelled_off_at_chance_counts_as_unconverged(tmp_path):
     run = published(tmp_path, records)
     acc = verdicts(run)["kernel/torch-eager/k5-vs-k3-stack2/test-accuracy-diff"]
     assert acc.n == 3
-    numbers = values.values(run)
-    assert (numbers["kernel/convergence/converged"], numbers["kernel/convergence/unconverged"],
-            numbers["kernel/convergence/at-chance"], numbers["kernel/convergence/any-at-chance"]) == (
+    numbers = runs.values(run)
+    assert (numbers["overview/convergence/converged"], numbers["overview/convergence/unconverged"],
+            numbers["overview/convergence/at-chance"], numbers["overview/convergence/any-at-chance"]) == (
         str(len(ARCHS) * len(SEEDS) - 2), "2", "2", "1")
-    table = tables.unconverged(run)
+    table = overview_tables.unconverged(run)
     assert table.count("chance") >= 2 + table.count("chance", 0, table.index(r"\toprule"))
 
 
@@ -349,11 +273,11 @@ def spec_params(arch, in_channels=1):
 
 def test_the_repeat_is_a_cross_framework_check_not_a_replicate(run):
     """The TensorFlow seed is compared epoch by epoch with PyTorch's on the same seed: the largest difference."""
-    numbers = values.values(run)
-    assert numbers["kernel/repeat/ran"] == "1" and numbers["kernel/repeat/networks"] == str(len(ARCHS))
-    assert numbers["kernel/repeat/max-accuracy-diff"] == percent(DRIFT)
-    assert float(numbers["kernel/repeat/max-loss-diff"]) == 0
-    assert numbers["kernel/stack/seeds"] == str(len(SEEDS))  # five pairs, not six
+    numbers = runs.values(run)
+    assert numbers["overview/repeat/ran"] == "1" and numbers["overview/repeat/networks"] == str(len(ARCHS))
+    assert numbers["overview/repeat/max-accuracy-diff"] == percent(DRIFT)
+    assert float(numbers["overview/repeat/max-loss-diff"]) == 0
+    assert values.values(run)["kernel/stack/seeds"] == str(len(SEEDS))  # five pairs, not six
 
 
 def test_extremes_and_parameter_ratios_in_the_table(run):

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 from conftest import new_record
 
-from convbench.analysis.formatting import verdict_word
-from convbench.analysis.stats import Kind, Outcome
 from convbench import spec
 from convbench.analysis import analyse_study, build_pdf, read_run, write_tidy
+from convbench.analysis.formatting import verdict_word
 from convbench.analysis.latex import read_macros
 from convbench.analysis.learned import STUDY, data
-from convbench.analysis.learned.values import frames, verdicts as study_verdicts
-from convbench.analysis.stats import pareto_front, t_interval
+from convbench.analysis.learned.values import frames
+from convbench.analysis.learned.values import verdicts as study_verdicts
+from convbench.analysis.stats import Kind, Outcome, pareto_front, t_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 T_2 = 4.302652729911275  # t quantile 0.975 at 2 degrees of freedom, from a printed table

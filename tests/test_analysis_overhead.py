@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from conftest import new_record
 
-from convbench.analysis.stats import Outcome
 from convbench import config
 from convbench.analysis import analyse_study, records, tidy
 from convbench.analysis.latex import read_macros
 from convbench.analysis.overhead import STUDY, fit_line
 from convbench.analysis.overhead.fit import claim_space
-from convbench.analysis.sweep import fits
+from convbench.analysis.stats import Outcome
 from convbench.analysis.study import Run
+from convbench.analysis.sweep import fits
 
 TRUE = {"torch-eager": (0.2e-3, 20e-6), "tensorflow-eager": (5e-3, 20e-6)}  # backward a (s), b (s per example)
 BATCHES = (1, 8, 64, 256)

@@ -254,7 +254,7 @@ def test_a_full_disk_during_a_run_is_one_line_and_leaves_nothing_half_written(tm
 
 def test_a_full_disk_during_the_analysis_keeps_the_previous_tables(tmp_path):
     """A truncated tidy.csv beside the previous samples.csv once published seeds 0 and runs 0."""
-    from test_analysis import write_run
+    from builders.run import write_run
 
     records = write_run(tmp_path)
     tidy = [sys.executable, "-m", "convbench", "tidy", "--records", str(records), "--out", "generated"]

@@ -3,7 +3,6 @@ It needs a GPU: a CPU config that asks for it is refused up front, naming the fi
 only where CUDA is available."""
 import numpy as np
 import pytest
-
 from conftest import make_spec
 
 from convbench import config, run

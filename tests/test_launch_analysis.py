@@ -6,12 +6,11 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
-from test_analysis_engines import engine_record, engine_records, published, summary
+from builders.engines import engine_record, engine_records, published, summary
 
-from convbench.analysis.stats import Kind
 from convbench.analysis.engines import claim, values
 from convbench.analysis.overview import launches as overview_launches
-from convbench.analysis.stats import launch_ratio, resolved, t_quantile, time_interval
+from convbench.analysis.stats import Kind, launch_ratio, resolved, t_quantile, time_interval
 from convbench.launches import merge
 
 DRIFT = (1.0, 1.04, 0.97)  # what moves a whole launch: every cell of it alike

@@ -8,8 +8,9 @@ import yaml
 from conftest import new_record
 
 from convbench import config
+from convbench.analysis.query import launch_medians
 from convbench.analysis.records import parse
-from convbench.analysis.tidy import launch_medians, samples, tidy
+from convbench.analysis.tidy import samples, tidy
 from convbench.launches import merge
 from convbench.run import run_group
 

@@ -83,6 +83,9 @@ def test_every_figure_and_table_the_paper_includes_is_registered():
     assert figures <= set(registry.FIGURES), figures - set(registry.FIGURES)
     assert tables <= set(registry.TABLES), tables - set(registry.TABLES)
     assert set(registry.FIGURES) <= figures, f"registered but not in the paper: {set(registry.FIGURES) - figures}"
+    # one name per figure: the paper labels it fig:<its registered name>
+    found = re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{figures/([\w-]+)\.pdf\}.*?\\label\{fig:([^}]+)\}", paper, re.S)
+    assert len(found) == len(figures) and all(name == label for name, label in found), found
 
 
 def test_every_study_of_the_config_schema_has_an_analysis():

@@ -224,7 +224,6 @@ def test_gated_outputs_agree_with_fixed_noise_and_at_test_time(pt, tfl):
 
 
 def test_gate_noise_is_reproducible(pt, tfl):
-    import tensorflow as tf
     import torch
 
     layer_pt, _ = gate_layers(pt, tfl, np.zeros(5, np.float32))
@@ -539,12 +538,12 @@ def test_the_learned_field_finds_the_planted_scale_on_untuned_seeds(tmp_path):
     """The default config's tracking study, on seeds that no setting was tuned on (30, 31) and at two scales whose
     smallest covering fields differ: every run shrinks to within one kernel step of that field (never to the largest
     field the masks allow), and the shrunk network still does the task."""
+    from pathlib import Path
+
     from convbench import config
     from convbench.analysis.learned.tracking import step
     from convbench.run import run_cells
     from convbench.spec import covering_field
-
-    from pathlib import Path
     conf = config.read(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
     conf |= {"frameworks": ["torch"], "studies": {"tracking": {
         **conf["studies"]["tracking"], "train": {**conf["studies"]["tracking"]["train"], "seeds": [30, 31]}}}}

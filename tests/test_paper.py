@@ -1,6 +1,5 @@
 """The paper builds from fixture records with latexmk, shows their numbers, stays within its page budget, and refuses
 an undefined result key."""
-import importlib.util
 import json
 import re
 import shutil
@@ -8,6 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from builders import activation as activation_fixtures
+from builders import engines as engine_fixtures
+from builders import run as fixtures
 
 from convbench.analysis import LatexError, analyse, build_pdf, registry
 from convbench.analysis.formatting import KIND_PHRASES, ms, percent, thousands
@@ -20,16 +22,6 @@ pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which(
                                 reason="latexmk and pdftotext (TeX Live, poppler-utils) are needed to build the paper")
 
 
-def load_fixtures(name: str):
-    """The fixture generators live beside us; load them by path so any pytest import mode works."""
-    spec = importlib.util.spec_from_file_location(f"fixtures_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fixtures, engine_fixtures = load_fixtures("test_analysis"), load_fixtures("test_analysis_engines")
-activation_fixtures = load_fixtures("test_analysis_activation")
 
 
 def pdf_text(pdf: Path, *pages: str) -> str:

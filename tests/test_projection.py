@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from builders.scaling import LATEX, arch, build, record, timing
 from conftest import new_record
-from test_analysis_scaling import LATEX, arch, build, record, timing
 
 from convbench import config as config_module
 from convbench import step_model as model

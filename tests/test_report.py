@@ -14,7 +14,6 @@ from conftest import tiny_pipeline
 from convbench.analysis.registry import FIGURES, STUDIES
 
 
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """A tiny run (PyTorch only, two studies) in a copy of the workflow, then its report: (run dir, data)."""

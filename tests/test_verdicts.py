@@ -8,8 +8,17 @@ import pytest
 
 from convbench.analysis import KeyClash, analyse_study, gather
 from convbench.analysis.formatting import KIND_PHRASES, WORDS, verdict_word
-from convbench.analysis.stats import (Kind, Margins, Outcome, Paired, decide_points, decide_ratio, decide_several,
-                                      paired_verdicts, time_verdict)
+from convbench.analysis.stats import (
+    Kind,
+    Margins,
+    Outcome,
+    Paired,
+    decide_points,
+    decide_ratio,
+    decide_several,
+    paired_verdicts,
+    time_verdict,
+)
 from convbench.analysis.study import Run, Study
 
 

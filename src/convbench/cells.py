@@ -88,7 +88,8 @@ class Cell:
         one job per network and data, its seeds together, so that jobs run side by side and land one by one."""
         if self.task == "train":
             fraction = f"-f{self.train_fraction:g}" if self.train_fraction != 1 else ""
-            return f"train/{self.framework}/{self.study}-{self.arch.name}{self._size}{fraction}{self._scale.replace('_', '-')}"
+            scale = self._scale.replace("_", "-")
+            return f"train/{self.framework}/{self.study}-{self.arch.name}{self._size}{fraction}{scale}"
         devices = str(self.devices) if self.task == "scaling" else ""
         return f"{self.task}/{self.framework}{devices}"
 
@@ -102,11 +103,15 @@ class Cell:
         return cls(**{**data, "arch": spec})
 
 
-def _check_engines(engines: dict, where: str, frameworks) -> None:
+def _check_engines(engines: dict, where: str, frameworks, training: bool = False) -> None:
+    """Every engine named is one of ENGINES (the one list of them; the schema leaves names to it), and a training
+    engine none of TIMING_ONLY."""
     for framework in frameworks:
-        for engine in engines.get(framework, ()):
-            if engine not in ENGINES[framework]:
-                raise SpecError(f"{where}.{framework}: unknown engine {engine!r} (known: {', '.join(ENGINES[framework])})")
+        for engine in ([engines[framework]] if training and framework in engines else engines.get(framework, ())):
+            known = [e for e in ENGINES[framework] if not (training and e in TIMING_ONLY)]
+            if engine not in known:
+                raise SpecError(f"{where}.{framework}: unknown {'training ' if training else ''}engine {engine!r} "
+                                f"(known: {', '.join(known)})")
 
 
 def _check_names(config: dict) -> None:
@@ -115,6 +120,7 @@ def _check_names(config: dict) -> None:
             raise SpecError(f"frameworks: unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
     for where, train in [("train", config["train"])] + [(f"studies.{n}.train", s.get("train", {}))
                                                          for n, s in config["studies"].items()]:
+        _check_engines(train.get("engine", {}), f"{where}.engine", config["frameworks"], training=True)
         replicates = train.get("replicate_framework")
         if replicates is not None and replicates not in config["frameworks"]:
             raise SpecError(f"{where}.replicate_framework: {replicates!r} is not one of frameworks "

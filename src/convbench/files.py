@@ -9,7 +9,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-
 LOCK = ".convbench-run.lock"  # in a run's staging folder, while the run holds it
 
 

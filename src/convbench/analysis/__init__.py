@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from convbench.analysis import tidy
-from convbench.files import replacing, write_text
 from convbench.analysis.formatting import KIND_PHRASES, percent, ratio, signed, verdict_word
 from convbench.analysis.latex import LatexError, build_pdf, write_macros
 from convbench.analysis.records import RecordError, load_records
 from convbench.analysis.stats import MARGINS, Margins, Verdict
 from convbench.analysis.study import Run, Study
+from convbench.files import replacing, write_text
 
 __all__ = ["analyse", "analyse_study", "build_pdf", "KeyClash", "LatexError", "RecordError", "read_run",
            "write_tidy"]
@@ -32,10 +32,13 @@ def write_tidy(records_dirs, out_dir) -> Path:
     """The records under records_dirs as tidy.csv, samples.csv and environment.csv in out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from convbench.analysis.registry import STUDIES
+
     records = load_records(records_dirs)
     samples = tidy.samples(records)
     with replacing(out / TIDY, out / SAMPLES, out / ENVIRONMENT) as (tidy_csv, samples_csv, environment_csv):
-        tidy.resolve(tidy.tidy(records), samples).to_csv(tidy_csv, index=False)  # the three replace the previous
+        table = tidy.tidy(records, STUDIES.values())  # each study's hooks add the rows and columns of its own cells
+        tidy.resolve(table, samples).to_csv(tidy_csv, index=False)               # the three replace the previous
         samples.to_csv(samples_csv, index=False)                                 # ones together, or none does
         tidy.environment(records).to_csv(environment_csv, index=False)
     return out

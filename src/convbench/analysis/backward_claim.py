@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from convbench.analysis.query import is_resolved, launch_medians
 from convbench.analysis.stats import RESAMPLES, SEED, time_interval
-from convbench.analysis.tidy import is_resolved, launch_medians
 
 CLAIM = ("torch", "tensorflow")  # the claim's ratio: backward time of the first over the second
 

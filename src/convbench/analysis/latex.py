@@ -17,6 +17,7 @@ import pandas as pd
 from convbench.analysis.formatting import escape, tt, words
 from convbench.files import replacing, write_text
 
+
 def blank_repeats(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Show a leading column's value only where it (or a column before it) changes, as grouped tables do."""
     changed = {c: (df[columns[: i + 1]] != df[columns[: i + 1]].shift()).any(axis=1) for i, c in enumerate(columns)}

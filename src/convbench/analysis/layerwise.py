@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from convbench.analysis.query import summarise
 from convbench.analysis.records import LAYER_TASK
-from convbench.analysis.tidy import summarise
 
 
 def layer_cells(df: pd.DataFrame) -> pd.DataFrame:

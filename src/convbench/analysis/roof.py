@@ -23,8 +23,18 @@ import sys
 import numpy as np
 import pandas as pd
 
-from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, flag, framework_name, percent, setup_label,
-                                           setup_rank, sig3, tt, words)
+from convbench.analysis.formatting import (
+    FRAMEWORK_ORDER,
+    escape,
+    flag,
+    framework_name,
+    percent,
+    setup_label,
+    setup_rank,
+    sig3,
+    tt,
+    words,
+)
 
 ABOVE = "above peak"  # the words beside a point that passed its theoretical peak
 CEILINGS = {"gemm_flops": "gemm", "memory_bandwidth": "bandwidth", "peak_flops": "peak"}  # metric -> roof column

@@ -14,8 +14,8 @@ from convbench.analysis.formatting import setup_label, setup_rank, sig3, signed
 from convbench.analysis.latex import booktabs, placeholder
 from convbench.analysis.plotting import placeholder as empty_figure
 from convbench.analysis.plotting import plt, save, sns
+from convbench.analysis.query import summarise
 from convbench.analysis.stats import LEVEL, t_quantile
-from convbench.analysis.tidy import summarise
 
 NAME = "overhead"  # the study whose cells sweep the batch
 PHASES = ["forward", "backward", "optimizer", "step"]

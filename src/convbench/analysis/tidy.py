@@ -7,30 +7,20 @@ raw timing sample in a long table beside it, and environment() one row of versio
 """
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from convbench.analysis.formatting import describe, last_line, setup_label, setup_rank
+from convbench.analysis.formatting import describe, last_line
+from convbench.analysis.query import launch_medians
 from convbench.analysis.records import LAYER_TASK, Record, Summary
 from convbench.analysis.roof import roof_rows
-from convbench.analysis.stats import LEVEL, t_interval
+from convbench.analysis.study import Study
 from convbench.peak import gpu_peak
-from convbench.spec import ArchSpec, conv_sizes, covering_field, field
+from convbench.spec import ArchSpec, conv_sizes, field
 
 COLUMNS = ["metric", "phase", "value", "iqr", "cv", "n", "noisy", "epoch", "block", "launch"]  # the last three: where
 # they apply (launch: a timed cell's launch_time rows, one per process launch)
-
-
-def by_setup(column: pd.Series) -> pd.Series:
-    """A sort key: the setup column in setup_rank order, other columns as they are."""
-    return column.map(setup_rank) if column.name == "setup" else column
-
-
-def setup_labels(summary: pd.DataFrame) -> pd.Series:
-    """'PyTorch eager' per row, plus the config (device, batch) where the rows hold more than one."""
-    label = pd.Series([setup_label(f, e) for f, e in zip(summary["framework"], summary["engine"])], index=summary.index)
-    return label + " " + summary["config"] if summary["config"].nunique() > 1 else label
 
 
 def convolutions(arch: dict, image_size) -> str | None:
@@ -106,7 +96,6 @@ def cell_columns(record: Record) -> dict:
         "started": record.started,
         "status": record.status,
         "error": last_line(record.error) if record.status == "failed" else None,
-        **study_columns(record),
     }
 
 
@@ -147,25 +136,6 @@ def launch_rows(timings) -> list[dict]:
         if s.launch_cv is not None:
             rows.append(dict(zip(COLUMNS, ["launch_cv", phase, s.launch_cv, None, None, len(timings.launches)])))
     return rows
-
-
-def launch_medians(df: pd.DataFrame, phase: str, **where) -> pd.Series:
-    """One phase's launch-level medians, indexed by launch: the launch_time rows of the ok cells matching `where`
-    (column=value; config as with_config makes it), the median over those cells (seeds) within each launch. Empty
-    where the cells ran in one launch."""
-    rows = df[(df["metric"] == "launch_time") & (df["phase"] == phase) & (df["status"] == "ok")]
-    rows = with_config(rows) if "config" in where else rows
-    for column, value in where.items():
-        rows = rows[rows[column].isin(value) if isinstance(value, (list, tuple, set, pd.Series)) else
-                    rows[column] == value]
-    return rows.groupby("launch")["value"].median() if len(rows) else pd.Series(dtype=float)
-
-
-def launch_count(df: pd.DataFrame) -> int:
-    """The fewest launches any timed cell of df ran in: what every interval from launch-level medians rests on at
-    least (1 where no cell has launch rows)."""
-    rows = df[df["metric"] == "launch_time"] if len(df) and "launch" in df else df.iloc[:0]
-    return int(rows.groupby("cell_id")["launch"].nunique().min()) if len(rows) else 1
 
 
 def measurement_rows(record: Record) -> list[dict]:
@@ -255,73 +225,14 @@ def measurement_rows(record: Record) -> list[dict]:
         add("import_time", "process", import_s)
     if record.wall_s is not None:
         add("wall_time", "cell", record.wall_s)
-    return rows + learned_rows(record) + scaling_rows(record)
-
-
-LEARNING_STUDIES = ("learned", "tracking")  # whose cells learn their kernel sizes or filter counts
-
-
-def learned_rows(record: Record) -> list[dict]:
-    """The learned study's: per epoch and block, what the masks and gates kept; what crop and prune kept.
-
-    radius, open_maps (phase epoch; epoch 0 is the initialisation, read from the spec; open maps counted with the
-    test-time gate); kept_kernel, kept_maps, shrunk_width (phase shrunk, per block); shrunk_params, shrunk_flops,
-    shrunk_test_accuracy, max_logit_difference (phase shrunk); step_time (phase learned or shrunk: a training step of
-    the masked or gated network and of the shrunk one, at the training input).
-    """
-    from convbench.learned import test_gate
-
-    if record.cell.study not in LEARNING_STUDIES or not record.epochs:
-        return []
-    blocks, rows = record.cell.blocks, []
-
-    def add(metric, phase, value, epoch=None, block=None, s: Summary | None = None):
-        rows.append(dict(zip(COLUMNS, [metric, phase, value, *([s.iqr, s.cv, s.n, s.noisy] if s else [None] * 4),
-                                       epoch, block])))
-
-    for i, b in enumerate(blocks):
-        if b.get("init_radius") is not None:
-            add("radius", "epoch", float(b["init_radius"]), 0, i)
-        if b.get("gates"):
-            maps = b["width"] // b.get("pieces", 1)
-            add("open_maps", "epoch", float(int(test_gate(b.get("init_log_alpha", 2.0)) > 0) * maps), 0, i)
-    for n, epoch in enumerate(record.epochs, 1):
-        for key, value in (epoch.get("learned") or {}).items():
-            where, _, quantity = key.rpartition(".")
-            if where.startswith("blocks.") and quantity in ("radius", "open_maps") and value is not None:
-                add(quantity, "epoch", float(value), epoch.get("epoch", n), int(where.split(".")[1]))
-    shrunk = record.learned
-    for i, kept in enumerate(shrunk.get("kept") or []):
-        add("kept_kernel", "shrunk", kept["kernel"], block=i)
-        add("kept_maps", "shrunk", kept["maps"], block=i)
-    for i, b in enumerate((shrunk.get("shrunk_arch") or {}).get("blocks") or []):
-        add("shrunk_width", "shrunk", b["width"], block=i)
-    if (shrunk.get("shrunk_arch") or {}).get("blocks"):
-        add("shrunk_field", "shrunk", network_field(shrunk["shrunk_arch"]["blocks"]))
-    scale = (record.cell.settings.get("data") or {}).get("scale")
-    if scale is not None and (record.cell.settings.get("data") or {}).get("dataset") == "planted":
-        covering = covering_field(ArchSpec.from_dict("record", {"blocks": list(blocks)}), scale)
-        if covering is not None:
-            add("covering_field", "shrunk", covering)
-    if record.convergence.get("learning_started_epoch") is not None:  # the second phase's first epoch
-        add("learning_started_epoch", "final", record.convergence["learning_started_epoch"])
-    for metric, key in [("shrunk_params", "params"), ("shrunk_flops", "flops_forward"),
-                        ("shrunk_test_accuracy", "test_accuracy"), ("max_logit_difference", "max_logit_difference")]:
-        if shrunk.get(key) is not None:
-            add(metric, "shrunk", shrunk[key])
-    for net in ("learned", "shrunk"):
-        if (s := Summary.read((shrunk.get("step") or {}).get(net))) is not None:
-            add("step_time", net, s.median, s=s)
     return rows
 
 
-def _learned_columns(record: Record) -> dict:
-    """The kernel and learned studies' cells: shape per block (kernels, depths, widths as '3, 3'), a train cell's
-    recipe (optimizer, lr, momentum, planned_epochs) and, where a block learns, its settings per block ('-' where a
-    block does not learn)."""
+def block_columns(record: Record) -> dict:
+    """A cell's shape per block (kernels, depths, widths as '3, 3'), a train cell's recipe (optimizer, lr, momentum,
+    planned_epochs) and, where a block learns, its settings per block ('-' where a block does not learn): the columns
+    of the studies that compare networks block by block (their Study.columns: block_columns_for)."""
     blocks, settings = record.cell.blocks, record.cell.settings
-    if record.cell.study not in ("kernel", *LEARNING_STUDIES):
-        return {}
     per_block = lambda values: ", ".join("-" if v is None else f"{v:g}" for v in values)  # noqa: E731
     out = {"kernels": per_block(b["kernel"] for b in blocks), "depths": per_block(b.get("depth", 1) for b in blocks),
            "widths": per_block(b["width"] for b in blocks)}
@@ -339,68 +250,24 @@ def _learned_columns(record: Record) -> dict:
     return out
 
 
-def scaling_rows(record: Record) -> list[dict]:
-    """Several devices: communication replayed alone (comm_time), the step without it (baseline_time, per phase and
-    step), exposed communication, and bytes (payload_bytes, wire_bytes, loopback_bytes: phase measured or model;
-    payload_match 1/0; collective_calls and collective_bytes per op, phase the op)."""
-    timings, comm = record.timings, record.communication
-    rows = []
-
-    def add(metric, phase, value, s: Summary | None = None):
-        rows.append(dict(zip(COLUMNS, [metric, phase, value, s.iqr, s.cv, s.n, s.noisy, None, None] if s else
-                             [metric, phase, value, None, None, None, None, None, None])))
-
-    if timings and timings.communication:
-        add("comm_time", "step", timings.communication.median, timings.communication)
-    baseline = (timings.baseline or {}) if timings else {}
-    for phase, raw in {**(baseline.get("phases") or {}), "step": baseline.get("step")}.items():
-        if (s := Summary.read(raw)) is not None:
-            add("baseline_time", phase, s.median, s)
-    if timings and timings.exposed_communication is not None:
-        add("exposed_communication", "step", timings.exposed_communication)
-    measured, model = comm.get("measured") or {}, comm.get("model") or {}
-    for metric, key in (("payload_bytes", "payload_bytes"), ("wire_bytes", "wire_bytes_per_rank")):
-        for phase, source in (("measured", measured), ("model", model)):
-            if source.get(key) is not None:
-                add(metric, phase, source[key])
-    for phase, key in (("measured", "loopback_bytes_per_step"), ("model", "loopback_model_bytes_per_step")):
-        if comm.get(key) is not None:
-            add("loopback_bytes", phase, comm[key])
-    if comm.get("payload_matches_model") is not None:
-        add("payload_match", "step", float(bool(comm["payload_matches_model"])))
-    calls = measured.get("calls") or []  # per op: how many collectives one step called, and their payload
-    for op in dict.fromkeys(c["op"] for c in calls):
-        add("collective_calls", op, float(sum(c["op"] == op for c in calls)))
-        add("collective_bytes", op, float(sum(c["bytes"] for c in calls if c["op"] == op)))
-    return rows
 
 
-def _scaling_columns(record: Record) -> dict:
-    """A scaling cell's descriptors: scaling mode, straggler delay, global batch, threads per rank, and the arch as
-    compact JSON (the byte model rebuilds its ArchSpec from it)."""
-    cell = record.cell
-    if cell.task != "scaling":
-        return {}
-    mode = cell.settings.get("scaling", "strong")
-    global_batch = record.counts.get("global_batch") or cell.batch_size * (cell.devices if mode == "weak" else 1)
-    return {"scaling_mode": mode, "straggler_ms": float(cell.settings.get("straggler_ms") or 0.0),
-            "global_batch": int(global_batch), "threads_per_rank": record.counts.get("threads_per_rank"),
-            "arch_spec": json.dumps(cell.arch, sort_keys=True, separators=(",", ":"))}
+def block_columns_for(*studies: str) -> Callable[[Record], dict]:
+    """A Study.columns hook: block_columns for the cells of these studies, nothing for others."""
+    return lambda record: block_columns(record) if record.cell.study in studies else {}
 
 
-def study_columns(record: Record) -> dict:
-    """Cell columns that only some studies have (NaN elsewhere), appended after the common ones."""
-    return {**_learned_columns(record), **_scaling_columns(record)}
-
-
-def tidy(records: list[Record]) -> pd.DataFrame:
-    rows = []
+def tidy(records: list[Record], studies: Iterable[Study] = ()) -> pd.DataFrame:
+    """One row per cell x metric x phase; studies: whose hooks add the rows and columns that only their cells have
+    (Study.rows, Study.columns: the learned study's masks and gates, the scaling study's collectives)."""
+    studies, rows = tuple(studies), []
     for record in records:
-        cell = cell_columns(record)
+        cell = {**cell_columns(record), **{k: v for s in studies for k, v in s.columns(record).items()}}
         if record.status == "failed":
             rows.append({**cell, **dict.fromkeys(COLUMNS)})
         else:
-            rows.extend({**cell, **m} for m in measurement_rows(record))
+            mine = [*measurement_rows(record), *(row for s in studies for row in s.rows(record))]
+            rows.extend({**cell, **m} for m in mine)
     df = pd.DataFrame(rows)
     if len(df):  # every point against its device's one roof: the best ceilings any framework measured on it
         df = pd.concat([df, roof_rows(df)], ignore_index=True)
@@ -434,13 +301,6 @@ def resolve(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     out[time] = True
     out[every.index] = every.astype(bool)
     return df.assign(resolved=out)
-
-
-def is_resolved(df: pd.DataFrame, cell_id: str, phase: str) -> bool:
-    """What resolve decided for one cell's phase (True where no ok time row says otherwise)."""
-    rows = df.loc[(df["cell_id"] == cell_id) & (df["phase"] == phase) & (df["metric"] == "time"), "resolved"] \
-        if "resolved" in df else []
-    return not any(r is False or r == False for r in rows if pd.notna(r))  # noqa: E712 (read back from csv)
 
 
 def samples(records: list[Record]) -> pd.DataFrame:
@@ -480,165 +340,3 @@ def environment(records: list[Record]) -> pd.DataFrame:
     return pd.concat([cells, env, engines], axis=1)
 
 
-# A "setup" is what runs the cell (framework + engine); a "config" is where and how big (devices, batch); a train
-# cell's data set keeps its runs apart from another data set's (empty for cells that train on none).
-SUMMARY_KEYS = ["study", "task", "setup", "framework", "engine", "config", "dataset", "arch", "train_fraction"]
-ARCH_ORDER = ["receptive_field", "depth", "pieces", "width", "arch"]
-
-
-def datasets(df: pd.DataFrame) -> pd.Series:
-    """Each row's data set, '' where it has none (a timed cell): a key that groups and pivots keep."""
-    found = df["dataset"] if "dataset" in df else pd.Series(None, index=df.index)
-    return found.astype(object).where(found.notna(), "")
-
-
-def with_config(df: pd.DataFrame) -> pd.DataFrame:
-    config = df["device"].astype(str) + df["devices"].astype(str) + "-" + df["parallelism"].astype(str) + "-b" + df["batch_size"].astype(str)
-    return df.assign(config=config)
-
-
-def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Median over the cells (seeds) of each study x setup x config x arch x phase, for one metric.
-
-    iqr is the median of the cells' own IQRs (repeat-to-repeat spread), seeds the number of seeds, noisy whether
-    any of the cells was flagged noisy.
-    """
-    rows = with_config(df[(df["status"] == "ok") & (df["metric"] == metric)])
-    if rows.empty:
-        return rows.assign(seeds=[])
-    first = {c: (c, "first") for c in ["description", "kernel", "depth", "receptive_field", "activation", "pieces",
-                                       "width", "maps", "params", "flops", "flops_useful", "in_channels", "image_size",
-                                       "train_size", "test_size", "batch_size", "convs", "flops_step", "bytes_step",
-                                       "phase_method", "max_iqr_ratio"]}
-    out = (rows.groupby(SUMMARY_KEYS + ["phase"], sort=False, dropna=False)
-           .agg(value=("value", "median"), iqr=("iqr", "median"), n=("n", "sum"), seeds=("seed", "nunique"),
-                noisy=("noisy", "max"), **first)
-           .reset_index())
-    out = out.sort_values(["study", *ARCH_ORDER, "setup", "config", "train_fraction"], kind="stable", key=by_setup)
-    return out.reset_index(drop=True)
-
-
-def full_data(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows at the largest training fraction of their study and task (the whole training split, unless a study
-    trained on less), per data set: summaries over seeds never mix training-set sizes."""
-    largest = df.groupby(["study", "task", datasets(df)])["train_fraction"].transform("max")
-    return df[df["train_fraction"] == largest]
-
-
-def seed_summary(df: pd.DataFrame, metric: str, level: float = LEVEL) -> pd.DataFrame:
-    """Mean over seeds, the half-width of its t interval (ci) and the number of seeds, per study x setup x config x
-    arch x training fraction x phase, for one metric."""
-    rows = with_config(df[(df["status"] == "ok") & (df["metric"] == metric)])
-    keys = SUMMARY_KEYS + ["phase"]
-    out = [dict(zip(keys, k)) | dict(zip(["mean", "ci", "seeds"], t_interval(g["value"], level)))
-           for k, g in rows.groupby(keys, sort=False, dropna=False)]
-    return pd.DataFrame(out, columns=[*keys, "mean", "ci", "seeds"])
-
-
-def slugs(summary: pd.DataFrame) -> pd.Series:
-    """The <setup> part of a macro key for each row of a summary: the setup, plus its config where the study's task
-    ran in more than one config, plus its data set where the study's task trained on more than one."""
-    many, sets = (summary.groupby(["study", "task"])[c].transform("nunique") > 1 for c in ("config", "dataset"))
-    slug = summary["setup"].where(~many, summary["setup"] + "-" + summary["config"])
-    return slug.where(~sets, slug + "-" + datasets(summary))
-
-
-def time_values(df: pd.DataFrame) -> dict[str, str]:
-    """Median time of every phase as macro values '<study>/<setup>/<arch>/<phase>-ms', in ms, and its IQR as
-    '...-iqr-ms' to the median's precision; df: the tidy rows of the studies wanted."""
-    from convbench.analysis.formatting import decimals, ms
-
-    times = summarise(df, "time") if len(df) else pd.DataFrame()
-    if times.empty:
-        return {}
-    values = {}
-    for row in times.assign(slug=slugs(times)).itertuples():
-        base = f"{row.study}/{row.slug}/{row.arch}/{row.phase}"
-        values[f"{base}-ms"] = ms(row.value)
-        if pd.notna(row.iqr):
-            values[f"{base}-iqr-ms"] = f"{row.iqr * 1e3:.{decimals(row.value * 1e3)}f}"  # the median's precision
-    return values
-
-
-def accuracy_values(df: pd.DataFrame) -> dict[str, str]:
-    """Median over seeds, at each study's largest training fraction, of test and train accuracy (percent) and the
-    train/test gap (points) as macro values '<study>/<setup>/<arch>/test-accuracy' (train-accuracy, gap); df: the
-    tidy rows of the studies wanted."""
-    from convbench.analysis.formatting import percent
-
-    values = {}
-    for metric in ("test_accuracy", "train_accuracy", "gap"):
-        summary = summarise(full_data(df), metric) if len(df) else pd.DataFrame()
-        for row in (summary.assign(slug=slugs(summary)).itertuples() if len(summary) else []):
-            values[f"{row.study}/{row.slug}/{row.arch}/{metric.replace('_', '-')}"] = percent(row.value)
-    return values
-
-
-# ---- replicates, convergence and the cross-framework repeat (train cells) ------------------------------------
-
-REPEAT = "repeat"  # cell.settings.role of the other framework's single seed
-
-
-def replicates(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows that count as replicates: every row but a 'repeat' cell's (a repeat checks the frameworks against
-    each other on one seed; its accuracy equals the replicate's up to numerical drift, so it is no new draw)."""
-    return df[df["role"] != REPEAT] if len(df) and "role" in df else df
-
-
-def per_seed(df: pd.DataFrame, metric: str, keys=("setup", "config", "dataset", "train_fraction"), phase: str = "final"):
-    """A metric per seed, one column per arch, one row per (keys..., seed): what paired differences are taken from.
-    Replicate cells of status ok only. Pairs never cross data sets: keys hold the data set, or a key made from it."""
-    rows = with_config(replicates(df[(df["status"] == "ok") & (df["metric"] == metric) & (df["phase"] == phase)]))
-    if rows.empty:
-        return pd.DataFrame()
-    rows = rows.assign(dataset=datasets(rows))
-    return rows.pivot_table(index=[*keys, "seed"], columns="arch", values="value", aggfunc="first")
-
-
-def convergence(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per ok train cell: study, arch, setup, role, seed, train_fraction, epochs run, converged (1, 0, or
-    NaN where the record does not say: it predates the plateau criterion) and at_chance (1, 0 or NaN: ended at
-    chance, convbench.run.outcome; such a run is not converged)."""
-    columns = ["cell_id", "study", "arch", "setup", "framework", "engine", "role", "seed", "train_fraction"]
-    cells = df[(df["task"] == "train") & (df["status"] == "ok")] if len(df) else df
-    if cells.empty:
-        return pd.DataFrame(columns=[*columns, "epochs", "converged", "at_chance"])
-    out = cells.drop_duplicates("cell_id")[columns].set_index("cell_id")
-    for metric in ("epochs", "converged", "at_chance"):
-        found = cells[cells["metric"] == metric].set_index("cell_id")["value"]
-        out[metric] = found.reindex(out.index)
-    return out.reset_index()
-
-
-def converged_pairs(df: pd.DataFrame, keys=("setup", "config", "dataset", "train_fraction")) -> pd.DataFrame:
-    """per_seed of 'converged' with a missing record read as converged (records before the criterion): 1/0 per
-    (keys..., seed) x arch, for masking paired differences."""
-    found = per_seed(df, "converged", keys)
-    cells = per_seed(df, "epochs", keys)
-    return found.reindex_like(cells).fillna(1.0) if len(cells) else cells
-
-
-def repeat_check(df: pd.DataFrame) -> pd.DataFrame:
-    """Every repeat cell against the replicate of the same study, arch, seed and training fraction in the other
-    framework: the largest per-epoch difference (absolute, over the epochs both ran) in test accuracy and in test
-    loss, and the epochs compared."""
-    columns = ["study", "arch", "seed", "train_fraction", "repeat", "replicate", "epochs", "accuracy", "loss"]
-    rows = df[df["metric"].isin(["epoch_test_accuracy", "epoch_test_loss"]) & (df["status"] == "ok")] if len(df) \
-        and "role" in df else pd.DataFrame()
-    if rows.empty or not (rows["role"] == REPEAT).any():
-        return pd.DataFrame(columns=columns)
-    keys = ["study", "arch", "seed", "train_fraction"]
-    out = []
-    for key, g in rows.groupby(keys, sort=False):
-        repeat, other = g[g["role"] == REPEAT], g[g["role"] != REPEAT]
-        for setup, r in repeat.groupby("setup", sort=False):
-            o = other[other["framework"] != r["framework"].iloc[0]]
-            if o.empty:
-                continue
-            a = r.pivot_table(index="epoch", columns="metric", values="value")
-            b = o[o["setup"] == o["setup"].iloc[0]].pivot_table(index="epoch", columns="metric", values="value")
-            diff = (a - b).abs().dropna(how="all")
-            out.append([*key, setup, o["setup"].iloc[0], len(diff),
-                        *(diff[m].max() if m in diff else float("nan") for m in ("epoch_test_accuracy",
-                                                                                 "epoch_test_loss"))])
-    return pd.DataFrame(out, columns=columns)

@@ -25,11 +25,15 @@ import time
 import traceback
 from pathlib import Path
 
-from convbench.parallel import tf_parallel  # noqa: I001 (first: sets TF's log level before TF loads)
 from convbench import data, timing
 from convbench.backends import tf_backend
 from convbench.cells import Cell, read_cells
-from convbench.parallel import bytes_model, launch, split
+from convbench.parallel import (
+    bytes_model,
+    launch,
+    split,
+    tf_parallel,  # noqa: I001 (first: sets TF's log level before TF loads)
+)
 from convbench.parallel.cells import global_batch, hybrid_error
 from convbench.records import cell_record, host_environment, now, write_record
 from convbench.spec import init_weights, step_counts

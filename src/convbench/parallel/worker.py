@@ -36,10 +36,10 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from convbench import data, timing
 from convbench.backends import torch_backend
 from convbench.cells import Cell, read_cells
-from convbench.records import cell_record, host_environment, now, write_record
 from convbench.parallel import bytes_model
 from convbench.parallel import torch_parallel as tp
 from convbench.parallel.cells import global_batch, hybrid_error
+from convbench.records import cell_record, host_environment, now, write_record
 from convbench.spec import init_weights, step_counts
 
 

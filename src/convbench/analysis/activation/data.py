@@ -13,10 +13,18 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.formatting import escape, setup_label
+from convbench.analysis.query import (
+    converged_pairs,
+    datasets,
+    launch_medians,
+    per_seed,
+    replicates,
+    seed_summary,
+    summarise,
+    with_config,
+)
 from convbench.analysis.stats import t_interval, time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import (converged_pairs, datasets, launch_medians, per_seed, replicates, seed_summary, summarise,
-                                     with_config)
 
 STUDY = "activation"
 MATCHING = {"reference": "ReLU", "filters": "equal filters", "width": "equal width", "params": "equal parameters",
@@ -204,7 +212,7 @@ def time_ratios(df: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def times(df: pd.DataFrame) -> pd.DataFrame:
-    """Median forward and backward time per unit x arch (tidy.summarise) with the variant's columns."""
+    """Median forward and backward time per unit x arch (query.summarise) with the variant's columns."""
     out = summarise(cells(df, "speed"), "time")
     out = out[out["phase"].isin(PHASES)] if len(out) else out
     if out.empty:

@@ -6,8 +6,19 @@ import pandas as pd
 
 from convbench.analysis.activation import data
 from convbench.analysis.activation.verdicts import cost_ratios, seeds_text, verdicts
-from convbench.analysis.formatting import (kind_phrase, margin_text, pm, percent, ratio, setup_rank, sig3, signed,
-                                           thousands, tt, words)
+from convbench.analysis.formatting import (
+    kind_phrase,
+    margin_text,
+    percent,
+    pm,
+    ratio,
+    setup_rank,
+    sig3,
+    signed,
+    thousands,
+    tt,
+    words,
+)
 from convbench.analysis.latex import booktabs, placeholder
 from convbench.analysis.stats import LEVEL, Outcome
 from convbench.analysis.study import Run
@@ -161,7 +172,7 @@ def cost_table(run: Run) -> str:
     df = run.tidy
     caption = ("Cost of the variants of the activation study, per setup: $k$ (maxout pieces; ReLU: 1), how a variant "
                "matches ReLU, parameters and forward MFLOPs per example of the timed network, the maps leaving each "
-               "block, and memory. Figure~\\ref{fig:activation-time} shows the times.")
+               "block, and memory. Figure~\\ref{fig:activation_time} shows the times.")
     rows = data.cells(df, "speed") if len(df) else df
     if rows.empty:
         return placeholder(caption, "tab:activation-cost", "This run timed no cell of the activation study.")

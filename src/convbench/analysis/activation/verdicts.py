@@ -10,9 +10,9 @@ import pandas as pd
 from convbench.analysis.activation import data
 from convbench.analysis.activation.data import STUDY
 from convbench.analysis.formatting import (
-    flag,
     detectable_values,
     escape,
+    flag,
     percent,
     ratio,
     setup_label,
@@ -21,9 +21,9 @@ from convbench.analysis.formatting import (
     tt,
     words,
 )
+from convbench.analysis.query import accuracy_values, convergence, launch_count, time_values
 from convbench.analysis.stats import LEVEL, Outcome, Paired, Verdict, paired_verdicts, t_quantile, time_verdict
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import accuracy_values, convergence, launch_count, time_values
 
 SCALES = {"test-accuracy-diff": "accuracy", "gap-change-diff": "overfit"}  # the words table's row of each quantity
 EQUAL = {Outcome.EQUIVALENT: "equivalent", Outcome.UNDECIDED: "undecided"}

@@ -4,24 +4,12 @@ of phases and step, compile time), the roofline, the fairness table of every set
 framework's backward pass is several times faster than the other's (one Verdict per engine pair and network)."""
 from __future__ import annotations
 
+from convbench.analysis.engines import values
 from convbench.analysis.engines.cells import NAME, study_cells
-from convbench.analysis.engines.claim import claim_table, claim_values, claim_verdicts
+from convbench.analysis.engines.claim import claim_table, claim_verdicts
 from convbench.analysis.engines.fairness import fairness_table
 from convbench.analysis.engines.figures import draw_engine_phases, draw_roofline
-from convbench.analysis.engines.values import (compile_values, consistency_values, derived_values, inductor_values,
-                                               roofline_values, scope_values, shared_values, split_values,
-                                               unresolved_times)
-from convbench.analysis.roof import roof_values
-from convbench.analysis.study import Figure, Run, Study, Table
-from convbench.analysis.tidy import time_values
-
-
-def study_values(run: Run) -> dict[str, str]:
-    return {**scope_values(run), **derived_values(run), **compile_values(run), **inductor_values(run), **consistency_values(run),
-            **split_values(run), **roofline_values(run),
-            **roof_values(run.tidy, f"{NAME}/roof", "speed"), **claim_values(run), **shared_values(run),
-            **unresolved_times(run, time_values(run.study(NAME)))}
-
+from convbench.analysis.study import Figure, Study, Table
 
 STUDY = Study(
     NAME, "Engines",
@@ -38,7 +26,7 @@ STUDY = Study(
                "measured on it, and (dotted) its theoretical peak; bars span the range the step time's interquartile range allows."),
     ),
     tables=(Table("claim", claim_table), Table("fairness", fairness_table)),
-    values=study_values,
+    values=values.values,
     verdicts=claim_verdicts,
     ran=lambda run: len(study_cells(run.tidy)) > 0,
 )

@@ -6,10 +6,11 @@ import pandas as pd
 
 from convbench.analysis.formatting import setup_label, setup_rank
 from convbench.analysis.layerwise import input_fraction, layer_times
-from convbench.analysis.tidy import ARCH_ORDER, summarise, with_config
+from convbench.analysis.query import ARCH_ORDER, summarise, with_config
 
 NAME = "engines"
 KEYS = ["setup", "framework", "engine", "arch", "config"]
+NOT_RESOLVED = "not resolved"  # printed in place of a derived phase's time that the data cannot resolve
 
 
 def ordered(engines) -> list[str]:

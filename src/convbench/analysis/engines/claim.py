@@ -8,12 +8,20 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.backward_claim import CLAIM, backward_ratio
-from convbench.analysis.engines.cells import NAME, ordered, study_cells
-from convbench.analysis.engines.values import NOT_RESOLVED
+from convbench.analysis.engines.cells import NAME, NOT_RESOLVED, ordered, study_cells
 from convbench.analysis.formatting import escape, flag, framework_name, kind_phrase, ratio, setup_label, tt
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
-from convbench.analysis.stats import (LEVEL, RESAMPLES, SEED, SEVERAL, Kind, Outcome, Verdict, decide_several,
-                                      several_verdict)
+from convbench.analysis.stats import (
+    LEVEL,
+    RESAMPLES,
+    SEED,
+    SEVERAL,
+    Kind,
+    Outcome,
+    Verdict,
+    decide_several,
+    several_verdict,
+)
 from convbench.analysis.study import Run
 
 FACTOR = SEVERAL  # "several times" means at least this factor, either way

@@ -11,9 +11,9 @@ from convbench.analysis.engines.cells import engine_phases, study_cells
 from convbench.analysis.engines.values import unresolved
 from convbench.analysis.formatting import ENGINE_ORDER, framework_name, setup_rank
 from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.query import summarise, with_config
 from convbench.analysis.roof import ABOVE, above_peak, framework_roofs
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import summarise, with_config
 
 WIDTH = 6.3  # inches: the paper's \linewidth
 SPLIT_LABELS = {"forward": "forward", "backward_input": "backward to input (est.)",

@@ -6,13 +6,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from convbench.analysis.engines.cells import NAME, engine_phases, setup_order, study_cells
-from convbench.analysis.formatting import (FRAMEWORK_ORDER, escape, flag, kind_phrase, percent, ratio, seconds,
-                                           setup_label, setup_rank, sig3, signed, tt, words)
+from convbench.analysis.engines.cells import NAME, NOT_RESOLVED, engine_phases, setup_order, study_cells
+from convbench.analysis.engines.claim import claim_values
+from convbench.analysis.formatting import (
+    FRAMEWORK_ORDER,
+    escape,
+    flag,
+    kind_phrase,
+    percent,
+    ratio,
+    seconds,
+    setup_label,
+    setup_rank,
+    sig3,
+    signed,
+    tt,
+    words,
+)
 from convbench.analysis.layerwise import layer_cells
+from convbench.analysis.query import is_resolved, launch_medians, summarise, time_values
+from convbench.analysis.roof import roof_values
 from convbench.analysis.stats import time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import DERIVED, is_resolved, launch_medians, summarise
+from convbench.analysis.tidy import DERIVED
 
 MISMATCH = 1.5  # phases whose sum is further than this factor from the whole step do not describe that step
 
@@ -54,7 +70,6 @@ def unresolved(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["cell_id", "setup", "arch", "phase"])
 
 
-NOT_RESOLVED = "not resolved"  # printed in place of a derived phase's time that the data cannot resolve
 
 
 def unresolved_times(run: Run, values: dict[str, str]) -> dict[str, str]:
@@ -245,3 +260,11 @@ def roofline_values(run: Run) -> dict[str, str]:
         f"{NAME}/roofline/percent-median": percent(fraction.median()), f"{NAME}/roofline/steps": str(len(cells)),
         f"{NAME}/roofline/memory-bound": str((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
         f"{NAME}/roofline/above": str(len(above)), f"{NAME}/roofline/any-above": flag(len(above))}
+
+
+def values(run: Run) -> dict[str, str]:
+    """Every number of the engines study (claim.py adds the backward claim's)."""
+    return {**scope_values(run), **derived_values(run), **compile_values(run), **inductor_values(run), **consistency_values(run),
+            **split_values(run), **roofline_values(run),
+            **roof_values(run.tidy, f"{NAME}/roof", "speed"), **claim_values(run), **shared_values(run),
+            **unresolved_times(run, time_values(run.study(NAME)))}

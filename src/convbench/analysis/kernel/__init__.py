@@ -1,11 +1,12 @@
 """The kernel study: one large kernel against a stack of small ones with the same receptive field, in speed (every
-phase of a training step) and in accuracy; and the frameworks against each other in eager mode.
+phase of a training step) and in accuracy.
 
-The paper's text is paper/sections/kernel.tex; the per-cell tables `speed` and `accuracy` (every study's cells) go to
-its appendix, paper/sections/appendix-kernel.tex.
+The paper's text is paper/sections/kernel.tex; the per-cell tables of every study (overview.tables) go to its
+appendix, paper/sections/appendix-kernel.tex.
 """
 from convbench.analysis.kernel import figures, tables, values
 from convbench.analysis.study import Figure, Study, Table
+from convbench.analysis.tidy import block_columns_for
 
 STUDY = Study(
     "kernel", "Kernel size",
@@ -22,9 +23,9 @@ STUDY = Study(
                "Where the time of a training step goes: forward, backward and optimizer step per network of the "
                "kernel study, one panel per framework and engine. Medians; bars span the interquartile range."),
     ),
-    tables=(Table("kernel_pairs", tables.pairs), Table("speed", tables.speed), Table("accuracy", tables.accuracy),
-            Table("unconverged", tables.unconverged)),
+    tables=(Table("kernel_pairs", tables.pairs),),
     values=values.values,
     verdicts=values.verdicts,
     ran=values.ran,
+    columns=block_columns_for("kernel"),
 )

@@ -10,8 +10,8 @@ import pandas as pd
 from convbench.analysis.formatting import NUMBER_WORDS, setup_rank
 from convbench.analysis.kernel.values import STUDY, times
 from convbench.analysis.plotting import log_parameters_axis, placeholder, plt, save, sns
+from convbench.analysis.query import full_data, seed_summary, setup_labels
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import full_data, seed_summary, setup_labels
 
 WIDTH = 6.3  # inches: the paper's \linewidth, so that fonts print at their size
 PHASES = ["forward", "backward", "optimizer"]

@@ -1,5 +1,6 @@
 """The kernel study's numbers: each network's times and accuracies, one k x k convolution against the stack of 3x3
-convolutions with the same receptive field, and the frameworks against each other in eager mode.
+convolutions with the same receptive field. (Converged runs, the cross-framework repeat and the frameworks in eager
+mode are the run's, over every study: overview/runs.py.)
 
 Keys (<setup> is framework-engine, with the config appended where the study's task ran in several; see slugs):
   kernel/<setup>/<arch>/<phase>-ms, <phase>-iqr-ms          median time of a phase and its IQR, ms
@@ -11,9 +12,6 @@ Keys (<setup> is framework-engine, with the config appended where the study's ta
                                                             Holm-corrected over the study's accuracy and gap verdicts
   kernel/stack/...                                          every pair and setup at once: what the text quotes
   kernel/stack/accuracy-lowest, -highest                    Verdict: the pairs of lowest and highest difference
-  kernel/repeat/..., kernel/convergence/...                 the cross-framework repeat, converged runs (all studies)
-  kernel/frameworks/<s1>-over-<s2>/<phase>-ratio{,-min,-max} median (range) over the networks both timed
-  kernel/frameworks/eager/<phase>-ratio                     Verdict: the slower eager setup over the faster one
 """
 from __future__ import annotations
 
@@ -23,40 +21,44 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.formatting import (
-    count_words,
-    escape,
     detectable_values,
     flag,
     percent,
     ratio,
     setup_label,
-    setup_rank,
     signed,
     span,
     words,
 )
-from convbench.analysis.stats import (LEVEL, MARGINS, Kind, Margins, Outcome, Paired, Verdict,
-                                      launch_ratio, paired_verdicts, time_ratio, time_verdict)
-from convbench.analysis.study import Run
-from convbench.analysis.tidy import (
+from convbench.analysis.query import (
     SUMMARY_KEYS,
     accuracy_values,
     converged_pairs,
-    convergence,
     full_data,
     launch_count,
     launch_medians,
     per_seed,
-    repeat_check,
     replicates,
     slugs,
     summarise,
     time_values,
 )
+from convbench.analysis.stats import (
+    LEVEL,
+    MARGINS,
+    Kind,
+    Margins,
+    Outcome,
+    Paired,
+    Verdict,
+    launch_ratio,
+    paired_verdicts,
+    time_ratio,
+    time_verdict,
+)
+from convbench.analysis.study import Run
 
 STUDY = "kernel"
-FRAMEWORKS = f"{STUDY}/frameworks"  # the frameworks against each other, over every study's timed networks
-ENGINES = "engines"  # that study compares every engine with intervals of its own; the framework ratios leave it out
 TIME_PHASES = ["forward", "backward", "optimizer", "total", "step"]
 ACCURACY = ["test_accuracy", "train_accuracy", "gap"]
 
@@ -67,7 +69,7 @@ NOTHING = pd.DataFrame(columns=[*SUMMARY_KEYS, "phase", "value", "iqr", "seeds",
 
 
 def summary(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """tidy.summarise with each row's key part (slug); NOTHING where the study has no cell of that metric."""
+    """query.summarise with each row's key part (slug); NOTHING where the study has no cell of that metric."""
     found = summarise(df, metric) if len(df) else NOTHING
     return found.assign(slug=slugs(found)) if len(found) else NOTHING
 
@@ -157,7 +159,7 @@ def comparisons(run: Run) -> list[Pair]:
                 continue
             ra, rb = rows[rows["arch"] == a].iloc[0], rows[rows["arch"] == b].iloc[0]
             config = f" ({ra['config']})" if slug.startswith(f"{ra['setup']}-{ra['config']}") else ""
-            dataset = f", {ra['dataset']}" if slug.endswith(f"-{ra['dataset']}") else ""  # (tidy.slugs)
+            dataset = f", {ra['dataset']}" if slug.endswith(f"-{ra['dataset']}") else ""  # (query.slugs)
             label = setup_label(ra["framework"], ra["engine"]) + config + dataset
             pair = Pair(slug, label, a, b)
             for phase in TIME_PHASES:
@@ -199,9 +201,9 @@ def seed_diffs(run: Run, slug: str, a: str, b: str) -> tuple[tuple, tuple]:
 
 
 def unit_slug(df: pd.DataFrame, setup: str, config: str, dataset: str) -> str:
-    """The slug of a setup, config and data set (as tidy.slugs): the setup, with the config where the study's train
+    """The slug of a setup, config and data set (as query.slugs): the setup, with the config where the study's train
     cells ran in several, and the data set where they trained on several."""
-    from convbench.analysis.tidy import with_config
+    from convbench.analysis.query import with_config
 
     many, sets = with_config(df)["config"].nunique() > 1, df["dataset"].nunique() > 1
     slug = f"{setup}-{config}" if many else setup
@@ -290,101 +292,6 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
     return values
 
 
-# ---- runs: convergence and the cross-framework repeat (every study's train cells) -------------------------
-
-def convergence_values(run: Run) -> dict[str, str]:
-    """Over every study's replicate train cells: runs, how many converged, did not (of those, how many ended at
-    chance: never converged), or do not say."""
-    c = convergence(replicates(run.tidy))
-    done, known, chance = (c["converged"] == 1).sum(), c["converged"].notna().sum(), (c["at_chance"] == 1).sum()
-    return {f"{STUDY}/convergence/runs": str(len(c)), f"{STUDY}/convergence/converged": str(int(done)),
-            f"{STUDY}/convergence/unconverged": str(int(known - done)),
-            f"{STUDY}/convergence/any-unconverged": flag(known > done),
-            f"{STUDY}/convergence/at-chance": str(int(chance)), f"{STUDY}/convergence/any-at-chance": flag(chance),
-            f"{STUDY}/convergence/recorded": flag(known > 0 and known == len(c)),
-            f"{STUDY}/convergence/max-epochs": f"{c['epochs'].max():.0f}" if c["epochs"].notna().any() else "--"}
-
-
-def repeat_values(run: Run) -> dict[str, str]:
-    """The cross-framework repeat: the largest per-epoch difference in test accuracy (points) and loss between a
-    repeat cell and the replicate on the same seed in the other framework, over every network repeated."""
-    r = repeat_check(run.tidy)
-    values = {f"{STUDY}/repeat/ran": flag(len(r)), f"{STUDY}/repeat/networks": str(len(r))}
-    if len(r):
-        setups = sorted({s for pair in zip(r["repeat"], r["replicate"]) for s in pair}, key=setup_rank)
-        values |= {f"{STUDY}/repeat/max-accuracy-diff": percent(r["accuracy"].max()),
-                   f"{STUDY}/repeat/max-loss-diff": f"{r['loss'].max():.3g}" if r["loss"].notna().any() else "--",
-                   f"{STUDY}/repeat/repeat-setup": escape(setup_label(*r["repeat"].iloc[0].split("-", 1))),
-                   f"{STUDY}/repeat/replicate-setup": escape(setup_label(*r["replicate"].iloc[0].split("-", 1))),
-                   f"{STUDY}/repeat/setups": str(len(setups)),
-                   f"{STUDY}/repeat/seeds": count_words(r["seed"].nunique(), "seed")}
-    return values
-
-
-# ---- frameworks in eager mode ----------------------------------------------------------------------------
-
-def framework_ratios(run: Run) -> dict[tuple[str, str, str], pd.Series]:
-    """(s1, s2, phase) -> per network (study, arch, config) time of s1 over s2, for every pair of setups (s1 < s2
-    alphabetically) over the timed networks of every study but the engines study."""
-    t = summarise(run.tidy, "time") if len(run.tidy) else pd.DataFrame()
-    if t.empty:
-        return {}
-    t = t[(t["task"] == "speed") & (t["study"] != ENGINES)]
-    setups, found = sorted(t["setup"].unique()), {}
-    for phase in ["backward", "step"]:
-        wide = t[t["phase"] == phase].pivot_table(index=["study", "arch", "config"], columns="setup", values="value",
-                                                  aggfunc="median")
-        for i, s1 in enumerate(setups):
-            for s2 in setups[i + 1:]:
-                if s1 in wide and s2 in wide:
-                    ratios = (wide[s1] / wide[s2]).dropna()
-                    if len(ratios):
-                        found[(s1, s2, phase)] = ratios
-    return found
-
-
-def eager_pair(found) -> tuple[str, str] | None:
-    """The first two eager setups in the paper's order that were compared."""
-    eager = sorted({s for s1, s2, _ in found for s in (s1, s2) if s.endswith("-eager")}, key=setup_rank)
-    pairs = [(s1, s2) for s1, s2, _ in found if s1 in eager[:2] and s2 in eager[:2]]
-    return pairs[0] if pairs else None
-
-
-def framework_verdicts(run: Run) -> list[Verdict]:
-    """Per phase, the slower eager setup's time over the faster one's: median over the networks, range min--max
-    (kind SPREAD), decided as an interval: slower only where every network's ratio is."""
-    found = framework_ratios(run)
-    pair, verdicts = eager_pair(found), []
-    for phase in ["backward", "step"]:
-        if pair is None or (*pair, phase) not in found:
-            continue
-        s1, s2 = pair
-        r = found[(s1, s2, phase)]
-        slow, fast, r = (s1, s2, r) if r.median() >= 1 else (s2, s1, 1 / r)
-        verdicts.append(time_verdict(f"{FRAMEWORKS}/eager/{phase}-ratio", slow, fast, f"{phase} time",
-                                     float(r.median()), float(r.min()), float(r.max()), Kind.SPREAD, run.margins,
-                                     n=len(r)))
-    return verdicts
-
-
-def framework_values(run: Run) -> dict[str, str]:
-    values = {}
-    for (s1, s2, phase), r in framework_ratios(run).items():
-        key = f"{FRAMEWORKS}/{s1}-over-{s2}/{phase}-ratio"
-        values.update({key: ratio(r.median()), f"{key}-min": ratio(r.min()), f"{key}-max": ratio(r.max())})
-    verdicts = framework_verdicts(run)
-    for v in verdicts:
-        phase = v.key.rsplit("/", 1)[1].removesuffix("-ratio")
-        values[f"{FRAMEWORKS}/eager/{phase}-slow"] = escape(setup_label(*v.subject.split("-", 1)))
-        values[f"{FRAMEWORKS}/eager/{phase}-fast"] = escape(setup_label(*v.reference.split("-", 1)))
-        values[f"{FRAMEWORKS}/eager/{phase}-comparisons"] = str(v.n)  # a network timed at several batches counts
-        r = framework_ratios(run)[(*sorted((v.subject, v.reference)), phase)]  # once per batch; the networks once
-        values[f"{FRAMEWORKS}/eager/{phase}-networks"] = str(r.index.get_level_values("arch").nunique())
-    values[f"{FRAMEWORKS}/eager"] = flag({v.key for v in verdicts} == {f"{FRAMEWORKS}/eager/{p}-ratio"
-                                                                       for p in ("backward", "step")})
-    return values
-
-
 # ---- the study's -------------------------------------------------------------------------------------
 
 def ran(run: Run) -> bool:
@@ -395,8 +302,7 @@ def ran(run: Run) -> bool:
 def values(run: Run) -> dict[str, str]:
     pairs = comparisons(run)
     seeds = accuracy(run)["test_accuracy"]
-    return {**cell_values(run), **pair_values(pairs, accuracy_verdicts(pairs, run.margins)), **framework_values(run),
-            **convergence_values(run), **repeat_values(run),
+    return {**cell_values(run), **pair_values(pairs, accuracy_verdicts(pairs, run.margins)),
             f"{STUDY}/seeds": str(int(seeds["seeds"].max())) if len(seeds) else "0",
             f"{STUDY}/launches": str(launch_count(run.study(STUDY))),
             f"{STUDY}/by-launch": flag(launch_count(run.study(STUDY)) > 1),
@@ -406,5 +312,4 @@ def values(run: Run) -> dict[str, str]:
 def verdicts(run: Run) -> list[Verdict]:
     pairs = comparisons(run)
     found = accuracy_verdicts(pairs, run.margins)
-    return (pair_verdicts(pairs, run.margins) + stack_verdicts(pairs, run.margins) + found + extremes(found)
-            + framework_verdicts(run))
+    return (pair_verdicts(pairs, run.margins) + stack_verdicts(pairs, run.margins) + found + extremes(found))

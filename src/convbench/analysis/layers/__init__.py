@@ -3,21 +3,11 @@ backward to the weights, activation forward and backward), the split convnet-ben
 engines study splits a network's backward pass with these times (analysis/layerwise.py)."""
 from __future__ import annotations
 
+from convbench.analysis.layers import values
 from convbench.analysis.layers.figures import draw_layers
 from convbench.analysis.layers.tables import layers_table
-from convbench.analysis.layers.values import layer_values
-from convbench.analysis.layerwise import layer_cells
-from convbench.analysis.roof import roof_values
-from convbench.analysis.study import Figure, Run, Study, Table
-from convbench.analysis.tidy import time_values
-
-NAME = "layers"
-
-
-def study_values(run: Run) -> dict[str, str]:
-    return {**layer_values(run), **time_values(run.study(NAME)),
-            **roof_values(run.tidy, f"{NAME}/roof", "layers")}
-
+from convbench.analysis.layers.values import NAME
+from convbench.analysis.study import Figure, Study, Table
 
 STUDY = Study(
     NAME, "Layer by layer",
@@ -27,6 +17,6 @@ STUDY = Study(
                     "allows; the dashed line is the device's GEMM roof (the best fp32 GEMM any framework measured on it), "
                     "the dotted one its theoretical peak."),),
     tables=(Table("layers", layers_table),),
-    values=study_values,
-    ran=lambda run: len(layer_cells(run.tidy)) > 0,
+    values=values.values,
+    ran=values.ran,
 )

@@ -9,9 +9,9 @@ import pandas as pd
 from convbench.analysis.formatting import framework_name, setup_rank
 from convbench.analysis.layerwise import layer_cells
 from convbench.analysis.plotting import placeholder, plt, save, sns
+from convbench.analysis.query import summarise
 from convbench.analysis.roof import ABOVE, above_peak, framework_roofs
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import summarise
 
 PHASES = {"forward": "forward", "backward_input": "backward to input", "backward_weight": "backward to weights"}
 SHAPE = ["framework", "convs", "in_channels", "width", "kernel", "image_size"]

@@ -7,8 +7,8 @@ import pandas as pd
 from convbench.analysis.formatting import framework_name, ratio, setup_rank, sig3, words
 from convbench.analysis.latex import blank_repeats, booktabs, flagged, noisy_note, placeholder
 from convbench.analysis.layerwise import layer_cells
+from convbench.analysis.query import summarise
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import summarise
 
 PHASES = {"forward": "Conv fwd", "backward_input": "Bwd input", "backward_weight": "Bwd weight",
           "activation_forward": "Act fwd", "activation_backward": "Act bwd"}

@@ -6,8 +6,12 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import FRAMEWORK_ORDER, compare, ratio, setup_rank
-from convbench.analysis.layerwise import layer_times
+from convbench.analysis.layerwise import layer_cells, layer_times
+from convbench.analysis.query import time_values
+from convbench.analysis.roof import roof_values
 from convbench.analysis.study import Run
+
+NAME = "layers"
 
 KEY = "layers/layerwise"  # under the layers study's prefix
 HALVES = {"backward_input": "bwd-input", "backward_weight": "bwd-weight"}
@@ -44,3 +48,11 @@ def layer_values(run: Run) -> dict[str, str]:
         if len(r):
             values[f"{KEY}/maxout-any"] = "1"
     return values
+
+
+def values(run: Run) -> dict[str, str]:
+    return {**layer_values(run), **time_values(run.study(NAME)), **roof_values(run.tidy, f"{NAME}/roof", "layers")}
+
+
+def ran(run: Run) -> bool:
+    return len(layer_cells(run.tidy)) > 0

@@ -3,10 +3,11 @@ and pruned after it, against the kernel study's hand-picked grid (whose statisti
 computed here from the kernel study's train and speed cells).
 
 data.py reads the tidy table, values.py turns it into numbers, phrases and verdicts, tables.py and figures.py draw it;
-tracking.py reads the tracking study (the learned size at several planted scales) for this study's text and figure.
+rows.py adds the masks' and gates' rows to the tidy table; tracking.py reads the tracking study (the learned size at several planted scales) for this study's text and figure.
 """
-from convbench.analysis.learned import figures, tables, tracking, values
+from convbench.analysis.learned import figures, rows, tables, tracking, values
 from convbench.analysis.study import Figure, Study, Table
+from convbench.analysis.tidy import block_columns_for
 
 STUDY = Study(
     "learned", "Learned size and width",
@@ -30,4 +31,5 @@ STUDY = Study(
     tables=(Table("learned_shrunk", tables.shrunk), Table("learned_sweep", tables.sweep),
             Table("learned_verdicts", tables.verdict_table)),
     values=values.values, verdicts=values.verdicts, ran=values.ran,
+    columns=block_columns_for(*rows.LEARNING_STUDIES), rows=rows.rows,
 )

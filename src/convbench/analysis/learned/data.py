@@ -16,9 +16,9 @@ import pandas as pd
 
 from convbench import learned as method
 from convbench.analysis.formatting import count_words, last_line, printed, setup_label, setup_rank
+from convbench.analysis.query import REPEAT
 from convbench.analysis.stats import pareto_front, t_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import REPEAT
 
 SWEEP, LEARNED = "kernel", "learned"
 RAMP = inspect.signature(method.ramp_mask).parameters["ramp"].default

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import (X, escape, kind_phrase, ms, percent, pm, ratio, sci, sig3, signed, thousands,
-                                           tt, verdict_word)
+from convbench.analysis.formatting import (
+    X,
+    escape,
+    kind_phrase,
+    ms,
+    percent,
+    pm,
+    ratio,
+    sci,
+    sig3,
+    signed,
+    thousands,
+    tt,
+    verdict_word,
+)
 from convbench.analysis.latex import booktabs, placeholder, ragged
 from convbench.analysis.learned import data
 from convbench.analysis.learned.values import costs, frames, verdicts_of

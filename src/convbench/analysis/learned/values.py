@@ -17,9 +17,9 @@ import pandas as pd
 
 from convbench import learned as method
 from convbench.analysis.formatting import (
-    flag,
     count_words,
     escape,
+    flag,
     percent,
     pm,
     printed,
@@ -29,13 +29,25 @@ from convbench.analysis.formatting import (
     sig3,
     span,
     thousands,
-    verdict_word,
     tt,
+    verdict_word,
     words,
 )
 from convbench.analysis.learned import data, tracking
-from convbench.analysis.stats import (LEVEL, MARGINS, Kind, Margins, Paired, Verdict, decide_points, fact_verdict,
-                                      paired_verdicts, prediction_interval, time_ratio, time_verdict)
+from convbench.analysis.stats import (
+    LEVEL,
+    MARGINS,
+    Kind,
+    Margins,
+    Paired,
+    Verdict,
+    decide_points,
+    fact_verdict,
+    paired_verdicts,
+    prediction_interval,
+    time_ratio,
+    time_verdict,
+)
 from convbench.analysis.study import Run
 
 EXACT = 1e-4  # the largest logit difference that float32 rounding explains; above it crop or prune changed the net
@@ -53,19 +65,13 @@ class Frames:
     traj: pd.DataFrame  # the learned state per epoch
 
 
-_CACHE: dict[int, tuple[Run, Frames]] = {}
-
-
 def frames(run: Run) -> Frames:
     """The study's tables, computed once per run (figures, tables, values and verdicts all read them)."""
-    hit = _CACHE.get(id(run))
-    if hit is None or hit[0] is not run:
+    def compute() -> Frames:
         scells, lcells = data.sweep_cells(run), data.learned_cells(run)
-        hit = (run, Frames(data.sweep_stats(run, scells), scells, lcells, data.learned_stats(lcells),
-                           data.trajectories(run, lcells)))
-        _CACHE.clear()
-        _CACHE[id(run)] = hit
-    return hit[1]
+        return Frames(data.sweep_stats(run, scells), scells, lcells, data.learned_stats(lcells),
+                      data.trajectories(run, lcells))
+    return run.cached("learned/frames", compute)
 
 
 # ---- comparisons ------------------------------------------------------------------------------------

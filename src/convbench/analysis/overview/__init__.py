@@ -1,11 +1,15 @@
 """The run as a whole: what it holds, where and with what it ran, the data and the timing protocol; the architectures,
-environment and failed-cells tables. Quoted by the introduction, the method and the appendix."""
-from convbench.analysis.overview import launches, tables, values
+environment and failed-cells tables; every study's cells (the speed, accuracy and unconverged tables), how many runs
+converged, the cross-framework repeat, and the frameworks in eager mode over every study's timed networks (runs.py).
+Quoted by the introduction, the method, the kernel section and the appendix."""
+from convbench.analysis.overview import launches, runs, tables, values
 from convbench.analysis.study import Study, Table
 
 STUDY = Study(
     "overview", "All studies",
     tables=(Table("architectures", tables.architectures), Table("environment", tables.environment),
-            Table("failed", tables.failed), Table("launch_cv", launches.table)),
+            Table("failed", tables.failed), Table("launch_cv", launches.table), Table("speed", tables.speed),
+            Table("accuracy", tables.accuracy), Table("unconverged", tables.unconverged)),
     values=values.values,
+    verdicts=runs.framework_verdicts,
 )

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import escape, flag, percent, ratio, setup_label, setup_rank, tt
-from convbench.analysis.stats import ODD, odd_launch
 from convbench.analysis.latex import booktabs, placeholder
+from convbench.analysis.query import ARCH_ORDER, launch_count
+from convbench.analysis.stats import ODD, odd_launch
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import ARCH_ORDER, launch_count
 
 GOAL = 0.05  # between-launch CV a quiet CPU should stay within (issue 14)
 DERIVED = ("backward", "optimizer")  # the phases a derived cell gets by subtraction

@@ -1,13 +1,23 @@
-"""The run's tables: every architecture with its counts, the environment per framework, the failed cells."""
+"""The run's tables: every architecture with its counts, the environment per framework, the failed cells; and every
+timed and every trained cell of all studies, one row each, and the runs that did not converge (the appendix)."""
 from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, framework_name, sig3, thousands, tt
-from convbench.analysis.latex import booktabs, placeholder, ragged
+from convbench.analysis.formatting import escape, framework_name, ms, percent, setup_label, sig3, thousands, tt
+from convbench.analysis.latex import blank_repeats, booktabs, flagged, noisy_note, placeholder, ragged
+from convbench.analysis.query import (
+    ARCH_ORDER,
+    by_setup,
+    convergence,
+    datasets,
+    full_data,
+    setup_labels,
+    summarise,
+    with_config,
+)
 from convbench.analysis.records import LAYER_TASK
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import ARCH_ORDER
 
 
 def architectures(run: Run) -> str:
@@ -69,3 +79,91 @@ def failed(run: Run) -> str:
                           "Error": [escape(e) if isinstance(e, str) and e else "(no error text)" for e in bad["error"]]})
     return booktabs(table, "Failed cells and the last line of their error.", "tab:failed", ragged(0.42) + ragged(0.5),
                     raw=("Cell", "Error"), size=r"\footnotesize")
+
+
+# ---- every cell of the run, of all studies, one row each (the appendix) -------------------------------------
+
+def cells_in_order(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """One row per study x arch x setup x config of a task, failed cells included, in the tables' order."""
+    cells = with_config(df[df["task"] == task]).drop_duplicates(["study", "arch", "setup", "config"])
+    return cells.sort_values(["study", *ARCH_ORDER, "setup", "config"], kind="stable", key=by_setup)
+
+
+def speed(run: Run) -> str:
+    caption = ("Time per training step and phase, in ms: median (interquartile range) over the timed repeats; "
+               "sum = forward + backward + optimizer of the same repeat, step = a whole step timed on its own; "
+               "roof = useful FLOPs of a step over the step's median, as a percentage of what the device's roof (the "
+               "best GEMM and copy any framework measured on it) allows at its arithmetic intensity "
+               "(Figure~\\ref{fig:roofline}). "
+               "A cell that failed shows \\emph{failed} in its place.")
+    df = run.tidy[run.tidy["task"] == "speed"] if len(run.tidy) else run.tidy
+    times = summarise(df, "time") if len(df) else df
+    if times.empty:
+        return placeholder(caption, "tab:speed", "This run has no timed cells.")
+    times = times.assign(cell=[flagged(ms(v, i), noisy)
+                               for v, i, noisy in zip(times["value"], times["iqr"], times["noisy"])])
+    keys = ["study", "arch", "setup", "config"]
+    table = times.pivot_table(index=keys, columns="phase", values="cell", aggfunc="first", sort=False)
+    phases = [p for p in ["forward", "backward", "optimizer", "total", "step"] if p in table.columns]
+    phases += [p for p in table.columns if p not in phases]  # phases a new harness adds
+    table = table[phases].rename(columns={"total": "sum"})
+    roof = summarise(df, "ceiling_fraction")
+    if len(roof):
+        table["roof %"] = roof.set_index(keys)["value"].map(percent)
+    cells = cells_in_order(df, "speed")
+    index = pd.MultiIndex.from_frame(cells[keys])
+    table = table.reindex(index).fillna("--")
+    table.loc[~index.isin(table.index.intersection(times.set_index(keys).index))] = r"\emph{failed}"
+    table = table.reset_index().assign(Setup=setup_labels(cells.reset_index(drop=True)).to_numpy())
+    columns = list(table.columns[len(keys):-1])
+    studies = table["study"]
+    table = blank_repeats(table[["study", "arch", "Setup", *columns]], ["study", "arch"]).drop(columns="study")
+    return booktabs(table.rename(columns={"arch": "Architecture"}), caption, "tab:speed", "ll" + "r" * len(columns),
+                    raw=tuple(columns), size=r"\scriptsize", groups=studies, note=noisy_note(times), colsep="2pt")
+
+
+def accuracy(run: Run) -> str:
+    caption = ("Accuracy after the last epoch, in percent: train and test accuracy and their gap "
+               "(train minus test, percentage points); median over seeds, at each study's largest training fraction"
+               " (the whole training split unless a column says otherwise).")
+    df = full_data(run.tidy) if len(run.tidy) else run.tidy
+    metrics = {m: summarise(df, m) if len(df) else df for m in ["train_accuracy", "test_accuracy", "gap"]}
+    if metrics["test_accuracy"].empty:
+        return placeholder(caption, "tab:accuracy", "This run has no training cells.")
+    keys = ["study", "arch", "setup", "framework", "engine", "config", "dataset", "train_fraction"]
+    table = metrics["test_accuracy"][keys + ["seeds", "train_size"]].copy()
+    for metric, name in [("train_accuracy", "Train"), ("test_accuracy", "Test"), ("gap", "Gap")]:
+        table = table.merge(metrics[metric][keys + ["value"]].rename(columns={"value": name}), on=keys, how="left")
+        table[name] = table[name].map(lambda v: percent(v) if pd.notna(v) else "--")
+    table["Setup"] = setup_labels(table)
+    columns = ["study", "arch", "Setup", "Train", "Test", "Gap"]
+    if table["dataset"].nunique() > 1:  # each data set's runs apart
+        table["Setup"] = table["Setup"] + ", " + datasets(table)
+    if table["seeds"].max() > 1:
+        columns.append("seeds")
+    if table["train_size"].nunique() > 1:
+        columns.append("train_size")
+    if (table["train_fraction"] < 1).any():
+        table["train_fraction"] = table["train_fraction"].map(lambda f: f"{100 * f:g}%")
+        columns.append("train_fraction")
+    studies = table["study"]
+    table = blank_repeats(table[columns], ["study", "arch"]).drop(columns="study").rename(
+        columns={"arch": "Architecture", "seeds": "Seeds", "train_size": "Train size", "train_fraction": "Fraction"})
+    return booktabs(table, caption, "tab:accuracy", "ll" + "r" * (len(columns) - 3), groups=studies)
+
+
+def unconverged(run: Run) -> str:
+    caption = ("Training runs that did not converge, of every study: stopped at the epoch cap before the plateau "
+               "criterion held (cap), or ended with a train accuracy that has not left chance (chance). A seed with "
+               "such a run is left out of every paired comparison, of accuracy and of train/test gap.")
+    c = convergence(run.tidy)
+    c = c[c["converged"] == 0]
+    if c.empty:
+        return placeholder(caption, "tab:unconverged", "Every training run whose record says so converged.")
+    c = c.sort_values(["study", "arch", "setup", "train_fraction", "seed"], kind="stable", key=by_setup)
+    table = pd.DataFrame({"Study": c["study"], "Architecture": c["arch"],
+                          "Setup": [escape(setup_label(f, e)) for f, e in zip(c["framework"], c["engine"])],
+                          "Role": c["role"].fillna("--"), "Fraction": [f"{100 * f:g}\\%" for f in c["train_fraction"]],
+                          "Seed": c["seed"].astype(int).astype(str), "Epochs": c["epochs"].map(lambda e: f"{e:.0f}"),
+                          "Outcome": ["chance" if a == 1 else "cap" for a in c["at_chance"]]})
+    return booktabs(table, caption, "tab:unconverged", "llllrrrl", raw=("Setup", "Fraction"), size=r"\footnotesize")

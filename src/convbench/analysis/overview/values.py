@@ -1,14 +1,14 @@
 """Numbers and short phrases about the run as a whole, every key under overview/: flags, run/..., env/..., data/...,
-train/..., speed/..., import/... The sentences around them live in paper/sections/{introduction,method,threats}.tex."""
+train/..., speed/..., import/..., and convergence/..., repeat/..., frameworks/... (runs.py) The sentences around them live in paper/sections/{introduction,method,threats}.tex."""
 from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.stats import SEVERAL
 from convbench.analysis.formatting import escape, flag, framework_name, percent, setup_label, setup_rank, tt, words
-from convbench.analysis.overview import launches
+from convbench.analysis.overview import launches, runs
+from convbench.analysis.query import full_data
+from convbench.analysis.stats import SEVERAL
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import full_data
 from convbench.run import CHANCE_LEVEL, CHANCE_MARGIN
 
 PREFIX = "overview"  # of every key this study writes
@@ -141,5 +141,5 @@ def margin_values(margins) -> dict[str, str]:
 def values(run: Run) -> dict[str, str]:
     """Every run-wide value under overview/ (overview/run/..., overview/env/..., overview/speed/...)."""
     found = {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy),
-             **launches.values(run.tidy), **margin_values(run.margins)}
+             **launches.values(run.tidy), **margin_values(run.margins), **runs.values(run)}
     return {k if k.startswith(f"{PREFIX}/") else f"{PREFIX}/{k}": v for k, v in found.items()}

@@ -6,16 +6,10 @@ own reader and tidy function (records.load_records, tidy.tidy), from the folder 
 tidy.csv. No reference run committed: the flag reference/ran is 0 and the paper says so, never made-up numbers."""
 from __future__ import annotations
 
-from convbench.analysis.reference.runs import reference_runs
 from convbench.analysis.reference.sweeps import draw_overhead, overhead_table
 from convbench.analysis.reference.tables import cells_table, tf32_table
-from convbench.analysis.reference.values import reference_values, tf32_verdicts
-from convbench.analysis.study import Figure, Run, Study, Table
-
-
-def ran(run: Run) -> bool:
-    return bool(reference_runs(run.reference))
-
+from convbench.analysis.reference.values import ran, reference_values, tf32_verdicts
+from convbench.analysis.study import Figure, Study, Table
 
 STUDY = Study("reference", "Reference GPU runs",
               figures=(Figure("reference-overhead", draw_overhead,

@@ -11,12 +11,11 @@ import pandas as pd
 from convbench.analysis.formatting import escape, percent, ratio
 from convbench.analysis.latex import placeholder
 from convbench.analysis.plotting import placeholder as empty_figure
+from convbench.analysis.query import launch_medians
 from convbench.analysis.reference.runs import KEY, ReferenceRun, record_time, reference_runs
 from convbench.analysis.stats import time_interval
 from convbench.analysis.study import Run
 from convbench.analysis.sweep import draw_sweep, fit_table, sweep_times
-from convbench.analysis.tidy import launch_medians
-
 
 
 def swept(run: Run) -> tuple[ReferenceRun | None, Run | None]:

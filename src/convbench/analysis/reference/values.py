@@ -6,13 +6,21 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import SHORT, escape, ms, ratio, words
+from convbench.analysis.query import launch_medians
 from convbench.analysis.reference.runs import KEY, PHASES, ReferenceRun, record_time, reference_runs, tf32_pairs
 from convbench.analysis.reference.sweeps import graph_values, size_values
 from convbench.analysis.roof import roof_values
-from convbench.analysis.stats import (MARGINS, Kind, Margins, Verdict, bootstrap_ratio, decide_ratio, time_verdict,
-                                      unpaired_ratio)
+from convbench.analysis.stats import (
+    MARGINS,
+    Kind,
+    Margins,
+    Verdict,
+    bootstrap_ratio,
+    decide_ratio,
+    time_verdict,
+    unpaired_ratio,
+)
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import launch_medians
 
 COLUMNS = ["pair", "cell_id", "study", "arch", "framework", "engine", "phase", "fp32", "tf32", "ratio", "lo", "hi",
            "outcome", "kind", "n"]
@@ -114,3 +122,7 @@ def _launches(runs: dict[str, ReferenceRun]) -> str:
     if not len(counts):
         return "1" if runs else "--"
     return str(counts.min()) if counts.min() == counts.max() else f"{counts.min()}--{counts.max()}"
+
+
+def ran(run: Run) -> bool:
+    return bool(reference_runs(run.reference))

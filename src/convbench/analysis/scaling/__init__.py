@@ -1,9 +1,9 @@
 """The backward pass on several devices (issue 6): data parallel against tensor parallel, strong and weak scaling,
 a straggler, the bytes against the ring model and the crossover batch. Drawn from the tidy table's scaling rows
-(tidy.scaling_rows, the columns of tidy._scaling_columns); the byte model comes from convbench.parallel.bytes_model,
+(rows.py, this study's hooks into the tidy table); the byte model comes from convbench.parallel.bytes_model,
 which needs only the spec; the step model and its projection to several GPUs from convbench.step_model
 (projection.py). Imports neither torch nor tensorflow."""
-from convbench.analysis.scaling import figures, tables
+from convbench.analysis.scaling import figures, rows, tables
 from convbench.analysis.scaling.values import ran, values, verdicts
 from convbench.analysis.study import Figure, Study, Table
 
@@ -32,4 +32,4 @@ STUDY = Study(
             Table("scaling_straggler", tables.straggler), Table("scaling_verdicts", tables.verdicts),
             Table("scaling_failed", tables.failed), Table("scaling_projection_check", tables.projection_check),
             Table("scaling_projection", tables.projection_table)),
-    values=values, verdicts=verdicts, ran=ran)
+    values=values, verdicts=verdicts, ran=ran, columns=rows.columns, rows=rows.rows)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.formatting import setup_rank
+from convbench.analysis.query import launch_medians
 from convbench.analysis.stats import Kind, Outcome, decide_ratio, quartile_ratio, time_interval
 from convbench.analysis.study import Run
-from convbench.analysis.tidy import launch_medians
 
 TASK = "scaling"
 PARALLEL = ("data", "tensor")

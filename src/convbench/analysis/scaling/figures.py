@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from convbench.analysis.formatting import setup_rank
 from convbench.analysis.plotting import placeholder, plt, save, sns
 from convbench.analysis.scaling import crossover
 from convbench.analysis.scaling import projection as pj
 from convbench.analysis.scaling.cells import MODE_ORDER, PARALLEL, PHASES, cells, parallel, timed
 from convbench.analysis.scaling.values import setup_name
-from convbench.analysis.formatting import setup_rank
 from convbench.analysis.study import Run
 from convbench.parallel import bytes_model
 

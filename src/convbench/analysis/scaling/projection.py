@@ -28,8 +28,8 @@ from convbench.analysis import tidy
 from convbench.analysis.layerwise import layer_times
 from convbench.analysis.records import load_records
 from convbench.analysis.scaling.cells import PARALLEL, cell_key, cells
-from convbench.analysis.sweep import fits
 from convbench.analysis.study import Run
+from convbench.analysis.sweep import fits
 from convbench.spec import ArchSpec
 
 GOAL = 0.15  # |predicted / measured - 1| the model aims to stay within on the measured cells

@@ -6,15 +6,50 @@ import re
 
 import pandas as pd
 
-from convbench.analysis import tidy
-from convbench.analysis.formatting import (escape, flag, kind_phrase, ms, percent, plain, ratio, setup_label,
-                                           setup_rank, sig3, signed, span, thousands, tt, words, X)
+from convbench.analysis import query
+from convbench.analysis.formatting import (
+    X,
+    escape,
+    flag,
+    kind_phrase,
+    ms,
+    percent,
+    plain,
+    ratio,
+    setup_label,
+    setup_rank,
+    sig3,
+    signed,
+    span,
+    thousands,
+    tt,
+    words,
+)
 from convbench.analysis.scaling import crossover
 from convbench.analysis.scaling import projection as pj
-from convbench.analysis.scaling.cells import (MODE_ORDER, PARALLEL, PARALLELISM_NAMES, PARALLELISM_ORDER, cell_key,
-                                              cells, comparisons, parallel, straggler_pairs)
-from convbench.analysis.stats import (LEVEL, MARGINS, RESAMPLES, SEED, Kind, Margins, Outcome, Verdict, fact_verdict,
-                                      time_verdict)
+from convbench.analysis.scaling.cells import (
+    MODE_ORDER,
+    PARALLEL,
+    PARALLELISM_NAMES,
+    PARALLELISM_ORDER,
+    cell_key,
+    cells,
+    comparisons,
+    parallel,
+    straggler_pairs,
+)
+from convbench.analysis.stats import (
+    LEVEL,
+    MARGINS,
+    RESAMPLES,
+    SEED,
+    Kind,
+    Margins,
+    Outcome,
+    Verdict,
+    fact_verdict,
+    time_verdict,
+)
 from convbench.analysis.study import Run
 
 STRAGGLER_WHOLE = 0.8  # a step that grew by this fraction of the delay or more "waited" for the late device
@@ -58,7 +93,7 @@ def cell_values(df: pd.DataFrame) -> dict[str, str]:
 def phase_values(run: Run) -> dict[str, str]:
     """scaling/<setup>-<config>/<arch>/<phase>-ms and -iqr-ms: the medians over the cells of each setup, config and
     network (the keys every study's timed cells have)."""
-    return tidy.time_values(run.study("scaling"))
+    return query.time_values(run.study("scaling"))
 
 
 def comparison_verdicts(v: pd.DataFrame, batches: int, margins: Margins = MARGINS) -> list[Verdict]:
@@ -424,7 +459,7 @@ def analysis(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Dat
 def values(run: Run) -> dict[str, str]:
     df, v, pairs, grid = analysis(run)
     batches = df["batch_size"].nunique() if len(df) else 0
-    launches = tidy.launch_count(run.tidy[run.tidy["task"] == "scaling"]) if len(run.tidy) else 1
+    launches = query.launch_count(run.tidy[run.tidy["task"] == "scaling"]) if len(run.tidy) else 1
     return {**scope_values(df), **hardware_values(df, run.environment), **method_values(df),
             **speedup_values(df), **phase_share_values(df), **bytes_values(df), **crossover_values(df, grid),
             **straggler_values(pairs), **comparison_values(v, df), **failure_values(df),
