@@ -16,6 +16,8 @@ from convbench.analysis.query import launch_medians
 from convbench.analysis.records import LAYER_TASK, Record, Summary
 from convbench.analysis.roof import roof_rows
 from convbench.analysis.study import Study
+from convbench.cells import PLANTED_KEYS
+from convbench.data import Planted
 from convbench.peak import gpu_peak
 from convbench.spec import ArchSpec, conv_sizes, field
 
@@ -40,6 +42,16 @@ def planted_scale(data: dict) -> int | None:
     """The planted task's scale: a field narrower than this cannot see what decides the label. Of a graded task
     (data.scales), the largest: a field narrower than that misses some of its images."""
     return max(data.get("scales") or [data.get("scale")])
+
+
+def planted_columns(data: dict | None) -> dict:
+    """The planted task's settings as the cell drew its images (convbench.run.load_data: data.Planted, its defaults
+    filled in): the scales an image may have ('5 9 13'; one for a plain task), distractor marks and pixel noise."""
+    if data is None:
+        return {"planted_scales": None, "planted_distractors": None, "planted_noise": None}
+    settings = Planted(**{k: data[k] for k in PLANTED_KEYS if k in data})
+    return {"planted_scales": " ".join(str(s) for s in settings.spans), "planted_distractors": settings.distractors,
+            "planted_noise": settings.noise}
 
 
 def cell_columns(record: Record) -> dict:
@@ -93,6 +105,7 @@ def cell_columns(record: Record) -> dict:
         "train_size": dataset.get("train_size"),
         "test_size": dataset.get("test_size"),
         "planted_scale": planted_scale(cell.settings.get("data") or {}) if dataset.get("name") == "planted" else None,
+        **planted_columns(cell.settings.get("data") or {} if dataset.get("name") == "planted" else None),
         "started": record.started,
         "status": record.status,
         "error": last_line(record.error) if record.status == "failed" else None,

