@@ -88,7 +88,7 @@ def test_the_paper_config_is_valid():
         ("frameworks", ["torch", "mxnet"], r"frameworks\.1: 'mxnet' is not one of"),
         ("architectures.k3.blocks.0.activation", "tanh", r"architectures\.k3\.blocks\.0\.activation: 'tanh' is not one of"),
         ("architectures.k3.blocks.0.kernel", 0, r"architectures\.k3\.blocks\.0\.kernel: 0 is less than the minimum of 1"),
-        ("architectures.k7.blocks.0.kernel", 4, r"architectures\.k7\.blocks\[0\]\.kernel: must be odd"),
+        ("architectures.k3.blocks.0.kernel", 4, r"architectures\.k3\.blocks\[0\]\.kernel: must be odd"),
         ("architectures.maxout2-eqparams.blocks.0.width", 33, r"architectures\.maxout2-eqparams\.blocks\[0\]\.pieces: must divide width 33"),
         ("studies.kernel.architectures", ["k3", "k11"], r"studies\.kernel\.architectures: unknown architecture 'k11'"),
         ("train.epochs", "ten", r"train\.epochs: 'ten' is not of type 'integer'"),

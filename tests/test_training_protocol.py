@@ -40,7 +40,7 @@ def test_default_run_trains_replicates_in_torch_and_repeats_one_seed_in_tensorfl
         assert [c.seed for c in repeats] == [min(c.seed for c in replicates)] * (key[0] in ("kernel", "tracking"))
         assert {c.engine for c in repeats} <= {"function"}  # graphs: eager TensorFlow is 2-4.6x slower
         if key[0] not in ("learned", "tracking"):
-            assert len(replicates) >= 3
+            assert len(replicates) >= 2
     criterion = trained[0].settings["criterion"]
     assert set(criterion) == {"max_epochs", "patience", "min_epochs", "min_delta", "radius_delta", "monitor"}
     assert criterion["monitor"] == "train_accuracy"
@@ -215,7 +215,7 @@ def test_default_kernel_study_brackets_the_planted_scale():
     assert any(f < scale for f in fields.values()) and sum(f >= scale for f in fields.values()) >= 2, fields
 
 
-@pytest.mark.parametrize("cfg, penalties_, scales, seeds", [(DEFAULT, 2, 2, 2), (PAPER, 3, 3, 5)])
+@pytest.mark.parametrize("cfg, penalties_, scales, seeds", [(DEFAULT, 2, 2, 1), (PAPER, 3, 3, 5)])
 def test_learned_nets_start_inside_their_largest_kernel_and_compare_with_hand_picked_widths(cfg, penalties_, scales,
                                                                                              seeds):
     """The paper's design (issue 24: a penalty sweep, 3 scales, 5 seeds each) and the default's smoke scale of it."""
