@@ -21,7 +21,9 @@ def tiny_config(**train):
     tiny = {
         **WITHOUT_SCALING,
         "frameworks": ["torch", "tensorflow"],
-        "train": {**DEFAULT["train"], "epochs": 1, "seeds": [0], "optimizer": "sgd", "lr": 0.02, **train},
+        # train cells on the timed cells' threads: this one process runs both, and TensorFlow sets its threads once
+        "train": {**DEFAULT["train"], "epochs": 1, "seeds": [0], "optimizer": "sgd", "lr": 0.02,
+                  "threads": DEFAULT["threads"], **train},
         # 8x8: digits at their own size (trained at the timed size)
         "speed": {**DEFAULT["speed"], "batch_size": 8, "image_size": 8, "warmup": 1, "min_repeats": 3, "max_repeats": 3,
                   **QUICK},
@@ -173,7 +175,7 @@ def test_a_dead_launcher_leaves_a_failed_record_per_cell(tmp_path, monkeypatch):
 @pytest.mark.parametrize("framework, lr", [("torch", 1.0e30), ("tensorflow", 1.0e308)])
 def test_a_diverged_training_is_a_failed_record(tmp_path, framework, lr):
     """Adam at a huge lr trains to a NaN loss: a failed record that says so, not an ok one."""
-    cell = next(c for c in tiny_config(lr=lr, optimizer="adam") if c.group == f"train/{framework}")
+    cell = next(c for c in tiny_config(lr=lr, optimizer="adam") if c.task == "train" and c.framework == framework)
     [record] = run_cells([cell], tmp_path, log=lambda _: None)
     assert record["status"] == "failed"
     assert record["error"].strip().splitlines()[-1].startswith("FloatingPointError: training diverged: the train loss")
