@@ -20,6 +20,7 @@ from convbench.analysis.formatting import (
     setup_rank,
     sig3,
     signed,
+    span,
     tt,
     words,
 )
@@ -222,10 +223,10 @@ def split_values(run: Run) -> dict[str, str]:
         x = networks[networks["framework"] == framework]["input_fraction"]
         key = f"{NAME}/split/{framework}-input-percent"
         if x.empty:
-            values |= {key: "--", f"{key}-min": "--", f"{key}-max": "--", f"{NAME}/split/{framework}-larger": "--"}
+            values |= {key: "--", f"{key}-span": "--", f"{NAME}/split/{framework}-larger": "--"}
             continue
-        share, lo, hi = (f"{100 * v:.0f}" for v in (x.median(), x.min(), x.max()))
-        values |= {key: share, f"{key}-min": lo, f"{key}-max": hi,
+        share = f"{100 * x.median():.0f}"
+        values |= {key: share, f"{key}-span": span(100 * x, lambda v: f"{v:.0f}"),  # '35' where every network is
                    f"{NAME}/split/{framework}-larger": larger_half(share)}
     return values
 

@@ -283,8 +283,7 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
     if acc:
         values[f"{STUDY}/stack/test-accuracy-diff-min"] = signed(percent(min(v.estimate for v in acc)))
         values[f"{STUDY}/stack/test-accuracy-diff-max"] = signed(percent(max(v.estimate for v in acc)))
-    values[f"{STUDY}/stack/params-ratio-min"] = ratio(min(params)) if params else "--"  # no counts recorded
-    values[f"{STUDY}/stack/params-ratio-max"] = ratio(max(params)) if params else "--"
+    values[f"{STUDY}/stack/params-ratio"] = span(params)  # '0.89' or '0.60--1.35'; '--' where no counts are recorded
     # the stack's parameters over the single kernel's: "two 3x3 at fewer weights than one 5x5" holds below 1
     values[f"{STUDY}/stack/stack-params-min"] = ratio(1 / max(params)) if params else "--"
     values[f"{STUDY}/stack/stack-params-max"] = ratio(1 / min(params)) if params else "--"
