@@ -136,6 +136,22 @@ def test_main_text_fits_its_page_budget_and_ends_with_conclusions(built):
     assert main.index("Conclusions") > main.index("Threats to validity")
 
 
+SEAMS = {  # what a sentence assembled from macros must never read like (issue 25's list)
+    "an unresolved reference": r"\?\?",
+    "a doubled word": r"\b(the|from|of|to|and|in|a|an|is|at|on|for|with|by|than)\s+\1\b",
+    "a range with equal ends": r"(?<![\d.])(\d+(?:\.\d+)?)\s*[\u2013-]\s*\1(?![\d.])|\bfrom (\d+(?:\.\d+)?) to \2(?![\d.])",
+    "numbers glued to a word": r"\d(?:and|or)\d",
+    "a hedged plural": r"[a-z]\(s\)",
+}
+
+
+@pytest.mark.parametrize("seam", SEAMS)
+def test_the_built_paper_has_no_seams(built, seam):
+    _, _, _, text = built
+    found = [text[max(0, m.start() - 50):m.end() + 30] for m in re.finditer(SEAMS[seam], text, re.IGNORECASE)]
+    assert not found, found[:3]
+
+
 def test_no_sentence_is_repeated_across_the_paper():
     sentences = {}
     for path in sorted((PAPER / "sections").glob("*.tex")):

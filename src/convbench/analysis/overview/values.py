@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, flag, framework_name, percent, setup_label, setup_rank, tt, words
+from convbench.analysis.formatting import (count_words, escape, flag, framework_name, percent, setup_label, setup_rank,
+                                           tt, words)
 from convbench.analysis.overview import examples, launches, runs
 from convbench.analysis.query import full_data
 from convbench.analysis.stats import SEVERAL
@@ -31,7 +32,7 @@ def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
         "run/setups": words(escape(s) for s in setups),
         "run/devices": words(escape(d) for d in devices),
         "run/command": tt(command) if command else "(not recorded)",
-        "run/seeds": str(cells["seed"].nunique()),
+        "run/seeds": count_words(cells["seed"].nunique(), "seed"),
         "run/date": words(sorted({str(d)[:10] for d in cells["started"].dropna()})) or "(not recorded)",
     }
 
