@@ -251,7 +251,7 @@ def section_keys() -> set[str]:
 
 def test_every_key_the_section_quotes_exists_with_or_without_the_study(run, tmp_path):
     keys = section_keys()
-    assert {"activation/ran", "activation/accuracy-lower", "activation/width/backward-ratio"} <= keys
+    assert {"activation/ran", "activation/accuracy-tally", "activation/width/backward-ratio"} <= keys
     other = study(fractions=(1.0,))
     for r in other:
         r["cell"]["study"] = "kernel"

@@ -142,6 +142,7 @@ SEAMS = {  # what a sentence assembled from macros must never read like (issue 2
     "a range with equal ends": r"(?<![\d.])(\d+(?:\.\d+)?)\s*[\u2013-]\s*\1(?![\d.])|\bfrom (\d+(?:\.\d+)?) to \2(?![\d.])",
     "numbers glued to a word": r"\d(?:and|or)\d",
     "a hedged plural": r"[a-z]\(s\)",
+    "a count of zeros": r"\bin 0, [a-z' ]+ in 0\b",
 }
 
 

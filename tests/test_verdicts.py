@@ -73,3 +73,15 @@ def test_a_key_written_twice_or_outside_its_study_stops_the_analysis(tmp_path):
     with pytest.raises(KeyClash, match="kernel/x-ratio"):
         analyse_study(clash, Run(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()), tmp_path)
     assert not (tmp_path / "macros.tex").exists()
+
+
+def test_a_tally_names_only_the_outcomes_that_occurred():
+    """'higher in 1 and undecided in 2', never 'higher in 1, lower in 0, equivalent in 0 and undecided in 2'."""
+    from convbench.analysis.formatting import tally
+
+    labels = {Outcome.HIGHER: "higher", Outcome.LOWER: "lower", Outcome.EQUIVALENT: "equivalent",
+              Outcome.UNDECIDED: "undecided"}
+    found = [Outcome.UNDECIDED, Outcome.HIGHER, Outcome.UNDECIDED]
+    assert tally(found, labels) == "higher in 1 and undecided in 2"
+    assert tally([*found, Outcome.LOWER], labels) == "higher in 1, lower in 1 and undecided in 2"
+    assert tally([], labels) == "none"

@@ -48,6 +48,15 @@ def words(items) -> str:
     return " and ".join(items) if len(items) <= 2 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def tally(outcomes, labels: dict) -> str:
+    """How a family of comparisons came out: 'higher in 1 and undecided in 3', each outcome that occurred with its
+    count (labels: Outcome -> the words before 'in', in the order to print), 'none' for no comparison. Outcomes that
+    did not occur are left out: 'higher in 0, lower in 0 and undecided in 2' reads as a seam."""
+    outcomes = list(outcomes)
+    counts = [(label, sum(o is outcome for o in outcomes)) for outcome, label in labels.items()]
+    return words(f"{label} in {n}" for label, n in counts if n) or "none"
+
+
 def count_words(n: int, noun: str) -> str:
     return f"{NUMBER_WORDS.get(n, n)} {noun}{'' if n == 1 else 's'}"
 

@@ -18,6 +18,7 @@ from convbench.analysis.formatting import (
     setup_label,
     setup_rank,
     span,
+    tally,
     tt,
     words,
 )
@@ -32,6 +33,13 @@ SPEED = {Outcome.SLOWER: "slower", Outcome.FASTER: "faster", **EQUAL}
 KINDS = {"accuracy": ("test-accuracy-diff", {Outcome.HIGHER: "higher", Outcome.LOWER: "lower", **EQUAL}),
          "overfit": ("gap-change-diff", {Outcome.HIGHER: "more", Outcome.LOWER: "less", **EQUAL}),
          "forward": ("forward-ratio", SPEED), "backward": ("backward-ratio", SPEED)}
+# The same counts as the text's phrases (formatting.tally: the outcomes that occurred only)
+TALLIES = {"accuracy": {Outcome.HIGHER: "higher", Outcome.LOWER: "lower", Outcome.EQUIVALENT: "equivalent",
+                        Outcome.UNDECIDED: "undecided"},
+           "overfit": {Outcome.HIGHER: "grew more than ReLU's", Outcome.LOWER: "grew less than ReLU's",
+                       Outcome.EQUIVALENT: "grew as much within the margin", Outcome.UNDECIDED: "was undecided"},
+           "gaps": {Outcome.HIGHER: "larger than ReLU's", Outcome.LOWER: "smaller than ReLU's",
+                    Outcome.EQUIVALENT: "equivalent", Outcome.UNDECIDED: "undecided"}}
 
 
 def verdicts(run: Run) -> list[Verdict]:
@@ -227,10 +235,13 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
             values |= detectable_values(STUDY, these)
         for outcome, slug in slugs.items():
             values[f"{STUDY}/{name}-{slug}"] = str(sum(v.outcome is outcome for v in these))
+        if name in TALLIES:
+            values[f"{STUDY}/{name}-tally"] = tally((v.outcome for v in these), TALLIES[name])
     gaps = [v for v in found if "/gap-diff-f" in v.key]
     values[f"{STUDY}/gaps-compared"], values[f"{STUDY}/gaps-any"] = str(len(gaps)), flag(gaps)
     for outcome, slug in KINDS["overfit"][1].items():
         values[f"{STUDY}/gaps-{slug}"] = str(sum(v.outcome is outcome for v in gaps))
+    values[f"{STUDY}/gaps-tally"] = tally((v.outcome for v in gaps), TALLIES["gaps"])
     matching = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["matching"])) if len(run.tidy) else {}
     costs = cost_ratios(run) if len(run.tidy) else pd.DataFrame(columns=["matching", "params", "saved"])
     for m in ("filters", "width", "params"):

@@ -28,6 +28,7 @@ from convbench.analysis.formatting import (
     setup_label,
     signed,
     span,
+    tally,
     words,
 )
 from convbench.analysis.query import (
@@ -275,6 +276,12 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
         f"{STUDY}/stack/single-smaller-gap": str(sum(v.outcome is Outcome.LOWER for v in gaps)),
         f"{STUDY}/stack/gap-equivalent": str(sum(v.outcome is Outcome.EQUIVALENT for v in gaps)),
         f"{STUDY}/stack/gap-undecided": str(sum(v.outcome is Outcome.UNDECIDED for v in gaps)),
+        f"{STUDY}/stack/accuracy-tally": tally((v.outcome for v in acc), {
+            Outcome.HIGHER: "higher", Outcome.LOWER: "lower", Outcome.EQUIVALENT: "equivalent",
+            Outcome.UNDECIDED: "undecided"}),
+        f"{STUDY}/stack/gap-tally": tally((v.outcome for v in gaps), {
+            Outcome.HIGHER: "had a larger train/test gap", Outcome.LOWER: "had a smaller gap",
+            Outcome.EQUIVALENT: "had an equivalent gap", Outcome.UNDECIDED: "was undecided"}),
         f"{STUDY}/stack/gap-pairs": str(len(gaps)),
         f"{STUDY}/stack/gap-compared": flag(gaps),
         f"{STUDY}/stack/seeds": words(sorted({str(v.n) for v in acc})) or "0",

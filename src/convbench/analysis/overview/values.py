@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import (count_words, escape, flag, framework_name, percent, setup_label, setup_rank,
-                                           tt, words)
+from convbench.analysis.formatting import (
+    count_words,
+    escape,
+    flag,
+    framework_name,
+    percent,
+    setup_label,
+    setup_rank,
+    tt,
+    words,
+)
 from convbench.analysis.overview import examples, launches, runs
 from convbench.analysis.query import full_data
 from convbench.analysis.stats import SEVERAL
