@@ -53,8 +53,12 @@ def tally(outcomes, labels: dict) -> str:
     count (labels: Outcome -> the words before 'in', in the order to print), 'none' for no comparison. Outcomes that
     did not occur are left out: 'higher in 0, lower in 0 and undecided in 2' reads as a seam."""
     outcomes = list(outcomes)
-    counts = [(label, sum(o is outcome for o in outcomes)) for outcome, label in labels.items()]
-    return words(f"{label} in {n}" for label, n in counts if n) or "none"
+    return counted((label, sum(o is outcome for o in outcomes)) for outcome, label in labels.items())
+
+
+def counted(parts) -> str:
+    """'with data parallel in 2 and with neither in 1': each (label, count) whose count is not zero; 'none'."""
+    return words(f"{label} in {n}" for label, n in parts if n) or "none"
 
 
 def count_words(n: int, noun: str) -> str:

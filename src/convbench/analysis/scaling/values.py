@@ -9,6 +9,7 @@ import pandas as pd
 from convbench.analysis import query
 from convbench.analysis.formatting import (
     X,
+    counted,
     escape,
     flag,
     kind_phrase,
@@ -338,6 +339,9 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         values |= {f"scaling/{phase}/data-shorter": str(counts["data"]),
                    f"scaling/{phase}/tensor-shorter": str(counts["tensor"]),
                    f"scaling/{phase}/neither": str(len(v) - sum(counts.values())),
+                   f"scaling/{phase}/tally": counted([("with data parallel", counts["data"]),
+                                                     ("with tensor parallel", counts["tensor"]),
+                                                     ("with neither", len(v) - sum(counts.values()))]),
                    f"scaling/{phase}/equivalent": str(int(v[f"{phase}_outcome"].isin([Outcome.EQUIVALENT]).sum())),
                    f"scaling/{phase}/kind": kind_phrase(v[f"{phase}_kind"]),
                    f"scaling/{phase}/ratio": span(v[f"{phase}_ratio"], unit=X),
