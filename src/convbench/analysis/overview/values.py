@@ -1,5 +1,6 @@
 """Numbers and short phrases about the run as a whole, every key under overview/: flags, run/..., env/..., data/...,
-train/..., speed/..., import/..., and convergence/..., repeat/..., frameworks/... (runs.py) The sentences around them live in paper/sections/{introduction,method,threats}.tex."""
+train/..., speed/..., import/..., and convergence/..., repeat/..., frameworks/... (runs.py). The sentences around them
+live in paper/sections/{introduction,method,threats}.tex."""
 from __future__ import annotations
 
 import pandas as pd
