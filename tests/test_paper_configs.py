@@ -148,8 +148,8 @@ def test_the_paper_config_asks_its_questions_with_twenty_seeds_on_both_data_sets
     fractions = {c.train_fraction for c in trained if c.study == "activation"}
     assert len(fractions) >= 3
     maxout = {c.arch.name for c in trained if c.study == "activation"}
-    assert {"relu", "maxout2-eqparams", "maxout4-eqparams", "maxout2-eqwidth"} <= maxout  # MFM at equal parameters
-    # and at equal output width, and a larger k
+    assert {"relu", "maxout2-eqparams", "maxout3-eqparams", "maxout4-eqparams", "maxout2-eqfilters",
+            "maxout2-eqwidth"} <= maxout
 
 
 def test_committed_records_are_not_run_again_and_missing_ones_are(tmp_path):
