@@ -156,6 +156,20 @@ def test_empty_or_missing_directory_raises(tmp_path):
         load_records(tmp_path / "absent")
 
 
+def test_environment_values_read_as_prose():
+    """Thread counts that differ between a framework's cells (1 training, 2 timing) read '1 or 2', not '1; 2'; a name
+    with an underscore (x86_64) is set in typewriter, whose underscore survives PDF text extraction."""
+    from convbench.analysis.overview.values import env_values
+    env = pd.DataFrame({"framework": ["torch", "torch", "tensorflow"], "cpu_model": "Xeon", "cpu_count": 2,
+                        "device_model": "x86_64", "platform": "Linux-6.18-x86_64-with-glibc2.36",
+                        "threads.intra_op": [1, 2, 2], "threads.inter_op": [1, 1, 1]})
+    values = env_values(env)
+    assert values["env/threads/torch"] == "intra-op 1 or 2, inter-op 1"
+    assert values["env/threads/tensorflow"] == "intra-op 2, inter-op 1"
+    assert values["env/hardware"] == r"Xeon (2 logical CPUs) with \texttt{x86\char95\allowbreak{}64}"
+    assert values["env/platform"].startswith(r"\texttt{Linux-6.18-x86\char95")
+
+
 def test_overview_values_come_from_the_records(run, tmp_path):
     out = analyse(run, tmp_path / "generated", command="snakemake --cores 2", studies=["overview"])
     values = read_macros(out / "overview" / "macros.tex")

@@ -56,12 +56,16 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
     def one(column, rows=env) -> str:
         return escape("; ".join(distinct(column, rows))) or "(not recorded)"
 
+    def code(column) -> str:  # a name with underscores (x86_64) in typewriter, whose underscore survives extraction
+        return tt("; ".join(distinct(column))) if distinct(column) else "(not recorded)"
+
     values = {"env/cpu-model": one("cpu_model"), "env/cpu-count": one("cpu_count"), "env/python": one("python"),
-              "env/numpy": one("numpy"), "env/platform": one("platform"), "env/convbench": one("convbench"),
+              "env/numpy": one("numpy"), "env/platform": code("platform"), "env/convbench": one("convbench"),
               "env/device-model": one("device_model")}
     values["env/hardware"] = f"{values['env/cpu-model']} ({values['env/cpu-count']} logical CPUs)"
-    if distinct("device_model") and distinct("device_model") != ["cpu"]:
-        values["env/hardware"] += f" with {values['env/device-model']}"
+    models = distinct("device_model")
+    if models and models != ["cpu"]:
+        values["env/hardware"] += f" with {code('device_model') if '_' in ''.join(models) else one('device_model')}"
     commits = distinct("git_commit")
     values["env/git-commit"] = escape("; ".join(c[:12] for c in commits)) or "(not recorded)"
     dirty = {str(v).lower() for v in env.get("git_dirty", pd.Series(dtype=object)).dropna()}
@@ -75,8 +79,8 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
             parts.append(f"{escape(framework_name(package))} {values[f'env/version/{package}']}")
         if parts:
             versions.append(" with ".join(parts))
-        counts = [f"{c.removeprefix('threads.').replace('_', '-')} {one(c, rows)}" for c in rows.columns
-                  if c.startswith("threads.") and distinct(c, rows)]
+        counts = [f"{c.removeprefix('threads.').replace('_', '-')} {' or '.join(distinct(c, rows))}"
+                  for c in rows.columns if c.startswith("threads.") and distinct(c, rows)]  # 1 training, 2 timing
         if counts:
             values[f"env/threads/{framework}"] = ", ".join(counts)
             threads.append(f"{escape(framework_name(framework))}: {', '.join(counts)}")
