@@ -437,6 +437,7 @@ def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
     values = {"learned/setup": escape(lstats.loc[lstats["unit"] == main, "label"].iloc[0]) if len(lstats) else "--",
               "learned/setups": count_words(len(units), "setup"),
               "learned/setups-agree": flag(len({repr(w) for w in words_per_unit.values()}) <= 1),
+              "learned/several-setups": flag(len(units) > 1),
               "learned/seeds": seeds_text(lstats["seeds"]) if len(lstats) else "0",
               "learned/one-seed": flag(len(lstats) == 0 or lstats["seeds"].max() <= 1),
               "learned/failed": str(int(lstats["failed"].sum())) if len(lstats) else "0",
