@@ -532,8 +532,6 @@ def test_shrink_gives_a_plain_spec_with_the_learned_nets_outputs(torch_backend, 
 # ---- the tracking property ----------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 24, open: seed 31 at scale 7 shrinks to within a kernel step of the covering field "
-                          "but its cropped network is at chance (51.6 % test accuracy)", strict=False)
 def test_the_learned_field_finds_the_planted_scale_on_untuned_seeds(tmp_path):
     """The default config's tracking study, on seeds that no setting was tuned on (30, 31) and at two scales whose
     smallest covering fields differ: every run shrinks to within one kernel step of that field (never to the largest

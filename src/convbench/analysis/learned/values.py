@@ -327,7 +327,6 @@ def seeds_text(seeds) -> str:
 def sweep_values(f: Frames) -> dict[str, str]:
     sweep, scells = f.sweep, f.scells
     values = {"learned/sweep/grid": flag(len(sweep) and (sweep["seeds"] > 0).any()),
-              "learned/sweep/intervals": flag(len(sweep) and sweep["seeds"].min() >= 2),
               "learned/sweep/seeds": seeds_text(sweep["seeds"]),
               "learned/sweep/archs": str(sweep["arch"].nunique()), "learned/sweep/failed": str(int(sweep["failed"].sum())),
               "learned/sweep/reference": tt(data.reference_arch(scells)) if len(scells) else "--"}
@@ -345,10 +344,17 @@ def sweep_values(f: Frames) -> dict[str, str]:
     ranked = rank(sweep[sweep["unit"] == unit]) if len(sweep) else sweep
     values.update({"learned/sweep/setup": escape(ranked["label"].iloc[0]) if len(ranked) else "--",
                    "learned/sweep/best": "--", "learned/sweep/best-accuracy": "--", "learned/sweep/best-params": "--",
-                   "learned/sweep/tied": "none", "learned/sweep/front": "none"})
+                   "learned/sweep/tied": "none", "learned/sweep/front": "none", "learned/sweep/intervals": "0",
+                   "learned/sweep/best-seeds": "--", "learned/sweep/one-seed": "none",
+                   "learned/sweep/has-one-seed": "0"})
     if len(ranked):
         best = ranked.iloc[0]
         tied = [r["arch"] for _, r in ranked.iloc[1:].iterrows() if overlap(r, best)]
+        single = ranked[ranked["seeds"] == 1]["arch"]  # no interval: neither tied nor apart
+        values.update({"learned/sweep/intervals": flag(best["seeds"] >= 2),
+                       "learned/sweep/best-seeds": count_words(int(best["seeds"]), "seed"),
+                       "learned/sweep/one-seed": words(tt(a) for a in single) or "none",
+                       "learned/sweep/has-one-seed": flag(len(single))})
         front = ranked[ranked["front"]].sort_values("params")["arch"]
         values.update({"learned/sweep/best": tt(best["arch"]), "learned/sweep/best-accuracy": pm(best["mean"], best["ci"]),
                        "learned/sweep/best-params": thousands(best["params"]),
