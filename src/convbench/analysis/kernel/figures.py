@@ -68,7 +68,7 @@ def backward_vs_receptive_field(run: Run, path: Path) -> Path:
 
 def accuracy_vs_params(run: Run, path: Path) -> Path:
     """Test accuracy against parameters, one panel per setup: mean and t interval over seeds per network, at the
-    largest training fraction; colour = receptive field, marker = one or stacked convolutions, a legend entry each."""
+    largest training fraction; colour = receptive field, marker = one or stacked convolutions, a legend key each."""
     df = run.study(STUDY)
     stats = seed_summary(full_data(df), "test_accuracy") if len(df) else pd.DataFrame()
     if stats.empty:
@@ -83,8 +83,7 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
     setups = list(dict.fromkeys(stats["Setup"]))
     fields = sorted(stats["receptive_field"].unique())
     colors = dict(zip(fields, sns.color_palette("colorblind", n_colors=len(fields))))
-    style = {row.arch: dict(color=colors[row.receptive_field], marker=MARKERS.get(int(row.depth), "x"),
-                            label=f"{row.arch} ({kind(row.depth, row.kernel)})")
+    style = {row.arch: dict(color=colors[row.receptive_field], marker=MARKERS.get(int(row.depth), "x"))
              for row in stats.drop_duplicates("arch").itertuples()}
     fig, axes = plt.subplots(1, len(setups), figsize=(WIDTH, 2.6), sharey=True, squeeze=False)
     for ax, setup in zip(axes[0], setups):
@@ -98,8 +97,12 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
         ax.set_xlabel("parameters")
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][0].set_ylim(max(0, stats["lo"].min() - 2), min(100, stats["hi"].max()) + 1)
-    handles = [plt.Line2D([], [], color=look["color"], marker=look["marker"], linestyle="", label=look["label"])
-               for look in style.values()]
+    # two keys, not one entry per network: a colour per receptive field, a marker per kind of block (the networks'
+    # names are the pairs table's; one entry each made a legend of 14 that no reader could match to its points)
+    handles = [plt.Line2D([], [], color=colors[f], marker="o", linestyle="", label=f"{f:g}×{f:g} field")
+               for f in fields]
+    handles += [plt.Line2D([], [], color="0.3", marker=MARKERS.get(int(d), "x"), linestyle="",
+                           label=kind(d, stack_kernel(stats, d))) for d in sorted(stats["depth"].unique())]
     fig.legend(handles=handles, loc="center right", frameon=False, fontsize="small")
-    fig.tight_layout(rect=(0, 0, 0.74, 1))
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
     return save(fig, path)
