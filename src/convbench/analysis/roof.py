@@ -150,10 +150,13 @@ def ceiling_median(df: pd.DataFrame, metric: str, task: str | None = None) -> fl
 
 def framework_roofs(df: pd.DataFrame) -> pd.DataFrame:
     """Per framework, the roof of the device its ok cells ran on (gemm, bandwidth, peak; FLOP/s and bytes/s): the same
-    numbers for every framework on one device. A framework seen on several devices gets its first one's."""
+    numbers for every framework on one device. A framework seen on several devices gets the first one's that has a
+    roof (a cell whose hardware string names another thread count may have measured no ceiling)."""
     roofs = device_roofs(df)
     if roofs.empty:
         return roofs
-    first = df[df["status"] == "ok"].drop_duplicates("framework").set_index("framework")["hardware"]
+    ok = df[df["status"] == "ok"]
+    ok = ok.assign(roofed=ok["hardware"].isin(roofs.index)).sort_values("roofed", ascending=False, kind="stable")
+    first = ok.drop_duplicates("framework").set_index("framework")["hardware"]
     return roofs.reindex(first.to_numpy()).set_index(first.index)
 

@@ -11,13 +11,6 @@ from convbench.analysis.study import Figure, Study, Table
 STUDY = Study(
     "activation", "Maxout against ReLU",
     figures=(
-        Figure("activation_accuracy", figures.activation_accuracy,
-               "Maxout against ReLU: test accuracy of each variant (ReLU, maxout at equal filters, maxout at equal "
-               "width) against its parameters, at the largest training fraction, one panel per framework and "
-               "engine. Means over seeds; bars are t intervals, cut at 100 %."),
-        Figure("activation_gap", figures.activation_gap,
-               "Overfitting: the gap between train and test accuracy at each fraction of the training set used, per "
-               "variant and setup. Means over seeds with their t intervals, the variants side by side."),
         Figure("activation_time", figures.activation_time,
                "Speed of maxout against ReLU: median forward and backward time of a training step per variant, one "
                "panel per framework and engine; bars span the interquartile range of the repeats."),

@@ -19,7 +19,6 @@ WIDTH = 6.3  # inches: the paper's \linewidth
 SPLIT_LABELS = {"forward": "forward", "backward_input": "backward to input (est.)",
                 "backward_weight": "backward to weights (est.)", "backward": "backward", "optimizer": "optimizer"}
 NOT_RESOLVED_LABEL = "rest of the step: derived, not resolved"
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 
 
 def draw_engine_phases(run: Run, path: Path) -> Path:
@@ -100,15 +99,14 @@ def roofline_points(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
 def draw_roofline(run: Run, path: Path) -> Path:
     """Achieved GFLOP/s of every speed cell against its arithmetic intensity, one panel per framework under the roof
     of its device (the same in every panel: the best GEMM and copy any framework measured on it); bars span the range
-    the step's IQR allows."""
+    the step's IQR allows. Colour is the engine, the one thing a reader decodes: which network a point is, the
+    speed table says (a marker per network made a legend of 18 symbols nobody could read)."""
     points, ceilings = roofline_points(run)
     if points.empty:
         return placeholder(path, "No speed cell of this run recorded step FLOPs, bytes and ceilings.")
     frameworks = sorted(set(ceilings.index) & set(points["framework"]), key=lambda f: setup_rank(f"{f}-"))
     engines = sorted(set(points["engine"]), key=lambda e: setup_rank(f"-{e}"))
     colors = dict(zip(engines, sns.color_palette("deep", len(ENGINE_ORDER) + 2)))
-    archs = list(dict.fromkeys(points["arch"]))  # summarise's order: by study, then shape
-    markers = dict(zip(archs, MARKERS * 3))
     peak = ceilings["peak"].dropna()
     above = set(above_peak(run.tidy, "speed")["cell_id"])
     ridge = ceilings["gemm"] / ceilings["bandwidth"]
@@ -122,10 +120,10 @@ def draw_roofline(run: Run, path: Path) -> Path:
         if framework in peak:  # what the hardware can do at most: nothing may pass it
             ax.axhline(peak[framework] / 1e9, color="0.3", linestyle=":", linewidth=1.2)
         rows = points[points["framework"] == framework]
-        for (engine, arch), p in rows.groupby(["engine", "arch"], sort=False):
+        for engine, p in rows.groupby("engine", sort=False):
             y = p["achieved"] / 1e9
             err = [y - p["lo"] / 1e9, (p["hi"] / 1e9 - y).fillna(0)]
-            ax.errorbar(p["intensity"], y, yerr=err, fmt=markers[arch], color=colors[engine], markersize=4,
+            ax.errorbar(p["intensity"], y, yerr=err, fmt="o", color=colors[engine], markersize=3.5, alpha=0.8,
                         elinewidth=0.8, capsize=1.5, linestyle="none")
         for p in rows[rows["cell_id"].isin(above)].itertuples():  # a bug, marked so that nobody misses it
             ax.plot(p.intensity, p.achieved / 1e9, "x", color="red", markersize=9, markeredgewidth=2)
@@ -143,9 +141,8 @@ def draw_roofline(run: Run, path: Path) -> Path:
     if len(peak):
         handles.append(plt.Line2D([], [], color="0.3", linestyle=":", linewidth=1.2, label="theoretical peak"))
     handles += [plt.Line2D([], [], color=colors[e], marker="o", linestyle="none", label=e) for e in engines]
-    handles += [plt.Line2D([], [], color="0.4", marker=markers[a], linestyle="none", label=a) for a in archs]
-    rows = -(-len(handles) // 7)
+    rows = -(-len(handles) // 8)
     fig.legend(handles=handles, loc="lower center", ncol=-(-len(handles) // rows), frameon=False, fontsize="small",
                columnspacing=1.0, handletextpad=0.3)
-    fig.tight_layout(rect=(0, 0.075 * rows, 1, 1))
+    fig.tight_layout(rect=(0, 0.09 * rows, 1, 1))
     return save(fig, path)

@@ -19,9 +19,6 @@ STUDY = Study(
                "Accuracy against size: test accuracy of each network of the kernel study against its number of "
                "parameters (log scale), one panel per framework and engine; colour by receptive field, marker by "
                "single or stacked convolutions. Means over seeds; bars are t intervals, cut at 0 and 100 %."),
-        Figure("phases", figures.phases,
-               "Where the time of a training step goes: forward, backward and optimizer step per network of the "
-               "kernel study, one panel per framework and engine. Medians; bars span the interquartile range."),
     ),
     tables=(Table("kernel_pairs", tables.pairs),),
     values=values.values,

@@ -1,6 +1,7 @@
-"""The kernel study's figures, each of its own networks only: time against the receptive field, accuracy against
-parameters, and the phases of a step. One k x k convolution and stacked 3x3 convolutions keep one marker each in all
-three; spread is shown everywhere (IQR of the timed repeats, t interval over seeds)."""
+"""The kernel study's figures, each of its own networks only: time against the receptive field and accuracy against
+parameters (each phase's times are the speed table's, not a figure's). One k x k convolution and stacked 3x3
+convolutions keep one marker each in both; spread is shown everywhere (IQR of the timed repeats, t interval over
+seeds)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +15,6 @@ from convbench.analysis.query import full_data, seed_summary, setup_labels
 from convbench.analysis.study import Run
 
 WIDTH = 6.3  # inches: the paper's \linewidth, so that fonts print at their size
-PHASES = ["forward", "backward", "optimizer"]
 MARKERS = {1: "o", 2: "s", 3: "^", 4: "D"}  # by the depth of the first block: single, two stacked, three stacked
 
 
@@ -68,7 +68,7 @@ def backward_vs_receptive_field(run: Run, path: Path) -> Path:
 
 def accuracy_vs_params(run: Run, path: Path) -> Path:
     """Test accuracy against parameters, one panel per setup: mean and t interval over seeds per network, at the
-    largest training fraction; colour = receptive field, marker = one or stacked convolutions, a legend entry each."""
+    largest training fraction; colour = receptive field, marker = one or stacked convolutions, a legend key each."""
     df = run.study(STUDY)
     stats = seed_summary(full_data(df), "test_accuracy") if len(df) else pd.DataFrame()
     if stats.empty:
@@ -83,8 +83,7 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
     setups = list(dict.fromkeys(stats["Setup"]))
     fields = sorted(stats["receptive_field"].unique())
     colors = dict(zip(fields, sns.color_palette("colorblind", n_colors=len(fields))))
-    style = {row.arch: dict(color=colors[row.receptive_field], marker=MARKERS.get(int(row.depth), "x"),
-                            label=f"{row.arch} ({kind(row.depth, row.kernel)})")
+    style = {row.arch: dict(color=colors[row.receptive_field], marker=MARKERS.get(int(row.depth), "x"))
              for row in stats.drop_duplicates("arch").itertuples()}
     fig, axes = plt.subplots(1, len(setups), figsize=(WIDTH, 2.6), sharey=True, squeeze=False)
     for ax, setup in zip(axes[0], setups):
@@ -98,37 +97,12 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
         ax.set_xlabel("parameters")
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][0].set_ylim(max(0, stats["lo"].min() - 2), min(100, stats["hi"].max()) + 1)
-    handles = [plt.Line2D([], [], color=look["color"], marker=look["marker"], linestyle="", label=look["label"])
-               for look in style.values()]
+    # two keys, not one entry per network: a colour per receptive field, a marker per kind of block (the networks'
+    # names are the pairs table's; one entry each made a legend of 14 that no reader could match to its points)
+    handles = [plt.Line2D([], [], color=colors[f], marker="o", linestyle="", label=f"{f:g}×{f:g} field")
+               for f in fields]
+    handles += [plt.Line2D([], [], color="0.3", marker=MARKERS.get(int(d), "x"), linestyle="",
+                           label=kind(d, stack_kernel(stats, d))) for d in sorted(stats["depth"].unique())]
     fig.legend(handles=handles, loc="center right", frameon=False, fontsize="small")
-    fig.tight_layout(rect=(0, 0, 0.74, 1))
-    return save(fig, path)
-
-
-def phases(run: Run, path: Path) -> Path:
-    """Median forward, backward and optimizer time per network of the kernel study, one panel per setup; bars span
-    the IQR of the timed repeats."""
-    t = times(run)
-    t = t[t["phase"].isin(PHASES)]
-    if t.empty:
-        return placeholder(path, "No timed cells of the kernel study in this run.")
-    t = labelled(t).assign(ms=t["value"] * 1e3, err=t["iqr"].fillna(0) * 1e3 / 2)
-    setups = list(dict.fromkeys(t["Setup"]))
-    archs = list(dict.fromkeys(times(run)["arch"]))  # by receptive field, then depth
-    order = [p for p in PHASES if p in set(t["phase"])]
-    fig, axes = plt.subplots(1, len(setups), figsize=(WIDTH, 2.5), squeeze=False)
-    for ax, setup in zip(axes[0], setups):
-        rows = t[t["Setup"] == setup]
-        bars, err = (rows.pivot_table(index="arch", columns="phase", values=v).reindex(index=archs, columns=order)
-                     for v in ("ms", "err"))
-        bars.plot.bar(ax=ax, yerr=err, width=0.8, capsize=1.5, legend=False, error_kw={"elinewidth": 0.7},
-                      color=sns.color_palette()[:len(order)])
-        ax.set_title(setup)
-        ax.set_xlabel("")
-        ax.set_ylabel("median time per step (ms)" if ax is axes[0][0] else "")
-        ax.tick_params(axis="x", labelrotation=30)
-        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="center right", frameon=False, fontsize="small")
-    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
     return save(fig, path)

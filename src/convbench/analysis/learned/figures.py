@@ -56,9 +56,9 @@ def pareto(run: Run, path: Path) -> Path:
             front = g[g["front"]].sort_values("params")
             ax.step([*front["params"], right], [*(100 * front["mean"]), 100 * front["mean"].iloc[-1]], where="post",
                     color="0.45", linewidth=0.9, linestyle="--", label="Pareto front of the hand-picked")
-            for r in g.itertuples():
-                ax.annotate(r.arch, (r.params, 100 * r.mean), xytext=(4, -9), textcoords="offset points",
-                            fontsize=6.5, color="0.25")
+            for i, r in enumerate(g.sort_values("params").itertuples()):  # neighbours' names on opposite sides
+                ax.annotate(r.arch, (r.params, 100 * r.mean), xytext=(4, -9 if i % 2 == 0 else 4),
+                            textcoords="offset points", fontsize=6.5, color="0.25")
         failed = []
         for arch in archs:
             rows = lcells[(lcells["label"] == label) & (lcells["arch"] == arch)]
