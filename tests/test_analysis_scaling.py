@@ -105,6 +105,8 @@ def test_bytes_against_the_model(tmp_path):
     assert values["scaling/loopback-over-gloo"] == "1.01$\\times$"  # the loopback counter against the gloo model
     # gloo runs its reduce-scatter as an all-reduce: 1.5 times the ring model's bytes, times the fixture's 1.01
     assert values["scaling/tensor/loopback-over-ring"] == "1.51$\\times$"
+    # the tensor-over-data wire range says whose wire it covers: the fixture counts PyTorch's only
+    assert values["scaling/wire-pairs-any"] == "1" and values["scaling/tensor-over-data-wire-setups"] == "PyTorch eager"
 
 
 def test_every_payload_equal_gives_the_word_equalled(analysed):

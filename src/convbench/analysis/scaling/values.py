@@ -281,6 +281,9 @@ def bytes_values(df: pd.DataFrame) -> dict[str, str]:
     pairs = wire_pairs(rows) if len(rows) else pd.Series(dtype=float)
     values["scaling/wire-pairs-any"] = flag(len(pairs))
     values["scaling/tensor-over-data-wire"] = span(pairs, unit=X) if len(pairs) else "--"
+    values["scaling/tensor-over-data-wire-setups"] = words(  # whose wire was counted: the range's scope
+        escape(setup_label(*s.split("-", 1))) for s in pairs.index.get_level_values("setup").unique()) if len(pairs) \
+        else "--"
     return values
 
 
