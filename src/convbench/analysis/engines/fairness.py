@@ -36,7 +36,7 @@ def fairness(df: pd.DataFrame, env: pd.DataFrame) -> pd.DataFrame:
                else (len(FRAMEWORK_ORDER),))
     fields = {"Cells": None, "Phases timed": "phase_method", "Threads (intra/inter)": "threads",
               "Layout": "flags.layout", "Precision": "engine.precision", "Batch": "batch_size",
-              "Optimizer": "engine.optimizer", "Compile time (median)": "compile",
+              "Optimizer": "engine.optimizer", "Compile time (median of every speed cell)": "compile",
               **{c.removeprefix("flags."): c for c in flags}, "Warnings": "engine.warnings"}
     missing = pd.Series(np.nan, cells.index)
     intra, inter = (pd.to_numeric(cells.get(f"threads.{c}", missing)) for c in ("intra_op", "inter_op"))
