@@ -55,7 +55,10 @@ def speed_table(run: ReferenceRun) -> str:
     for cell_id, cell in speed.groupby("cell_id", sort=False):
         first = cell.iloc[0]
         row = {"Study": first["study"], "Network": first["arch"],
-               "Setup": setup_label(first["framework"], first["engine"]), "rank": setup_rank(first["setup"])}
+               "Setup": setup_label(first["framework"], first["engine"]), "rank": setup_rank(first["setup"]),
+               "Maps": first["maps"], "Batch": f"{int(first['batch_size'])}",  # the GPU networks' own sizes
+               "Image": f"{int(first['image_size'])}$^2$",
+               "_batch": int(first["batch_size"])}
         if (cell["status"] == "failed").all():
             rows.append(row | {p.capitalize(): "failed" for p in PHASES} | {"Peak %": "--"})
             continue
@@ -65,13 +68,15 @@ def speed_table(run: ReferenceRun) -> str:
                     | {"Peak %": percent(peak[cell_id]) if cell_id in peak else "--"})
     if not rows:
         return ""
-    table = pd.DataFrame(rows).sort_values(["Study", "Network", "rank"], kind="stable").drop(columns="rank")
+    table = pd.DataFrame(rows).sort_values(["Study", "Network", "rank", "_batch"], kind="stable")
+    table = table.drop(columns=["rank", "_batch"])
     table = blank_repeats(table.reset_index(drop=True), ["Study", "Network"])
     caption = (f"Reference run {escape(run.name)} on {escape(run.device)}: time per training step and phase, in ms, "
-               f"median (IQR); Peak: useful FLOP/s of the step as a percentage of the GPU's theoretical peak. "
+               f"median (IQR), with the maps leaving each block, the batch and the image size of each network as the run recorded them; "
+               f"Peak: useful FLOP/s of the step as a percentage of the GPU's theoretical peak. "
                f"{run.line()}.")
-    return booktabs(table, caption, f"tab:reference-{run.name}", "lll" + "r" * (len(table.columns) - 3),
-                    size=r"\scriptsize")
+    return booktabs(table, caption, f"tab:reference-{run.name}", "llll" + "r" * (len(table.columns) - 4),
+                    raw=("Image",), size=r"\scriptsize")
 
 
 def layer_table(run: ReferenceRun) -> str:
