@@ -142,6 +142,17 @@ def percent(fraction: float) -> str:
     return f"{100 * fraction:.1f}"
 
 
+def beside(x: float, edges, decimals: int = 2, scale: float = 1) -> str:
+    """scale * x with `decimals` decimals, or up to three more where it would print equal to an edge of the margin
+    (edges, unscaled) that it does not equal: an interval's end at the margin then shows on which side it lies
+    (1.05 against a margin of 1.05 prints 1.049 or 1.051)."""
+    for d in range(decimals, decimals + 4):
+        text = f"{scale * x:.{d}f}"
+        if all(x == e or text != f"{scale * e:.{d}f}" for e in edges):
+            break
+    return text
+
+
 def printed(fraction) -> float:
     """A fraction as the percentage the text prints: verdicts compare these, so words never contradict digits."""
     return float(percent(fraction))
