@@ -65,6 +65,15 @@ def count_words(n: int, noun: str) -> str:
     return f"{NUMBER_WORDS.get(n, n)} {noun}{'' if n == 1 else 's'}"
 
 
+def seeds_phrase(counts) -> str:
+    """How many seeds a set of networks trained: 'three seeds', 'one seed', '1 to 3 seeds'; 'no seed' for none."""
+    counts = [int(n) for n in counts if pd.notna(n)]
+    if not counts:
+        return "no seed"
+    lo, hi = min(counts), max(counts)
+    return count_words(lo, "seed") if lo == hi else f"{lo} to {hi} seeds"
+
+
 def last_line(text) -> str | None:
     lines = [line.strip() for line in str(text or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else None
