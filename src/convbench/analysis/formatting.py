@@ -66,12 +66,10 @@ def count_words(n: int, noun: str) -> str:
 
 
 def seeds_phrase(counts) -> str:
-    """How many seeds a set of networks trained: 'three seeds', 'one seed', '1 to 3 seeds'; 'no seed' for none."""
-    counts = [int(n) for n in counts if pd.notna(n)]
-    if not counts:
-        return "no seed"
+    """'one seed', 'three seeds' or '1--3 seeds' (the fewest and the most any network had); '0 seeds' for none."""
+    counts = [int(n) for n in counts if pd.notna(n)] or [0]
     lo, hi = min(counts), max(counts)
-    return count_words(lo, "seed") if lo == hi else f"{lo} to {hi} seeds"
+    return count_words(hi, "seed") if lo == hi else f"{lo}--{hi} seeds"
 
 
 def last_line(text) -> str | None:

@@ -16,6 +16,7 @@ from convbench.analysis.formatting import (
     percent,
     ratio,
     setup_label,
+    seeds_phrase,
     setup_rank,
     span,
     tally,
@@ -235,6 +236,7 @@ def scope_values(run: Run) -> dict[str, str]:
                    f"{STUDY}/train-sizes": words(f"{s:.0f}" for s in sizes) if sizes.notna().all() else "--",
                    f"{STUDY}/dataset": words(tt(d) for d in sorted(trained["dataset"].dropna().unique())),
                    f"{STUDY}/seeds": seeds_text(stats["trained"]), f"{STUDY}/seeds-min": str(n),
+                   f"{STUDY}/seeds-text": seeds_phrase(stats["trained"]),
                    f"{STUDY}/intervals": flag(n > 1),
                    f"{STUDY}/t-quantile": f"{t_quantile(n, LEVEL):.2f}" if n > 1 else "--",
                    f"{STUDY}/grew": flag(stats["train_fraction"].nunique() > 1),
@@ -243,7 +245,8 @@ def scope_values(run: Run) -> dict[str, str]:
                    f"{STUDY}/any-diverged": flag(stats["diverged"].sum() > 0)}
     else:
         values |= {f"{STUDY}/{k}": "--" for k in ("fractions", "fraction-smallest", "fraction-largest", "train-sizes",
-                                                  "dataset", "seeds", "seeds-min", "t-quantile", "runs", "diverged")}
+                                                  "dataset", "seeds", "seeds-min", "t-quantile", "runs", "diverged",
+                                                  "seeds-text")}
         values |= {f"{STUDY}/{k}": "0" for k in ("intervals", "grew", "any-diverged")}
     return values
 

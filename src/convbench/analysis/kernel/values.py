@@ -358,7 +358,7 @@ def values(run: Run) -> dict[str, str]:
     return {**cell_values(run), **pair_values(pairs, accuracy_verdicts(pairs, run.margins)),
             **speed_values(pairs, run.margins),
             f"{STUDY}/seeds": str(int(seeds["seeds"].max())) if len(seeds) else "0",
-            f"{STUDY}/seeds-text": seeds_phrase(seeds["seeds"]) if len(seeds) else "no seed",
+            f"{STUDY}/seeds-text": seeds_phrase(seeds["seeds"]),
             f"{STUDY}/trained": flag(len(seeds)),
             f"{STUDY}/launches": str(launch_count(run.study(STUDY))),
             f"{STUDY}/by-launch": flag(launch_count(run.study(STUDY)) > 1),

@@ -26,6 +26,7 @@ from convbench.analysis.formatting import (
     ratio,
     sci,
     seconds,
+    seeds_phrase,
     sig3,
     span,
     thousands,
@@ -317,17 +318,10 @@ def recipe(cells: pd.DataFrame) -> dict[str, str]:
             "epochs": words(f"{x:g}" for x in sorted(cells["planned_epochs"].dropna().unique())) or "--"}
 
 
-def seeds_text(seeds) -> str:
-    """'one seed', 'three seeds' or '1--3 seeds' (the fewest and the most any network had)."""
-    seeds = [int(s) for s in seeds] or [0]
-    lo, hi = min(seeds), max(seeds)
-    return count_words(hi, "seed") if lo == hi else f"{lo}--{hi} seeds"
-
-
 def sweep_values(f: Frames) -> dict[str, str]:
     sweep, scells = f.sweep, f.scells
     values = {"learned/sweep/grid": flag(len(sweep) and (sweep["seeds"] > 0).any()),
-              "learned/sweep/seeds": seeds_text(sweep["seeds"]),
+              "learned/sweep/seeds": seeds_phrase(sweep["seeds"]),
               "learned/sweep/archs": str(sweep["arch"].nunique()), "learned/sweep/failed": str(int(sweep["failed"].sum())),
               "learned/sweep/reference": tt(data.reference_arch(scells)) if len(scells) else "--"}
     values.update({f"learned/sweep/{k}": v for k, v in recipe(scells).items()})
@@ -444,7 +438,7 @@ def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
               "learned/setups": count_words(len(units), "setup"),
               "learned/setups-agree": flag(len({repr(w) for w in words_per_unit.values()}) <= 1),
               "learned/several-setups": flag(len(units) > 1),
-              "learned/seeds": seeds_text(lstats["seeds"]) if len(lstats) else "0",
+              "learned/seeds": seeds_phrase(lstats["seeds"]) if len(lstats) else "0",
               "learned/one-seed": flag(len(lstats) == 0 or lstats["seeds"].max() <= 1),
               "learned/failed": str(int(lstats["failed"].sum())) if len(lstats) else "0",
               "learned/max-logit-difference": sci(worst), "learned/exact": flag(pd.notna(worst) and worst <= EXACT),
