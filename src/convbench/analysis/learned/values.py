@@ -47,7 +47,6 @@ from convbench.analysis.stats import (
     paired_verdicts,
     prediction_interval,
     time_ratio,
-    time_verdict,
 )
 from convbench.analysis.study import Run
 
@@ -186,13 +185,18 @@ def accuracy_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None,
                    decide_points(lo, hi, margins.accuracy), kind, margins.accuracy, "points", "accuracy", int(r.seeds))
 
 
+STEP_FACT = "a ratio whose quartile range decides no direction against"
+
+
 def step_verdict(r, margins: Margins = MARGINS) -> Verdict | None:
-    """A training step of the shrunk network over one of the masked or gated network, with the quartile range."""
+    """A training step of the shrunk network over one of the masked or gated network, with the range from the
+    quartiles: a fact, not a decision (a spread of one launch's repeats is no confidence interval, so it claims
+    neither faster nor slower)."""
     if pd.isna(r.step_shrunk) or pd.isna(r.step_learned):
         return None
     x, lo, hi = time_ratio(r.step_shrunk, r.step_shrunk_iqr, r.step_learned, r.step_learned_iqr)
-    return time_verdict(f"learned/{r.unit}/{r.arch}/step", f"{r.arch} (shrunk)", f"{r.arch} (trained)",
-                        "training step time", x, lo, hi, Kind.QUARTILES, margins, int(r.seeds))
+    return fact_verdict(f"learned/{r.unit}/{r.arch}/step", f"{r.arch} (shrunk)", f"{r.arch} (trained)",
+                        "training step time", x, lo, hi, STEP_FACT, n=int(r.seeds), kind=Kind.QUARTILES)
 
 
 def dominated_by(params: float, accuracy: float, grid: pd.DataFrame) -> list[str]:
