@@ -555,5 +555,14 @@ def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
     values = tracking.values(run)
     assert values["learned/tracking/s7/tracked"] == "2 of 3" and values["learned/tracking/s11/fields"] == "14, 18, 10"
     assert values["learned/tracking/tracked"] == "4 of 6" and values["learned/tracking/met"] == "0"
+    assert values["learned/tracking/misses"] == "1 ended at the largest kernel and 1 ended below the scale at chance"
+
+
+def test_tracking_misses_name_no_count_of_zero():
+    """'0 ended at the largest kernel and 0 below the scale' read as a seam: only what happened is counted."""
+    from convbench.analysis.learned.tracking import misses
+    assert misses(0, 0) == "none ended at the largest kernel or below the scale at chance"
+    assert misses(2, 0) == "2 ended at the largest kernel"
+    assert misses(0, 1) == "1 ended below the scale at chance"
     assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
     assert tracking.figure(run, tmp_path / "tracking.pdf").stat().st_size > 0

@@ -118,7 +118,7 @@ def radius_bands(ax, max_kernel: int, lo: float, hi: float) -> None:
                 color="0.35")
 
 
-def lines(ax, rows: pd.DataFrame, column: str) -> None:
+def lines(ax, rows: pd.DataFrame, column: str, ncol: int = 2) -> None:
     """One line per block, network and setup (a colour per block, a line style per network and setup): the mean over
     seeds, and the range over seeds as a band where there are more. The legend names the network, and the setup
     where there are several."""
@@ -135,8 +135,8 @@ def lines(ax, rows: pd.DataFrame, column: str) -> None:
                 ax.fill_between(per_epoch.index, per_epoch["min"], per_epoch["max"], color=colors[block], alpha=0.15,
                                 linewidth=0)
     ax.set_xlabel("epoch (0 = initialisation)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=6, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    ax.legend(fontsize=6, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=ncol)
 
 
 def radius(run: Run, path: Path) -> Path:
@@ -151,11 +151,11 @@ def radius(run: Run, path: Path) -> Path:
         return placeholder(path, "No network of this run learned its kernel size or its number of filters.")
     # a panel per kind that learned (the caption says which is missing): an empty panel's text is no figure
     n = bool(len(rad)) + bool(len(gates))
-    fig, axes = plt.subplots(1, n, figsize=(WIDTH * n / 2, 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(WIDTH * n / 2, 3.3 if n > 1 else 3.8), squeeze=False)
     panels = iter(axes[0])
     if len(rad):
         left = next(panels)
-        lines(left, rad, "value")
+        lines(left, rad, "value", ncol=2 if n > 1 else 1)
         kmax = max(k for r in lcells[lcells["size"]].itertuples() for k in r.kernels)
         radius_bands(left, kmax, rad["value"].min() - 0.15, rad["value"].max() + 0.15)
         left.set_ylabel("mean radius z (pixels)")
@@ -164,7 +164,7 @@ def radius(run: Run, path: Path) -> Path:
         right = next(panels)
         maps = {(r.unit, r.arch, r.seed): r.maps for r in lcells.itertuples()}
         start = [maps[(r.unit, r.arch, r.seed)][r.block] for r in gates.itertuples()]
-        lines(right, gates.assign(percent=100 * gates["value"] / start), "percent")
+        lines(right, gates.assign(percent=100 * gates["value"] / start), "percent", ncol=2 if n > 1 else 1)
         right.set_ylim(0, 105)
         right.set_ylabel("open maps (% of initial)")
         right.set_title("learned number of filters (gate > 0)", fontsize=9)
