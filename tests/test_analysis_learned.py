@@ -284,6 +284,8 @@ def test_shrunk_against_masked_and_exactness(full):
     assert verdicts["learned/tensorflow-eager/learned-width/step"].outcome is Outcome.NONE
     assert values["learned/torch-eager/learned-size/step-ratio"] == "0.70"
     assert values["learned/size/has-twin"] == "1" and values["learned/size/twin"] == tt("k5")
+    # a long name may break after its hyphens (cmtt never hyphenates: the line before it stretched)
+    assert values["learned/size/arch"] == r"\texttt{learned-\allowbreak{}size}"
     assert values["learned/max-logit-difference"] == "$2.0\\times10^{-6}$" and values["learned/exact"] == "1"
 
 
@@ -556,6 +558,8 @@ def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
     assert values["learned/tracking/s7/tracked"] == "2 of 3" and values["learned/tracking/s11/fields"] == "14, 18, 10"
     assert values["learned/tracking/tracked"] == "4 of 6" and values["learned/tracking/met"] == "0"
     assert values["learned/tracking/misses"] == "1 ended at the largest kernel and 1 ended below the scale at chance"
+    assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
+    assert tracking.figure(run, tmp_path / "tracking.pdf").stat().st_size > 0
 
 
 def test_tracking_misses_name_no_count_of_zero():
@@ -564,5 +568,4 @@ def test_tracking_misses_name_no_count_of_zero():
     assert misses(0, 0) == "none ended at the largest kernel or below the scale at chance"
     assert misses(2, 0) == "2 ended at the largest kernel"
     assert misses(0, 1) == "1 ended below the scale at chance"
-    assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
-    assert tracking.figure(run, tmp_path / "tracking.pdf").stat().st_size > 0
+

@@ -31,10 +31,12 @@ def escape(text) -> str:
     return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
 
 
-def tt(text) -> str:
+def tt(text, hyphens: bool = False) -> str:
     """Typewriter text. OT1's \\_ is a drawn rule that PDF text extraction loses; cmtt has a real underscore glyph
-    (slot 95), and a line may break after it."""
-    return rf"\texttt{{{escape(text)}}}".replace(r"\_", r"\char95\allowbreak{}")
+    (slot 95), and a line may break after it. hyphens: a line may break after each hyphen too (cmtt never
+    hyphenates, so a long name at the start of a sentence otherwise stretches the line before it)."""
+    out = rf"\texttt{{{escape(text)}}}".replace(r"\_", r"\char95\allowbreak{}")
+    return out.replace("-", r"-\allowbreak{}") if hyphens else out
 
 
 def plain(text) -> str:

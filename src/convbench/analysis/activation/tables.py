@@ -46,7 +46,7 @@ def interval(v) -> str:
 def verdict_table(run: Run) -> str:
     found = verdicts(run)
     points, times = ([v for v in found if v.unit == unit] for unit in ("points", "ratio"))
-    holm = family_phrase(accuracy_family(run.tidy)) if points else "its comparisons"
+    holm = family_phrase(accuracy_family(run.tidy)) if found else "its comparisons"
     caption = (f"Each maxout variant against its ReLU network, per setup that trained replicates. Test accuracy "
                f"(largest fraction) and gap growth (largest to smallest fraction): the mean of the per-seed "
                f"differences maxout minus ReLU, in points, with its {CI} {kind_phrase(v.kind for v in points)} over "

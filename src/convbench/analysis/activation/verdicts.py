@@ -66,10 +66,14 @@ def family_phrase(family: list[Paired]) -> str:
     """The Holm family as the caption and text name it: 'the study's 2 test-accuracy comparisons', or of test
     accuracy and gap growth with the count of each."""
     n = {s: sum(c.key.endswith(f"/{s}") for c in family) for s in SCALES}
+    if not family:
+        return "the study's test-accuracy comparisons (none in this run)"
+    single = sum(len(c.diffs) < 2 for c in family)  # counted in Holm's m, without an interval of their own
+    aside = f" ({single} of them on one seed pair: counted, without an interval)" if single else ""
     if not n["gap-change-diff"]:
-        return f"the study's {n['test-accuracy-diff']} test-accuracy comparisons"
+        return f"the study's {n['test-accuracy-diff']} test-accuracy comparisons{aside}"
     return (f"the study's {len(family)} comparisons of test accuracy ({n['test-accuracy-diff']}) and gap growth "
-            f"({n['gap-change-diff']})")
+            f"({n['gap-change-diff']}){aside}")
 
 
 def verdicts(run: Run) -> list[Verdict]:

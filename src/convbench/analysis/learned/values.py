@@ -392,7 +392,7 @@ def net_values(f: Frames, kind: str) -> dict[str, str]:
     if r is None or r.seeds == 0:
         return {f"{base}/ran": "0"}
     learning = [i for i, v in enumerate(r.init_radius if kind == "size" else r.init_log_alpha) if v is not None]
-    values = {f"{base}/ran": "1", f"{base}/arch": tt(r.arch), f"{base}/seeds": str(r.seeds),
+    values = {f"{base}/ran": "1", f"{base}/arch": tt(r.arch, hyphens=True), f"{base}/seeds": str(r.seeds),
               f"{base}/test-accuracy": pm(r.test, r.test_ci),
               f"{base}/trained-test-accuracy": pm(r.trained, r.trained_ci),
               f"{base}/params": thousands(r.shrunk_params), f"{base}/params-initial": thousands(r.params_initial),
