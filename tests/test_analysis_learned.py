@@ -268,6 +268,7 @@ def test_learned_radius_kernels_and_maps(full):
     assert values["learned/tensorflow-eager/learned-width/maps"] == "32, 40"
     shrunk = (out / "tables" / "learned_shrunk.tex").read_text()
     assert "5/7, 5/7" in shrunk and "32/32, 40/64" in shrunk
+    assert "Every setup's verdicts" in (out / "tables" / "learned_verdicts.tex").read_text()  # two frameworks
     assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty",
                                                "learned_tracking"}
     for f in STUDY.figures:
@@ -569,3 +570,11 @@ def test_tracking_misses_name_no_count_of_zero():
     assert misses(2, 0) == "2 ended at the largest kernel"
     assert misses(0, 1) == "1 ended below the scale at chance"
 
+
+def test_one_setup_is_not_called_every_setup(tmp_path):
+    """With the learned networks in one framework, the verdicts are the study's, not 'every setup's'."""
+    from convbench.analysis.learned import tables
+    records = [r for r in study() if r["cell"]["framework"] == "torch"]
+    run = written(records, tmp_path)
+    text = tables.verdict_table(run)
+    assert "The learned study's verdicts" in text and "Every setup" not in text
