@@ -322,6 +322,12 @@ def test_step_time_is_said_per_setup_where_a_pooled_verdict_hides_one():
     assert time_verdict("k", "a", "b", "step", 0.72, 0.55, 0.9521, Kind.LAUNCHES).outcome is Outcome.FASTER
 
 
+def test_paired_interval_ends_show_their_side_of_the_margin():
+    from convbench.analysis.stats import Paired, paired_verdicts
+    v = paired_verdicts([Paired("k", "a", "b", "test accuracy", (0.0101, 0.0103, 0.0102))])[0]
+    assert v.lo < 0.01 and tables.paired(v).startswith("1.0 (0.995, ")  # "1.0" would not say it reaches inside
+
+
 def test_seeds_per_network_come_from_the_data(run):
     from convbench.analysis.formatting import seeds_phrase
     assert values.values(run)["kernel/seeds-text"] == "five seeds" == seeds_phrase([5, 5])

@@ -16,10 +16,12 @@ def with_range(x: tuple[float, float, float] | None, margin: float) -> str:
 
 
 def paired(v: Verdict | None) -> str:
-    """A paired difference as 'estimate (lo, hi)' in points, '--' without a verdict."""
+    """A paired difference as 'estimate (lo, hi)' in points, the ends with the digits that show on which side of the
+    margin they lie; '--' without a verdict."""
     if v is None:
         return "--"
-    return f"{signed(percent(v.estimate))} ({signed(percent(v.lo))}, {signed(percent(v.hi))})"
+    lo, hi = (signed(beside(x, (v.margin, -v.margin), 1, 100)) for x in (v.lo, v.hi))  # ends: their margin side
+    return f"{signed(percent(v.estimate))} ({lo}, {hi})"
 
 
 def pair_row(p: Pair, found: dict[str, Verdict], margin: float) -> dict:
