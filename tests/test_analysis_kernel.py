@@ -328,6 +328,15 @@ def test_paired_interval_ends_show_their_side_of_the_margin():
     assert v.lo < 0.01 and tables.paired(v).startswith("1.0 (0.995, ")  # "1.0" would not say it reaches inside
 
 
+def test_the_holm_family_counts_comparisons_on_one_seed_pair():
+    """Holm's m holds a comparison on one seed pair (no interval of its own): the text and caption count it."""
+    pairs = [values.Pair("torch-eager", "PyTorch eager", "k5", "k3-stack2", test_diffs=(0.01, 0.02, 0.0),
+                         gap_diffs=(0.01,)), values.Pair("torch-eager", "PyTorch eager", "k7", "k3-stack3",
+                                                         test_diffs=(0.01, 0.03))]
+    assert values.family_size(pairs) == 3 and len(values.accuracy_verdicts(pairs)) == 2
+    assert values.pair_values(pairs, values.accuracy_verdicts(pairs))["kernel/stack/family"] == "3"
+
+
 def test_seeds_per_network_come_from_the_data(run):
     from convbench.analysis.formatting import seeds_phrase
     assert values.values(run)["kernel/seeds-text"] == "five seeds" == seeds_phrase([5, 5])

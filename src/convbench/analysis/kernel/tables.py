@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import beside, kind_phrase, percent, ratio, setup_rank, signed, tt
-from convbench.analysis.kernel.values import Pair, accuracy_verdicts, comparisons, pair_verdicts
+from convbench.analysis.kernel.values import Pair, accuracy_verdicts, comparisons, family_size, pair_verdicts
 from convbench.analysis.latex import booktabs, placeholder
 from convbench.analysis.stats import Verdict
 from convbench.analysis.study import Run
@@ -36,11 +36,13 @@ def pairs(run: Run) -> str:
     found = comparisons(run)
     times = pair_verdicts(found, run.margins)
     diffs = accuracy_verdicts(found, run.margins)
+    holm = f" over the study's {family_size(found)} accuracy and gap comparisons" if diffs else ""
     caption = ("One $k\\times k$ convolution per block (single) against the stack of smaller convolutions with the "
                "same receptive field: the single's parameters over the stack's (of the timed networks and of the "
                "trained ones, whose input and classes differ), time of the single over the stack's "
                f"per phase (ratio, {kind_phrase(v.kind for v in times)} in parentheses), and single minus stack in test "
-               f"accuracy and train/test gap (points: mean of the per-seed differences, {kind_phrase(v.kind for v in diffs)}; "
+               f"accuracy and train/test gap (points: mean of the per-seed differences, {kind_phrase(v.kind for v in diffs)}"
+               f"{holm}; "
                "the gap over the seeds where both runs converged; seeds: pairs of replicate runs).")
     if not found:
         return placeholder(caption, "tab:kernel-pairs", "No single kernel and stack of the same receptive field "

@@ -253,6 +253,12 @@ def accuracy_verdicts(pairs: list[Pair], margins: Margins = MARGINS) -> list[Ver
     return paired_verdicts(family, margins)
 
 
+def family_size(pairs: list[Pair]) -> int:
+    """Holm's m: the accuracy and gap comparisons of accuracy_verdicts' family, those on one seed pair too (they
+    count without an interval of their own)."""
+    return sum(bool(p.test_diffs) for p in pairs) + sum(bool(p.gap_diffs) for p in pairs)
+
+
 def extremes(found: list[Verdict]) -> list[Verdict]:
     """The test-accuracy verdicts of lowest and highest difference again, under kernel/stack/accuracy-lowest and
     -highest: what the abstract and conclusions quote."""
@@ -300,7 +306,7 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
         f"{STUDY}/stack/gap-pairs": str(len(gaps)),
         f"{STUDY}/stack/gap-compared": flag(gaps),
         f"{STUDY}/stack/seeds": words(sorted({str(v.n) for v in acc})) or "0",
-        f"{STUDY}/stack/family": str(len(found)),
+        f"{STUDY}/stack/family": str(family_size(pairs)),
     })
     if acc:
         values[f"{STUDY}/stack/test-accuracy-diff-min"] = signed(percent(min(v.estimate for v in acc)))
