@@ -301,3 +301,81 @@ def test_the_gap_at_each_fraction_is_paired_by_seed_per_variant(tmp_path):
     assert numbers["activation/gaps-compared"] == "6" and int(numbers["activation/gaps-more"]) >= 1
     table = tables.gap_table(run)
     assert all(f"{p}\\%" in table for p in ("10", "25", "100")) and r"\texttt{maxout2-eqwidth}" in table
+
+
+def test_equal_parameters_are_judged_on_the_trained_network(tmp_path):
+    """The widths were chosen on the trained task; the timed network (three input channels, not one) has other
+    counts. maxout4 at 96 filters: 0.2 % off ReLU's parameters as trained, 2.2 % as timed: it matches by parameters
+    (it read as 'other' when the timed count decided, and dropped out of every comparison)."""
+    archs = {"relu": (48, 1), "maxout4-eqparams": (96, 4), "maxout2-eqwidth": (96, 2)}
+    df = published(study(archs=archs, fractions=(1.0,), seeds=(0, 1)), tmp_path).tidy
+    counts = data.network_params(df)
+    timed, trained = (counts.loc["maxout4-eqparams", c] / counts.loc["relu", c] - 1 for c in ("speed", "digits"))
+    assert timed > data.EQUAL_PARAMS >= abs(trained)
+    v = data.variants(df).set_index("arch")
+    assert v.loc["maxout4-eqparams", ["matching", "reference"]].tolist() == ["params", "relu"]
+    assert "maxout4-eqparams" in set(data.compared(df)["arch"])
+
+
+def test_accuracy_table_takes_the_converged_seeds_and_says_so(tmp_path):
+    """A seed stopped at the cap leaves the table's mean as it leaves the comparison: its Seeds cell says 4 of 5."""
+    run_ = published(study(unconverged={("maxout2-eqwidth", 3, 1.0)}, fractions=(1.0,)), tmp_path)
+    stats = data.seed_stats(run_.tidy).set_index("arch")
+    kept = [TEST["maxout2-eqwidth"][s] for s in SEEDS if s != 3]
+    assert (stats.loc["maxout2-eqwidth", "seeds"], stats.loc["maxout2-eqwidth", "trained"]) == (4, 5)
+    assert stats.loc["maxout2-eqwidth", "test"] == pytest.approx(np.mean(kept))
+    table = tables.accuracy_table(run_)
+    row = next(line for line in table.splitlines() if line.startswith(r"\texttt{maxout2-eqwidth}"))
+    assert "& 4 of 5 &" in row and pm(np.mean(kept), stats.loc["maxout2-eqwidth", "test_ci"]) in row
+    assert "whose run converged" in table and values(run_)["activation/seeds"] == "5"  # trained per variant
+
+
+def test_a_zero_half_width_is_explained(tmp_path):
+    same = {**TEST, "relu": [0.95, 0.95, 0.97, 0.955, 0.965]}
+    table = tables.accuracy_table(published(study(test=same, seeds=(0, 1), fractions=(1.0,)), tmp_path))
+    assert r"95.0\,$\pm$\,0.0" in table and "A half-width of 0.0" in table
+    assert "A half-width of 0.0" not in tables.accuracy_table(published(study(fractions=(1.0,)), tmp_path))
+
+
+def test_interval_ends_at_the_margin_show_their_side():
+    """1.05 [1.05, ...] cannot say whether the interval clears the margin of 1.05: its end gets the digits that do."""
+    from convbench.analysis.formatting import beside
+    from convbench.analysis.stats import Kind, Paired, paired_verdicts, time_verdict
+    slower = time_verdict("k", "a", "b", "backward time", 1.42, 1.0512, 1.91, Kind.LAUNCHES)
+    undecided = time_verdict("k", "a", "b", "backward time", 1.36, 1.0488, 1.77, Kind.LAUNCHES)
+    assert (slower.outcome, undecided.outcome) == (Outcome.SLOWER, Outcome.UNDECIDED)
+    assert tables.interval(slower) == r"\textbf{1.42 [1.051, 1.91]}"
+    assert tables.interval(undecided) == "1.36 [1.049, 1.77]"
+    assert beside(0.9521, (1.05, 1 / 1.05)) == "0.9521" and beside(0.80, (1.05, 1 / 1.05)) == "0.80"
+    points = paired_verdicts([Paired("k", "a", "b", "test accuracy", (0.0101, 0.0103, 0.0102))])[0]
+    assert points.lo < 0.01 and points.outcome is Outcome.UNDECIDED  # 0.995 points: "1.0" would hide that
+    assert tables.interval(points).split("[")[1].startswith("0.995,")
+    assert beside(0.0098, (0.01, -0.01), 1, 100) == "0.98" and beside(-0.0102, (0.01, -0.01), 1, 100) == "-1.02"
+
+
+def test_captions_name_the_holm_family_actually_used(run):
+    """Table 3's family: the accuracy and gap-growth comparisons (Table 10's gaps per fraction are a family of
+    their own), each counted; without a second fraction there is no growth, and the caption says accuracy only."""
+    table, gaps = tables.verdict_table(run), tables.gap_table(run)
+    assert "over the study's 4 comparisons of test accuracy (2) and gap growth (2)" in table
+    assert "over this table's 6 comparisons (a family of their own" in gaps
+    assert values(run)["activation/holm-family"] in table
+
+
+def test_one_fraction_names_an_accuracy_family(tmp_path):
+    one = published(study(fractions=(1.0,)), tmp_path)
+    assert "over the study's 2 test-accuracy comparisons, in brackets" in tables.verdict_table(one)
+    # a comparison on one seed pair counts in Holm's m but shows no interval: the caption says so
+    short = published(study(fractions=(1.0,), seeds=(0, 1), unconverged={("maxout2-eqwidth", 1, 1.0)}), tmp_path)
+    assert ("over the study's 2 test-accuracy comparisons (1 of them on one seed pair: counted, without an "
+            "interval)") in tables.verdict_table(short)
+
+
+def test_speed_counts_and_the_conclusion_follow_the_outcomes(run, tmp_path):
+    v = values(run)
+    for phase in ("forward", "backward"):
+        assert " in 0" not in v[f"activation/{phase}-tally"] and v[f"activation/{phase}-tally"] != "none"
+    assert v["activation/backward-tally"].startswith("slower in 2")
+    assert v["activation/accuracy-decided"] == "1"  # maxout2-eqparams lower than ReLU
+    close = {**TEST, "maxout2-eqparams": [x + 0.001 for x in TEST["relu"]][:3] + [0.94, 0.99]}
+    assert values(published(study(test=close, fractions=(1.0,)), tmp_path))["activation/accuracy-decided"] == "0"

@@ -286,9 +286,61 @@ def test_extremes_and_parameter_ratios_in_the_table(run):
     pairs = [found[f"kernel/torch-eager/{a}-vs-{b}/test-accuracy-diff"] for a, b in PAIRS]
     assert low.estimate == min(v.estimate for v in pairs) and high.estimate == max(v.estimate for v in pairs)
     table = tables.pairs(run)
-    assert f"{spec_params('k5', 3) / spec_params('k3-stack2', 3):.2f}" in table  # the timed cells' (3 channels)
+    timed, trained = (spec_params("k5", c) / spec_params("k3-stack2", c) for c in (3, 1))
+    assert f"{timed:.2f}" != f"{trained:.2f}"  # the timed cells have 3 input channels, the trained ones 1
+    row = next(line for line in table.splitlines() if line.startswith(r"\texttt{k5}"))
+    assert f"& {timed:.2f} & {trained:.2f} &" in row  # both, each under its header
     numbers = values.values(run)
-    assert numbers["kernel/stack/stack-params-max"] == f"{max(spec_params(b, 3) / spec_params(a, 3) for a, b in PAIRS):.2f}"
+    # the accuracy sentences quote the trained networks' ratio, the speed sentence the timed ones'
+    assert numbers["kernel/stack/stack-params-max"] == f"{max(spec_params(b) / spec_params(a) for a, b in PAIRS):.2f}"
+    assert numbers["kernel/torch-eager/k5-over-k3-stack2/trained-params-ratio"] == f"{trained:.2f}"
+    assert numbers["kernel/stack/params-ratio"] == "--".join(
+        sorted({f"{spec_params(a, 3) / spec_params(b, 3):.2f}" for a, b in PAIRS}))
+
+
+def test_step_time_is_said_per_setup_where_a_pooled_verdict_hides_one():
+    """PyTorch decided faster (0.71-0.74), TensorFlow undecided (0.47-1.24): pooled over setups the interval is
+    undecided, so the text names each setup with its own outcome and interval."""
+    from convbench.analysis.stats import Kind, time_verdict
+
+    pairs = [values.Pair("torch-eager", "PyTorch eager", "k5", "k3-stack2", {"step": (0.73, 0.71, 0.74, Kind.LAUNCHES)}),
+             values.Pair("tensorflow-eager", "TensorFlow eager", "k5", "k3-stack2",
+                         {"step": (0.77, 0.47, 1.24, Kind.LAUNCHES)})]
+    assert {v.outcome for v in values.stack_verdicts(pairs)} == {Outcome.UNDECIDED}
+    found = values.pair_verdicts(pairs)
+    assert values.phase_tally(pairs, found, "step") == (
+        r"faster in PyTorch eager (0.73$\times$, 0.71--0.74$\times$) and undecided in TensorFlow eager "
+        r"(0.77$\times$, 0.47--1.24$\times$)")
+    assert values.phase_tally(pairs, found, "backward") == "--"
+    # several pairs in a setup: counts of the outcomes that occurred, never 'in 0'
+    more = pairs + [values.Pair("torch-eager", "PyTorch eager", "k7", "k3-stack3", {"step": (0.8, 0.75, 0.85, Kind.LAUNCHES)})]
+    text = values.phase_tally(more, values.pair_verdicts(more), "step")
+    assert text == "faster in 2 and undecided in 1 of 3 comparisons" and " in 0" not in text
+    # an end at the margin prints the digits that show its side: 0.9521 < 1/1.05 = 0.95238
+    edge = [values.Pair("torch-eager", "PyTorch eager", "k5", "k3-stack2", {"step": (0.72, 0.55, 0.9521, Kind.LAUNCHES)})]
+    assert "0.55--0.9521" in values.phase_tally(edge, values.pair_verdicts(edge), "step")
+    assert time_verdict("k", "a", "b", "step", 0.72, 0.55, 0.9521, Kind.LAUNCHES).outcome is Outcome.FASTER
+
+
+def test_paired_interval_ends_show_their_side_of_the_margin():
+    from convbench.analysis.stats import Paired, paired_verdicts
+    v = paired_verdicts([Paired("k", "a", "b", "test accuracy", (0.0101, 0.0103, 0.0102))])[0]
+    assert v.lo < 0.01 and tables.paired(v).startswith("1.0 (0.995, ")  # "1.0" would not say it reaches inside
+
+
+def test_the_holm_family_counts_comparisons_on_one_seed_pair():
+    """Holm's m holds a comparison on one seed pair (no interval of its own): the text and caption count it."""
+    pairs = [values.Pair("torch-eager", "PyTorch eager", "k5", "k3-stack2", test_diffs=(0.01, 0.02, 0.0),
+                         gap_diffs=(0.01,)), values.Pair("torch-eager", "PyTorch eager", "k7", "k3-stack3",
+                                                         test_diffs=(0.01, 0.03))]
+    assert values.family_size(pairs) == 3 and len(values.accuracy_verdicts(pairs)) == 2
+    assert values.pair_values(pairs, values.accuracy_verdicts(pairs))["kernel/stack/family"] == "3"
+
+
+def test_seeds_per_network_come_from_the_data(run):
+    from convbench.analysis.formatting import seeds_phrase
+    assert values.values(run)["kernel/seeds-text"] == "five seeds" == seeds_phrase([5, 5])
+    assert seeds_phrase([1, 3, 3]) == "1--3 seeds" and seeds_phrase([1]) == "one seed"
 
 
 def test_the_minimum_detectable_effect_is_each_paired_intervals_half_width(run):

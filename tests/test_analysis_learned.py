@@ -268,6 +268,7 @@ def test_learned_radius_kernels_and_maps(full):
     assert values["learned/tensorflow-eager/learned-width/maps"] == "32, 40"
     shrunk = (out / "tables" / "learned_shrunk.tex").read_text()
     assert "5/7, 5/7" in shrunk and "32/32, 40/64" in shrunk
+    assert "Every setup's verdicts" in (out / "tables" / "learned_verdicts.tex").read_text()  # two frameworks
     assert {f.name for f in STUDY.figures} == {"learned_pareto", "learned_radius", "learned_penalty",
                                                "learned_tracking"}
     for f in STUDY.figures:
@@ -278,10 +279,14 @@ def test_shrunk_against_masked_and_exactness(full):
     values, verdicts, _ = full
     assert values["learned/size/params"] == f"{counts('s', blocks([(32, 5, 1), (64, 5, 1)]))[0]:,}"
     step = verdicts["learned/size/step"]
-    assert step.estimate == pytest.approx(0.7) and step.outcome is Outcome.FASTER and step.lo < 0.7 < step.hi
-    assert verdicts["learned/tensorflow-eager/learned-width/step"].outcome is Outcome.FASTER
+    # a range from the quartiles decides no direction: the step ratio is a fact, never "faster"
+    assert step.estimate == pytest.approx(0.7) and step.outcome is Outcome.NONE and step.lo < 0.7 < step.hi
+    assert step.kind is Kind.QUARTILES and "faster" not in values["learned/size/step-word"]
+    assert verdicts["learned/tensorflow-eager/learned-width/step"].outcome is Outcome.NONE
     assert values["learned/torch-eager/learned-size/step-ratio"] == "0.70"
     assert values["learned/size/has-twin"] == "1" and values["learned/size/twin"] == tt("k5")
+    # a long name may break after its hyphens (cmtt never hyphenates: the line before it stretched)
+    assert values["learned/size/arch"] == r"\texttt{learned-\allowbreak{}size}"
     assert values["learned/max-logit-difference"] == "$2.0\\times10^{-6}$" and values["learned/exact"] == "1"
 
 
@@ -553,5 +558,23 @@ def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
     values = tracking.values(run)
     assert values["learned/tracking/s7/tracked"] == "2 of 3" and values["learned/tracking/s11/fields"] == "14, 18, 10"
     assert values["learned/tracking/tracked"] == "4 of 6" and values["learned/tracking/met"] == "0"
+    assert values["learned/tracking/misses"] == "1 ended at the largest kernel and 1 ended below the scale at chance"
     assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
     assert tracking.figure(run, tmp_path / "tracking.pdf").stat().st_size > 0
+
+
+def test_tracking_misses_name_no_count_of_zero():
+    """'0 ended at the largest kernel and 0 below the scale' read as a seam: only what happened is counted."""
+    from convbench.analysis.learned.tracking import misses
+    assert misses(0, 0) == "none ended at the largest kernel or below the scale at chance"
+    assert misses(2, 0) == "2 ended at the largest kernel"
+    assert misses(0, 1) == "1 ended below the scale at chance"
+
+
+def test_one_setup_is_not_called_every_setup(tmp_path):
+    """With the learned networks in one framework, the verdicts are the study's, not 'every setup's'."""
+    from convbench.analysis.learned import tables
+    records = [r for r in study() if r["cell"]["framework"] == "torch"]
+    run = written(records, tmp_path)
+    text = tables.verdict_table(run)
+    assert "The learned study's verdicts" in text and "Every setup" not in text

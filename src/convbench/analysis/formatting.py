@@ -31,10 +31,12 @@ def escape(text) -> str:
     return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
 
 
-def tt(text) -> str:
+def tt(text, hyphens: bool = False) -> str:
     """Typewriter text. OT1's \\_ is a drawn rule that PDF text extraction loses; cmtt has a real underscore glyph
-    (slot 95), and a line may break after it."""
-    return rf"\texttt{{{escape(text)}}}".replace(r"\_", r"\char95\allowbreak{}")
+    (slot 95), and a line may break after it. hyphens: a line may break after each hyphen too (cmtt never
+    hyphenates, so a long name at the start of a sentence otherwise stretches the line before it)."""
+    out = rf"\texttt{{{escape(text)}}}".replace(r"\_", r"\char95\allowbreak{}")
+    return out.replace("-", r"-\allowbreak{}") if hyphens else out
 
 
 def plain(text) -> str:
@@ -63,6 +65,13 @@ def counted(parts) -> str:
 
 def count_words(n: int, noun: str) -> str:
     return f"{NUMBER_WORDS.get(n, n)} {noun}{'' if n == 1 else 's'}"
+
+
+def seeds_phrase(counts) -> str:
+    """'one seed', 'three seeds' or '1--3 seeds' (the fewest and the most any network had); '0 seeds' for none."""
+    counts = [int(n) for n in counts if pd.notna(n)] or [0]
+    lo, hi = min(counts), max(counts)
+    return count_words(hi, "seed") if lo == hi else f"{lo}--{hi} seeds"
 
 
 def last_line(text) -> str | None:
@@ -140,6 +149,17 @@ def times(x: float) -> str:
 def percent(fraction: float) -> str:
     """A fraction in percent (or a difference in points), one decimal."""
     return f"{100 * fraction:.1f}"
+
+
+def beside(x: float, edges, decimals: int = 2, scale: float = 1) -> str:
+    """scale * x with `decimals` decimals, or up to three more where it would print equal to an edge of the margin
+    (edges, unscaled) that it does not equal: an interval's end at the margin then shows on which side it lies
+    (1.05 against a margin of 1.05 prints 1.049 or 1.051)."""
+    for d in range(decimals, decimals + 4):
+        text = f"{scale * x:.{d}f}"
+        if all(x == e or text != f"{scale * e:.{d}f}" for e in edges):
+            break
+    return text
 
 
 def printed(fraction) -> float:

@@ -3,9 +3,10 @@ gap's growth as the data shrink, and time ratios against ReLU with bootstrap int
 
 A variant is read from its spec, not its name: k is the first block's maxout pieces (1 for ReLU), and it matches a
 ReLU arch of the study by filters where its first block has as many filters, by width where it has k times as many,
-by parameters where its parameters are within EQUAL_PARAMS of a ReLU arch's. Only replicate train cells count (a
-cross-framework repeat is no new seed); per-seed differences pair a variant with its ReLU arch on the same seed.
-A "unit" is a setup (framework-engine), with the config appended where the study ran more than one.
+by parameters where its parameters are within EQUAL_PARAMS of a ReLU arch's on a trained network (equal_params).
+Only replicate train cells count (a cross-framework repeat is no new seed); per-seed differences pair a variant with
+its ReLU arch on the same seed. A "unit" is a setup (framework-engine), with the config appended
+where the study ran more than one.
 """
 from __future__ import annotations
 
@@ -34,17 +35,37 @@ PHASES = ["forward", "backward"]
 UNIT_KEYS = ["setup", "framework", "engine", "config", "dataset"]  # a train cell's data set: pairs never cross it
 
 
+def network_params(df: pd.DataFrame) -> pd.DataFrame:
+    """Parameters per arch (rows) and network it was built as (columns): each data set it trained on, and 'speed' for
+    the timed network (the synthetic input: its classifier, and so its count, differs from a trained one's)."""
+    cells = df[(df["study"] == STUDY) & df["task"].isin(["train", "speed"])].dropna(subset=["params"])
+    network = cells["dataset"].where(cells["task"] == "train", "speed").fillna("train")
+    return cells.assign(network=network).drop_duplicates(["arch", "network"]).pivot(
+        index="arch", columns="network", values="params")
+
+
+def equal_params(counts: pd.DataFrame, arch: str, relu: str) -> bool:
+    """Whether arch's parameters lie within EQUAL_PARAMS of relu's on a network both were built as: a trained one
+    where both trained (the widths were chosen on the trained task), else the timed one."""
+    if not {arch, relu} <= set(counts.index):
+        return False
+    a, b = counts.loc[arch], counts.loc[relu]
+    both = [c for c in counts.columns if pd.notna(a[c]) and pd.notna(b[c])]
+    trained = [c for c in both if c != "speed"] or both
+    return any(abs(a[c] / b[c] - 1) <= EQUAL_PARAMS for c in trained)
+
+
 def variants(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per arch of the study: k, matching (reference, filters, width or other), the ReLU arch it is compared
-    with and the maps leaving each block; ReLU first, then by k and matching."""
+    """One row per arch of the study: k, matching (reference, filters, width, params or other), the ReLU arch it is
+    compared with and the maps leaving each block; ReLU first, then by k and matching."""
     cells = df[(df["study"] == STUDY) & df["task"].isin(["train", "speed"])].drop_duplicates("arch")
     cells = cells.assign(k=[int(p) if a == "maxout" else 1 for a, p in zip(cells["activation"], cells["pieces"])])
     relus = cells[cells["k"] == 1]
     relu = dict(zip(relus["width"], relus["arch"]))  # first width -> arch
+    counts = network_params(df)
     rows = []
     for r in cells.itertuples():
-        near = [a for a, p in zip(relus["arch"], relus["params"]) if pd.notna(p) and pd.notna(r.params)
-                and abs(r.params / p - 1) <= EQUAL_PARAMS]
+        near = [a for a in relus["arch"] if equal_params(counts, r.arch, a)]
         if r.k == 1:
             matching, reference = "reference", r.arch
         elif r.width in relu:
@@ -155,15 +176,22 @@ def converged_only(train: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_stats(df: pd.DataFrame) -> pd.DataFrame:
-    """Per unit x arch x training fraction: test accuracy and gap (mean, t half-width), seeds, runs that diverged
-    (final training loss not finite), the trained network's parameters and the variant."""
+    """Per unit x arch x training fraction: test accuracy and gap (mean, t half-width) over the seeds whose run
+    converged (seeds; a run stopped at the cap answers no accuracy question, as in the comparisons), the seeds
+    trained (trained), runs that diverged (final training loss not finite), the trained network's parameters and the
+    variant."""
     train = cells(df, "train")
     keys = [*UNIT_KEYS, "arch", "train_fraction"]
-    test, gap = seed_summary(train, "test_accuracy"), seed_summary(converged_only(train), "gap")
-    if test.empty:
-        columns = [*keys, "test", "test_ci", "seeds", "gap", "gap_ci", "diverged", "params", *variants(df).columns[1:]]
+    done = converged_only(train)
+    test, gap, every = (seed_summary(done, "test_accuracy"), seed_summary(done, "gap"),
+                        seed_summary(train, "test_accuracy"))
+    if every.empty:
+        columns = [*keys, "test", "test_ci", "seeds", "trained", "gap", "gap_ci", "diverged", "params",
+                   *variants(df).columns[1:]]
         return with_units(pd.DataFrame(columns=columns), df)
-    out = test[keys + ["mean", "ci", "seeds"]].rename(columns={"mean": "test", "ci": "test_ci"})
+    out = every[keys + ["seeds"]].rename(columns={"seeds": "trained"})
+    out = out.merge(test[keys + ["mean", "ci", "seeds"]].rename(columns={"mean": "test", "ci": "test_ci"}), on=keys,
+                    how="left").fillna({"seeds": 0})
     out = out.merge(gap[keys + ["mean", "ci"]].rename(columns={"mean": "gap", "ci": "gap_ci"}), on=keys, how="left")
     loss = train[(train["status"] == "ok") & (train["metric"] == "train_loss")]
     diverged = loss.assign(diverged=~np.isfinite(loss["value"].astype(float))).groupby(keys, dropna=False)["diverged"].sum()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.activation import data
-from convbench.analysis.activation.verdicts import cost_ratios, seeds_text, verdicts
+from convbench.analysis.activation.verdicts import accuracy_family, cost_ratios, family_phrase, seeds_text, verdicts
 from convbench.analysis.formatting import (
+    beside,
     kind_phrase,
     margin_text,
     percent,
@@ -32,22 +33,27 @@ def mib(x) -> str:
 
 
 def interval(v) -> str:
-    """'estimate [lo, hi]' as the verdict's unit prints it; bold where the interval lies wholly beyond the margin."""
-    fmt = ratio if v.unit == "ratio" else lambda x: signed(percent(x))
-    text = f"{fmt(v.estimate)} [{fmt(v.lo)}, {fmt(v.hi)}]"
+    """'estimate [lo, hi]' as the verdict's unit prints it, the ends with the digits that show on which side of the
+    margin they lie (formatting.beside); bold where the interval lies wholly beyond the margin."""
+    if v.unit == "ratio":
+        fmt, end = ratio, lambda x: beside(x, (v.margin, 1 / v.margin))
+    else:
+        fmt, end = (lambda x: signed(percent(x))), (lambda x: signed(beside(x, (v.margin, -v.margin), 1, 100)))
+    text = f"{fmt(v.estimate)} [{end(v.lo)}, {end(v.hi)}]"
     return text if v.outcome in (Outcome.UNDECIDED, Outcome.EQUIVALENT) else f"\\textbf{{{text}}}"
 
 
 def verdict_table(run: Run) -> str:
     found = verdicts(run)
     points, times = ([v for v in found if v.unit == unit] for unit in ("points", "ratio"))
+    holm = family_phrase(accuracy_family(run.tidy)) if found else "its comparisons"
     caption = (f"Each maxout variant against its ReLU network, per setup that trained replicates. Test accuracy "
                f"(largest fraction) and gap growth (largest to smallest fraction): the mean of the per-seed "
-               f"differences maxout minus ReLU, in points, with its {CI} {kind_phrase(v.kind for v in points)} in "
-               f"brackets (over the study's accuracy and gap comparisons); the gap over the seeds where every run "
-               f"converged. Time: ratio to ReLU's, {CI} {kind_phrase(v.kind for v in times)}. Bold: the whole "
-               f"interval lies beyond the margin ({margin_text(run.margins)}). Params, saved: ratios to ReLU's "
-               f"parameters and bytes kept for the backward pass.")
+               f"differences maxout minus ReLU, in points, with its {CI} {kind_phrase(v.kind for v in points)} over "
+               f"{holm}, in brackets; the gap over the seeds where every run converged. Time: ratio to ReLU's, "
+               f"{CI} {kind_phrase(v.kind for v in times)}. Bold: the whole interval lies beyond the margin "
+               f"({margin_text(run.margins)}). Params, saved: ratios to ReLU's parameters and bytes kept for the "
+               f"backward pass.")
     if not found:
         return placeholder(caption, "tab:activation-verdicts",
                            "This run has no maxout variant measured against ReLU.")
@@ -82,7 +88,8 @@ def gap_table(run: Run) -> str:
     caption = (f"Overfitting against the size of the training set: the train/test gap of each maxout variant minus its "
                f"ReLU network's at each fraction of the training split, in points: the mean of the per-seed "
                f"differences over the seeds where both runs converged, with its {CI} "
-               f"{kind_phrase(v.kind for v in found)} over these comparisons, in brackets. Bold: the whole "
+               f"{kind_phrase(v.kind for v in found)} over this table's {len(found)} comparisons (a family of their "
+               f"own, apart from Table~\\ref{{tab:activation-verdicts}}'s), in brackets. Bold: the whole "
                f"interval lies beyond the margin ({margin_text(run.margins)}).")
     if not found:
         return placeholder(caption, "tab:activation-gaps", "This run has no gap of a maxout variant and its ReLU "
@@ -102,9 +109,15 @@ def gap_table(run: Run) -> str:
 
 def diverged_runs(stats: pd.DataFrame) -> str:
     """'maxout2-eqwidth in PyTorch eager (3 of 6 runs)' for every unit x arch with diverged runs."""
-    runs = stats.groupby(["unit", "Unit", "arch"], sort=False)[["diverged", "seeds"]].sum().reset_index()
+    runs = stats.groupby(["unit", "Unit", "arch"], sort=False)[["diverged", "trained"]].sum().reset_index()
     runs = runs[runs["diverged"] > 0]
-    return words(f"{tt(r.arch)} in {r.Unit} ({int(r.diverged)} of {int(r.seeds)} runs)" for r in runs.itertuples())
+    return words(f"{tt(r.arch)} in {r.Unit} ({int(r.diverged)} of {int(r.trained)} runs)" for r in runs.itertuples())
+
+
+def seeds_cell(s: pd.DataFrame) -> str:
+    """The seeds a row's means are over: '2', or '1 of 2' where some runs did not converge."""
+    used, trained = seeds_text(s["seeds"]), seeds_text(s["trained"])
+    return used if used == trained else f"{used} of {trained}"
 
 
 def accuracy_table(run: Run) -> str:
@@ -112,8 +125,9 @@ def accuracy_table(run: Run) -> str:
     stats, growth = data.seed_stats(df), data.gap_growth(df)
     caption = (f"Activation study: test accuracy at the largest training fraction, in percent, and the train/test gap "
                f"(train minus test accuracy, in points) at each fraction of the training split, per setup: "
-               f"mean\\,$\\pm$\\,half-width of the {CI} $t$ interval over seeds. Change: the gap at the smallest "
-               f"fraction minus the gap at the largest, seed by seed.")
+               f"mean\\,$\\pm$\\,half-width of the {CI} $t$ interval over the seeds whose run converged, as in the "
+               f"comparisons (Seeds: those, of the seeds trained; Table~\\ref{{tab:accuracy}} takes the median over "
+               f"every run). Change: the gap at the smallest fraction minus the gap at the largest, seed by seed.")
     if stats.empty:
         return placeholder(caption, "tab:activation-accuracy", "This run trained no network of the activation study.")
     fractions = sorted(stats["train_fraction"].unique())
@@ -124,7 +138,7 @@ def accuracy_table(run: Run) -> str:
             s = stats[(stats["unit"] == unit) & (stats["arch"] == v.arch)].set_index("train_fraction")
             if s.empty:
                 continue
-            row = {("", "Variant"): tt(v.arch), ("", "Seeds"): seeds_text(s["seeds"])}
+            row = {("", "Variant"): tt(v.arch), ("", "Seeds"): seeds_cell(s)}
             full = s.loc[fractions[-1]] if fractions[-1] in s.index else None
             row[("Test (%)", f"{100 * fractions[-1]:g}%")] = pm(full.test, full.test_ci) if full is not None else "--"
             for f in fractions:
@@ -139,6 +153,9 @@ def accuracy_table(run: Run) -> str:
     notes = []
     if (stats["seeds"] == 1).any():
         notes.append("A mean over one seed has no interval and is shown alone.")
+    if any(percent(ci) == "0.0" for ci in pd.concat([stats["test_ci"], stats["gap_ci"]]).dropna()):
+        notes.append("A half-width of 0.0: every seed gave the same value to the test set's resolution, which is no "
+                     "evidence that another seed would.")
     if diverged_runs(stats):
         notes.append(f"Diverged runs (final training loss not finite) count with the accuracy they ended at: "
                      f"{diverged_runs(stats)}.")

@@ -16,6 +16,7 @@ from convbench.analysis.formatting import (
     percent,
     ratio,
     setup_label,
+    seeds_phrase,
     setup_rank,
     span,
     tally,
@@ -39,18 +40,18 @@ TALLIES = {"accuracy": {Outcome.HIGHER: "higher", Outcome.LOWER: "lower", Outcom
            "overfit": {Outcome.HIGHER: "grew more than ReLU's", Outcome.LOWER: "grew less than ReLU's",
                        Outcome.EQUIVALENT: "grew as much within the margin", Outcome.UNDECIDED: "was undecided"},
            "gaps": {Outcome.HIGHER: "larger than ReLU's", Outcome.LOWER: "smaller than ReLU's",
-                    Outcome.EQUIVALENT: "equivalent", Outcome.UNDECIDED: "undecided"}}
+                    Outcome.EQUIVALENT: "equivalent", Outcome.UNDECIDED: "undecided"},
+           **dict.fromkeys(("forward", "backward"), {Outcome.SLOWER: "slower", Outcome.FASTER: "faster",
+                                                     Outcome.EQUIVALENT: "as fast within the margin",
+                                                     Outcome.UNDECIDED: "undecided"})}
 
 
-def verdicts(run: Run) -> list[Verdict]:
-    """Per unit and maxout variant, against its ReLU arch: test accuracy at the largest fraction, the gap's change
-    from the largest to the smallest fraction, and forward and backward time."""
-    df = run.tidy
-    if not data.ran(run):
-        return []
-    stats, times = data.seed_stats(df), data.time_ratios(df, run.samples)
-    out, family = [], []
-    for unit in sorted(set(stats["unit"]) | set(times["unit"]), key=setup_rank):
+def accuracy_family(df: pd.DataFrame) -> list[Paired]:
+    """The study's Holm family: per unit and maxout variant, test accuracy at the largest fraction and the gap's
+    change from the largest to the smallest fraction, against its ReLU arch (a comparison with fewer than two pairs
+    counts in the family, without a verdict)."""
+    family = []
+    for unit in sorted(set(data.seed_stats(df)["unit"]), key=setup_rank):
         for v in data.compared(df).itertuples():
             base = f"{STUDY}/{unit}/{v.arch}-vs-{v.reference}"
             test, growth, _ = data.seed_diffs(df, unit, v.arch, v.reference)
@@ -58,10 +59,37 @@ def verdicts(run: Run) -> list[Verdict]:
                        for suffix, quantity, diffs in [("test-accuracy-diff", "test accuracy", test),
                                                        ("gap-change-diff", "growth of the train/test gap", growth)]
                        if diffs]
+    return family
+
+
+def family_phrase(family: list[Paired]) -> str:
+    """The Holm family as the caption and text name it: 'the study's 2 test-accuracy comparisons', or of test
+    accuracy and gap growth with the count of each."""
+    n = {s: sum(c.key.endswith(f"/{s}") for c in family) for s in SCALES}
+    if not family:
+        return "the study's test-accuracy comparisons (none in this run)"
+    single = sum(len(c.diffs) < 2 for c in family)  # counted in Holm's m, without an interval of their own
+    aside = f" ({single} of them on one seed pair: counted, without an interval)" if single else ""
+    if not n["gap-change-diff"]:
+        return f"the study's {n['test-accuracy-diff']} test-accuracy comparisons{aside}"
+    return (f"the study's {len(family)} comparisons of test accuracy ({n['test-accuracy-diff']}) and gap growth "
+            f"({n['gap-change-diff']}){aside}")
+
+
+def verdicts(run: Run) -> list[Verdict]:
+    """Per unit and maxout variant, against its ReLU arch: test accuracy at the largest fraction, the gap's change
+    from the largest to the smallest fraction (one Holm family, accuracy_family), and forward and backward time."""
+    df = run.tidy
+    if not data.ran(run):
+        return []
+    stats, times = data.seed_stats(df), data.time_ratios(df, run.samples)
+    out = []
+    for unit in sorted(set(stats["unit"]) | set(times["unit"]), key=setup_rank):
+        for v in data.compared(df).itertuples():
             for r in times[(times["unit"] == unit) & (times["arch"] == v.arch)].itertuples():
                 out.append(time_verdict(f"{STUDY}/{unit}/{v.arch}-over-{v.reference}/{r.phase}-ratio", v.arch,
                                         v.reference, f"{r.phase} time", r.ratio, r.lo, r.hi, r.kind, run.margins))
-    paired = paired_verdicts(family, run.margins)
+    paired = paired_verdicts(accuracy_family(df), run.margins)
     return paired + headlines(paired, df) + gap_verdicts(run) + out
 
 
@@ -160,10 +188,11 @@ def number_values(run: Run) -> dict[str, str]:
     values, largest = {}, stats["train_fraction"].max()
     for r in stats.itertuples():
         base = f"{STUDY}/{r.unit}/{r.arch}"
-        values[f"{base}/gap-f{100 * r.train_fraction:g}"] = percent(r.gap)
+        if pd.notna(r.gap):
+            values[f"{base}/gap-f{100 * r.train_fraction:g}"] = percent(r.gap)
         if pd.notna(r.gap_ci):
             values[f"{base}/gap-f{100 * r.train_fraction:g}-ci"] = percent(r.gap_ci)
-        if r.train_fraction == largest:
+        if r.train_fraction == largest and pd.notna(r.test):
             values |= {f"{base}/test-accuracy-mean": percent(r.test), f"{base}/seeds": str(int(r.seeds))}
             if pd.notna(r.test_ci):
                 values[f"{base}/test-accuracy-ci"] = percent(r.test_ci)
@@ -204,22 +233,24 @@ def scope_values(run: Run) -> dict[str, str]:
     if len(stats):
         trained = data.cells(df, "train")[lambda d: d["metric"] == "test_accuracy"]
         sizes = trained.groupby("train_fraction")["train_size"].median()
-        n = int(stats["seeds"].min())
+        n = int(stats["trained"].min())
         values |= {f"{STUDY}/fractions": words(share(f) for f in sizes.index),
                    f"{STUDY}/fraction-smallest": f"{100 * sizes.index.min():g}",
                    f"{STUDY}/fraction-largest": f"{100 * sizes.index.max():g}",
                    f"{STUDY}/train-sizes": words(f"{s:.0f}" for s in sizes) if sizes.notna().all() else "--",
                    f"{STUDY}/dataset": words(tt(d) for d in sorted(trained["dataset"].dropna().unique())),
-                   f"{STUDY}/seeds": seeds_text(stats["seeds"]), f"{STUDY}/seeds-min": str(n),
+                   f"{STUDY}/seeds": seeds_text(stats["trained"]), f"{STUDY}/seeds-min": str(n),
+                   f"{STUDY}/seeds-text": seeds_phrase(stats["trained"]),
                    f"{STUDY}/intervals": flag(n > 1),
                    f"{STUDY}/t-quantile": f"{t_quantile(n, LEVEL):.2f}" if n > 1 else "--",
                    f"{STUDY}/grew": flag(stats["train_fraction"].nunique() > 1),
-                   f"{STUDY}/runs": str(int(stats["seeds"].sum())),
+                   f"{STUDY}/runs": str(int(stats["trained"].sum())),
                    f"{STUDY}/diverged": str(int(stats["diverged"].sum())),
                    f"{STUDY}/any-diverged": flag(stats["diverged"].sum() > 0)}
     else:
         values |= {f"{STUDY}/{k}": "--" for k in ("fractions", "fraction-smallest", "fraction-largest", "train-sizes",
-                                                  "dataset", "seeds", "seeds-min", "t-quantile", "runs", "diverged")}
+                                                  "dataset", "seeds", "seeds-min", "t-quantile", "runs", "diverged",
+                                                  "seeds-text")}
         values |= {f"{STUDY}/{k}": "0" for k in ("intervals", "grew", "any-diverged")}
     return values
 
@@ -233,6 +264,7 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
         values[f"{STUDY}/{name}-compared"] = str(len(these))
         if name == "accuracy":
             values |= detectable_values(STUDY, these)
+            values[f"{STUDY}/accuracy-decided"] = flag(any(v.outcome.decided for v in these))
         for outcome, slug in slugs.items():
             values[f"{STUDY}/{name}-{slug}"] = str(sum(v.outcome is outcome for v in these))
         if name in TALLIES:
@@ -262,5 +294,6 @@ def values(run: Run) -> dict[str, str]:
     found = verdicts(run)
     out = scope_values(run) | summary_values(run, found) | convergence_values(run)
     out[f"{STUDY}/by-launch"] = "1" if launch_count(run.study(STUDY)) > 1 else "0"
+    out[f"{STUDY}/holm-family"] = family_phrase(accuracy_family(run.tidy)) if data.ran(run) else "--"
     return out | (number_values(run) if data.ran(run) else {})
 

@@ -21,13 +21,17 @@ import numpy as np
 import pandas as pd
 
 from convbench.analysis.formatting import (
+    beside,
     detectable_values,
     flag,
     percent,
     ratio,
+    seeds_phrase,
     setup_label,
+    setup_rank,
     signed,
     span,
+    X,
     tally,
     words,
 )
@@ -107,7 +111,8 @@ def stack_pairs(df: pd.DataFrame) -> list[tuple[str, str]]:
 @dataclass
 class Pair:
     """A single kernel (a) against the stack (b) in one setup: time ratios a/b per phase (ratio, lo, hi), the
-    parameter ratio, each one's median test accuracy and train/test gap (fractions), None where missing, and the
+    parameter ratio of the timed networks (params) and of the trained ones (trained_params: a trained network's
+    input and classes, and so its count, can differ from the timed one's), each one's median test accuracy and train/test gap (fractions), None where missing, and the
     per-seed differences a minus b (test accuracy over the seeds both finished, gap over those both converged)."""
     slug: str
     label: str  # 'PyTorch eager', with the config where the slug has one
@@ -115,6 +120,7 @@ class Pair:
     b: str
     ratios: dict[str, tuple[float, float, float, Kind]] = field(default_factory=dict)
     params: float | None = None
+    trained_params: float | None = None
     test: tuple[float, float] | None = None
     gap: tuple[float, float] | None = None
     test_diffs: tuple[float, ...] = ()
@@ -167,8 +173,8 @@ def comparisons(run: Run) -> list[Pair]:
                 ta, tb = pick(t, slug, a, phase), pick(t, slug, b, phase)
                 if ta is not None and tb is not None:
                     pair.ratios[phase] = phase_ratio(run, ta, tb, phase)
-            if pd.notna(ra["params"]) and pd.notna(rb["params"]):
-                pair.params = ra["params"] / rb["params"]
+            pair.params = params_ratio(t, slug, a, b)
+            pair.trained_params = params_ratio(test, slug, a, b)
             for name, summary in (("test", test), ("gap", gap)):
                 xa, xb = pick(summary, slug, a, "final"), pick(summary, slug, b, "final")
                 if xa is not None and xb is not None:
@@ -176,6 +182,12 @@ def comparisons(run: Run) -> list[Pair]:
             pair.test_diffs, pair.gap_diffs = seed_diffs(run, slug, a, b)
             found.append(pair)
     return found
+
+
+def params_ratio(summary: pd.DataFrame, slug: str, a: str, b: str) -> float | None:
+    """a's parameters over b's in one setup of a summary (the timed or the trained networks); None where missing."""
+    found = [summary.loc[(summary["slug"] == slug) & (summary["arch"] == x), "params"].dropna() for x in (a, b)]
+    return float(found[0].iloc[0] / found[1].iloc[0]) if all(len(f) for f in found) else None
 
 
 def seed_diffs(run: Run, slug: str, a: str, b: str) -> tuple[tuple, tuple]:
@@ -241,6 +253,12 @@ def accuracy_verdicts(pairs: list[Pair], margins: Margins = MARGINS) -> list[Ver
     return paired_verdicts(family, margins)
 
 
+def family_size(pairs: list[Pair]) -> int:
+    """Holm's m: the accuracy and gap comparisons of accuracy_verdicts' family, those on one seed pair too (they
+    count without an interval of their own)."""
+    return sum(bool(p.test_diffs) for p in pairs) + sum(bool(p.gap_diffs) for p in pairs)
+
+
 def extremes(found: list[Verdict]) -> list[Verdict]:
     """The test-accuracy verdicts of lowest and highest difference again, under kernel/stack/accuracy-lowest and
     -highest: what the abstract and conclusions quote."""
@@ -256,10 +274,13 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
     for p in pairs:
         if p.params is not None:
             values[f"{p.key}/params-ratio"] = ratio(p.params)
+        if p.trained_params is not None:
+            values[f"{p.key}/trained-params-ratio"] = ratio(p.trained_params)
     timed = [p for p in pairs if {"backward", "step"} <= set(p.ratios)]  # what the text quotes
     acc = [v for v in found if v.key.endswith("/test-accuracy-diff")]
     gaps = [v for v in found if v.key.endswith("/gap-diff")]
-    params = [p.params for p in pairs if p.params is not None]
+    params = [p.params for p in pairs if p.params is not None]  # the timed networks'
+    trained = [p.trained_params for p in pairs if p.trained_params is not None]  # the trained ones'
     values |= detectable_values(f"{STUDY}/stack", acc)
     values.update({
         f"{STUDY}/stack/timed": flag(timed), f"{STUDY}/stack/trained": flag(acc),
@@ -285,17 +306,49 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
         f"{STUDY}/stack/gap-pairs": str(len(gaps)),
         f"{STUDY}/stack/gap-compared": flag(gaps),
         f"{STUDY}/stack/seeds": words(sorted({str(v.n) for v in acc})) or "0",
-        f"{STUDY}/stack/family": str(len(found)),
+        f"{STUDY}/stack/family": str(family_size(pairs)),
     })
     if acc:
         values[f"{STUDY}/stack/test-accuracy-diff-min"] = signed(percent(min(v.estimate for v in acc)))
         values[f"{STUDY}/stack/test-accuracy-diff-max"] = signed(percent(max(v.estimate for v in acc)))
     values[f"{STUDY}/stack/params-ratio"] = span(params)  # '0.89' or '0.60--1.35'; '--' where no counts are recorded
-    # the stack's parameters over the single kernel's: "two 3x3 at fewer weights than one 5x5" holds below 1
-    values[f"{STUDY}/stack/stack-params-min"] = ratio(1 / max(params)) if params else "--"
-    values[f"{STUDY}/stack/stack-params-max"] = ratio(1 / min(params)) if params else "--"
-    values[f"{STUDY}/stack/stack-params"] = span([1 / p for p in params])  # '1.12' or '0.60--1.35'; '--' for none
+    # the trained stack's parameters over the trained single kernel's, what the accuracy sentences are about:
+    # "two 3x3 at fewer weights than one 5x5" holds below 1
+    values[f"{STUDY}/stack/stack-params-min"] = ratio(1 / max(trained)) if trained else "--"
+    values[f"{STUDY}/stack/stack-params-max"] = ratio(1 / min(trained)) if trained else "--"
+    values[f"{STUDY}/stack/stack-params"] = span([1 / p for p in trained])  # '1.21' or '0.60--1.35'; '--' for none
     return values
+
+
+SPEED_WORDS = {Outcome.FASTER: "faster", Outcome.SLOWER: "slower", Outcome.EQUIVALENT: "as fast within the margin",
+               Outcome.UNDECIDED: "undecided"}
+
+
+def phase_tally(pairs: list[Pair], found: list[Verdict], phase: str) -> str:
+    """How the single kernel's time in one phase came out against the stack's, comparison by comparison (a pooled
+    verdict over setups would hide a setup that decided): with one pair per setup each setup named with its ratio and
+    interval, 'faster in PyTorch eager (0.73x, 0.71--0.74x) and undecided in TensorFlow eager (...)'; else the
+    counts, 'faster in 3 and undecided in 1 of 4 comparisons'. '--' where no pair timed the phase."""
+    by_key = {v.key: v for v in found}
+    mine = [(p, by_key[f"{p.key}/{phase}-ratio"]) for p in sorted(pairs, key=lambda p: setup_rank(p.slug))
+            if f"{p.key}/{phase}-ratio" in by_key]
+    if not mine:
+        return "--"
+    if len({p.slug for p, _ in mine}) < len(mine):
+        return f"{tally((v.outcome for _, v in mine), SPEED_WORDS)} of {len(mine)} comparisons"
+    return words(f"{word} in " + words(f"{p.label} ({ratio(v.estimate)}{X}, {ends(v)}{X})"
+                                         for p, v in mine if v.outcome is outcome)
+                 for outcome, word in SPEED_WORDS.items() if any(v.outcome is outcome for _, v in mine))
+
+
+def ends(v: Verdict) -> str:
+    """A time verdict's interval 'lo--hi', each end with the digits that show on which side of the margin it lies."""
+    return "--".join(beside(x, (v.margin, 1 / v.margin)) for x in (v.lo, v.hi))
+
+
+def speed_values(pairs: list[Pair], margins: Margins = MARGINS) -> dict[str, str]:
+    found = pair_verdicts(pairs, margins)
+    return {f"{STUDY}/stack/{phase}-tally": phase_tally(pairs, found, phase) for phase in ("forward", "backward", "step")}
 
 
 # ---- the study's -------------------------------------------------------------------------------------
@@ -309,7 +362,10 @@ def values(run: Run) -> dict[str, str]:
     pairs = comparisons(run)
     seeds = accuracy(run)["test_accuracy"]
     return {**cell_values(run), **pair_values(pairs, accuracy_verdicts(pairs, run.margins)),
+            **speed_values(pairs, run.margins),
             f"{STUDY}/seeds": str(int(seeds["seeds"].max())) if len(seeds) else "0",
+            f"{STUDY}/seeds-text": seeds_phrase(seeds["seeds"]),
+            f"{STUDY}/trained": flag(len(seeds)),
             f"{STUDY}/launches": str(launch_count(run.study(STUDY))),
             f"{STUDY}/by-launch": flag(launch_count(run.study(STUDY)) > 1),
             f"{STUDY}/level": f"{100 * LEVEL:g}"}

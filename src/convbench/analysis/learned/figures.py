@@ -44,7 +44,7 @@ def pareto(run: Run, path: Path) -> Path:
     style = {a: (m, c) for a, m, c in zip(archs, MARKERS * 4, COLORS * 4)}
     params = [*done.get("params", []), *ok.get("shrunk_params", []), *ok.get("params", [])]
     right = np.nanmax(params) * 1.4
-    accuracies = []
+    accuracies, names = [], []
     for ax, label in zip(axes[0], labels):
         g = done[done["label"] == label].sort_values("params") if len(done) else done
         if len(g):
@@ -57,8 +57,8 @@ def pareto(run: Run, path: Path) -> Path:
             ax.step([*front["params"], right], [*(100 * front["mean"]), 100 * front["mean"].iloc[-1]], where="post",
                     color="0.45", linewidth=0.9, linestyle="--", label="Pareto front of the hand-picked")
             for i, r in enumerate(g.sort_values("params").itertuples()):  # neighbours' names on opposite sides
-                ax.annotate(r.arch, (r.params, 100 * r.mean), xytext=(4, -9 if i % 2 == 0 else 4),
-                            textcoords="offset points", fontsize=6.5, color="0.25")
+                names.append(ax.annotate(r.arch, (r.params, 100 * r.mean), xytext=(4, -9 if i % 2 == 0 else 4),
+                                         textcoords="offset points", fontsize=6.5, color="0.25"))
         failed = []
         for arch in archs:
             rows = lcells[(lcells["label"] == label) & (lcells["arch"] == arch)]
@@ -84,6 +84,10 @@ def pareto(run: Run, path: Path) -> Path:
         lo, hi = min(accuracies), max(accuracies)
         pad = max(1.0, 0.2 * (hi - lo))
         axes[0][0].set_ylim(max(0, lo - pad), min(100, hi + pad))
+    bottom, top = axes[0][0].get_ylim()
+    for name in names:  # a name near the top goes below its point, clear of the panel's title
+        if name.xy[1] > top - 0.12 * (top - bottom):
+            name.xyann = (4, -9)
     handles = {}
     for ax in axes[0]:
         for h, name in zip(*ax.get_legend_handles_labels()):
@@ -114,7 +118,7 @@ def radius_bands(ax, max_kernel: int, lo: float, hi: float) -> None:
                 color="0.35")
 
 
-def lines(ax, rows: pd.DataFrame, column: str) -> None:
+def lines(ax, rows: pd.DataFrame, column: str, ncol: int = 2) -> None:
     """One line per block, network and setup (a colour per block, a line style per network and setup): the mean over
     seeds, and the range over seeds as a band where there are more. The legend names the network, and the setup
     where there are several."""
@@ -131,40 +135,39 @@ def lines(ax, rows: pd.DataFrame, column: str) -> None:
                 ax.fill_between(per_epoch.index, per_epoch["min"], per_epoch["max"], color=colors[block], alpha=0.15,
                                 linewidth=0)
     ax.set_xlabel("epoch (0 = initialisation)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=6, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    ax.legend(fontsize=6, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=ncol)
 
 
 def radius(run: Run, path: Path) -> Path:
     """Left: the mean learned radius of each masked block over the epochs, with the bands of the kernel size it crops
-    to. Right: the open maps of each gated block, in percent of its maps. Lines: mean over seeds;
-    bands: the range over seeds."""
+    to. Right: the open maps of each gated block, in percent of its maps. Lines: mean over seeds; bands: the range
+    over seeds. A kind no network learned has no panel."""
     f = frames(run)
     traj, lcells = f.traj, f.lcells
     rad = traj[traj["quantity"] == "radius"]
     gates = traj[traj["quantity"] == "open_maps"]
     if rad.empty and gates.empty:
         return placeholder(path, "No network of this run learned its kernel size or its number of filters.")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 3.3))
+    # a panel per kind that learned (the caption says which is missing): an empty panel's text is no figure
+    n = bool(len(rad)) + bool(len(gates))
+    fig, axes = plt.subplots(1, n, figsize=(WIDTH * n / 2, 3.3 if n > 1 else 3.8), squeeze=False)
+    panels = iter(axes[0])
     if len(rad):
-        lines(left, rad, "value")
+        left = next(panels)
+        lines(left, rad, "value", ncol=2 if n > 1 else 1)
         kmax = max(k for r in lcells[lcells["size"]].itertuples() for k in r.kernels)
         radius_bands(left, kmax, rad["value"].min() - 0.15, rad["value"].max() + 0.15)
         left.set_ylabel("mean radius z (pixels)")
         left.set_title("learned kernel size", fontsize=9)
-    else:
-        left.axis("off")
-        left.text(0.5, 0.5, "no network learned its kernel size", ha="center", va="center", fontsize=8)
     if len(gates):
+        right = next(panels)
         maps = {(r.unit, r.arch, r.seed): r.maps for r in lcells.itertuples()}
         start = [maps[(r.unit, r.arch, r.seed)][r.block] for r in gates.itertuples()]
-        lines(right, gates.assign(percent=100 * gates["value"] / start), "percent")
+        lines(right, gates.assign(percent=100 * gates["value"] / start), "percent", ncol=2 if n > 1 else 1)
         right.set_ylim(0, 105)
         right.set_ylabel("open maps (% of initial)")
         right.set_title("learned number of filters (gate > 0)", fontsize=9)
-    else:
-        right.axis("off")
-        right.text(0.5, 0.5, "no network learned its number of filters", ha="center", va="center", fontsize=8)
     fig.tight_layout()
     return save(fig, path)
 
@@ -204,7 +207,9 @@ def penalty(run: Run, path: Path) -> Path:
             top.set_title("learned number of filters", fontsize=9)
         bottom.set_ylabel("test accuracy (%)")
         bottom.set_xlabel("radius penalty" if kind == "size" else "L0 penalty")
-        bottom.set_xscale("log")
+        bottom.set_xscale("log")  # ticks at the penalties run, plainly labelled: minor labels crowd ("3x10^2 4x10^2")
+        bottom.set_xticks(sorted(rows["penalty"].unique()), [f"{p:g}" for p in sorted(rows["penalty"].unique())])
+        bottom.xaxis.set_minor_formatter(NullFormatter())
         top.legend(fontsize=6.5, frameon=False, loc="lower left")
     fig.tight_layout()
     return save(fig, path)

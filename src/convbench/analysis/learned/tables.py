@@ -112,10 +112,11 @@ def verdict_table(run: Run) -> str:
     found = [v for r in done.itertuples() for v in verdicts_of(r, f.sweep, f.scells, run.margins)]
     kinds = {name: kind_phrase(v.kind for v in found if v.key.endswith(f"/{name}")) for name in ("kernel", "vs-best",
                                                                                                    "step")}
-    caption = (f"Every setup's verdicts. Size: the grid's accuracy at the learned kernel size minus its best one "
+    several = len(set(done["unit"])) > 1 if len(done) else False
+    caption = (f"{'Every setup' if several else 'The learned study'}'s verdicts on its learned networks. Size: the grid's accuracy at the learned kernel size minus its best one "
                f"convolution per block, in points [{kinds['kernel']}]. Accuracy: the shrunk network minus the grid's "
                f"most accurate, in points [{kinds['vs-best']}]. Step: shrunk over trained training step "
-               f"({kinds['step']}). Cost: the grid's wall-clock time over one learned run (one seed of the grid / the "
+               f"({kinds['step']}: a spread of the repeats, which decides no direction). Cost: the grid's wall-clock time over one learned run (one seed of the grid / the "
                f"whole grid).")
     if done.empty:
         return placeholder(caption, "tab:learned-verdicts", "No network of the learned study finished in this run.")

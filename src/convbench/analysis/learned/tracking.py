@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from convbench.analysis.formatting import count_words, percent
+from convbench.analysis.formatting import count_words, percent, words
 from convbench.analysis.learned import data
 from convbench.analysis.plotting import placeholder, plt, save
 from convbench.analysis.study import Run
@@ -79,7 +79,7 @@ def figure(run: Run, path: Path) -> Path:
     if r.empty:
         return placeholder(path, "No tracking run finished in this run.")
     stairs = staircase(run, r["scale"])
-    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
     tolerance = step(r["kernels"].iloc[0])
     ax.step(stairs["scale"], stairs["covering"], where="mid", color="0.2", linewidth=1.2,
             label="smallest covering field")
@@ -92,9 +92,18 @@ def figure(run: Run, path: Path) -> Path:
                 color=f"C{i}", alpha=0.8, label=f"learned ({framework}), one per seed")
     ax.set_xlabel("planted scale (px)")
     ax.set_ylabel("receptive field (px)")
-    ax.legend(fontsize=6.5, frameon=False, loc="upper left")
+    # below the axes: inside, the box covered the points and the dashed largest field
+    ax.legend(fontsize=6.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.tight_layout()
     return save(fig, path)
+
+
+def misses(at_largest: int, lost: int) -> str:
+    """The runs that missed the scale, without a count of zero: '2 ended at the largest kernel and 1 below the scale
+    at chance', 'none ended at the largest kernel or below the scale at chance'."""
+    parts = [f"{n} ended {where}" for where, n in (("at the largest kernel", at_largest),
+                                                   ("below the scale at chance", lost)) if n]
+    return words(parts) or "none ended at the largest kernel or below the scale at chance"
 
 
 def values(run: Run) -> dict[str, str]:
@@ -104,7 +113,7 @@ def values(run: Run) -> dict[str, str]:
     largest kernel or lost)."""
     r = runs(run)
     out = {f"{KEY}/{key}": "--" for key in ("scales", "seeds", "tracked", "tracked-share", "at-largest", "lost",
-                                            "repeats-agree")}
+                                            "misses", "repeats-agree")}
     out |= {f"{KEY}/ran": "1" if len(r) else "0", f"{KEY}/met": "0"}
     if r.empty:
         return out
@@ -125,6 +134,7 @@ def values(run: Run) -> dict[str, str]:
             f"{KEY}/tracked": f"{int(main['tracks'].sum())} of {len(main)}",
             f"{KEY}/tracked-share": percent(main["tracks"].mean()),
             f"{KEY}/at-largest": f"{int(r['at_largest'].sum())}", f"{KEY}/lost": f"{int(r['lost'].sum())}",
+            f"{KEY}/misses": misses(int(r["at_largest"].sum()), int(r["lost"].sum())),
             f"{KEY}/met": "1" if ((per_scale >= NEEDED / 5).all() and not r["at_largest"].any()
                                        and not r["lost"].any()) else "0"}
     return out

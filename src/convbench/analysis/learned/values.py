@@ -26,6 +26,7 @@ from convbench.analysis.formatting import (
     ratio,
     sci,
     seconds,
+    seeds_phrase,
     sig3,
     span,
     thousands,
@@ -46,7 +47,6 @@ from convbench.analysis.stats import (
     paired_verdicts,
     prediction_interval,
     time_ratio,
-    time_verdict,
 )
 from convbench.analysis.study import Run
 
@@ -185,13 +185,18 @@ def accuracy_verdict(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None,
                    decide_points(lo, hi, margins.accuracy), kind, margins.accuracy, "points", "accuracy", int(r.seeds))
 
 
+STEP_FACT = "a ratio whose quartile range decides no direction against"
+
+
 def step_verdict(r, margins: Margins = MARGINS) -> Verdict | None:
-    """A training step of the shrunk network over one of the masked or gated network, with the quartile range."""
+    """A training step of the shrunk network over one of the masked or gated network, with the range from the
+    quartiles: a fact, not a decision (a spread of one launch's repeats is no confidence interval, so it claims
+    neither faster nor slower)."""
     if pd.isna(r.step_shrunk) or pd.isna(r.step_learned):
         return None
     x, lo, hi = time_ratio(r.step_shrunk, r.step_shrunk_iqr, r.step_learned, r.step_learned_iqr)
-    return time_verdict(f"learned/{r.unit}/{r.arch}/step", f"{r.arch} (shrunk)", f"{r.arch} (trained)",
-                        "training step time", x, lo, hi, Kind.QUARTILES, margins, int(r.seeds))
+    return fact_verdict(f"learned/{r.unit}/{r.arch}/step", f"{r.arch} (shrunk)", f"{r.arch} (trained)",
+                        "training step time", x, lo, hi, STEP_FACT, n=int(r.seeds), kind=Kind.QUARTILES)
 
 
 def dominated_by(params: float, accuracy: float, grid: pd.DataFrame) -> list[str]:
@@ -317,17 +322,10 @@ def recipe(cells: pd.DataFrame) -> dict[str, str]:
             "epochs": words(f"{x:g}" for x in sorted(cells["planned_epochs"].dropna().unique())) or "--"}
 
 
-def seeds_text(seeds) -> str:
-    """'one seed', 'three seeds' or '1--3 seeds' (the fewest and the most any network had)."""
-    seeds = [int(s) for s in seeds] or [0]
-    lo, hi = min(seeds), max(seeds)
-    return count_words(hi, "seed") if lo == hi else f"{lo}--{hi} seeds"
-
-
 def sweep_values(f: Frames) -> dict[str, str]:
     sweep, scells = f.sweep, f.scells
     values = {"learned/sweep/grid": flag(len(sweep) and (sweep["seeds"] > 0).any()),
-              "learned/sweep/seeds": seeds_text(sweep["seeds"]),
+              "learned/sweep/seeds": seeds_phrase(sweep["seeds"]),
               "learned/sweep/archs": str(sweep["arch"].nunique()), "learned/sweep/failed": str(int(sweep["failed"].sum())),
               "learned/sweep/reference": tt(data.reference_arch(scells)) if len(scells) else "--"}
     values.update({f"learned/sweep/{k}": v for k, v in recipe(scells).items()})
@@ -394,7 +392,7 @@ def net_values(f: Frames, kind: str) -> dict[str, str]:
     if r is None or r.seeds == 0:
         return {f"{base}/ran": "0"}
     learning = [i for i, v in enumerate(r.init_radius if kind == "size" else r.init_log_alpha) if v is not None]
-    values = {f"{base}/ran": "1", f"{base}/arch": tt(r.arch), f"{base}/seeds": str(r.seeds),
+    values = {f"{base}/ran": "1", f"{base}/arch": tt(r.arch, hyphens=True), f"{base}/seeds": str(r.seeds),
               f"{base}/test-accuracy": pm(r.test, r.test_ci),
               f"{base}/trained-test-accuracy": pm(r.trained, r.trained_ci),
               f"{base}/params": thousands(r.shrunk_params), f"{base}/params-initial": thousands(r.params_initial),
@@ -444,7 +442,7 @@ def learned_values(f: Frames, cost: pd.DataFrame) -> dict[str, str]:
               "learned/setups": count_words(len(units), "setup"),
               "learned/setups-agree": flag(len({repr(w) for w in words_per_unit.values()}) <= 1),
               "learned/several-setups": flag(len(units) > 1),
-              "learned/seeds": seeds_text(lstats["seeds"]) if len(lstats) else "0",
+              "learned/seeds": seeds_phrase(lstats["seeds"]) if len(lstats) else "0",
               "learned/one-seed": flag(len(lstats) == 0 or lstats["seeds"].max() <= 1),
               "learned/failed": str(int(lstats["failed"].sum())) if len(lstats) else "0",
               "learned/max-logit-difference": sci(worst), "learned/exact": flag(pd.notna(worst) and worst <= EXACT),
