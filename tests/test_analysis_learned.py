@@ -530,7 +530,8 @@ def tracking_record(framework, seed, scale, kernels, test=0.97):
     arch_blocks = blocks([(8, 9, 1), (16, 9, 1)], init_radius=3.0, radius_penalty=0.5)
     r["cell"].update(study="tracking", arch={**r["cell"]["arch"], "blocks": arch_blocks, "in_channels": 1,
                                              "num_classes": 2},
-                     settings={**r["cell"]["settings"], "scale_sweep": True,
+                     settings={**r["cell"]["settings"], "scale_sweep": True, "lr": 0.005,
+                               "learned_lr": {"log_radius": 0.001},
                                "data": {"dataset": "planted", "scale": scale, "train_size": 2000, "test_size": 500}})
     r["cell_id"] = f"tracking_learned-size_{framework}-eager_cpu1-none_b64_s{seed}_p{scale}_train"
     r["training"] |= {"learning_started_epoch": 2, "dataset": {"name": "planted", "train_size": 2000, "test_size": 500}}
@@ -560,6 +561,9 @@ def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
     assert values["learned/tracking/tracked"] == "4 of 6" and values["learned/tracking/met"] == "0"
     assert values["learned/tracking/misses"] == "1 ended at the largest kernel and 1 ended below the scale at chance"
     assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
+    # the recipe the method states: the weights' rate, the radii's own, the images drawn
+    assert (values["learned/tracking/lr"], values["learned/tracking/radius-lr"]) == ("0.005", "0.001")
+    assert values["learned/tracking/train-size"] == "2,000"
     assert tracking.figure(run, tmp_path / "tracking.pdf").stat().st_size > 0
 
 

@@ -260,6 +260,8 @@ def block_columns(record: Record) -> dict:
                                             for b, m in zip(blocks, masked)),
                 "init_log_alpha": per_block(b.get("init_log_alpha", 2.0) if g else None for b, g in zip(blocks, gated)),
                 "l0_penalty": per_block(b.get("l0_penalty", 0.0) if g else None for b, g in zip(blocks, gated))}
+        own = settings.get("learned_lr") or {}  # the radii's and gates' own rates; the weights' where unset
+        out |= {"radius_lr": own.get("log_radius", settings.get("lr")), "gate_lr": own.get("log_alpha", settings.get("lr"))}
     return out
 
 

@@ -29,7 +29,7 @@ MATCH_RANK = {"reference": 0, "equal width": 0, "equal params": 1, "other": 2}
 CELL_COLUMNS = ["cell_id", "study", "task", "framework", "engine", "device", "devices", "arch", "description", "seed",
                 "train_fraction", "params", "flops", "dataset", "train_size", "test_size", "image_size",
                 "in_channels", "batch_size", "optimizer", "lr", "momentum", "planned_epochs", "init_radius",
-                "radius_penalty", "init_log_alpha", "l0_penalty", "role", "field", "planted_scale"]
+                "radius_penalty", "init_log_alpha", "l0_penalty", "radius_lr", "gate_lr", "role", "field", "planted_scale"]
 
 
 def blocks(text) -> tuple:
@@ -280,7 +280,7 @@ def learned_stats(lcells: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             **{c: first[c] for c in ["unit", "label", "framework", "engine", "arch", "description", "size", "gates",
                                      "kernels", "maps", "widths", "init_radius", "radius_penalty", "init_log_alpha",
-                                     "l0_penalty", "optimizer", "lr", "planned_epochs"]},
+                                     "l0_penalty", "radius_lr", "gate_lr", "optimizer", "lr", "planned_epochs"]},
             "params_initial": first["params"], "flops_initial": first["flops"],
             "seeds": n, "failed": int((g["status"] == "failed").sum()),
             "errors": sorted({e for e in g["error"] if isinstance(e, str) and e}),

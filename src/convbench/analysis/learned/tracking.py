@@ -113,7 +113,13 @@ def values(run: Run) -> dict[str, str]:
     largest kernel or lost)."""
     r = runs(run)
     out = {f"{KEY}/{key}": "--" for key in ("scales", "seeds", "tracked", "tracked-share", "at-largest", "lost",
-                                            "misses", "repeats-agree")}
+                                            "misses", "repeats-agree", "lr", "radius-lr", "train-size")}
+    cells = data.cells(run, TRACKING)
+    for key, column, fmt in (("lr", "lr", "{:g}"), ("radius-lr", "radius_lr", "{:g}"),
+                             ("train-size", "train_size", "{:,.0f}")):
+        found = sorted(cells[column].dropna().unique()) if column in cells else []
+        if found:  # the recipe the method states: the weights' and the radii's learning rates, the images drawn
+            out[f"{KEY}/{key}"] = words(fmt.format(v) for v in found)
     out |= {f"{KEY}/ran": "1" if len(r) else "0", f"{KEY}/met": "0"}
     if r.empty:
         return out

@@ -401,6 +401,7 @@ def net_values(f: Frames, kind: str) -> dict[str, str]:
         values |= {f"{base}/max-kernel": words(sorted({str(r.kernels[i]) for i in learning})),
                    f"{base}/init-radius": words(sorted({number(r.init_radius[i]) for i in learning})),
                    f"{base}/radius-penalty": words(sorted({number(r.radius_penalty[i]) for i in learning})),
+                   f"{base}/radius-lr": f"{r.radius_lr:g}" if pd.notna(r.radius_lr) else "--",
                    f"{base}/kept": kept_words(r.kept_kernels),
                    f"{base}/agree": flag(r.kernels_agree == r.seeds)}
         radius = f.traj[(f.traj["quantity"] == "radius") & (f.traj["unit"] == r.unit) & (f.traj["arch"] == r.arch)]
@@ -409,6 +410,7 @@ def net_values(f: Frames, kind: str) -> dict[str, str]:
     else:
         values |= {f"{base}/init-log-alpha": words(sorted({number(r.init_log_alpha[i]) for i in learning})),
                    f"{base}/l0-penalty": words(sorted({number(r.l0_penalty[i]) for i in learning})),
+                   f"{base}/gate-lr": f"{r.gate_lr:g}" if pd.notna(r.gate_lr) else "--",
                    f"{base}/kept": words(f"{m:.0f} of {i}" if r.seeds == 1 else f"{m:.1f} of {i}"
                                          for m, i in zip(r.maps_mean, r.maps))}
     grid = f.sweep[f.sweep["unit"] == r.unit]
