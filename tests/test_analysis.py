@@ -260,3 +260,20 @@ def test_an_interrupted_jobs_staging_folder_is_not_read(run):
     for path in (run / "speed" / "torch").glob("*.json"):
         staged.joinpath(path.name).write_text(path.read_text())
     assert len(load_records(run)) == 32
+
+
+def test_epoch_caps_and_data_sets_are_said_per_study():
+    """Studies set caps of their own (a fraction f of a split gets 1/f times its study's): the text names each cap
+    with its studies, not one range over all; one data set trained at two sizes is named once, with what differs."""
+    from convbench.analysis.overview.runs import per_study
+    from convbench.analysis.overview.values import data_sets
+    rows = pd.DataFrame({"study": ["kernel", "activation", "activation", "learned"], "train_fraction": [1, 1, 0.5, 1],
+                         "metric": "criterion_max_epochs", "value": [30, 30, 60, 60]})
+    assert per_study(rows, "criterion_max_epochs") == (
+        r"30 (\texttt{activation} and \texttt{kernel}) and 60 (\texttt{activation} at 50\,\% and \texttt{learned})")
+    assert per_study(rows[rows.study == "kernel"], "criterion_max_epochs") == "30"
+    trained = pd.DataFrame({"dataset": "planted", "study": ["kernel", "tracking", "tracking"],
+                            "train_size": [2000, 4000, 4000], "test_size": 500, "planted_scale": [11, 7, 11]})
+    text = data_sets(trained)
+    assert text.count("planted") == 1 and "at scale 11, in \\texttt{kernel}" in text
+    assert "4000 training and 500 test images at scales 7 and 11, in \\texttt{tracking}" in text

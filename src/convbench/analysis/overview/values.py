@@ -90,11 +90,14 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
 
 
 def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
-    """The plateau criterion the full-data train cells stopped by (train/criterion 0 where they differ or do not
-    say): what it watched, the improvement that counts, over how many epochs, no sooner than and at most."""
-    rows = full_data(rows)  # the full-data cells state it: a fraction f shares it but for its cap (1/f times as many)
-    settings = rows.groupby("metric")["value"].agg(["min", "max"]) if len(rows) else pd.DataFrame()
-    same = len(settings) and (settings["min"] == settings["max"]).all() and "criterion_accuracy" in settings.index
+    """The plateau criterion the train cells stopped by (train/criterion 0 where what it watched or the improvement
+    that counts differ, or the records do not say): what it watched, the improvement that counts, and over how many
+    epochs, no sooner than and at most, each as every study set it (runs.per_study: studies have caps of their own,
+    and a fraction f of a training split has 1/f times its study's cap)."""
+    watched = full_data(rows)
+    settings = watched.groupby("metric")["value"].agg(["min", "max"]) if len(watched) else pd.DataFrame()
+    shared = settings.loc[settings.index.intersection(["criterion_accuracy", "criterion_min_delta"])]
+    same = "criterion_accuracy" in settings.index and (shared["min"] == shared["max"]).all()
     chance = {"train/chance-margin": f"{100 * CHANCE_MARGIN:g}", "train/chance-level": f"{CHANCE_LEVEL:g}"}
     if not same:
         return {"train/criterion": "0"} | chance
@@ -104,9 +107,23 @@ def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
     values = {**chance, "train/criterion": "1", "train/monitor": "train accuracy" if accuracy else "train loss",
               "train/min-delta": f"{percent(delta)} points" if accuracy else f"{delta:g}"}
     for key in ("patience", "min_epochs", "max_epochs"):
-        values[f"train/{key.replace('_', '-')}"] = f"{value[f'criterion_{key}']:.0f}" \
-            if f"criterion_{key}" in value else "--"
+        values[f"train/{key.replace('_', '-')}"] = runs.per_study(rows, f"criterion_{key}")
     return values
+
+
+def data_sets(trained: pd.DataFrame) -> str:
+    """Each data set once, with what differs between the runs on it: 'planted (2000 training and 500 test images at
+    scale 11, in activation and kernel; 4000 training and 500 test images at scales 7 and 11, in tracking)'."""
+    out = []
+    for dataset, rows in trained.groupby("dataset", sort=True):
+        variants = []
+        for (train, test), v in rows.groupby(["train_size", "test_size"], sort=True):
+            scales = sorted(v["planted_scale"].dropna().unique()) if "planted_scale" in v else []
+            at = f" at scale{'s' if len(scales) > 1 else ''} {words(f'{s:.0f}' for s in scales)}" if scales else ""
+            studies = f", in {words(tt(s) for s in sorted(v['study'].unique()))}" if rows["train_size"].nunique() > 1 else ""
+            variants.append(f"{train:.0f} training and {test:.0f} test images{at}{studies}")
+        out.append(f"{tt(dataset)} ({'; '.join(variants)})" if variants else tt(dataset))
+    return words(out)
 
 
 def data_values(df: pd.DataFrame) -> dict[str, str]:
@@ -114,9 +131,7 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
     trained = full_data(ok[ok["metric"] == "test_accuracy"])  # the activation study states its smaller training sets
     values = {"overview/trained": flag(len(trained))}
     if len(trained):
-        sets = trained.drop_duplicates(["dataset", "train_size", "test_size"])
-        values["data/sets"] = words(f"{tt(r.dataset)} ({r.train_size:.0f} training and {r.test_size:.0f} test images)"
-                                    if pd.notna(r.train_size) else tt(r.dataset) for r in sets.itertuples())
+        values["data/sets"] = data_sets(trained)
         values["data/names"] = words(tt(d) for d in sorted(trained["dataset"].dropna().unique())) or "(not recorded)"
         epochs = ok[ok["metric"] == "epochs"]["value"]
         low, high = f"{epochs.min():.0f}", f"{epochs.max():.0f}"
