@@ -277,3 +277,15 @@ def test_epoch_caps_and_data_sets_are_said_per_study():
     text = data_sets(trained)
     assert text.count("planted") == 1 and "at scale 11, in \\texttt{kernel}" in text
     assert "4000 training and 500 test images at scales 7 and 11, in \\texttt{tracking}" in text
+
+
+def test_launch_cv_text_quotes_the_table_it_cites_and_the_layer_timings_apart():
+    """The text's CV maximum cited Table tab:launch-cv but was taken over the layer cells too (50.9 against the
+    table's 22.6): the speed cells' CVs and the layer cells' are now quoted apart; the table keeps each batch's cell."""
+    from convbench.analysis.overview.launches import values
+    rows = pd.DataFrame({"status": "ok", "metric": "launch_cv", "phase_method": "timed", "phase": "forward",
+                         "task": ["speed", "speed", "layers"], "value": [0.05, 0.20, 0.50], "min_seconds": 0.1,
+                         "cell_id": ["a", "b", "c"], "launch": 1})
+    out = values(rows)
+    assert out["speed/launch-cv-max"] == "20.0" and out["speed/launch-cv-median"] == "12.5"
+    assert out["speed/launch-cv-layers-max"] == "50.0" and out["speed/launch-cv-layers-any"] == "1"
