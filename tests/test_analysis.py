@@ -289,3 +289,15 @@ def test_launch_cv_text_quotes_the_table_it_cites_and_the_layer_timings_apart():
     out = values(rows)
     assert out["speed/launch-cv-max"] == "20.0" and out["speed/launch-cv-median"] == "12.5"
     assert out["speed/launch-cv-layers-max"] == "50.0" and out["speed/launch-cv-layers-any"] == "1"
+
+
+def test_phase_sum_is_quoted_within_a_launch_and_as_the_tables_medians_apart():
+    """Within each launch the phases summed to about the step (phase_overhead); medians over launches taken phase by
+    phase (the tables') can come from different launches and sum further off: the text says both, each scoped."""
+    from convbench.analysis.overview.launches import values
+    rows = pd.DataFrame({"status": "ok", "task": "speed", "cell_id": ["a"] * 3 + ["b"] * 3, "min_seconds": 0.1,
+                         "metric": ["phase_overhead", "time", "time"] * 2, "phase": ["step", "total", "step"] * 2,
+                         "value": [1.08, 0.0486, 0.0356, 0.99, 0.010, 0.010], "phase_method": "direct"})
+    out = values(rows)
+    assert out["speed/phase-overhead-span"] == r"0.99--1.08$\times$"
+    assert out["speed/phase-sum-span"] == r"1.00--1.37$\times$"

@@ -237,6 +237,8 @@ def test_timing_values_derived_samples_compile_and_consistency(run):
     k = values.consistency_values(run)
     assert k["engines/consistency/ran"] == "1" and k["engines/consistency/any-off"] == "0"
     assert 0.9 < float(k["engines/consistency/ratio-median"]) < 1.1
+    within = run.tidy[(run.tidy.metric == "phase_overhead") & (run.tidy.study == "engines")]["value"]  # per launch,
+    assert k["engines/consistency/ratio-max"] == f"{within.max():.2f}"  # as the method section's (every speed cell)
     scope = values.scope_values(run)
     assert scope["engines/any-derived"] == "1" and "TensorFlow xla" in scope["engines/derived-setups"]
     assert scope["engines/setups-count"] == "6" and scope["engines/layer-cells"] == str(2 * len(layer_shapes()))

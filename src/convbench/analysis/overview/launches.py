@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, flag, percent, ratio, setup_label, setup_rank, tt
+from convbench.analysis.formatting import X, escape, flag, percent, ratio, setup_label, setup_rank, span, tt
 from convbench.analysis.latex import booktabs, placeholder
 from convbench.analysis.query import ARCH_ORDER, launch_count
 from convbench.analysis.stats import ODD, odd_launch
@@ -52,7 +52,11 @@ def values(df: pd.DataFrame) -> dict[str, str]:
     out["speed/phase-overhead-ran"] = flag(len(overhead))
     if len(overhead):
         out |= {"speed/phase-overhead-median": ratio(overhead.median()), "speed/phase-overhead-min": ratio(overhead.min()),
-                "speed/phase-overhead-max": ratio(overhead.max())}
+                "speed/phase-overhead-max": ratio(overhead.max()), "speed/phase-overhead-span": span(overhead, unit=X)}
+        times = timed[(timed["status"] == "ok") & (timed["metric"] == "time") & timed["phase"].isin(["total", "step"])]
+        pooled = times.pivot_table(index="cell_id", columns="phase", values="value").dropna()
+        pooled = pooled.loc[pooled.index.intersection(timed.loc[overhead.index, "cell_id"])]
+        out["speed/phase-sum-span"] = span(pooled["total"] / pooled["step"], unit=X) if len(pooled) else "--"
     return out
 
 
