@@ -285,3 +285,19 @@ def test_inductor_against_eager_per_phase(run):
     assert float(v["engines/inductor/forward-over-eager"]) == pytest.approx(1.0, abs=0.05)
     assert float(v["engines/inductor/backward-over-eager"]) == pytest.approx(0.8, abs=0.05)
     assert float(v["engines/inductor/backward-over-eager-min"]) <= float(v["engines/inductor/backward-over-eager-max"])
+
+
+def test_the_cells_table_reports_no_time_for_a_phase_the_text_calls_not_resolved(run):
+    """Where the text says a derived phase is not resolved (no time reported), the cells table prints a dash with a
+    footnote in its place, not the median; the table gives the batch a column of its own, not a long setup label."""
+    from convbench.analysis.overview import tables as overview_tables
+    from convbench.analysis.overview.tables import NOT_RESOLVED_MARK, NOT_RESOLVED_NOTE
+    lost = values.unresolved(run)
+    assert len(lost), "the fixture should hold a derived phase lost in the noise"
+    table = overview_tables.speed(run)
+    rows = [line for line in table.splitlines() if "TensorFlow" in line and ("function" in line or "xla" in line)]
+    assert table.count(NOT_RESOLVED_MARK) == len(lost) and NOT_RESOLVED_NOTE in table
+    for r in lost.itertuples():
+        t = run.tidy[(run.tidy.cell_id == r.cell_id) & (run.tidy.phase == r.phase) & (run.tidy.metric == "time")]
+        assert not any(ms(v, i) in line for v, i in zip(t.value, t.iqr) for line in rows)
+    assert "cpu1-none-b" not in table and "Batch" in table

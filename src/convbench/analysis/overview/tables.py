@@ -100,9 +100,11 @@ def speed(run: Run) -> str:
     times = summarise(df, "time") if len(df) else df
     if times.empty:
         return placeholder(caption, "tab:speed", "This run has no timed cells.")
-    times = times.assign(cell=[flagged(ms(v, i), noisy)
-                               for v, i, noisy in zip(times["value"], times["iqr"], times["noisy"])])
     keys = ["study", "arch", "setup", "config"]
+    lost = unresolved_phases(df)
+    times = times.assign(cell=[NOT_RESOLVED_MARK if key in lost else flagged(ms(v, i), noisy) for key, v, i, noisy in
+                               zip(times[[*keys, "phase"]].itertuples(index=False, name=None), times["value"],
+                                   times["iqr"], times["noisy"])])
     table = times.pivot_table(index=keys, columns="phase", values="cell", aggfunc="first", sort=False)
     phases = [p for p in ["forward", "backward", "optimizer", "total", "step"] if p in table.columns]
     phases += [p for p in table.columns if p not in phases]  # phases a new harness adds
@@ -114,12 +116,34 @@ def speed(run: Run) -> str:
     index = pd.MultiIndex.from_frame(cells[keys])
     table = table.reindex(index).fillna("--")
     table.loc[~index.isin(table.index.intersection(times.set_index(keys).index))] = r"\emph{failed}"
-    table = table.reset_index().assign(Setup=setup_labels(cells.reset_index(drop=True)).to_numpy())
-    columns = list(table.columns[len(keys):-1])
+    cells = cells.reset_index(drop=True)
+    columns = list(table.columns)
+    # the setup, and apart from it only what varies of the config (the batch, mostly): the table fits the page
+    where = cells["device"].astype(str) + cells["devices"].astype(str) + "-" + cells["parallelism"].astype(str)
+    config = ("Batch", cells["batch_size"].map(lambda b: f"{b:.0f}")) if where.nunique() == 1 else ("Config", cells["config"])
+    table = table.reset_index().assign(Setup=[setup_label(f, e) for f, e in zip(cells["framework"], cells["engine"])],
+                                       **{config[0]: config[1].to_numpy()})
     studies = table["study"]
-    table = blank_repeats(table[["study", "arch", "Setup", *columns]], ["study", "arch"]).drop(columns="study")
-    return booktabs(table.rename(columns={"arch": "Architecture"}), caption, "tab:speed", "ll" + "r" * len(columns),
-                    raw=tuple(columns), size=r"\scriptsize", groups=studies, note=noisy_note(times), colsep="2pt")
+    table = blank_repeats(table[["study", "arch", "Setup", config[0], *columns]], ["study", "arch", "Setup"])
+    notes = [n for n in (noisy_note(times), lost and NOT_RESOLVED_NOTE) if n]
+    return booktabs(table.drop(columns="study").rename(columns={"arch": "Architecture"}), caption, "tab:speed",
+                    "llr" + "r" * len(columns), raw=tuple(columns), size=r"\scriptsize", groups=studies,
+                    note=" ".join(notes) or None, colsep="2pt")
+
+
+NOT_RESOLVED_MARK = r"--$^\ddagger$"
+NOT_RESOLVED_NOTE = (r"$^\ddagger$\,Not resolved: a derived phase (a difference of two timed programs) that the data "
+                     r"cannot tell apart from zero (a sample at or below zero, or an interval over the launches that "
+                     r"reaches zero); no time is reported for it.")
+
+
+def unresolved_phases(df: pd.DataFrame) -> set[tuple]:
+    """(study, arch, setup, config, phase) of every derived phase the tidy table marked not resolved (tidy.resolve)."""
+    if "resolved" not in df or df.empty:
+        return set()
+    rows = with_config(df[(df["status"] == "ok") & (df["metric"] == "time")])
+    rows = rows[rows["resolved"].map(lambda r: r is False or r == False)]  # noqa: E712 (read back from csv)
+    return set(rows[["study", "arch", "setup", "config", "phase"]].itertuples(index=False, name=None))
 
 
 def accuracy(run: Run) -> str:
