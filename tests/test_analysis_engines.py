@@ -78,6 +78,10 @@ def test_claim_verdicts_hold_for_a_threefold_difference_and_not_for_equal_times(
     assert v["engines/claim/pairs"] == str(len(ok)) == "24"  # 27 pairs, three with the failed XLA cell
     assert v["engines/claim/failed"] == "3" and v["engines/claim/any-failed"] == "1"
     assert v["engines/claim/ratio-max"] == ratio(max(x.estimate for x in ok))
+    # the abstract's range says which networks and batch it covers (a batch-64 range read as every batch's)
+    batches = sorted({int(b) for b in run.tidy[run.tidy.study == "engines"].batch_size.dropna()})
+    assert v["engines/claim/scope"].startswith("on ") and f"at batch {batches[0]}" in v["engines/claim/scope"]
+    assert r"\texttt{k5}" in v["engines/claim/scope"] and "--" in v["engines/claim/ratio-span"]
 
     run = run_of(tmp_path / "equal", equal, layers=False)
     assert not any(x.outcome is Outcome.AT_LEAST for x in claim.claim_verdicts(run))

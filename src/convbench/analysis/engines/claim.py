@@ -9,7 +9,17 @@ import pandas as pd
 
 from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, NOT_RESOLVED, ordered, study_cells
-from convbench.analysis.formatting import escape, flag, framework_name, kind_phrase, ratio, setup_label, tt
+from convbench.analysis.formatting import (
+    escape,
+    flag,
+    framework_name,
+    kind_phrase,
+    ratio,
+    setup_label,
+    span,
+    tt,
+    words,
+)
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
 from convbench.analysis.stats import (
     LEVEL,
@@ -109,12 +119,23 @@ def claim_values(run: Run) -> dict[str, str]:
               f"{NAME}/claim/first-slower": str(slower), f"{NAME}/claim/first-faster": str(faster),
               f"{NAME}/claim/first": escape(framework_name(CLAIM[0])),
               f"{NAME}/claim/second": escape(framework_name(CLAIM[1]))}
+    values[f"{NAME}/claim/ratio-span"] = span(ok["ratio"])
+    values[f"{NAME}/claim/scope"] = scope(ok)
     if len(ok):
         for end, row in (("min", ok.loc[ok["ratio"].idxmin()]), ("max", ok.loc[ok["ratio"].idxmax()])):
             key = f"{NAME}/claim/ratio-{end}"
             values |= {key: ratio(row.ratio), f"{key}-lo": ratio(row.lo), f"{key}-hi": ratio(row.hi),
                        f"{key}-pair": pair_text(row), f"{key}-kind": kind_phrase([row.kind])}
     return values
+
+
+def scope(pairs: pd.DataFrame) -> str:
+    """Which networks and batches the compared pairs cover: 'on \\texttt{k3} at batch 64'."""
+    if pairs.empty:
+        return ""
+    batches = sorted({int(c.rsplit("-b", 1)[1]) for c in pairs["config"] if "-b" in c})
+    at = f" at batch{'es' if len(batches) > 1 else ''} {words(str(b) for b in batches)}" if batches else ""
+    return f"on {words(tt(a) for a in dict.fromkeys(pairs['arch']))}{at}"
 
 
 def interval(r: float, lo: float, hi: float) -> str:
