@@ -185,6 +185,16 @@ def test_estimated_split_sums_to_the_measured_backward(run):
     assert v["engines/split/ran"] == "1" and v["engines/split/torch-larger"] == "the weights"
     fractions = phases[phases.framework == "torch"].drop_duplicates("arch")["input_fraction"]
     assert v["engines/split/torch-input-percent"] == f"{100 * fractions.median():.0f}"
+    # where both frameworks' larger share went to one half, it is said once, not as a list that repeats it
+    halves = {v["engines/split/torch-larger"], v["engines/split/tensorflow-larger"]}
+    if len(halves) == 1:
+        assert v["engines/split/larger"] == f"{halves.pop()} in both frameworks"
+    else:
+        assert "PyTorch" in v["engines/split/larger"] and "TensorFlow" in v["engines/split/larger"]
+    # the fixture's networks share one percentage: no range over them ('42 % in PyTorch (42 % over the networks)')
+    assert v["engines/split/torch-input-percent-span"] == v["engines/split/torch-input-percent"]
+    assert v["engines/split/shares"] == (f"{v['engines/split/torch-input-percent']}\\,\\% in PyTorch and "
+                                         f"{v['engines/split/tensorflow-input-percent']}\\,\\% in TensorFlow")
 
 
 def test_without_layer_cells_the_backward_stays_whole(tmp_path):

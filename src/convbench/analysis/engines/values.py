@@ -12,6 +12,7 @@ from convbench.analysis.formatting import (
     FRAMEWORK_ORDER,
     escape,
     flag,
+    framework_name,
     kind_phrase,
     percent,
     ratio,
@@ -220,15 +221,23 @@ def split_values(run: Run) -> dict[str, str]:
     networks = fractions.drop_duplicates(["framework", "arch", "config"])
     values = {f"{NAME}/split/ran": flag(len(fractions))}
     frameworks = sorted(set(FRAMEWORK_ORDER) | set(networks["framework"]), key=lambda f: setup_rank(f"{f}-"))
+    shares, larger = [], {}
     for framework in frameworks:
         x = networks[networks["framework"] == framework]["input_fraction"]
         key = f"{NAME}/split/{framework}-input-percent"
         if x.empty:
             values |= {key: "--", f"{key}-span": "--", f"{NAME}/split/{framework}-larger": "--"}
             continue
-        share = f"{100 * x.median():.0f}"
-        values |= {key: share, f"{key}-span": span(100 * x, lambda v: f"{v:.0f}"),  # '35' where every network is
-                   f"{NAME}/split/{framework}-larger": larger_half(share)}
+        share, spread = f"{100 * x.median():.0f}", span(100 * x, lambda v: f"{v:.0f}")  # '35' where every network is
+        values |= {key: share, f"{key}-span": spread, f"{NAME}/split/{framework}-larger": larger_half(share)}
+        over = f" (median; {spread}\\,\\% over the networks)" if spread != share else ""  # no range over one
+        shares.append(f"{share}\\,\\%{over} in {escape(framework_name(framework))}")
+        larger.setdefault(larger_half(share), []).append(escape(framework_name(framework)))
+    values[f"{NAME}/split/shares"] = words(shares) or "--"
+    everywhere = len(larger) == 1 and len(shares) > 1  # both frameworks agree: say it once
+    values[f"{NAME}/split/larger"] = (f"{next(iter(larger))} in {'both frameworks' if len(shares) == 2 else 'every framework'}"
+                                      if everywhere else words(f"{half} in {words(names)}" for half, names in larger.items())
+                                      ) or "--"
     return values
 
 
