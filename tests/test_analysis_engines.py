@@ -299,6 +299,14 @@ def test_inductor_against_eager_per_phase(run):
     assert float(v["engines/inductor/forward-over-eager"]) == pytest.approx(1.0, abs=0.05)
     assert float(v["engines/inductor/backward-over-eager"]) == pytest.approx(0.8, abs=0.05)
     assert float(v["engines/inductor/backward-over-eager-min"]) <= float(v["engines/inductor/backward-over-eager-max"])
+    assert v["engines/inductor/step-scope"].startswith("median over the 3 networks, ")
+
+
+def test_inductor_over_one_network_says_which_not_a_median_over_one(tmp_path):
+    """'(median over the 1 networks, 1.75 to 1.75)' was a seam: one network is named, with no median and no range."""
+    run = published(tmp_path, [r for r in engine_records(layers=False) if r["cell"]["arch"]["name"] == "k3"])
+    v = values.inductor_values(run)
+    assert v["engines/inductor/networks"] == "1" and v["engines/inductor/step-scope"] == r"on \texttt{k3}"
 
 
 def test_the_cells_table_reports_no_time_for_a_phase_the_text_calls_not_resolved(run):

@@ -183,6 +183,9 @@ def inductor_values(run: Run) -> dict[str, str]:
         values |= {f"{key}/{phase}-over-eager": ratio(r.median()) if len(r) else "--",
                    f"{key}/{phase}-over-eager-min": ratio(r.min()) if len(r) else "--",
                    f"{key}/{phase}-over-eager-max": ratio(r.max()) if len(r) else "--"}
+    step = (wide[("compile", "step")] / wide[("eager", "step")]).dropna()
+    values[f"{key}/step-scope"] = (f"median over the {len(step)} networks, {span(step)}" if len(step) > 1 else
+                                   f"on {tt(step.index[0][0])}" if len(step) else "--")
     return values
 
 
