@@ -301,3 +301,27 @@ def test_phase_sum_is_quoted_within_a_launch_and_as_the_tables_medians_apart():
     out = values(rows)
     assert out["speed/phase-overhead-span"] == r"0.99--1.08$\times$"
     assert out["speed/phase-sum-span"] == r"1.00--1.37$\times$"
+
+
+def test_environment_reads_as_the_cells_recorded_it(tmp_path):
+    """A count the csv read back as a float (world size 2.0) prints as an integer, a version never loses its '.0'; a
+    name with an underscore keeps it in typewriter; several commits say how many cells ran at each, and mixed
+    working trees how many were dirty; one kind of device in several counts is named once."""
+    from convbench.analysis.overview.tables import environment
+    from convbench.analysis.overview.values import device_words, git_values
+    from convbench.analysis.study import Run
+    env = pd.DataFrame({"cell_id": ["a", "b", "c"], "framework": "torch", "engine": "eager", "status": "ok",
+                        "distributed.world_size": ["1.0", "2.0", "2.0"], "versions.torch": "2.0",
+                        "threads.intra_op": "1", "device_model": "x86_64", "git_commit": ["a" * 40, "a" * 40, "b" * 40],
+                        "git_dirty": ["False", "False", "True"]})
+    table = environment(Run(pd.DataFrame(), pd.DataFrame(), env))
+    assert "1; 2" in table and "2.0" in table and "1.0" not in table
+    assert r"x86\char95" in table and r"threads.intra\char95" in table
+    git = git_values(env)
+    assert git["env/git-commits"] == "two commits: aaaaaaaaaaaa (two cells) and bbbbbbbbbbbb (one cell)"
+    assert git["env/git-state"] == "with uncommitted changes in 1 of 3 cells"
+    assert git_values(env.iloc[:2])["env/git-commits"] == "commit aaaaaaaaaaaa"
+    assert git_values(env.iloc[:2])["env/git-state"] == "clean"
+    cells = pd.DataFrame({"device": "cpu", "devices": [1, 1, 2], "study": ["kernel", "scaling", "scaling"]})
+    assert device_words(cells) == r"one or two CPU devices (two in the \texttt{scaling} study)"
+    assert device_words(cells.iloc[:2]) == "one CPU device"

@@ -59,14 +59,32 @@ def environment(run: Run) -> str:
     table = {}
     for framework, rows in env.groupby("framework", sort=True):
         table[framework_name(framework)] = {
-            f: "; ".join(sorted({str(v) for v in rows[f] if _recorded(v)})) for f in fields}
+            f: "; ".join(sorted({_text(v, f) for v in rows[f] if _recorded(v)}, key=_natural)) for f in fields}
     table = pd.DataFrame(table).replace("", "--")
     if "started" in table.index:  # the run's time span, not every cell's start
         starts = sorted(str(v) for v in env["started"].dropna())
         table.loc["started"] = f"{starts[0]} to {starts[-1]}" if starts else "--"
     table = table.loc[~(table == "--").all(axis=1)].reset_index().rename(columns={"index": "Field"})
+    table = table.map(lambda v: tt(v) if "_" in str(v) else escape(v))  # x86_64, intra_op: an underscore that stays
     align = ragged(0.2) + ragged(0.72 / (len(table.columns) - 1)) * (len(table.columns) - 1)
-    return booktabs(table, caption, "tab:environment", align, size=r"\scriptsize")  # a whole commit hash fits
+    return booktabs(table, caption, "tab:environment", align, size=r"\scriptsize",  # a whole commit hash fits
+                    raw=tuple(table.columns))
+
+
+VERSIONS = ("versions.", "python", "numpy", "convbench")  # fields whose '2.0' is a version, not a count
+
+
+def _text(value, field: str = "") -> str:
+    """A recorded value as the table prints it: a whole number the csv read back as a float (world size 2.0) as an
+    integer, but never a version."""
+    text = str(value)
+    whole = text.endswith(".0") and text[:-2].lstrip("-").isdigit()
+    return text[:-2] if whole and not field.startswith(VERSIONS) else text
+
+
+def _natural(text: str):
+    """Numbers in numeric order (2 before 10), then text."""
+    return (0, float(text), "") if text.replace(".", "", 1).lstrip("-").isdigit() else (1, 0.0, text)
 
 
 def failed(run: Run) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import (
+    NUMBER_WORDS,
     count_words,
     escape,
     flag,
@@ -32,7 +33,6 @@ def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
         f"{tt(study)} ({len(rows)} cells: {', '.join(escape(t) for t in sorted(rows['task'].unique()))})"
         for study, rows in cells.groupby("study", sort=True)]
     setups = [setup_label(*s.split("-", 1)) for s in sorted(set(cells["setup"]), key=setup_rank)]
-    devices = sorted({f"{n} {d} device{'s' if n != 1 else ''}" for d, n in zip(cells["device"], cells["devices"])})
     return {
         "run/cells": str(len(cells)),
         "run/cells-ok": str(len(cells) - len(failed)),
@@ -40,11 +40,31 @@ def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
         "overview/failed": flag(len(failed)),
         "run/studies": words(studies),
         "run/setups": words(escape(s) for s in setups),
-        "run/devices": words(escape(d) for d in devices),
+        "run/devices": device_words(cells),
         "run/command": tt(command) if command else "(not recorded)",
         "run/seeds": count_words(cells["seed"].nunique(), "seed"),
         "run/date": words(sorted({str(d)[:10] for d in cells["started"].dropna()})) or "(not recorded)",
     }
+
+
+DEVICE_NAMES = {"cpu": "CPU", "cuda": "GPU", "gpu": "GPU"}
+
+
+def device_words(cells: pd.DataFrame) -> str:
+    """The devices per cell, each kind once: 'one CPU device', 'one or two CPU devices (two in the scaling study)'."""
+    out = []
+    for device, rows in cells.groupby("device", sort=True):
+        name = escape(DEVICE_NAMES.get(str(device), str(device)))
+        counts = sorted(int(n) for n in rows["devices"].dropna().unique())
+        if len(counts) == 1:
+            out.append(count_words(counts[0], f"{name} device"))
+            continue
+        several = ", ".join(NUMBER_WORDS.get(n, str(n)) for n in counts[:-1])
+        studies = {n: sorted(rows.loc[rows["devices"] == n, "study"].unique()) for n in counts[1:]}
+        where = words(f"{NUMBER_WORDS.get(n, str(n))} in the {words(tt(s) for s in ss)} "
+                      f"stud{'ies' if len(ss) > 1 else 'y'}" for n, ss in studies.items())
+        out.append(f"{several} or {NUMBER_WORDS.get(counts[-1], str(counts[-1]))} {name} devices ({where})")
+    return words(out) or "(not recorded)"
 
 
 def env_values(env: pd.DataFrame) -> dict[str, str]:
@@ -66,10 +86,7 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
     models = distinct("device_model")
     if models and models != ["cpu"]:
         values["env/hardware"] += f" with {code('device_model') if '_' in ''.join(models) else one('device_model')}"
-    commits = distinct("git_commit")
-    values["env/git-commit"] = escape("; ".join(c[:12] for c in commits)) or "(not recorded)"
-    dirty = {str(v).lower() for v in env.get("git_dirty", pd.Series(dtype=object)).dropna()}
-    values["env/git-state"] = ("with uncommitted changes" if "true" in dirty else "clean") if dirty else "(not recorded)"
+    values |= git_values(env)
     versions, threads = [], []
     for framework, rows in (env.groupby("framework", sort=True) if "framework" in env else []):
         packages = [c.removeprefix("versions.") for c in rows.columns if c.startswith("versions.") and distinct(c, rows)]
@@ -86,6 +103,27 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
             threads.append(f"{escape(framework_name(framework))}: {', '.join(counts)}")
     values["env/versions"] = words(versions) if versions else "(not recorded)"
     values["env/threads"] = "; ".join(threads) or "(not recorded)"
+    return values
+
+
+def git_values(env: pd.DataFrame) -> dict[str, str]:
+    """The commit(s) the cells ran at, with how many cells each where there are several (env/git-commit for the title,
+    env/git-commits for the text), and how many cells ran from a working tree with uncommitted changes."""
+    cells = env.drop_duplicates("cell_id") if "cell_id" in env else env
+    commits = cells["git_commit"].dropna().astype(str).str[:12].value_counts() if "git_commit" in cells else []
+    if not len(commits):
+        values = {"env/git-commit": "(not recorded)", "env/git-commits": "a commit not recorded"}
+    elif len(commits) == 1:
+        values = {"env/git-commit": escape(commits.index[0]), "env/git-commits": f"commit {escape(commits.index[0])}"}
+    else:
+        values = {"env/git-commit": f"{escape(commits.index[0])} ({commits.iloc[0]} of {commits.sum()} cells; "
+                                    f"{count_words(len(commits), 'commit')} in all)",
+                  "env/git-commits": f"{count_words(len(commits), 'commit')}: " +
+                                     words(f"{escape(c)} ({count_words(n, 'cell')})" for c, n in commits.items())}
+    dirty = cells["git_dirty"].dropna().map(lambda v: str(v).lower() == "true") if "git_dirty" in cells else []
+    values["env/git-state"] = ("(not recorded)" if not len(dirty) else "clean" if not dirty.any() else
+                               "with uncommitted changes" if dirty.all() else
+                               f"with uncommitted changes in {dirty.sum()} of {len(dirty)} cells")
     return values
 
 
