@@ -184,6 +184,7 @@ def accuracy(run: Run) -> str:
     if table["seeds"].max() > 1:
         columns.append("seeds")
     if table["train_size"].nunique() > 1:
+        table["train_size"] = table["train_size"].map(lambda n: f"{n:.0f}" if pd.notna(n) else "--")  # a count
         columns.append("train_size")
     if (table["train_fraction"] < 1).any():
         table["train_fraction"] = table["train_fraction"].map(lambda f: f"{100 * f:g}%")
