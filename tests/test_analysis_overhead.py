@@ -78,6 +78,9 @@ def test_the_claim_holds_at_small_batches_only(run, tmp_path):
     v = read_macros(out / "macros.tex")
     assert v["overhead/ran"] == "1" and v["overhead/batches"] == "1, 8, 64 and 256"
     assert v["overhead/claim/holds-at-smallest"] == "1" and v["overhead/claim/holds-at-largest"] == "0"
+    held = c[c["outcome"].isin([Outcome.AT_LEAST])].index  # every batch it held at, so the counts add up
+    assert v["overhead/claim/holds-by-batch"].startswith("1 engine pair at batch 1")
+    assert all(f"at batch {b}" in v["overhead/claim/holds-by-batch"] for b in held) and "256" not in v["overhead/claim/holds-by-batch"]
     assert v["overhead/backward/a-max-setup"] == "TensorFlow eager"
     assert float(v["overhead/backward/a-max-ms"]) == pytest.approx(5.0, rel=0.1)
     assert (out / "figures" / "overhead.pdf").stat().st_size > 0
@@ -146,3 +149,10 @@ def test_one_configuration_is_resolved_once_for_every_study():
     assert list(unresolved(run).query("phase == 'backward'")["cell_id"]) == [engines["cell_id"]]  # engines: alike
     alone = tidy.resolve(plain[plain["study"] == "overhead"], tidy.samples(parsed))  # without the engines cell
     assert alone.loc[(alone["metric"] == "time") & (alone["phase"] == "backward"), "resolved"].all()
+
+
+def test_the_claim_is_counted_at_every_batch_it_held():
+    """'5 points at batches 1, 16 and 256; 2 at batch 1 and 1 at batch 256' left out batch 16: each batch is named."""
+    from convbench.analysis.overhead.values import by_batch
+    assert by_batch([1, 1, 16, 16, 256]) == "2 engine pairs at batch 1, 2 at batch 16 and 1 at batch 256"
+    assert by_batch([]) == "none"

@@ -10,6 +10,7 @@ import pandas as pd
 from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, NOT_RESOLVED, ordered, study_cells
 from convbench.analysis.formatting import (
+    counted,
     escape,
     flag,
     framework_name,
@@ -119,6 +120,13 @@ def claim_values(run: Run) -> dict[str, str]:
               f"{NAME}/claim/first-slower": str(slower), f"{NAME}/claim/first-faster": str(faster),
               f"{NAME}/claim/first": escape(framework_name(CLAIM[0])),
               f"{NAME}/claim/second": escape(framework_name(CLAIM[1]))}
+    less, undecided = int(ok["outcome"].isin([Outcome.LESS_THAN]).sum()), int(ok["outcome"].isin([Outcome.UNDECIDED]).sum())
+    sides = [(framework_name(f), n) for f, n in zip(CLAIM, (faster, slower)) if n]  # who is several times faster
+    values[f"{NAME}/claim/sides"] = words(
+        f"in {n} {'of them ' if i == 0 else ''}{escape(name)}'s{' backward pass is several times faster' * (i == 0)}"
+        for i, (name, n) in enumerate(sides)) or "in none"
+    values[f"{NAME}/claim/others"] = counted([(f"the whole interval lies inside {FACTOR:g}$\\times$ either way", less),
+                                              ("undecided", undecided)])
     values[f"{NAME}/claim/ratio-span"] = span(ok["ratio"])
     values[f"{NAME}/claim/scope"] = scope(ok)
     if len(ok):

@@ -3,6 +3,7 @@ in (engine, batch) space, and one verdict per engine pair and batch."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from convbench.analysis.formatting import escape, flag, words
 from convbench.analysis.overhead.fit import CLAIM, claim_space
@@ -40,6 +41,7 @@ def values(run: Run) -> dict[str, str]:
         f"{NAME}/claim/largest-batch": f"{largest:.0f}" if len(c) else "--",
         f"{NAME}/claim/holds-at-smallest": str(int((holds["batch_size"] == smallest).sum())),
         f"{NAME}/claim/holds-at-largest": str(int((holds["batch_size"] == largest).sum())),
+        f"{NAME}/claim/holds-by-batch": by_batch(holds["batch_size"]),
         f"{NAME}/claim/pairs": str(len(c[["engine_a", "engine_b", "arch", "image_size"]].drop_duplicates()))}
 
 
@@ -55,3 +57,11 @@ def verdicts(run: Run) -> list[Verdict]:
 
 def ran(run: Run) -> bool:
     return not sweep_times(run.tidy).empty
+
+
+def by_batch(batches) -> str:
+    """How many engine pairs the claim held for at each batch where it held: '2 engine pairs at batch 1, 2 at batch
+    16 and 1 at batch 256' (every batch with a pair, so that the counts add up to the total); 'none'."""
+    counts = sorted(pd.Series(batches).value_counts().items())
+    return words(f"{n} engine pair{'' if n == 1 else 's'} at batch {b:.0f}" if i == 0 else f"{n} at batch {b:.0f}"
+                 for i, (b, n) in enumerate(counts)) or "none"
