@@ -65,6 +65,15 @@ def count_words(n: int, noun: str) -> str:
     return f"{NUMBER_WORDS.get(n, n)} {noun}{'' if n == 1 else 's'}"
 
 
+def share_words(k: int, n: int, noun: str) -> str:
+    """k of n things without a zero or a one-of-one seam: 'none of the 3 cells', 'no cell' (of one), 'the one cell',
+    'all 3 cells', '2 of the 3 cells'."""
+    plural = f"{noun}{'' if n == 1 else 's'}"
+    if n == 1:
+        return f"the one {noun}" if k else f"no {noun}"
+    return f"none of the {n} {plural}" if k == 0 else f"all {n} {plural}" if k == n else f"{k} of the {n} {plural}"
+
+
 def last_line(text) -> str | None:
     lines = [line.strip() for line in str(text or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else None
