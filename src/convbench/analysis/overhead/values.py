@@ -25,11 +25,14 @@ def values(run: Run) -> dict[str, str]:
             for end, pick in (("min", "idxmin"), ("max", "idxmax")):
                 key = f"{NAME}/{phase}/{name}-{end}"
                 if rows.empty:
-                    values |= {f"{key}-{unit}": "--", f"{key}-lo": "--", f"{key}-hi": "--", f"{key}-setup": "--"}
+                    values |= {f"{key}-{unit}": "--", f"{key}-lo": "--", f"{key}-hi": "--", f"{key}-setup": "--",
+                               f"{key}-zero": ""}
                     continue
                 r = rows.loc[getattr(rows[name], pick)()]
-                values |= {f"{key}-{unit}": num(r[name] * scale), f"{key}-lo": num(r[f"{name}_lo"] * scale),
-                           f"{key}-hi": num(r[f"{name}_hi"] * scale), f"{key}-setup": escape(label(r))}
+                lo, hi = num(r[f"{name}_lo"] * scale), num(r[f"{name}_hi"] * scale)
+                values |= {f"{key}-{unit}": num(r[name] * scale), f"{key}-lo": lo, f"{key}-hi": hi,
+                           f"{key}-setup": escape(label(r)), f"{key}-zero": zero_note(r[f"{name}_lo"], r[f"{name}_hi"],
+                                                                                      lo, hi)}
     c = claim_space(run.tidy, run.samples)
     holds = c[c["outcome"].isin([Outcome.AT_LEAST])]
     largest, smallest = (c["batch_size"].max(), c["batch_size"].min()) if len(c) else (np.nan, np.nan)
@@ -65,3 +68,9 @@ def by_batch(batches) -> str:
     counts = sorted(pd.Series(batches).value_counts().items())
     return words(f"{n} engine pair{'' if n == 1 else 's'} at batch {b:.0f}" if i == 0 else f"{n} at batch {b:.0f}"
                  for i, (b, n) in enumerate(counts)) or "none"
+
+
+def zero_note(lo: float, hi: float, lo_text: str, hi_text: str) -> str:
+    """', whose interval (lo to hi) includes 0' where a fitted term cannot be told from nothing, else '': the text
+    then does not state it as a measured cost."""
+    return f", whose interval ({lo_text} to {hi_text}) includes 0" if lo <= 0 <= hi else ""
