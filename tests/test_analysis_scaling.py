@@ -310,3 +310,14 @@ def test_count_sentences_leave_out_zeros_and_one_of_one():
     assert fewer_text(2, 4).endswith("fewer bytes at 2") and fewer_text(4, 4).startswith("At all four")
     assert within_text(0, 3) == "none of the 3 cells were" and within_text(1, 3) == "1 of the 3 cells was"
     assert within_text(0, 1) == "no cell was" and within_text(3, 3) == "all 3 cells were"
+
+
+def test_the_phases_table_prints_minus_signs_and_plain_dashes(analysed):
+    """A missing exposed time is a dash, not a minus before a dash ('$-$-'), and a derived phase below zero has a
+    minus sign, not a hyphen."""
+    from convbench.analysis.formatting import signed
+    from convbench.analysis.scaling import tables
+    run, *_ = analysed
+    text = tables.phases(run)
+    assert "$-$-" not in text and not re.search(r"(?<![\w$])-\d", text)
+    assert signed("--") == "--" and signed("-0.181 (1.099)") == "$-$0.181 (1.099)"

@@ -115,8 +115,8 @@ def sig3(x: float) -> str:
 
 
 def signed(text: str) -> str:
-    """A printed number with a minus sign, not a hyphen."""
-    return "$-$" + text[1:] if text.startswith("-") else text
+    """A printed number with a minus sign, not a hyphen; anything else ('--' for none) as it is."""
+    return "$-$" + text[1:] if text.startswith("-") and text[1:2].isdigit() else text
 
 
 def ms(median_s: float, iqr_s: float | None = None) -> str:
