@@ -325,3 +325,17 @@ def test_environment_reads_as_the_cells_recorded_it(tmp_path):
     cells = pd.DataFrame({"device": "cpu", "devices": [1, 1, 2], "study": ["kernel", "scaling", "scaling"]})
     assert device_words(cells) == r"one or two CPU devices (two in the \texttt{scaling} study)"
     assert device_words(cells.iloc[:2]) == "one CPU device"
+
+
+def test_intervals_print_distinct_ends_and_captions_name_their_estimate_and_margin():
+    """'0.15 [0.15, 0.15]' gets the digits that tell its ends apart; equal ends print once; a caption names the
+    estimate its interval kind computes and only the margin its table uses."""
+    from convbench.analysis.formatting import bracketed, estimate_phrase, margin_text
+    from convbench.analysis.stats import MARGINS, Kind
+    assert bracketed(0.85, 0.66, 1.10) == "0.85 [0.66, 1.10]"
+    assert bracketed(0.152, 0.1496, 0.1547) == "0.152 [0.150, 0.155]"
+    assert bracketed(0.28, 0.28, 0.28) == "0.28" and bracketed(-0.5, -0.61, 0.2) == "$-$0.50 [$-$0.61, 0.20]"
+    assert estimate_phrase([Kind.LAUNCHES, Kind.LAUNCHES]) == "geometric mean of the per-launch ratios of medians"
+    assert estimate_phrase([Kind.BOOTSTRAP]) == "ratio of the medians"
+    assert margin_text(MARGINS, ("time",)) == r"5\,\% for time ratios"
+    assert "accuracy" in margin_text(MARGINS)

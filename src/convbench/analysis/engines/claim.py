@@ -10,6 +10,8 @@ import pandas as pd
 from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, NOT_RESOLVED, ordered, study_cells
 from convbench.analysis.formatting import (
+    bracketed,
+    estimate_phrase,
     counted,
     escape,
     flag,
@@ -147,7 +149,7 @@ def scope(pairs: pd.DataFrame) -> str:
 
 
 def interval(r: float, lo: float, hi: float) -> str:
-    return f"{ratio(r)} [{ratio(lo)}, {ratio(hi)}]"
+    return bracketed(r, lo, hi)
 
 
 def arch_labels(rows: pd.DataFrame) -> pd.Series:
@@ -158,8 +160,9 @@ def arch_labels(rows: pd.DataFrame) -> pd.Series:
 def claim_table(run: Run) -> str:
     first, second = (escape(framework_name(f)) for f in CLAIM)
     c = claims(run)
-    caption = (f"Backward time of {first} over {second}, per engine pair and network: ratio of the medians "
-               f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(c.loc[c['status'] == 'ok', 'kind'])}]. Bold: the whole "
+    kinds = c.loc[c["status"] == "ok", "kind"]
+    caption = (f"Backward time of {first} over {second}, per engine pair and network: {estimate_phrase(kinds)} "
+               f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(kinds)}]. Bold: the whole "
                f"interval lies at or beyond {FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}. \\emph{{failed}}: one of "
                f"the two cells failed; \\emph{{{NOT_RESOLVED}}}: a derived backward pass the data cannot tell apart "
                f"from zero.")
