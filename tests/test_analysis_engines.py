@@ -258,6 +258,7 @@ def test_timing_values_derived_samples_compile_and_consistency(run):
     assert k["engines/consistency/ratio-max"] == f"{within.max():.2f}"  # as the method section's (every speed cell)
     scope = values.scope_values(run)
     assert scope["engines/any-derived"] == "1" and "TensorFlow xla" in scope["engines/derived-setups"]
+    assert scope["engines/several-archs"] == "1"  # the figure's caption: a panel per network (one network: none)
     assert scope["engines/setups-count"] == "6" and scope["engines/layer-cells"] == str(2 * len(layer_shapes()))
 
 
@@ -310,6 +311,7 @@ def test_inductor_over_one_network_says_which_not_a_median_over_one(tmp_path):
     run = published(tmp_path, [r for r in engine_records(layers=False) if r["cell"]["arch"]["name"] == "k3"])
     v = values.inductor_values(run)
     assert v["engines/inductor/networks"] == "1" and v["engines/inductor/step-scope"] == r"on \texttt{k3}"
+    assert values.scope_values(run)["engines/several-archs"] == "0"
 
 
 def test_the_cells_table_reports_no_time_for_a_phase_the_text_calls_not_resolved(run):

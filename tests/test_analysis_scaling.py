@@ -321,3 +321,28 @@ def test_the_phases_table_prints_minus_signs_and_plain_dashes(analysed):
     text = tables.phases(run)
     assert "$-$-" not in text and not re.search(r"(?<![\w$])-\d", text)
     assert signed("--") == "--" and signed("-0.181 (1.099)") == "$-$0.181 (1.099)"
+
+
+def test_figures_say_one_network_or_mode_once_and_label_the_byte_lines(tmp_path, monkeypatch):
+    """With one network and one scaling mode, the speed-up figure names both once (title, axis label), not as a
+    legend of one entry or an axis of one category; the phases figure's tick labels leave them out (they collided);
+    the bytes figure labels its lines where they end and keeps a legend of the markers only (it had ten entries)."""
+    from convbench.analysis.scaling import figures
+    records = [r for r in fixture_records() if r["cell"]["arch"]["name"] == "k3"
+               and r["cell"]["settings"].get("scaling") == "strong"]
+    run, *_ = analysed_in(records, tmp_path / "k3")
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, path, **_: drawn.append(fig) or path)
+    figures.speedup(run, tmp_path / "speedup.pdf")
+    fig = drawn[-1]
+    assert not fig.legends and all(ax.get_title().endswith("(k3)") for ax in fig.axes if ax.get_title())
+    ticks = [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
+    assert ticks and not any("\n" in t for t in ticks)  # the scheme alone: one mode, one device count
+    assert any(ax.get_xlabel().endswith("scaling") for ax in fig.axes)
+    figures.phases(run, tmp_path / "phases.pdf")
+    labels = [t.get_text() for ax in drawn[-1].axes for t in ax.get_yticklabels()]
+    assert labels and not any(t.startswith("k3") or "strong" in t for t in labels)
+    figures.bytes_(run, tmp_path / "bytes.pdf")
+    fig = drawn[-1]
+    assert len(fig.legends[0].get_texts()) == 4
+    assert any(t.get_text().startswith("data ") for ax in fig.axes for t in ax.texts)

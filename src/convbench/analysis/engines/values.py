@@ -52,6 +52,7 @@ def scope_values(run: Run) -> dict[str, str]:
     direct, derived = (ok[ok["phase_method"] == m] for m in ("direct", "derived"))
     return {f"{NAME}/setups": setup_words(cells) or "--", f"{NAME}/setups-count": str(len(setup_order(cells))),
             f"{NAME}/archs": words(tt(a) for a in dict.fromkeys(cells["arch"])) or "--",
+            f"{NAME}/several-archs": flag(cells["arch"].nunique() > 1),  # a panel per network, or one panel
             f"{NAME}/cells": str(len(cells)), f"{NAME}/cells-failed": str(len(failed)),
             f"{NAME}/any-failed": flag(len(failed)),
             f"{NAME}/failed-cells": words(f"{cell_name(r.framework, r.engine, r.arch)} ({escape(r.error or '?')})"
