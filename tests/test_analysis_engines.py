@@ -75,7 +75,8 @@ def test_claim_verdicts_hold_for_a_threefold_difference_and_not_for_equal_times(
     assert v["engines/claim/holds-any"] == "1" and int(v["engines/claim/first-slower"]) >= 3
     assert v["engines/claim/first-faster"] == "0"
     # a side the claim held for in no pair is left out ('in 0 TensorFlow's' was a seam)
-    assert v["engines/claim/sides"] == f"in {v['engines/claim/first-slower']} of them TensorFlow's backward pass is several times faster"
+    assert v["engines/claim/sides"] == (f"in {v['engines/claim/first-slower']} of them TensorFlow's backward pass is "
+                                        "several times faster")
     assert " 0" not in v["engines/claim/others"]
     ok = list(verdicts.values())
     assert v["engines/claim/pairs"] == str(len(ok)) == "24"  # 27 pairs, three with the failed XLA cell

@@ -80,7 +80,8 @@ def test_the_claim_holds_at_small_batches_only(run, tmp_path):
     assert v["overhead/claim/holds-at-smallest"] == "1" and v["overhead/claim/holds-at-largest"] == "0"
     held = c[c["outcome"].isin([Outcome.AT_LEAST])].index  # every batch it held at, so the counts add up
     assert v["overhead/claim/holds-by-batch"].startswith("1 engine pair at batch 1")
-    assert all(f"at batch {b}" in v["overhead/claim/holds-by-batch"] for b in held) and "256" not in v["overhead/claim/holds-by-batch"]
+    by_batch = v["overhead/claim/holds-by-batch"]
+    assert all(f"at batch {b}" in by_batch for b in held) and "256" not in by_batch
     assert v["overhead/backward/a-max-setup"] == "TensorFlow eager"
     assert float(v["overhead/backward/a-max-ms"]) == pytest.approx(5.0, rel=0.1)
     assert (out / "figures" / "overhead.pdf").stat().st_size > 0

@@ -305,8 +305,10 @@ def test_count_sentences_leave_out_zeros_and_one_of_one():
     """'Of the 1 kernel and global-batch pairs measured here, tensor parallel moves fewer bytes at 0' and '0 cells
     were within the goal' were seams: no zero count, no plural after one."""
     from convbench.analysis.scaling.values import fewer_text, within_text
-    assert fewer_text(0, 1) == "At the one kernel and global-batch pair measured here, tensor parallel does not move fewer bytes"
-    assert fewer_text(0, 4) == "At none of the four kernel and global-batch pairs measured here does tensor parallel move fewer bytes"
+    assert fewer_text(0, 1) == ("At the one kernel and global-batch pair measured here, tensor parallel does not move "
+                                "fewer bytes")
+    assert fewer_text(0, 4) == ("At none of the four kernel and global-batch pairs measured here does tensor parallel "
+                                "move fewer bytes")
     assert fewer_text(2, 4).endswith("fewer bytes at 2") and fewer_text(4, 4).startswith("At all four")
     assert within_text(0, 3) == "none of the 3 cells were" and within_text(1, 3) == "1 of the 3 cells was"
     assert within_text(0, 1) == "no cell was" and within_text(3, 3) == "all 3 cells were"

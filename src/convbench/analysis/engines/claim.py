@@ -122,7 +122,7 @@ def claim_values(run: Run) -> dict[str, str]:
               f"{NAME}/claim/first-slower": str(slower), f"{NAME}/claim/first-faster": str(faster),
               f"{NAME}/claim/first": escape(framework_name(CLAIM[0])),
               f"{NAME}/claim/second": escape(framework_name(CLAIM[1]))}
-    less, undecided = int(ok["outcome"].isin([Outcome.LESS_THAN]).sum()), int(ok["outcome"].isin([Outcome.UNDECIDED]).sum())
+    less, undecided = (int(ok["outcome"].isin([o]).sum()) for o in (Outcome.LESS_THAN, Outcome.UNDECIDED))
     sides = [(framework_name(f), n) for f, n in zip(CLAIM, (faster, slower)) if n]  # who is several times faster
     values[f"{NAME}/claim/sides"] = words(
         f"in {n} {'of them ' if i == 0 else ''}{escape(name)}'s{' backward pass is several times faster' * (i == 0)}"

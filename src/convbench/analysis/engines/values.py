@@ -239,9 +239,9 @@ def split_values(run: Run) -> dict[str, str]:
         larger.setdefault(larger_half(share), []).append(escape(framework_name(framework)))
     values[f"{NAME}/split/shares"] = words(shares) or "--"
     everywhere = len(larger) == 1 and len(shares) > 1  # both frameworks agree: say it once
-    values[f"{NAME}/split/larger"] = (f"{next(iter(larger))} in {'both frameworks' if len(shares) == 2 else 'every framework'}"
-                                      if everywhere else words(f"{half} in {words(names)}" for half, names in larger.items())
-                                      ) or "--"
+    frameworks = "both frameworks" if len(shares) == 2 else "every framework"
+    values[f"{NAME}/split/larger"] = (f"{next(iter(larger))} in {frameworks}" if everywhere else
+                                      words(f"{half} in {words(names)}" for half, names in larger.items())) or "--"
     return values
 
 

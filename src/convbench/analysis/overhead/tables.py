@@ -11,7 +11,8 @@ from convbench.analysis.study import Run
 def claim_table(run: Run) -> str:
     c = claim_space(run.tidy, run.samples)
     caption = (f"The backward claim at every batch of the sweep: backward time of PyTorch over TensorFlow per engine "
-               f"pair, {estimate_phrase(c['kind'])} [{LEVEL * 100:.0f}\\,\\% {kind_phrase(c['kind'])}]. Bold: several times "
+               f"pair, {estimate_phrase(c['kind'])} [{LEVEL * 100:.0f}\\,\\% {kind_phrase(c['kind'])}]. "
+               f"Bold: several times "
                f"($\\geq {SEVERAL:g}\\times$) faster or slower. \\emph{{not resolved}}: a derived backward pass (a "
                f"difference of two graph programs) that the data cannot tell from zero.")
     if c.empty:

@@ -34,7 +34,8 @@ def per_study(rows: pd.DataFrame, metric: str) -> str:
     rows = rows[rows["metric"] == metric].drop_duplicates(["study", "train_fraction", "value"])
     if rows.empty:
         return "--"
-    label = lambda r: tt(r.study) if r.train_fraction == 1 else rf"{tt(r.study)} at {100 * r.train_fraction:g}\,\%"  # noqa: E731
+    label = lambda r: (tt(r.study) if r.train_fraction == 1  # noqa: E731
+                       else rf"{tt(r.study)} at {100 * r.train_fraction:g}\,\%")
     groups = {}
     for r in rows.sort_values(["value", "study", "train_fraction"]).itertuples():
         groups.setdefault(f"{r.value:.0f}", []).append(label(r))

@@ -138,7 +138,8 @@ def speed(run: Run) -> str:
     columns = list(table.columns)
     # the setup, and apart from it only what varies of the config (the batch, mostly): the table fits the page
     where = cells["device"].astype(str) + cells["devices"].astype(str) + "-" + cells["parallelism"].astype(str)
-    config = ("Batch", cells["batch_size"].map(lambda b: f"{b:.0f}")) if where.nunique() == 1 else ("Config", cells["config"])
+    config = (("Batch", cells["batch_size"].map(lambda b: f"{b:.0f}")) if where.nunique() == 1
+              else ("Config", cells["config"]))
     table = table.reset_index().assign(Setup=[setup_label(f, e) for f, e in zip(cells["framework"], cells["engine"])],
                                        **{config[0]: config[1].to_numpy()})
     studies = table["study"]

@@ -158,7 +158,8 @@ def data_sets(trained: pd.DataFrame) -> str:
         for (train, test), v in rows.groupby(["train_size", "test_size"], sort=True):
             scales = sorted(v["planted_scale"].dropna().unique()) if "planted_scale" in v else []
             at = f" at scale{'s' if len(scales) > 1 else ''} {words(f'{s:.0f}' for s in scales)}" if scales else ""
-            studies = f", in {words(tt(s) for s in sorted(v['study'].unique()))}" if rows["train_size"].nunique() > 1 else ""
+            studies = (f", in {words(tt(s) for s in sorted(v['study'].unique()))}"
+                       if rows["train_size"].nunique() > 1 else "")
             variants.append(f"{train:.0f} training and {test:.0f} test images{at}{studies}")
         out.append(f"{tt(dataset)} ({'; '.join(variants)})" if variants else tt(dataset))
     return words(out)

@@ -185,7 +185,7 @@ def bytes_(run: Run, path: Path) -> Path:
         ax.set_xlabel("global batch (examples)")
         # the lines are labelled where they end (moved apart where they would overlap), so that the legend holds
         # only the markers
-        labels = sorted([(row.data, f"data {row.kernel}×{row.kernel}", palette[row.kernel]) for row in rows.itertuples()]
+        labels = sorted([(r.data, f"data {r.kernel}×{r.kernel}", palette[r.kernel]) for r in rows.itertuples()]
                         + [(per_example * batches[-1], "tensor (any kernel)", "black")])
         placed = []
         for y, text, color in labels:
