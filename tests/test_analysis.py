@@ -323,7 +323,7 @@ def test_environment_reads_as_the_cells_recorded_it(tmp_path):
     assert git_values(env.iloc[:2])["env/git-commits"] == "commit aaaaaaaaaaaa"
     assert git_values(env.iloc[:2])["env/git-state"] == "clean"
     cells = pd.DataFrame({"device": "cpu", "devices": [1, 1, 2], "study": ["kernel", "scaling", "scaling"]})
-    assert device_words(cells) == r"one or two CPU devices (two in the \texttt{scaling} study)"
+    assert device_words(cells) == r"one CPU device and, in the \texttt{scaling} study, two"
     assert device_words(cells.iloc[:2]) == "one CPU device"
 
 
@@ -339,3 +339,10 @@ def test_intervals_print_distinct_ends_and_captions_name_their_estimate_and_marg
     assert estimate_phrase([Kind.BOOTSTRAP]) == "ratio of the medians"
     assert margin_text(MARGINS, ("time",)) == r"5\,\% for time ratios"
     assert "accuracy" in margin_text(MARGINS)
+
+
+def test_the_odd_launch_count_reads_without_a_zero():
+    """'0 of 1020 launch medians were such odd launches' was a count sentence of a zero."""
+    from convbench.analysis.overview.launches import odd_sentence
+    assert odd_sentence(0, 1020) == "None of the 1020 launch medians was such an odd launch"
+    assert odd_sentence(3, 1020) == "3 of the 1020 launch medians were such odd launches"

@@ -250,6 +250,7 @@ def test_timing_values_derived_samples_compile_and_consistency(run):
     opt = s[s.cell_id.isin(derived) & (s.phase == "optimizer")]["value"]
     assert v["engines/derived/optimizer-samples"] == str(len(opt))
     assert v["engines/derived/optimizer-negative"] == str((opt < 0).sum())
+    assert " 0 of" not in v["engines/derived/negative-counts"] and "optimizer samples" in v["engines/derived/negative-counts"]
     c = values.compile_values(run)
     assert (c["engines/compile/max"], c["engines/compile/max-setup"]) == (r"31.0\,s", "PyTorch compile")
     k = values.consistency_values(run)

@@ -19,6 +19,7 @@ from convbench.analysis.formatting import (
     seconds,
     setup_label,
     setup_rank,
+    share_words,
     sig3,
     signed,
     span,
@@ -92,12 +93,15 @@ def derived_values(run: Run) -> dict[str, str]:
     cells = study_cells(run.tidy)
     derived = cells[(cells["status"] == "ok") & (cells["phase_method"] == "derived")]
     samples = run.samples[run.samples["cell_id"].isin(derived["cell_id"])] if len(run.samples) else run.samples
-    values, negative = {}, []
+    values, negative, counts = {}, [], []
     for phase in DERIVED:
         x = samples[samples["phase"] == phase]["value"] if len(samples) else pd.Series(dtype=float)
         values |= {f"{NAME}/derived/{phase}-samples": str(len(x)),
                    f"{NAME}/derived/{phase}-negative": str((x < 0).sum())}
         negative += list(x[x < 0])
+        counts.append(share_words(int((x < 0).sum()), len(x), f"{phase} sample"))
+    # 'none of the 36 backward samples and 9 of the 36 optimizer samples': no zero count
+    values[f"{NAME}/derived/negative-counts"] = words(counts)
     values[f"{NAME}/derived/any-negative"] = flag(negative)
     values[f"{NAME}/derived/negative-min-ms"] = signed(sig3(min(negative) * 1e3)) if negative else "--"
     found = unresolved(run)

@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import X, escape, flag, percent, ratio, setup_label, setup_rank, span, tt
+from convbench.analysis.formatting import (
+    X,
+    escape,
+    flag,
+    percent,
+    ratio,
+    setup_label,
+    setup_rank,
+    share_words,
+    span,
+    tt,
+)
 from convbench.analysis.latex import booktabs, placeholder
 from convbench.analysis.query import ARCH_ORDER, launch_count
 from convbench.analysis.stats import ODD, odd_launch
@@ -82,7 +93,16 @@ def odd_values(timed: pd.DataFrame) -> dict[str, str]:
     rows = rows[~((rows["phase_method"] == "derived") & rows["phase"].isin(DERIVED))] if len(rows) else rows
     odd = sum(odd_launch(g.set_index("launch")["value"]) is not None
               for _, g in rows.groupby(["cell_id", "phase"])) if len(rows) else 0
-    return {"speed/odd-percent": f"{100 * ODD:g}", "speed/odd-launches": str(odd), "speed/launch-medians": str(len(rows))}
+    return {"speed/odd-percent": f"{100 * ODD:g}", "speed/odd-launches": str(odd), "speed/launch-medians": str(len(rows)),
+            "speed/odd-sentence": odd_sentence(odd, len(rows))}
+
+
+def odd_sentence(odd: int, medians: int) -> str:
+    """'None of the 1020 launch medians was such an odd launch' (no zero count), '3 of the 1020 ... were such ...'."""
+    text = share_words(odd, medians, "launch median")
+    one = odd <= 1 or medians == 1
+    return f"{text[0].upper()}{text[1:]} {'was such an odd launch' if one else 'were such odd launches'}"
+
 
 
 def table(run: Run) -> str:

@@ -51,19 +51,18 @@ DEVICE_NAMES = {"cpu": "CPU", "cuda": "GPU", "gpu": "GPU"}
 
 
 def device_words(cells: pd.DataFrame) -> str:
-    """The devices per cell, each kind once: 'one CPU device', 'one or two CPU devices (two in the scaling study)'."""
+    """The devices per cell, each kind once and without parentheses (the text sets the hardware in its own): 'one
+    CPU device', 'one CPU device and, in the scaling study, two'."""
     out = []
     for device, rows in cells.groupby("device", sort=True):
         name = escape(DEVICE_NAMES.get(str(device), str(device)))
         counts = sorted(int(n) for n in rows["devices"].dropna().unique())
-        if len(counts) == 1:
-            out.append(count_words(counts[0], f"{name} device"))
-            continue
-        several = ", ".join(NUMBER_WORDS.get(n, str(n)) for n in counts[:-1])
-        studies = {n: sorted(rows.loc[rows["devices"] == n, "study"].unique()) for n in counts[1:]}
-        where = words(f"{NUMBER_WORDS.get(n, str(n))} in the {words(tt(s) for s in ss)} "
-                      f"stud{'ies' if len(ss) > 1 else 'y'}" for n, ss in studies.items())
-        out.append(f"{several} or {NUMBER_WORDS.get(counts[-1], str(counts[-1]))} {name} devices ({where})")
+        text = count_words(counts[0], f"{name} device")
+        for n in counts[1:]:
+            studies = sorted(rows.loc[rows["devices"] == n, "study"].unique())
+            text += (f" and, in the {words(tt(s) for s in studies)} stud{'ies' if len(studies) > 1 else 'y'}, "
+                     f"{NUMBER_WORDS.get(n, str(n))}")
+        out.append(text)
     return words(out) or "(not recorded)"
 
 
