@@ -174,6 +174,7 @@ def test_overview_values_come_from_the_records(run, tmp_path):
     out = analyse(run, tmp_path / "generated", command="snakemake --cores 2", studies=["overview"])
     values = read_macros(out / "overview" / "macros.tex")
     assert values["overview/run/cells"] == "32" and values["overview/run/cells-failed"] == "1" and values["overview/failed"] == "1"
+    assert values["overview/run/failed-text"] == "1 failed"  # 'none failed' where none did, not '0 failed'
     assert values["overview/env/git-commit"] == "abc123def456"
     assert "AMD EPYC 7B13" in values["overview/env/hardware"]
     assert "2.13.0+cpu" in values["overview/env/versions"] and "3.15.1" in values["overview/env/versions"]

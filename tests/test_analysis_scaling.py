@@ -312,6 +312,10 @@ def test_count_sentences_leave_out_zeros_and_one_of_one():
     assert fewer_text(2, 4).endswith("fewer bytes at 2") and fewer_text(4, 4).startswith("At all four")
     assert within_text(0, 3) == "none of the 3 cells were" and within_text(1, 3) == "1 of the 3 cells was"
     assert within_text(0, 1) == "no cell was" and within_text(3, 3) == "all 3 cells were"
+    from convbench.analysis.scaling.values import scope_values
+    one = pd.DataFrame({"status": ["ok"], "straggler_ms": [0], "devices": [1], "setup": ["torch-eager"], "arch": ["k3"],
+                        "parallelism": ["none"], "mode": ["strong"], "batch_size": [64], "image_size": [16.0]})
+    assert scope_values(one)["scaling/failed-text"] == "none failed"
 
 
 def test_the_phases_table_prints_minus_signs_and_plain_dashes(analysed):

@@ -37,6 +37,7 @@ def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
         "run/cells": str(len(cells)),
         "run/cells-ok": str(len(cells) - len(failed)),
         "run/cells-failed": str(len(failed)),
+        "run/failed-text": f"{len(failed)} failed" if len(failed) else "none failed",
         "overview/failed": flag(len(failed)),
         "run/studies": words(studies),
         "run/setups": words(escape(s) for s in setups),

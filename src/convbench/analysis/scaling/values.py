@@ -147,12 +147,13 @@ def bytes_verdict(df: pd.DataFrame) -> list[Verdict]:
 
 def scope_values(df: pd.DataFrame) -> dict[str, str]:
     if not len(df):
-        return {"scaling/cells": "0", "scaling/cells-ok": "0", "scaling/cells-failed": "0",
+        return {"scaling/cells": "0", "scaling/cells-ok": "0", "scaling/cells-failed": "0", "scaling/failed-text": "--",
                 "scaling/device-counts": "--", "scaling/failed-any": "0", "scaling/straggler-ran": "0"}
     failed = int((df["status"] != "ok").sum())
     lags = sorted(s for s in df["straggler_ms"].unique() if s)
     return {"scaling/cells": str(len(df)), "scaling/cells-ok": str(len(df) - failed),
             "scaling/cells-failed": str(failed), "scaling/failed-any": flag(failed),
+            "scaling/failed-text": f"{failed} failed" if failed else "none failed",
             "scaling/device-counts": words(str(c) for c in sorted(df["devices"].unique())),
             "scaling/setups": words(escape(setup_name(s)) for s in sorted(df["setup"].unique(), key=setup_rank)),
             "scaling/archs": words(tt(a) for a in dict.fromkeys(df["arch"])),
