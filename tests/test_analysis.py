@@ -174,6 +174,7 @@ def test_overview_values_come_from_the_records(run, tmp_path):
     out = analyse(run, tmp_path / "generated", command="snakemake --cores 2", studies=["overview"])
     values = read_macros(out / "overview" / "macros.tex")
     assert values["overview/run/cells"] == "32" and values["overview/run/cells-failed"] == "1" and values["overview/failed"] == "1"
+    assert values["overview/run/failed-text"] == "1 failed"  # 'none failed' where none did, not '0 failed'
     assert values["overview/env/git-commit"] == "abc123def456"
     assert "AMD EPYC 7B13" in values["overview/env/hardware"]
     assert "2.13.0+cpu" in values["overview/env/versions"] and "3.15.1" in values["overview/env/versions"]
@@ -260,3 +261,89 @@ def test_an_interrupted_jobs_staging_folder_is_not_read(run):
     for path in (run / "speed" / "torch").glob("*.json"):
         staged.joinpath(path.name).write_text(path.read_text())
     assert len(load_records(run)) == 32
+
+
+def test_epoch_caps_and_data_sets_are_said_per_study():
+    """Studies set caps of their own (a fraction f of a split gets 1/f times its study's): the text names each cap
+    with its studies, not one range over all; one data set trained at two sizes is named once, with what differs."""
+    from convbench.analysis.overview.runs import per_study
+    from convbench.analysis.overview.values import data_sets
+    rows = pd.DataFrame({"study": ["kernel", "activation", "activation", "learned"], "train_fraction": [1, 1, 0.5, 1],
+                         "metric": "criterion_max_epochs", "value": [30, 30, 60, 60]})
+    assert per_study(rows, "criterion_max_epochs") == (
+        r"30 (\texttt{activation} and \texttt{kernel}) and 60 (\texttt{activation} at 50\,\% and \texttt{learned})")
+    assert per_study(rows[rows.study == "kernel"], "criterion_max_epochs") == "30"
+    trained = pd.DataFrame({"dataset": "planted", "study": ["kernel", "tracking", "tracking"],
+                            "train_size": [2000, 4000, 4000], "test_size": 500, "planted_scale": [11, 7, 11]})
+    text = data_sets(trained)
+    assert text.count("planted") == 1 and "at scale 11, in \\texttt{kernel}" in text
+    assert "4000 training and 500 test images at scales 7 and 11, in \\texttt{tracking}" in text
+
+
+def test_launch_cv_text_quotes_the_table_it_cites_and_the_layer_timings_apart():
+    """The text's CV maximum cited Table tab:launch-cv but was taken over the layer cells too (50.9 against the
+    table's 22.6): the speed cells' CVs and the layer cells' are now quoted apart; the table keeps each batch's cell."""
+    from convbench.analysis.overview.launches import values
+    rows = pd.DataFrame({"status": "ok", "metric": "launch_cv", "phase_method": "timed", "phase": "forward",
+                         "task": ["speed", "speed", "layers"], "value": [0.05, 0.20, 0.50], "min_seconds": 0.1,
+                         "cell_id": ["a", "b", "c"], "launch": 1})
+    out = values(rows)
+    assert out["speed/launch-cv-max"] == "20.0" and out["speed/launch-cv-median"] == "12.5"
+    assert out["speed/launch-cv-layers-max"] == "50.0" and out["speed/launch-cv-layers-any"] == "1"
+
+
+def test_phase_sum_is_quoted_within_a_launch_and_as_the_tables_medians_apart():
+    """Within each launch the phases summed to about the step (phase_overhead); medians over launches taken phase by
+    phase (the tables') can come from different launches and sum further off: the text says both, each scoped."""
+    from convbench.analysis.overview.launches import values
+    rows = pd.DataFrame({"status": "ok", "task": "speed", "cell_id": ["a"] * 3 + ["b"] * 3, "min_seconds": 0.1,
+                         "metric": ["phase_overhead", "time", "time"] * 2, "phase": ["step", "total", "step"] * 2,
+                         "value": [1.08, 0.0486, 0.0356, 0.99, 0.010, 0.010], "phase_method": "direct"})
+    out = values(rows)
+    assert out["speed/phase-overhead-span"] == r"0.99--1.08$\times$"
+    assert out["speed/phase-sum-span"] == r"1.00--1.37$\times$"
+
+
+def test_environment_reads_as_the_cells_recorded_it(tmp_path):
+    """A count the csv read back as a float (world size 2.0) prints as an integer, a version never loses its '.0'; a
+    name with an underscore keeps it in typewriter; several commits say how many cells ran at each, and mixed
+    working trees how many were dirty; one kind of device in several counts is named once."""
+    from convbench.analysis.overview.tables import environment
+    from convbench.analysis.overview.values import device_words, git_values
+    from convbench.analysis.study import Run
+    env = pd.DataFrame({"cell_id": ["a", "b", "c"], "framework": "torch", "engine": "eager", "status": "ok",
+                        "distributed.world_size": ["1.0", "2.0", "2.0"], "versions.torch": "2.0",
+                        "threads.intra_op": "1", "device_model": "x86_64", "git_commit": ["a" * 40, "a" * 40, "b" * 40],
+                        "git_dirty": ["False", "False", "True"]})
+    table = environment(Run(pd.DataFrame(), pd.DataFrame(), env))
+    assert "1; 2" in table and "2.0" in table and "1.0" not in table
+    assert r"x86\char95" in table and r"threads.intra\char95" in table
+    git = git_values(env)
+    assert git["env/git-commits"] == "two commits: aaaaaaaaaaaa (two cells) and bbbbbbbbbbbb (one cell)"
+    assert git["env/git-state"] == "with uncommitted changes in 1 of 3 cells"
+    assert git_values(env.iloc[:2])["env/git-commits"] == "commit aaaaaaaaaaaa"
+    assert git_values(env.iloc[:2])["env/git-state"] == "clean"
+    cells = pd.DataFrame({"device": "cpu", "devices": [1, 1, 2], "study": ["kernel", "scaling", "scaling"]})
+    assert device_words(cells) == r"one CPU device and, in the \texttt{scaling} study, two"
+    assert device_words(cells.iloc[:2]) == "one CPU device"
+
+
+def test_intervals_print_distinct_ends_and_captions_name_their_estimate_and_margin():
+    """'0.15 [0.15, 0.15]' gets the digits that tell its ends apart; equal ends print once; a caption names the
+    estimate its interval kind computes and only the margin its table uses."""
+    from convbench.analysis.formatting import bracketed, estimate_phrase, margin_text
+    from convbench.analysis.stats import MARGINS, Kind
+    assert bracketed(0.85, 0.66, 1.10) == "0.85 [0.66, 1.10]"
+    assert bracketed(0.152, 0.1496, 0.1547) == "0.152 [0.150, 0.155]"
+    assert bracketed(0.28, 0.28, 0.28) == "0.28" and bracketed(-0.5, -0.61, 0.2) == "$-$0.50 [$-$0.61, 0.20]"
+    assert estimate_phrase([Kind.LAUNCHES, Kind.LAUNCHES]) == "geometric mean of the per-launch ratios of medians"
+    assert estimate_phrase([Kind.BOOTSTRAP]) == "ratio of the medians"
+    assert margin_text(MARGINS, ("time",)) == r"5\,\% for time ratios"
+    assert "accuracy" in margin_text(MARGINS)
+
+
+def test_the_odd_launch_count_reads_without_a_zero():
+    """'0 of 1020 launch medians were such odd launches' was a count sentence of a zero."""
+    from convbench.analysis.overview.launches import odd_sentence
+    assert odd_sentence(0, 1020) == "None of the 1020 launch medians was such an odd launch"
+    assert odd_sentence(3, 1020) == "3 of the 1020 launch medians were such odd launches"

@@ -61,3 +61,16 @@ def test_activation_pairs_never_cross_data_sets(tmp_path):
     assert other.estimate == pytest.approx(np.mean(same) + 0.01 * np.mean(act.SEEDS))
     assert not [k for k in act.found(run) if k[1].endswith("-diff")]  # no accuracy pair of both sets (times stay)
     assert all(v.n == len(act.SEEDS) for v in activation_verdicts(run) if v.key.endswith("/gap-change-diff"))
+
+
+def test_train_sizes_print_as_whole_counts(tmp_path):
+    """Two data sets of different sizes get a Train size column: a count, '2000', never '2000.0'."""
+    records = ker.kernel_records()
+    other = on_other(records, "kernel")
+    for r in other:
+        r["training"]["dataset"]["train_size"] = 2 * r["training"]["dataset"].get("train_size", 1000)
+    run = ker.published(tmp_path, records + other)
+    sizes = sorted(run.tidy[run.tidy["task"] == "train"]["train_size"].dropna().unique())
+    table = overview_tables.accuracy(run)
+    assert len(sizes) == 2 and "Train size" in table
+    assert all(f"{s:.0f}" in table and f"{s:.1f}" not in table for s in sizes)

@@ -74,10 +74,18 @@ def test_claim_verdicts_hold_for_a_threefold_difference_and_not_for_equal_times(
     v = claim.claim_values(run)
     assert v["engines/claim/holds-any"] == "1" and int(v["engines/claim/first-slower"]) >= 3
     assert v["engines/claim/first-faster"] == "0"
+    # a side the claim held for in no pair is left out ('in 0 TensorFlow's' was a seam)
+    assert v["engines/claim/sides"] == (f"in {v['engines/claim/first-slower']} of them TensorFlow's backward pass is "
+                                        "several times faster")
+    assert " 0" not in v["engines/claim/others"]
     ok = list(verdicts.values())
     assert v["engines/claim/pairs"] == str(len(ok)) == "24"  # 27 pairs, three with the failed XLA cell
     assert v["engines/claim/failed"] == "3" and v["engines/claim/any-failed"] == "1"
     assert v["engines/claim/ratio-max"] == ratio(max(x.estimate for x in ok))
+    # the abstract's range says which networks and batch it covers (a batch-64 range read as every batch's)
+    batches = sorted({int(b) for b in run.tidy[run.tidy.study == "engines"].batch_size.dropna()})
+    assert v["engines/claim/scope"].startswith("on ") and f"at batch {batches[0]}" in v["engines/claim/scope"]
+    assert r"\texttt{k5}" in v["engines/claim/scope"] and "--" in v["engines/claim/ratio-span"]
 
     run = run_of(tmp_path / "equal", equal, layers=False)
     assert not any(x.outcome is Outcome.AT_LEAST for x in claim.claim_verdicts(run))
@@ -181,6 +189,16 @@ def test_estimated_split_sums_to_the_measured_backward(run):
     assert v["engines/split/ran"] == "1" and v["engines/split/torch-larger"] == "the weights"
     fractions = phases[phases.framework == "torch"].drop_duplicates("arch")["input_fraction"]
     assert v["engines/split/torch-input-percent"] == f"{100 * fractions.median():.0f}"
+    # where both frameworks' larger share went to one half, it is said once, not as a list that repeats it
+    halves = {v["engines/split/torch-larger"], v["engines/split/tensorflow-larger"]}
+    if len(halves) == 1:
+        assert v["engines/split/larger"] == f"{halves.pop()} in both frameworks"
+    else:
+        assert "PyTorch" in v["engines/split/larger"] and "TensorFlow" in v["engines/split/larger"]
+    # the fixture's networks share one percentage: no range over them ('42 % in PyTorch (42 % over the networks)')
+    assert v["engines/split/torch-input-percent-span"] == v["engines/split/torch-input-percent"]
+    assert v["engines/split/shares"] == (f"{v['engines/split/torch-input-percent']}\\,\\% in PyTorch and "
+                                         f"{v['engines/split/tensorflow-input-percent']}\\,\\% in TensorFlow")
 
 
 def test_without_layer_cells_the_backward_stays_whole(tmp_path):
@@ -232,13 +250,17 @@ def test_timing_values_derived_samples_compile_and_consistency(run):
     opt = s[s.cell_id.isin(derived) & (s.phase == "optimizer")]["value"]
     assert v["engines/derived/optimizer-samples"] == str(len(opt))
     assert v["engines/derived/optimizer-negative"] == str((opt < 0).sum())
+    assert " 0 of" not in v["engines/derived/negative-counts"] and "optimizer samples" in v["engines/derived/negative-counts"]
     c = values.compile_values(run)
     assert (c["engines/compile/max"], c["engines/compile/max-setup"]) == (r"31.0\,s", "PyTorch compile")
     k = values.consistency_values(run)
     assert k["engines/consistency/ran"] == "1" and k["engines/consistency/any-off"] == "0"
     assert 0.9 < float(k["engines/consistency/ratio-median"]) < 1.1
+    within = run.tidy[(run.tidy.metric == "phase_overhead") & (run.tidy.study == "engines")]["value"]  # per launch,
+    assert k["engines/consistency/ratio-max"] == f"{within.max():.2f}"  # as the method section's (every speed cell)
     scope = values.scope_values(run)
     assert scope["engines/any-derived"] == "1" and "TensorFlow xla" in scope["engines/derived-setups"]
+    assert scope["engines/several-archs"] == "1"  # the figure's caption: a panel per network (one network: none)
     assert scope["engines/setups-count"] == "6" and scope["engines/layer-cells"] == str(2 * len(layer_shapes()))
 
 
@@ -283,3 +305,28 @@ def test_inductor_against_eager_per_phase(run):
     assert float(v["engines/inductor/forward-over-eager"]) == pytest.approx(1.0, abs=0.05)
     assert float(v["engines/inductor/backward-over-eager"]) == pytest.approx(0.8, abs=0.05)
     assert float(v["engines/inductor/backward-over-eager-min"]) <= float(v["engines/inductor/backward-over-eager-max"])
+    assert v["engines/inductor/step-scope"].startswith("median over the 3 networks, ")
+
+
+def test_inductor_over_one_network_says_which_not_a_median_over_one(tmp_path):
+    """'(median over the 1 networks, 1.75 to 1.75)' was a seam: one network is named, with no median and no range."""
+    run = published(tmp_path, [r for r in engine_records(layers=False) if r["cell"]["arch"]["name"] == "k3"])
+    v = values.inductor_values(run)
+    assert v["engines/inductor/networks"] == "1" and v["engines/inductor/step-scope"] == r"on \texttt{k3}"
+    assert values.scope_values(run)["engines/several-archs"] == "0"
+
+
+def test_the_cells_table_reports_no_time_for_a_phase_the_text_calls_not_resolved(run):
+    """Where the text says a derived phase is not resolved (no time reported), the cells table prints a dash with a
+    footnote in its place, not the median; the table gives the batch a column of its own, not a long setup label."""
+    from convbench.analysis.overview import tables as overview_tables
+    from convbench.analysis.overview.tables import NOT_RESOLVED_MARK, NOT_RESOLVED_NOTE
+    lost = values.unresolved(run)
+    assert len(lost), "the fixture should hold a derived phase lost in the noise"
+    table = overview_tables.speed(run)
+    rows = [line for line in table.splitlines() if "TensorFlow" in line and ("function" in line or "xla" in line)]
+    assert table.count(NOT_RESOLVED_MARK) == len(lost) and NOT_RESOLVED_NOTE in table
+    for r in lost.itertuples():
+        t = run.tidy[(run.tidy.cell_id == r.cell_id) & (run.tidy.phase == r.phase) & (run.tidy.metric == "time")]
+        assert not any(ms(v, i) in line for v, i in zip(t.value, t.iqr) for line in rows)
+    assert "cpu1-none-b" not in table and "Batch" in table

@@ -78,6 +78,10 @@ def test_the_claim_holds_at_small_batches_only(run, tmp_path):
     v = read_macros(out / "macros.tex")
     assert v["overhead/ran"] == "1" and v["overhead/batches"] == "1, 8, 64 and 256"
     assert v["overhead/claim/holds-at-smallest"] == "1" and v["overhead/claim/holds-at-largest"] == "0"
+    held = c[c["outcome"].isin([Outcome.AT_LEAST])].index  # every batch it held at, so the counts add up
+    assert v["overhead/claim/holds-by-batch"].startswith("1 engine pair at batch 1")
+    by_batch = v["overhead/claim/holds-by-batch"]
+    assert all(f"at batch {b}" in by_batch for b in held) and "256" not in by_batch
     assert v["overhead/backward/a-max-setup"] == "TensorFlow eager"
     assert float(v["overhead/backward/a-max-ms"]) == pytest.approx(5.0, rel=0.1)
     assert (out / "figures" / "overhead.pdf").stat().st_size > 0
@@ -146,3 +150,27 @@ def test_one_configuration_is_resolved_once_for_every_study():
     assert list(unresolved(run).query("phase == 'backward'")["cell_id"]) == [engines["cell_id"]]  # engines: alike
     alone = tidy.resolve(plain[plain["study"] == "overhead"], tidy.samples(parsed))  # without the engines cell
     assert alone.loc[(alone["metric"] == "time") & (alone["phase"] == "backward"), "resolved"].all()
+
+
+def test_the_claim_is_counted_at_every_batch_it_held():
+    """'5 points at batches 1, 16 and 256; 2 at batch 1 and 1 at batch 256' left out batch 16: each batch is named."""
+    from convbench.analysis.overhead.values import by_batch
+    assert by_batch([1, 1, 16, 16, 256]) == "2 engine pairs at batch 1, 2 at batch 16 and 1 at batch 256"
+    assert by_batch([]) == "none"
+
+
+def test_a_fitted_cost_whose_interval_holds_zero_is_said_to_hold_it(run, tmp_path):
+    """'per-sample cost ... to 122 us (TensorFlow eager)' with an interval of [-70.0, 313]: the text must not state it
+    as a measured cost; a term whose interval excludes 0 gets no note. The fit table prints minus signs as LaTeX
+    ($-$ inside a raw cell, not escaped to a literal '$-$') and names its interval's kind."""
+    from convbench.analysis.overhead.values import zero_note
+    from convbench.analysis.sweep import FIT_KIND, fit_table
+    assert zero_note(-70e-6, 313e-6, "$-$70.0", "313") == ", whose interval ($-$70.0 to 313) includes 0"
+    assert zero_note(11e-6, 43e-6, "11.3", "43.6") == ""
+    v = read_macros(analyse_study(STUDY, run, tmp_path / "out") / "macros.tex")
+    assert (v["overhead/step/b-max-zero"] == "") == (not v["overhead/step/b-max-lo"].startswith("$-$"))
+    flat = run.tidy.copy()  # one setup's step as flat as noise: its per-sample cost straddles zero
+    rows = (flat["metric"] == "time") & (flat["phase"] == "step") & (flat["setup"] == flat["setup"].iloc[0])
+    flat.loc[rows, "value"] = 0.01 * (1 + 0.05 * np.sin(flat.loc[rows, "batch_size"]))
+    table = fit_table(Run(flat, run.samples, run.environment))
+    assert "$-$" in table and r"\$-\$" not in table and FIT_KIND in table

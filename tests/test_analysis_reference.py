@@ -1,5 +1,6 @@
 """The reference-GPU section: from committed records when they exist, a fallback in the paper when not."""
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -113,8 +114,12 @@ def test_the_committed_h200_records_render_fp32_against_tf32(tmp_path):
     assert values["reference/graph/first-arch"] == "k3" and values["reference/graph/last-arch"] == "k7"
     assert values["reference/graph/smallest-batch"] == "1" and values["reference/graph/largest-batch"] == "1024"
     assert float(values[f"{graph}/smallest/lo"]) > 3 and float(values[f"{graph}/largest/ratio"]) < 1.1
+    assert values[f"{graph}/smallest/kind"].startswith("; ") and "interval" in values[f"{graph}/smallest/kind"]
+    main = (out / "tables" / "reference.tex").read_text()  # intervals whose ends would print equal get more digits
+    assert not re.search(r"(\d+\.\d+) \[\1, \1\]", main) and "1 point for accuracy" not in main
     overhead = (out / "tables" / "reference-overhead.tex").read_text()
     assert "PyTorch cudagraph (k3, 32)" in overhead and "PyTorch eager (k7, 32)" in overhead
+    assert "$t$ interval of the weighted least-squares fit" in overhead  # the kind of interval, named
     assert (out / "figures" / "reference-overhead.pdf").stat().st_size > 10_000
     # the size sweep: the largest cells reach a larger share of the peak than the configuration's 32x32 batch-256 cells
     for which in ("first", "last"):

@@ -299,3 +299,56 @@ def test_tensor_over_data_is_judged_over_launches(tmp_path):
     assert (v.lo, v.hi) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
     assert v.lo < 1 < v.hi and v.outcome in (Outcome.EQUIVALENT, Outcome.UNDECIDED)
     assert values["scaling/launches"] == "3" and values["scaling/by-launch"] == "1"
+
+
+def test_count_sentences_leave_out_zeros_and_one_of_one():
+    """'Of the 1 kernel and global-batch pairs measured here, tensor parallel moves fewer bytes at 0' and '0 cells
+    were within the goal' were seams: no zero count, no plural after one."""
+    from convbench.analysis.scaling.values import fewer_text, within_text
+    assert fewer_text(0, 1) == ("At the one kernel and global-batch pair measured here, tensor parallel does not move "
+                                "fewer bytes")
+    assert fewer_text(0, 4) == ("At none of the four kernel and global-batch pairs measured here does tensor parallel "
+                                "move fewer bytes")
+    assert fewer_text(2, 4).endswith("fewer bytes at 2") and fewer_text(4, 4).startswith("At all four")
+    assert within_text(0, 3) == "none of the 3 cells were" and within_text(1, 3) == "1 of the 3 cells was"
+    assert within_text(0, 1) == "no cell was" and within_text(3, 3) == "all 3 cells were"
+    from convbench.analysis.scaling.values import scope_values
+    one = pd.DataFrame({"status": ["ok"], "straggler_ms": [0], "devices": [1], "setup": ["torch-eager"], "arch": ["k3"],
+                        "parallelism": ["none"], "mode": ["strong"], "batch_size": [64], "image_size": [16.0]})
+    assert scope_values(one)["scaling/failed-text"] == "none failed"
+
+
+def test_the_phases_table_prints_minus_signs_and_plain_dashes(analysed):
+    """A missing exposed time is a dash, not a minus before a dash ('$-$-'), and a derived phase below zero has a
+    minus sign, not a hyphen."""
+    from convbench.analysis.formatting import signed
+    from convbench.analysis.scaling import tables
+    run, *_ = analysed
+    text = tables.phases(run)
+    assert "$-$-" not in text and not re.search(r"(?<![\w$])-\d", text)
+    assert signed("--") == "--" and signed("-0.181 (1.099)") == "$-$0.181 (1.099)"
+
+
+def test_figures_say_one_network_or_mode_once_and_label_the_byte_lines(tmp_path, monkeypatch):
+    """With one network and one scaling mode, the speed-up figure names both once (title, axis label), not as a
+    legend of one entry or an axis of one category; the phases figure's tick labels leave them out (they collided);
+    the bytes figure labels its lines where they end and keeps a legend of the markers only (it had ten entries)."""
+    from convbench.analysis.scaling import figures
+    records = [r for r in fixture_records() if r["cell"]["arch"]["name"] == "k3"
+               and r["cell"]["settings"].get("scaling") == "strong"]
+    run, *_ = analysed_in(records, tmp_path / "k3")
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, path, **_: drawn.append(fig) or path)
+    figures.speedup(run, tmp_path / "speedup.pdf")
+    fig = drawn[-1]
+    assert not fig.legends and all(ax.get_title().endswith("(k3)") for ax in fig.axes if ax.get_title())
+    ticks = [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
+    assert ticks and not any("\n" in t for t in ticks)  # the scheme alone: one mode, one device count
+    assert any(ax.get_xlabel().endswith("scaling") for ax in fig.axes)
+    figures.phases(run, tmp_path / "phases.pdf")
+    labels = [t.get_text() for ax in drawn[-1].axes for t in ax.get_yticklabels()]
+    assert labels and not any(t.startswith("k3") or "strong" in t for t in labels)
+    figures.bytes_(run, tmp_path / "bytes.pdf")
+    fig = drawn[-1]
+    assert len(fig.legends[0].get_texts()) == 4
+    assert any(t.get_text().startswith("data ") for ax in fig.axes for t in ax.texts)

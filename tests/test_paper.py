@@ -171,6 +171,12 @@ SEAMS = {  # what a sentence assembled from macros must never read like (issue 2
     "numbers glued to a word": r"\d(?:and|or)\d",
     "a hedged plural": r"[a-z]\(s\)",
     "a count of zeros": r"\bin 0, [a-z' ]+ in 0\b",
+    "a zero count": r"\b(?:in|at) 0(?: (?-i:[A-Z])[\w’']*|\.(?!\d))|\b0 (?:cells|of \d)",  # 'in 0 TensorFlow's'
+    "a plural after one": r"\b(?:the|over) 1 (?:networks|cells|pairs|seeds|commits|devices|kernels)\b",
+    "an interval with equal ends": r"\[(\d+(?:\.\d+)?), \1[\];]",
+    "a math minus printed as text": r"\$-\$",
+    "a minus before a dash": r"−[-–]",
+    "one device kind counted twice": r"\b\d+ (\w+) devices? and \d+ \1 devices?",
 }
 
 

@@ -74,6 +74,15 @@ def seeds_phrase(counts) -> str:
     return count_words(hi, "seed") if lo == hi else f"{lo}--{hi} seeds"
 
 
+def share_words(k: int, n: int, noun: str) -> str:
+    """k of n things without a zero or a one-of-one seam: 'none of the 3 cells', 'no cell' (of one), 'the one cell',
+    'all 3 cells', '2 of the 3 cells'."""
+    plural = f"{noun}{'' if n == 1 else 's'}"
+    if n == 1:
+        return f"the one {noun}" if k else f"no {noun}"
+    return f"none of the {n} {plural}" if k == 0 else f"all {n} {plural}" if k == n else f"{k} of the {n} {plural}"
+
+
 def last_line(text) -> str | None:
     lines = [line.strip() for line in str(text or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else None
@@ -115,8 +124,8 @@ def sig3(x: float) -> str:
 
 
 def signed(text: str) -> str:
-    """A printed number with a minus sign, not a hyphen."""
-    return "$-$" + text[1:] if text.startswith("-") else text
+    """A printed number with a minus sign, not a hyphen; anything else ('--' for none) as it is."""
+    return "$-$" + text[1:] if text.startswith("-") and text[1:2].isdigit() else text
 
 
 def ms(median_s: float, iqr_s: float | None = None) -> str:
@@ -199,6 +208,17 @@ def span(values, fmt=ratio, unit: str = "") -> str:
     return f"from {signed(lo)} to {signed(hi)}{unit}" if lo.startswith("-") else f"{lo}--{hi}{unit}"
 
 
+def bracketed(x: float, lo: float, hi: float, digits: int = 2) -> str:
+    """'0.85 [0.66, 1.10]': an estimate and its interval to `digits` decimals, more where the ends would otherwise
+    print equal ('0.152 [0.148, 0.155]', not '0.15 [0.15, 0.15]'); the number alone where the ends are equal."""
+    if lo == hi:
+        return signed(f"{x:.{digits}f}")
+    d = digits
+    while d < 6 and f"{lo:.{d}f}" == f"{hi:.{d}f}":
+        d += 1
+    return f"{signed(f'{x:.{d}f}')} [{signed(f'{lo:.{d}f}')}, {signed(f'{hi:.{d}f}')}]"
+
+
 def compare(word_if_more: str, word_if_less: str, a: str, b: str, same: str) -> str:
     """Direction word from two numbers as printed, so that the word never contradicts the digits."""
     return same if float(a) == float(b) else (word_if_more if float(a) > float(b) else word_if_less)
@@ -244,6 +264,20 @@ KIND_PHRASES = {
 }
 
 
+# What a time ratio's estimate is, by the kind of its interval (stats.launch_ratio, unpaired_ratio, bootstrap_ratio).
+ESTIMATE_PHRASES = {
+    Kind.LAUNCHES: "geometric mean of the per-launch ratios of medians",
+    Kind.WELCH: "ratio of the geometric means of the launch medians",
+    Kind.BOOTSTRAP: "ratio of the medians",
+}
+
+
+def estimate_phrase(kinds) -> str:
+    """What the ratios a caption shows are, named from the kinds of their intervals ('and' where they differ)."""
+    return words(ESTIMATE_PHRASES.get(Kind(k), "ratio") for k in dict.fromkeys(k for k in kinds if k is not None)) \
+        or "ratio of the medians"
+
+
 def verdict_word(v) -> str:
     """The phrase a Verdict's outcome allows (its fact where it has no interval): WORDS, rendered at render time."""
     if v.outcome is Outcome.NONE:
@@ -258,9 +292,12 @@ def kind_phrase(kinds) -> str:
     return words(KIND_PHRASES[Kind(k)] for k in dict.fromkeys(kinds)) or KIND_PHRASES[Kind.NONE]
 
 
-def margin_text(margins) -> str:
-    """The margins as the paper states them: time ratios within [1/1.05, 1.05], accuracy within 1 point."""
-    return rf"{100 * margins.time:g}\,\% for time ratios, {100 * margins.accuracy:g} point for accuracy"
+def margin_text(margins, scales=("time", "accuracy")) -> str:
+    """The margins as the paper states them: time ratios within [1/1.05, 1.05], accuracy within 1 point; scales
+    names the ones a table uses (a table of time ratios alone states only theirs)."""
+    parts = {"time": rf"{100 * margins.time:g}\,\% for time ratios",
+             "accuracy": f"{100 * margins.accuracy:g} point for accuracy"}
+    return ", ".join(parts[s] for s in scales)
 
 
 def detectable_values(prefix: str, verdicts) -> dict[str, str]:

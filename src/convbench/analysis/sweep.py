@@ -35,6 +35,9 @@ def sweep_times(df: pd.DataFrame) -> pd.DataFrame:
         else c).reset_index(drop=True)
 
 
+FIT_KIND = "$t$ interval of the weighted least-squares fit"  # how fit_line's intervals are named in the paper
+
+
 def fit_line(batch, seconds, level: float = LEVEL) -> dict:
     """seconds = a + b x batch by weighted least squares, every point weighted as if its relative error were the same
     (sigma proportional to the time: a step at batch 256 is 100 times one at batch 1, and its noise too), with t
@@ -111,7 +114,7 @@ def num(x: float) -> str:
 def fit_table(run, tag: str = "tab:overhead", prefix: str = "") -> str:
     """The table of a and b per setup; `prefix` opens the caption (a reference run names itself there)."""
     caption = (f"{prefix}Step time against batch: the fitted per-step overhead $a$ (ms) and per-sample cost $b$ "
-               f"($\\mu$s per example) of $a + b \\times$ batch [{LEVEL * 100:.0f}\\,\\% interval], per engine, "
+               f"($\\mu$s per example) of $a + b \\times$ batch [{LEVEL * 100:.0f}\\,\\% {FIT_KIND}], per engine, "
                f"for the backward pass and the whole step; weighted least squares over the batches of the sweep.")
     f = fits(run.tidy)
     if f.empty:
@@ -127,4 +130,5 @@ def fit_table(run, tag: str = "tab:overhead", prefix: str = "") -> str:
             row[f"{p.capitalize()} b"] = interval(r["b"], r["b_lo"], r["b_hi"], 1e6) if r is not None else "--"
         rows.append(row)
     table = pd.DataFrame(rows)
-    return booktabs(table, caption, tag, "l" + "r" * (len(table.columns) - 1), size=r"\footnotesize")
+    return booktabs(table, caption, tag, "l" + "r" * (len(table.columns) - 1), size=r"\footnotesize",
+                    raw=tuple(table.columns[1:]))  # the numbers carry their own minus signs ($-$)

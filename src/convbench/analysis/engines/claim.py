@@ -9,7 +9,20 @@ import pandas as pd
 
 from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, NOT_RESOLVED, ordered, study_cells
-from convbench.analysis.formatting import escape, flag, framework_name, kind_phrase, ratio, setup_label, tt
+from convbench.analysis.formatting import (
+    bracketed,
+    estimate_phrase,
+    counted,
+    escape,
+    flag,
+    framework_name,
+    kind_phrase,
+    ratio,
+    setup_label,
+    span,
+    tt,
+    words,
+)
 from convbench.analysis.latex import booktabs, flagged, noisy_note, placeholder
 from convbench.analysis.stats import (
     LEVEL,
@@ -109,6 +122,15 @@ def claim_values(run: Run) -> dict[str, str]:
               f"{NAME}/claim/first-slower": str(slower), f"{NAME}/claim/first-faster": str(faster),
               f"{NAME}/claim/first": escape(framework_name(CLAIM[0])),
               f"{NAME}/claim/second": escape(framework_name(CLAIM[1]))}
+    less, undecided = (int(ok["outcome"].isin([o]).sum()) for o in (Outcome.LESS_THAN, Outcome.UNDECIDED))
+    sides = [(framework_name(f), n) for f, n in zip(CLAIM, (faster, slower)) if n]  # who is several times faster
+    values[f"{NAME}/claim/sides"] = words(
+        f"in {n} {'of them ' if i == 0 else ''}{escape(name)}'s{' backward pass is several times faster' * (i == 0)}"
+        for i, (name, n) in enumerate(sides)) or "in none"
+    values[f"{NAME}/claim/others"] = counted([(f"the whole interval lies inside {FACTOR:g}$\\times$ either way", less),
+                                              ("undecided", undecided)])
+    values[f"{NAME}/claim/ratio-span"] = span(ok["ratio"])
+    values[f"{NAME}/claim/scope"] = scope(ok)
     if len(ok):
         for end, row in (("min", ok.loc[ok["ratio"].idxmin()]), ("max", ok.loc[ok["ratio"].idxmax()])):
             key = f"{NAME}/claim/ratio-{end}"
@@ -117,8 +139,17 @@ def claim_values(run: Run) -> dict[str, str]:
     return values
 
 
+def scope(pairs: pd.DataFrame) -> str:
+    """Which networks and batches the compared pairs cover: 'on \\texttt{k3} at batch 64'."""
+    if pairs.empty:
+        return ""
+    batches = sorted({int(c.rsplit("-b", 1)[1]) for c in pairs["config"] if "-b" in c})
+    at = f" at batch{'es' if len(batches) > 1 else ''} {words(str(b) for b in batches)}" if batches else ""
+    return f"on {words(tt(a) for a in dict.fromkeys(pairs['arch']))}{at}"
+
+
 def interval(r: float, lo: float, hi: float) -> str:
-    return f"{ratio(r)} [{ratio(lo)}, {ratio(hi)}]"
+    return bracketed(r, lo, hi)
 
 
 def arch_labels(rows: pd.DataFrame) -> pd.Series:
@@ -129,8 +160,9 @@ def arch_labels(rows: pd.DataFrame) -> pd.Series:
 def claim_table(run: Run) -> str:
     first, second = (escape(framework_name(f)) for f in CLAIM)
     c = claims(run)
-    caption = (f"Backward time of {first} over {second}, per engine pair and network: ratio of the medians "
-               f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(c.loc[c['status'] == 'ok', 'kind'])}]. Bold: the whole "
+    kinds = c.loc[c["status"] == "ok", "kind"]
+    caption = (f"Backward time of {first} over {second}, per engine pair and network: {estimate_phrase(kinds)} "
+               f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(kinds)}]. Bold: the whole "
                f"interval lies at or beyond {FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}. \\emph{{failed}}: one of "
                f"the two cells failed; \\emph{{{NOT_RESOLVED}}}: a derived backward pass the data cannot tell apart "
                f"from zero.")

@@ -12,12 +12,14 @@ from convbench.analysis.formatting import (
     FRAMEWORK_ORDER,
     escape,
     flag,
+    framework_name,
     kind_phrase,
     percent,
     ratio,
     seconds,
     setup_label,
     setup_rank,
+    share_words,
     sig3,
     signed,
     span,
@@ -51,6 +53,7 @@ def scope_values(run: Run) -> dict[str, str]:
     direct, derived = (ok[ok["phase_method"] == m] for m in ("direct", "derived"))
     return {f"{NAME}/setups": setup_words(cells) or "--", f"{NAME}/setups-count": str(len(setup_order(cells))),
             f"{NAME}/archs": words(tt(a) for a in dict.fromkeys(cells["arch"])) or "--",
+            f"{NAME}/several-archs": flag(cells["arch"].nunique() > 1),  # a panel per network, or one panel
             f"{NAME}/cells": str(len(cells)), f"{NAME}/cells-failed": str(len(failed)),
             f"{NAME}/any-failed": flag(len(failed)),
             f"{NAME}/failed-cells": words(f"{cell_name(r.framework, r.engine, r.arch)} ({escape(r.error or '?')})"
@@ -90,12 +93,15 @@ def derived_values(run: Run) -> dict[str, str]:
     cells = study_cells(run.tidy)
     derived = cells[(cells["status"] == "ok") & (cells["phase_method"] == "derived")]
     samples = run.samples[run.samples["cell_id"].isin(derived["cell_id"])] if len(run.samples) else run.samples
-    values, negative = {}, []
+    values, negative, counts = {}, [], []
     for phase in DERIVED:
         x = samples[samples["phase"] == phase]["value"] if len(samples) else pd.Series(dtype=float)
         values |= {f"{NAME}/derived/{phase}-samples": str(len(x)),
                    f"{NAME}/derived/{phase}-negative": str((x < 0).sum())}
         negative += list(x[x < 0])
+        counts.append(share_words(int((x < 0).sum()), len(x), f"{phase} sample"))
+    # 'none of the 36 backward samples and 9 of the 36 optimizer samples': no zero count
+    values[f"{NAME}/derived/negative-counts"] = words(counts)
     values[f"{NAME}/derived/any-negative"] = flag(negative)
     values[f"{NAME}/derived/negative-min-ms"] = signed(sig3(min(negative) * 1e3)) if negative else "--"
     found = unresolved(run)
@@ -182,25 +188,29 @@ def inductor_values(run: Run) -> dict[str, str]:
         values |= {f"{key}/{phase}-over-eager": ratio(r.median()) if len(r) else "--",
                    f"{key}/{phase}-over-eager-min": ratio(r.min()) if len(r) else "--",
                    f"{key}/{phase}-over-eager-max": ratio(r.max()) if len(r) else "--"}
+    step = (wide[("compile", "step")] / wide[("eager", "step")]).dropna()
+    values[f"{key}/step-scope"] = (f"median over the {len(step)} networks, {span(step)}" if len(step) > 1 else
+                                   f"on {tt(step.index[0][0])}" if len(step) else "--")
     return values
 
 
 def consistency_values(run: Run) -> dict[str, str]:
-    """How the sum of a cell's phases (timed one by one) compares with its whole step (timed on its own)."""
+    """How the sum of a cell's phases (timed one by one) compares with its whole step (timed on its own): within
+    each launch (the record's phase_overhead, the median over its launches), as the method section states it for
+    every speed cell; medians over launches taken phase by phase can drift further apart, where launches differ."""
     df = run.tidy
     cells = study_cells(df)
     timed = df[df["cell_id"].isin(cells[cells["status"] == "ok"]["cell_id"])]
-    times = timed[(timed["metric"] == "time") & timed["phase"].isin(["total", "step"])]
-    both = (times.pivot_table(index=["cell_id", "framework", "engine", "arch"], columns="phase", values="value")
-            .dropna() if len(times) else pd.DataFrame())
+    r = (timed[timed["metric"] == "phase_overhead"].drop_duplicates("cell_id")
+         .set_index(["cell_id", "framework", "engine", "arch"])["value"])
     values = {f"{NAME}/consistency/mismatch": f"{MISMATCH:g}"}
-    if not {"total", "step"} <= set(both.columns) or both.empty:
+    if r.empty:
         return values | {f"{NAME}/consistency/ran": "0", f"{NAME}/consistency/any-off": "0"}
-    r = both["total"] / both["step"]
     off = r[(r > MISMATCH) | (r < 1 / MISMATCH)]
     return values | {
         f"{NAME}/consistency/ran": "1", f"{NAME}/consistency/ratio-min": ratio(r.min()),
         f"{NAME}/consistency/ratio-max": ratio(r.max()), f"{NAME}/consistency/ratio-median": ratio(r.median()),
+        f"{NAME}/consistency/ratio": span(r, unit="$\\times$"),
         f"{NAME}/consistency/off": str(len(off)), f"{NAME}/consistency/any-off": flag(len(off)),
         f"{NAME}/consistency/off-cells": words(f"{cell_name(f, e, a)} ({ratio(x)}$\\times$)"
                                                for (_, f, e, a), x in off.items()) or "--"}
@@ -219,15 +229,23 @@ def split_values(run: Run) -> dict[str, str]:
     networks = fractions.drop_duplicates(["framework", "arch", "config"])
     values = {f"{NAME}/split/ran": flag(len(fractions))}
     frameworks = sorted(set(FRAMEWORK_ORDER) | set(networks["framework"]), key=lambda f: setup_rank(f"{f}-"))
+    shares, larger = [], {}
     for framework in frameworks:
         x = networks[networks["framework"] == framework]["input_fraction"]
         key = f"{NAME}/split/{framework}-input-percent"
         if x.empty:
             values |= {key: "--", f"{key}-span": "--", f"{NAME}/split/{framework}-larger": "--"}
             continue
-        share = f"{100 * x.median():.0f}"
-        values |= {key: share, f"{key}-span": span(100 * x, lambda v: f"{v:.0f}"),  # '35' where every network is
-                   f"{NAME}/split/{framework}-larger": larger_half(share)}
+        share, spread = f"{100 * x.median():.0f}", span(100 * x, lambda v: f"{v:.0f}")  # '35' where every network is
+        values |= {key: share, f"{key}-span": spread, f"{NAME}/split/{framework}-larger": larger_half(share)}
+        over = f" (median; {spread}\\,\\% over the networks)" if spread != share else ""  # no range over one
+        shares.append(f"{share}\\,\\%{over} in {escape(framework_name(framework))}")
+        larger.setdefault(larger_half(share), []).append(escape(framework_name(framework)))
+    values[f"{NAME}/split/shares"] = words(shares) or "--"
+    everywhere = len(larger) == 1 and len(shares) > 1  # both frameworks agree: say it once
+    frameworks = "both frameworks" if len(shares) == 2 else "every framework"
+    values[f"{NAME}/split/larger"] = (f"{next(iter(larger))} in {frameworks}" if everywhere else
+                                      words(f"{half} in {words(names)}" for half, names in larger.items())) or "--"
     return values
 
 

@@ -3,6 +3,7 @@ in (engine, batch) space, and one verdict per engine pair and batch."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from convbench.analysis.formatting import escape, flag, words
 from convbench.analysis.overhead.fit import CLAIM, claim_space
@@ -24,11 +25,14 @@ def values(run: Run) -> dict[str, str]:
             for end, pick in (("min", "idxmin"), ("max", "idxmax")):
                 key = f"{NAME}/{phase}/{name}-{end}"
                 if rows.empty:
-                    values |= {f"{key}-{unit}": "--", f"{key}-lo": "--", f"{key}-hi": "--", f"{key}-setup": "--"}
+                    values |= {f"{key}-{unit}": "--", f"{key}-lo": "--", f"{key}-hi": "--", f"{key}-setup": "--",
+                               f"{key}-zero": ""}
                     continue
                 r = rows.loc[getattr(rows[name], pick)()]
-                values |= {f"{key}-{unit}": num(r[name] * scale), f"{key}-lo": num(r[f"{name}_lo"] * scale),
-                           f"{key}-hi": num(r[f"{name}_hi"] * scale), f"{key}-setup": escape(label(r))}
+                lo, hi = num(r[f"{name}_lo"] * scale), num(r[f"{name}_hi"] * scale)
+                values |= {f"{key}-{unit}": num(r[name] * scale), f"{key}-lo": lo, f"{key}-hi": hi,
+                           f"{key}-setup": escape(label(r)), f"{key}-zero": zero_note(r[f"{name}_lo"], r[f"{name}_hi"],
+                                                                                      lo, hi)}
     c = claim_space(run.tidy, run.samples)
     holds = c[c["outcome"].isin([Outcome.AT_LEAST])]
     largest, smallest = (c["batch_size"].max(), c["batch_size"].min()) if len(c) else (np.nan, np.nan)
@@ -40,6 +44,7 @@ def values(run: Run) -> dict[str, str]:
         f"{NAME}/claim/largest-batch": f"{largest:.0f}" if len(c) else "--",
         f"{NAME}/claim/holds-at-smallest": str(int((holds["batch_size"] == smallest).sum())),
         f"{NAME}/claim/holds-at-largest": str(int((holds["batch_size"] == largest).sum())),
+        f"{NAME}/claim/holds-by-batch": by_batch(holds["batch_size"]),
         f"{NAME}/claim/pairs": str(len(c[["engine_a", "engine_b", "arch", "image_size"]].drop_duplicates()))}
 
 
@@ -55,3 +60,17 @@ def verdicts(run: Run) -> list[Verdict]:
 
 def ran(run: Run) -> bool:
     return not sweep_times(run.tidy).empty
+
+
+def by_batch(batches) -> str:
+    """How many engine pairs the claim held for at each batch where it held: '2 engine pairs at batch 1, 2 at batch
+    16 and 1 at batch 256' (every batch with a pair, so that the counts add up to the total); 'none'."""
+    counts = sorted(pd.Series(batches).value_counts().items())
+    return words(f"{n} engine pair{'' if n == 1 else 's'} at batch {b:.0f}" if i == 0 else f"{n} at batch {b:.0f}"
+                 for i, (b, n) in enumerate(counts)) or "none"
+
+
+def zero_note(lo: float, hi: float, lo_text: str, hi_text: str) -> str:
+    """', whose interval (lo to hi) includes 0' where a fitted term cannot be told from nothing, else '': the text
+    then does not state it as a measured cost."""
+    return f", whose interval ({lo_text} to {hi_text}) includes 0" if lo <= 0 <= hi else ""

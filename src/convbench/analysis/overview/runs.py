@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import count_words, escape, flag, percent, ratio, setup_label, setup_rank
+from convbench.analysis.formatting import (
+    count_words,
+    escape,
+    flag,
+    percent,
+    ratio,
+    setup_label,
+    setup_rank,
+    tt,
+    words,
+)
 from convbench.analysis.query import convergence, repeat_check, replicates, summarise
 from convbench.analysis.stats import Kind, Verdict, time_verdict
 from convbench.analysis.study import Run
@@ -17,6 +27,23 @@ ENGINES = "engines"  # that study compares every engine with intervals of its ow
 
 # ---- convergence and the cross-framework repeat (every study's train cells) ------------------------------
 
+def per_study(rows: pd.DataFrame, metric: str) -> str:
+    """A criterion setting as each study set it: '30' where all agree, else '30 (activation and kernel), 60
+    (learned) and 80 (tracking)'; a run on a fraction f of its training split is named apart (its cap is 1/f times
+    its study's). '--' where no row says."""
+    rows = rows[rows["metric"] == metric].drop_duplicates(["study", "train_fraction", "value"])
+    if rows.empty:
+        return "--"
+    label = lambda r: (tt(r.study) if r.train_fraction == 1  # noqa: E731
+                       else rf"{tt(r.study)} at {100 * r.train_fraction:g}\,\%")
+    groups = {}
+    for r in rows.sort_values(["value", "study", "train_fraction"]).itertuples():
+        groups.setdefault(f"{r.value:.0f}", []).append(label(r))
+    if len(groups) == 1:
+        return next(iter(groups))
+    return words(f"{value} ({words(dict.fromkeys(labels))})" for value, labels in groups.items())
+
+
 def convergence_values(run: Run) -> dict[str, str]:
     """Over every study's replicate train cells: runs, how many converged, did not (of those, how many ended at
     chance: never converged), or do not say."""
@@ -27,7 +54,8 @@ def convergence_values(run: Run) -> dict[str, str]:
             f"{PREFIX}/convergence/any-unconverged": flag(known > done),
             f"{PREFIX}/convergence/at-chance": str(int(chance)), f"{PREFIX}/convergence/any-at-chance": flag(chance),
             f"{PREFIX}/convergence/recorded": flag(known > 0 and known == len(c)),
-            f"{PREFIX}/convergence/max-epochs": f"{c['epochs'].max():.0f}" if c["epochs"].notna().any() else "--"}
+            f"{PREFIX}/convergence/max-epochs": per_study(replicates(run.tidy[run.tidy["status"] == "ok"]),
+                                                          "criterion_max_epochs")}
 
 
 def repeat_values(run: Run) -> dict[str, str]:

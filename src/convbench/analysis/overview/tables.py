@@ -59,14 +59,32 @@ def environment(run: Run) -> str:
     table = {}
     for framework, rows in env.groupby("framework", sort=True):
         table[framework_name(framework)] = {
-            f: "; ".join(sorted({str(v) for v in rows[f] if _recorded(v)})) for f in fields}
+            f: "; ".join(sorted({_text(v, f) for v in rows[f] if _recorded(v)}, key=_natural)) for f in fields}
     table = pd.DataFrame(table).replace("", "--")
     if "started" in table.index:  # the run's time span, not every cell's start
         starts = sorted(str(v) for v in env["started"].dropna())
         table.loc["started"] = f"{starts[0]} to {starts[-1]}" if starts else "--"
     table = table.loc[~(table == "--").all(axis=1)].reset_index().rename(columns={"index": "Field"})
+    table = table.map(lambda v: tt(v) if "_" in str(v) else escape(v))  # x86_64, intra_op: an underscore that stays
     align = ragged(0.2) + ragged(0.72 / (len(table.columns) - 1)) * (len(table.columns) - 1)
-    return booktabs(table, caption, "tab:environment", align, size=r"\scriptsize")  # a whole commit hash fits
+    return booktabs(table, caption, "tab:environment", align, size=r"\scriptsize",  # a whole commit hash fits
+                    raw=tuple(table.columns))
+
+
+VERSIONS = ("versions.", "python", "numpy", "convbench")  # fields whose '2.0' is a version, not a count
+
+
+def _text(value, field: str = "") -> str:
+    """A recorded value as the table prints it: a whole number the csv read back as a float (world size 2.0) as an
+    integer, but never a version."""
+    text = str(value)
+    whole = text.endswith(".0") and text[:-2].lstrip("-").isdigit()
+    return text[:-2] if whole and not field.startswith(VERSIONS) else text
+
+
+def _natural(text: str):
+    """Numbers in numeric order (2 before 10), then text."""
+    return (0, float(text), "") if text.replace(".", "", 1).lstrip("-").isdigit() else (1, 0.0, text)
 
 
 def failed(run: Run) -> str:
@@ -100,9 +118,11 @@ def speed(run: Run) -> str:
     times = summarise(df, "time") if len(df) else df
     if times.empty:
         return placeholder(caption, "tab:speed", "This run has no timed cells.")
-    times = times.assign(cell=[flagged(ms(v, i), noisy)
-                               for v, i, noisy in zip(times["value"], times["iqr"], times["noisy"])])
     keys = ["study", "arch", "setup", "config"]
+    lost = unresolved_phases(df)
+    times = times.assign(cell=[NOT_RESOLVED_MARK if key in lost else flagged(ms(v, i), noisy) for key, v, i, noisy in
+                               zip(times[[*keys, "phase"]].itertuples(index=False, name=None), times["value"],
+                                   times["iqr"], times["noisy"])])
     table = times.pivot_table(index=keys, columns="phase", values="cell", aggfunc="first", sort=False)
     phases = [p for p in ["forward", "backward", "optimizer", "total", "step"] if p in table.columns]
     phases += [p for p in table.columns if p not in phases]  # phases a new harness adds
@@ -114,12 +134,35 @@ def speed(run: Run) -> str:
     index = pd.MultiIndex.from_frame(cells[keys])
     table = table.reindex(index).fillna("--")
     table.loc[~index.isin(table.index.intersection(times.set_index(keys).index))] = r"\emph{failed}"
-    table = table.reset_index().assign(Setup=setup_labels(cells.reset_index(drop=True)).to_numpy())
-    columns = list(table.columns[len(keys):-1])
+    cells = cells.reset_index(drop=True)
+    columns = list(table.columns)
+    # the setup, and apart from it only what varies of the config (the batch, mostly): the table fits the page
+    where = cells["device"].astype(str) + cells["devices"].astype(str) + "-" + cells["parallelism"].astype(str)
+    config = (("Batch", cells["batch_size"].map(lambda b: f"{b:.0f}")) if where.nunique() == 1
+              else ("Config", cells["config"]))
+    table = table.reset_index().assign(Setup=[setup_label(f, e) for f, e in zip(cells["framework"], cells["engine"])],
+                                       **{config[0]: config[1].to_numpy()})
     studies = table["study"]
-    table = blank_repeats(table[["study", "arch", "Setup", *columns]], ["study", "arch"]).drop(columns="study")
-    return booktabs(table.rename(columns={"arch": "Architecture"}), caption, "tab:speed", "ll" + "r" * len(columns),
-                    raw=tuple(columns), size=r"\scriptsize", groups=studies, note=noisy_note(times), colsep="2pt")
+    table = blank_repeats(table[["study", "arch", "Setup", config[0], *columns]], ["study", "arch", "Setup"])
+    notes = [n for n in (noisy_note(times), lost and NOT_RESOLVED_NOTE) if n]
+    return booktabs(table.drop(columns="study").rename(columns={"arch": "Architecture"}), caption, "tab:speed",
+                    "llr" + "r" * len(columns), raw=tuple(columns), size=r"\scriptsize", groups=studies,
+                    note=" ".join(notes) or None, colsep="2pt")
+
+
+NOT_RESOLVED_MARK = r"--$^\ddagger$"
+NOT_RESOLVED_NOTE = (r"$^\ddagger$\,Not resolved: a derived phase (a difference of two timed programs) that the data "
+                     r"cannot tell apart from zero (a sample at or below zero, or an interval over the launches that "
+                     r"reaches zero); no time is reported for it.")
+
+
+def unresolved_phases(df: pd.DataFrame) -> set[tuple]:
+    """(study, arch, setup, config, phase) of every derived phase the tidy table marked not resolved (tidy.resolve)."""
+    if "resolved" not in df or df.empty:
+        return set()
+    rows = with_config(df[(df["status"] == "ok") & (df["metric"] == "time")])
+    rows = rows[rows["resolved"].map(lambda r: r is False or r == False)]  # noqa: E712 (read back from csv)
+    return set(rows[["study", "arch", "setup", "config", "phase"]].itertuples(index=False, name=None))
 
 
 def accuracy(run: Run) -> str:
@@ -142,6 +185,7 @@ def accuracy(run: Run) -> str:
     if table["seeds"].max() > 1:
         columns.append("seeds")
     if table["train_size"].nunique() > 1:
+        table["train_size"] = table["train_size"].map(lambda n: f"{n:.0f}" if pd.notna(n) else "--")  # a count
         columns.append("train_size")
     if (table["train_fraction"] < 1).any():
         table["train_fraction"] = table["train_fraction"].map(lambda f: f"{100 * f:g}%")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import (
+    NUMBER_WORDS,
     count_words,
     escape,
     flag,
@@ -32,19 +33,38 @@ def run_values(df: pd.DataFrame, command: str | None) -> dict[str, str]:
         f"{tt(study)} ({len(rows)} cells: {', '.join(escape(t) for t in sorted(rows['task'].unique()))})"
         for study, rows in cells.groupby("study", sort=True)]
     setups = [setup_label(*s.split("-", 1)) for s in sorted(set(cells["setup"]), key=setup_rank)]
-    devices = sorted({f"{n} {d} device{'s' if n != 1 else ''}" for d, n in zip(cells["device"], cells["devices"])})
     return {
         "run/cells": str(len(cells)),
         "run/cells-ok": str(len(cells) - len(failed)),
         "run/cells-failed": str(len(failed)),
+        "run/failed-text": f"{len(failed)} failed" if len(failed) else "none failed",
         "overview/failed": flag(len(failed)),
         "run/studies": words(studies),
         "run/setups": words(escape(s) for s in setups),
-        "run/devices": words(escape(d) for d in devices),
+        "run/devices": device_words(cells),
         "run/command": tt(command) if command else "(not recorded)",
         "run/seeds": count_words(cells["seed"].nunique(), "seed"),
         "run/date": words(sorted({str(d)[:10] for d in cells["started"].dropna()})) or "(not recorded)",
     }
+
+
+DEVICE_NAMES = {"cpu": "CPU", "cuda": "GPU", "gpu": "GPU"}
+
+
+def device_words(cells: pd.DataFrame) -> str:
+    """The devices per cell, each kind once and without parentheses (the text sets the hardware in its own): 'one
+    CPU device', 'one CPU device and, in the scaling study, two'."""
+    out = []
+    for device, rows in cells.groupby("device", sort=True):
+        name = escape(DEVICE_NAMES.get(str(device), str(device)))
+        counts = sorted(int(n) for n in rows["devices"].dropna().unique())
+        text = count_words(counts[0], f"{name} device")
+        for n in counts[1:]:
+            studies = sorted(rows.loc[rows["devices"] == n, "study"].unique())
+            text += (f" and, in the {words(tt(s) for s in studies)} stud{'ies' if len(studies) > 1 else 'y'}, "
+                     f"{NUMBER_WORDS.get(n, str(n))}")
+        out.append(text)
+    return words(out) or "(not recorded)"
 
 
 def env_values(env: pd.DataFrame) -> dict[str, str]:
@@ -66,10 +86,7 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
     models = distinct("device_model")
     if models and models != ["cpu"]:
         values["env/hardware"] += f" with {code('device_model') if '_' in ''.join(models) else one('device_model')}"
-    commits = distinct("git_commit")
-    values["env/git-commit"] = escape("; ".join(c[:12] for c in commits)) or "(not recorded)"
-    dirty = {str(v).lower() for v in env.get("git_dirty", pd.Series(dtype=object)).dropna()}
-    values["env/git-state"] = ("with uncommitted changes" if "true" in dirty else "clean") if dirty else "(not recorded)"
+    values |= git_values(env)
     versions, threads = [], []
     for framework, rows in (env.groupby("framework", sort=True) if "framework" in env else []):
         packages = [c.removeprefix("versions.") for c in rows.columns if c.startswith("versions.") and distinct(c, rows)]
@@ -89,12 +106,36 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
     return values
 
 
+def git_values(env: pd.DataFrame) -> dict[str, str]:
+    """The commit(s) the cells ran at, with how many cells each where there are several (env/git-commit for the title,
+    env/git-commits for the text), and how many cells ran from a working tree with uncommitted changes."""
+    cells = env.drop_duplicates("cell_id") if "cell_id" in env else env
+    commits = cells["git_commit"].dropna().astype(str).str[:12].value_counts() if "git_commit" in cells else []
+    if not len(commits):
+        values = {"env/git-commit": "(not recorded)", "env/git-commits": "a commit not recorded"}
+    elif len(commits) == 1:
+        values = {"env/git-commit": escape(commits.index[0]), "env/git-commits": f"commit {escape(commits.index[0])}"}
+    else:
+        values = {"env/git-commit": f"{escape(commits.index[0])} ({commits.iloc[0]} of {commits.sum()} cells; "
+                                    f"{count_words(len(commits), 'commit')} in all)",
+                  "env/git-commits": f"{count_words(len(commits), 'commit')}: " +
+                                     words(f"{escape(c)} ({count_words(n, 'cell')})" for c, n in commits.items())}
+    dirty = cells["git_dirty"].dropna().map(lambda v: str(v).lower() == "true") if "git_dirty" in cells else []
+    values["env/git-state"] = ("(not recorded)" if not len(dirty) else "clean" if not dirty.any() else
+                               "with uncommitted changes" if dirty.all() else
+                               f"with uncommitted changes in {dirty.sum()} of {len(dirty)} cells")
+    return values
+
+
 def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
-    """The plateau criterion the full-data train cells stopped by (train/criterion 0 where they differ or do not
-    say): what it watched, the improvement that counts, over how many epochs, no sooner than and at most."""
-    rows = full_data(rows)  # the full-data cells state it: a fraction f shares it but for its cap (1/f times as many)
-    settings = rows.groupby("metric")["value"].agg(["min", "max"]) if len(rows) else pd.DataFrame()
-    same = len(settings) and (settings["min"] == settings["max"]).all() and "criterion_accuracy" in settings.index
+    """The plateau criterion the train cells stopped by (train/criterion 0 where what it watched or the improvement
+    that counts differ, or the records do not say): what it watched, the improvement that counts, and over how many
+    epochs, no sooner than and at most, each as every study set it (runs.per_study: studies have caps of their own,
+    and a fraction f of a training split has 1/f times its study's cap)."""
+    watched = full_data(rows)
+    settings = watched.groupby("metric")["value"].agg(["min", "max"]) if len(watched) else pd.DataFrame()
+    shared = settings.loc[settings.index.intersection(["criterion_accuracy", "criterion_min_delta"])]
+    same = "criterion_accuracy" in settings.index and (shared["min"] == shared["max"]).all()
     chance = {"train/chance-margin": f"{100 * CHANCE_MARGIN:g}", "train/chance-level": f"{CHANCE_LEVEL:g}"}
     if not same:
         return {"train/criterion": "0"} | chance
@@ -104,9 +145,24 @@ def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
     values = {**chance, "train/criterion": "1", "train/monitor": "train accuracy" if accuracy else "train loss",
               "train/min-delta": f"{percent(delta)} points" if accuracy else f"{delta:g}"}
     for key in ("patience", "min_epochs", "max_epochs"):
-        values[f"train/{key.replace('_', '-')}"] = f"{value[f'criterion_{key}']:.0f}" \
-            if f"criterion_{key}" in value else "--"
+        values[f"train/{key.replace('_', '-')}"] = runs.per_study(rows, f"criterion_{key}")
     return values
+
+
+def data_sets(trained: pd.DataFrame) -> str:
+    """Each data set once, with what differs between the runs on it: 'planted (2000 training and 500 test images at
+    scale 11, in activation and kernel; 4000 training and 500 test images at scales 7 and 11, in tracking)'."""
+    out = []
+    for dataset, rows in trained.groupby("dataset", sort=True):
+        variants = []
+        for (train, test), v in rows.groupby(["train_size", "test_size"], sort=True):
+            scales = sorted(v["planted_scale"].dropna().unique()) if "planted_scale" in v else []
+            at = f" at scale{'s' if len(scales) > 1 else ''} {words(f'{s:.0f}' for s in scales)}" if scales else ""
+            studies = (f", in {words(tt(s) for s in sorted(v['study'].unique()))}"
+                       if rows["train_size"].nunique() > 1 else "")
+            variants.append(f"{train:.0f} training and {test:.0f} test images{at}{studies}")
+        out.append(f"{tt(dataset)} ({'; '.join(variants)})" if variants else tt(dataset))
+    return words(out)
 
 
 def data_values(df: pd.DataFrame) -> dict[str, str]:
@@ -114,9 +170,7 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
     trained = full_data(ok[ok["metric"] == "test_accuracy"])  # the activation study states its smaller training sets
     values = {"overview/trained": flag(len(trained))}
     if len(trained):
-        sets = trained.drop_duplicates(["dataset", "train_size", "test_size"])
-        values["data/sets"] = words(f"{tt(r.dataset)} ({r.train_size:.0f} training and {r.test_size:.0f} test images)"
-                                    if pd.notna(r.train_size) else tt(r.dataset) for r in sets.itertuples())
+        values["data/sets"] = data_sets(trained)
         values["data/names"] = words(tt(d) for d in sorted(trained["dataset"].dropna().unique())) or "(not recorded)"
         epochs = ok[ok["metric"] == "epochs"]["value"]
         low, high = f"{epochs.min():.0f}", f"{epochs.max():.0f}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, percent, ratio
+from convbench.analysis.formatting import escape, kind_phrase, percent, ratio
 from convbench.analysis.latex import placeholder
 from convbench.analysis.plotting import placeholder as empty_figure
 from convbench.analysis.query import launch_medians
@@ -61,14 +61,15 @@ def graph_values(run: Run) -> dict[str, str]:
         values[f"{KEY}/graph/{which}-arch"] = escape(arch)
         for end, batch in (("smallest", batches[0]), ("largest", batches[-1])):
             key = f"{KEY}/graph/{which}/{end}"
-            values |= {f"{key}/{k}": "--" for k in ("eager-ms", "graph-ms", "ratio", "lo", "hi")}
+            values |= {f"{key}/{k}": "--" for k in ("eager-ms", "graph-ms", "ratio", "lo", "hi")} | {f"{key}/kind": ""}
             cells = df[(df["arch"] == arch) & (df["batch_size"] == batch) & (df["image_size"] == size)]
             eager, graph = (cells[cells["engine"] == e] for e in ("eager", "cudagraph"))
             samples = [ref.samples[ref.samples["cell_id"].isin(c["cell_id"]) & (ref.samples["phase"] == "step")]
                        ["value"] for c in (eager, graph)]
             found = time_interval(launch_medians(eager, "step"), launch_medians(graph, "step"), *samples)
             if found is not None:
-                r, lo, hi, *_ = found
+                r, lo, hi, _, kind = found
+                values[f"{key}/kind"] = f"; {kind_phrase([kind])}"  # the interval's kind, named in the sentence
                 values |= {f"{key}/eager-ms": f"{record_time(eager, 'step') * 1e3:.3g}",
                            f"{key}/graph-ms": f"{record_time(graph, 'step') * 1e3:.3g}",
                            f"{key}/ratio": ratio(r), f"{key}/lo": ratio(lo), f"{key}/hi": ratio(hi)}

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, kind_phrase, margin_text, ms, percent, ratio, setup_label, setup_rank
+from convbench.analysis.formatting import (
+    bracketed,
+    escape,
+    kind_phrase,
+    margin_text,
+    ms,
+    percent,
+    ratio,
+    setup_label,
+    setup_rank,
+)
 from convbench.analysis.latex import blank_repeats, booktabs
 from convbench.analysis.reference.runs import PHASES, ReferenceRun, reference_runs, tf32_pairs
 from convbench.analysis.reference.values import compare
@@ -16,7 +26,7 @@ LAYER_PHASES = {"forward": "Conv fwd", "backward_input": "Bwd input", "backward_
 
 
 def interval(r, lo, hi, outcome) -> str:
-    text = f"{ratio(r)} [{ratio(lo)}, {ratio(hi)}]"
+    text = bracketed(r, lo, hi)
     return rf"\textbf{{{text}}}" if outcome in (Outcome.FASTER, Outcome.SLOWER) else text
 
 
@@ -35,7 +45,7 @@ def pair_table(fp32: ReferenceRun, tf32: ReferenceRun, margins: Margins = MARGIN
     table = pd.DataFrame(rows)
     caption = (f"{escape(tf32.device)}: TF32 over fp32 per phase, time ratio [95\\,\\% "
                f"{kind_phrase(c['kind'])}: the runs ran one after the other, unpaired]; bold: the whole interval lies "
-               f"beyond the margin ({margin_text(margins)}). Step times in ms. "
+               f"beyond the margin ({margin_text(margins, ('time',))}). Step times in ms. "
                f"fp32 ({escape(fp32.name)}): {fp32.line()}. TF32 ({escape(tf32.name)}): {tf32.line()}.")
     return booktabs(table, caption, f"tab:reference-tf32-{tf32.name}", "l" + "r" * (len(table.columns) - 1),
                     raw=tuple(table.columns[1:]), size=r"\footnotesize")

@@ -41,7 +41,7 @@ def speedup(run: Run, path: Path) -> Path:
     groups = [(p, m, t) for p in PARALLEL for m in MODE_ORDER for t in counts
               if ((rows["parallelism"] == p) & (rows["mode"] == m) & (rows["devices"] == t)).any()]
     colors = dict(zip(PARALLEL, sns.color_palette()[:2]))
-    fig, axes = plt.subplots(2, len(setups), figsize=(16 * CM, 6.2 * CM), squeeze=False, sharex=True, sharey="row")
+    fig, axes = plt.subplots(2, len(setups), figsize=(16 * CM, 8 * CM), squeeze=False, sharex=True, sharey="row")
     offsets = np.linspace(-0.18, 0.18, len(archs)) if len(archs) > 1 else [0.0]
     plain = df[df["straggler_ms"] == 0]
     for j, setup in enumerate(setups):
@@ -68,29 +68,38 @@ def speedup(run: Run, path: Path) -> Path:
                                     yerr=_errors(r["efficiency"], r["efficiency_lo"], r["efficiency_hi"])[:, None],
                                     **style)
         axes[1][j].axhline(1, color="0.25", ls="--", lw=1.0, zorder=3)
-        axes[0][j].set_title(setup_name(setup), fontsize="medium")
-        many = len(counts) > 1
-        axes[1][j].set_xticks(range(len(groups)), [f"{p}\n{m}" + (f", t={t}" if many else "") for p, m, t in groups])
+        # one network or one scaling mode is said once (title, axis label), not as a legend or axis of one category
+        axes[0][j].set_title(setup_name(setup) + (f" ({archs[0]})" if len(archs) == 1 else ""), fontsize="medium")
+        modes = {m for _, m, _ in groups}
+        axes[1][j].set_xticks(range(len(groups)), [
+            "\n".join([p, *([m] if len(modes) > 1 else []), *([f"t={t}"] if len(counts) > 1 else [])])
+            for p, m, t in groups])
+        if len(modes) == 1:
+            axes[1][j].set_xlabel(f"{next(iter(modes))} scaling")
         for ax in axes[:, j]:
             ax.set_xlim(-0.6, len(groups) - 0.4)
     axes[0][0].set_ylim(0, 1.15 * max(max(counts), np.nanmax(rows["speedup_hi"].replace(np.inf, np.nan)), 1))
     axes[1][0].set_ylim(0, 1.15 * max(np.nanmax(rows["efficiency_hi"].replace(np.inf, np.nan)), 1))
     axes[0][0].set_ylabel("speed-up (×)")
     axes[1][0].set_ylabel("efficiency")
-    handles = [Line2D([], [], color="0.3", marker=MARKERS[i % len(MARKERS)], ls="none", label=a)
-               for i, a in enumerate(archs)]
-    handles += [Line2D([], [], color="0.25", ls="--", lw=1.0, label="ideal")]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize="small")
-    fig.tight_layout(rect=(0, 0.08, 1, 1), h_pad=0.3)
+    fig.align_ylabels(axes[:, 0])
+    if len(archs) > 1:  # a marker per network; with one, the titles name it
+        handles = [Line2D([], [], color="0.3", marker=MARKERS[i % len(MARKERS)], ls="none", label=a)
+                   for i, a in enumerate(archs)]
+        handles += [Line2D([], [], color="0.25", ls="--", lw=1.0, label="ideal")]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize="small")
+    fig.tight_layout(rect=(0, 0.08 if len(archs) > 1 else 0, 1, 1), h_pad=0.8)
     return save(fig, path)
 
 
 PHASE_COLORS = dict(zip([*PHASES, "communication"], [*sns.color_palette()[:3], "0.55"]))
 
 
-def _label(r) -> str:
-    scheme = "one device" if r.devices == 1 else f"{r.parallelism}, {r.mode}, t={r.devices}"
-    return f"{r.arch}: {scheme}" + ("  (failed)" if r.status != "ok" else "")
+def _label(r, modes: int = 2, archs: int = 2) -> str:
+    """'data, t=2' (the network and the scaling mode only where the figure holds several: the title says them)."""
+    scheme = "one device" if r.devices == 1 else ", ".join(
+        [r.parallelism, *([r.mode] if modes > 1 else []), f"t={r.devices}"])
+    return (f"{r.arch}: " if archs > 1 else "") + scheme + ("  (failed)" if r.status != "ok" else "")
 
 
 def phases(run: Run, path: Path) -> Path:
@@ -102,7 +111,9 @@ def phases(run: Run, path: Path) -> Path:
         return placeholder(path, NONE if not len(df) else "No scaling cell ran successfully in this run.")
     setups = sorted(plain["setup"].unique(), key=setup_rank)
     most = max((plain["setup"] == s).sum() for s in setups)
-    fig, axes = plt.subplots(1, len(setups), figsize=(16 * CM, (0.5 * most + 2.2) * CM), squeeze=False)
+    modes, archs = plain["mode"].nunique(), plain["arch"].nunique()
+    height = 0.7 * most + 2.6  # cm: a row per cell, with room between the tick labels
+    fig, axes = plt.subplots(1, len(setups), figsize=(16 * CM, height * CM), squeeze=False)
     for ax, setup in zip(axes[0], setups):
         rows = plain[plain["setup"] == setup]
         y = np.arange(len(rows))[::-1].astype(float)
@@ -113,16 +124,18 @@ def phases(run: Run, path: Path) -> Path:
             left += width
         ax.barh(y - 0.17, rows["comm"].fillna(0).to_numpy() * 1e3, height=0.34, color=PHASE_COLORS["communication"],
                 hatch="///", edgecolor="white", label="communication alone")
-        ax.set_yticks(y, [_label(r) for r in rows.itertuples()], fontsize="small")
+        ax.set_yticks(y, [_label(r, modes, archs) for r in rows.itertuples()], fontsize="small")
         for tick, status in zip(ax.get_yticklabels(), rows["status"]):
             if status != "ok":
                 tick.set_color("0.45")
                 tick.set_fontstyle("italic")
-        ax.set_title(setup_name(setup), fontsize="medium")
+        said = [*([plain["arch"].iloc[0]] if archs == 1 else []),
+                *([f"{plain['mode'].iloc[0]} scaling"] if modes == 1 else [])]  # one network or mode: said once
+        ax.set_title(setup_name(setup) + (f" ({', '.join(said)})" if said else ""), fontsize="medium")
         ax.set_xlabel("median time per step (ms)")
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize="small")
-    fig.tight_layout(rect=(0, 1.0 / (0.5 * most + 2.2), 1, 1))
+    fig.tight_layout(rect=(0, 1.2 / height, 1, 1))
     return save(fig, path)
 
 
@@ -140,7 +153,7 @@ def bytes_(run: Run, path: Path) -> Path:
     palette = dict(zip(kernels, sns.color_palette("viridis", len(kernels))))
     lowest = min(1.0, 0.7 * grid["crossover"].min())
     batches = np.geomspace(lowest, grid["batch"].max(), 64)
-    fig, axes = plt.subplots(1, len(counts), figsize=(min(16, 6 + 5 * len(counts)) * CM, 5 * CM), squeeze=False,
+    fig, axes = plt.subplots(1, len(counts), figsize=(min(16, 6 + 5 * len(counts)) * CM, 6.5 * CM), squeeze=False,
                              sharey=True)
     ran = df[(df["status"] == "ok") & df["parallelism"].isin(PARALLEL)] if len(df) else df
     for ax, t in zip(axes[0], counts):
@@ -170,14 +183,23 @@ def bytes_(run: Run, path: Path) -> Path:
         ax.minorticks_off()
         ax.set_title(f"{t} devices", fontsize="medium")
         ax.set_xlabel("global batch (examples)")
+        # the lines are labelled where they end (moved apart where they would overlap), so that the legend holds
+        # only the markers
+        labels = sorted([(r.data, f"data {r.kernel}×{r.kernel}", palette[r.kernel]) for r in rows.itertuples()]
+                        + [(per_example * batches[-1], "tensor (any kernel)", "black")])
+        placed = []
+        for y, text, color in labels:
+            at = np.log10(y) if not placed else max(np.log10(y), placed[-1] + 0.22)  # decades apart, at least
+            placed.append(at)
+            ax.text(1.01, 10 ** at, text, transform=ax.get_yaxis_transform(), va="center", fontsize="x-small",
+                    color=color, clip_on=False)
     axes[0][0].set_ylabel("wire bytes per rank and step")
-    handles = [Line2D([], [], color=palette[k], lw=1.2, label=f"data parallel, {k}×{k}") for k in kernels]
-    handles += [Line2D([], [], color="black", lw=1.4, ls="--", label="tensor parallel (any kernel)"),
-                Line2D([], [], color="0.3", marker="o", mfc="white", ls="none", label="crossover"),
-                Line2D([], [], color="0.3", marker="D", ls="none", label="counted, data"),
-                Line2D([], [], color="black", marker="s", ls="none", label="counted, tensor"),
-                Line2D([], [], color="0.3", marker="s", mfc="none", ls="none", ms=8, label="loopback / t")]
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.99, 0.5), frameon=False, fontsize="small")
+    handles = [Line2D([], [], color="0.3", marker="o", mfc="white", ls="none", label="crossover"),
+               Line2D([], [], color="0.3", marker="D", ls="none", label="counted, data"),
+               Line2D([], [], color="black", marker="s", ls="none", label="counted, tensor"),
+               Line2D([], [], color="0.3", marker="s", mfc="none", ls="none", ms=8, label="loopback / t")]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), frameon=False,
+               fontsize="small")
     fig.tight_layout()
     return save(fig, path, bbox_inches="tight")
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import kind_phrase, margin_text, ms, percent, plain, ratio, signed, thousands, tt
+from convbench.analysis.formatting import (
+    bracketed,
+    kind_phrase,
+    margin_text,
+    ms,
+    percent,
+    plain,
+    ratio,
+    signed,
+    thousands,
+    tt,
+)
 from convbench.analysis.latex import blank_repeats, booktabs, placeholder, ragged
 from convbench.analysis.scaling import crossover
 from convbench.analysis.scaling import projection as pj
@@ -69,10 +80,11 @@ def phases(run: Run) -> str:
     table = _cell_columns(rows)
     for phase, name in [("forward", "Forward"), ("backward", "Backward"), ("comm", "Comm. alone"),
                         ("optimizer", "Optimizer")]:
-        table[name] = [ms(m, i) for m, i in zip(rows[phase], rows[f"{phase}_iqr"])]
+        table[name] = [signed(ms(m, i)) for m, i in zip(rows[phase], rows[f"{phase}_iqr"])]  # a derived phase dips < 0
     table["Exposed"] = [signed(ms(x)) for x in rows["exposed"]]
     table, groups = _grouped(table, rows)
-    return booktabs(table, caption, "tab:scaling-phases", "lllrr" + "r" * 5, raw=("Exposed",), size=r"\scriptsize",
+    return booktabs(table, caption, "tab:scaling-phases", "lllrr" + "r" * 5,
+                    raw=("Forward", "Backward", "Comm. alone", "Optimizer", "Exposed"), size=r"\scriptsize",
                     groups=groups, colsep="3pt")
 
 
@@ -138,7 +150,7 @@ def straggler(run: Run) -> str:
         "Delay (ms)": [f"{s:g}" for s in pairs["straggler_ms"]],
         "Without": [ms(x) for x in pairs["plain_step"]],
         "With": [ms(x) if s == "ok" else FAILED for x, s in zip(pairs["step"], pairs["status"])],
-        "Ratio": [f"{ratio(r)} [{ratio(lo)}, {ratio(hi)}]" if s == "ok" else "--"
+        "Ratio": [bracketed(r, lo, hi) if s == "ok" else "--"
                   for r, lo, hi, s in zip(pairs["ratio"], pairs["lo"], pairs["hi"], pairs["status"])],
         "Added (ms)": [ms(a) for a in pairs["added"]],
     })
@@ -151,7 +163,7 @@ def verdicts(run: Run) -> str:
     kinds = [*v["backward_kind"], *v["step_kind"]] if len(v) else []
     caption = (f"Tensor parallel's time over data parallel's at the same devices and global batch: ratio "
                f"{interval_text(kinds)}; shorter: the scheme whose time was shorter with the whole interval beyond the "
-               f"margin ({margin_text(run.margins)}).")
+               f"margin ({margin_text(run.margins, ('time',))}).")
     if v.empty:
         return placeholder(caption, "tab:scaling-verdicts", "No configuration of this run ran both data and tensor "
                                                             "parallel.")
@@ -160,7 +172,7 @@ def verdicts(run: Run) -> str:
         "t": v["devices"].astype(int).astype(str).to_numpy(),
         "Batch": v["global_batch"].astype(int).astype(str).to_numpy()})
     for phase, name in [("backward", "Backward"), ("step", "Step")]:
-        table[name] = [f"{ratio(r)} [{ratio(lo)}, {ratio(hi)}]" for r, lo, hi in
+        table[name] = [bracketed(r, lo, hi) for r, lo, hi in
                        zip(v[f"{phase}_ratio"], v[f"{phase}_lo"], v[f"{phase}_hi"])]
         table[f"{name}: shorter"] = [PARALLELISM_NAMES[s].split()[0] if s else "--" for s in v[f"{phase}_shorter"]]
     table, groups = _grouped(table, v)

@@ -9,6 +9,7 @@ import pandas as pd
 from convbench.analysis import query
 from convbench.analysis.formatting import (
     X,
+    count_words,
     counted,
     escape,
     flag,
@@ -19,6 +20,7 @@ from convbench.analysis.formatting import (
     ratio,
     setup_label,
     setup_rank,
+    share_words,
     sig3,
     signed,
     span,
@@ -145,12 +147,13 @@ def bytes_verdict(df: pd.DataFrame) -> list[Verdict]:
 
 def scope_values(df: pd.DataFrame) -> dict[str, str]:
     if not len(df):
-        return {"scaling/cells": "0", "scaling/cells-ok": "0", "scaling/cells-failed": "0",
+        return {"scaling/cells": "0", "scaling/cells-ok": "0", "scaling/cells-failed": "0", "scaling/failed-text": "--",
                 "scaling/device-counts": "--", "scaling/failed-any": "0", "scaling/straggler-ran": "0"}
     failed = int((df["status"] != "ok").sum())
     lags = sorted(s for s in df["straggler_ms"].unique() if s)
     return {"scaling/cells": str(len(df)), "scaling/cells-ok": str(len(df) - failed),
             "scaling/cells-failed": str(failed), "scaling/failed-any": flag(failed),
+            "scaling/failed-text": f"{failed} failed" if failed else "none failed",
             "scaling/device-counts": words(str(c) for c in sorted(df["devices"].unique())),
             "scaling/setups": words(escape(setup_name(s)) for s in sorted(df["setup"].unique(), key=setup_rank)),
             "scaling/archs": words(tt(a) for a in dict.fromkeys(df["arch"])),
@@ -308,8 +311,27 @@ def crossover_values(df: pd.DataFrame, grid: pd.DataFrame) -> dict[str, str]:
                "scaling/crossover-same-t": flag(crossover.same_at_any_count(widths, image_size)),
                "scaling/crossover-grows": flag(len(ordered) > 1 and all(a < b for a, b in zip(ordered, ordered[1:]))),
                "scaling/crossover-measured": str(len(winners)),
-               "scaling/crossover-tensor-fewer": str(int((winners["fewer"] == "tensor").sum()))}
+               "scaling/crossover-tensor-fewer": str(int((winners["fewer"] == "tensor").sum())),
+               "scaling/crossover-measured-text": fewer_text(int((winners["fewer"] == "tensor").sum()), len(winners))}
     return values
+
+
+def fewer_text(k: int, n: int) -> str:
+    """Where tensor parallel moved fewer bytes among the n measured (kernel, global batch) pairs, as a sentence
+    without a zero count or a one-of-one."""
+    pairs = count_words(n, "kernel and global-batch pair")
+    if k == 0:
+        return (f"At the {pairs} measured here, tensor parallel does not move fewer bytes" if n == 1 else
+                f"At none of the {pairs} measured here does tensor parallel move fewer bytes")
+    if k == n:
+        return f"At {'the' if n == 1 else 'all'} {pairs} measured here, tensor parallel moves fewer bytes"
+    return f"Of the {pairs} measured here, tensor parallel moves fewer bytes at {k}"
+
+
+def within_text(k: int, n: int) -> str:
+    """'2 of the 3 cells were', 'no cell was': how many checked cells the model predicted within the goal."""
+    verb = "was" if k == 1 or n == 1 else "were"
+    return f"{share_words(k, n, 'cell')} {verb}"
 
 
 def straggler_values(pairs: pd.DataFrame) -> dict[str, str]:
@@ -404,6 +426,7 @@ def check_values(run: Run) -> dict[str, str]:
     plain = checked["error_without_overhead"].abs()
     values |= {"scaling/projection/overhead-ms": ms(checked["overhead"].median()),
                "scaling/projection/check-within-without": str(int((plain <= pj.GOAL).sum())),
+               "scaling/projection/check-within-without-text": within_text(int((plain <= pj.GOAL).sum()), len(plain)),
                "scaling/projection/check-median-without": f"{100 * plain.median():.0f}",
                "scaling/projection/check-max-without": f"{100 * plain.max():.0f}"}
     for _, row in checked.iterrows():
