@@ -85,3 +85,15 @@ def test_a_tally_names_only_the_outcomes_that_occurred():
     assert tally(found, labels) == "higher in 1 and undecided in 2"
     assert tally([*found, Outcome.LOWER], labels) == "higher in 1, lower in 1 and undecided in 2"
     assert tally([], labels) == "none"
+
+
+def test_a_tally_with_its_total_never_reads_one_of_one():
+    """tally_of counts the outcomes that occurred and says the total once: one comparison is 'its one', every
+    comparison alike is 'all n', and none is a dash, never 'in 1 of 1' or 'in 0'."""
+    from convbench.analysis.formatting import tally_of
+    words = {Outcome.HIGHER: "higher", Outcome.UNDECIDED: "undecided"}
+    assert tally_of([Outcome.UNDECIDED], words) == "undecided in its one comparison"
+    assert tally_of([Outcome.HIGHER] * 3, words, "pair") == "higher in all 3 pairs"
+    assert tally_of([Outcome.HIGHER, Outcome.UNDECIDED, Outcome.UNDECIDED], words) == \
+        "higher in 1 and undecided in 2 of 3 comparisons"
+    assert tally_of([], words) == "--"

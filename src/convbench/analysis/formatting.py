@@ -58,6 +58,18 @@ def tally(outcomes, labels: dict) -> str:
     return counted((label, sum(o is outcome for o in outcomes)) for outcome, label in labels.items())
 
 
+def tally_of(outcomes, labels: dict, noun: str = "comparison") -> str:
+    """tally with its total: 'higher in 1 and undecided in 3 of 4 comparisons', 'undecided in all 4 comparisons',
+    'undecided in its one comparison' (never '1 of 1'); '--' for none."""
+    outcomes = list(outcomes)
+    if not outcomes:
+        return "--"
+    if len(set(map(id, outcomes))) == 1:
+        label = labels[outcomes[0]]
+        return f"{label} in its one {noun}" if len(outcomes) == 1 else f"{label} in all {len(outcomes)} {noun}s"
+    return f"{tally(outcomes, labels)} of {len(outcomes)} {noun}s"
+
+
 def counted(parts) -> str:
     """'with data parallel in 2 and with neither in 1': each (label, count) whose count is not zero; 'none'."""
     return words(f"{label} in {n}" for label, n in parts if n) or "none"

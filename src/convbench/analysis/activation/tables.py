@@ -90,7 +90,7 @@ def gap_table(run: Run) -> str:
                f"differences over the seeds where both runs converged, with its {CI} "
                f"{kind_phrase(v.kind for v in found)} over this table's {len(found)} comparisons (a family of their "
                f"own, apart from Table~\\ref{{tab:activation-verdicts}}'s), in brackets. Bold: the whole "
-               f"interval lies beyond the margin ({margin_text(run.margins)}).")
+               f"interval lies beyond the margin ({margin_text(run.margins, ('accuracy',))}).")
     if not found:
         return placeholder(caption, "tab:activation-gaps", "This run has no gap of a maxout variant and its ReLU "
                                                             "network on the same seeds.")

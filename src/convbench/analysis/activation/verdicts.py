@@ -20,6 +20,7 @@ from convbench.analysis.formatting import (
     setup_rank,
     span,
     tally,
+    tally_of,
     tt,
     words,
 )
@@ -269,11 +270,13 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
             values[f"{STUDY}/{name}-{slug}"] = str(sum(v.outcome is outcome for v in these))
         if name in TALLIES:
             values[f"{STUDY}/{name}-tally"] = tally((v.outcome for v in these), TALLIES[name])
+            values[f"{STUDY}/{name}-tally-of"] = tally_of((v.outcome for v in these), TALLIES[name])
     gaps = [v for v in found if "/gap-diff-f" in v.key]
     values[f"{STUDY}/gaps-compared"], values[f"{STUDY}/gaps-any"] = str(len(gaps)), flag(gaps)
     for outcome, slug in KINDS["overfit"][1].items():
         values[f"{STUDY}/gaps-{slug}"] = str(sum(v.outcome is outcome for v in gaps))
     values[f"{STUDY}/gaps-tally"] = tally((v.outcome for v in gaps), TALLIES["gaps"])
+    values[f"{STUDY}/gaps-tally-of"] = tally_of((v.outcome for v in gaps), TALLIES["gaps"])
     matching = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["matching"])) if len(run.tidy) else {}
     costs = cost_ratios(run) if len(run.tidy) else pd.DataFrame(columns=["matching", "params", "saved"])
     for m in ("filters", "width", "params"):

@@ -33,6 +33,7 @@ from convbench.analysis.formatting import (
     span,
     X,
     tally,
+    tally_of,
     words,
 )
 from convbench.analysis.query import (
@@ -71,6 +72,11 @@ ACCURACY = ["test_accuracy", "train_accuracy", "gap"]
 # what a summary of no cells has (a run without any cell of the study)
 NOTHING = pd.DataFrame(columns=[*SUMMARY_KEYS, "phase", "value", "iqr", "seeds", "noisy", "kernel", "depth",
                                 "receptive_field", "params", "slug"])
+# the words of the accuracy and gap comparisons' outcomes, as the text counts them (formatting.tally)
+ACCURACY_WORDS = {Outcome.HIGHER: "higher", Outcome.LOWER: "lower", Outcome.EQUIVALENT: "equivalent",
+                  Outcome.UNDECIDED: "undecided"}
+GAP_WORDS = {Outcome.HIGHER: "had a larger train/test gap", Outcome.LOWER: "had a smaller gap",
+             Outcome.EQUIVALENT: "had an equivalent gap", Outcome.UNDECIDED: "was undecided"}
 
 
 def summary(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -297,13 +303,13 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
         f"{STUDY}/stack/single-smaller-gap": str(sum(v.outcome is Outcome.LOWER for v in gaps)),
         f"{STUDY}/stack/gap-equivalent": str(sum(v.outcome is Outcome.EQUIVALENT for v in gaps)),
         f"{STUDY}/stack/gap-undecided": str(sum(v.outcome is Outcome.UNDECIDED for v in gaps)),
-        f"{STUDY}/stack/accuracy-tally": tally((v.outcome for v in acc), {
-            Outcome.HIGHER: "higher", Outcome.LOWER: "lower", Outcome.EQUIVALENT: "equivalent",
-            Outcome.UNDECIDED: "undecided"}),
-        f"{STUDY}/stack/gap-tally": tally((v.outcome for v in gaps), {
-            Outcome.HIGHER: "had a larger train/test gap", Outcome.LOWER: "had a smaller gap",
-            Outcome.EQUIVALENT: "had an equivalent gap", Outcome.UNDECIDED: "was undecided"}),
+        f"{STUDY}/stack/accuracy-tally": tally((v.outcome for v in acc), ACCURACY_WORDS),
+        f"{STUDY}/stack/gap-tally": tally((v.outcome for v in gaps), GAP_WORDS),
         f"{STUDY}/stack/gap-pairs": str(len(gaps)),
+        **{f"{STUDY}/stack/{name}-tally-of": tally_of((v.outcome for v in these), labels, noun)
+           for name, these, labels, noun in (("accuracy", acc, ACCURACY_WORDS, "comparison"),
+                                             ("accuracy-pairs", acc, ACCURACY_WORDS, "pair"),
+                                             ("gap", gaps, GAP_WORDS, "comparison"))},
         f"{STUDY}/stack/gap-compared": flag(gaps),
         f"{STUDY}/stack/seeds": words(sorted({str(v.n) for v in acc})) or "0",
         f"{STUDY}/stack/family": str(family_size(pairs)),
