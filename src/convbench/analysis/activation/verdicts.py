@@ -226,7 +226,8 @@ def scope_values(run: Run) -> dict[str, str]:
     k2 = v.loc[v["k"] == 2, "arch"]
     values = {f"{STUDY}/level": f"{LEVEL * 100:.0f}", f"{STUDY}/trained": flag(data.trained(run)),
               f"{STUDY}/timed": flag(len(study) and (study["task"] == "speed").any()),
-              f"{STUDY}/variants": str(len(v)), f"{STUDY}/pieces": words(str(k) for k in sorted(set(v["k"]) - {1})),
+              f"{STUDY}/variants": str(len(v)), f"{STUDY}/maxout-variants": str(int((v["k"] > 1).sum())),
+              f"{STUDY}/pieces": words(str(k) for k in sorted(set(v["k"]) - {1})),
               f"{STUDY}/has-mfm": flag(len(k2)), f"{STUDY}/mfm": words(tt(a) for a in k2),
               f"{STUDY}/setups": words(escape(setup_label(*s.split("-", 1)))
                                        for s in sorted(set(study["setup"]), key=setup_rank)) if len(study) else ""}

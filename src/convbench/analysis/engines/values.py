@@ -278,6 +278,8 @@ def roofline_values(run: Run) -> dict[str, str]:
         f"{NAME}/roofline/percent-max": percent(high["ceiling_fraction"]), f"{NAME}/roofline/max-cell": name(high),
         f"{NAME}/roofline/percent-median": percent(fraction.median()), f"{NAME}/roofline/steps": str(len(cells)),
         f"{NAME}/roofline/memory-bound": str((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
+        f"{NAME}/roofline/memory-bound-share": share_words(int((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
+                                                           len(cells), "step"),
         f"{NAME}/roofline/above": str(len(above)), f"{NAME}/roofline/any-above": flag(len(above))}
 
 

@@ -201,7 +201,7 @@ def data_values(df: pd.DataFrame) -> dict[str, str]:
 def margin_values(margins) -> dict[str, str]:
     """The practical margins every verdict is decided against, as the method section states them."""
     return {"margin/time": f"{100 * margins.time:g}", "margin/time-ratio": f"{margins.ratio:g}",
-            "margin/time-inverse": f"{1 / margins.ratio:.3f}", "margin/accuracy": f"{100 * margins.accuracy:g}",
+            "margin/time-inverse": f"{1 / margins.ratio:.4f}", "margin/accuracy": f"{100 * margins.accuracy:g}",
             "margin/several": f"{SEVERAL:g}"}
 
 
