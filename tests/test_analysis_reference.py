@@ -57,7 +57,7 @@ def test_a_committed_reference_run_becomes_a_table_with_its_hardware(tmp_path):
     out = analyse_study(STUDY, run, tmp_path / "out")
     table = (out / "tables" / "reference-cells.tex").read_text()
     assert "6.10 (0.20)" in table and "PyTorch eager" in table  # the step: median (IQR) in ms
-    assert "& 64 & 256 & 32$^2$ &" in table  # the GPU network's own sizes: maps per block, batch, image
+    assert "& 64 & 256$\\times$32$^2$ &" in table  # the GPU network's own sizes: maps per block, batch, image
     assert "NVIDIA H200" in table and "cudnn.benchmark True" in table and "TF32 matmul False" in table
     assert "commit abcdef123456" in table
     values = read_macros(out / "macros.tex")

@@ -66,8 +66,8 @@ def speed_table(run: ReferenceRun) -> str:
         first = cell.iloc[0]
         row = {"Study": first["study"], "Network": first["arch"],
                "Setup": setup_label(first["framework"], first["engine"]), "rank": setup_rank(first["setup"]),
-               "Maps": first["maps"], "Batch": f"{int(first['batch_size'])}",  # the GPU networks' own sizes
-               "Image": f"{int(first['image_size'])}$^2$",
+               "Maps": first["maps"],  # the GPU networks' own sizes: maps per block, batch x image
+               "Input": f"{int(first['batch_size'])}$\\times${int(first['image_size'])}$^2$",
                "_batch": int(first["batch_size"])}
         if (cell["status"] == "failed").all():
             rows.append(row | {p.capitalize(): "failed" for p in PHASES} | {"Peak %": "--"})
@@ -82,11 +82,12 @@ def speed_table(run: ReferenceRun) -> str:
     table = table.drop(columns=["rank", "_batch"])
     table = blank_repeats(table.reset_index(drop=True), ["Study", "Network"])
     caption = (f"Reference run {escape(run.name)} on {escape(run.device)}: time per training step and phase, in ms, "
-               f"median (IQR), with the maps leaving each block, the batch and the image size of each network as the run recorded them; "
+               f"median (IQR), with the maps leaving each block and the input (batch $\\times$ image size) of each "
+               f"network as the run recorded them; "
                f"Peak: useful FLOP/s of the step as a percentage of the GPU's theoretical peak. "
                f"{run.line()}.")
     return booktabs(table, caption, f"tab:reference-{run.name}", "llll" + "r" * (len(table.columns) - 4),
-                    raw=("Image",), size=r"\scriptsize")
+                    raw=("Input",), size=r"\scriptsize", colsep="3pt")
 
 
 def layer_table(run: ReferenceRun) -> str:
