@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from convbench.analysis import tidy
-from convbench.analysis.formatting import KIND_PHRASES, percent, ratio, signed, verdict_word
+from convbench.analysis.formatting import KIND_PHRASES, flag, percent, ratio, signed, verdict_word
 from convbench.analysis.latex import LatexError, build_pdf, write_macros
 from convbench.analysis.records import RecordError, load_records
 from convbench.analysis.stats import MARGINS, Margins, Verdict
@@ -65,7 +65,8 @@ def verdict_values(v: Verdict) -> dict[str, str]:
     """A verdict's macros: estimate, -lo, -hi, -word (its outcome's words) and -kind (how its interval was computed)."""
     fmt = ratio if v.unit == "ratio" else (lambda x: signed(percent(x)))  # points: a minus sign, not a hyphen
     return {v.key: fmt(v.estimate), f"{v.key}-lo": fmt(v.lo), f"{v.key}-hi": fmt(v.hi), f"{v.key}-word": verdict_word(v),
-            f"{v.key}-kind": KIND_PHRASES[v.kind]}
+            f"{v.key}-kind": KIND_PHRASES[v.kind],
+            f"{v.key}-spread": flag(fmt(v.lo) != fmt(v.hi))}  # 0: the seeds' differences were all equal (no width)
 
 
 class KeyClash(RecordError):

@@ -39,7 +39,8 @@ def interval(v) -> str:
         fmt, end = ratio, lambda x: beside(x, (v.margin, 1 / v.margin))
     else:
         fmt, end = (lambda x: signed(percent(x))), (lambda x: signed(beside(x, (v.margin, -v.margin), 1, 100)))
-    text = f"{fmt(v.estimate)} [{end(v.lo)}, {end(v.hi)}]"
+    text = f"{fmt(v.estimate)} [{end(v.lo)}, {end(v.hi)}]" if end(v.lo) != end(v.hi) else \
+        f"{fmt(v.estimate)} (no spread)"  # every seed pair's difference the same: an interval of no width
     return text if v.outcome in (Outcome.UNDECIDED, Outcome.EQUIVALENT) else f"\\textbf{{{text}}}"
 
 

@@ -21,7 +21,7 @@ def paired(v: Verdict | None) -> str:
     if v is None:
         return "--"
     lo, hi = (signed(beside(x, (v.margin, -v.margin), 1, 100)) for x in (v.lo, v.hi))  # ends: their margin side
-    return f"{signed(percent(v.estimate))} ({lo}, {hi})"
+    return f"{signed(percent(v.estimate))} ({lo}, {hi})" if lo != hi else f"{signed(percent(v.estimate))} (no spread)"
 
 
 def pair_row(p: Pair, found: dict[str, Verdict], margin: float) -> dict:
