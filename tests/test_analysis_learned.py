@@ -561,6 +561,7 @@ def test_tracking_judges_each_run_against_the_covering_staircase(tmp_path):
     assert values["learned/tracking/tracked"] == "4 of 6" and values["learned/tracking/met"] == "0"
     assert values["learned/tracking/misses"] == "1 ended at the largest kernel and 1 ended below the scale at chance"
     assert values["learned/tracking/repeats-agree"] == "1 of 2"  # TF's seed 0: (7, 1) at scale 7, (5, 5) at 11
+    assert values["learned/tracking/repeats-near"] == "2 of 2"  # at 11: field 16 against PyTorch's 14, one step apart
     # the recipe the method states: the weights' rate, the radii's own, the images drawn
     assert (values["learned/tracking/lr"], values["learned/tracking/radius-lr"]) == ("0.005", "0.001")
     assert values["learned/tracking/train-size"] == "2,000"

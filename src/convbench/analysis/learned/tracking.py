@@ -113,7 +113,7 @@ def values(run: Run) -> dict[str, str]:
     largest kernel or lost)."""
     r = runs(run)
     out = {f"{KEY}/{key}": "--" for key in ("scales", "seeds", "tracked", "tracked-share", "at-largest", "lost",
-                                            "misses", "repeats-agree", "lr", "radius-lr", "train-size")}
+                                            "misses", "repeats-agree", "repeats-near", "lr", "radius-lr", "train-size")}
     cells = data.cells(run, TRACKING)
     for key, column, fmt in (("lr", "lr", "{:g}"), ("radius-lr", "radius_lr", "{:g}"),
                              ("train-size", "train_size", "{:,.0f}")):
@@ -135,6 +135,12 @@ def values(run: Run) -> dict[str, str]:
     others = r[(r["framework"] != main["framework"].iloc[0])]
     repeats = [(k, kept) for k, kept in zip(zip(others["scale"], others["seed"]), others["kept"]) if k in keyed.index]
     out[f"{KEY}/repeats-agree"] = f"{sum(keyed[k] == kept for k, kept in repeats)} of {len(repeats)}"
+    # the trajectory's tolerance: the repeat's learned field within one kernel step of the replicate's (the tracking
+    # criterion's own), since float differences between frameworks can tip a radius across a crop boundary
+    fields = main.set_index(["scale", "seed"])["field"]
+    near = [abs(fields[k] - f) <= step(kernels) for k, f, kernels in
+            zip(zip(others["scale"], others["seed"]), others["field"], others["kernels"]) if k in fields.index]
+    out[f"{KEY}/repeats-near"] = f"{sum(near)} of {len(near)}"
     out |= {f"{KEY}/scales": ", ".join(f"{int(s)}" for s in sorted(main["scale"].unique())),
             f"{KEY}/seeds": count_words(main.groupby("scale").size().min(), "seed"),
             f"{KEY}/tracked": f"{int(main['tracks'].sum())} of {len(main)}",
