@@ -170,7 +170,7 @@ def comparisons(run: Run) -> list[Pair]:
         for slug, rows in both.groupby("slug", sort=True):
             if not {a, b} <= set(rows["arch"]):
                 continue
-            ra, rb = rows[rows["arch"] == a].iloc[0], rows[rows["arch"] == b].iloc[0]
+            ra = rows[rows["arch"] == a].iloc[0]
             config = f" ({ra['config']})" if slug.startswith(f"{ra['setup']}-{ra['config']}") else ""
             dataset = f", {ra['dataset']}" if slug.endswith(f"-{ra['dataset']}") else ""  # (query.slugs)
             label = setup_label(ra["framework"], ra["engine"]) + config + dataset

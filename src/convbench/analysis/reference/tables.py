@@ -11,7 +11,6 @@ from convbench.analysis.formatting import (
     margin_text,
     ms,
     percent,
-    ratio,
     setup_label,
     setup_rank,
 )
