@@ -115,6 +115,15 @@ def test_a_study_trains_on_several_data_sets_each_with_its_own_fractions():
     assert found == {("planted", 1.0, 2), ("mnist5k", 0.5, 10), ("mnist5k", 1.0, 10)}
     assert all(f"-{c.settings['data']['dataset']}_" in c.id for c in cells)
     assert len({c.id for c in cells}) == len(cells) == 3 * len(config["train"]["seeds"])
+    # a data set's own training settings over the study's: a longer cap on one data set, the other's untouched
+    config["studies"]["activation"]["datasets"][0] = {"dataset": "planted", "train": {"epochs": 80}}
+    caps = {(c.settings["data"]["dataset"], c.train_fraction): c.settings["epochs"]
+            for c in config_module.check(config) if c.task == "train"}
+    cap = config["train"]["epochs"]
+    assert caps == {("planted", 1.0): 80, ("mnist5k", 0.5): 2 * cap, ("mnist5k", 1.0): cap}
+    config["studies"]["activation"]["datasets"][0] = {"dataset": "planted", "train": {"epoch": 80}}
+    with pytest.raises(config_module.ConfigError, match=r"studies\.activation\.datasets"):
+        config_module.check(config)
     config["studies"]["activation"]["datasets"] = ["planted", "imagenet"]
     with pytest.raises(config_module.ConfigError, match=r"studies\.activation\.datasets"):
         config_module.check(config)

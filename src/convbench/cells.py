@@ -186,7 +186,8 @@ def _train_cells(config: dict, arch: dict, name: str, common: dict, study: dict)
     cells = []
     for entry in study.get("datasets", [None]):  # several: each cell's id names its data set
         entry = entry if isinstance(entry, dict) or entry is None else {"dataset": entry}
-        own = {**study, **{k: v for k, v in (entry or {}).items() if k == "train_fractions"}}
+        own = {**study, **{k: v for k, v in (entry or {}).items() if k == "train_fractions"},
+               "train": {**study.get("train", {}), **(entry or {}).get("train", {})}}
         cells += _train_cells_on(config, arch, name, common, own, entry and entry["dataset"])
     return cells
 
