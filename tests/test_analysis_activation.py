@@ -69,6 +69,8 @@ def test_mean_and_interval_match_a_hand_computation(run):
     assert v["activation/torch-eager/relu/test-accuracy"] == percent(np.median(x))  # the cell's median
     assert (v["activation/seeds"], v["activation/t-quantile"], v["activation/intervals"]) == ("5", f"{T_4:.2f}", "1")
     assert v["activation/fractions"] == r"10\,\%, 25\,\% and 100\,\%"
+    assert v["activation/training"] == (r"\texttt{digits} at 10\,\%, 25\,\% and 100\,\% of its training split "
+                                        "(135, 337 and 1347 images)")
     assert (v["activation/fraction-smallest"], v["activation/fraction-largest"]) == ("10", "100")
 
 

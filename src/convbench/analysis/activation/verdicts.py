@@ -219,6 +219,19 @@ def share(fraction: float) -> str:
     return f"{100 * fraction:g}\\,\\%"
 
 
+def training_text(trained: pd.DataFrame) -> str:
+    """What each data set trained on: 'mnist5k at 25 %, 50 % and 100 % of its training split (1000, 2000 and
+    4000 images) and planted (4000 images)'; a data set trained whole says only its size."""
+    parts = []
+    for dataset, cells in trained.groupby("dataset"):
+        sizes = cells.groupby("train_fraction")["train_size"].median()
+        images = words(f"{s:.0f}" for s in sizes) if sizes.notna().all() else "--"
+        whole = list(sizes.index) == [1.0]
+        parts.append(f"{tt(dataset)} ({images} images)" if whole else
+                     f"{tt(dataset)} at {words(share(f) for f in sizes.index)} of its training split ({images} images)")
+    return words(parts)
+
+
 def scope_values(run: Run) -> dict[str, str]:
     """What the study holds: variants, setups, fractions, training-set sizes, seeds, diverged runs; flags."""
     df, v = run.tidy, data.variants(run.tidy) if len(run.tidy) else pd.DataFrame(columns=["arch", "k"])
@@ -239,8 +252,7 @@ def scope_values(run: Run) -> dict[str, str]:
         values |= {f"{STUDY}/fractions": words(share(f) for f in sizes.index),
                    f"{STUDY}/fraction-smallest": f"{100 * sizes.index.min():g}",
                    f"{STUDY}/fraction-largest": f"{100 * sizes.index.max():g}",
-                   f"{STUDY}/train-sizes": words(f"{s:.0f}" for s in sizes) if sizes.notna().all() else "--",
-                   f"{STUDY}/dataset": words(tt(d) for d in sorted(trained["dataset"].dropna().unique())),
+                   f"{STUDY}/training": training_text(trained),
                    f"{STUDY}/seeds": seeds_text(stats["trained"]), f"{STUDY}/seeds-min": str(n),
                    f"{STUDY}/seeds-text": seeds_phrase(stats["trained"]),
                    f"{STUDY}/intervals": flag(n > 1),
@@ -250,8 +262,8 @@ def scope_values(run: Run) -> dict[str, str]:
                    f"{STUDY}/diverged": str(int(stats["diverged"].sum())),
                    f"{STUDY}/any-diverged": flag(stats["diverged"].sum() > 0)}
     else:
-        values |= {f"{STUDY}/{k}": "--" for k in ("fractions", "fraction-smallest", "fraction-largest", "train-sizes",
-                                                  "dataset", "seeds", "seeds-min", "t-quantile", "runs", "diverged",
+        values |= {f"{STUDY}/{k}": "--" for k in ("fractions", "fraction-smallest", "fraction-largest", "training",
+                                                  "seeds", "seeds-min", "t-quantile", "runs", "diverged",
                                                   "seeds-text")}
         values |= {f"{STUDY}/{k}": "0" for k in ("intervals", "grew", "any-diverged")}
     return values
