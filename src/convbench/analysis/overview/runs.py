@@ -29,16 +29,21 @@ ENGINES = "engines"  # that study compares every engine with intervals of its ow
 
 def per_study(rows: pd.DataFrame, metric: str) -> str:
     """A criterion setting as each study set it: '30' where all agree, else '30 (activation and kernel), 60
-    (learned) and 80 (tracking)'; a run on a fraction f of its training split is named apart (its cap is 1/f times
-    its study's). '--' where no row says."""
-    rows = rows[rows["metric"] == metric].drop_duplicates(["study", "train_fraction", "value"])
+    (learned) and 80 (tracking)'; a study that set it per data set is named with each ('activation on planted'). An
+    epoch cap is the one at the whole training split: a run on a fraction f has 1/f times it, which the text says
+    once. '--' where no row says."""
+    rows = rows[rows["metric"] == metric]
     if rows.empty:
         return "--"
-    label = lambda r: (tt(r.study) if r.train_fraction == 1  # noqa: E731
-                       else rf"{tt(r.study)} at {100 * r.train_fraction:g}\,\%")
+    cap = metric == "criterion_max_epochs"
+    rows = rows.assign(setting=(rows["value"] * rows["train_fraction"]).round() if cap else rows["value"],
+                       data=rows["dataset"].fillna("") if "dataset" in rows else "")
+    settings = rows.drop_duplicates(["study", "data", "setting"])
+    apart = settings.groupby("study")["setting"].nunique() > 1  # the studies whose data sets set it differently
     groups = {}
-    for r in rows.sort_values(["value", "study", "train_fraction"]).itertuples():
-        groups.setdefault(f"{r.value:.0f}", []).append(label(r))
+    for r in settings.sort_values(["setting", "study", "data"]).itertuples():
+        label = rf"{tt(r.study)} on {tt(r.data)}" if apart[r.study] and r.data else tt(r.study)
+        groups.setdefault(f"{r.setting:.0f}", []).append(label)
     if len(groups) == 1:
         return next(iter(groups))
     return words(f"{value} ({words(dict.fromkeys(labels))})" for value, labels in groups.items())

@@ -150,16 +150,22 @@ def criterion_values(rows: pd.DataFrame) -> dict[str, str]:
 
 
 def data_sets(trained: pd.DataFrame) -> str:
-    """Each data set once, with what differs between the runs on it: 'planted (2000 training and 500 test images at
-    scale 11, in activation and kernel; 4000 training and 500 test images at scales 7 and 11, in tracking)'."""
+    """Each data set once, with what differs between the runs on it: 'planted (4000 training and 1000 test images at
+    scales 5, 9 and 13, each image drawing its own, in activation and kernel; 4000 training and 1000 test images at
+    scales 7, 11 and 15, one per run, in tracking)'."""
     out = []
     for dataset, rows in trained.groupby("dataset", sort=True):
+        rows = rows.assign(graded=rows["planted_scales"].fillna("").astype(str).str.contains(" ")
+                           if "planted_scales" in rows else False)
+        groups = list(rows.groupby(["train_size", "test_size", "graded"], sort=True))
         variants = []
-        for (train, test), v in rows.groupby(["train_size", "test_size"], sort=True):
-            scales = sorted(v["planted_scale"].dropna().unique()) if "planted_scale" in v else []
-            at = f" at scale{'s' if len(scales) > 1 else ''} {words(f'{s:.0f}' for s in scales)}" if scales else ""
-            studies = (f", in {words(tt(s) for s in sorted(v['study'].unique()))}"
-                       if rows["train_size"].nunique() > 1 else "")
+        for (train, test, graded), v in groups:
+            column = "planted_scales" if graded else "planted_scale"
+            scales = sorted({float(s) for x in v[column].dropna() for s in str(x).split()}) if column in v else []
+            how = ", each image drawing its own" if graded else ", one per run" if len(scales) > 1 else ""
+            at = (f" at scale{'s' if len(scales) > 1 else ''} {words(f'{s:.0f}' for s in scales)}{how}"
+                  if scales else "")
+            studies = f", in {words(tt(s) for s in sorted(v['study'].unique()))}" if len(groups) > 1 else ""
             variants.append(f"{train:.0f} training and {test:.0f} test images{at}{studies}")
         out.append(f"{tt(dataset)} ({'; '.join(variants)})" if variants else tt(dataset))
     return words(out)
