@@ -5,8 +5,8 @@
 A job has finished when Snakemake wrote its benchmark file (results/<run>/benchmarks/<job>.tsv, after the job's
 command returned); its record folder (results/<run>/records/<job>/) is then complete, and is copied whole. Records
 already in the target are never overwritten. The target also gets the config (config.yaml) and jobs.tsv: per finished
-job its wall time in seconds (Snakemake's benchmark `s`) and its record count. Run it as often as you like: an
-interrupted run loses nothing that landed. `make paper-full` copies these records back where the run writes them.
+job its wall time in seconds (Snakemake's benchmark `s`) and its record count, keeping the rows of jobs that an earlier
+run landed (a restart in a fresh worktree). Run it as often as you like: an interrupted run loses nothing that landed. `make paper-full` copies these records back where the run writes them.
 """
 from __future__ import annotations
 
@@ -43,13 +43,22 @@ def land(run: Path, into: Path, config: Path) -> list[str]:
             copied.append(job)
     into.mkdir(parents=True, exist_ok=True)
     shutil.copy2(config, into / "config.yaml")
+    seconds = landed_times(into / "jobs.tsv") | finished_jobs(run)  # a job landed from an earlier run keeps its row
     with (into / "jobs.tsv").open("w") as f:
         f.write("job\twall_s\trecords\n")
-        for job, seconds in finished_jobs(run).items():
+        for job, wall in sorted(seconds.items()):
             records = into / "records" / job
             if records.is_dir():
-                f.write(f"{job}\t{seconds:.1f}\t{len(list(records.rglob('*.json')))}\n")
+                f.write(f"{job}\t{wall:.1f}\t{len(list(records.rglob('*.json')))}\n")
     return copied
+
+
+def landed_times(jobs_tsv: Path) -> dict[str, float]:
+    """Job -> wall seconds as an earlier landing wrote them (jobs.tsv), or nothing."""
+    if not jobs_tsv.exists():
+        return {}
+    with jobs_tsv.open() as f:
+        return {row["job"]: float(row["wall_s"]) for row in csv.DictReader(f, delimiter="\t")}
 
 
 def main() -> None:

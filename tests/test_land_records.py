@@ -40,3 +40,15 @@ def test_finished_jobs_land_once_and_unfinished_ones_wait(tmp_path):
     (into / "records/train/torch/kernel-k3-w8-planted/cell0.json").write_text("committed")
     assert "0 jobs landed now" in land(run, into, config)
     assert (into / "records/train/torch/kernel-k3-w8-planted/cell0.json").read_text() == "committed"
+
+
+def test_a_second_run_lands_beside_the_first_and_keeps_its_wall_times(tmp_path):
+    """A restart in a fresh worktree holds only its own jobs' benchmark files: jobs.tsv keeps the earlier rows."""
+    first, second, into, config = tmp_path / "a", tmp_path / "b", tmp_path / "committed", tmp_path / "paper.yaml"
+    config.write_text("run: paper\n")
+    job(first, "train/torch/kernel-k3-w8-planted", 2, finished=True, seconds=30.0)
+    land(first, into, config)
+    job(second, "speed", 4, finished=True, seconds=600.0)
+    assert "1 jobs landed now: speed" in land(second, into, config)
+    assert (into / "jobs.tsv").read_text().splitlines() == ["job\twall_s\trecords", "speed\t600.0\t4",
+                                                             "train/torch/kernel-k3-w8-planted\t30.0\t2"]
