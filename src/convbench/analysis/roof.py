@@ -124,8 +124,8 @@ def roof_values(df: pd.DataFrame, key: str, task: str | None = None) -> dict[str
         values[f"{key}/{framework}-peak-max-cell"] = point_name(best) if best is not None else "--"
         gemm = rows["gemm_fraction"].max() if len(rows) else float("nan")
         values[f"{key}/{framework}-gemm-percent-max"] = percent(gemm) if pd.notna(gemm) else "--"
-    for metric in ("measured_clock_hz", "reported_clock_hz"):  # CPU processes: the clock a core ran at, and the system's
-        hz = ceiling_median(df, metric, task)
+    for metric in ("measured_clock_hz", "reported_clock_hz"):  # CPU processes: the clock a core ran at, and the system's:
+        hz = ceiling_max(df, metric, task)  # the highest, as the peak takes the highest any process recorded
         values[f"{key}/{metric.replace('_hz', '').replace('_', '-')}-ghz"] = f"{hz / 1e9:.2f}" if pd.notna(hz) else "--"
     values[f"{key}/clock-measured"] = flag(values[f"{key}/measured-clock-ghz"] != "--")
     above, over = above_peak(df, task), points[points["gemm_fraction"] > 1]
@@ -140,12 +140,12 @@ def point_name(p) -> str:
     return f"{escape(setup_label(p['framework'], p['engine']))} on {tt(p['arch'])}, {escape(p['phase'])}"
 
 
-def ceiling_median(df: pd.DataFrame, metric: str, task: str | None = None) -> float:
-    """The median over processes of a per-process ceiling row (e.g. measured_clock_hz); NaN where none has it."""
+def ceiling_max(df: pd.DataFrame, metric: str, task: str | None = None) -> float:
+    """The highest over processes of a per-process ceiling row (e.g. measured_clock_hz); NaN where none has it."""
     if not len(df) or "metric" not in df:
         return float("nan")
     rows = df[(df["metric"] == metric) & (df["status"] == "ok") & ((df["task"] == task) if task else True)]
-    return float(rows.drop_duplicates("cell_id")["value"].median()) if len(rows) else float("nan")
+    return float(rows["value"].max()) if len(rows) else float("nan")
 
 
 def framework_roofs(df: pd.DataFrame) -> pd.DataFrame:
