@@ -522,6 +522,23 @@ def test_hand_picked_networks_of_the_learned_study_join_the_grid(tmp_path):
     assert len(narrow) == 2 and set(narrow["seeds"]) == {2} and narrow["mean"].tolist() == pytest.approx([0.9, 0.9])
 
 
+def test_the_grid_is_what_trained_on_the_learned_networks_task(tmp_path):
+    """The full run's kernel study trains on other data (MNIST-5k and the graded planted task) than the learned study
+    (planted at one scale): its networks left the grid that the learned ones are set against, and a grid that spans
+    two data sets without a learned network is one unit per data set."""
+    from convbench.analysis.learned import data
+    records = study()
+    for r in records:
+        if r["cell"]["study"] == "kernel" and r["cell"]["task"] == "train" and r["cell"]["arch"]["name"] == "k7":
+            r["training"]["dataset"]["name"] = "mnist5k"  # k7 trained on another data set
+    f = frames(written(records, tmp_path / "a"))
+    assert "k7" not in set(f.sweep["arch"]) and {"k3", "k5"} <= set(f.sweep["arch"])
+    plain = written([r for r in records if r["cell"]["study"] == "kernel"], tmp_path / "b")
+    units = data.sweep_cells(plain).drop_duplicates(["unit", "arch"])
+    assert set(units.loc[units["arch"] == "k7", "unit"]) == {"torch-eager-mnist5k", "tensorflow-eager-mnist5k"}
+    assert set(units.loc[units["arch"] == "k3", "label"]) == {"PyTorch eager, digits", "TensorFlow eager, digits"}
+
+
 # ---- the tracking study: the learned size at several planted scales -------------------------------------------------
 
 def tracking_record(framework, seed, scale, kernels, test=0.97):

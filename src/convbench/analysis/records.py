@@ -195,6 +195,12 @@ def _convergence(training: dict, arch: dict) -> dict:
     return found
 
 
+def planned_dataset(cell: Cell) -> dict:
+    """A train cell's data set as its settings name it, for a record without training (a failed cell): its sizes are
+    what the run would have drawn, unknown here."""
+    name = (cell.settings.get("data") or {}).get("dataset") if cell.task == "train" else None
+    return {"name": name} if name else {}
+
 def parse(raw: dict, path: Path | str = "<record>") -> Record:
     """One record from its JSON object; RecordError naming `path` when it lacks what the analysis reads."""
     problem = _problem(raw)
@@ -208,7 +214,7 @@ def parse(raw: dict, path: Path | str = "<record>") -> Record:
     ok = raw["status"] == "ok"
     return Record(Path(path), raw["cell_id"], raw["status"], cell, raw.get("error"),
                   _timings(raw.get("timings")) if ok else None, tuple(training.get("epochs") or ()) if ok else (),
-                  training.get("dataset") or {}, raw.get("counts") or {}, raw.get("environment") or {},
+                  training.get("dataset") or planned_dataset(cell), raw.get("counts") or {}, raw.get("environment") or {},
                   raw.get("engine") or {}, raw.get("process") or {}, raw.get("memory") or {},
                   raw.get("learned") or {}, _convergence(training, c["arch"]) if ok else {},
                   raw.get("communication") or {}, raw.get("wall_s"), raw.get("started"))

@@ -29,7 +29,8 @@ MATCH_RANK = {"reference": 0, "equal width": 0, "equal params": 1, "other": 2}
 CELL_COLUMNS = ["cell_id", "study", "task", "framework", "engine", "device", "devices", "arch", "description", "seed",
                 "train_fraction", "params", "flops", "dataset", "train_size", "test_size", "image_size",
                 "in_channels", "batch_size", "optimizer", "lr", "momentum", "planned_epochs", "init_radius",
-                "radius_penalty", "init_log_alpha", "l0_penalty", "radius_lr", "gate_lr", "role", "field", "planted_scale"]
+                "radius_penalty", "init_log_alpha", "l0_penalty", "radius_lr", "gate_lr", "role", "field", "planted_scale",
+                "planted_scales"]
 
 
 def blocks(text) -> tuple:
@@ -103,15 +104,34 @@ def learns(cells: pd.DataFrame) -> pd.Series:
     return any_block("init_radius") | any_block("init_log_alpha")
 
 
+def task(cells: pd.DataFrame, sizes: bool = True) -> pd.Series:
+    """What a cell's accuracy was measured on: its data set and planted scales, and (sizes) its training and test
+    sizes, which a failed cell may not have recorded. Accuracies on different tasks are not set beside each other."""
+    scales = cells["planted_scales"].astype(object).fillna("").astype(str) if "planted_scales" in cells else ""
+    key = cells["dataset"].astype(object).fillna("").astype(str) + "/" + scales
+    return key + "/" + cells["train_size"].astype(str) + "/" + cells["test_size"].astype(str) if sizes else key
+
+
 def sweep_cells(run: Run) -> pd.DataFrame:
     """One row per replicate train cell of the grid at its largest training fraction (a cross-framework repeat is no
-    seed of the grid): the kernel study's, and the learned study's hand-picked networks (e.g. the width grid)."""
+    seed of the grid): the kernel study's, and the learned study's hand-picked networks (e.g. the width grid). Where
+    the learned study learned a size or filters, the grid is what trained on the same task; otherwise a grid that spans
+    several data sets is one unit per data set (its label names it)."""
     learned = cells(run, LEARNED)
     plain = learned[~learns(learned)] if len(learned) else learned
     out = pd.concat([c for c in (cells(run, SWEEP), plain) if len(c)], ignore_index=True) \
         if len(plain) else cells(run, SWEEP)
     out = out[out["role"] != REPEAT] if len(out) else out
-    return out[out["train_fraction"] == out["train_fraction"].max()].reset_index(drop=True) if len(out) else out
+    if out.empty:
+        return out
+    gated = learned[learns(learned)] if len(learned) else learned
+    if len(gated):
+        failed = (out["status"] == "failed") & task(out, sizes=False).isin(set(task(gated, sizes=False)))
+        out = out[task(out).isin(set(task(gated))) | failed]
+    out = out[out["train_fraction"] == out.groupby(task(out, sizes=False))["train_fraction"].transform("max")]
+    if task(out, sizes=False).nunique() > 1:
+        out = out.assign(unit=out["unit"] + "-" + out["dataset"], label=out["label"] + ", " + out["dataset"])
+    return in_unit_order(out.reset_index(drop=True))
 
 
 def speed_summary(run: Run) -> pd.DataFrame:

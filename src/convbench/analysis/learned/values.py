@@ -124,6 +124,8 @@ def size_comparison(r, sweep: pd.DataFrame, scells: pd.DataFrame):
     if not r.size or r.seeds == 0:
         return None, None, None
     grid = sweep[(sweep["unit"] == r.unit) & (sweep["seeds"] > 0)]
+    if grid.empty:  # no grid network trained on the learned net's task
+        return None, None, None
     plain = grid[[set(d) == {1} and len(set(k)) == 1 for d, k in zip(grid["depths"], grid["kernels"])]]
     same = plain[[w == r.widths for w in plain["widths"]]]
     candidates = rank(same if len(same) else plain)
