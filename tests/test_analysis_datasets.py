@@ -61,6 +61,9 @@ def test_activation_pairs_never_cross_data_sets(tmp_path):
     assert other.estimate == pytest.approx(np.mean(same) + 0.01 * np.mean(act.SEEDS))
     assert not [k for k in act.found(run) if k[1].endswith("-diff")]  # no accuracy pair of both sets (times stay)
     assert all(v.n == len(act.SEEDS) for v in activation_verdicts(run) if v.key.endswith("/gap-change-diff"))
+    # the headline repeats one data set's verdicts and says which (the abstract left it unsaid)
+    from convbench.analysis.activation.verdicts import summary_values
+    assert summary_values(run, activation_verdicts(run))["activation/headline-setup"] == "PyTorch eager, digits"
 
 
 def test_train_sizes_print_as_whole_counts(tmp_path):

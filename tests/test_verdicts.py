@@ -97,3 +97,17 @@ def test_a_tally_with_its_total_never_reads_one_of_one():
     assert tally_of([Outcome.HIGHER, Outcome.UNDECIDED, Outcome.UNDECIDED], words) == \
         "higher in 1 and undecided in 2 of 3 comparisons"
     assert tally_of([], words) == "--"
+
+
+def test_a_quoted_end_never_prints_as_the_margin_it_misses():
+    """The abstract quoted 0.4 [-0.2, 1.0] points for an undecided comparison whose end was 1.05 (the table: 1.05):
+    rounded to the margin, an interval looks wholly inside it. Each end gets the digits that show its side."""
+    from convbench.analysis import verdict_values
+    from convbench.analysis.stats import Verdict
+    points = Verdict("a/diff", "x", "y", "test accuracy", 0.004, -0.002, 0.01049, Outcome.UNDECIDED, Kind.SEEDS,
+                     0.01, "points", "accuracy", 20)
+    values = verdict_values(points)
+    assert (values["a/diff"], values["a/diff-lo"], values["a/diff-hi"]) == ("0.4", r"$-$0.2", "1.05")
+    time = Verdict("a/ratio", "x", "y", "time", 1.02, 0.99, 1.0497, Outcome.EQUIVALENT, Kind.LAUNCHES, 1.05, "ratio",
+                   "time", 4)
+    assert verdict_values(time)["a/ratio-hi"] == "1.0497" and verdict_values(time)["a/ratio-lo"] == "0.99"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from convbench.analysis import tidy
-from convbench.analysis.formatting import KIND_PHRASES, flag, percent, ratio, signed, verdict_word
+from convbench.analysis.formatting import KIND_PHRASES, beside, flag, percent, ratio, signed, verdict_word
 from convbench.analysis.latex import LatexError, build_pdf, write_macros
 from convbench.analysis.records import RecordError, load_records
 from convbench.analysis.stats import MARGINS, Margins, Verdict
@@ -64,7 +64,14 @@ def read_run(generated, command: str | None = None, reference=REFERENCE, project
 def verdict_values(v: Verdict) -> dict[str, str]:
     """A verdict's macros: estimate, -lo, -hi, -word (its outcome's words) and -kind (how its interval was computed)."""
     fmt = ratio if v.unit == "ratio" else (lambda x: signed(percent(x)))  # points: a minus sign, not a hyphen
-    return {v.key: fmt(v.estimate), f"{v.key}-lo": fmt(v.lo), f"{v.key}-hi": fmt(v.hi), f"{v.key}-word": verdict_word(v),
+    edges = ((v.margin, 1 / v.margin) if v.unit == "ratio" and v.margin > 1 else
+             (v.margin, -v.margin) if v.unit == "points" else ())
+
+    def end(x: float) -> str:  # an end that would print as a margin it is not gets the digits that show its side
+        if all(x == e or fmt(x) != fmt(e) for e in edges):
+            return fmt(x)
+        return beside(x, edges, 2) if v.unit == "ratio" else signed(beside(x, edges, 1, 100))
+    return {v.key: fmt(v.estimate), f"{v.key}-lo": end(v.lo), f"{v.key}-hi": end(v.hi), f"{v.key}-word": verdict_word(v),
             f"{v.key}-kind": KIND_PHRASES[v.kind],
             f"{v.key}-spread": flag(fmt(v.lo) != fmt(v.hi))}  # 0: the seeds' differences were all equal (no width)
 

@@ -212,7 +212,7 @@ def paired_t(diffs, level: float = LEVEL) -> tuple[float, float, float, int, flo
 
 def holm_levels(pvalues, level: float = LEVEL) -> list[float]:
     """Holm's step-down correction written as interval levels, one per comparison: the i-th smallest p-value's
-    interval gets level 1 - alpha/(m - i) until the first comparison Holm does not reject, and every later one that
+    interval (i = 0, ..., m - 1 here; i + 1 in the paper's 1-based count) gets level 1 - alpha/(m - i) until the first comparison Holm does not reject, and every later one that
     comparison's level. An interval excludes zero exactly where Holm rejects; a comparison without a p-value (fewer
     than two pairs) counts in m and gets the last level."""
     alpha, p = 1 - level, np.asarray(pvalues, float)

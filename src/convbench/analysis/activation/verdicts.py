@@ -137,7 +137,7 @@ def convergence_values(run: Run) -> dict[str, str]:
     values = {f"{STUDY}/unconverged": str(stopped), f"{STUDY}/any-unconverged": flag(stopped),
               f"{STUDY}/at-chance": str(chance), f"{STUDY}/any-at-chance": flag(chance),
               f"{STUDY}/converged": str(int((c["converged"] == 1).sum())), f"{STUDY}/train-runs": str(len(c))}
-    values |= {f"{STUDY}/{m}/{k}": "--" for m in data.MATCHING for k in ("arch", "converged")}
+    values |= {f"{STUDY}/{m}/{k}": "--" for m in data.MATCHING for k in ("arch", "archs", "converged")}
     if not data.ran(run):
         return values
     units = set(data.seed_stats(df)["unit"])
@@ -152,7 +152,8 @@ def convergence_values(run: Run) -> dict[str, str]:
         if len(arch) and first:
             ref = data.variants(df).set_index("arch").loc[arch.iloc[0], "reference"]
             values[f"{STUDY}/{m}/converged"] = values.get(f"{STUDY}/{first[0]}/{arch.iloc[0]}-vs-{ref}/converged", "0")
-            values[f"{STUDY}/{m}/arch"] = tt(arch.iloc[0])
+            values[f"{STUDY}/{m}/arch"] = tt(arch.iloc[0])  # the headline's: fewest pieces
+            values[f"{STUDY}/{m}/archs"] = words(tt(a) for a in arch)
     return values
 
 
@@ -269,10 +270,21 @@ def scope_values(run: Run) -> dict[str, str]:
     return values
 
 
+def headline_setup(run: Run, found: list[Verdict]) -> str:
+    """The setup (and data set) whose verdicts the headlines repeat (headlines: the first unit), as the tables label
+    it: 'PyTorch eager, mnist5k'."""
+    units = {v.key.split("/")[1] for v in found if v.key.count("/") == 3 and v.unit == "points"}  # as headlines
+    if not units or not data.ran(run):
+        return "--"
+    stats = data.seed_stats(run.tidy)
+    first = min(units, key=setup_rank)
+    return escape(dict(zip(stats["unit"], stats["Label"])).get(first, first))
+
+
 def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
     """Over all verdicts, for text that holds for any config: how many comparisons of each quantity came out which
     way; per matching (equal filters, equal width) the range of the time and parameter ratios."""
-    values = {f"{STUDY}/compared": flag(found)}
+    values = {f"{STUDY}/compared": flag(found), f"{STUDY}/headline-setup": headline_setup(run, found)}
     for name, (suffix, slugs) in KINDS.items():
         these = [v for v in found if v.key.endswith(f"/{suffix}") and v.key.count("/") == 3]  # not the headlines
         values[f"{STUDY}/{name}-compared"] = str(len(these))

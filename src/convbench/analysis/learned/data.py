@@ -129,8 +129,10 @@ def sweep_cells(run: Run) -> pd.DataFrame:
         failed = (out["status"] == "failed") & task(out, sizes=False).isin(set(task(gated, sizes=False)))
         out = out[task(out).isin(set(task(gated))) | failed]
     out = out[out["train_fraction"] == out.groupby(task(out, sizes=False))["train_fraction"].transform("max")]
-    if task(out, sizes=False).nunique() > 1:
-        out = out.assign(unit=out["unit"] + "-" + out["dataset"], label=out["label"] + ", " + out["dataset"])
+    if task(out[out["dataset"].notna()], sizes=False).nunique() > 1:  # a failed cell may not name its data set
+        named = out["dataset"].notna()
+        out = out.assign(unit=out["unit"].where(~named, out["unit"] + "-" + out["dataset"]),
+                         label=out["label"].where(~named, out["label"] + ", " + out["dataset"]))
     return in_unit_order(out.reset_index(drop=True))
 
 
