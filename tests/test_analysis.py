@@ -355,3 +355,14 @@ def test_the_odd_launch_count_reads_without_a_zero():
     from convbench.analysis.overview.launches import odd_sentence
     assert odd_sentence(0, 1020) == "None of the 1020 launch medians was such an odd launch"
     assert odd_sentence(3, 1020) == "3 of the 1020 launch medians were such odd launches"
+
+
+def test_a_scale_sweep_is_summarised_per_scale_and_a_graded_task_whole():
+    """The accuracy table merged the tracking study's 15 runs at scales 7, 11 and 15 into one median labelled 5 seeds:
+    a study that trained at several single scales names each scale; a graded task (several scales per image) and
+    another study's single scale keep the data set's name."""
+    from convbench.analysis.query import with_scales
+    df = pd.DataFrame({"study": ["tracking"] * 3 + ["kernel", "learned"], "dataset": "planted",
+                       "planted_scale": [7.0, 11.0, 15.0, 13.0, 11.0], "planted_scales": ["7", "11", "15", "5 9 13", "11"]})
+    assert with_scales(df)["dataset"].tolist() == ["planted, scale 7", "planted, scale 11", "planted, scale 15",
+                                                   "planted", "planted"]

@@ -329,6 +329,21 @@ def test_the_phases_table_prints_minus_signs_and_plain_dashes(analysed):
     assert signed("--") == "--" and signed("-0.181 (1.099)") == "$-$0.181 (1.099)"
 
 
+def test_a_phase_the_data_cannot_tell_from_zero_gets_no_time(analysed):
+    """Table 18 printed TensorFlow's derived optimizer as -0.181 (1.099) ms beside text saying that no time is reported
+    for a derived phase the data cannot tell from zero (tidy.resolve decides it once for every study)."""
+    from convbench.analysis.formatting import NOT_RESOLVED_MARK
+    from convbench.analysis.scaling import cells, tables
+    run, *_ = analysed
+    assert NOT_RESOLVED_MARK not in tables.phases(run)
+    rows = (run.tidy["task"] == cells.TASK) & (run.tidy["metric"] == "time") & (run.tidy["phase"] == "optimizer")
+    assert rows.any()
+    run.tidy.loc[rows, "resolved"] = False
+    text = tables.phases(run)
+    shown = cells.timed(cells.cells(run))  # the table's rows: no straggler
+    assert text.count(NOT_RESOLVED_MARK) == len(shown) and "Not resolved" in text
+
+
 def test_figures_say_one_network_or_mode_once_and_label_the_byte_lines(tmp_path, monkeypatch):
     """With one network and one scaling mode, the speed-up figure names both once (title, axis label), not as a
     legend of one entry or an axis of one category; the phases figure's tick labels leave them out (they collided);

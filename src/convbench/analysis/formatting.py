@@ -324,3 +324,10 @@ def detectable_values(prefix: str, verdicts) -> dict[str, str]:
 def flag(condition) -> str:
     """A flag macro's value for \\ifcb{key}{then}{else} in the paper: '1' where the condition holds, else '0'."""
     return "1" if condition else "0"
+
+
+# a derived phase (a difference of two timed programs) that tidy.resolve could not tell from zero, in every table
+NOT_RESOLVED_MARK = r"--$^\ddagger$"
+NOT_RESOLVED_NOTE = (r"$^\ddagger$\,Not resolved: a derived phase (a difference of two timed programs) that the data "
+                     r"cannot tell apart from zero (a sample at or below zero, or an interval over the launches that "
+                     r"reaches zero); no time is reported for it.")

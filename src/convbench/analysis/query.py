@@ -87,6 +87,18 @@ def summarise(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def with_scales(df: pd.DataFrame) -> pd.DataFrame:
+    """df with the planted scale in the data set's name ('planted, scale 7') where a study trained at several single
+    scales (the tracking study's sweep): a summary over seeds then never merges scales."""
+    if df.empty or "planted_scale" not in df:
+        return df
+    single = df["planted_scales"].fillna("").astype(str).str.fullmatch(r"\d+(\.0)?") if "planted_scales" in df \
+        else df["planted_scale"].notna()
+    sweep = df[single].groupby("study")["planted_scale"].transform("nunique").reindex(df.index).fillna(0) > 1
+    named = df["dataset"].astype(object) + ", scale " + df["planted_scale"].map(lambda s: f"{s:.0f}" if pd.notna(s) else "")
+    return df.assign(dataset=df["dataset"].astype(object).where(~(single & sweep), named))
+
+
 def full_data(df: pd.DataFrame) -> pd.DataFrame:
     """The rows at the largest training fraction of their study and task (the whole training split, unless a study
     trained on less), per data set: summaries over seeds never mix training-set sizes."""
@@ -165,10 +177,11 @@ def per_seed(df: pd.DataFrame, metric: str, keys=("setup", "config", "dataset", 
 
 
 def convergence(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per ok train cell: study, arch, setup, role, seed, train_fraction, epochs run, converged (1, 0, or
-    NaN where the record does not say: it predates the plateau criterion) and at_chance (1, 0 or NaN: ended at
+    """One row per ok train cell: study, arch, setup, role, seed, train_fraction, data set, epochs run, converged (1, 0,
+    or NaN where the record does not say: it predates the plateau criterion) and at_chance (1, 0 or NaN: ended at
     chance, convbench.run.outcome; such a run is not converged)."""
-    columns = ["cell_id", "study", "arch", "setup", "framework", "engine", "role", "seed", "train_fraction"]
+    columns = ["cell_id", "study", "arch", "setup", "framework", "engine", "role", "seed", "train_fraction", "dataset"]
+    df = df if "dataset" in df or not len(df) else df.assign(dataset=None)
     cells = df[(df["task"] == "train") & (df["status"] == "ok")] if len(df) else df
     if cells.empty:
         return pd.DataFrame(columns=[*columns, "epochs", "converged", "at_chance"])

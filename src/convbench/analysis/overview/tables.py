@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import escape, framework_name, ms, percent, setup_label, sig3, thousands, tt
+from convbench.analysis.formatting import (
+    NOT_RESOLVED_MARK,
+    NOT_RESOLVED_NOTE,
+    escape,
+    framework_name,
+    ms,
+    percent,
+    setup_label,
+    sig3,
+    thousands,
+    tt,
+)
 from convbench.analysis.latex import blank_repeats, booktabs, flagged, noisy_note, placeholder, ragged
 from convbench.analysis.query import (
     ARCH_ORDER,
@@ -15,6 +26,7 @@ from convbench.analysis.query import (
     setup_labels,
     summarise,
     with_config,
+    with_scales,
 )
 from convbench.analysis.records import LAYER_TASK
 from convbench.analysis.study import Run
@@ -150,10 +162,6 @@ def speed(run: Run) -> str:
                     note=" ".join(notes) or None, colsep="2pt")
 
 
-NOT_RESOLVED_MARK = r"--$^\ddagger$"
-NOT_RESOLVED_NOTE = (r"$^\ddagger$\,Not resolved: a derived phase (a difference of two timed programs) that the data "
-                     r"cannot tell apart from zero (a sample at or below zero, or an interval over the launches that "
-                     r"reaches zero); no time is reported for it.")
 
 
 def unresolved_phases(df: pd.DataFrame) -> set[tuple]:
@@ -169,7 +177,7 @@ def accuracy(run: Run) -> str:
     caption = ("Accuracy after the last epoch, in percent: train and test accuracy and their gap "
                "(train minus test, percentage points); median over seeds, at each study's largest training fraction"
                " (the whole training split unless a column says otherwise).")
-    df = full_data(run.tidy) if len(run.tidy) else run.tidy
+    df = with_scales(full_data(run.tidy)) if len(run.tidy) else run.tidy
     metrics = {m: summarise(df, m) if len(df) else df for m in ["train_accuracy", "test_accuracy", "gap"]}
     if metrics["test_accuracy"].empty:
         return placeholder(caption, "tab:accuracy", "This run has no training cells.")
@@ -200,13 +208,15 @@ def unconverged(run: Run) -> str:
     caption = ("Training runs that did not converge, of every study: stopped at the epoch cap before the plateau "
                "criterion held (cap), or ended with a train accuracy that has not left chance (chance). A seed with "
                "such a run is left out of every paired comparison, of accuracy and of train/test gap.")
-    c = convergence(run.tidy)
+    c = convergence(with_scales(run.tidy)) if len(run.tidy) else convergence(run.tidy)
     c = c[c["converged"] == 0]
     if c.empty:
         return placeholder(caption, "tab:unconverged", "Every training run whose record says so converged.")
     c = c.sort_values(["study", "arch", "setup", "train_fraction", "seed"], kind="stable", key=by_setup)
+    several = datasets(run.tidy[run.tidy["task"] == "train"]).replace("", None).nunique() > 1
     table = pd.DataFrame({"Study": c["study"], "Architecture": c["arch"],
-                          "Setup": [escape(setup_label(f, e)) for f, e in zip(c["framework"], c["engine"])],
+                          "Setup": [escape(setup_label(f, e) + (f", {d}" if several and d else ""))
+                                    for f, e, d in zip(c["framework"], c["engine"], datasets(c))],
                           "Role": c["role"].fillna("--"), "Fraction": [f"{100 * f:g}\\%" for f in c["train_fraction"]],
                           "Seed": c["seed"].astype(int).astype(str), "Epochs": c["epochs"].map(lambda e: f"{e:.0f}"),
                           "Outcome": ["chance" if a == 1 else "cap" for a in c["at_chance"]]})

@@ -59,6 +59,8 @@ def cells(run: Run) -> pd.DataFrame:
         df[column] = hit["value"].reindex(df.index)
         if (metric, phase) in TIMES:
             df[f"{column}_iqr"] = hit["iqr"].reindex(df.index)
+            resolved = hit["resolved"] if "resolved" in hit else pd.Series(True, index=hit.index)
+            df[f"{column}_resolved"] = resolved.reindex(df.index).map(lambda r: r is not False and r != False)  # noqa: E712
     step_n = rows[(rows["metric"] == "time") & (rows["phase"] == "step")].set_index("cell_id")["n"]
     df["step_n"] = step_n.reindex(df.index)
     df = _sort(df.reset_index())

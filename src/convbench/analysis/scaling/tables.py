@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from convbench.analysis.formatting import (
+    NOT_RESOLVED_MARK,
+    NOT_RESOLVED_NOTE,
     bracketed,
     kind_phrase,
     margin_text,
@@ -80,12 +82,15 @@ def phases(run: Run) -> str:
     table = _cell_columns(rows)
     for phase, name in [("forward", "Forward"), ("backward", "Backward"), ("comm", "Comm. alone"),
                         ("optimizer", "Optimizer")]:
-        table[name] = [signed(ms(m, i)) for m, i in zip(rows[phase], rows[f"{phase}_iqr"])]  # a derived phase dips < 0
+        ok = rows[f"{phase}_resolved"] if f"{phase}_resolved" in rows else pd.Series(True, index=rows.index)
+        table[name] = [ms(m, i) if good else NOT_RESOLVED_MARK  # a derived phase the data cannot tell from zero
+                       for m, i, good in zip(rows[phase], rows[f"{phase}_iqr"], ok)]
     table["Exposed"] = [signed(ms(x)) for x in rows["exposed"]]
+    lost = any(NOT_RESOLVED_MARK in str(x) for x in table.to_numpy().ravel())
     table, groups = _grouped(table, rows)
     return booktabs(table, caption, "tab:scaling-phases", "lllrr" + "r" * 5,
                     raw=("Forward", "Backward", "Comm. alone", "Optimizer", "Exposed"), size=r"\scriptsize",
-                    groups=groups, colsep="3pt")
+                    groups=groups, colsep="3pt", note=NOT_RESOLVED_NOTE if lost else None)
 
 
 def bytes_(run: Run) -> str:
