@@ -46,6 +46,8 @@ def test_kernel_pairs_never_cross_data_sets(tmp_path):
     assert not any(k.startswith("kernel/torch-eager/") and "-vs-" in k for k in found)  # no pair of both sets
     table = overview_tables.accuracy(run)
     assert "PyTorch eager, digits" in table and f"PyTorch eager, {OTHER}" in table
+    archs = overview_tables.architectures(run)  # a column per trained data set: its classes change the head
+    assert "train, digits" in archs and f"train, {OTHER}" in archs
     assert {p.label for p in kernel.comparisons(run) if p.test_diffs} == {"PyTorch eager, digits",
                                                                           f"PyTorch eager, {OTHER}"}
 

@@ -35,13 +35,17 @@ from convbench.analysis.study import Run
 def architectures(run: Run) -> str:
     df = run.tidy
     caption = ("Architectures: blocks (stack depth x kernel / filters, activation), parameters and forward MFLOPs per "
-               "example, counted from the spec in closed form for each task's inputs (channels x height x width).")
-    counts = df[df["params"].notna() & (df["task"] != LAYER_TASK)].drop_duplicates(["study", "arch", "task"])
+               "example, counted from the spec in closed form for each task's inputs (channels x height x width) and "
+               "classes (a train cell's data set: planted has 2, the digit sets 10).")
+    counts = df[df["params"].notna() & (df["task"] != LAYER_TASK)]
+    counts = counts.assign(inputs=counts["task"] + [f", {d}" if t == "train" and d else ""
+                                                    for t, d in zip(counts["task"], datasets(counts))])
+    counts = counts.drop_duplicates(["study", "arch", "inputs"])
     if counts.empty:
         return placeholder(caption, "tab:architectures", "No cell of this run recorded parameter counts.")
     archs = counts.drop_duplicates(["study", "arch"]).sort_values(["study", *ARCH_ORDER])
     table = archs.set_index(["study", "arch"])[["description"]]
-    for task, rows in counts.groupby("task", sort=True):
+    for task, rows in counts.groupby("inputs", sort=True):
         shapes = {f"{c:.0f}x{s:.0f}x{s:.0f}" for c, s in zip(rows["in_channels"], rows["image_size"])}
         top = f"{task}, {shapes.pop()}" if len(shapes) == 1 else task
         rows = rows.set_index(["study", "arch"])
