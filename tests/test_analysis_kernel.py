@@ -294,6 +294,9 @@ def test_extremes_and_parameter_ratios_in_the_table(run):
     # the accuracy sentences quote the trained networks' ratio, the speed sentence the timed ones'
     assert numbers["kernel/stack/stack-params-max"] == f"{max(spec_params(b) / spec_params(a) for a, b in PAIRS):.2f}"
     assert numbers["kernel/torch-eager/k5-over-k3-stack2/trained-params-ratio"] == f"{trained:.2f}"
+    fewer = sum(spec_params(b) < spec_params(a) for a, b in PAIRS)  # the stack b with fewer weights than a
+    sentence = numbers["kernel/stack/fewer-weights"]  # the conclusion says which way VGG's premise went, not 'only where'
+    assert sentence.startswith("every stack" if fewer == len(PAIRS) else "no stack" if fewer == 0 else f"{fewer} of")
     assert numbers["kernel/stack/params-ratio"] == "--".join(
         sorted({f"{spec_params(a, 3) / spec_params(b, 3):.2f}" for a, b in PAIRS}))
 

@@ -323,6 +323,13 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
     values[f"{STUDY}/stack/stack-params-min"] = ratio(1 / max(trained)) if trained else "--"
     values[f"{STUDY}/stack/stack-params-max"] = ratio(1 / min(trained)) if trained else "--"
     values[f"{STUDY}/stack/stack-params"] = span([1 / p for p in trained])  # '1.21' or '0.60--1.35'; '--' for none
+    fewer = sum(p > 1 for p in trained)  # single over stack above 1: the stack has fewer weights
+    values[f"{STUDY}/stack/fewer-weights"] = ("--" if not trained else "every stack had fewer weights than its single "
+                                              "kernel, as VGG's premise has it" if fewer == len(trained) else
+                                              "no stack had fewer weights than its single kernel: VGG's premise does "
+                                              "not hold in this setting" if fewer == 0 else
+                                              f"{fewer} of the {len(trained)} stacks had fewer weights than their single "
+                                              "kernel, the premise VGG argues from")
     return values
 
 
