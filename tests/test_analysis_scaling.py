@@ -342,6 +342,14 @@ def test_a_phase_the_data_cannot_tell_from_zero_gets_no_time(analysed):
     text = tables.phases(run)
     shown = cells.timed(cells.cells(run))  # the table's rows: no straggler
     assert text.count(NOT_RESOLVED_MARK) == len(shown) and "Not resolved" in text
+    # and no tensor-over-data verdict rests on a phase that was not resolved (Table 22 drew one)
+    rows = (run.tidy["task"] == cells.TASK) & (run.tidy["metric"] == "time") & (run.tidy["phase"] == "backward")
+    run.tidy.loc[rows, "resolved"] = False
+    found = cells.comparisons(cells.cells(run), run)
+    assert len(found) and found["backward_ratio"].isna().all(), found
+    assert found["backward_outcome"].tolist() == [Outcome.UNDECIDED] * len(found)
+    assert found["step_ratio"].notna().all()
+    assert tables.verdicts(run).count(NOT_RESOLVED_MARK) == len(found)
 
 
 def test_figures_say_one_network_or_mode_once_and_label_the_byte_lines(tmp_path, monkeypatch):

@@ -168,8 +168,9 @@ def times(x: float) -> str:
 
 
 def percent(fraction: float) -> str:
-    """A fraction in percent (or a difference in points), one decimal."""
-    return f"{100 * fraction:.1f}"
+    """A fraction in percent (or a difference in points), one decimal; a difference that rounds to zero has no sign."""
+    text = f"{100 * fraction:.1f}"
+    return "0.0" if text == "-0.0" else text
 
 
 def beside(x: float, edges, decimals: int = 2, scale: float = 1) -> str:

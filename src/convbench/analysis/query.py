@@ -202,14 +202,17 @@ def converged_pairs(df: pd.DataFrame, keys=("setup", "config", "dataset", "train
 
 def repeat_check(df: pd.DataFrame) -> pd.DataFrame:
     """Every repeat cell against the replicate of the same study, arch, seed and training fraction in the other
-    framework: the largest per-epoch difference (absolute, over the epochs both ran) in test accuracy and in test
-    loss, and the epochs compared."""
-    columns = ["study", "arch", "seed", "train_fraction", "repeat", "replicate", "epochs", "accuracy", "loss"]
+    framework and data set (a scale sweep's scale too): the largest per-epoch difference (absolute, over the epochs
+    both ran) in test accuracy and in test loss, the test accuracy's difference at the last epoch both ran (final),
+    and the epochs compared."""
+    columns = ["study", "arch", "seed", "train_fraction", "dataset", "repeat", "replicate", "epochs", "accuracy", "loss",
+               "final"]
     rows = df[df["metric"].isin(["epoch_test_accuracy", "epoch_test_loss"]) & (df["status"] == "ok")] if len(df) \
         and "role" in df else pd.DataFrame()
     if rows.empty or not (rows["role"] == REPEAT).any():
         return pd.DataFrame(columns=columns)
-    keys = ["study", "arch", "seed", "train_fraction"]
+    rows = with_scales(rows.assign(dataset=datasets(rows)))
+    keys = ["study", "arch", "seed", "train_fraction", "dataset"]
     out = []
     for key, g in rows.groupby(keys, sort=False):
         repeat, other = g[g["role"] == REPEAT], g[g["role"] != REPEAT]
@@ -220,7 +223,9 @@ def repeat_check(df: pd.DataFrame) -> pd.DataFrame:
             a = r.pivot_table(index="epoch", columns="metric", values="value")
             b = o[o["setup"] == o["setup"].iloc[0]].pivot_table(index="epoch", columns="metric", values="value")
             diff = (a - b).abs().dropna(how="all")
+            last = diff["epoch_test_accuracy"].dropna() if "epoch_test_accuracy" in diff else pd.Series(dtype=float)
             out.append([*key, setup, o["setup"].iloc[0], len(diff),
                         *(diff[m].max() if m in diff else float("nan") for m in ("epoch_test_accuracy",
-                                                                                 "epoch_test_loss"))])
+                                                                                 "epoch_test_loss")),
+                        last.iloc[-1] if len(last) else float("nan")])
     return pd.DataFrame(out, columns=columns)

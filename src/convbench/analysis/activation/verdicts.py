@@ -39,7 +39,7 @@ KINDS = {"accuracy": ("test-accuracy-diff", {Outcome.HIGHER: "higher", Outcome.L
 TALLIES = {"accuracy": {Outcome.HIGHER: "higher", Outcome.LOWER: "lower", Outcome.EQUIVALENT: "equivalent",
                         Outcome.UNDECIDED: "undecided"},
            "overfit": {Outcome.HIGHER: "grew more than ReLU's", Outcome.LOWER: "grew less than ReLU's",
-                       Outcome.EQUIVALENT: "grew as much within the margin", Outcome.UNDECIDED: "was undecided"},
+                       Outcome.EQUIVALENT: "grew as ReLU's did, within the margin,", Outcome.UNDECIDED: "was undecided"},
            "gaps": {Outcome.HIGHER: "larger than ReLU's", Outcome.LOWER: "smaller than ReLU's",
                     Outcome.EQUIVALENT: "equivalent", Outcome.UNDECIDED: "undecided"},
            **dict.fromkeys(("forward", "backward"), {Outcome.SLOWER: "slower", Outcome.FASTER: "faster",
@@ -167,9 +167,10 @@ def cost_ratios(run: Run) -> pd.DataFrame:
     df = run.tidy
     stats, times = data.seed_stats(df), data.time_ratios(df, run.samples)
     full = stats[stats["train_fraction"] == stats["train_fraction"].max()]
-    saved, params = data.memory(df, "saved_bytes"), data.params(df)
+    saved = data.memory(df, "saved_bytes")
     rows = []
     for unit in sorted(set(stats["unit"]) | set(times["unit"]), key=setup_rank):
+        params = data.params(df, unit)
         for v in data.compared(df).itertuples():
             pair = {v.arch, v.reference}
             if not (pair <= set(full.loc[full["unit"] == unit, "arch"]) or len(times[(times["unit"] == unit)

@@ -280,6 +280,8 @@ def roofline_values(run: Run) -> dict[str, str]:
         f"{NAME}/roofline/memory-bound": str((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
         f"{NAME}/roofline/memory-bound-share": share_words(int((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
                                                            len(cells), "step"),
+        f"{NAME}/roofline/memory-bound-verb": "lies" if 1 in (int((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
+                                                              len(cells)) else "lie",
         f"{NAME}/roofline/above": str(len(above)), f"{NAME}/roofline/any-above": flag(len(above))}
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from convbench.analysis.formatting import NUMBER_WORDS, setup_rank
 from convbench.analysis.kernel.values import STUDY, times
 from convbench.analysis.plotting import log_parameters_axis, placeholder, plt, save, sns
-from convbench.analysis.query import full_data, seed_summary, setup_labels
+from convbench.analysis.query import datasets, full_data, seed_summary, setup_labels
 from convbench.analysis.study import Run
 
 WIDTH = 6.3  # inches: the paper's \linewidth, so that fonts print at their size
@@ -73,9 +73,13 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
     stats = seed_summary(full_data(df), "test_accuracy") if len(df) else pd.DataFrame()
     if stats.empty:
         return placeholder(path, "No training cells of the kernel study in this run.")
-    shape = df[df["params"].notna()].drop_duplicates("arch").set_index("arch")[
+    trained = df[df["params"].notna() & (df["task"] == "train")]  # the trained networks' counts: the head per data set
+    shape = trained.assign(data=datasets(trained)).drop_duplicates(["arch", "data"]).set_index(["arch", "data"])[
         ["params", "kernel", "depth", "receptive_field", "width"]]
-    stats = labelled(stats.join(shape, on="arch")).sort_values(["rank", "receptive_field", "depth", "width"])
+    stats = labelled(stats.assign(data=datasets(stats)).join(shape, on=["arch", "data"])).sort_values(
+        ["rank", "receptive_field", "depth", "width"])
+    if stats["dataset"].nunique() > 1:  # a panel per setup and data set: accuracies on different data never share one
+        stats = stats.assign(Setup=stats["Setup"] + ", " + datasets(stats))
     stats = stats.assign(percent=100 * stats["mean"], ci=100 * stats["ci"].fillna(0))
     # A t interval over few seeds can reach past 100 %; accuracy cannot: bars stop at 0 and 100.
     stats = stats.assign(lo=(stats["percent"] - stats["ci"]).clip(lower=0),
@@ -85,8 +89,12 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
     colors = dict(zip(fields, sns.color_palette("colorblind", n_colors=len(fields))))
     style = {row.arch: dict(color=colors[row.receptive_field], marker=MARKERS.get(int(row.depth), "x"))
              for row in stats.drop_duplicates("arch").itertuples()}
-    fig, axes = plt.subplots(1, len(setups), figsize=(WIDTH, 2.6), sharey=True, squeeze=False)
-    for ax, setup in zip(axes[0], setups):
+    columns = len(setups) if len(setups) <= 2 else 2  # four panels in a row left their titles overlapping
+    rows = -(-len(setups) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(WIDTH, 2.4 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(setups):]:
+        ax.set_visible(False)
+    for ax, setup in zip(axes.flat, setups):
         for row in stats[stats["Setup"] == setup].itertuples():
             look = style[row.arch]
             ax.errorbar(row.params, row.percent, yerr=[[row.percent - row.lo], [row.hi - row.percent]],
@@ -95,7 +103,8 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
         ax.margins(x=0.15)
         ax.set_title(setup)
         ax.set_xlabel("parameters")
-    axes[0][0].set_ylabel("test accuracy (%)")
+    for line in axes:
+        line[0].set_ylabel("test accuracy (%)")
     axes[0][0].set_ylim(max(0, stats["lo"].min() - 2), min(100, stats["hi"].max()) + 1)
     # two keys, not one entry per network: a colour per receptive field, a marker per kind of block (the networks'
     # names are the pairs table's; one entry each made a legend of 14 that no reader could match to its points)

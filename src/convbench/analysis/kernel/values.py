@@ -323,14 +323,30 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
     values[f"{STUDY}/stack/stack-params-min"] = ratio(1 / max(trained)) if trained else "--"
     values[f"{STUDY}/stack/stack-params-max"] = ratio(1 / min(trained)) if trained else "--"
     values[f"{STUDY}/stack/stack-params"] = span([1 / p for p in trained])  # '1.21' or '0.60--1.35'; '--' for none
-    fewer = sum(p > 1 for p in trained)  # single over stack above 1: the stack has fewer weights
-    values[f"{STUDY}/stack/fewer-weights"] = ("--" if not trained else "every stack had fewer weights than its single "
-                                              "kernel, as VGG's premise has it" if fewer == len(trained) else
-                                              "no stack had fewer weights than its single kernel: VGG's premise does "
-                                              "not hold in this setting" if fewer == 0 else
-                                              f"{fewer} of the {len(trained)} stacks had fewer weights than their single "
-                                              "kernel, the premise VGG argues from")
+    values[f"{STUDY}/stack/fewer-weights"] = fewer_weights([1 / p for p in trained])
     return values
+
+
+EQUAL_PARAMS = 0.02  # a stack within 2 % of its single kernel's parameters matches them (the equal-parameter pairs)
+
+
+PREMISE = {"fewer": "had fewer weights than their single kernel, as VGG has it",
+           "same": "matched its parameters within 2 %", "more": "had more, against VGG's premise"}
+
+
+def fewer_weights(stack_over_single: list[float]) -> str:
+    """Which way VGG's premise (a stack has fewer weights than the single kernel of its field) went over the trained
+    pairs: 'all 4 stacks had fewer weights than the single kernel, as VGG's premise has it', or the counts of fewer,
+    matched (within EQUAL_PARAMS) and more."""
+    n = len(stack_over_single)
+    if not n:
+        return "--"
+    fewer = sum(r < 1 - EQUAL_PARAMS for r in stack_over_single)
+    more = sum(r > 1 + EQUAL_PARAMS for r in stack_over_single)
+    if fewer == n:
+        return f"{'the stack' if n == 1 else f'all {n} stacks'} had fewer weights than the single kernel, as VGG's premise has it"
+    counts = {"fewer": fewer, "same": n - fewer - more, "more": more}
+    return f"of the {n} stacks, " + words(f"{c} {PREMISE[what]}" for what, c in counts.items() if c)
 
 
 SPEED_WORDS = {Outcome.FASTER: "faster", Outcome.SLOWER: "slower", Outcome.EQUIVALENT: "as fast within the margin",

@@ -36,10 +36,11 @@ def seeds(r) -> str:
 
 def sweep(run: Run) -> str:
     f = frames(run)
-    caption = (f"The grid search (kernel study): final test accuracy in percent, mean\\,$\\pm$\\,half-width of the "
-               f"{CI} over seeds; parameters and forward MFLOPs per example; forward and backward time of the speed "
-               f"cells in ms, median (IQR) over repeats. Matched: against the reference (one 3{X}3 convolution per "
-               f"block), read from the widths.")
+    caption = (f"The grid search: the hand-picked networks trained on the learned networks' task, final test accuracy "
+               f"in percent, mean\\,$\\pm$\\,half-width of the {CI} over seeds; parameters and forward MFLOPs per "
+               f"example; forward and backward time of the speed cells in ms, median (IQR) over repeats. Matched: "
+               f"against the reference (the grid's network of one convolution per block at its most common widths, a "
+               f"3{X}3 one where the grid has it), read from the widths.")
     if f.sweep.empty:
         return placeholder(caption, "tab:learned-sweep", "This run has no training cells of the kernel study.")
     rows = []

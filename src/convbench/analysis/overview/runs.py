@@ -71,6 +71,7 @@ def repeat_values(run: Run) -> dict[str, str]:
     if len(r):
         setups = sorted({s for pair in zip(r["repeat"], r["replicate"]) for s in pair}, key=setup_rank)
         values |= {f"{PREFIX}/repeat/max-accuracy-diff": percent(r["accuracy"].max()),
+                   f"{PREFIX}/repeat/median-final-diff": percent(r["final"].median()),
                    f"{PREFIX}/repeat/max-loss-diff": f"{r['loss'].max():.3g}" if r["loss"].notna().any() else "--",
                    f"{PREFIX}/repeat/repeat-setup": escape(setup_label(*r["repeat"].iloc[0].split("-", 1))),
                    f"{PREFIX}/repeat/replicate-setup": escape(setup_label(*r["replicate"].iloc[0].split("-", 1))),

@@ -177,11 +177,13 @@ def verdicts(run: Run) -> str:
         "t": v["devices"].astype(int).astype(str).to_numpy(),
         "Batch": v["global_batch"].astype(int).astype(str).to_numpy()})
     for phase, name in [("backward", "Backward"), ("step", "Step")]:
-        table[name] = [bracketed(r, lo, hi) for r, lo, hi in
+        table[name] = [bracketed(r, lo, hi) if pd.notna(r) else NOT_RESOLVED_MARK for r, lo, hi in
                        zip(v[f"{phase}_ratio"], v[f"{phase}_lo"], v[f"{phase}_hi"])]
         table[f"{name}: shorter"] = [PARALLELISM_NAMES[s].split()[0] if s else "--" for s in v[f"{phase}_shorter"]]
+    lost = (table["Backward"] == NOT_RESOLVED_MARK).any() or (table["Step"] == NOT_RESOLVED_MARK).any()
     table, groups = _grouped(table, v)
-    return booktabs(table, caption, "tab:scaling-verdicts", "llrrrlrl", size=r"\small", groups=groups)
+    return booktabs(table, caption, "tab:scaling-verdicts", "llrrrlrl", size=r"\small", groups=groups,
+                    raw=("Backward", "Step"), note=NOT_RESOLVED_NOTE if lost else None)
 
 
 def failed(run: Run) -> str:

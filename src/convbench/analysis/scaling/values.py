@@ -240,7 +240,10 @@ def phase_share_values(df: pd.DataFrame) -> dict[str, str]:
         values[f"scaling/{p}/comm-ran"] = flag(len(g))
         if len(g):
             exposed = g["exposed"].dropna()
+            setups = g.loc[g["exposed"].notna(), "setup"].unique()  # a derived phase leaves a setup without one
             values |= {f"scaling/{p}/comm-ms": span(g["comm"] * 1e3, sig3),
+                       f"scaling/{p}/exposed-setups": words(escape(setup_label(*s.split("-", 1)))
+                                                            for s in sorted(setups, key=setup_rank)) or "--",
                        f"scaling/{p}/comm-share": span(g["comm"] / g["step"], pct),
                        f"scaling/{p}/exposed-ran": flag(len(exposed)),
                        f"scaling/{p}/exposed-ms": span(exposed * 1e3, sig3) if len(exposed) else "--"}
