@@ -111,3 +111,13 @@ def test_a_quoted_end_never_prints_as_the_margin_it_misses():
     time = Verdict("a/ratio", "x", "y", "time", 1.02, 0.99, 1.0497, Outcome.EQUIVALENT, Kind.LAUNCHES, 1.05, "ratio",
                    "time", 4)
     assert verdict_values(time)["a/ratio-hi"] == "1.0497" and verdict_values(time)["a/ratio-lo"] == "0.99"
+
+
+def test_a_macro_with_a_bare_percent_sign_is_refused_with_its_key(tmp_path):
+    """'within 2 %' in a macro value made the rest of macros.tex a TeX comment: the build died of a runaway argument
+    far from the cause. write_macros names the key instead; an escaped \\% passes."""
+    from convbench.analysis.latex import LatexError, read_macros, write_macros
+    with pytest.raises(LatexError, match="kernel/stack/fewer-weights"):
+        write_macros({"kernel/stack/fewer-weights": "matched within 2 %"}, tmp_path / "m.tex")
+    write_macros({"a/b": r"within 2\,\%"}, tmp_path / "m.tex")
+    assert read_macros(tmp_path / "m.tex") == {"a/b": r"within 2\,\%"}

@@ -331,7 +331,7 @@ EQUAL_PARAMS = 0.02  # a stack within 2 % of its single kernel's parameters matc
 
 
 PREMISE = {"fewer": "had fewer weights than their single kernel, as VGG has it",
-           "same": "matched its parameters within 2 %", "more": "had more, against VGG's premise"}
+           "same": r"matched its parameters within 2\,\%", "more": "had more, against VGG's premise"}
 
 
 def fewer_weights(stack_over_single: list[float]) -> str:
