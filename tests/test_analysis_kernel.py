@@ -298,9 +298,10 @@ def test_extremes_and_parameter_ratios_in_the_table(run):
     # the conclusion says which way VGG's premise went, not 'only where the ratio is below one'; a stack within 2 % of
     # its single kernel (an equal-parameter pair) matches it rather than having fewer weights
     assert values.fewer_weights([0.56, 0.72]) == "all 2 stacks had fewer weights than the single kernel, as VGG's premise has it"
-    assert values.fewer_weights([0.56, 0.99, 1.21]) == ("of the 3 stacks, 1 had fewer weights than their single kernel, "
-                                                        r"as VGG has it, 1 matched its parameters within 2\,\% and 1 had "
-                                                        "more, against VGG's premise")
+    assert values.fewer_weights([0.56, 0.99, 1.21]) == (
+        "of the 3 stacks, 1 had fewer weights than their single kernel, as VGG has it; 1 matched their single kernel's "
+        r"parameters within 2\,\%; 1 had more weights than their single kernel, against VGG's premise")
+    assert values.fewer_weights([1.21]) == "the stack had more weights than its single kernel, against VGG's premise"
     ratios = [spec_params(b) / spec_params(a) for a, b in PAIRS]
     assert numbers["kernel/stack/fewer-weights"] == values.fewer_weights(ratios)
     assert numbers["kernel/stack/params-ratio"] == "--".join(

@@ -292,6 +292,7 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
         if name == "accuracy":
             values |= detectable_values(STUDY, these)
             values[f"{STUDY}/accuracy-decided"] = flag(any(v.outcome.decided for v in these))
+            values[f"{STUDY}/accuracy-differs"] = flag(any(v.outcome in (Outcome.HIGHER, Outcome.LOWER) for v in these))
         for outcome, slug in slugs.items():
             values[f"{STUDY}/{name}-{slug}"] = str(sum(v.outcome is outcome for v in these))
         if name in TALLIES:

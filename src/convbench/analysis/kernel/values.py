@@ -331,7 +331,8 @@ EQUAL_PARAMS = 0.02  # a stack within 2 % of its single kernel's parameters matc
 
 
 PREMISE = {"fewer": "had fewer weights than their single kernel, as VGG has it",
-           "same": r"matched its parameters within 2\,\%", "more": "had more, against VGG's premise"}
+           "same": r"matched their single kernel's parameters within 2\,\%",
+           "more": "had more weights than their single kernel, against VGG's premise"}
 
 
 def fewer_weights(stack_over_single: list[float]) -> str:
@@ -346,7 +347,9 @@ def fewer_weights(stack_over_single: list[float]) -> str:
     if fewer == n:
         return f"{'the stack' if n == 1 else f'all {n} stacks'} had fewer weights than the single kernel, as VGG's premise has it"
     counts = {"fewer": fewer, "same": n - fewer - more, "more": more}
-    return f"of the {n} stacks, " + words(f"{c} {PREMISE[what]}" for what, c in counts.items() if c)
+    if n == 1:
+        return "the stack " + next(PREMISE[what] for what, c in counts.items() if c).replace("their", "its")
+    return f"of the {n} stacks, " + "; ".join(f"{c} {PREMISE[what]}" for what, c in counts.items() if c)
 
 
 SPEED_WORDS = {Outcome.FASTER: "faster", Outcome.SLOWER: "slower", Outcome.EQUIVALENT: "as fast within the margin",

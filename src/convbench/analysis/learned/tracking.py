@@ -141,7 +141,7 @@ def values(run: Run) -> dict[str, str]:
     near = [abs(fields[k] - f) <= step(kernels) for k, f, kernels in
             zip(zip(others["scale"], others["seed"]), others["field"], others["kernels"]) if k in fields.index]
     out[f"{KEY}/repeats-near"] = f"{sum(near)} of {len(near)}"
-    out |= {f"{KEY}/scales": ", ".join(f"{int(s)}" for s in sorted(main["scale"].unique())),
+    out |= {f"{KEY}/scales": words(f"{int(s)}" for s in sorted(main["scale"].unique())),
             f"{KEY}/seeds": count_words(main.groupby("scale").size().min(), "seed"),
             f"{KEY}/tracked": f"{int(main['tracks'].sum())} of {len(main)}",
             f"{KEY}/tracked-share": percent(main["tracks"].mean()),

@@ -120,7 +120,8 @@ def failed(run: Run) -> str:
 def cells_in_order(df: pd.DataFrame, task: str) -> pd.DataFrame:
     """One row per study x arch x setup x config of a task, failed cells included, in the tables' order."""
     cells = with_config(df[df["task"] == task]).drop_duplicates(["study", "arch", "setup", "config"])
-    return cells.sort_values(["study", *ARCH_ORDER, "setup", "config"], kind="stable", key=by_setup)
+    return cells.sort_values(["study", *ARCH_ORDER, "setup", "devices", "batch_size", "config"], kind="stable",
+                             key=by_setup)  # batches as numbers: 1, 8, 64, 256, not the config's 1, 256, 64, 8
 
 
 def speed(run: Run) -> str:

@@ -365,6 +365,7 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
     for phase in ["backward", "step"]:
         counts = {p: int((v[f"{phase}_shorter"] == p).sum()) for p in PARALLEL}
         values |= {f"scaling/{phase}/data-shorter": str(counts["data"]),
+                   f"scaling/{phase}/data-shorter-share": share_words(counts["data"], len(v), "comparison"),
                    f"scaling/{phase}/tensor-shorter": str(counts["tensor"]),
                    f"scaling/{phase}/neither": str(len(v) - sum(counts.values())),
                    f"scaling/{phase}/tally": counted([("with data parallel", counts["data"]),
