@@ -299,6 +299,8 @@ def test_tensor_over_data_is_judged_over_launches(tmp_path):
     assert (v.lo, v.hi) == pytest.approx((np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
     assert v.lo < 1 < v.hi and v.outcome in (Outcome.EQUIVALENT, Outcome.UNDECIDED)
     assert values["scaling/launches"] == "3" and values["scaling/by-launch"] == "1"
+    equivalent = values["scaling/backward/equivalent"]  # a count phrase without a zero ('0 of them equivalent')
+    assert values["scaling/backward/equivalent-of-them"] == ("none of them" if equivalent == "0" else f"{equivalent} of them")
 
 
 def test_count_sentences_leave_out_zeros_and_one_of_one():

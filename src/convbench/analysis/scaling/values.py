@@ -362,6 +362,7 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
     values = {"scaling/compared": str(len(v)), "scaling/compared-any": flag(len(v))}
     if not len(v):
         return values
+    equivalent = {phase: int(v[f"{phase}_outcome"].isin([Outcome.EQUIVALENT]).sum()) for phase in ["backward", "step"]}
     for phase in ["backward", "step"]:
         counts = {p: int((v[f"{phase}_shorter"] == p).sum()) for p in PARALLEL}
         values |= {f"scaling/{phase}/data-shorter": str(counts["data"]),
@@ -371,7 +372,8 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
                    f"scaling/{phase}/tally": counted([("with data parallel", counts["data"]),
                                                      ("with tensor parallel", counts["tensor"]),
                                                      ("with neither", len(v) - sum(counts.values()))]),
-                   f"scaling/{phase}/equivalent": str(int(v[f"{phase}_outcome"].isin([Outcome.EQUIVALENT]).sum())),
+                   f"scaling/{phase}/equivalent": str(equivalent[phase]),
+                   f"scaling/{phase}/equivalent-of-them": f"{equivalent[phase] or 'none'} of them",
                    f"scaling/{phase}/kind": kind_phrase(v[f"{phase}_kind"]),
                    f"scaling/{phase}/ratio": span(v[f"{phase}_ratio"], unit=X),
                    f"scaling/{phase}/interval": f"{ratio(v[f'{phase}_lo'].min())}--{ratio(v[f'{phase}_hi'].max())}"}
