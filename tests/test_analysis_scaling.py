@@ -377,3 +377,19 @@ def test_figures_say_one_network_or_mode_once_and_label_the_byte_lines(tmp_path,
     fig = drawn[-1]
     assert len(fig.legends[0].get_texts()) == 4
     assert any(t.get_text().startswith("data ") for ax in fig.axes for t in ax.texts)
+
+
+def test_an_efficiency_above_one_is_said_and_weighed_against_the_spread():
+    """A parallel step shorter than its own no-communication baseline (efficiency 1.03 in the full run) is above what
+    any split can earn: the text says so, and whether the two steps' quartile range reaches 1."""
+    from convbench.analysis.scaling.values import speedup_values
+    cells = pd.DataFrame({"status": "ok", "straggler_ms": 0.0, "parallelism": ["data", "tensor", "data"],
+                          "speedup": [1.4, 1.1, 0.9], "devices": 2, "efficiency": [1.03, 0.7, 0.9],
+                          "efficiency_lo": [0.9, 0.6, 0.8], "ref_step": 1.0, "ref_step_iqr": 0.1,
+                          "setup": "torch-eager", "arch": "k3", "mode": "strong"})
+    values = speedup_values(cells)
+    assert values["scaling/efficiency-above"] == "1 of the 3 parallel cells"
+    assert values["scaling/efficiency-above-spread"] == "1"
+    values = speedup_values(cells.assign(efficiency_lo=[1.01, 0.6, 0.8]))
+    assert values["scaling/efficiency-above-spread"] == "0"
+    assert speedup_values(cells.assign(efficiency=[1.0, 0.7, 0.9]))["scaling/efficiency-above-any"] == "0"

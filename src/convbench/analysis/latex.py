@@ -83,7 +83,8 @@ def noisy_note(df: pd.DataFrame) -> str | None:
         return None
     limits = words(f"{x:g}" for x in sorted(df.loc[df["noisy"].fillna(False), "max_iqr_ratio"].dropna().unique()))
     limit = f"{limits} of the median (the protocol's {tt('max_iqr_ratio')})" if limits else "the protocol's threshold"
-    return rf"{DAGGER}\,Noisy: the interquartile range of the repeats exceeded {limit}."
+    return (rf"{DAGGER}\,Noisy: in at least one of the cell's timing loops (a seed or a launch) the interquartile "
+            rf"range of the repeats exceeded {limit} after its retries; the IQR shown is the median over them.")
 
 
 def flagged(text: str, noisy) -> str:

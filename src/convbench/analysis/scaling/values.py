@@ -221,6 +221,11 @@ def speedup_values(df: pd.DataFrame) -> dict[str, str]:
                "scaling/above-any": flag(len(above)),
                "scaling/above-ref-iqr": span(above["ref_step_iqr"] / above["ref_step"], fmt=pct) if len(above)
                else "--"}
+    over = rows[rows["efficiency"].map(lambda e: pd.notna(e) and float(ratio(e)) > 1)]  # as printed
+    values |= {"scaling/efficiency-above": share_words(len(over), len(rows), "parallel cell"),
+               "scaling/efficiency-above-any": flag(len(over)),
+               # a parallel step shorter than its own baseline: spread where the quartile range of the two reaches 1
+               "scaling/efficiency-above-spread": flag(len(over) and (over["efficiency_lo"] <= 1).all())}
     if rows["efficiency"].notna().any():
         worst = rows.loc[rows["efficiency"].idxmin()]
         values |= {"scaling/efficiency-min": ratio(worst["efficiency"]),
