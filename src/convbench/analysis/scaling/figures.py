@@ -118,8 +118,9 @@ def phases(run: Run, path: Path) -> Path:
         rows = plain[plain["setup"] == setup]
         y = np.arange(len(rows))[::-1].astype(float)
         left = np.zeros(len(rows))
-        for phase in PHASES:
-            width = rows[phase].clip(lower=0).fillna(0).to_numpy() * 1e3
+        for phase in PHASES:  # a derived phase the data cannot tell from zero (tidy.resolve) is not drawn
+            resolved = rows[f"{phase}_resolved"] if f"{phase}_resolved" in rows else True
+            width = rows[phase].where(resolved, 0).clip(lower=0).fillna(0).to_numpy() * 1e3
             ax.barh(y + 0.17, width, height=0.34, left=left, color=PHASE_COLORS[phase], label=phase)
             left += width
         ax.barh(y - 0.17, rows["comm"].fillna(0).to_numpy() * 1e3, height=0.34, color=PHASE_COLORS["communication"],
