@@ -271,17 +271,16 @@ def roofline_values(run: Run) -> dict[str, str]:
     fraction = cells["ceiling_fraction"]
     low, high = cells.loc[fraction.idxmin()], cells.loc[fraction.idxmax()]
     above = cells[fraction > 1]
+    bound = int((cells["attainable_flops"] < cells["gemm_flops"]).sum())  # left of the ridge point: memory-bound
     name = lambda r: cell_name(r["framework"], r["engine"], r["arch"])  # noqa: E731
     return values | {
         f"{NAME}/roofline/ran": "1",
         f"{NAME}/roofline/percent-min": percent(low["ceiling_fraction"]), f"{NAME}/roofline/min-cell": name(low),
         f"{NAME}/roofline/percent-max": percent(high["ceiling_fraction"]), f"{NAME}/roofline/max-cell": name(high),
         f"{NAME}/roofline/percent-median": percent(fraction.median()), f"{NAME}/roofline/steps": str(len(cells)),
-        f"{NAME}/roofline/memory-bound": str((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
-        f"{NAME}/roofline/memory-bound-share": share_words(int((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
-                                                           len(cells), "step"),
-        f"{NAME}/roofline/memory-bound-verb": "lies" if 1 in (int((cells["attainable_flops"] < cells["gemm_flops"]).sum()),
-                                                              len(cells)) else "lie",
+        f"{NAME}/roofline/memory-bound": str(bound),
+        f"{NAME}/roofline/memory-bound-share": share_words(bound, len(cells), "step"),
+        f"{NAME}/roofline/memory-bound-verb": "lies" if 1 in (bound, len(cells)) else "lie",
         f"{NAME}/roofline/above": str(len(above)), f"{NAME}/roofline/any-above": flag(len(above))}
 
 

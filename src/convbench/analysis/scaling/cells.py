@@ -127,7 +127,7 @@ def comparisons(df: pd.DataFrame, run: Run) -> pd.DataFrame:
         row = dict(zip(keys, key)) | {"global_batch": data["global_batch"]}
         for phase in ["backward", "step"]:
             r, lo, hi, kind = ratio_of(run, tensor, data, phase)
-            if not (tensor.get(f"{phase}_resolved", True) and data.get(f"{phase}_resolved", True)):
+            if not (tensor[f"{phase}_resolved"] and data[f"{phase}_resolved"]):
                 r = lo = hi = float("nan")  # a derived phase the data cannot tell from zero: no ratio, undecided
             outcome = decide_ratio(lo, hi, run.margins.ratio)
             row |= {f"{phase}_ratio": r, f"{phase}_lo": lo, f"{phase}_hi": hi, f"{phase}_kind": kind,

@@ -221,8 +221,8 @@ def model_check(run: Run, path: Path) -> Path:
     ax.barh(y - 0.18, checked["exposed"] * 1e3, left=(checked["predicted"] - checked["exposed"]) * 1e3, height=0.36,
             color="white", edgecolor="0.2", hatch="///", label="model: communication")
     for yi, (m, p, e) in enumerate(zip(checked["measured"], checked["predicted"], checked["error"])):
-        ax.text(max(m, p) * 1e3 * 1.02, y[yi], f"{100 * e:+.0f} %".replace("-0 %", "0 %").replace("+0 %", "0 %"),
-                va="center", fontsize="x-small")  # no signed zero
+        label = f"{100 * e:+.0f} %" if round(100 * e) else "0 %"  # no signed zero
+        ax.text(max(m, p) * 1e3 * 1.02, y[yi], label, va="center", fontsize="x-small")
     ax.set_yticks(y, labels, fontsize="small")
     ax.set_xlabel("step (ms): measured, and the model's prediction")
     ax.set_xlim(0, 1.18 * max(checked["measured"].max(), checked["predicted"].max()) * 1e3)
