@@ -370,17 +370,6 @@ def test_figures_say_one_network_or_mode_once_and_label_the_byte_lines(tmp_path,
     ticks = [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
     assert ticks and not any("\n" in t for t in ticks)  # the scheme alone: one mode, one device count
     assert any(ax.get_xlabel().endswith("scaling") for ax in fig.axes)
-    figures.phases(run, tmp_path / "phases.pdf")
-    labels = [t.get_text() for ax in drawn[-1].axes for t in ax.get_yticklabels()]
-    assert labels and not any(t.startswith("k3") or "strong" in t for t in labels)
-    # a derived phase the data cannot tell from zero is not drawn (the phases table marks it; Figure 15 drew it)
-    from convbench.analysis.scaling.cells import cells
-    width = lambda: sum(p.get_width() for ax in drawn[-1].axes for p in ax.patches)  # noqa: E731
-    before, shown = width(), cells(run).query("straggler_ms == 0")
-    rows = (run.tidy["task"] == "scaling") & (run.tidy["metric"] == "time") & (run.tidy["phase"] == "backward")
-    run.tidy.loc[rows, "resolved"] = False
-    figures.phases(run, tmp_path / "phases.pdf")
-    assert width() == pytest.approx(before - 1e3 * shown["backward"].clip(lower=0).fillna(0).sum())
     figures.bytes_(run, tmp_path / "bytes.pdf")
     fig = drawn[-1]
     assert len(fig.legends[0].get_texts()) == 4

@@ -227,6 +227,33 @@ def test_the_one_device_step_is_taken_at_one_batch(tmp_path):
     assert base.batch == 64 and base.step == pytest.approx(SPEED_STEP * 1e-3)
 
 
+def test_the_check_says_whether_the_computation_or_the_communication_misses(tmp_path):
+    """Each device alone on its share (the baseline) takes what the model computes, but inside the step the
+    collectives take twice their replay: the miss is the communication's, and the values say so; with baselines 40 %
+    off the model's computation they do not."""
+    def cells(baseline_off: float) -> list[dict]:
+        a = arch("k3", 3, (32, 64))
+        spec = ArchSpec.from_dict("k3", a, 3, 10)
+        data_calls = [("all_reduce", bytes_model.data_parallel_bytes(spec, 2)["payload_bytes"])]
+        forward, backward = model.tensor_collectives(spec, 16, 64, 2)
+        out = [layer_record(s, t) for s, t in LAYERS.items()] + [speed_record(), record("torch", a, 1, step=SPEED_STEP)]
+        for parallelism, calls in (("data", data_calls), ("tensor", forward + backward)):
+            comm = replay_ms(calls)
+            out.append(with_calls(record("torch", a, 2, parallelism, "strong", step=SPEED_STEP + 2 * comm, comm=comm,
+                                         baseline=SPEED_STEP * (1 + baseline_off)), calls))
+        return out
+
+    run = run_with(cells(0.0), tmp_path / "comm")
+    checked, _, _ = pj.check(run)
+    several = checked[checked["parallelism"] != "none"]
+    assert several["compute_error"].abs().max() < 0.01
+    assert (several["above_baseline"] > 1.9 * several["exposed"]).all()
+    values = STUDY.values(run)
+    assert values["scaling/projection/comm-misses"] == "1" and values["scaling/projection/compute-error-max"] == "0"
+    off = STUDY.values(run_with(cells(0.4), tmp_path / "compute"))
+    assert off["scaling/projection/comm-misses"] == "0" and off["scaling/projection/compute-error-max"] == "29"
+
+
 def test_check_reports_cells_beyond_the_goal(tmp_path):
     checked, _, _ = pj.check(run_with(fixture(0.4), tmp_path))
     assert (checked["error"].abs() > pj.GOAL).sum() == 5

@@ -96,7 +96,8 @@ def draw_sweep(run, path: Path) -> Path:
     first = times.drop_duplicates("setup").set_index("setup")
     handles = [plt.Line2D([], [], color=colors[s], marker="o", label=label(first.loc[s])) for s in setups]
     if len(shapes) > 1:
-        handles += [plt.Line2D([], [], color="0.3", linestyle=styles[sh], label=f"{sh[0]} at {sh[1]}") for sh in shapes]
+        handles += [plt.Line2D([], [], color="0.3", linestyle=styles[sh], label=f"{sh[0]}, {sh[1]:.0f}x{sh[1]:.0f} px")
+                    for sh in shapes]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False, fontsize="small")
     fig.tight_layout(rect=(0, 0.1 * -(-len(handles) // 4), 1, 1))
     return save(fig, path)

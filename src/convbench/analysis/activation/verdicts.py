@@ -255,6 +255,8 @@ def scope_values(run: Run) -> dict[str, str]:
                    f"{STUDY}/fraction-smallest": f"{100 * sizes.index.min():g}",
                    f"{STUDY}/fraction-largest": f"{100 * sizes.index.max():g}",
                    f"{STUDY}/training": training_text(trained),
+                   f"{STUDY}/seeds-per": words(["variant"] + ["data set"] * (trained["dataset"].nunique() > 1)
+                                               + ["fraction"] * (trained["train_fraction"].nunique() > 1)),
                    f"{STUDY}/seeds": seeds_text(stats["trained"]), f"{STUDY}/seeds-min": str(n),
                    f"{STUDY}/seeds-text": seeds_phrase(stats["trained"]),
                    f"{STUDY}/intervals": flag(n > 1),
@@ -266,7 +268,7 @@ def scope_values(run: Run) -> dict[str, str]:
     else:
         values |= {f"{STUDY}/{k}": "--" for k in ("fractions", "fraction-smallest", "fraction-largest", "training",
                                                   "seeds", "seeds-min", "t-quantile", "runs", "diverged",
-                                                  "seeds-text")}
+                                                  "seeds-text", "seeds-per")}
         values |= {f"{STUDY}/{k}": "0" for k in ("intervals", "grew", "any-diverged")}
     return values
 

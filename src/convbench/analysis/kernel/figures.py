@@ -4,6 +4,7 @@ convolutions keep one marker each in both; spread is shown everywhere (IQR of th
 seeds)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -105,7 +106,8 @@ def accuracy_vs_params(run: Run, path: Path) -> Path:
         ax.set_xlabel("parameters")
     for line in axes:
         line[0].set_ylabel("test accuracy (%)")
-    axes[0][0].set_ylim(max(0, stats["lo"].min() - 2), min(100, stats["hi"].max()) + 1)
+    top = min(101, 10 * math.ceil((min(100, stats["hi"].max()) + 1) / 10))  # up to a labelled tick: 100 near the top
+    axes[0][0].set_ylim(max(0, stats["lo"].min() - 2), top)
     # two keys, not one entry per network: a colour per receptive field, a marker per kind of block (the networks'
     # names are the pairs table's; one entry each made a legend of 14 that no reader could match to its points)
     handles = [plt.Line2D([], [], color=colors[f], marker="o", linestyle="", label=f"{f:g}×{f:g} field")

@@ -481,20 +481,25 @@ def knee(f: Frames, kernels: tuple) -> pd.Series | None:
     return near.loc[near["maps"].map(sum).idxmin()]
 
 
+STEPS_UP = {False: "as the penalty rose", True: "at every step up in the penalty"}  # by: more than two penalties
+
+
 def width_knee_values(f: Frames, rows: pd.DataFrame) -> dict[str, str]:
-    """learned/width/{knee-arch,knee-maps,near-knee,falls}: the grid's knee, how many gated runs kept maps within
-    KNEE_BAND of it, and whether the mean kept maps fall as the penalty grows."""
+    """learned/width/{knee-arch,knee-maps,near-knee,falls,steps-up}: the grid's knee, how many gated runs kept maps
+    within KNEE_BAND of it, whether the mean kept maps fall as the penalty grows, and over which steps (one step
+    between two penalties, every step between more)."""
     base = "learned/width"
     kernels = f.lcells.loc[f.lcells["gates"], "kernels"] if len(f.lcells) else pd.Series(dtype=object)
     k = knee(f, kernels.iloc[0]) if len(kernels) else None
     if k is None or rows.empty:
         return {**{f"{base}/{key}": "--" for key in ("knee-arch", "knee-maps", "near-knee")},
-                f"{base}/falls": flag(False)}
+                f"{base}/falls": flag(False), f"{base}/steps-up": STEPS_UP[False]}
     kept = rows["kept_maps"].map(sum)
     means = kept.groupby(rows["penalty"]).mean().sort_index()
     return {f"{base}/knee-arch": tt(k["arch"]), f"{base}/knee-maps": f"{sum(k['maps'])}",
             f"{base}/near-knee": f"{int((abs(kept / sum(k['maps']) - 1) <= KNEE_BAND).sum())} of {len(rows)}",
-            f"{base}/falls": flag(len(means) > 1 and bool((means.diff().dropna() < 0).all()))}
+            f"{base}/falls": flag(len(means) > 1 and bool((means.diff().dropna() < 0).all())),
+            f"{base}/steps-up": STEPS_UP[len(means) > 2]}
 
 
 def penalty_values(f: Frames) -> dict[str, str]:

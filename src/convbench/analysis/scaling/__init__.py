@@ -13,15 +13,9 @@ STUDY = Study(
         Figure("scaling_speedup", figures.speedup,
                "Several devices: speed-up over one device and efficiency against the no-communication baseline "
                "(bars: quartile-based range), per framework, parallelism (data, tensor) and scaling (strong, weak)."),
-        Figure("scaling_phases", figures.phases,
-               "Several devices: forward, backward and optimizer time of every step, with its communication "
-               "replayed alone beside it; a failed cell keeps its row, labelled failed."),
         Figure("scaling_bytes", figures.bytes_,
                "Bytes per step each rank sends under the ring model against the global batch, data against tensor "
                "parallel per kernel size, with the crossovers marked and the payloads counted in this run's steps."),
-        Figure("scaling_model_check", figures.model_check,
-               "Several devices, measured against the model: each PyTorch CPU cell's measured step beside the step "
-               "model's prediction (layer-wise times, the one-device step, alpha-beta fitted to the replays)."),
         Figure("scaling_projection", figures.projection,
                "Several devices, PROJECTION (not measured): the step model's efficiency of data against tensor "
                "parallel on 1 to 8 GPUs of one node and on two nodes, from a committed single-GPU reference run "

@@ -11,7 +11,7 @@ from convbench.analysis.formatting import setup_rank
 from convbench.analysis.plotting import placeholder, plt, save, sns
 from convbench.analysis.scaling import crossover
 from convbench.analysis.scaling import projection as pj
-from convbench.analysis.scaling.cells import MODE_ORDER, PARALLEL, PHASES, cells, parallel, timed
+from convbench.analysis.scaling.cells import MODE_ORDER, PARALLEL, cells, parallel
 from convbench.analysis.scaling.values import setup_name
 from convbench.analysis.study import Run
 from convbench.parallel import bytes_model
@@ -92,54 +92,6 @@ def speedup(run: Run, path: Path) -> Path:
     return save(fig, path)
 
 
-PHASE_COLORS = dict(zip([*PHASES, "communication"], [*sns.color_palette()[:3], "0.55"]))
-
-
-def _label(r, modes: int = 2, archs: int = 2) -> str:
-    """'data, t=2' (the network and the scaling mode only where the figure holds several: the title says them)."""
-    scheme = "one device" if r.devices == 1 else ", ".join(
-        [r.parallelism, *([r.mode] if modes > 1 else []), f"t={r.devices}"])
-    return (f"{r.arch}: " if archs > 1 else "") + scheme + ("  (failed)" if r.status != "ok" else "")
-
-
-def phases(run: Run, path: Path) -> Path:
-    """Per framework, one bar per cell (no straggler): forward, backward and optimizer medians stacked, and below it
-    (hatched) the same step's collectives replayed alone; a failed cell keeps its row, labelled failed."""
-    df = cells(run)
-    plain = df[df["straggler_ms"] == 0] if len(df) else df
-    if not len(timed(df)):
-        return placeholder(path, NONE if not len(df) else "No scaling cell ran successfully in this run.")
-    setups = sorted(plain["setup"].unique(), key=setup_rank)
-    most = max((plain["setup"] == s).sum() for s in setups)
-    modes, archs = plain["mode"].nunique(), plain["arch"].nunique()
-    height = 0.7 * most + 2.6  # cm: a row per cell, with room between the tick labels
-    fig, axes = plt.subplots(1, len(setups), figsize=(16 * CM, height * CM), squeeze=False)
-    for ax, setup in zip(axes[0], setups):
-        rows = plain[plain["setup"] == setup]
-        y = np.arange(len(rows))[::-1].astype(float)
-        left = np.zeros(len(rows))
-        for phase in PHASES:  # a derived phase the data cannot tell from zero (tidy.resolve) is not drawn
-            resolved = rows[f"{phase}_resolved"] if f"{phase}_resolved" in rows else True
-            width = rows[phase].where(resolved, 0).clip(lower=0).fillna(0).to_numpy() * 1e3
-            ax.barh(y + 0.17, width, height=0.34, left=left, color=PHASE_COLORS[phase], label=phase)
-            left += width
-        ax.barh(y - 0.17, rows["comm"].fillna(0).to_numpy() * 1e3, height=0.34, color=PHASE_COLORS["communication"],
-                hatch="///", edgecolor="white", label="communication alone")
-        ax.set_yticks(y, [_label(r, modes, archs) for r in rows.itertuples()], fontsize="small")
-        for tick, status in zip(ax.get_yticklabels(), rows["status"]):
-            if status != "ok":
-                tick.set_color("0.45")
-                tick.set_fontstyle("italic")
-        said = [*([plain["arch"].iloc[0]] if archs == 1 else []),
-                *([f"{plain['mode'].iloc[0]} scaling"] if modes == 1 else [])]  # one network or mode: said once
-        ax.set_title(setup_name(setup) + (f" ({', '.join(said)})" if said else ""), fontsize="medium")
-        ax.set_xlabel("median time per step (ms)")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize="small")
-    fig.tight_layout(rect=(0, 1.2 / height, 1, 1))
-    return save(fig, path)
-
-
 def bytes_(run: Run, path: Path) -> Path:
     """Ring-model wire bytes per rank against the global batch, a panel per device count: data parallel one line
     per kernel size (flat), tensor parallel one line (activations do not depend on the kernel); the crossovers
@@ -203,32 +155,6 @@ def bytes_(run: Run, path: Path) -> Path:
                fontsize="small")
     fig.tight_layout()
     return save(fig, path, bbox_inches="tight")
-
-
-def model_check(run: Run, path: Path) -> Path:
-    """Measured step (filled) against the model's prediction (open, its exposed communication hatched) for every
-    PyTorch CPU cell; the error printed beside each pair."""
-    checked, link, _ = pj.check(run)
-    if checked.empty:
-        return placeholder(path, "No PyTorch CPU scaling cell to check the model on in this run." if link is None
-                           else "No cell with layer-wise times to check the model on.")
-    labels = [f"{r.arch} {r.parallelism} {r.mode} t={r.devices}" if r.parallelism != "none" else f"{r.arch} one device"
-              for r in checked.itertuples()]
-    y = np.arange(len(checked))[::-1].astype(float)
-    fig, ax = plt.subplots(figsize=(12 * CM, (1.6 + 0.55 * len(checked)) * CM))
-    ax.barh(y + 0.18, checked["measured"] * 1e3, height=0.36, color="0.35", label="measured")
-    ax.barh(y - 0.18, checked["predicted"] * 1e3, height=0.36, color="white", edgecolor="0.2", label="model")
-    ax.barh(y - 0.18, checked["exposed"] * 1e3, left=(checked["predicted"] - checked["exposed"]) * 1e3, height=0.36,
-            color="white", edgecolor="0.2", hatch="///", label="model: communication")
-    for yi, (m, p, e) in enumerate(zip(checked["measured"], checked["predicted"], checked["error"])):
-        label = f"{100 * e:+.0f} %" if round(100 * e) else "0 %"  # no signed zero
-        ax.text(max(m, p) * 1e3 * 1.02, y[yi], label, va="center", fontsize="x-small")
-    ax.set_yticks(y, labels, fontsize="small")
-    ax.set_xlabel("step (ms): measured, and the model's prediction")
-    ax.set_xlim(0, 1.18 * max(checked["measured"].max(), checked["predicted"].max()) * 1e3)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize="x-small", frameon=False)
-    fig.tight_layout()
-    return save(fig, path)
 
 
 def projection(run: Run, path: Path) -> Path:

@@ -184,15 +184,17 @@ def predict_cell(row, base: Base, fabric: model.Fabric) -> dict:
 
 def check(run: Run) -> tuple[pd.DataFrame, model.Link | None, pd.DataFrame]:
     """Every PyTorch CPU scaling cell that ran without a straggler: measured step, predicted step and the error
-    (predicted / measured - 1), the per-step overhead the model kept whole and the error without it; the loopback
-    link and its fit points."""
+    (predicted / measured - 1), the per-step overhead the model kept whole and the error without it; where the miss
+    lies: the model's computation against the cell's measured no-communication baseline (each device on its share,
+    in the same launches) and the step's time above that baseline against the model's exposed communication; the
+    loopback link and its fit points."""
     df = cells(run)
     link, points = loopback(run, df)
     rows = df[(df["framework"] == "torch") & (df["device"] == "cpu") & (df["status"] == "ok")
               & (df["straggler_ms"] == 0) & df["arch_spec"].notna()] if len(df) else df
     columns = ["cell_id", "setup", "arch", "parallelism", "mode", "devices", "batch_size", "global_batch",
                "straggler_ms", "measured", "predicted", "compute", "comm", "exposed", "error", "source", "overhead",
-               "error_without_overhead"]
+               "error_without_overhead", "baseline", "compute_error", "above_baseline"]
     if rows.empty or link is None:
         return pd.DataFrame(columns=columns), link, points
     fabric = model.Fabric(link, algorithms=("ring",), aliases=GLOO)
@@ -210,7 +212,9 @@ def check(run: Run) -> tuple[pd.DataFrame, model.Link | None, pd.DataFrame]:
                     "compute": got["compute"], "comm": got["comm"], "exposed": got["exposed"],
                     "error": got["step"] / float(row["step"]) - 1, "source": bases[0].source,
                     "overhead": overhead_of(bases[0].compute),
-                    "error_without_overhead": plain["step"] / float(row["step"]) - 1})
+                    "error_without_overhead": plain["step"] / float(row["step"]) - 1,
+                    "baseline": float(row["base_step"]), "compute_error": got["compute"] / float(row["base_step"]) - 1,
+                    "above_baseline": float(row["step"]) - float(row["base_step"])})
     return pd.DataFrame(out, columns=columns), link, points
 
 

@@ -74,7 +74,8 @@ def times(run: Run) -> str:
 
 def phases(run: Run) -> str:
     caption = ("The phases of a parallel step in ms, median (IQR); the collectives of one step replayed alone; "
-               "exposed: forward plus backward above the baseline's (PyTorch).")
+               "exposed: forward plus backward above the baseline's (PyTorch; a cell on one device has no "
+               "collective to expose).")
     df = cells(run)
     rows = df[(df["straggler_ms"] == 0) & (df["status"] == "ok")] if len(df) else df
     if rows.empty:
@@ -85,7 +86,7 @@ def phases(run: Run) -> str:
         ok = rows[f"{phase}_resolved"] if f"{phase}_resolved" in rows else pd.Series(True, index=rows.index)
         table[name] = [ms(m, i) if good else NOT_RESOLVED_MARK  # a derived phase the data cannot tell from zero
                        for m, i, good in zip(rows[phase], rows[f"{phase}_iqr"], ok)]
-    table["Exposed"] = [signed(ms(x)) for x in rows["exposed"]]
+    table["Exposed"] = [signed(ms(x)) if p in PARALLEL else "--" for x, p in zip(rows["exposed"], rows["parallelism"])]
     lost = any(NOT_RESOLVED_MARK in str(x) for x in table.to_numpy().ravel())
     table, groups = _grouped(table, rows)
     return booktabs(table, caption, "tab:scaling-phases", "lllrr" + "r" * 5,
@@ -95,8 +96,10 @@ def phases(run: Run) -> str:
 
 def bytes_(run: Run) -> str:
     caption = ("Bytes of one step's collectives: the payload counted during a step against the closed-form model, "
-               "the ring model's wire bytes per rank, and on the CPU the host's loopback counter per step (all ranks, "
-               "TCP/IP headers included) against the gloo model.")
+               "the ring model's wire bytes per rank over the collectives each framework calls (backward, PyTorch's workers "
+               "reduce-scatter each layer's maps; TensorFlow's all-gather has an all-reduce of the whole maps for "
+               "gradient, twice a reduce-scatter's bytes), and on the CPU the host's loopback counter per step (all "
+               "ranks, TCP/IP headers included) against the gloo model (gloo runs a reduce-scatter as an all-reduce).")
     df = cells(run)
     rows = df[df["parallelism"].isin(PARALLEL) & (df["straggler_ms"] == 0)] if len(df) else df
     if rows.empty:
@@ -203,25 +206,29 @@ def failed(run: Run) -> str:
 
 def projection_check(run: Run) -> str:
     caption = ("The step model against this run's measured PyTorch CPU cells (gloo processes): measured step median "
-               "and the model's prediction in ms, the communication it adds (exposed), the per-step overhead it keeps "
-               "whole (from the overhead study's fit of step = $a + b\\times$batch), and the error in percent, "
-               "predicted / measured $-$ 1, with and without that overhead term. Measured: the cells; predicted: the "
-               "model, from layer-wise times, the one-device step, the overhead fit and the alpha-beta fit to the "
-               "replayed collectives.")
+               "and the model's prediction in ms; the error in percent, predicted / measured $-$ 1, with and without "
+               "the per-step overhead term (from the overhead study's fit of step = $a + b\\times$batch); and where "
+               "the miss lies: the cell's measured no-communication baseline (each device alone on its share) beside "
+               "the model's computation, and the step's time above that baseline beside the communication the model "
+               "exposes. Measured: the cells; predicted: the model, from layer-wise times, the one-device step, the "
+               "overhead fit and the alpha-beta fit to the replayed collectives.")
     checked, _, _ = pj.check(run)
     if checked.empty:
         return placeholder(caption, "tab:scaling-projection-check", "No PyTorch CPU scaling cell with layer-wise "
                                                                     "times and replayed collectives in this run.")
     table = _cell_columns(checked)
+    parallel = checked["parallelism"].isin(PARALLEL).to_numpy()
     table["Measured"] = [ms(x) for x in checked["measured"]]
     table["Predicted"] = [ms(x) for x in checked["predicted"]]
-    table["Exposed comm."] = [ms(x) for x in checked["exposed"]]
-    table["Overhead"] = [ms(x) for x in checked["overhead"]]
     table["Error"] = [signed(percent(e)) for e in checked["error"]]
-    table["Without overhead"] = [signed(percent(e)) for e in checked["error_without_overhead"]]
+    table["W/o overhead"] = [signed(percent(e)) for e in checked["error_without_overhead"]]
+    table["Baseline"] = [ms(x) for x in checked["baseline"]]
+    table["Model compute"] = [ms(x) for x in checked["compute"]]
+    table["Above baseline"] = [signed(ms(x)) if p else "--" for x, p in zip(checked["above_baseline"], parallel)]
+    table["Model comm."] = [ms(x) if p else "--" for x, p in zip(checked["exposed"], parallel)]
     table, groups = _grouped(table, checked)
-    return booktabs(table, caption, "tab:scaling-projection-check", "lllrr" + "r" * 6, raw=("Error", "Without overhead"),
-                    size=r"\small", groups=groups)
+    return booktabs(table, caption, "tab:scaling-projection-check", "lllrr" + "r" * 8,
+                    raw=("Error", "W/o overhead", "Above baseline"), size=r"\scriptsize", groups=groups, colsep="3pt")
 
 
 def projection_table(run: Run) -> str:

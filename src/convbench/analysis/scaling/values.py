@@ -440,6 +440,16 @@ def check_values(run: Run) -> dict[str, str]:
                "scaling/projection/check-within-without-text": within_text(int((plain <= pj.GOAL).sum()), len(plain)),
                "scaling/projection/check-median-without": f"{100 * plain.median():.0f}",
                "scaling/projection/check-max-without": f"{100 * plain.max():.0f}"}
+    several = checked[checked["parallelism"].isin(PARALLEL)]
+    values |= {f"scaling/projection/{k}": "--" for k in ("compute-error-max", "above-baseline-ms", "model-comm-ms")}
+    values["scaling/projection/comm-misses"] = flag(False)
+    if len(several):  # where the miss lies: the computation (against the baseline) or the communication
+        values |= {"scaling/projection/compute-error-max": f"{100 * several['compute_error'].abs().max():.0f}",
+                   "scaling/projection/above-baseline-ms": span(several["above_baseline"] * 1e3, fmt=sig3),
+                   "scaling/projection/model-comm-ms": span(several["exposed"] * 1e3, fmt=sig3),
+                   "scaling/projection/comm-misses": flag(
+                       (abs(several["compute_error"]) <= pj.GOAL).all()
+                       and (several["above_baseline"] > several["exposed"]).all())}
     for _, row in checked.iterrows():
         values[pj.error_key(row, batches)] = signed(percent(row["error"]))
     for p in PARALLEL:
