@@ -3,12 +3,14 @@
     python scripts/compare_runs.py results/run-a/generated results/run-b/generated [--same 0.90 --decided 0.70]
 
 Every comparison (Verdict) present in both runs is matched by its key and judged by its outcome (stats.Outcome), never
-its words. A contradiction: both runs decided (faster, slower, higher, lower, equivalent; at least or less than several
-times) and their outcomes differ. Shares over the comparisons both runs judged by an interval: the same outcome, and
-decided (in both runs). Facts without an interval (outcome 'none') are compared apart. Prints the contradictions first,
-then the outcomes that changed between decided and undecided, then the shares; exit 1 on any contradiction or a share
-below its threshold (issue 20: at least 90 % the same outcome, at least 70 % decided), 2 when a folder holds no
-verdicts.
+its words; a verdict that repeats another under a headline's key (copy_of) is the same comparison and counts once. A
+contradiction: both runs decided (faster, slower, higher, lower, equivalent; at least or less than several times) and
+their outcomes differ. Shares over the comparisons both runs judged by an interval: the same outcome, and decided (in
+both runs); the thresholds hold for the comparisons of what the runs measured, and the shares are printed with the
+reference study's too, which reads the committed GPU records (results/reference) and so is the same in every run. Facts
+without an interval (outcome 'none') are compared apart. Prints the contradictions first, then the outcomes that changed
+between decided and undecided, then the shares; exit 1 on any contradiction or a share below its threshold (issue 20:
+at least 90 % the same outcome, at least 70 % decided), 2 when a folder holds no verdicts.
 """
 from __future__ import annotations
 
@@ -18,14 +20,16 @@ import sys
 from pathlib import Path
 
 UNDECIDED, NONE = "undecided", "none"
+COMMITTED = "reference/"  # the reference study's keys: drawn from committed records, not from the run
 
 
 def load(generated: Path) -> dict[str, dict]:
-    """Every verdict of a run's generated folder (one verdicts.json per study), by key."""
+    """Every comparison of a run's generated folder (one verdicts.json per study), by key; copies left out."""
     found = {}
     for path in sorted(Path(generated).glob("*/verdicts.json")):
         for v in json.loads(path.read_text()):
-            found[v["key"]] = v
+            if not v.get("copy_of"):
+                found[v["key"]] = v
     return found
 
 
@@ -38,16 +42,23 @@ def compare(a: dict[str, dict], b: dict[str, dict]) -> dict:
     the same outcome, the share decided in both runs and the keys whose outcome moved between decided and undecided;
     facts (outcome none) whose text changed; the keys only one run has."""
     common = sorted(set(a) & set(b))
+    facts = [k for k in common if NONE in (a[k]["outcome"], b[k]["outcome"]) and a[k].get("fact") != b[k].get("fact")]
     judged = [k for k in common if NONE not in (a[k]["outcome"], b[k]["outcome"])]
+    measured = [k for k in judged if not k.startswith(COMMITTED)]
+    return {**shares(a, b, measured), "with_committed": shares(a, b, judged), "facts_changed": facts,
+            "only_first": sorted(set(a) - set(b)), "only_second": sorted(set(b) - set(a))}
+
+
+def shares(a: dict[str, dict], b: dict[str, dict], judged: list[str]) -> dict:
+    """Over the keys given: contradictions, the keys whose outcome moved, the share with the same outcome and the
+    share decided in both runs."""
     contradictions = [k for k in judged if decided(a[k]) and decided(b[k]) and a[k]["outcome"] != b[k]["outcome"]]
     moved = [k for k in judged if decided(a[k]) != decided(b[k])]
     same = [k for k in judged if a[k]["outcome"] == b[k]["outcome"]]
     both = [k for k in judged if decided(a[k]) and decided(b[k])]
     n = len(judged)
-    facts = [k for k in common if k not in judged and a[k].get("fact") != b[k].get("fact")]
-    return {"compared": n, "contradictions": contradictions, "moved": moved, "facts_changed": facts,
-            "same": len(same) / n if n else float("nan"), "decided": len(both) / n if n else float("nan"),
-            "only_first": sorted(set(a) - set(b)), "only_second": sorted(set(b) - set(a))}
+    return {"compared": n, "contradictions": contradictions, "moved": moved,
+            "same": len(same) / n if n else float("nan"), "decided": len(both) / n if n else float("nan")}
 
 
 def describe(v: dict) -> str:
@@ -67,9 +78,10 @@ def main(argv=None) -> int:
             print(f"compare_runs: error: {folder}: no */verdicts.json with verdicts in it", file=sys.stderr)
             return 2
     result = compare(a, b)
-    for key in result["contradictions"]:
+    every = result["with_committed"]
+    for key in every["contradictions"]:
         print(f"contradiction: {key}: {describe(a[key])} -> {describe(b[key])}")
-    for key in result["moved"]:
+    for key in every["moved"]:
         print(f"outcome moved: {key}: {describe(a[key])} -> {describe(b[key])}")
     for key in result["facts_changed"]:
         print(f"fact changed:  {key}: {a[key].get('fact')!r} -> {b[key].get('fact')!r}")
@@ -78,7 +90,10 @@ def main(argv=None) -> int:
     print(f"{result['compared']} comparisons in both runs: {len(result['contradictions'])} contradictions, the same "
           f"outcome in {100 * result['same']:.1f} % (goal {100 * args.same:g} %), decided in both in "
           f"{100 * result['decided']:.1f} % (goal {100 * args.decided:g} %)")
-    ok = not result["contradictions"] and result["same"] >= args.same and result["decided"] >= args.decided
+    print(f"with the {every['compared'] - result['compared']} of committed records: {every['compared']} comparisons, "
+          f"{len(every['contradictions'])} contradictions, the same outcome in {100 * every['same']:.1f} %, decided "
+          f"in both in {100 * every['decided']:.1f} %")
+    ok = not every["contradictions"] and result["same"] >= args.same and result["decided"] >= args.decided
     return 0 if ok else 1
 
 

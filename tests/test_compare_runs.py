@@ -75,3 +75,21 @@ def test_a_fact_without_an_interval_is_compared_apart(tmp_path):
     assert result.returncode == 0, result.stdout
     assert "1 comparisons in both runs: 0 contradictions" in result.stdout
     assert "fact changed:  engines/size: 'untried' -> 'a different size per block'" in result.stdout
+
+
+def test_a_copy_counts_once_and_committed_records_count_apart(tmp_path):
+    """A headline that repeats a comparison under its own key (copy_of) is that comparison, not another; the
+    reference study's comparisons read committed records, the same in every run, and are left out of the shares the
+    thresholds hold for (printed with them beside)."""
+    unit = verdict("engines/k3", 1.0, 0.9, 1.1, "undecided")
+    copy = {**unit, "key": "engines/headline", "copy_of": "engines/k3"}
+    decided = [verdict(f"engines/d{i}", 0.5, 0.4, 0.6, "faster") for i in range(3)]
+    fixed = [verdict(f"reference/r{i}", 1.0, 0.8, 1.2, "undecided") for i in range(4)]
+    a, b = write(tmp_path / "a", "engines", [unit, copy, *decided]), write(tmp_path / "b", "engines", [unit, copy, *decided])
+    for root in (a, b):
+        write(root, "reference", fixed)
+    result = subprocess.run([sys.executable, "scripts/compare_runs.py", str(a), str(b)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout  # 3 of the 4 measured comparisons decided: 75 %
+    assert "4 comparisons in both runs: 0 contradictions, the same outcome in 100.0 %" in result.stdout
+    assert "decided in both in 75.0 %" in result.stdout
+    assert "with the 4 of committed records: 8 comparisons" in result.stdout and "decided in both in 37.5 %" in result.stdout

@@ -132,13 +132,15 @@ class Verdict:
     n: int | None = None
     level: float | None = None  # of the interval, where a correction for several comparisons moved it off LEVEL
     fact: str | None = None
+    copy_of: str | None = None  # the key of the comparison this one repeats under another name (a headline)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         return d | {"outcome": self.outcome.value, "kind": self.kind.value}
 
     def renamed(self, key: str) -> "Verdict":
-        return Verdict(**{**asdict(self), "key": key})
+        """The same comparison under another key, marked as a copy of the first (counted once by compare_runs)."""
+        return Verdict(**{**asdict(self), "key": key, "copy_of": self.copy_of or self.key})
 
     @property
     def detectable(self) -> float:
