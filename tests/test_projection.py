@@ -317,8 +317,8 @@ def test_no_projection_without_records_or_section(tmp_path):
 
 def test_projection_figure_is_registered_and_labelled(tmp_path):
     figures = {f.name: f for f in STUDY.figures}
-    assert "projection" in figures["scaling_projection"].caption.lower()
-    assert "not measured" in figures["scaling_projection"].caption.lower()
+    assert "projection" in figures["scaling_projection"].title.lower()
+    assert "not measured" in figures["scaling_projection"].title.lower()
     run = run_with(fixture(), tmp_path / "run", reference_run(tmp_path / "ref"), projection_config())
     out = analyse_study(STUDY, run, tmp_path / "scaling")
     assert (out / "figures/scaling_projection.pdf").stat().st_size > 1000

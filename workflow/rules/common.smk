@@ -78,7 +78,7 @@ def nodes(group):
 
 # The studies and their figures: the analysis's registry is the only list (convbench/analysis/registry.py).
 STUDIES = registry.STUDIES
-CAPTIONS = {name: figure.caption for name, (_, figure) in registry.FIGURES.items()}
+CAPTIONS = {name: figure.title for name, (_, figure) in registry.FIGURES.items()}
 REFERENCE_RECORDS = sorted(str(p) for run in gpu_runs("results/reference") for p in run.glob("records/**/*.json"))
 ANALYSIS = Path(registry.__file__).parent
 

@@ -50,7 +50,7 @@ class Run:
 class Figure:
     name: str  # figures/<name>.pdf
     draw: Callable[[Run, Path], Path]
-    caption: str  # for Snakemake's report; the paper's caption lives in paper/sections/<study>.tex
+    title: str  # a line naming it in Snakemake's report; its caption is the paper's (paper/sections/<study>.tex)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ STUDY = Study(
     "activation", "Maxout against ReLU",
     figures=(
         Figure("activation_time", figures.activation_time,
-               "Speed of maxout against ReLU: median forward and backward time of a training step per variant, one "
-               "panel per framework and engine; bars span the interquartile range of the repeats."),
+               "Maxout against ReLU: step time per variant"),
     ),
     tables=(Table("activation_verdicts", tables.verdict_table), Table("activation_accuracy", tables.accuracy_table),
             Table("activation_cost", tables.cost_table), Table("activation_gaps", tables.gap_table)),

@@ -15,15 +15,9 @@ STUDY = Study(
     NAME, "Engines",
     figures=(
         Figure("engine_phases", draw_engine_phases,
-               "Engines: forward, backward (split into backward to the input and to the weights where layer cells "
-               "allow) and optimizer step per engine of both frameworks, one panel per network; the dot and bar give "
-               "the whole step timed on its own (median and interquartile range); a failed cell is marked in place "
-               "of its bar, and where the data cannot resolve a derived phase, the rest of the whole step is hatched "
-               "instead of split."),
+               "Engines: the phases of a training step"),
         Figure("roofline", draw_roofline,
-               "Roofline: achieved GFLOP/s of every timed cell against its arithmetic intensity, one panel per "
-               "framework under the device's one roof: the best fp32 GEMM and copy bandwidth that any framework "
-               "measured on it, and (dotted) its theoretical peak; bars span the range the step time's interquartile range allows."),
+               "Roofline of every timed step"),
     ),
     tables=(Table("claim", claim_table), Table("fairness", fairness_table)),
     values=values.values,

@@ -12,13 +12,9 @@ STUDY = Study(
     "kernel", "Kernel size",
     figures=(
         Figure("backward_vs_receptive_field", figures.backward_vs_receptive_field,
-               "Kernel size: forward and backward time of one training step against the receptive field of the first "
-               "block, one k x k convolution against stacked 3x3 convolutions (marker and line), per framework and "
-               "engine. Medians; bars span the interquartile range."),
+               "Kernel size: step time against the receptive field"),
         Figure("accuracy_vs_params", figures.accuracy_vs_params,
-               "Accuracy against size: test accuracy of each network of the kernel study against its number of "
-               "parameters (log scale), one panel per framework and engine; colour by receptive field, marker by "
-               "single or stacked convolutions. Means over seeds; bars are t intervals, cut at 0 and 100 %."),
+               "Kernel size: test accuracy against parameters"),
     ),
     tables=(Table("kernel_pairs", tables.pairs),),
     values=values.values,

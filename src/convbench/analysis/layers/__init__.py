@@ -12,10 +12,7 @@ from convbench.analysis.study import Figure, Study, Table
 STUDY = Study(
     NAME, "Layer by layer",
     figures=(Figure("layers", draw_layers,
-                    "Layer by layer: achieved GFLOP/s of each distinct convolution, forward, backward to the input and "
-                    "backward to the weights, per framework; bars span the range the time's interquartile range "
-                    "allows; the dashed line is the device's GEMM roof (the best fp32 GEMM any framework measured on it), "
-                    "the dotted one its theoretical peak."),),
+                    "Layer by layer: achieved GFLOP/s per convolution"),),
     tables=(Table("layers", layers_table),),
     values=values.values,
     ran=values.ran,

@@ -13,20 +13,13 @@ STUDY = Study(
     "learned", "Learned size and width",
     figures=(
         Figure("learned_pareto", figures.pareto,
-               "Learned against hand-picked: test accuracy against parameters, the hand-picked kernel sizes with t "
-               "intervals and their Pareto front, and each learned network before and after crop and prune at the "
-               "parameters it kept."),
+               "Learned against hand-picked networks: accuracy against parameters"),
         Figure("learned_radius", figures.radius,
-               "What the networks learned, after every epoch: the mean radius of each masked block (bands mark the "
-               "kernel size each radius crops to) and the open maps of each L0-gated block (deterministic test-time "
-               "gate), per framework."),
+               "What the learned networks learned, epoch by epoch"),
         Figure("learned_penalty", figures.penalty,
-               "The penalty sweep: what the shrunk network kept against the penalty weight (its receptive field, "
-               "dashed: the planted task's scale; its maps in percent of the initial ones) and its test accuracy. "
-               "Points: seeds; lines: their means."),
+               "The penalty sweep of the learned networks"),
         Figure("learned_tracking", tracking.figure,
-               "The learned receptive field against the planted scale, one point per seed: the staircase is the "
-               "smallest field that covers the scale, the band one kernel step around it."),
+               "The learned receptive field against the planted scale"),
     ),
     tables=(Table("learned_shrunk", tables.shrunk), Table("learned_sweep", tables.sweep),
             Table("learned_verdicts", tables.verdict_table)),

@@ -10,8 +10,7 @@ from convbench.analysis.sweep import NAME, draw_sweep, fit_line, fit_table
 STUDY = Study(
     NAME, "Overhead against per-sample cost",
     figures=(Figure("overhead", draw_sweep,
-                    "Overhead against per-sample cost: time of the backward pass and of the whole step against the "
-                    "batch, log-log, per engine, with the fitted a + b x batch."),),
+                    "Per-step overhead against per-sample cost"),),
     tables=(Table("overhead", fit_table), Table("overhead-claim", tables.claim_table)),
     values=values.values,
     verdicts=values.verdicts,

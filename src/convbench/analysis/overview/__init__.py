@@ -8,9 +8,7 @@ from convbench.analysis.study import Figure, Study, Table
 STUDY = Study(
     "overview", "All studies",
     figures=(Figure("overview_data", examples.figure,
-                    "The data sets the run trained on: planted-task images drawn with the run's settings, a row per "
-                    "label (the two marks alike or not) and a column per scale, the deciding pair bracketed; beside "
-                    "them MNIST-5k digits where the run trained on mnist5k."),),
+                    "The data sets the run trained on"),),
     tables=(Table("architectures", tables.architectures), Table("environment", tables.environment),
             Table("failed", tables.failed), Table("launch_cv", launches.table), Table("speed", tables.speed),
             Table("accuracy", tables.accuracy), Table("unconverged", tables.unconverged)),

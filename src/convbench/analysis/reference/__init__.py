@@ -13,8 +13,7 @@ from convbench.analysis.study import Figure, Study, Table
 
 STUDY = Study("reference", "Reference GPU runs",
               figures=(Figure("reference-overhead", draw_overhead,
-                              "Reference GPU run: time of the backward pass and of the whole step against the batch, "
-                              "log-log, eager against the whole step captured as a CUDA graph, with a + b x batch."),),
+                              "Reference GPU run: time against batch"),),
               tables=(Table("reference", tf32_table), Table("reference-overhead", overhead_table),
                       Table("reference-cells", cells_table)),
               values=reference_values, verdicts=tf32_verdicts, ran=ran)

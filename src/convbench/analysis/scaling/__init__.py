@@ -11,15 +11,11 @@ STUDY = Study(
     "scaling", "Several devices",
     figures=(
         Figure("scaling_speedup", figures.speedup,
-               "Several devices: speed-up over one device and efficiency against the no-communication baseline "
-               "(bars: quartile-based range), per framework, parallelism (data, tensor) and scaling (strong, weak)."),
+               "Several devices: speed-up and efficiency"),
         Figure("scaling_bytes", figures.bytes_,
-               "Bytes per step each rank sends under the ring model against the global batch, data against tensor "
-               "parallel per kernel size, with the crossovers marked and the payloads counted in this run's steps."),
+               "Several devices: bytes per step against the batch"),
         Figure("scaling_projection", figures.projection,
-               "Several devices, PROJECTION (not measured): the step model's efficiency of data against tensor "
-               "parallel on 1 to 8 GPUs of one node and on two nodes, from a committed single-GPU reference run "
-               "and the config's links."),
+               "Several devices: the step model's projection to GPUs (not measured)"),
     ),
     tables=(Table("scaling_times", tables.times), Table("scaling_phases", tables.phases),
             Table("scaling_bytes", tables.bytes_), Table("scaling_crossover", tables.crossover_table),
