@@ -77,14 +77,16 @@ def placeholder(caption: str, label: str, text: str) -> str:
 DAGGER = r"$^\dagger$"
 
 
-def noisy_note(df: pd.DataFrame) -> str | None:
-    """What the dagger means, with the threshold the protocol recorded; None when no shown cell is noisy."""
+def noisy_note(df: pd.DataFrame, iqr_shown: bool = True) -> str | None:
+    """What the dagger means, with the threshold the protocol recorded; None when no shown cell is noisy.
+    iqr_shown: whether the table shows an IQR (then it says which)."""
     if not df["noisy"].fillna(False).any():
         return None
     limits = words(f"{x:g}" for x in sorted(df.loc[df["noisy"].fillna(False), "max_iqr_ratio"].dropna().unique()))
     limit = f"{limits} of the median (the protocol's {tt('max_iqr_ratio')})" if limits else "the protocol's threshold"
     return (rf"{DAGGER}\,Noisy: in at least one of the cell's timing loops (a seed or a launch) the interquartile "
-            rf"range of the repeats exceeded {limit} after its retries; the IQR shown is the median over them.")
+            rf"range of the repeats exceeded {limit} after its retries"
+            + ("; the IQR shown is the median over them." if iqr_shown else "."))
 
 
 def flagged(text: str, noisy) -> str:

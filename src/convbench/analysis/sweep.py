@@ -26,6 +26,8 @@ KEYS = ["setup", "framework", "engine", "arch", "image_size"]
 def sweep_times(df: pd.DataFrame) -> pd.DataFrame:
     """Median time per setup x arch x image size x batch x phase of the study's ok speed cells (seeds pooled)."""
     rows = df[(df["study"] == NAME) & (df["task"] == "speed")] if len(df) else df
+    if len(rows) and "resolved" in rows:  # a derived phase the data cannot tell from zero: neither drawn nor fitted
+        rows = rows[rows["resolved"].astype("boolean").fillna(True).astype(bool)]
     times = summarise(rows, "time") if len(rows) else pd.DataFrame()
     if times.empty:
         return pd.DataFrame(columns=[*KEYS, "batch_size", "phase", "value", "iqr"])

@@ -48,13 +48,15 @@ def verdict_table(run: Run) -> str:
     found = verdicts(run)
     points, times = ([v for v in found if v.unit == unit] for unit in ("points", "ratio"))
     holm = family_phrase(accuracy_family(run.tidy)) if found else "its comparisons"
-    caption = (f"Each maxout variant against its ReLU network, per setup that trained replicates. Test accuracy "
-               f"(largest fraction) and gap growth (largest to smallest fraction): the mean of the per-seed "
-               f"differences maxout minus ReLU, in points, with its {CI} {kind_phrase(v.kind for v in points)} over "
-               f"{holm}, in brackets; the gap over the seeds where every run converged. Time: ratio to ReLU's, "
+    growth = any(v.key.endswith("/gap-change-diff") for v in found)
+    caption = ("Each maxout variant against its ReLU network, per setup that trained replicates. Test accuracy"
+               + (" (largest fraction) and gap growth (largest to smallest fraction)" if growth else "")
+               + f": the mean of the per-seed differences maxout minus ReLU, in points, with its {CI} "
+               f"{kind_phrase(v.kind for v in points)} over {holm}, in brackets"
+               f"{'; the gap over the seeds where every run converged' if growth else ''}. Time: ratio to ReLU's, "
                f"{CI} {kind_phrase(v.kind for v in times)}. Bold: the whole interval lies beyond the margin "
-               f"({margin_text(run.margins)}). Params, saved: ratios to ReLU's parameters and bytes kept for the "
-               f"backward pass.")
+               f"({margin_text(run.margins)}). Params, saved: ratios to ReLU's parameters (of the networks as "
+               f"trained) and bytes kept for the backward pass.")
     if not found:
         return placeholder(caption, "tab:activation-verdicts",
                            "This run has no maxout variant measured against ReLU.")
@@ -66,6 +68,8 @@ def verdict_table(run: Run) -> str:
     columns = [("", "Variant"), ("Test accuracy", "vs ReLU (points)"), ("Gap growth", "vs ReLU (points)"),
                ("Time / ReLU", "forward"), ("Time / ReLU", "backward"), ("/ ReLU", "params"), ("/ ReLU", "saved")]
     suffixes = ["test-accuracy-diff", "gap-change-diff", "forward-ratio", "backward-ratio"]
+    if not growth:  # one training fraction: no growth to show
+        del columns[2], suffixes[1]
     rows, groups = [], []
     for unit in sorted(units, key=setup_rank):
         for v in data.compared(run.tidy).itertuples():
@@ -79,15 +83,17 @@ def verdict_table(run: Run) -> str:
                            for c in ("params", "saved"))])
             groups.append(labels.get(unit, unit))
     table = pd.DataFrame(rows, columns=pd.MultiIndex.from_tuples(columns))
-    return booktabs(table, caption, "tab:activation-verdicts", "l" + "r" * 6, raw=tuple(columns),
+    return booktabs(table, caption, "tab:activation-verdicts", "l" + "r" * (len(columns) - 1), raw=tuple(columns),
                     size=r"\footnotesize", groups=pd.Series(groups), colsep="3pt")
 
 
 def gap_table(run: Run) -> str:
     """The train/test gap, maxout minus ReLU, at each training fraction (verdicts.gap_verdicts)."""
     found = [v for v in verdicts(run) if "/gap-diff-f" in v.key]
-    caption = (f"Overfitting against the size of the training set: the train/test gap of each maxout variant minus its "
-               f"ReLU network's at each fraction of the training split, in points: the mean of the per-seed "
+    several = len({v.key.rsplit("-f", 1)[1] for v in found}) > 1
+    caption = (f"Overfitting{' against the size of the training set' if several else ''}: the train/test gap of each "
+               f"maxout variant minus its ReLU network's{' at each fraction of the training split' if several else ''}"
+               f", in points: the mean of the per-seed "
                f"differences over the seeds where both runs converged, with its {CI} "
                f"{kind_phrase(v.kind for v in found)} over this table's {len(found)} comparisons (a family of their "
                f"own, apart from Table~\\ref{{tab:activation-verdicts}}'s), in brackets. Bold: the whole "
@@ -124,11 +130,15 @@ def seeds_cell(s: pd.DataFrame) -> str:
 def accuracy_table(run: Run) -> str:
     df = run.tidy
     stats, growth = data.seed_stats(df), data.gap_growth(df)
-    caption = (f"Activation study: test accuracy at the largest training fraction, in percent, and the train/test gap "
-               f"(train minus test accuracy, in points) at each fraction of the training split, per setup: "
+    several = len(stats) and stats["train_fraction"].nunique() > 1
+    caption = (f"Activation study: test accuracy{' at the largest training fraction' if several else ''}, in percent, "
+               f"and the train/test gap (train minus test accuracy, in points)"
+               f"{' at each fraction of the training split' if several else ''}, per setup: "
                f"mean\\,$\\pm$\\,half-width of the {CI} $t$ interval over the seeds whose run converged, as in the "
                f"comparisons (Seeds: those, of the seeds trained; Table~\\ref{{tab:accuracy}} takes the median over "
-               f"every run). Change: the gap at the smallest fraction minus the gap at the largest, seed by seed.")
+               f"every run)."
+               + (" Change: the gap at the smallest fraction minus the gap at the largest, seed by seed." if several
+                  else ""))
     if stats.empty:
         return placeholder(caption, "tab:activation-accuracy", "This run trained no network of the activation study.")
     fractions = sorted(stats["train_fraction"].unique())

@@ -179,6 +179,6 @@ def claim_table(run: Run) -> str:
     table = c.pivot_table(index="Pair", columns="Network", values="text", aggfunc="first", sort=False)
     table = table.fillna("--").reset_index().rename_axis(columns=None)
     df = run.tidy
-    note = noisy_note(df[(df["study"] == NAME) & (df["phase"] == "backward")])
+    note = noisy_note(df[(df["study"] == NAME) & (df["phase"] == "backward")], iqr_shown=False)
     return booktabs(table, caption, "tab:claim", "l" + "r" * (len(table.columns) - 1), raw=tuple(table.columns[1:]),
                     size=r"\footnotesize", note=note)

@@ -129,8 +129,13 @@ def shared_cells(run: Run) -> pd.DataFrame:
     mine, others = speed[speed["study"] == NAME], speed[speed["study"] != NAME]
     pairs = mine.merge(others, on=keys, suffixes=("", "_other"))
     rows, samples = [], run.samples
+    times = df[df["metric"] == "time"]
+    unresolved = times[~times["resolved"].astype("boolean").fillna(True)] if "resolved" in times else times.iloc[:0]
+    lost = set(zip(unresolved["cell_id"], unresolved["phase"]))
     for p in pairs.itertuples():
         for phase in SHARED_PHASES:
+            if {(p.cell_id, phase), (p.cell_id_other, phase)} & lost:
+                continue  # a derived phase the data cannot tell from zero is not compared
             x = [samples[(samples["cell_id"] == c) & (samples["phase"] == phase)]["value"] for c in (p.cell_id, p.cell_id_other)]
             found = time_interval(*(launch_medians(df, phase, cell_id=c) for c in (p.cell_id, p.cell_id_other)), *x)
             if found:

@@ -380,7 +380,9 @@ def ends(v: Verdict) -> str:
 
 def speed_values(pairs: list[Pair], margins: Margins = MARGINS) -> dict[str, str]:
     found = pair_verdicts(pairs, margins)
-    return {f"{STUDY}/stack/{phase}-tally": phase_tally(pairs, found, phase) for phase in ("forward", "backward", "step")}
+    return {**{f"{STUDY}/stack/{phase}-tally": phase_tally(pairs, found, phase) for phase in ("forward", "backward", "step")},
+            **{f"{STUDY}/stack/{phase}-pooled": flag(sum(phase in p.ratios for p in pairs) > 2)  # a median of 3 or more
+               for phase in ("forward", "backward", "step")}}
 
 
 # ---- the study's -------------------------------------------------------------------------------------

@@ -50,4 +50,4 @@ def layers_table(run: Run) -> str:
     table["framework"] = table["framework"].map(framework_name)
     table = blank_repeats(table, ["convs", "framework"]).rename(columns={"convs": "Shape", "framework": "Framework"})
     return booktabs(table, caption, "tab:layers", "lll" + "r" * 6, raw=("Shape", *PHASES.values()),
-                    size=r"\scriptsize", note=noisy_note(layers), colsep="2.5pt")
+                    size=r"\scriptsize", note=noisy_note(layers, iqr_shown=False), colsep="2.5pt")

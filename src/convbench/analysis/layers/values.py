@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convbench.analysis.formatting import FRAMEWORK_ORDER, compare, ratio, setup_rank
+from convbench.analysis.formatting import FRAMEWORK_ORDER, compare, count_words, ratio, setup_rank
 from convbench.analysis.layerwise import layer_cells, layer_times
 from convbench.analysis.query import time_values
 from convbench.analysis.roof import roof_values
@@ -39,11 +39,13 @@ def layer_values(run: Run) -> dict[str, str]:
     for framework in sorted(set(FRAMEWORK_ORDER) | present, key=lambda f: setup_rank(f"{f}-")):
         rows = layers[layers["framework"] == framework] if ran else pd.DataFrame()
         for phase, name in HALVES.items():
-            x = rows[phase] / rows["forward"] if len(rows) and phase in rows else pd.Series(dtype=float)
+            x = (rows[phase] / rows["forward"]).groupby(rows["convs"]).median() if len(rows) and phase in rows \
+                else pd.Series(dtype=float)  # per shape: one timed after ReLU and after maxout counts once
             values |= median_range(f"{KEY}/{framework}/{name}-over-forward", x)
         r = maxout_over_relu(rows) if len(rows) and "activation_forward" in rows else pd.Series(dtype=float)
         key = f"{KEY}/{framework}/maxout-over-relu"
-        values |= median_range(key, r) | {f"{key}-shapes": str(len(r))}
+        values |= median_range(key, r) | {f"{key}-shapes": str(len(r)),
+                                          f"{key}-shapes-text": count_words(len(r), "convolution shape")}
         values[f"{key}-word"] = compare("more", "less", values[key], "1", "the same") if len(r) else "--"
         if len(r):
             values[f"{KEY}/maxout-any"] = "1"

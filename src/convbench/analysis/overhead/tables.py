@@ -12,8 +12,8 @@ def claim_table(run: Run) -> str:
     c = claim_space(run.tidy, run.samples)
     caption = (f"The backward claim at every batch of the sweep: backward time of PyTorch over TensorFlow per engine "
                f"pair, {estimate_phrase(c['kind'])} [{LEVEL * 100:.0f}\\,\\% {kind_phrase(c['kind'])}]. "
-               f"Bold: several times "
-               f"($\\geq {SEVERAL:g}\\times$) faster or slower. \\emph{{not resolved}}: a derived backward pass (a "
+               f"Bold: the whole interval lies at or beyond {SEVERAL:g}$\\times$ or at or below 1/{SEVERAL:g} "
+               f"(several times faster or slower). \\emph{{not resolved}}: a derived backward pass (a "
                f"difference of two graph programs) that the data cannot tell from zero.")
     if c.empty:
         return placeholder(caption, "tab:overhead-claim", "This run has no PyTorch and TensorFlow overhead cells.")

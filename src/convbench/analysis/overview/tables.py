@@ -15,6 +15,7 @@ from convbench.analysis.formatting import (
     sig3,
     thousands,
     tt,
+    words,
 )
 from convbench.analysis.latex import blank_repeats, booktabs, flagged, noisy_note, placeholder, ragged
 from convbench.analysis.query import (
@@ -30,13 +31,16 @@ from convbench.analysis.query import (
 )
 from convbench.analysis.records import LAYER_TASK
 from convbench.analysis.study import Run
+from convbench.data import NUM_CLASSES, PLANTED_CLASSES
 
 
 def architectures(run: Run) -> str:
     df = run.tidy
+    trained = sorted({str(d) for d in datasets(df[df["task"] == "train"]) if d}) if len(df) else []
+    classes = words(f"{tt(d)} has {PLANTED_CLASSES if d == 'planted' else NUM_CLASSES}" for d in trained)
     caption = ("Architectures: blocks (stack depth x kernel / filters, activation), parameters and forward MFLOPs per "
                "example, counted from the spec in closed form for each task's inputs (channels x height x width) and "
-               "classes (a train cell's data set: planted has 2, the digit sets 10).")
+               f"classes (a timed cell's: 10; a train cell's: its data set's{': ' + classes if classes else ''}).")
     counts = df[df["params"].notna() & (df["task"] != LAYER_TASK)]
     counts = counts.assign(inputs=counts["task"] + [f", {d}" if t == "train" and d else ""
                                                     for t, d in zip(counts["task"], datasets(counts))])
@@ -126,7 +130,9 @@ def cells_in_order(df: pd.DataFrame, task: str) -> pd.DataFrame:
 
 def speed(run: Run) -> str:
     caption = ("Time per training step and phase, in ms: median (interquartile range) over the timed repeats; "
-               "sum = forward + backward + optimizer of the same repeat, step = a whole step timed on its own; "
+               "sum = forward + backward + optimizer of the same repeat (where the phases are differences of cumulative "
+               "programs, the sum is the last program's time, which stands where a phase is not resolved), step = a "
+               "whole step timed on its own; "
                "roof = useful FLOPs of a step over the step's median, as a percentage of what the device's roof (the "
                "best GEMM and copy any framework measured on it) allows at its arithmetic intensity "
                "(Figure~\\ref{fig:roofline}). "

@@ -124,6 +124,7 @@ def git_values(env: pd.DataFrame) -> dict[str, str]:
     values["env/git-state"] = ("(not recorded)" if not len(dirty) else "clean" if not dirty.any() else
                                "with uncommitted changes" if dirty.all() else
                                f"with uncommitted changes in {dirty.sum()} of {len(dirty)} cells")
+    values["env/mixed"] = flag(len(commits) > 1 or (len(dirty) and dirty.any()))  # the threats section says so
     return values
 
 

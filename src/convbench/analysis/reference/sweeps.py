@@ -104,6 +104,6 @@ def size_values(run: Run) -> dict[str, str]:
             values[f"{KEY}/size/{which}/trend"] = "rises" if rises else "does not rise"
         # the second network's verb only where it differs: 'rises for k3 (...) and for k7 (...)'
         same = values[f"{KEY}/size/first/trend"] == values[f"{KEY}/size/last/trend"]
-        values[f"{KEY}/size/last/trend-again"] = "" if same else values[f"{KEY}/size/last/trend"]
+        values[f"{KEY}/size/last/trend-again"] = "" if same else values[f"{KEY}/size/last/trend"] + " "  # its space
         break
     return values

@@ -111,6 +111,9 @@ def reference_values(run: Run) -> dict[str, str]:
     return {f"{KEY}/runs": str(len(runs)), f"{KEY}/gpus": escape(", ".join(sorted({r.device for r in runs.values()})))
             or "none", f"{KEY}/records": str(sum(r.tidy["cell_id"].nunique() for r in runs.values())),
             f"{KEY}/commit": escape(", ".join(sorted({r.commit for r in runs.values()}))) or "none",
+            f"{KEY}/commits": words(sorted({f"commit {escape(r.commit)}" for r in runs.values()})) or "none",
+            f"{KEY}/versions": words(sorted({f"PyTorch {escape(str(r.first('versions.torch')))}" for r in runs.values()
+                                             if r.first("versions.torch")})) or "versions not recorded",
             f"{KEY}/measured": escape(", ".join(sorted({r.measured for r in runs.values()}))) or "none",
             f"{KEY}/launches": _launches(runs), **roof, **tf32_values(run), **graph_values(run), **size_values(run)}
 

@@ -367,18 +367,22 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
     values = {"scaling/compared": str(len(v)), "scaling/compared-any": flag(len(v))}
     if not len(v):
         return values
-    equivalent = {phase: int(v[f"{phase}_outcome"].isin([Outcome.EQUIVALENT]).sum()) for phase in ["backward", "step"]}
     for phase in ["backward", "step"]:
-        counts = {p: int((v[f"{phase}_shorter"] == p).sum()) for p in PARALLEL}
+        w = v[v[f"{phase}_ratio"].notna()]  # a derived phase the data cannot tell from zero was not compared
+        lost = len(v) - len(w)
+        counts = {p: int((w[f"{phase}_shorter"] == p).sum()) for p in PARALLEL}
+        equivalent = int(w[f"{phase}_outcome"].isin([Outcome.EQUIVALENT]).sum())
         values |= {f"scaling/{phase}/data-shorter": str(counts["data"]),
-                   f"scaling/{phase}/data-shorter-share": share_words(counts["data"], len(v), "comparison"),
+                   f"scaling/{phase}/data-shorter-share": share_words(counts["data"], len(w), "comparison"),
                    f"scaling/{phase}/tensor-shorter": str(counts["tensor"]),
-                   f"scaling/{phase}/neither": str(len(v) - sum(counts.values())),
+                   f"scaling/{phase}/neither": str(len(w) - sum(counts.values())),
                    f"scaling/{phase}/tally": counted([("with data parallel", counts["data"]),
                                                      ("with tensor parallel", counts["tensor"]),
-                                                     ("with neither", len(v) - sum(counts.values()))]),
-                   f"scaling/{phase}/equivalent": str(equivalent[phase]),
-                   f"scaling/{phase}/equivalent-of-them": f"{equivalent[phase] or 'none'} of them",
+                                                     ("with neither", len(w) - sum(counts.values()))]),
+                   f"scaling/{phase}/unresolved": (f"; {count_words(lost, 'comparison')} left out, "
+                                                   "a phase the data cannot tell from zero") if lost else "",
+                   f"scaling/{phase}/equivalent": str(equivalent),
+                   f"scaling/{phase}/equivalent-of-them": f"{equivalent or 'none'} of them",
                    f"scaling/{phase}/kind": kind_phrase(v[f"{phase}_kind"]),
                    f"scaling/{phase}/ratio": span(v[f"{phase}_ratio"], unit=X),
                    f"scaling/{phase}/interval": f"{ratio(v[f'{phase}_lo'].min())}--{ratio(v[f'{phase}_hi'].max())}"}
