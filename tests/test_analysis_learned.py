@@ -23,7 +23,7 @@ from convbench.analysis import analyse_study, build_pdf, read_run, write_tidy
 from convbench.analysis.formatting import verdict_word
 from convbench.analysis.latex import read_macros
 from convbench.analysis.learned import STUDY, data
-from convbench.analysis.learned.values import frames
+from convbench.analysis.learned.values import cost_word, frames
 from convbench.analysis.learned.values import verdicts as study_verdicts
 from convbench.analysis.stats import Kind, Outcome, pareto_front, t_interval
 
@@ -355,6 +355,16 @@ def test_cost_verdict_flips_with_the_numbers(tmp_path):
     assert cheap.fact == "less than even one seed of the grid"
     dear = analysed(tmp_path, "b", size={"wall": 60.0})[1]["learned/cost"]  # the dearest run decides
     assert dear.fact == "more than the whole grid" and dear.estimate == pytest.approx(0.5)
+
+
+def test_a_cost_ratio_within_the_time_margin_is_about_as_much():
+    """A wall-clock ratio of one process has no interval: within the time margin of 1 it says neither more nor less
+    (two runs of one commit read 0.99 and 1.01 and said opposite things)."""
+    assert cost_word(3.0, 0.99) == cost_word(3.0, 1.01) == "about as much as one seed of the grid"
+    assert cost_word(3.0, 1.06) == "less than even one seed of the grid"
+    assert cost_word(1.02, 0.5) == "about as much as the whole grid"
+    assert cost_word(0.9, 0.3) == "more than the whole grid"
+    assert cost_word(3.0, 0.5) == "less than the whole grid but more than one seed of it"
 
 
 def test_one_seed_has_no_interval_and_says_so(tmp_path):

@@ -217,17 +217,20 @@ def twin(r, sweep: pd.DataFrame):
     return None
 
 
-def cost_word(whole: float, one: float) -> str:
-    """What the two printed ratios (whole grid / learned run, one seed of the grid / learned run) say."""
-    whole, one = float(ratio(whole)), float(ratio(one))
-    if one > 1:
+def cost_word(whole: float, one: float, margin: float = MARGINS.ratio) -> str:
+    """What the two ratios (whole grid / learned run, one seed of the grid / learned run) say: a wall-clock time of
+    one process has no interval, so a ratio within the time margin of 1 is 'about as much' (at 0.99 two runs of one
+    commit said 'more than one seed' and 'less than even one seed')."""
+    near = lambda x: 1 / margin <= x <= margin  # noqa: E731
+    if one > margin:
         return "less than even one seed of the grid"
-    if whole < 1:
+    if near(one):
+        return "about as much as one seed of the grid"
+    if whole < 1 / margin:
         return "more than the whole grid"
-    if whole == 1:
-        return "as much as the whole grid"
-    return "less than the whole grid" + (" and as much as one seed of it" if one == 1 else
-                                         " but more than one seed of it")
+    if near(whole):
+        return "about as much as the whole grid"
+    return "less than the whole grid but more than one seed of it"
 
 
 def costs(f: Frames) -> pd.DataFrame:
@@ -247,7 +250,7 @@ def costs(f: Frames) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def cost_verdict(c: pd.DataFrame) -> Verdict | None:
+def cost_verdict(c: pd.DataFrame, margins: Margins = MARGINS) -> Verdict | None:
     """The dearest learned run against the grid: estimate and hi, the whole grid's time over it; lo, one seed's. The
     word holds for every learned run (it reads the smallest of each ratio)."""
     if c.empty:
@@ -255,7 +258,7 @@ def cost_verdict(c: pd.DataFrame) -> Verdict | None:
     whole, one = c["whole"].min(), c["one"].min()
     return fact_verdict("learned/cost", "one learned run (the dearest)", "the grid search",
                         "wall-clock time of the grid (lo: one seed of it) over one learned run", whole, one, whole,
-                        cost_word(whole, one), "ratio", len(c))
+                        cost_word(whole, one, margins.ratio), "ratio", len(c))
 
 
 def verdicts_of(r, sweep: pd.DataFrame, scells: pd.DataFrame | None = None, margins: Margins = MARGINS
@@ -293,7 +296,7 @@ def verdicts(run: Run) -> list[Verdict]:
         if r is not None:
             out += [v.renamed(v.key.replace(f"learned/{r.unit}/{r.arch}/", f"learned/{kind}/"))
                     for v in verdicts_of(r, f.sweep, f.scells, run.margins)]
-    cost = cost_verdict(costs(f))
+    cost = cost_verdict(costs(f), run.margins)
     return out + ([cost] if cost else [])
 
 
