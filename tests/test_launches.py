@@ -62,6 +62,26 @@ def test_launches_merge_into_one_record_with_every_launchs_samples():
     assert sorted(raw[raw["phase"] == "forward"]["launch"].value_counts().to_dict().items()) == [(1, 3), (2, 3), (3, 3)]
 
 
+def test_a_baseline_merges_over_the_launches_as_the_step_does():
+    """A scaling cell's no-communication baseline is the median over its launches, phase by phase, in a merged record
+    and in a record merged before this rule (which kept the first launch's: a one-device TensorFlow cell, whose
+    baseline is its own step, read an efficiency of 1.22 against the median step)."""
+    cell = speed_cell()
+    launches = []
+    for i, f in enumerate([1.4, 1.0, 1.1], 1):
+        rec = launch_record(cell, {"forward": f, "step": 3 * f}, i)
+        rec["timings"]["baseline"] = {"phases": dict(rec["timings"]["phases"]), "step": rec["timings"]["step"]}
+        launches.append(rec)
+    merged = merge(cell, launches)
+    assert merged["timings"]["baseline"]["step"]["median"] == pytest.approx(3.3)
+    assert merged["timings"]["baseline"]["phases"]["forward"]["launch_medians"] == [1.4, 1.0, 1.1]
+    old = json.loads(json.dumps(merged))
+    old["timings"]["baseline"] = launches[0]["timings"]["baseline"]  # as records merged before kept it
+    for record in (merged, old):
+        timings = parse(json.loads(json.dumps(record))).timings
+        assert timings.baseline["step"]["median"] == pytest.approx(3.3) == timings.step.median
+
+
 def test_a_failed_or_missing_launch_fails_the_merged_record():
     cell = speed_cell()
     ok = launch_record(cell, {"forward": 1.0, "step": 3.0}, 1)

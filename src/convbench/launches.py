@@ -83,8 +83,20 @@ def merge(cell: Cell, records: list[dict | None], outputs: dict[int, str] | None
             merged[key] = merge_summaries([t[key] for t in timings])
         elif key in ("phase_overhead", "efficiency", "exposed_communication") and value is not None:
             merged[key] = float(np.median([t[key] for t in timings]))
+    if first["timings"].get("baseline"):
+        merged["baseline"] = merge_baselines(timings)
     return {**first, "timings": merged, "wall_s": sum(r.get("wall_s") or 0.0 for r in records),
             "process": {**first.get("process", {}), "launches": [r.get("process") for r in records]}}
+
+
+def merge_baselines(timings: list[dict]) -> dict:
+    """A scaling cell's no-communication baseline over its launches, phase by phase and its step, as merge_summaries
+    merges the cell's own (records before this kept the first launch's baseline: a one-device TensorFlow cell, whose
+    baseline is its own step, showed an efficiency of 1.22)."""
+    baselines = [t["baseline"] for t in timings]
+    return {"phases": {name: merge_summaries([b["phases"][name] for b in baselines])
+                       for name in baselines[0].get("phases") or {}},
+            "step": merge_summaries([b["step"] for b in baselines])}
 
 
 def merge_summaries(summaries: list[dict]) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from convbench.launches import merge_baselines
 from convbench.run import outcome
 from convbench.spec import ArchSpec
 
@@ -172,8 +173,11 @@ def _timings(raw) -> Timings | None:
     phases = _summaries(raw["phases"])
     launches = tuple(Launch(int(x["launch"]), _summaries(x.get("phases") or {}), Summary.read(x.get("step")),
                             x.get("started")) for x in raw.get("launches") or ())
+    baseline = raw.get("baseline")
+    if baseline and len(raw.get("launches") or ()) > 1 and all(x.get("baseline") for x in raw["launches"]):
+        baseline = merge_baselines(raw["launches"])  # over every launch, as the step (older records kept the first's)
     return Timings(phases, Summary.read(raw.get("step")), raw.get("first_step"), raw.get("phase_method"),
-                   Summary.read(raw.get("communication")), raw.get("baseline"), raw.get("exposed_communication"),
+                   Summary.read(raw.get("communication")), baseline, raw.get("exposed_communication"),
                    raw.get("phase_overhead"), launches)
 
 
