@@ -11,7 +11,6 @@ from convbench.analysis.backward_claim import CLAIM, backward_ratio
 from convbench.analysis.engines.cells import NAME, NOT_RESOLVED, ordered, study_cells
 from convbench.analysis.formatting import (
     bracketed,
-    counted,
     escape,
     estimate_phrase,
     flag,

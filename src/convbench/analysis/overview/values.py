@@ -125,6 +125,7 @@ def git_values(env: pd.DataFrame) -> dict[str, str]:
                                "with uncommitted changes" if dirty.all() else
                                f"with uncommitted changes in {dirty.sum()} of {len(dirty)} cells")
     values["env/mixed"] = flag(len(commits) > 1 or (len(dirty) and dirty.any()))  # the threats section says so
+    values["env/commit-count"] = count_words(len(commits), "commit")
     return values
 
 
