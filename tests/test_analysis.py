@@ -157,15 +157,19 @@ def test_empty_or_missing_directory_raises(tmp_path):
 
 
 def test_environment_values_read_as_prose():
-    """Thread counts that differ between a framework's cells (1 training, 2 timing) read '1 or 2', not '1; 2'; a name
-    with an underscore (x86_64) is set in typewriter, whose underscore survives PDF text extraction."""
+    """Thread counts per kind of cell (1 training, 2 timing; on several devices whatever each ran with), where they
+    differ 'a or b', not 'a; b'; a name with an underscore (x86_64) is set in typewriter, whose underscore survives
+    PDF text extraction."""
     from convbench.analysis.overview.values import env_values
-    env = pd.DataFrame({"framework": ["torch", "torch", "tensorflow"], "cpu_model": "Xeon", "cpu_count": 2,
+    env = pd.DataFrame({"framework": ["torch", "torch", "torch", "torch", "tensorflow"],
+                        "cell_id": ["k_a_train", "k_a_speed", "s_a_scaling", "s_b_scaling", "k_b_speed"],
+                        "cpu_model": "Xeon", "cpu_count": 2,
                         "device_model": "x86_64", "platform": "Linux-6.18-x86_64-with-glibc2.36",
-                        "threads.intra_op": [1, 2, 2], "threads.inter_op": [1, 1, 1]})
+                        "threads.intra_op": [1, 2, 1, 2, 2], "threads.inter_op": [1, 1, 1, 1, 1]})
     values = env_values(env)
-    assert values["env/threads/torch"] == "intra-op 1 or 2, inter-op 1"
-    assert values["env/threads/tensorflow"] == "intra-op 2, inter-op 1"
+    assert values["env/threads/torch"] == "2/1 timed, 1/1 training, 1 or 2/1 on several devices"
+    assert values["env/threads/tensorflow"] == "2/1 timed"
+    assert env_values(env.drop(columns="cell_id"))["env/threads/torch"] == "1 or 2/1"  # no ids: one group
     assert values["env/hardware"] == r"Xeon (2 logical CPUs) with \texttt{x86\char95\allowbreak{}64}"
     assert values["env/platform"].startswith(r"\texttt{Linux-6.18-x86\char95")
 

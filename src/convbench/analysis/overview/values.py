@@ -96,14 +96,29 @@ def env_values(env: pd.DataFrame) -> dict[str, str]:
             parts.append(f"{escape(framework_name(package))} {values[f'env/version/{package}']}")
         if parts:
             versions.append(" with ".join(parts))
-        counts = [f"{c.removeprefix('threads.').replace('_', '-')} {' or '.join(distinct(c, rows))}"
-                  for c in rows.columns if c.startswith("threads.") and distinct(c, rows)]  # 1 training, 2 timing
-        if counts:
-            values[f"env/threads/{framework}"] = ", ".join(counts)
-            threads.append(f"{escape(framework_name(framework))}: {', '.join(counts)}")
+        if {"threads.intra_op", "threads.inter_op"} <= set(rows.columns) and distinct("threads.intra_op", rows):
+            values[f"env/threads/{framework}"] = threads_text(rows, distinct)
+            threads.append(f"{escape(framework_name(framework))} {values[f'env/threads/{framework}']}")
     values["env/versions"] = words(versions) if versions else "(not recorded)"
     values["env/threads"] = "; ".join(threads) or "(not recorded)"
     return values
+
+
+THREAD_GROUPS = {"speed": "timed", "layers": "timed", "train": "training", "scaling": "on several devices"}
+
+
+def threads_text(rows: pd.DataFrame, distinct) -> str:
+    """Intra-op/inter-op threads per kind of cell, as its records say: '2/1 timed, 1/1 training, 2/1 or 2 on several
+    devices' (a cell's task is the end of its id)."""
+    ids = rows["cell_id"] if "cell_id" in rows else pd.Series("", index=rows.index)
+    task = ids.astype(str).str.rsplit("_", n=1).str[-1].map(THREAD_GROUPS).fillna("other")
+    parts = []
+    for group in dict.fromkeys(THREAD_GROUPS.values()) | {"other": None}:
+        mine = rows[task == group]
+        if len(mine) and distinct("threads.intra_op", mine):
+            parts.append(f"{' or '.join(distinct('threads.intra_op', mine))}/"
+                         f"{' or '.join(distinct('threads.inter_op', mine)) or '?'}" + (f" {group}" * (group != "other")))
+    return ", ".join(parts)
 
 
 def git_values(env: pd.DataFrame) -> dict[str, str]:
