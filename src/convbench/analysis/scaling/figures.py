@@ -41,7 +41,7 @@ def speedup(run: Run, path: Path) -> Path:
     groups = [(p, m, t) for p in PARALLEL for m in MODE_ORDER for t in counts
               if ((rows["parallelism"] == p) & (rows["mode"] == m) & (rows["devices"] == t)).any()]
     colors = dict(zip(PARALLEL, sns.color_palette()[:2]))
-    fig, axes = plt.subplots(2, len(setups), figsize=(16 * CM, 8 * CM), squeeze=False, sharex=True, sharey="row")
+    fig, axes = plt.subplots(2, len(setups), figsize=(16 * CM, 7 * CM), squeeze=False, sharex=True, sharey="row")
     offsets = np.linspace(-0.18, 0.18, len(archs)) if len(archs) > 1 else [0.0]
     plain = df[df["straggler_ms"] == 0]
     for j, setup in enumerate(setups):

@@ -8,6 +8,7 @@ import pandas as pd
 
 from convbench.analysis import query
 from convbench.analysis.formatting import (
+    NUMBER_WORDS,
     X,
     count_words,
     counted,
@@ -379,8 +380,7 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
                    f"scaling/{phase}/tally": counted([("with data parallel", counts["data"]),
                                                      ("with tensor parallel", counts["tensor"]),
                                                      ("with neither", len(w) - sum(counts.values()))]),
-                   f"scaling/{phase}/unresolved": (f"; {count_words(lost, 'comparison')} left out, "
-                                                   "a phase the data cannot tell from zero") if lost else "",
+                   f"scaling/{phase}/unresolved": f"; {NUMBER_WORDS.get(lost, lost)} not resolved" if lost else "",
                    f"scaling/{phase}/equivalent": str(equivalent),
                    f"scaling/{phase}/equivalent-of-them": f"{equivalent or 'none'} of them",
                    f"scaling/{phase}/kind": kind_phrase(v[f"{phase}_kind"]),
