@@ -139,6 +139,8 @@ def main_text_pages(pdf: Path) -> tuple[int, str]:
     pages = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True,
                                                              text=True, check=True).stdout)[1])
     last = next(p for p in range(1, pages + 1) if "References" in pdf_text(pdf, "-f", str(p), "-l", str(p)))
+    if pdf_text(pdf, "-f", str(last), "-l", str(last)).lstrip().startswith("References"):
+        last -= 1  # the references open a page of their own: the conclusions ended on the page before
     return last, pdf_text(pdf, "-l", str(last))
 
 
