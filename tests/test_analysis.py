@@ -167,9 +167,9 @@ def test_environment_values_read_as_prose():
                         "device_model": "x86_64", "platform": "Linux-6.18-x86_64-with-glibc2.36",
                         "threads.intra_op": [1, 2, 1, 2, 2], "threads.inter_op": [1, 1, 1, 1, 1]})
     values = env_values(env)
-    assert values["env/threads/torch"] == "2/1 timed, 1/1 training, 1 or 2/1 on several devices"
+    assert values["env/threads/torch"] == "2/1 timed, 1/1 training, (1 or 2)/1 on several devices"
     assert values["env/threads/tensorflow"] == "2/1 timed"
-    assert env_values(env.drop(columns="cell_id"))["env/threads/torch"] == "1 or 2/1"  # no ids: one group
+    assert env_values(env.drop(columns="cell_id"))["env/threads/torch"] == "(1 or 2)/1"  # no ids: one group
     assert values["env/hardware"] == r"Xeon (2 logical CPUs) with \texttt{x86\char95\allowbreak{}64}"
     assert values["env/platform"].startswith(r"\texttt{Linux-6.18-x86\char95")
 

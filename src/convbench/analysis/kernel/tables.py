@@ -40,7 +40,7 @@ def pairs(run: Run) -> str:
     caption = ("One $k\\times k$ convolution per block (single) against the stack of smaller convolutions with the "
                "same receptive field: the single's parameters over the stack's (of the timed networks and of the "
                "trained ones, whose input and classes differ), time of the single over the stack's "
-               f"per phase (ratio, {kind_phrase(v.kind for v in times)} in parentheses), and single minus stack in test "
+               f"per phase (the ratio, and in parentheses its {kind_phrase(v.kind for v in times)}), and single minus stack in test "
                f"accuracy and train/test gap (points: mean of the per-seed differences, {kind_phrase(v.kind for v in diffs)}"
                f"{holm}; "
                "the gap over the seeds where both runs converged; seeds: pairs of replicate runs).")

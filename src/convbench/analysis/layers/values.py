@@ -45,7 +45,8 @@ def layer_values(run: Run) -> dict[str, str]:
         r = maxout_over_relu(rows) if len(rows) and "activation_forward" in rows else pd.Series(dtype=float)
         key = f"{KEY}/{framework}/maxout-over-relu"
         values |= median_range(key, r) | {f"{key}-shapes": str(len(r)),
-                                          f"{key}-shapes-text": count_words(len(r), "convolution shape")}
+                                          f"{key}-over": ("on the one convolution shape" if len(r) == 1 else
+                                                          f"median over the {count_words(len(r), 'convolution shape')}")}
         values[f"{key}-word"] = compare("more", "less", values[key], "1", "the same") if len(r) else "--"
         if len(r):
             values[f"{KEY}/maxout-any"] = "1"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from convbench.analysis.formatting import count_words, framework_name, percent, words
+from convbench.analysis.formatting import FRAMEWORK_ORDER, count_words, framework_name, percent, words
 from convbench.analysis.learned import data
 from convbench.analysis.plotting import placeholder, plt, save
 from convbench.analysis.study import Run
@@ -87,9 +87,10 @@ def figure(run: Run, path: Path) -> Path:
                     color="0.85", label="one kernel step")
     ax.axhline(r["largest"].max(), color="C3", linestyle="--", linewidth=0.9, label="largest field (masks full)")
     for i, (framework, g) in enumerate(r.groupby("framework", sort=True)):
-        jitter = 0.12 * (g.groupby("scale").cumcount() - g.groupby("scale")["seed"].transform("count").sub(1) / 2)
-        ax.plot(g["scale"] + jitter + 0.3 * i, g["field"], linestyle="none", marker="oX"[i % 2], markersize=4,
-                color=f"C{i}", alpha=0.8, label=f"learned ({framework_name(framework)}), one per seed")
+        colour = FRAMEWORK_ORDER.index(framework) if framework in FRAMEWORK_ORDER else i  # PyTorch blue, as elsewhere
+        jitter = 0.08 * (g.groupby("scale").cumcount() - g.groupby("scale")["seed"].transform("count").sub(1) / 2)
+        ax.plot(g["scale"] + jitter + 0.15 * i, g["field"], linestyle="none", marker="oX"[i % 2], markersize=4,
+                color=f"C{colour}", alpha=0.8, label=f"learned ({framework_name(framework)}), one per seed")
     ax.set_xlabel("planted scale (px)")
     ax.set_ylabel("receptive field (px)")
     # below the axes: inside, the box covered the points and the dashed largest field

@@ -116,8 +116,9 @@ def threads_text(rows: pd.DataFrame, distinct) -> str:
     for group in dict.fromkeys(THREAD_GROUPS.values()) | {"other": None}:
         mine = rows[task == group]
         if len(mine) and distinct("threads.intra_op", mine):
-            parts.append(f"{' or '.join(distinct('threads.intra_op', mine))}/"
-                         f"{' or '.join(distinct('threads.inter_op', mine)) or '?'}" + (f" {group}" * (group != "other")))
+            both = [" or ".join(distinct(c, mine)) or "?" for c in ("threads.intra_op", "threads.inter_op")]
+            both = [f"({x})" if " or " in x else x for x in both]  # '2/(1 or 2)', not '2/1 or 2'
+            parts.append("/".join(both) + (f" {group}" * (group != "other")))
     return ", ".join(parts)
 
 

@@ -380,7 +380,7 @@ def comparison_values(v: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
                    f"scaling/{phase}/tally": counted([("with data parallel", counts["data"]),
                                                      ("with tensor parallel", counts["tensor"]),
                                                      ("with neither", len(w) - sum(counts.values()))]),
-                   f"scaling/{phase}/unresolved": f"; {NUMBER_WORDS.get(lost, lost)} not resolved" if lost else "",
+                   f"scaling/{phase}/unresolved": f", and {NUMBER_WORDS.get(lost, lost)} not resolved" if lost else "",
                    f"scaling/{phase}/equivalent": str(equivalent),
                    f"scaling/{phase}/equivalent-of-them": f"{equivalent or 'none'} of them",
                    f"scaling/{phase}/kind": kind_phrase(v[f"{phase}_kind"]),
