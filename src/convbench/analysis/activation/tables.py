@@ -49,7 +49,8 @@ def verdict_table(run: Run) -> str:
     points, times = ([v for v in found if v.unit == unit] for unit in ("points", "ratio"))
     holm = family_phrase(accuracy_family(run.tidy)) if found else "its comparisons"
     growth = any(v.key.endswith("/gap-change-diff") for v in found)
-    caption = ("Each maxout variant against its ReLU network, per setup (accuracy where the setup trained replicates). Test accuracy"
+    caption = ("Each maxout variant against its ReLU network, per setup (accuracy where the setup trained "
+               "replicates). Test accuracy"
                + (" (largest fraction) and gap growth (largest to smallest fraction)" if growth else "")
                + f": the mean of the per-seed differences maxout minus ReLU, in points, with its {CI} "
                f"{kind_phrase(v.kind for v in points)} over {holm}, in brackets"
