@@ -42,8 +42,6 @@ def pareto(run: Run, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(labels), figsize=(WIDTH, 2.9), squeeze=False, sharey=True)
     archs = list(dict.fromkeys(lcells["arch"])) if len(lcells) else []
     style = {a: (m, c) for a, m, c in zip(archs, MARKERS * 4, COLORS * 4)}
-    params = [*done.get("params", []), *ok.get("shrunk_params", []), *ok.get("params", [])]
-    right = np.nanmax(params) * 1.4
     accuracies, names = [], []
     for ax, label in zip(axes[0], labels):
         g = done[done["label"] == label].sort_values("params") if len(done) else done
@@ -54,21 +52,22 @@ def pareto(run: Run, path: Path) -> Path:
                         label=f"hand-picked: mean, {LEVEL * 100:.0f}% CI over seeds")
             accuracies += list(mean)
             front = g[g["front"]].sort_values("params")
-            ax.step([*front["params"], right], [*(100 * front["mean"]), 100 * front["mean"].iloc[-1]], where="post",
+            ax.step(front["params"], 100 * front["mean"], where="post",  # ends at its last network
                     color="0.45", linewidth=0.9, linestyle="--", label="Pareto front of the hand-picked")
             for i, r in enumerate(g.sort_values("params").itertuples()):  # neighbours' names on opposite sides
                 names.append(ax.annotate(r.arch, (r.params, 100 * r.mean), xytext=(4, -9 if i % 2 == 0 else 4),
                                          textcoords="offset points", fontsize=6.5, color="0.25"))
         failed = []
-        for arch in archs:
+        for j, arch in enumerate(archs):
+            dodge = 1 + 0.06 * (j - (len(archs) - 1) / 2)  # the trained networks share one size: side by side
             rows = lcells[(lcells["label"] == label) & (lcells["arch"] == arch)]
             good = rows[rows["status"] == "ok"]
             marker, color = style[arch]
             if len(good):
-                ax.scatter(good["params"], 100 * good["trained_test"], marker=marker, s=45, facecolor="none",
+                ax.scatter(good["params"] * dodge, 100 * good["trained_test"], marker=marker, s=45, facecolor="none",
                            edgecolor=color, linewidth=0.8, zorder=4, label=f"{arch}, trained (masked or gated)")
                 for r in good.itertuples():
-                    ax.annotate("", (r.shrunk_params, 100 * r.test), (r.params, 100 * r.trained_test),
+                    ax.annotate("", (r.shrunk_params, 100 * r.test), (r.params * dodge, 100 * r.trained_test),
                                 arrowprops={"arrowstyle": "->", "color": color, "lw": 0.7, "shrinkA": 4, "shrinkB": 5})
                 ax.scatter(good["shrunk_params"], 100 * good["test"], marker=marker, s=70, color=color,
                            edgecolor="black", linewidth=0.5, zorder=5, label=f"{arch}, after crop and prune")
