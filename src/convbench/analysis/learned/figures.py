@@ -39,7 +39,7 @@ def pareto(run: Run, path: Path) -> Path:
     if done.empty and ok.empty:
         return placeholder(path, "No finished training cell of the kernel or the learned study in this run.")
     labels = list(dict.fromkeys([*done.get("label", []), *lcells.get("label", [])]))
-    fig, axes = plt.subplots(1, len(labels), figsize=(WIDTH, 2.9), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(labels), figsize=(WIDTH, 2.7), squeeze=False, sharey=True)
     archs = list(dict.fromkeys(lcells["arch"])) if len(lcells) else []
     style = {a: (m, c) for a, m, c in zip(archs, MARKERS * 4, COLORS * 4)}
     accuracies, names = [], []
