@@ -36,9 +36,11 @@ def seeds(r) -> str:
 
 def sweep(run: Run) -> str:
     f = frames(run)
+    timed = bool(len(f.sweep) and f.sweep[["forward", "backward"]].notna().any().any())
     caption = (f"The grid search: the hand-picked networks trained on the learned networks' task, final test accuracy "
                f"in percent, mean\\,$\\pm$\\,half-width of the {CI} over seeds; parameters and forward MFLOPs per "
-               f"example; forward and backward time of the speed cells in ms, median (IQR) over repeats. Matched: "
+               f"example{'; forward and backward time of the speed cells in ms, median (IQR) over repeats' * timed}. "
+               f"Matched: "
                f"against the reference (the grid's network of one convolution per block at its most common widths, a "
                f"3{X}3 one where the grid has it), read from the widths.")
     if f.sweep.empty:
@@ -54,9 +56,11 @@ def sweep(run: Run) -> str:
                      "Test (%)": FAILED if r.seeds == 0 else pm(r.mean, r.ci) + (STAR if r.front else ""),
                      "Params": thousands(r.params), "MFLOPs": sig3(r.flops / 1e6) if pd.notna(r.flops) else "--",
                      "Forward": timing["forward"], "Backward": timing["backward"]})
-    note = (f"{STAR}\\,On the Pareto front of mean test accuracy against parameters in its setup. Equal params: other "
-            f"widths, parameters within {data.EQUAL_PARAMS * 100:.0f}\\,\\% of the reference's.")
-    return booktabs(pd.DataFrame(rows), caption, "tab:learned-sweep", "lllrrrrrr",
+    rows = [{k: v for k, v in row.items() if timed or k not in ("Forward", "Backward")} for row in rows]
+    note = f"{STAR}\\,On the Pareto front of mean test accuracy against parameters in its setup." + (
+        f" Equal params: other widths, parameters within {data.EQUAL_PARAMS * 100:.0f}\\,\\% of the reference's."
+        if (f.sweep["matching"] == "equal params").any() else "")
+    return booktabs(pd.DataFrame(rows), caption, "tab:learned-sweep", "lllrrrr" + "rr" * timed,
                     raw=("Architecture", "Blocks", "Matched", "Test (%)", "Forward", "Backward"), size=r"\scriptsize",
                     groups=f.sweep["label"].reset_index(drop=True), note=note, colsep="2pt")
 
@@ -114,11 +118,14 @@ def verdict_table(run: Run) -> str:
     kinds = {name: kind_phrase(v.kind for v in found if v.key.endswith(f"/{name}")) for name in ("kernel", "vs-best",
                                                                                                    "step")}
     several = len(set(done["unit"])) > 1 if len(done) else False
-    caption = (f"{'Every setup' if several else 'The learned study'}'s verdicts on its learned networks. Size: the grid's accuracy at the learned kernel size minus its best one "
-               f"convolution per block, in points [{kinds['kernel']}]. Accuracy: the shrunk network minus the grid's "
-               f"most accurate, in points [{kinds['vs-best']}]. Step: shrunk over trained training step "
-               f"({kinds['step']}: a spread of the repeats, which decides no direction). Cost: the grid's wall-clock time over one learned run (one seed of the grid / the "
-               f"whole grid).")
+    sized = any(v.key.endswith("/kernel") for v in found)  # a learned kernel size the grid holds
+    caption = (f"{'Every setup' if several else 'The learned study'}'s verdicts on its learned networks. "
+               + (f"Size: the grid's accuracy at the learned kernel size minus its best one convolution per block, in "
+                  f"points [{kinds['kernel']}]. " if sized else "")
+               + f"Accuracy: the shrunk network minus the grid's most accurate, in points [{kinds['vs-best']}]. Step: "
+               f"shrunk over trained training step ({kinds['step']}: a spread of the repeats, which decides no "
+               f"direction). Cost: the grid's wall-clock time over one learned run (one seed of the grid / the whole "
+               f"grid).")
     if done.empty:
         return placeholder(caption, "tab:learned-verdicts", "No network of the learned study finished in this run.")
     cost = costs(f).set_index(["unit", "arch"])
@@ -135,7 +142,8 @@ def verdict_table(run: Run) -> str:
                      if "step" in v else "--"),
             "Cost": (f"{ratio(cost.loc[(r.unit, r.arch), 'one'])} / {ratio(cost.loc[(r.unit, r.arch), 'whole'])}"
                      if (r.unit, r.arch) in cost.index else "--")})
-    return booktabs(pd.DataFrame(rows), caption, "tab:learned-verdicts",
-                    f"l{ragged(0.28)}{ragged(0.28)}rr",
+    table = pd.DataFrame(rows) if sized else pd.DataFrame(rows).drop(columns="Size")
+    return booktabs(table, caption, "tab:learned-verdicts",
+                    f"l{ragged(0.28) * (1 + sized)}rr",
                     raw=("Architecture", "Size", "Accuracy"), size=r"\scriptsize",
                     groups=done["label"].reset_index(drop=True), colsep="3pt")
