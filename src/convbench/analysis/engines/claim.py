@@ -164,11 +164,14 @@ def claim_table(run: Run) -> str:
     first, second = (escape(framework_name(f)) for f in CLAIM)
     c = claims(run)
     kinds = c.loc[c["status"] == "ok", "kind"]
-    caption = (f"Backward time of {first} over {second}, per engine pair and network: {estimate_phrase(kinds)} "
+    marks = [mark for mark, shown in ((r"\emph{failed}: one of the two cells failed", "failed"),
+                                      (rf"\emph{{{NOT_RESOLVED}}}: a derived backward pass the data cannot tell apart "
+                                       "from zero", NOT_RESOLVED)) if len(c) and (c["status"] == shown).any()]
+    networks = "per engine pair and network" if len(c) and c["arch"].nunique() > 1 else "per engine pair"
+    caption = (f"Backward time of {first} over {second}, {networks}: {estimate_phrase(kinds)} "
                f"[{LEVEL * 100:.0f}\\,\\% {kind_phrase(kinds)}]. Bold: the whole "
-               f"interval lies at or beyond {FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}. \\emph{{failed}}: one of "
-               f"the two cells failed; \\emph{{{NOT_RESOLVED}}}: a derived backward pass the data cannot tell apart "
-               f"from zero.")
+               f"interval lies at or beyond {FACTOR:g}$\\times$ or at or below 1/{FACTOR:g}."
+               + "".join(f" {mark}." for mark in marks))
     if c.empty:
         return placeholder(caption, "tab:claim", f"This run has no {first} and {second} cells of the {NAME} study.")
     text = [rf"\emph{{{s}}}" if s != "ok" else
