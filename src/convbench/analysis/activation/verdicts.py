@@ -313,6 +313,10 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
         values[f"{STUDY}/{m}/overfit"] = flag(f"{STUDY}/{m}/gap-change-diff" in {v.key for v in found})
         timed = [v for v in found if v.unit == "ratio" and matching.get(v.subject) == m]
         values[f"{STUDY}/{m}-timed"] = flag(timed)
+        pieces = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["k"])) if len(run.tidy) else {}
+        over = [name for name, n in (("setups", len({v.key.split("/")[1] for v in timed})),
+                                      ("$k$", len({pieces.get(v.subject) for v in timed}))) if n > 1]
+        values[f"{STUDY}/{m}/lead"] = f"Over {' and '.join(over)}, at" if over else "At"  # only what varies
         for phase in data.PHASES:
             values[f"{STUDY}/{m}/{phase}-ratio"] = span(v.estimate for v in timed if v.key.endswith(f"/{phase}-ratio"))
         rows = costs[costs["matching"] == m]
