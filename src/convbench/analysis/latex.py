@@ -7,8 +7,8 @@ ran, through \\ifcb{key}{then}{else}.
 from __future__ import annotations
 
 import itertools
-import re
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path

@@ -39,7 +39,8 @@ KINDS = {"accuracy": ("test-accuracy-diff", {Outcome.HIGHER: "higher", Outcome.L
 TALLIES = {"accuracy": {Outcome.HIGHER: "higher", Outcome.LOWER: "lower", Outcome.EQUIVALENT: "equivalent",
                         Outcome.UNDECIDED: "undecided"},
            "overfit": {Outcome.HIGHER: "grew more than ReLU's", Outcome.LOWER: "grew less than ReLU's",
-                       Outcome.EQUIVALENT: "grew as ReLU's did, within the margin,", Outcome.UNDECIDED: "was undecided"},
+                       Outcome.EQUIVALENT: "grew as ReLU's did, within the margin,",
+                       Outcome.UNDECIDED: "was undecided"},
            "gaps": {Outcome.HIGHER: "larger than ReLU's", Outcome.LOWER: "smaller than ReLU's",
                     Outcome.EQUIVALENT: "equivalent", Outcome.UNDECIDED: "undecided"},
            **dict.fromkeys(("forward", "backward"), {Outcome.SLOWER: "slower", Outcome.FASTER: "faster",
@@ -306,14 +307,14 @@ def summary_values(run: Run, found: list[Verdict]) -> dict[str, str]:
         values[f"{STUDY}/gaps-{slug}"] = str(sum(v.outcome is outcome for v in gaps))
     values[f"{STUDY}/gaps-tally"] = tally((v.outcome for v in gaps), TALLIES["gaps"])
     values[f"{STUDY}/gaps-tally-of"] = tally_of((v.outcome for v in gaps), TALLIES["gaps"])
-    matching = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["matching"])) if len(run.tidy) else {}
+    variants = data.variants(run.tidy) if len(run.tidy) else pd.DataFrame(columns=["arch", "matching", "k"])
+    matching, pieces = (dict(zip(variants["arch"], variants[c])) for c in ("matching", "k"))
     costs = cost_ratios(run) if len(run.tidy) else pd.DataFrame(columns=["matching", "params", "saved"])
     for m in ("filters", "width", "params"):
         values[f"{STUDY}/{m}/accuracy"] = flag(f"{STUDY}/{m}/test-accuracy-diff" in {v.key for v in found})
         values[f"{STUDY}/{m}/overfit"] = flag(f"{STUDY}/{m}/gap-change-diff" in {v.key for v in found})
         timed = [v for v in found if v.unit == "ratio" and matching.get(v.subject) == m]
         values[f"{STUDY}/{m}-timed"] = flag(timed)
-        pieces = dict(zip(data.variants(run.tidy)["arch"], data.variants(run.tidy)["k"])) if len(run.tidy) else {}
         over = [name for name, n in (("setups", len({v.key.split("/")[1] for v in timed})),
                                       ("$k$", len({pieces.get(v.subject) for v in timed}))) if n > 1]
         values[f"{STUDY}/{m}/lead"] = f"Over {' and '.join(over)}, at" if over else "At"  # only what varies

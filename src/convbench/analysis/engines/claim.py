@@ -129,9 +129,9 @@ def claim_values(run: Run) -> dict[str, str]:
     values[f"{NAME}/claim/sides"] = words(
         f"in {n} {'of them ' if i == 0 else ''}{escape(name)}'s{' backward pass is several times faster' * (i == 0)}"
         for i, (name, n) in enumerate(sides)) or "in none"
-    values[f"{NAME}/claim/others"] = words([f"{n} lie wholly inside {FACTOR:g}$\\times$ either way" for n in [less] if n]
-                                           + [f"{n} {'is' if n == 1 else 'are'} undecided" for n in [undecided] if n]
-                                           ) or "none"
+    others = [f"{less} lie wholly inside {FACTOR:g}$\\times$ either way"] * bool(less) \
+        + [f"{undecided} {'is' if undecided == 1 else 'are'} undecided"] * bool(undecided)
+    values[f"{NAME}/claim/others"] = words(others) or "none"
     values[f"{NAME}/claim/ratio-span"] = span(ok["ratio"])
     values[f"{NAME}/claim/scope"] = scope(ok)
     if len(ok):

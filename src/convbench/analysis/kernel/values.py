@@ -330,9 +330,9 @@ def pair_values(pairs: list[Pair], found: list[Verdict]) -> dict[str, str]:
 EQUAL_PARAMS = 0.02  # a stack within 2 % of its single kernel's parameters matches them (the equal-parameter pairs)
 
 
-PREMISE = {"fewer": "had fewer weights than their single kernel, as VGG has it",
-           "same": r"matched their single kernel's parameters within 2\,\%",
-           "more": "had more weights than their single kernel, against VGG's premise"}
+PREMISE = {"fewer": "had fewer weights than {whose} single kernel, as VGG has it",
+           "same": "matched {whose} single kernel's parameters within " + f"{EQUAL_PARAMS * 100:g}\\,\\%",
+           "more": "had more weights than {whose} single kernel, against VGG's premise"}
 
 
 def fewer_weights(stack_over_single: list[float]) -> str:
@@ -345,11 +345,13 @@ def fewer_weights(stack_over_single: list[float]) -> str:
     fewer = sum(r < 1 - EQUAL_PARAMS for r in stack_over_single)
     more = sum(r > 1 + EQUAL_PARAMS for r in stack_over_single)
     if fewer == n:
-        return f"{'the stack' if n == 1 else f'all {n} stacks'} had fewer weights than the single kernel, as VGG's premise has it"
+        stacks = "the stack" if n == 1 else f"all {n} stacks"
+        return f"{stacks} had fewer weights than the single kernel, as VGG's premise has it"
     counts = {"fewer": fewer, "same": n - fewer - more, "more": more}
     if n == 1:
-        return "the stack " + next(PREMISE[what] for what, c in counts.items() if c).replace("their", "its")
-    return f"of the {n} stacks, " + "; ".join(f"{c} {PREMISE[what]}" for what, c in counts.items() if c)
+        return "the stack " + next(PREMISE[what] for what, c in counts.items() if c).format(whose="its")
+    return f"of the {n} stacks, " + "; ".join(f"{c} {PREMISE[what].format(whose='their')}"
+                                               for what, c in counts.items() if c)
 
 
 SPEED_WORDS = {Outcome.FASTER: "faster", Outcome.SLOWER: "slower", Outcome.EQUIVALENT: "as fast within the margin",
@@ -379,10 +381,11 @@ def ends(v: Verdict) -> str:
 
 
 def speed_values(pairs: list[Pair], margins: Margins = MARGINS) -> dict[str, str]:
-    found = pair_verdicts(pairs, margins)
-    return {**{f"{STUDY}/stack/{phase}-tally": phase_tally(pairs, found, phase) for phase in ("forward", "backward", "step")},
-            **{f"{STUDY}/stack/{phase}-pooled": flag(sum(phase in p.ratios for p in pairs) > 2)  # a median of 3 or more
-               for phase in ("forward", "backward", "step")}}
+    found, values = pair_verdicts(pairs, margins), {}
+    for phase in ("forward", "backward", "step"):
+        values[f"{STUDY}/stack/{phase}-tally"] = phase_tally(pairs, found, phase)
+        values[f"{STUDY}/stack/{phase}-pooled"] = flag(sum(phase in p.ratios for p in pairs) > 2)  # a median of 3+
+    return values
 
 
 # ---- the study's -------------------------------------------------------------------------------------
