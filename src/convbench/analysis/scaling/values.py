@@ -149,7 +149,8 @@ def bytes_verdict(df: pd.DataFrame) -> list[Verdict]:
 def scope_values(df: pd.DataFrame) -> dict[str, str]:
     if not len(df):
         return {"scaling/cells": "0", "scaling/cells-ok": "0", "scaling/cells-failed": "0", "scaling/failed-text": "--",
-                "scaling/device-counts": "--", "scaling/failed-any": "0", "scaling/straggler-ran": "0"}
+                "scaling/device-counts": "--", "scaling/failed-any": "0", "scaling/straggler-ran": "0",
+                "scaling/several-archs": "0"}
     failed = int((df["status"] != "ok").sum())
     lags = sorted(s for s in df["straggler_ms"].unique() if s)
     return {"scaling/cells": str(len(df)), "scaling/cells-ok": str(len(df) - failed),
@@ -158,6 +159,7 @@ def scope_values(df: pd.DataFrame) -> dict[str, str]:
             "scaling/device-counts": words(str(c) for c in sorted(df["devices"].unique())),
             "scaling/setups": words(escape(setup_name(s)) for s in sorted(df["setup"].unique(), key=setup_rank)),
             "scaling/archs": words(tt(a) for a in dict.fromkeys(df["arch"])),
+            "scaling/several-archs": flag(df["arch"].nunique() > 1),  # Figure 5 keys them by marker
             "scaling/parallelisms": words(PARALLELISM_NAMES[p] for p in PARALLELISM_ORDER[1:]
                                           if p in set(df["parallelism"])) or "no parallelism",
             "scaling/modes": words(m for m in MODE_ORDER if m in set(df["mode"])),
